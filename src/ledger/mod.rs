@@ -1,0 +1,8 @@
+//! The UTXO ledger's rules: outpoint states, the read interface, validation.
+//! Pure: knows nothing of peers, threads or disks.
+
+pub mod utxo;
+pub mod validation;
+
+pub use utxo::{MemUtxoSet, UtxoEntry, UtxoState, UtxoView, ViewError};
+pub use validation::{check_structure, validate, TxError, ValidTx, ValidationParams};

@@ -1,0 +1,104 @@
+//! What the ledger knows about an outpoint, and the read interface validation
+//! needs. `MemUtxoSet` is the in-memory twin of the LMDB store, used by the
+//! simulator, by tests and as the model the store is checked against.
+
+use crate::types::{Address, Amount, Hash, OutPoint, Tx, TxOut};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Durable state of an outpoint. `Locked` lives only in the mempool (a pending
+/// spend), so it is not stored here; `Archived` arrives with checkpoint blocks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum UtxoState {
+    Unspent,
+    /// Spent by the finalized transaction `by`.
+    Spent {
+        by: Hash,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct UtxoEntry {
+    pub output: TxOut,
+    pub state: UtxoState,
+}
+
+/// A read failure below the ledger (disk, corruption). Not the peer's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reading the UTXO set failed: {0}")]
+pub struct ViewError(pub String);
+
+/// Read access to outpoints, as validation needs it.
+pub trait UtxoView {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError>;
+}
+
+/// In-memory UTXO set with an address index.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct MemUtxoSet {
+    entries: BTreeMap<OutPoint, UtxoEntry>,
+    by_address: BTreeSet<(Address, OutPoint)>,
+}
+
+impl MemUtxoSet {
+    /// Adds genesis-style outputs that no transaction spends.
+    pub fn add_outputs(&mut self, txid: Hash, outputs: &[TxOut]) {
+        for (vout, output) in outputs.iter().enumerate() {
+            let op = OutPoint {
+                txid,
+                vout: vout as u32,
+            };
+            self.entries.insert(
+                op,
+                UtxoEntry {
+                    output: *output,
+                    state: UtxoState::Unspent,
+                },
+            );
+            self.by_address.insert((output.address, op));
+        }
+    }
+
+    /// Applies an already validated transaction: spends its inputs, creates its outputs.
+    pub fn apply(&mut self, tx: &Tx) {
+        let txid = tx.txid();
+        for input in &tx.inputs {
+            if let Some(entry) = self.entries.get_mut(&input.prev) {
+                entry.state = UtxoState::Spent { by: txid };
+                self.by_address.remove(&(entry.output.address, input.prev));
+            }
+        }
+        self.add_outputs(txid, &tx.outputs);
+    }
+
+    pub fn unspent_of(&self, address: &Address) -> Vec<(OutPoint, TxOut)> {
+        let first = OutPoint {
+            txid: Hash::ZERO,
+            vout: 0,
+        };
+        self.by_address
+            .range((*address, first)..)
+            .take_while(|(a, _)| a == address)
+            .filter_map(|(_, op)| self.entries.get(op).map(|e| (*op, e.output)))
+            .collect()
+    }
+
+    pub fn balance(&self, address: &Address) -> Amount {
+        Amount(
+            self.unspent_of(address)
+                .iter()
+                .map(|(_, o)| o.value.0)
+                .sum(),
+        )
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&OutPoint, &UtxoEntry)> {
+        self.entries.iter()
+    }
+}
+
+impl UtxoView for MemUtxoSet {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
+        Ok(self.entries.get(outpoint).copied())
+    }
+}

@@ -1,0 +1,182 @@
+//! Transaction validity (DESIGN §3). One typed error per rule, each with a
+//! message a wallet developer can act on and a verdict on whether the sender
+//! is at fault. Cheap structural checks run first, signatures last.
+
+use super::utxo::{UtxoState, UtxoView, ViewError};
+use crate::crypto::{signing_message, Domain, PublicKey};
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TX_VERSION};
+use std::collections::HashSet;
+
+/// The chain rules validation depends on (from the chain config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidationParams {
+    pub chain_id: ChainId,
+    pub min_fee: Amount,
+    pub max_tx_bytes: usize,
+}
+
+/// A transaction that passed every rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidTx {
+    pub txid: Hash,
+    pub fee: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("transaction version {0} is not supported (expected {TX_VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("transaction is {size} bytes, over the maximum of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("transaction has no inputs")]
+    NoInputs,
+    #[error("transaction has no outputs")]
+    NoOutputs,
+    #[error(
+        "input {second} spends {outpoint}, already spent by input {first} of the same transaction"
+    )]
+    DuplicateInput {
+        first: usize,
+        second: usize,
+        outpoint: OutPoint,
+    },
+    #[error("output {0} has value 0")]
+    ZeroValueOutput(usize),
+    #[error("output values overflow")]
+    OutputOverflow,
+    #[error("input {index} spends unknown outpoint {outpoint}")]
+    UnknownOutpoint { index: usize, outpoint: OutPoint },
+    #[error("input {index} spends {outpoint}, already spent by finalized transaction {by}")]
+    AlreadySpent {
+        index: usize,
+        outpoint: OutPoint,
+        by: Hash,
+    },
+    #[error(
+        "input {index}: public key does not match the address {address:?} that owns {outpoint}"
+    )]
+    KeyMismatch {
+        index: usize,
+        outpoint: OutPoint,
+        address: Address,
+    },
+    #[error("input {index}: public key is not a valid ed25519 key")]
+    BadPublicKey { index: usize },
+    #[error("input {index}: signature does not verify for chain {chain_id}")]
+    BadSignature { index: usize, chain_id: ChainId },
+    #[error("input values overflow")]
+    InputOverflow,
+    #[error("outputs ({outputs}) exceed inputs ({inputs})")]
+    Overspend { inputs: Amount, outputs: Amount },
+    #[error("fee {fee} below minimum {min}")]
+    FeeTooLow { fee: Amount, min: Amount },
+    #[error(transparent)]
+    View(#[from] ViewError),
+}
+
+impl TxError {
+    /// Whether a peer that relayed this transaction deserves a penalty. Unknown or
+    /// already-spent inputs can be honest races (we may be behind), so they don't.
+    pub fn is_sender_fault(&self) -> bool {
+        !matches!(
+            self,
+            TxError::UnknownOutpoint { .. } | TxError::AlreadySpent { .. } | TxError::View(_)
+        )
+    }
+}
+
+/// Checks `tx` against every rule of DESIGN §3 using `view` for its inputs.
+pub fn validate(
+    tx: &Tx,
+    view: &impl UtxoView,
+    params: &ValidationParams,
+) -> Result<ValidTx, TxError> {
+    check_structure(tx, params)?;
+    let outputs =
+        Amount::checked_sum(tx.outputs.iter().map(|o| o.value)).ok_or(TxError::OutputOverflow)?;
+
+    let txid = tx.txid();
+    let mut inputs = Amount::ZERO;
+    for (index, input) in tx.inputs.iter().enumerate() {
+        let outpoint = input.prev;
+        let entry = view
+            .utxo(&outpoint)?
+            .ok_or(TxError::UnknownOutpoint { index, outpoint })?;
+        if let UtxoState::Spent { by } = entry.state {
+            return Err(TxError::AlreadySpent {
+                index,
+                outpoint,
+                by,
+            });
+        }
+        if Address::from_pubkey(&input.pubkey) != entry.output.address {
+            return Err(TxError::KeyMismatch {
+                index,
+                outpoint,
+                address: entry.output.address,
+            });
+        }
+        inputs = inputs
+            .checked_add(entry.output.value)
+            .ok_or(TxError::InputOverflow)?;
+    }
+    let fee = inputs
+        .checked_sub(outputs)
+        .ok_or(TxError::Overspend { inputs, outputs })?;
+    if fee < params.min_fee {
+        return Err(TxError::FeeTooLow {
+            fee,
+            min: params.min_fee,
+        });
+    }
+
+    let message = signing_message(Domain::Tx, params.chain_id, &txid);
+    for (index, input) in tx.inputs.iter().enumerate() {
+        let key = PublicKey::parse(&input.pubkey).map_err(|_| TxError::BadPublicKey { index })?;
+        key.verify(&message, &input.sig)
+            .map_err(|_| TxError::BadSignature {
+                index,
+                chain_id: params.chain_id,
+            })?;
+    }
+    Ok(ValidTx { txid, fee })
+}
+
+/// Rules that need no UTXO lookups: version, size, emptiness, duplicates, zero outputs.
+pub fn check_structure(tx: &Tx, params: &ValidationParams) -> Result<(), TxError> {
+    if tx.version != TX_VERSION {
+        return Err(TxError::UnsupportedVersion(tx.version));
+    }
+    let size = tx.encoded_len();
+    if size > params.max_tx_bytes {
+        return Err(TxError::TooLarge {
+            size,
+            max: params.max_tx_bytes,
+        });
+    }
+    if tx.inputs.is_empty() {
+        return Err(TxError::NoInputs);
+    }
+    if tx.outputs.is_empty() {
+        return Err(TxError::NoOutputs);
+    }
+    let mut seen: HashSet<&OutPoint> = HashSet::with_capacity(tx.inputs.len());
+    for (second, input) in tx.inputs.iter().enumerate() {
+        if !seen.insert(&input.prev) {
+            let first = tx
+                .inputs
+                .iter()
+                .position(|i| i.prev == input.prev)
+                .unwrap_or(0);
+            return Err(TxError::DuplicateInput {
+                first,
+                second,
+                outpoint: input.prev,
+            });
+        }
+    }
+    if let Some(index) = tx.outputs.iter().position(|o| o.value == Amount::ZERO) {
+        return Err(TxError::ZeroValueOutput(index));
+    }
+    Ok(())
+}

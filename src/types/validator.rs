@@ -1,0 +1,56 @@
+//! Validator identities and the weighted set that proofs are checked against.
+
+use super::PublicKeyBytes;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A schnorrkel (sr25519) VRF public key, used for block sortition.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VrfPublicBytes(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl fmt::Debug for VrfPublicBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vrf:{}", &hex::encode(self.0)[..16])
+    }
+}
+
+/// One member of the validator set: identity key, VRF key and stake weight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Validator {
+    pub id: PublicKeyBytes,
+    pub vrf_key: VrfPublicBytes,
+    pub weight: u64,
+}
+
+/// Collateral tiers (DESIGN §7): weight by locked collateral.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Bronze,
+    Silver,
+    Gold,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [Tier::Free, Tier::Bronze, Tier::Silver, Tier::Gold];
+
+    pub fn weight(self) -> u64 {
+        match self {
+            Tier::Free => 1,
+            Tier::Bronze => 10,
+            Tier::Silver => 100,
+            Tier::Gold => 1_000,
+        }
+    }
+
+    /// Collateral in whole TIME that the tier locks.
+    pub fn collateral_time(self) -> u64 {
+        match self {
+            Tier::Free => 0,
+            Tier::Bronze => 1_000,
+            Tier::Silver => 10_000,
+            Tier::Gold => 100_000,
+        }
+    }
+}
