@@ -40,17 +40,22 @@ impl Amount {
             .into_iter()
             .try_fold(Amount::ZERO, Amount::checked_add)
     }
-}
 
-/// `12.345 TIME`: trailing zeros trimmed, at least one digit after the point.
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Exact decimal TIME without the unit (`12.345`), for JSON and tables.
+    pub fn to_decimal(self) -> String {
         let whole = self.0 / UNITS_PER_TIME;
         let frac = self.0 % UNITS_PER_TIME;
         let digits = format!("{frac:08}");
         let trimmed = digits.trim_end_matches('0');
         let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
-        write!(f, "{whole}.{trimmed} TIME")
+        format!("{whole}.{trimmed}")
+    }
+}
+
+/// `12.345 TIME`: trailing zeros trimmed, at least one digit after the point.
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} TIME", self.to_decimal())
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod amount;
 pub mod encoding;
 pub mod hash;
+pub mod json;
 pub mod network;
 pub mod tx;
 pub mod validator;
