@@ -4,7 +4,7 @@
 
 use super::utxo::{UtxoState, UtxoView, ViewError};
 use crate::crypto::{signing_message, Domain, PublicKey};
-use crate::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TX_VERSION};
+use crate::types::{Address, Amount, ChainId, Hash, Network, OutPoint, Tx, TX_VERSION};
 use std::collections::HashSet;
 
 /// The chain rules validation depends on (from the chain config).
@@ -62,7 +62,11 @@ pub enum TxError {
     },
     #[error("input {index}: public key is not a valid ed25519 key")]
     BadPublicKey { index: usize },
-    #[error("input {index}: signature does not verify for chain {chain_id}")]
+    #[error(
+        "input {index}: signature does not verify for chain {chain_id} ({}): sign the txid \
+         for this chain with the key that owns the input, and change nothing after signing",
+        network_name(*.chain_id)
+    )]
     BadSignature { index: usize, chain_id: ChainId },
     #[error("input values overflow")]
     InputOverflow,
@@ -72,6 +76,11 @@ pub enum TxError {
     FeeTooLow { fee: Amount, min: Amount },
     #[error(transparent)]
     View(#[from] ViewError),
+}
+
+/// The network a chain id belongs to, for messages.
+fn network_name(chain_id: ChainId) -> &'static str {
+    Network::from_chain_id(chain_id).map_or("unknown network", Network::name)
 }
 
 impl TxError {
