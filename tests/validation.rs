@@ -16,6 +16,7 @@ use timecoin::ledger::{
 use timecoin::types::{
     Address, Amount, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tx, TxIn, TxOut,
 };
+use timecoin::wallet::{build_transfer, Spendable};
 
 /// Where a case looks its inputs up: the ledger, or a store that fails.
 #[derive(Clone)]
@@ -49,7 +50,25 @@ struct Case {
 impl Case {
     /// A case whose transactions are both checked against the genesis ledger.
     fn on_genesis(chain: &TestChain, good: Tx, bad: Tx, expected: TxError, message: &str) -> Case {
-        let ledger = View::Ledger(chain.utxos());
+        Case::on_ledger(
+            chain,
+            View::Ledger(chain.utxos()),
+            good,
+            bad,
+            expected,
+            message,
+        )
+    }
+
+    /// A case whose transactions are both checked against `ledger`.
+    fn on_ledger(
+        chain: &TestChain,
+        ledger: View,
+        good: Tx,
+        bad: Tx,
+        expected: TxError,
+        message: &str,
+    ) -> Case {
         Case {
             params: chain.params(),
             good,
@@ -642,6 +661,47 @@ fn bad_signature_names_the_failing_input() {
     bad.inputs[1].sig = good.inputs[0].sig;
     Case::on_genesis(
         &chain,
+        good,
+        bad,
+        devnet_bad_signature(1),
+        &bad_signature_text(1),
+    )
+    .check();
+}
+
+/// Wallet 0 spends its genesis output and a second output of the same
+/// address: both inputs carry the same key and (deterministic ed25519) the
+/// same signature, which validation checks once.
+fn consolidation(chain: &TestChain) -> (View, Tx) {
+    let (ledger, second) = ledger_with(chain, WALLET_FUNDS, chain.address(0));
+    let inputs = [
+        chain.spendable(0),
+        Spendable {
+            outpoint: second,
+            ..chain.spendable(0)
+        },
+    ];
+    let tx = build_transfer(
+        &inputs,
+        &[chain.pay(2, 10)],
+        chain.min_fee(),
+        chain.address(0),
+        chain.chain_id(),
+    )
+    .unwrap();
+    assert_eq!(tx.inputs[0].sig, tx.inputs[1].sig);
+    (ledger, tx)
+}
+
+#[test]
+fn repeated_key_with_altered_signature_is_rejected() {
+    let chain = TestChain::devnet();
+    let (ledger, good) = consolidation(&chain);
+    let mut bad = good.clone();
+    bad.inputs[1].sig.0[0] ^= 1;
+    Case::on_ledger(
+        &chain,
+        ledger,
         good,
         bad,
         devnet_bad_signature(1),
