@@ -8,7 +8,7 @@ use crate::types::{
     Address, Amount, ChainId, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tx,
     TX_VERSION,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The chain rules validation depends on (from the chain config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +186,8 @@ pub fn check_structure(tx: &Tx, params: &ValidationParams) -> Result<(), TxError
     if tx.outputs.is_empty() {
         return Err(TxError::NoOutputs);
     }
-    let mut seen: HashSet<&OutPoint> = HashSet::with_capacity(tx.inputs.len());
+    // Ordered, not hashed: no per-process random hash keys in a pure rule.
+    let mut seen: BTreeSet<&OutPoint> = BTreeSet::new();
     for (second, input) in tx.inputs.iter().enumerate() {
         if !seen.insert(&input.prev) {
             let first = tx
