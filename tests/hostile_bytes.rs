@@ -114,6 +114,7 @@ fn targets(chain: &TestChain) -> [Target; 6] {
             decode: |bytes, limit| Tx::decode(bytes, limit).is_ok(),
         },
         Target {
+            // A batch of transactions, as a `Txs` message or a block body carries.
             name: "Vec<Tx>",
             limit: 64 * 1024,
             decode: decodes::<Vec<Tx>>,
