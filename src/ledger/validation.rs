@@ -4,8 +4,11 @@
 
 use super::utxo::{UtxoState, UtxoView, ViewError};
 use crate::crypto::{signing_message, Domain, PublicKey};
-use crate::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TX_VERSION};
-use std::collections::HashSet;
+use crate::types::{
+    Address, Amount, ChainId, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tx,
+    TX_VERSION,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The chain rules validation depends on (from the chain config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +65,11 @@ pub enum TxError {
     },
     #[error("input {index}: public key is not a valid ed25519 key")]
     BadPublicKey { index: usize },
-    #[error("input {index}: signature does not verify for chain {chain_id}")]
+    #[error(
+        "input {index}: signature does not verify for chain {chain_id} ({}): sign the txid \
+         for this chain with the key that owns the input, and change nothing after signing",
+        network_name(*.chain_id)
+    )]
     BadSignature { index: usize, chain_id: ChainId },
     #[error("input values overflow")]
     InputOverflow,
@@ -72,6 +79,11 @@ pub enum TxError {
     FeeTooLow { fee: Amount, min: Amount },
     #[error(transparent)]
     View(#[from] ViewError),
+}
+
+/// The network a chain id belongs to, for messages.
+fn network_name(chain_id: ChainId) -> &'static str {
+    Network::from_chain_id(chain_id).map_or("unknown network", Network::name)
 }
 
 impl TxError {
@@ -130,16 +142,30 @@ pub fn validate(
         });
     }
 
-    let message = signing_message(Domain::Tx, params.chain_id, &txid);
-    for (index, input) in tx.inputs.iter().enumerate() {
-        let key = PublicKey::parse(&input.pubkey).map_err(|_| TxError::BadPublicKey { index })?;
-        key.verify(&message, &input.sig)
-            .map_err(|_| TxError::BadSignature {
-                index,
-                chain_id: params.chain_id,
-            })?;
-    }
+    verify_signatures(tx, &txid, params.chain_id)?;
     Ok(ValidTx { txid, fee })
+}
+
+/// Verifies every input's signature over (domain, chain id, txid).
+///
+/// Every input signs the same message, so an input that repeats an earlier
+/// input's key and signature (a wallet spending several outputs of one
+/// address) verifies exactly as that one did: each key is parsed once and
+/// each distinct (key, signature) pair is verified once.
+fn verify_signatures(tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxError> {
+    let message = signing_message(Domain::Tx, chain_id, txid);
+    let mut verified: BTreeMap<&PublicKeyBytes, (PublicKey, &SignatureBytes)> = BTreeMap::new();
+    for (index, input) in tx.inputs.iter().enumerate() {
+        let key = match verified.get(&input.pubkey) {
+            Some((_, sig)) if **sig == input.sig => continue,
+            Some((key, _)) => *key,
+            None => PublicKey::parse(&input.pubkey).map_err(|_| TxError::BadPublicKey { index })?,
+        };
+        key.verify(&message, &input.sig)
+            .map_err(|_| TxError::BadSignature { index, chain_id })?;
+        verified.entry(&input.pubkey).or_insert((key, &input.sig));
+    }
+    Ok(())
 }
 
 /// Rules that need no UTXO lookups: version, size, emptiness, duplicates, zero outputs.
@@ -160,7 +186,8 @@ pub fn check_structure(tx: &Tx, params: &ValidationParams) -> Result<(), TxError
     if tx.outputs.is_empty() {
         return Err(TxError::NoOutputs);
     }
-    let mut seen: HashSet<&OutPoint> = HashSet::with_capacity(tx.inputs.len());
+    // Ordered, not hashed: no per-process random hash keys in a pure rule.
+    let mut seen: BTreeSet<&OutPoint> = BTreeSet::new();
     for (second, input) in tx.inputs.iter().enumerate() {
         if !seen.insert(&input.prev) {
             let first = tx

@@ -5,8 +5,15 @@
 //! to the same value), so hashes and signatures over it are canonical. Never
 //! call `bincode` anywhere else: every hashed, signed, stored or wire object
 //! goes through [`encode`] / [`decode`].
+//!
+//! Decoding never allocates on the word of a length prefix (see
+//! `untrusted_len`): memory follows the bytes actually received.
+
+mod untrusted_len;
 
 use serde::{de::DeserializeOwned, Serialize};
+use std::marker::PhantomData;
+use untrusted_len::Untrusted;
 
 /// Absolute backstop for any single decode; callers pass tighter limits.
 pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
@@ -65,12 +72,14 @@ pub fn decode<T: DeserializeOwned>(
             max: max_len,
         });
     }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| {
-        DecodeError::Malformed {
-            what,
-            reason: e.to_string(),
-        }
-    })?;
+    let seed = Untrusted(PhantomData::<T>);
+    let (value, used) =
+        bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(|e| {
+            DecodeError::Malformed {
+                what,
+                reason: e.to_string(),
+            }
+        })?;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes {
             what,

@@ -85,15 +85,25 @@ pub struct Tx {
 #[derive(Serialize)]
 struct TxBody<'a> {
     version: u32,
-    inputs: Vec<(&'a OutPoint, &'a PublicKeyBytes)>,
+    inputs: UnsignedInputs<'a>,
     outputs: &'a [TxOut],
+}
+
+/// The inputs as `(prev, pubkey)` pairs, streamed from the transaction
+/// without collecting them first (the txid is on the validation hot path).
+struct UnsignedInputs<'a>(&'a [TxIn]);
+
+impl Serialize for UnsignedInputs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|i| (&i.prev, &i.pubkey)))
+    }
 }
 
 impl Tx {
     pub fn txid(&self) -> Hash {
         Hash::of(&TxBody {
             version: self.version,
-            inputs: self.inputs.iter().map(|i| (&i.prev, &i.pubkey)).collect(),
+            inputs: UnsignedInputs(&self.inputs),
             outputs: &self.outputs,
         })
     }
