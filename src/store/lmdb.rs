@@ -10,12 +10,15 @@
 //!
 //! When a write fails with `MDB_MAP_FULL`, the transaction is aborted, the map
 //! doubles and the write is retried, until it fits or the map would pass
-//! `StoreOptions::max_map_size_bytes` (then [`StoreError::MapFull`]). LMDB may only resize when *no transaction of this process* is open, so
+//! `StoreOptions::max_map_size_bytes` (then [`StoreError::MapFull`]).
+//!
+//! LMDB may only resize when *no transaction of this process* is open, so
 //! every transaction holds `resize_gate` shared and the resize holds it
-//! exclusively: it waits for open [`ReadView`]s to drop. Hence the one rule for
-//! callers: **a thread holding a `ReadView` must not call `Store` methods**
-//! (read it through the view instead); otherwise a resize could wait on it
-//! forever. Only one process may use a datadir at a time.
+//! exclusively: it waits for open [`ReadView`]s to drop. Hence the one rule
+//! for callers: **a thread holding a `ReadView` must not call `Store`
+//! methods** (read through the view instead); otherwise a resize could wait
+//! on it forever. Only one process may use a datadir at a time (another
+//! process would not see the new map size).
 
 use super::schema::{self, TableSpec, TxRecord, TxStatus};
 use super::{ApplyReport, FinalizedTx, StoreError, StoreOptions, StoreStats};

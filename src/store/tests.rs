@@ -659,3 +659,9 @@ fn stats_count_every_table() {
     );
     assert!(stats.used_bytes > 0 && stats.used_bytes <= stats.map_size_bytes);
 }
+
+#[test]
+fn store_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+}
