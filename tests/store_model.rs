@@ -66,6 +66,7 @@ impl Model {
         for finalized in batch {
             let txid = finalized.tx.txid();
             if next.recorded.contains_key(&txid) {
+                next.mempool.remove(&txid);
                 continue;
             }
             for input in &finalized.tx.inputs {
@@ -217,14 +218,20 @@ impl Run {
         }
     }
 
+    /// Pending spends of wallet coins and, now and then, an already
+    /// finalized tx (a late relay), which a replay must clear.
     fn mempool_put(&mut self) {
-        let txs: Vec<Tx> = (0..1 + pick(&mut self.rng, 3))
+        let mut txs: Vec<Tx> = (0..1 + pick(&mut self.rng, 3))
             .map(|_| {
                 let coin = self.wallet.coins[pick(&mut self.rng, self.wallet.coins.len())];
                 self.chain
                     .spend(&mut self.rng, &[coin], 2, self.chain.min_fee())
             })
             .collect();
+        if !self.applied_batches.is_empty() && pick(&mut self.rng, 2) == 0 {
+            let batch = &self.applied_batches[pick(&mut self.rng, self.applied_batches.len())];
+            txs.push(batch[pick(&mut self.rng, batch.len())].tx.clone());
+        }
         assert_eq!(self.store().mempool_put(&txs).unwrap(), txs.len());
         for tx in txs {
             self.model.mempool.insert(tx.txid(), tx);

@@ -205,8 +205,9 @@ impl Store {
     /// transaction: inputs marked `Spent { by }`, outputs created and
     /// indexed, tx record and proof stored, txids dropped from the mempool.
     /// Later txs may spend outputs of earlier ones in the same batch.
-    /// Already recorded txs are skipped (crash replays are harmless). A tx
-    /// spending a missing or spent outpoint aborts the whole batch.
+    /// Already recorded txs are skipped, but for leaving the mempool (crash
+    /// replays are harmless). A tx spending a missing or spent outpoint
+    /// aborts the whole batch.
     pub fn apply_finalized(&self, batch: &[FinalizedTx]) -> Result<ApplyReport, StoreError> {
         let txids: Vec<Hash> = batch.iter().map(|f| f.tx.txid()).collect();
         let (mut report, grown) = self.write_with_growth(|txn, t| {
@@ -217,6 +218,8 @@ impl Store {
                 })?;
             for (finalized, txid) in batch.iter().zip(&txids) {
                 if get(txn, t.txs, &txid.0)?.is_some() {
+                    // A recorded tx is never pending, even if re-added since.
+                    report.writes += usize::from(delete(txn, t.mempool, &txid.0)?);
                     report.already_recorded += 1;
                     continue;
                 }
@@ -321,8 +324,7 @@ impl Store {
         self.read()?.stats()
     }
 
-    /// One write transaction; a full map is an error (used where growth is
-    /// not worth reporting).
+    /// [`Self::write_with_growth`] for writes that need not report growth.
     fn write<T>(
         &self,
         body: impl FnMut(&mut RwTransaction<'_>, &Tables) -> Result<T, StoreError>,

@@ -231,6 +231,12 @@ mod tests {
     }
 
     #[test]
+    fn height_keys_sort_numerically() {
+        assert!(height_key(255) < height_key(256));
+        assert!(height_key(u64::MAX - 1) < height_key(u64::MAX));
+    }
+
+    #[test]
     fn largest_utxo_entry_fits_its_limit() {
         let entry = UtxoEntry {
             output: TxOut {
