@@ -1,0 +1,886 @@
+//! The LMDB environment behind [`Store`]: opening and checking a datadir,
+//! applying finalized batches, persisting the mempool, and consistent reads
+//! through [`ReadView`] snapshots. Commits are durable (default flags: every
+//! commit fsyncs; never `MDB_NOSYNC`).
+//!
+//! It must never write a state change in more than one transaction, and never
+//! trust a stored byte: every value goes through a limited decode.
+//!
+//! # Growing the map
+//!
+//! When a write fails with `MDB_MAP_FULL`, the transaction is aborted, the map
+//! doubles and the write is retried, until it fits or the map would pass
+//! `StoreOptions::max_map_size_bytes` (then [`StoreError::MapFull`]).
+//!
+//! LMDB may only resize when *no transaction of this process* is open, so
+//! every transaction holds `resize_gate` shared and the resize holds it
+//! exclusively: it waits for open [`ReadView`]s to drop. Hence the one rule
+//! for callers: **a thread holding a `ReadView` must not call `Store`
+//! methods** (read through the view instead); otherwise a resize could wait
+//! on it forever. Only one process may use a datadir at a time (another
+//! process would not see the new map size).
+
+use super::schema::{self, TableSpec, TxRecord, TxStatus};
+use super::{ApplyReport, FinalizedTx, StoreError, StoreOptions, StoreStats};
+use crate::config::ChainSpec;
+use crate::ledger::{UtxoEntry, UtxoState, UtxoView, ViewError};
+use crate::types::encoding::{decode, encode, DecodeError};
+use crate::types::tx::MAX_TX_BYTES_HARD;
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut};
+use ::lmdb::{
+    Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, RoCursor, RoTransaction,
+    RwTransaction, Transaction, WriteFlags,
+};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+/// Map sizes are rounded up to this, a multiple of every OS page size.
+const MAP_SIZE_GRANULE: u64 = 1 << 16;
+
+/// One named database with its layout (name, value limit).
+#[derive(Clone, Copy, Debug)]
+struct Table {
+    spec: TableSpec,
+    db: Database,
+}
+
+impl Table {
+    fn name(&self) -> &'static str {
+        self.spec.name
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tables {
+    meta: Table,
+    blocks: Table,
+    heights: Table,
+    utxos: Table,
+    addr_utxos: Table,
+    txs: Table,
+    proofs: Table,
+    mempool: Table,
+}
+
+/// The node's chain state in `<datadir>/chain/`. `Sync`: share it by `Arc`;
+/// LMDB serializes writers and lets readers run beside them.
+pub struct Store {
+    env: Environment,
+    tables: Tables,
+    /// `<datadir>/chain`, for error messages.
+    path: PathBuf,
+    max_map_size_bytes: u64,
+    /// Shared by every transaction, exclusive for a map resize (see module doc).
+    resize_gate: RwLock<()>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `<datadir>/chain/`. A new datadir gets
+    /// the meta records and the genesis outputs in one first transaction; an
+    /// existing one must match this build's schema and `spec`'s chain id and
+    /// genesis hash.
+    pub fn open(
+        datadir: &Path,
+        spec: &ChainSpec,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let path = datadir.join("chain");
+        std::fs::create_dir_all(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let map_size = round_map_size(options.map_size_bytes);
+        let env = Environment::new()
+            // Read transactions belong to the `ReadView`, not the thread, so a
+            // thread may hold a view and still call `Store` reads.
+            .set_flags(EnvironmentFlags::NO_TLS)
+            .set_max_dbs(schema::TABLES.len() as u32)
+            .set_map_size(map_size as usize)
+            .open(&path)
+            .map_err(StoreError::lmdb(format!(
+                "open of environment {}",
+                path.display()
+            )))?;
+        let table = |spec: TableSpec| -> Result<Table, StoreError> {
+            let db = env
+                .create_db(Some(spec.name), DatabaseFlags::empty())
+                .map_err(StoreError::lmdb(format!("create of table {}", spec.name)))?;
+            Ok(Table { spec, db })
+        };
+        let tables = Tables {
+            meta: table(schema::META)?,
+            blocks: table(schema::BLOCKS)?,
+            heights: table(schema::HEIGHTS)?,
+            utxos: table(schema::UTXOS)?,
+            addr_utxos: table(schema::ADDR_UTXOS)?,
+            txs: table(schema::TXS)?,
+            proofs: table(schema::PROOFS)?,
+            mempool: table(schema::MEMPOOL)?,
+        };
+        let store = Store {
+            env,
+            tables,
+            path,
+            max_map_size_bytes: round_map_size(options.max_map_size_bytes).max(map_size),
+            resize_gate: RwLock::new(()),
+        };
+        store.initialize_or_check(spec)?;
+        Ok(store)
+    }
+
+    fn initialize_or_check(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        let view = self.read()?;
+        let meta = self.tables.meta;
+        let Some(found_schema) = view.get_decoded::<u32>(meta, schema::META_SCHEMA_VERSION)? else {
+            // A crash during creation leaves empty tables, never a partial genesis.
+            if view.count(self.tables.utxos)? != 0 {
+                return Err(StoreError::corrupt(
+                    meta.name(),
+                    schema::META_SCHEMA_VERSION,
+                    "missing, yet the utxos table holds records",
+                ));
+            }
+            drop(view);
+            return self.initialize(spec);
+        };
+        if found_schema != schema::SCHEMA_VERSION {
+            return Err(StoreError::WrongSchema {
+                path: self.path.clone(),
+                found: found_schema,
+                expected: schema::SCHEMA_VERSION,
+            });
+        }
+        let found_chain: ChainId = view.get_meta(schema::META_CHAIN_ID)?;
+        if found_chain != spec.chain_id() {
+            return Err(StoreError::WrongChain {
+                path: self.path.clone(),
+                found: found_chain,
+                expected: spec.chain_id(),
+            });
+        }
+        let found_genesis: Hash = view.get_meta(schema::META_GENESIS_HASH)?;
+        if found_genesis != spec.genesis_hash() {
+            return Err(StoreError::WrongGenesis {
+                path: self.path.clone(),
+                found: found_genesis,
+                expected: spec.genesis_hash(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The first write: meta records and genesis outputs, all or nothing.
+    fn initialize(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        let genesis = spec.genesis_outputs();
+        self.write(|txn, t| {
+            put(
+                txn,
+                t.meta,
+                schema::META_SCHEMA_VERSION,
+                &encode(&schema::SCHEMA_VERSION),
+            )?;
+            put(
+                txn,
+                t.meta,
+                schema::META_CHAIN_ID,
+                &encode(&spec.chain_id()),
+            )?;
+            put(
+                txn,
+                t.meta,
+                schema::META_GENESIS_HASH,
+                &encode(&spec.genesis_hash()),
+            )?;
+            put(txn, t.meta, schema::META_FINALIZED_COUNT, &encode(&0u64))?;
+            for (outpoint, output) in &genesis {
+                create_output(txn, t, outpoint, output)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Makes a batch of finalized transactions durable in ONE write
+    /// transaction: inputs marked `Spent { by }`, outputs created and
+    /// indexed, tx record and proof stored, txids dropped from the mempool.
+    /// Later txs may spend outputs of earlier ones in the same batch.
+    /// Already recorded txs are skipped, but for leaving the mempool (crash
+    /// replays are harmless). A tx spending a missing or spent outpoint
+    /// aborts the whole batch.
+    pub fn apply_finalized(&self, batch: &[FinalizedTx]) -> Result<ApplyReport, StoreError> {
+        let txids: Vec<Hash> = batch.iter().map(|f| f.tx.txid()).collect();
+        let (mut report, grown) = self.write_with_growth(|txn, t| {
+            let mut report = ApplyReport::default();
+            let mut sequence: u64 = get_decoded(txn, t.meta, schema::META_FINALIZED_COUNT)?
+                .ok_or_else(|| {
+                    StoreError::corrupt(t.meta.name(), schema::META_FINALIZED_COUNT, "missing")
+                })?;
+            for (finalized, txid) in batch.iter().zip(&txids) {
+                if get(txn, t.txs, &txid.0)?.is_some() {
+                    // A recorded tx is never pending, even if re-added since.
+                    report.writes += usize::from(delete(txn, t.mempool, &txid.0)?);
+                    report.already_recorded += 1;
+                    continue;
+                }
+                report.writes += apply_one(txn, t, finalized, *txid, sequence)?;
+                report.applied += 1;
+                sequence += 1;
+            }
+            if report.applied > 0 {
+                put(
+                    txn,
+                    t.meta,
+                    schema::META_FINALIZED_COUNT,
+                    &encode(&sequence),
+                )?;
+                report.writes += 1;
+            }
+            Ok(report)
+        })?;
+        report.map_grown_to_bytes = grown;
+        Ok(report)
+    }
+
+    /// Persists pending transactions so they survive a restart. Returns how
+    /// many were stored (overwriting one with the same txid is harmless).
+    pub fn mempool_put(&self, txs: &[Tx]) -> Result<usize, StoreError> {
+        let encoded: Vec<(Hash, Vec<u8>)> = txs.iter().map(|tx| (tx.txid(), tx.encode())).collect();
+        for (txid, bytes) in &encoded {
+            check_len(
+                "transaction",
+                *txid,
+                bytes.len(),
+                schema::MEMPOOL.max_value_bytes,
+            )?;
+        }
+        self.write(|txn, t| {
+            for (txid, bytes) in &encoded {
+                put(txn, t.mempool, &txid.0, bytes)?;
+            }
+            Ok(encoded.len())
+        })
+    }
+
+    /// Drops pending transactions (finalized, rejected or expired). Returns
+    /// how many were present.
+    pub fn mempool_remove(&self, txids: &[Hash]) -> Result<usize, StoreError> {
+        self.write(|txn, t| {
+            let mut removed = 0;
+            for txid in txids {
+                removed += usize::from(delete(txn, t.mempool, &txid.0)?);
+            }
+            Ok(removed)
+        })
+    }
+
+    /// A consistent snapshot for many reads (e.g. validating many txs).
+    /// Drop it soon: it pins old pages and holds off a map resize.
+    pub fn read(&self) -> Result<ReadView<'_>, StoreError> {
+        let gate = self
+            .resize_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let txn = self
+            .env
+            .begin_ro_txn()
+            .map_err(StoreError::lmdb("begin of read transaction"))?;
+        Ok(ReadView {
+            txn,
+            store: self,
+            _gate: gate,
+        })
+    }
+
+    pub fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, StoreError> {
+        self.read()?.utxo(outpoint)
+    }
+
+    pub fn unspent_by_address(
+        &self,
+        address: &Address,
+        limit: usize,
+    ) -> Result<Vec<(OutPoint, TxOut)>, StoreError> {
+        self.read()?.unspent_by_address(address, limit)
+    }
+
+    pub fn balance(&self, address: &Address) -> Result<Amount, StoreError> {
+        self.read()?.balance(address)
+    }
+
+    pub fn tx(&self, txid: &Hash) -> Result<Option<TxRecord>, StoreError> {
+        self.read()?.tx(txid)
+    }
+
+    pub fn proof(&self, txid: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read()?.proof(txid)
+    }
+
+    pub fn mempool_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
+        self.read()?.mempool_load(limit)
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read()?.stats()
+    }
+
+    /// [`Self::write_with_growth`] for writes that need not report growth.
+    fn write<T>(
+        &self,
+        body: impl FnMut(&mut RwTransaction<'_>, &Tables) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_with_growth(body).map(|(value, _)| value)
+    }
+
+    /// Runs `body` in one write transaction and commits it. If the map is
+    /// full, aborts, doubles the map and runs `body` again, until it fits or
+    /// the map reaches its limit. Returns the new map size when it grew.
+    fn write_with_growth<T>(
+        &self,
+        mut body: impl FnMut(&mut RwTransaction<'_>, &Tables) -> Result<T, StoreError>,
+    ) -> Result<(T, Option<u64>), StoreError> {
+        let mut grown_to = None;
+        loop {
+            let attempt = {
+                let _gate = self
+                    .resize_gate
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let mut txn = self
+                    .env
+                    .begin_rw_txn()
+                    .map_err(StoreError::lmdb("begin of write transaction"))?;
+                // On error the transaction drops here, which aborts it.
+                body(&mut txn, &self.tables).and_then(|value| {
+                    txn.commit()
+                        .map(|()| value)
+                        .map_err(|e| self.commit_error(e))
+                })
+            };
+            match attempt {
+                // Terminates: each growth at least doubles the map, and
+                // `grow_map` fails once the limit is reached.
+                Err(e) if e.is_map_full() => grown_to = Some(self.grow_map()?),
+                other => return other.map(|value| (value, grown_to)),
+            }
+        }
+    }
+
+    fn commit_error(&self, source: ::lmdb::Error) -> StoreError {
+        match source {
+            ::lmdb::Error::Other(code) if code == libc::ENOSPC => StoreError::DiskFull {
+                path: self.path.clone(),
+            },
+            source => StoreError::lmdb("commit")(source),
+        }
+    }
+
+    /// Doubles the map, up to the limit. Waits until no transaction of this
+    /// process is open, as LMDB requires.
+    fn grow_map(&self) -> Result<u64, StoreError> {
+        let _exclusive = self
+            .resize_gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.map_size_bytes()?;
+        if current >= self.max_map_size_bytes {
+            return Err(self.map_full());
+        }
+        let grown = round_map_size(current.saturating_mul(2)).min(self.max_map_size_bytes);
+        self.env
+            .set_map_size(grown as usize)
+            .map_err(StoreError::lmdb("resize of the map"))?;
+        log::info!(
+            "store map grown from {current} to {grown} bytes ({})",
+            self.path.display()
+        );
+        Ok(grown)
+    }
+
+    fn map_full(&self) -> StoreError {
+        StoreError::MapFull {
+            map_size_bytes: self.map_size_bytes().unwrap_or(0),
+            max_map_size_bytes: self.max_map_size_bytes,
+        }
+    }
+
+    fn map_size_bytes(&self) -> Result<u64, StoreError> {
+        let info = self
+            .env
+            .info()
+            .map_err(StoreError::lmdb("read of environment info"))?;
+        Ok(info.map_size() as u64)
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Writes raw bytes past every check: how tests damage a datadir.
+    pub(super) fn put_raw(&self, spec: TableSpec, key: &[u8], value: &[u8]) {
+        let t = self.tables;
+        let table = [
+            t.meta,
+            t.blocks,
+            t.heights,
+            t.utxos,
+            t.addr_utxos,
+            t.txs,
+            t.proofs,
+            t.mempool,
+        ]
+        .into_iter()
+        .find(|table| table.spec == spec)
+        .expect("every spec has a table");
+        self.write(|txn, _| put(txn, table, key, value)).unwrap();
+    }
+}
+
+/// Writes one finalized tx; returns how many LMDB writes it took.
+fn apply_one(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    finalized: &FinalizedTx,
+    txid: Hash,
+    sequence: u64,
+) -> Result<usize, StoreError> {
+    let tx = &finalized.tx;
+    check_len("transaction", txid, tx.encoded_len(), MAX_TX_BYTES_HARD)?;
+    check_len(
+        "finality proof",
+        txid,
+        finalized.proof.len(),
+        schema::PROOFS.max_value_bytes,
+    )?;
+    let mut writes = 0;
+    for input in &tx.inputs {
+        let outpoint = input.prev;
+        let key = schema::outpoint_key(&outpoint);
+        let entry =
+            get_utxo(txn, t.utxos, &key)?.ok_or(StoreError::MissingOutpoint { txid, outpoint })?;
+        if let UtxoState::Spent { by } = entry.state {
+            return Err(StoreError::AlreadySpent { txid, outpoint, by });
+        }
+        let spent = UtxoEntry {
+            output: entry.output,
+            state: UtxoState::Spent { by: txid },
+        };
+        put(txn, t.utxos, &key, &encode(&spent))?;
+        let index_key = schema::addr_utxo_key(&entry.output.address, &outpoint);
+        if !delete(txn, t.addr_utxos, &index_key)? {
+            return Err(StoreError::corrupt(
+                t.addr_utxos.name(),
+                &index_key,
+                "an unspent output is missing from the address index",
+            ));
+        }
+        writes += 2;
+    }
+    for (vout, output) in tx.outputs.iter().enumerate() {
+        let outpoint = OutPoint {
+            txid,
+            vout: vout as u32,
+        };
+        create_output(txn, t, &outpoint, output)?;
+        writes += 2;
+    }
+    let record = TxRecord {
+        status: TxStatus::Finalized,
+        sequence,
+        finalized_at_ms: finalized.finalized_at_ms,
+        tx: tx.clone(),
+    };
+    put(txn, t.txs, &txid.0, &encode(&record))?;
+    put(txn, t.proofs, &txid.0, &finalized.proof)?;
+    writes += 2;
+    writes += usize::from(delete(txn, t.mempool, &txid.0)?);
+    Ok(writes)
+}
+
+/// Puts a new unspent output and its address index entry. An output that
+/// already exists means its tx was half-recorded: corruption.
+fn create_output(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    outpoint: &OutPoint,
+    output: &TxOut,
+) -> Result<(), StoreError> {
+    let key = schema::outpoint_key(outpoint);
+    let entry = UtxoEntry {
+        output: *output,
+        state: UtxoState::Unspent,
+    };
+    match txn.put(t.utxos.db, &key, &encode(&entry), WriteFlags::NO_OVERWRITE) {
+        Err(::lmdb::Error::KeyExist) => {
+            return Err(StoreError::corrupt(
+                t.utxos.name(),
+                &key,
+                "output already exists, but its transaction is not recorded",
+            ))
+        }
+        other => other.map_err(put_error(t.utxos))?,
+    }
+    put(
+        txn,
+        t.addr_utxos,
+        &schema::addr_utxo_key(&output.address, outpoint),
+        &[],
+    )
+}
+
+fn check_len(what: &'static str, txid: Hash, len: usize, max: usize) -> Result<(), StoreError> {
+    if len > max {
+        return Err(StoreError::TooLarge {
+            what,
+            txid,
+            len,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn put_error(table: Table) -> impl FnOnce(::lmdb::Error) -> StoreError {
+    move |e| StoreError::lmdb(format!("put into {}", table.name()))(e)
+}
+
+fn put(
+    txn: &mut RwTransaction<'_>,
+    table: Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StoreError> {
+    txn.put(table.db, &key, &value, WriteFlags::empty())
+        .map_err(put_error(table))
+}
+
+/// Deletes `key`; `false` if it was not there.
+fn delete(txn: &mut RwTransaction<'_>, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+    match txn.del(table.db, &key, None) {
+        Ok(()) => Ok(true),
+        Err(::lmdb::Error::NotFound) => Ok(false),
+        Err(e) => Err(StoreError::lmdb(format!("delete from {}", table.name()))(e)),
+    }
+}
+
+fn get<'t>(
+    txn: &'t impl Transaction,
+    table: Table,
+    key: &[u8],
+) -> Result<Option<&'t [u8]>, StoreError> {
+    match txn.get(table.db, &key) {
+        Ok(value) => Ok(Some(value)),
+        Err(::lmdb::Error::NotFound) => Ok(None),
+        Err(e) => Err(StoreError::lmdb(format!("read from {}", table.name()))(e)),
+    }
+}
+
+/// Reads and decodes one value with the table's limit; a bad value is `Corrupt`.
+fn get_decoded<T: DeserializeOwned>(
+    txn: &impl Transaction,
+    table: Table,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    get(txn, table, key)?
+        .map(|bytes| {
+            decode_value(table, bytes).map_err(|e| StoreError::corrupt(table.name(), key, e))
+        })
+        .transpose()
+}
+
+fn get_utxo(
+    txn: &impl Transaction,
+    table: Table,
+    key: &[u8],
+) -> Result<Option<UtxoEntry>, StoreError> {
+    get_decoded(txn, table, key)
+}
+
+/// Every stored value is decoded here, with the limit of its table.
+fn decode_value<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, DecodeError> {
+    decode(bytes, table.spec.max_value_bytes, table.name())
+}
+
+fn round_map_size(bytes: u64) -> u64 {
+    bytes
+        .max(MAP_SIZE_GRANULE)
+        .div_ceil(MAP_SIZE_GRANULE)
+        .saturating_mul(MAP_SIZE_GRANULE)
+}
+
+/// One consistent snapshot of the store (an LMDB read transaction). Not
+/// `Send`: use it on the thread that opened it, and drop it soon.
+pub struct ReadView<'s> {
+    // Field order matters: the transaction must end before the gate opens.
+    txn: RoTransaction<'s>,
+    store: &'s Store,
+    _gate: RwLockReadGuard<'s, ()>,
+}
+
+impl<'s> ReadView<'s> {
+    fn tables(&self) -> &'s Tables {
+        &self.store.tables
+    }
+
+    fn get_decoded<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        get_decoded(&self.txn, table, key)
+    }
+
+    /// A meta record that every initialized store has.
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<T, StoreError> {
+        let meta = self.tables().meta;
+        self.get_decoded(meta, key)?
+            .ok_or_else(|| StoreError::corrupt(meta.name(), key, "missing"))
+    }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        let stat = self
+            .txn
+            .stat(table.db)
+            .map_err(StoreError::lmdb(format!("stat of {}", table.name())))?;
+        Ok(stat.entries() as u64)
+    }
+
+    pub fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, StoreError> {
+        get_utxo(
+            &self.txn,
+            self.tables().utxos,
+            &schema::outpoint_key(outpoint),
+        )
+    }
+
+    /// Unspent outputs of `address` in outpoint order, at most `limit`.
+    pub fn unspent_by_address(
+        &self,
+        address: &Address,
+        limit: usize,
+    ) -> Result<Vec<(OutPoint, TxOut)>, StoreError> {
+        self.unspent_of(address)?.take(limit).collect()
+    }
+
+    /// Sum of the unspent outputs of `address`.
+    pub fn balance(&self, address: &Address) -> Result<Amount, StoreError> {
+        let mut total = Amount::ZERO;
+        for item in self.unspent_of(address)? {
+            let (outpoint, output) = item?;
+            total = total.checked_add(output.value).ok_or_else(|| {
+                StoreError::corrupt(
+                    self.tables().utxos.name(),
+                    &schema::outpoint_key(&outpoint),
+                    "balance overflows: values exceed any possible supply",
+                )
+            })?;
+        }
+        Ok(total)
+    }
+
+    /// Walks the address index from `address ‖ 0…` while keys keep its prefix,
+    /// reading each output from `utxos` (the one source of values).
+    fn unspent_of<'a>(
+        &'a self,
+        address: &'a Address,
+    ) -> Result<impl Iterator<Item = Result<(OutPoint, TxOut), StoreError>> + 'a, StoreError> {
+        let first = OutPoint {
+            txid: Hash::ZERO,
+            vout: 0,
+        };
+        let index = self.tables().addr_utxos;
+        let from = schema::addr_utxo_key(address, &first);
+        let scan = self.scan(index, Some(&from), addr_index_pair)?;
+        Ok(scan
+            .take_while(move |item| !matches!(item, Ok((a, _)) if a != address))
+            .map(move |item| {
+                let (_, outpoint) = item?;
+                self.indexed_output(address, &outpoint)
+            }))
+    }
+
+    /// The output an address index entry points at, which must be unspent
+    /// and belong to that address.
+    fn indexed_output(
+        &self,
+        address: &Address,
+        outpoint: &OutPoint,
+    ) -> Result<(OutPoint, TxOut), StoreError> {
+        let disagree = |reason: &str| {
+            StoreError::corrupt(
+                self.tables().addr_utxos.name(),
+                &schema::addr_utxo_key(address, outpoint),
+                format!("index entry disagrees with utxos: {reason}"),
+            )
+        };
+        let entry = self
+            .utxo(outpoint)?
+            .ok_or_else(|| disagree("no such output"))?;
+        if entry.state != UtxoState::Unspent {
+            return Err(disagree("the output is spent"));
+        }
+        if entry.output.address != *address {
+            return Err(disagree("the output belongs to another address"));
+        }
+        Ok((*outpoint, entry.output))
+    }
+
+    pub fn tx(&self, txid: &Hash) -> Result<Option<TxRecord>, StoreError> {
+        self.get_decoded(self.tables().txs, &txid.0)
+    }
+
+    /// The finality proof bytes of a finalized tx.
+    pub fn proof(&self, txid: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        let proofs = self.tables().proofs;
+        let Some(bytes) = get(&self.txn, proofs, &txid.0)? else {
+            return Ok(None);
+        };
+        let max = proofs.spec.max_value_bytes;
+        if bytes.len() > max {
+            return Err(StoreError::corrupt(
+                proofs.name(),
+                &txid.0,
+                format!("proof is {} bytes, over the limit of {max}", bytes.len()),
+            ));
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Pending transactions in txid order, at most `limit`.
+    pub fn mempool_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
+        let mempool = self.tables().mempool;
+        self.scan(mempool, None, move |key, value| {
+            let tx: Tx = decode_value(mempool, value).map_err(|e| e.to_string())?;
+            if Some(tx.txid()) != schema::txid_from_key(key) {
+                return Err("stored under a key that is not its txid".to_string());
+            }
+            Ok(tx)
+        })?
+        .take(limit)
+        .collect()
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let t = self.tables();
+        let count = |table| self.count(table);
+        let env = &self.store.env;
+        let page_size = env
+            .stat()
+            .map_err(StoreError::lmdb("stat of environment"))?
+            .page_size();
+        let info = env
+            .info()
+            .map_err(StoreError::lmdb("read of environment info"))?;
+        Ok(StoreStats {
+            utxos: count(t.utxos)?,
+            unspent: count(t.addr_utxos)?,
+            txs: count(t.txs)?,
+            proofs: count(t.proofs)?,
+            mempool: count(t.mempool)?,
+            blocks: count(t.blocks)?,
+            heights: count(t.heights)?,
+            finalized_count: self.get_meta(schema::META_FINALIZED_COUNT)?,
+            map_size_bytes: info.map_size() as u64,
+            used_bytes: (info.last_pgno() as u64 + 1) * u64::from(page_size),
+        })
+    }
+
+    /// Every output ever created, spent ones included, in outpoint order.
+    pub fn scan_utxos(&self) -> Result<Scan<'_, (OutPoint, UtxoEntry)>, StoreError> {
+        let utxos = self.tables().utxos;
+        self.scan(utxos, None, move |key, value| {
+            let outpoint = schema::outpoint_from_key(key)
+                .ok_or_else(|| "key is not an outpoint".to_string())?;
+            Ok((
+                outpoint,
+                decode_value(utxos, value).map_err(|e| e.to_string())?,
+            ))
+        })
+    }
+
+    /// Every address index entry, in key order.
+    pub fn scan_address_index(&self) -> Result<Scan<'_, (Address, OutPoint)>, StoreError> {
+        self.scan(self.tables().addr_utxos, None, addr_index_pair)
+    }
+
+    /// Every finalized tx record, in txid order.
+    pub fn scan_txs(&self) -> Result<Scan<'_, (Hash, TxRecord)>, StoreError> {
+        let txs = self.tables().txs;
+        self.scan(txs, None, move |key, value| {
+            let txid = schema::txid_from_key(key).ok_or_else(|| "key is not a txid".to_string())?;
+            Ok((txid, decode_value(txs, value).map_err(|e| e.to_string())?))
+        })
+    }
+
+    /// A cursor over `table` from `from` (or the start), decoding each pair.
+    fn scan<T>(
+        &self,
+        table: Table,
+        from: Option<&[u8]>,
+        decode_pair: impl Fn(&[u8], &[u8]) -> Result<T, String> + 'static,
+    ) -> Result<Scan<'_, T>, StoreError> {
+        let mut cursor = self
+            .txn
+            .open_ro_cursor(table.db)
+            .map_err(StoreError::lmdb(format!("cursor over {}", table.name())))?;
+        let iter = match from {
+            Some(key) => cursor.iter_from(key),
+            None => cursor.iter_start(),
+        };
+        Ok(Scan {
+            iter,
+            _cursor: cursor,
+            table,
+            decode: Box::new(decode_pair),
+            failed: false,
+        })
+    }
+}
+
+/// Decodes an address index key; its value is empty by design.
+fn addr_index_pair(key: &[u8], _value: &[u8]) -> Result<(Address, OutPoint), String> {
+    schema::addr_utxo_from_key(key).ok_or_else(|| "key is not address ‖ outpoint".to_string())
+}
+
+impl UtxoView for Store {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
+        Store::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
+    }
+}
+
+impl UtxoView for ReadView<'_> {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
+        ReadView::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
+    }
+}
+
+type DecodePair<T> = Box<dyn Fn(&[u8], &[u8]) -> Result<T, String>>;
+
+/// Decoded records of one table in key order. Stops after the first error.
+pub struct Scan<'v, T> {
+    // Field order matters: the iterator uses the cursor, so it goes first.
+    iter: ::lmdb::Iter<'v>,
+    _cursor: RoCursor<'v>,
+    table: Table,
+    decode: DecodePair<T>,
+    failed: bool,
+}
+
+impl<T> Iterator for Scan<'_, T> {
+    type Item = Result<T, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let item = match self.iter.next()? {
+            Ok((key, value)) => (self.decode)(key, value)
+                .map_err(|reason| StoreError::corrupt(self.table.name(), key, reason)),
+            Err(e) => Err(StoreError::lmdb(format!(
+                "cursor over {}",
+                self.table.name()
+            ))(e)),
+        };
+        self.failed = item.is_err();
+        Some(item)
+    }
+}

@@ -1,0 +1,252 @@
+//! Every LMDB table name, key layout, stored record and size limit, in one
+//! place. Keys are fixed-size and big-endian, so LMDB's byte order is the
+//! logical order (all outputs of one txid are adjacent, vouts ascending; all
+//! outputs of one address are adjacent). Values are canonical encodings
+//! (`types::encoding`) and are always decoded with the limits below.
+//!
+//! This module only describes the layout; it never opens a transaction.
+//!
+//! # Tables
+//!
+//! | table        | key                                    | value                      |
+//! |--------------|----------------------------------------|----------------------------|
+//! | `meta`       | ASCII name (`META_*`)                  | encoded `u32`/`ChainId`/`Hash`/`u64` |
+//! | `blocks`     | block hash (32)                        | encoded block (a later issue) |
+//! | `heights`    | height `u64` BE (8)                    | block hash (a later issue) |
+//! | `utxos`      | txid (32) ‖ vout `u32` BE (4)          | encoded `ledger::UtxoEntry` |
+//! | `addr_utxos` | address (20) ‖ txid (32) ‖ vout BE (4) | empty; *unspent* outputs only |
+//! | `txs`        | txid (32)                              | encoded [`TxRecord`]       |
+//! | `proofs`     | txid (32)                              | finality proof bytes, as given |
+//! | `mempool`    | txid (32)                              | encoded `Tx`               |
+//!
+//! # Cost of one finalized transaction
+//!
+//! A finalized tx with `n` inputs and `m` outputs costs **2n + 2m + 2** LMDB
+//! writes (puts + deletes) inside the batch's one write transaction:
+//!
+//! * each input: one overwrite of its `utxos` record to `Spent { by }` and one
+//!   delete in `addr_utxos` (2n);
+//! * each output: one put in `utxos` and one in `addr_utxos` (2m);
+//! * one `txs` put and one `proofs` put (2);
+//! * one `mempool` delete if the tx was pending here (a lookup otherwise).
+//!
+//! Plus, once per batch, one `meta` put of the finalization counter. A
+//! 2-in/2-out transfer thus costs 10 writes (11 if it was in our mempool).
+//! Reads: one `txs` lookup (the idempotency check) and one `utxos` lookup per
+//! input. Spent outputs are kept (as `Spent { by }`) rather than deleted so a
+//! late conflicting spend is answered with the txid that won.
+//!
+//! # Why `txs` and `proofs` stay separate
+//!
+//! Merging them would save one put per tx, but a proof is large (≈1.5 KB for
+//! a realistic vote set, more with a large validator set) while a tx record
+//! is a few hundred bytes. Separate, the `txs` B-tree stays dense: status
+//! lookups and the idempotency check of every applied tx touch few pages, and
+//! the archival step (a later issue) rewrites only the small record
+//! (`Finalized` → `Archived` at a height) instead of copying the whole proof.
+//! Proofs are written once and read rarely (RPC, block building, sync).
+
+use crate::types::encoding::MAX_DECODE_BYTES;
+use crate::types::tx::MAX_TX_BYTES_HARD;
+use crate::types::{Address, Hash, OutPoint, Tx};
+use serde::{Deserialize, Serialize};
+
+/// Version of this layout. Bump it on any change to a key or a stored record;
+/// a datadir of another version is refused, never reinterpreted.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A named database and the largest value it may hold; every read of it is
+/// decoded with that limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub max_value_bytes: usize,
+}
+
+/// Schema version, chain id, genesis hash, counters: all small.
+pub const META: TableSpec = TableSpec {
+    name: "meta",
+    max_value_bytes: 64,
+};
+/// Filled by checkpoint blocks (a later issue); bounded by the decode backstop.
+pub const BLOCKS: TableSpec = TableSpec {
+    name: "blocks",
+    max_value_bytes: MAX_DECODE_BYTES,
+};
+pub const HEIGHTS: TableSpec = TableSpec {
+    name: "heights",
+    max_value_bytes: 64,
+};
+/// Output (36 bytes) plus the `Spent` tag and txid (44): 80, with room.
+pub const UTXOS: TableSpec = TableSpec {
+    name: "utxos",
+    max_value_bytes: 128,
+};
+/// Index entries carry no value.
+pub const ADDR_UTXOS: TableSpec = TableSpec {
+    name: "addr_utxos",
+    max_value_bytes: 0,
+};
+/// The tx plus a few fixed fields.
+pub const TXS: TableSpec = TableSpec {
+    name: "txs",
+    max_value_bytes: MAX_TX_BYTES_HARD + 64,
+};
+/// One signed vote and one Merkle path per voter: 4 MiB allows thousands.
+pub const PROOFS: TableSpec = TableSpec {
+    name: "proofs",
+    max_value_bytes: 4 * 1024 * 1024,
+};
+pub const MEMPOOL: TableSpec = TableSpec {
+    name: "mempool",
+    max_value_bytes: MAX_TX_BYTES_HARD,
+};
+
+/// Every named database, in creation order.
+pub const TABLES: [TableSpec; 8] = [
+    META, BLOCKS, HEIGHTS, UTXOS, ADDR_UTXOS, TXS, PROOFS, MEMPOOL,
+];
+
+/// `meta` keys.
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+pub const META_CHAIN_ID: &[u8] = b"chain_id";
+pub const META_GENESIS_HASH: &[u8] = b"genesis_hash";
+/// How many transactions were ever finalized: the next `TxRecord::sequence`.
+pub const META_FINALIZED_COUNT: &[u8] = b"finalized_count";
+
+pub const TXID_KEY_LEN: usize = 32;
+pub const OUTPOINT_KEY_LEN: usize = 32 + 4;
+pub const ADDR_UTXO_KEY_LEN: usize = 20 + OUTPOINT_KEY_LEN;
+
+/// What the store knows about a finalized transaction.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TxRecord {
+    pub status: TxStatus,
+    /// Position in the order of finalization on this node (0, 1, 2, …).
+    pub sequence: u64,
+    /// When the proof was assembled or received, in Unix milliseconds.
+    pub finalized_at_ms: u64,
+    pub tx: Tx,
+}
+
+/// Durable status of a recorded transaction. `Archived { height }` arrives
+/// with checkpoint blocks (appended, so existing records keep decoding).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum TxStatus {
+    /// Its finality proof is committed beside it; its outputs are spendable.
+    Finalized,
+}
+
+/// `utxos` key: txid ‖ vout big-endian.
+pub fn outpoint_key(outpoint: &OutPoint) -> [u8; OUTPOINT_KEY_LEN] {
+    let mut key = [0u8; OUTPOINT_KEY_LEN];
+    key[..32].copy_from_slice(&outpoint.txid.0);
+    key[32..].copy_from_slice(&outpoint.vout.to_be_bytes());
+    key
+}
+
+/// Inverse of [`outpoint_key`]; `None` if `key` has the wrong length.
+pub fn outpoint_from_key(key: &[u8]) -> Option<OutPoint> {
+    let key: &[u8; OUTPOINT_KEY_LEN] = key.try_into().ok()?;
+    let (txid, vout) = key.split_at(32);
+    Some(OutPoint {
+        txid: Hash(txid.try_into().ok()?),
+        vout: u32::from_be_bytes(vout.try_into().ok()?),
+    })
+}
+
+/// `addr_utxos` key: address ‖ outpoint key.
+pub fn addr_utxo_key(address: &Address, outpoint: &OutPoint) -> [u8; ADDR_UTXO_KEY_LEN] {
+    let mut key = [0u8; ADDR_UTXO_KEY_LEN];
+    key[..20].copy_from_slice(&address.0);
+    key[20..].copy_from_slice(&outpoint_key(outpoint));
+    key
+}
+
+/// Inverse of [`addr_utxo_key`]; `None` if `key` has the wrong length.
+pub fn addr_utxo_from_key(key: &[u8]) -> Option<(Address, OutPoint)> {
+    if key.len() != ADDR_UTXO_KEY_LEN {
+        return None;
+    }
+    let (address, outpoint) = key.split_at(20);
+    Some((
+        Address(address.try_into().ok()?),
+        outpoint_from_key(outpoint)?,
+    ))
+}
+
+/// `txs`, `proofs` and `mempool` key: the txid itself.
+pub fn txid_from_key(key: &[u8]) -> Option<Hash> {
+    let key: [u8; TXID_KEY_LEN] = key.try_into().ok()?;
+    Some(Hash(key))
+}
+
+/// `heights` key: height big-endian, so a cursor walks the chain in order.
+pub fn height_key(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{UtxoEntry, UtxoState};
+    use crate::types::{Amount, TxOut};
+
+    #[test]
+    fn outpoint_keys_sort_like_outpoints() {
+        let a = OutPoint {
+            txid: Hash([1; 32]),
+            vout: 255,
+        };
+        let b = OutPoint {
+            txid: Hash([1; 32]),
+            vout: 256,
+        };
+        let c = OutPoint {
+            txid: Hash([2; 32]),
+            vout: 0,
+        };
+        assert!(a < b && b < c);
+        assert!(outpoint_key(&a) < outpoint_key(&b));
+        assert!(outpoint_key(&b) < outpoint_key(&c));
+        assert_eq!(outpoint_from_key(&outpoint_key(&b)), Some(b));
+        assert_eq!(outpoint_from_key(&[0; 35]), None);
+    }
+
+    #[test]
+    fn addr_keys_round_trip_and_group_by_address() {
+        let op = OutPoint {
+            txid: Hash([9; 32]),
+            vout: 7,
+        };
+        let low = addr_utxo_key(&Address([1; 20]), &op);
+        let first = OutPoint {
+            txid: Hash::ZERO,
+            vout: 0,
+        };
+        let high = addr_utxo_key(&Address([2; 20]), &first);
+        assert!(low < high);
+        assert_eq!(addr_utxo_from_key(&low), Some((Address([1; 20]), op)));
+        assert_eq!(addr_utxo_from_key(&low[1..]), None);
+    }
+
+    #[test]
+    fn height_keys_sort_numerically() {
+        assert!(height_key(255) < height_key(256));
+        assert!(height_key(u64::MAX - 1) < height_key(u64::MAX));
+    }
+
+    #[test]
+    fn largest_utxo_entry_fits_its_limit() {
+        let entry = UtxoEntry {
+            output: TxOut {
+                value: Amount(u64::MAX),
+                address: Address([0xff; 20]),
+            },
+            state: UtxoState::Spent {
+                by: Hash([0xff; 32]),
+            },
+        };
+        assert!(crate::types::encoding::encode(&entry).len() <= UTXOS.max_value_bytes);
+    }
+}

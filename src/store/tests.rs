@@ -1,0 +1,667 @@
+//! Unit tests of the LMDB store: one per API and per refusal.
+
+use super::*;
+use crate::config::{ChainConfig, ChainSpec};
+use crate::crypto::Keypair;
+use crate::genesis::devnet_wallet_key;
+use crate::ledger::{validate, TxError, UtxoEntry, UtxoState};
+use crate::types::encoding::encode;
+use crate::types::{Address, Amount, Hash, Network, OutPoint, TxOut};
+use crate::wallet::{build_transfer, Spendable};
+use tempfile::TempDir;
+
+type Coin = (OutPoint, TxOut);
+
+/// A devnet store in a temp dir, and the devnet wallet key that owns the
+/// genesis' largest allocation.
+struct Fixture {
+    dir: TempDir,
+    spec: ChainSpec,
+    options: StoreOptions,
+    store: Store,
+    key: Keypair,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with(devnet(), StoreOptions::default())
+    }
+
+    fn with(spec: ChainSpec, options: StoreOptions) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &spec, options).unwrap();
+        Fixture {
+            dir,
+            spec,
+            options,
+            store,
+            key: devnet_wallet_key(),
+        }
+    }
+
+    /// Closes the store and opens the same datadir with `spec`.
+    fn reopen_as(self, spec: &ChainSpec) -> Result<Fixture, StoreError> {
+        let Fixture {
+            dir,
+            options,
+            store,
+            key,
+            ..
+        } = self;
+        drop(store);
+        let store = Store::open(dir.path(), spec, options)?;
+        Ok(Fixture {
+            dir,
+            spec: spec.clone(),
+            options,
+            store,
+            key,
+        })
+    }
+
+    fn reopen(self) -> Fixture {
+        let spec = self.spec.clone();
+        self.reopen_as(&spec).unwrap()
+    }
+
+    fn wallet(&self) -> Address {
+        Address::from_pubkey(&self.key.public())
+    }
+
+    fn genesis_coin(&self) -> Coin {
+        let wallet = self.wallet();
+        self.spec
+            .genesis_outputs()
+            .into_iter()
+            .find(|(_, out)| out.address == wallet)
+            .unwrap()
+    }
+
+    /// Spends `coins` into `n` outputs to the wallet that share the value
+    /// left after the fee (the last one, the change, takes the remainder).
+    fn spend(&self, coins: &[Coin], n: usize) -> Tx {
+        let inputs: Vec<Spendable<'_>> = coins
+            .iter()
+            .map(|(outpoint, out)| Spendable {
+                outpoint: *outpoint,
+                value: out.value,
+                key: &self.key,
+            })
+            .collect();
+        let fee = self.spec.config.ledger.min_fee;
+        let total = Amount::checked_sum(coins.iter().map(|(_, out)| out.value)).unwrap();
+        let share = TxOut {
+            value: Amount(total.checked_sub(fee).unwrap().units() / n as u64),
+            address: self.wallet(),
+        };
+        build_transfer(
+            &inputs,
+            &vec![share; n - 1],
+            fee,
+            self.wallet(),
+            self.spec.chain_id(),
+        )
+        .unwrap()
+    }
+
+    /// Everything the store holds, to compare before and after.
+    fn dump(&self) -> Dump {
+        let view = self.store.read().unwrap();
+        Dump {
+            utxos: view.scan_utxos().unwrap().map(Result::unwrap).collect(),
+            index: view
+                .scan_address_index()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect(),
+            txs: view.scan_txs().unwrap().map(Result::unwrap).collect(),
+            mempool: view.mempool_load(usize::MAX).unwrap(),
+            stats: StoreStats {
+                map_size_bytes: 0,
+                used_bytes: 0,
+                ..view.stats().unwrap()
+            },
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Dump {
+    utxos: Vec<(OutPoint, UtxoEntry)>,
+    index: Vec<(Address, OutPoint)>,
+    txs: Vec<(Hash, TxRecord)>,
+    mempool: Vec<Tx>,
+    stats: StoreStats,
+}
+
+fn devnet() -> ChainSpec {
+    ChainConfig::builtin(Network::Devnet).unwrap()
+}
+
+fn coins(tx: &Tx) -> Vec<Coin> {
+    (0..tx.outputs.len() as u32)
+        .map(|vout| (tx.outpoint(vout), tx.outputs[vout as usize]))
+        .collect()
+}
+
+fn finalized(tx: &Tx) -> FinalizedTx {
+    FinalizedTx {
+        tx: tx.clone(),
+        proof: tx.txid().0.repeat(4),
+        finalized_at_ms: 1_764_028_800_000,
+    }
+}
+
+fn finalized_all(txs: &[&Tx]) -> Vec<FinalizedTx> {
+    txs.iter().map(|tx| finalized(tx)).collect()
+}
+
+fn unknown_coin() -> Coin {
+    let outpoint = OutPoint {
+        txid: Hash::digest(b"never created"),
+        vout: 0,
+    };
+    let out = TxOut {
+        value: Amount::from_time(5).unwrap(),
+        address: Address::from_pubkey(&devnet_wallet_key().public()),
+    };
+    (outpoint, out)
+}
+
+#[test]
+fn new_datadir_holds_meta_and_every_genesis_output() {
+    let f = Fixture::new();
+    let genesis = f.spec.genesis_outputs();
+    for (outpoint, output) in &genesis {
+        let entry = f.store.utxo(outpoint).unwrap().unwrap();
+        assert_eq!(entry.output, *output);
+        assert_eq!(entry.state, UtxoState::Unspent);
+    }
+    let stats = f.store.stats().unwrap();
+    assert_eq!(stats.utxos, genesis.len() as u64);
+    assert_eq!(stats.unspent, genesis.len() as u64);
+    assert_eq!(stats.finalized_count, 0);
+    assert_eq!(
+        f.store.balance(&f.wallet()).unwrap(),
+        Amount::from_time(1_000_000).unwrap()
+    );
+}
+
+#[test]
+fn reopen_keeps_every_record() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 3);
+    f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    f.store
+        .mempool_put(&[f.spend(&coins(&tx)[..1], 1)])
+        .unwrap();
+    let before = f.dump();
+    let f = f.reopen();
+    assert_eq!(f.dump(), before);
+}
+
+#[test]
+fn testnet_datadir_opened_as_devnet_is_refused_naming_both() {
+    let f = Fixture::with(
+        ChainConfig::builtin(Network::Testnet).unwrap(),
+        StoreOptions::default(),
+    );
+    let err = f.reopen_as(&devnet()).err().unwrap();
+    assert!(matches!(err, StoreError::WrongChain { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("chain 2 (testnet)"), "{message}");
+    assert!(message.contains("chain 3 (devnet)"), "{message}");
+}
+
+#[test]
+fn datadir_of_another_genesis_is_refused_naming_both() {
+    let f = Fixture::new();
+    let mut other = devnet();
+    other.config.genesis.timestamp += 1;
+    let (found, expected) = (f.spec.genesis_hash(), other.genesis_hash());
+    let err = f.reopen_as(&other).err().unwrap();
+    assert!(matches!(err, StoreError::WrongGenesis { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&found.to_string()), "{message}");
+    assert!(message.contains(&expected.to_string()), "{message}");
+}
+
+#[test]
+fn datadir_of_another_schema_is_refused_naming_both() {
+    let f = Fixture::new();
+    f.store
+        .put_raw(schema::META, schema::META_SCHEMA_VERSION, &encode(&99u32));
+    let spec = f.spec.clone();
+    let err = f.reopen_as(&spec).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::WrongSchema {
+                found: 99,
+                expected: schema::SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+#[test]
+fn batch_spending_a_missing_outpoint_aborts_with_nothing_written() {
+    let f = Fixture::new();
+    let valid = f.spend(&[f.genesis_coin()], 2);
+    let bad = f.spend(&[unknown_coin()], 1);
+    let before = f.dump();
+    let err = f
+        .store
+        .apply_finalized(&finalized_all(&[&valid, &bad]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::MissingOutpoint { txid, outpoint }
+            if txid == bad.txid() && outpoint == unknown_coin().0),
+        "{err:?}"
+    );
+    assert_eq!(f.dump(), before);
+    assert_eq!(f.store.tx(&valid.txid()).unwrap(), None);
+}
+
+#[test]
+fn batch_spending_a_spent_outpoint_aborts_with_nothing_written() {
+    let f = Fixture::new();
+    let first = f.spend(&[f.genesis_coin()], 2);
+    f.store.apply_finalized(&[finalized(&first)]).unwrap();
+    let child = f.spend(&coins(&first)[..1], 1);
+    let conflict = f.spend(&[f.genesis_coin()], 5);
+    let before = f.dump();
+    let err = f
+        .store
+        .apply_finalized(&finalized_all(&[&child, &conflict]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadySpent { txid, by, .. }
+            if txid == conflict.txid() && by == first.txid()),
+        "{err:?}"
+    );
+    assert_eq!(f.dump(), before);
+}
+
+#[test]
+fn double_spend_inside_one_batch_aborts_it() {
+    let f = Fixture::new();
+    let a = f.spend(&[f.genesis_coin()], 1);
+    let b = f.spend(&[f.genesis_coin()], 2);
+    let before = f.dump();
+    let err = f
+        .store
+        .apply_finalized(&finalized_all(&[&a, &b]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadySpent { by, .. } if by == a.txid()),
+        "{err:?}"
+    );
+    assert_eq!(f.dump(), before);
+}
+
+#[test]
+fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
+    let f = Fixture::new();
+    let a = f.spend(&[f.genesis_coin()], 2);
+    let b = f.spend(&coins(&a), 2);
+    let c = f.spend(&coins(&b)[1..], 1);
+    let report = f
+        .store
+        .apply_finalized(&finalized_all(&[&a, &b, &c]))
+        .unwrap();
+    assert_eq!(report.applied, 3);
+    for (sequence, tx) in [&a, &b, &c].into_iter().enumerate() {
+        assert_eq!(
+            f.store.tx(&tx.txid()).unwrap().unwrap().sequence,
+            sequence as u64
+        );
+    }
+    assert_eq!(f.store.stats().unwrap().finalized_count, 3);
+    let unspent: Vec<Coin> = f.store.unspent_by_address(&f.wallet(), 100).unwrap();
+    let mut expected = vec![coins(&b)[0]];
+    expected.extend(coins(&c));
+    expected.sort_by_key(|(outpoint, _)| *outpoint);
+    assert_eq!(unspent, expected);
+}
+
+#[test]
+fn reapplying_recorded_txs_is_a_no_op() {
+    let f = Fixture::new();
+    let a = f.spend(&[f.genesis_coin()], 2);
+    let b = f.spend(&coins(&a)[..1], 1);
+    let batch = finalized_all(&[&a, &b]);
+    f.store.apply_finalized(&batch).unwrap();
+    let after_first = f.dump();
+    let replay = f.store.apply_finalized(&batch).unwrap();
+    assert_eq!(
+        replay,
+        ApplyReport {
+            applied: 0,
+            already_recorded: 2,
+            writes: 0,
+            map_grown_to_bytes: None
+        }
+    );
+    assert_eq!(f.dump(), after_first);
+    let c = f.spend(&coins(&a)[1..], 1);
+    let mixed = f.store.apply_finalized(&finalized_all(&[&b, &c])).unwrap();
+    assert_eq!((mixed.applied, mixed.already_recorded), (1, 1));
+}
+
+#[test]
+fn apply_records_tx_and_proof_clears_mempool_and_counts_writes() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 2);
+    f.store.mempool_put(std::slice::from_ref(&tx)).unwrap();
+    let report = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    // 1 input, 2 outputs: 2·1 + 2·2 + txs + proofs + mempool delete + meta.
+    assert_eq!(report.writes, 2 + 4 + 2 + 1 + 1);
+    let record = f.store.tx(&tx.txid()).unwrap().unwrap();
+    assert_eq!(
+        record,
+        TxRecord {
+            status: TxStatus::Finalized,
+            sequence: 0,
+            finalized_at_ms: finalized(&tx).finalized_at_ms,
+            tx: tx.clone(),
+        }
+    );
+    assert_eq!(
+        f.store.proof(&tx.txid()).unwrap(),
+        Some(finalized(&tx).proof)
+    );
+    assert_eq!(f.store.proof(&Hash::ZERO).unwrap(), None);
+    assert!(f.store.mempool_load(10).unwrap().is_empty());
+    let spent = f.store.utxo(&f.genesis_coin().0).unwrap().unwrap();
+    assert_eq!(spent.state, UtxoState::Spent { by: tx.txid() });
+}
+
+#[test]
+fn address_index_holds_only_unspent_outputs_and_honours_the_limit() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 4);
+    f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    let all = f.store.unspent_by_address(&f.wallet(), 100).unwrap();
+    let mut expected = coins(&tx);
+    expected.sort_by_key(|(outpoint, _)| *outpoint);
+    assert_eq!(all, expected);
+    assert_eq!(
+        f.store.unspent_by_address(&f.wallet(), 2).unwrap(),
+        all[..2]
+    );
+    let total = Amount::checked_sum(all.iter().map(|(_, out)| out.value)).unwrap();
+    assert_eq!(f.store.balance(&f.wallet()).unwrap(), total);
+    let nobody = Address([0xee; 20]);
+    assert_eq!(f.store.balance(&nobody).unwrap(), Amount::ZERO);
+    assert!(f.store.unspent_by_address(&nobody, 10).unwrap().is_empty());
+}
+
+#[test]
+fn mempool_round_trips_and_load_is_bounded() {
+    let f = Fixture::new();
+    let pending: Vec<Tx> = (1..=5).map(|n| f.spend(&[f.genesis_coin()], n)).collect();
+    assert_eq!(f.store.mempool_put(&pending).unwrap(), 5);
+    let mut sorted = pending.clone();
+    sorted.sort_by_key(Tx::txid);
+    assert_eq!(f.store.mempool_load(usize::MAX).unwrap(), sorted);
+    assert_eq!(f.store.mempool_load(3).unwrap(), sorted[..3]);
+    let gone = [pending[0].txid(), pending[1].txid()];
+    assert_eq!(f.store.mempool_remove(&gone).unwrap(), 2);
+    assert_eq!(f.store.mempool_remove(&gone).unwrap(), 0);
+    assert_eq!(f.store.stats().unwrap().mempool, 3);
+}
+
+#[test]
+fn corrupt_utxo_record_is_a_typed_error_not_a_panic() {
+    let f = Fixture::new();
+    let (outpoint, _) = f.genesis_coin();
+    let key = schema::outpoint_key(&outpoint);
+    f.store.put_raw(schema::UTXOS, &key, &[0xff; 7]);
+    let err = f.store.utxo(&outpoint).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { table: "utxos", key: k, .. } if *k == hex::encode(key)),
+        "{err:?}"
+    );
+    // The same damage reaches validation as a view error, and apply refuses.
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    let params = f.spec.validation_params();
+    assert!(matches!(
+        validate(&tx, &f.store, &params),
+        Err(TxError::View(_))
+    ));
+    assert!(matches!(
+        f.store.apply_finalized(&[finalized(&tx)]),
+        Err(StoreError::Corrupt { table: "utxos", .. })
+    ));
+    assert!(matches!(
+        f.store.balance(&f.wallet()),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn oversized_utxo_record_is_refused_before_decoding() {
+    let f = Fixture::new();
+    let (outpoint, _) = f.genesis_coin();
+    f.store
+        .put_raw(schema::UTXOS, &schema::outpoint_key(&outpoint), &[0; 4096]);
+    let err = f.store.utxo(&outpoint).unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+}
+
+#[test]
+fn corrupt_meta_record_is_refused_at_open() {
+    let f = Fixture::new();
+    f.store.put_raw(schema::META, schema::META_CHAIN_ID, b"xx");
+    let spec = f.spec.clone();
+    let err = f.reopen_as(&spec).err().unwrap();
+    assert!(
+        matches!(err, StoreError::Corrupt { table: "meta", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn mempool_record_under_another_txid_is_corrupt() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    f.store.put_raw(schema::MEMPOOL, &[7; 32], &tx.encode());
+    assert!(matches!(
+        f.store.mempool_load(10),
+        Err(StoreError::Corrupt {
+            table: "mempool",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn address_index_entry_without_its_output_is_corrupt() {
+    let f = Fixture::new();
+    let (outpoint, _) = unknown_coin();
+    f.store.put_raw(
+        schema::ADDR_UTXOS,
+        &schema::addr_utxo_key(&f.wallet(), &outpoint),
+        &[],
+    );
+    let err = f.store.balance(&f.wallet()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                table: "addr_utxos",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn garbage_data_file_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("chain")).unwrap();
+    std::fs::write(dir.path().join("chain/data.mdb"), vec![0xab; 64 * 1024]).unwrap();
+    let err = Store::open(dir.path(), &devnet(), StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Lmdb { .. }), "{err:?}");
+}
+
+#[test]
+fn oversized_proof_is_refused_with_nothing_written() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    let mut big = finalized(&tx);
+    big.proof = vec![0; schema::PROOFS.max_value_bytes + 1];
+    let before = f.dump();
+    let err = f.store.apply_finalized(&[big]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooLarge {
+                what: "finality proof",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(f.dump(), before);
+}
+
+/// 300 single-output spends with 1.5 KB proofs: about 1 MB of records.
+fn large_batch(f: &Fixture) -> Vec<FinalizedTx> {
+    let split = f.spend(&[f.genesis_coin()], 300);
+    let mut batch = vec![finalized(&split)];
+    for coin in coins(&split) {
+        let mut spend = finalized(&f.spend(&[coin], 1));
+        spend.proof = vec![0x5a; 1500];
+        batch.push(spend);
+    }
+    batch
+}
+
+const SMALL_MAP: u64 = 256 * 1024;
+
+#[test]
+fn full_map_grows_and_the_batch_commits() {
+    let options = StoreOptions {
+        map_size_bytes: SMALL_MAP,
+        max_map_size_bytes: 64 << 20,
+    };
+    let f = Fixture::with(devnet(), options);
+    let batch = large_batch(&f);
+    let report = f.store.apply_finalized(&batch).unwrap();
+    assert_eq!(report.applied, batch.len());
+    let grown = report.map_grown_to_bytes.unwrap();
+    assert!(grown > SMALL_MAP);
+    assert_eq!(f.store.stats().unwrap().map_size_bytes, grown);
+}
+
+#[test]
+fn full_map_at_its_limit_is_map_full_and_nothing_is_written() {
+    let options = StoreOptions {
+        map_size_bytes: SMALL_MAP,
+        max_map_size_bytes: SMALL_MAP,
+    };
+    let f = Fixture::with(devnet(), options);
+    let batch = large_batch(&f);
+    let before = f.dump();
+    let err = f.store.apply_finalized(&batch).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::MapFull {
+                map_size_bytes: SMALL_MAP,
+                max_map_size_bytes: SMALL_MAP
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("larger map size"), "{err}");
+    assert_eq!(f.dump(), before);
+    // The same datadir with room to grow takes the batch.
+    let Fixture {
+        dir, spec, store, ..
+    } = f;
+    drop(store);
+    let store = Store::open(dir.path(), &spec, StoreOptions::default()).unwrap();
+    assert_eq!(store.apply_finalized(&batch).unwrap().applied, batch.len());
+}
+
+#[test]
+fn read_view_is_one_consistent_snapshot() {
+    let f = Fixture::new();
+    let (genesis, _) = f.genesis_coin();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    let view = f.store.read().unwrap();
+    // Another thread commits while this one holds the view (the documented rule).
+    std::thread::scope(|s| {
+        s.spawn(|| f.store.apply_finalized(&[finalized(&tx)]).unwrap())
+            .join()
+            .unwrap();
+    });
+    assert_eq!(
+        view.utxo(&genesis).unwrap().unwrap().state,
+        UtxoState::Unspent
+    );
+    assert_eq!(view.tx(&tx.txid()).unwrap(), None);
+    drop(view);
+    assert_eq!(
+        f.store.utxo(&genesis).unwrap().unwrap().state,
+        UtxoState::Spent { by: tx.txid() }
+    );
+}
+
+#[test]
+fn store_and_read_view_serve_ledger_validation() {
+    let f = Fixture::new();
+    let params = f.spec.validation_params();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    assert_eq!(validate(&tx, &f.store, &params).unwrap().txid, tx.txid());
+    assert!(validate(&tx, &f.store.read().unwrap(), &params).is_ok());
+    f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    let again = f.spend(&[f.genesis_coin()], 2);
+    let view = f.store.read().unwrap();
+    assert!(matches!(
+        validate(&again, &view, &params),
+        Err(TxError::AlreadySpent { by, .. }) if by == tx.txid()
+    ));
+}
+
+#[test]
+fn stats_count_every_table() {
+    let f = Fixture::new();
+    let genesis_outputs = f.spec.genesis_outputs().len() as u64;
+    let tx = f.spend(&[f.genesis_coin()], 2);
+    f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    f.store
+        .mempool_put(&[f.spend(&coins(&tx)[..1], 1)])
+        .unwrap();
+    let stats = f.store.stats().unwrap();
+    assert_eq!(
+        stats,
+        StoreStats {
+            utxos: genesis_outputs + 2,
+            unspent: genesis_outputs - 1 + 2,
+            txs: 1,
+            proofs: 1,
+            mempool: 1,
+            blocks: 0,
+            heights: 0,
+            finalized_count: 1,
+            ..stats
+        }
+    );
+    assert!(stats.used_bytes > 0 && stats.used_bytes <= stats.map_size_bytes);
+}
+
+#[test]
+fn store_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+}

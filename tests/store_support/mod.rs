@@ -1,0 +1,284 @@
+//! Shared fixtures of the store's integration tests and its bench: a devnet
+//! chain whose genesis funds keys the test holds, a wallet that builds random
+//! valid transfers from its coins, and an audit of a whole store.
+//!
+//! Test code: it panics with a precise message on the first inconsistency.
+#![allow(dead_code)] // each test binary uses a different part
+
+use rand_chacha::rand_core::RngCore;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use timecoin::config::{ChainConfig, ChainSpec};
+use timecoin::crypto::Keypair;
+use timecoin::ledger::{UtxoEntry, UtxoState};
+use timecoin::store::{FinalizedTx, Store};
+use timecoin::types::{Address, Amount, Hash, Network, OutPoint, Tx, TxOut};
+use timecoin::wallet::{build_transfer, Spendable};
+
+pub type Coin = (OutPoint, TxOut);
+
+/// The smallest output test transfers create: 1 TIME.
+pub const MIN_OUTPUT: Amount = Amount(100_000_000);
+
+/// A devnet chain whose genesis gives `outputs_per_key` outputs of `value`
+/// to each of `keys` label-derived keys.
+pub struct FundedChain {
+    pub spec: ChainSpec,
+    pub keys: Vec<Keypair>,
+    key_of: HashMap<Address, usize>,
+}
+
+impl FundedChain {
+    pub fn new(label: &str, keys: usize, outputs_per_key: usize, value: Amount) -> FundedChain {
+        let mut spec = ChainConfig::builtin(Network::Devnet).expect("builtin devnet");
+        let keys: Vec<Keypair> = (0..keys)
+            .map(|i| Keypair::from_seed_label(&format!("{label} key {i}")))
+            .collect();
+        let key_of: HashMap<Address, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (Address::from_pubkey(&k.public()), i))
+            .collect();
+        spec.allocations = (0..outputs_per_key)
+            .flat_map(|_| keys.iter())
+            .map(|k| TxOut {
+                value,
+                address: Address::from_pubkey(&k.public()),
+            })
+            .collect();
+        FundedChain { spec, keys, key_of }
+    }
+
+    pub fn addresses(&self) -> Vec<Address> {
+        self.keys
+            .iter()
+            .map(|k| Address::from_pubkey(&k.public()))
+            .collect()
+    }
+
+    pub fn supply(&self) -> Amount {
+        Amount::checked_sum(self.spec.allocations.iter().map(|o| o.value)).expect("supply")
+    }
+
+    fn key(&self, address: &Address) -> &Keypair {
+        &self.keys[self.key_of[address]]
+    }
+
+    pub fn min_fee(&self) -> Amount {
+        self.spec.config.ledger.min_fee
+    }
+
+    /// A signed tx spending `coins` (any coins of our keys, spent or not)
+    /// into `outputs` outputs to random keys, leaving `fee`; the last
+    /// output takes the rest.
+    pub fn spend(&self, rng: &mut impl RngCore, coins: &[Coin], outputs: usize, fee: Amount) -> Tx {
+        let inputs: Vec<Spendable<'_>> = coins
+            .iter()
+            .map(|(outpoint, out)| Spendable {
+                outpoint: *outpoint,
+                value: out.value,
+                key: self.key(&out.address),
+            })
+            .collect();
+        let total = Amount::checked_sum(coins.iter().map(|(_, o)| o.value)).expect("sum");
+        let left = total.checked_sub(fee).expect("coins cover the fee").units();
+        // Outputs never shrink below the floor, so coins stay spendable.
+        let outputs = outputs.clamp(1, (left / MIN_OUTPUT.units()).max(1) as usize);
+        let share = left / outputs as u64;
+        let addresses = self.addresses();
+        let mut random_address = || addresses[pick(rng, addresses.len())];
+        let payments: Vec<TxOut> = (1..outputs)
+            .map(|_| TxOut {
+                value: Amount(share),
+                address: random_address(),
+            })
+            .collect();
+        build_transfer(
+            &inputs,
+            &payments,
+            fee,
+            random_address(),
+            self.spec.chain_id(),
+        )
+        .expect("coins cover payments and fee")
+    }
+}
+
+/// A uniform index below `n` (modulo bias is irrelevant here).
+pub fn pick(rng: &mut impl RngCore, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
+}
+
+/// The coins a test may spend: unspent outputs of its keys.
+#[derive(Clone)]
+pub struct Wallet {
+    pub coins: Vec<Coin>,
+}
+
+impl Wallet {
+    pub fn from_genesis(chain: &FundedChain) -> Wallet {
+        Wallet {
+            coins: chain.spec.genesis_outputs(),
+        }
+    }
+
+    /// Every unspent output of the chain's keys, as the store holds them.
+    pub fn from_store(chain: &FundedChain, store: &Store) -> Wallet {
+        let coins = chain
+            .addresses()
+            .iter()
+            .flat_map(|a| store.unspent_by_address(a, usize::MAX).expect("unspent"))
+            .collect();
+        Wallet { coins }
+    }
+
+    /// A valid transfer of `inputs` random coins into `outputs` outputs,
+    /// leaving `fee`. Its inputs leave the wallet and its outputs join it,
+    /// so later transfers may spend them (within one batch too).
+    pub fn transfer(
+        &mut self,
+        chain: &FundedChain,
+        rng: &mut impl RngCore,
+        (inputs, outputs): (usize, usize),
+        fee: Amount,
+    ) -> Tx {
+        let mut spent: Vec<Coin> = Vec::with_capacity(inputs);
+        let mut total = Amount::ZERO;
+        // Takes more coins than asked if they cannot pay the fee and one output.
+        while spent.len() < inputs || total < fee.checked_add(MIN_OUTPUT).expect("fee") {
+            assert!(!self.coins.is_empty(), "wallet ran out of coins");
+            let coin = self.coins.swap_remove(pick(rng, self.coins.len()));
+            total = total.checked_add(coin.1.value).expect("total");
+            spent.push(coin);
+        }
+        let tx = chain.spend(rng, &spent, outputs, fee);
+        self.coins.extend(
+            (0..tx.outputs.len() as u32).map(|vout| (tx.outpoint(vout), tx.outputs[vout as usize])),
+        );
+        tx
+    }
+}
+
+/// A finalized tx with a proof of `proof_bytes` bytes derived from its txid.
+pub fn finalized(tx: &Tx, proof_bytes: usize, finalized_at_ms: u64) -> FinalizedTx {
+    let txid = tx.txid();
+    FinalizedTx {
+        tx: tx.clone(),
+        proof: txid.0.iter().cycle().take(proof_bytes).copied().collect(),
+        finalized_at_ms,
+    }
+}
+
+/// What a consistent store adds up to.
+#[derive(Debug)]
+pub struct Audit {
+    pub utxos: BTreeMap<OutPoint, UtxoEntry>,
+    pub recorded: BTreeSet<Hash>,
+    pub unspent_total: Amount,
+    pub fees_total: Amount,
+}
+
+/// Reads the whole store from one snapshot and checks every invariant that
+/// ties its tables together:
+/// * the address index holds exactly the unspent outputs (no spent one);
+/// * every recorded tx spent each of its inputs (`Spent { by: txid }`, so no
+///   outpoint is spent twice), created each of its outputs, and has a proof;
+/// * every `Spent { by }` names a recorded tx, and every output is genesis'
+///   or a recorded tx's;
+/// * unspent values + fees of recorded txs = the genesis supply;
+/// * the table counts in `stats` agree.
+pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
+    let (genesis, supply) = (chain.spec.genesis_hash(), chain.supply());
+    let view = store.read().expect("read view");
+    let utxos: BTreeMap<OutPoint, UtxoEntry> = view
+        .scan_utxos()
+        .expect("scan utxos")
+        .map(|r| r.expect("utxo record"))
+        .collect();
+    let index: BTreeSet<(Address, OutPoint)> = view
+        .scan_address_index()
+        .expect("scan index")
+        .map(|r| r.expect("index record"))
+        .collect();
+    let unspent: BTreeSet<(Address, OutPoint)> = utxos
+        .iter()
+        .filter(|(_, e)| e.state == UtxoState::Unspent)
+        .map(|(op, e)| (e.output.address, *op))
+        .collect();
+    assert_eq!(index, unspent, "address index disagrees with the UTXO set");
+
+    let mut recorded = BTreeSet::new();
+    let mut fees_total = Amount::ZERO;
+    for item in view.scan_txs().expect("scan txs") {
+        let (txid, record) = item.expect("tx record");
+        assert_eq!(record.tx.txid(), txid, "tx record under a foreign key");
+        let mut inputs = Amount::ZERO;
+        for input in &record.tx.inputs {
+            let entry = utxos
+                .get(&input.prev)
+                .unwrap_or_else(|| panic!("{txid} spends {} which is missing", input.prev));
+            assert_eq!(
+                entry.state,
+                UtxoState::Spent { by: txid },
+                "input {} of recorded {txid}",
+                input.prev
+            );
+            inputs = inputs.checked_add(entry.output.value).expect("inputs");
+        }
+        for (vout, output) in record.tx.outputs.iter().enumerate() {
+            let outpoint = OutPoint {
+                txid,
+                vout: vout as u32,
+            };
+            assert_eq!(
+                utxos.get(&outpoint).map(|e| e.output),
+                Some(*output),
+                "output {outpoint} of recorded {txid}"
+            );
+        }
+        let outputs = Amount::checked_sum(record.tx.outputs.iter().map(|o| o.value)).expect("out");
+        fees_total = fees_total
+            .checked_add(inputs.checked_sub(outputs).expect("recorded tx overspends"))
+            .expect("fees");
+        assert!(
+            view.proof(&txid).expect("proof").is_some(),
+            "{txid} has no proof"
+        );
+        recorded.insert(txid);
+    }
+    for (outpoint, entry) in &utxos {
+        if let UtxoState::Spent { by } = entry.state {
+            assert!(
+                recorded.contains(&by),
+                "{outpoint} spent by unrecorded {by}"
+            );
+        }
+        assert!(
+            outpoint.txid == genesis || recorded.contains(&outpoint.txid),
+            "{outpoint} was created by no recorded tx"
+        );
+    }
+    let unspent_total = Amount::checked_sum(
+        utxos
+            .values()
+            .filter(|e| e.state == UtxoState::Unspent)
+            .map(|e| e.output.value),
+    )
+    .expect("unspent total");
+    assert_eq!(
+        unspent_total.checked_add(fees_total),
+        Some(supply),
+        "unspent {unspent_total} + fees {fees_total} must equal the genesis supply"
+    );
+    let stats = view.stats().expect("stats");
+    assert_eq!(stats.utxos, utxos.len() as u64);
+    assert_eq!(stats.unspent, index.len() as u64);
+    assert_eq!(stats.txs, recorded.len() as u64);
+    assert_eq!(stats.proofs, recorded.len() as u64);
+    assert_eq!(stats.finalized_count, recorded.len() as u64);
+    Audit {
+        utxos,
+        recorded,
+        unspent_total,
+        fees_total,
+    }
+}
