@@ -303,11 +303,7 @@ fn local_acceptance_after_exactly_beta_polls() {
     let beta = 5;
     let mut o = Observer::new(&[1; 4], sequential(beta));
     let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
-    let accepted = |o: &Observer| {
-        o.events()
-            .iter()
-            .any(|e| *e == Event::LocallyAccepted { txid })
-    };
+    let accepted = |o: &Observer| o.events().contains(&Event::LocallyAccepted { txid });
     for poll in 1..=beta {
         assert!(!accepted(&o), "accepted before poll {poll}");
         o.answer(&[], all_valid);
