@@ -919,13 +919,16 @@ impl Engine {
                 }
             }
         }
-        if validate(&proof.tx, &overlay, &self.config.validation).is_err() {
+        // A pool member was validated on admission, and would have been
+        // rejected had a conflict finalized since; only newcomers are checked.
+        let known = self.mempool.contains(&txid);
+        if !known && validate(&proof.tx, &overlay, &self.config.validation).is_err() {
             // Valid votes but not applicable here (e.g. its parent is unknown
             // yet): block sync brings both; a later relay may retry.
             self.metrics.proofs_unapplied += 1;
             return;
         }
-        if !self.mempool.contains(&txid) {
+        if !known {
             self.mempool
                 .insert_finalized(txid, proof.tx.clone(), now, TxState::default());
         }
