@@ -158,7 +158,7 @@ fn non_member_is_refused() {
     let outsider = Keypair::from_seed_label("not a validator");
     let mut proof = f.proof(0..14);
     proof.votes.push(
-        signed_proof(&f.tx, &[outsider.clone()], 1, &[])
+        signed_proof(&f.tx, std::slice::from_ref(&outsider), 1, &[])
             .votes
             .remove(0),
     );
