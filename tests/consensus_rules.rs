@@ -731,3 +731,27 @@ fn mempool_refuses_beyond_its_limit() {
         Err(SubmitError::Mempool(_))
     ));
 }
+
+#[test]
+fn child_arriving_before_its_parent_finalizes_waits_as_an_orphan() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let parent = o.wallet.pay(0, "payee");
+    let child = o
+        .wallet
+        .spend(parent.outpoint(1), parent.outputs[1].value, "next payee");
+    let child_id = child.txid();
+    o.deliver(o.id(1), ConsensusMessage::Tx(child));
+    assert_eq!(o.status(&child_id).status, TxStatus::Seen);
+    // Held, not sampled: a poll about it gets Unknown, and no fetch.
+    assert_eq!(o.ask(2, &[child_id]), [Verdict::Unknown]);
+    assert!(!sent_to(&o.log, &o.id(2))
+        .iter()
+        .any(|m| matches!(m, ConsensusMessage::GetTxs { .. })));
+    let keys = o.keys[..3].to_vec();
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&parent, &keys, 1, &[])),
+    );
+    assert!(o.events().contains(&Event::Accepted { txid: child_id }));
+    assert_eq!(o.status(&child_id).status, TxStatus::Sampling);
+}
