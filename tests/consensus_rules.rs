@@ -755,3 +755,16 @@ fn child_arriving_before_its_parent_finalizes_waits_as_an_orphan() {
     assert!(o.events().contains(&Event::Accepted { txid: child_id }));
     assert_eq!(o.status(&child_id).status, TxStatus::Sampling);
 }
+
+#[test]
+fn a_single_validator_finalizes_alone_with_its_own_vote() {
+    // `timed --dev`: k' = alpha' = 1, and its own vote is the whole weight.
+    let wallet = Wallet::funded(1);
+    let mut c = Cluster::new(&[1], devnet_params(), &wallet.utxos, 4);
+    let txid = c.submit(0, wallet.pay(0, "payee"));
+    c.run_for(1);
+    assert_eq!(c.finalized_at(&txid), [0]);
+    let s = c.engines[0].tx_status(&txid).unwrap();
+    assert_eq!((s.status, s.durable), (TxStatus::Finalized, true));
+    assert_eq!(c.engines[0].metrics().polls_succeeded, 20);
+}
