@@ -8,6 +8,8 @@
 //! ## Dependency direction (keep it true)
 //! `types` ← `crypto` ← `ledger`, `wallet`, `config`, `genesis` (pure: no mio, lmdb,
 //! crossbeam, clocks or global RNG) ← `store` (I/O) ← binaries.
+//! Consensus, all pure: `time`, `ledger` ← `finality` ← `mempool` ← `consensus`
+//! (time only as an injected `now`; only `time::SystemClock` reads the OS clock).
 //!
 //! ## Glossary
 //! * **outpoint**: output `vout` of transaction `txid`.
@@ -16,9 +18,13 @@
 //! * **finality proof**: signed votes whose weight reaches ⌈0.67·total⌉.
 
 pub mod config;
+pub mod consensus;
 pub mod crypto;
+pub mod finality;
 pub mod genesis;
 pub mod ledger;
+pub mod mempool;
 pub mod store;
+pub mod time;
 pub mod types;
 pub mod wallet;

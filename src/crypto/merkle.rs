@@ -75,6 +75,55 @@ pub fn root_and_path(leaves: &[Hash], index: usize) -> Option<(Hash, MerklePath)
     Some((level[0], path))
 }
 
+/// Every level of a tree, so many paths cost one tree build (a finality
+/// vote's root yields a path for each txid it covers).
+#[derive(Clone, Debug)]
+pub struct MerkleTree {
+    /// `levels[0]` holds the leaf hashes, the last level the root.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MerkleTree {
+    pub fn new(leaves: &[Hash]) -> MerkleTree {
+        let mut levels = vec![leaves.iter().map(leaf_hash).collect::<Vec<_>>()];
+        while let Some(top) = levels.last().filter(|l| l.len() > 1) {
+            let next = next_level(top);
+            levels.push(next);
+        }
+        MerkleTree { levels }
+    }
+
+    /// Same as [`root`] of the leaves.
+    pub fn root(&self) -> Hash {
+        match self.levels.last().map(Vec::as_slice) {
+            Some([root]) => *root,
+            _ => Hash::ZERO,
+        }
+    }
+
+    /// Same as [`root_and_path`]'s path; `None` if `index` is out of range.
+    pub fn path(&self, index: usize) -> Option<MerklePath> {
+        let leaf_count = self.levels.first()?.len();
+        if index >= leaf_count {
+            return None;
+        }
+        let (_root, below_root) = self.levels.split_last()?;
+        let mut i = index;
+        let mut siblings = Vec::with_capacity(below_root.len());
+        for level in below_root {
+            if let Some(sib) = level.get(i ^ 1) {
+                siblings.push(*sib);
+            }
+            i /= 2;
+        }
+        Some(MerklePath {
+            index: index as u32,
+            leaf_count: leaf_count as u32,
+            siblings,
+        })
+    }
+}
+
 impl MerklePath {
     /// The root this path proves `leaf` under, or `None` if the path is malformed.
     pub fn compute_root(&self, leaf: &Hash) -> Option<Hash> {
@@ -144,6 +193,19 @@ mod tests {
         let mut p = path;
         p.index = 99;
         assert_eq!(p.compute_root(&ls[2]), None);
+    }
+
+    #[test]
+    fn tree_paths_match_single_paths() {
+        for n in 0..=9 {
+            let ls = leaves(n);
+            let tree = MerkleTree::new(&ls);
+            assert_eq!(tree.root(), root(&ls));
+            for i in 0..ls.len() {
+                assert_eq!(tree.path(i), root_and_path(&ls, i).map(|(_, p)| p));
+            }
+            assert_eq!(tree.path(ls.len()), None);
+        }
     }
 
     #[test]

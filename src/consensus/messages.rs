@@ -1,0 +1,132 @@
+//! What validators say to each other about transactions (DESIGN §4–5), and
+//! what the engine hands back to its driver. Plain data: the net layer frames
+//! and tags these; the engine re-checks every size limit on arrival.
+
+use crate::finality::{FinalityProof, FinalityVote};
+use crate::mempool::TxStatus;
+use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
+use serde::{Deserialize, Serialize};
+
+/// Validators are identified by their ed25519 identity key.
+pub type NodeId = PublicKeyBytes;
+
+/// A responder's answer about one txid.
+///
+/// In a sampling query (`want_votes: false`): `Valid` iff the tx is locally
+/// valid and preferred on every input's conflict set; `Invalid` iff it is
+/// invalid or a conflicting tx is preferred; `Unknown` iff the responder
+/// lacks it (and then fetches it). In a vote request (`want_votes: true`),
+/// `Valid` additionally requires that the responder has locally accepted the
+/// tx: those txids, and only those, are under the signed root.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ConsensusMessage {
+    /// Gossip of a transaction newly admitted to the sender's mempool.
+    Tx(Tx),
+    /// Fetch transactions the sender was polled about but lacks.
+    GetTxs {
+        txids: Vec<Hash>,
+    },
+    Txs {
+        txs: Vec<Tx>,
+    },
+    /// A poll (or, with `want_votes`, a request for finality votes) of at
+    /// most `max_txs_per_query` txids.
+    Query {
+        request_id: u64,
+        txids: Vec<Hash>,
+        want_votes: bool,
+    },
+    /// The answer to `Query` `request_id`, one verdict per txid, in query
+    /// order. `finality_vote` signs the root of the sorted `Valid` txids and
+    /// is present only when votes were requested and at least one is `Valid`.
+    Votes {
+        request_id: u64,
+        verdicts: Vec<(Hash, Verdict)>,
+        finality_vote: Option<FinalityVote>,
+    },
+    /// A complete finality proof: finalizes its tx without sampling.
+    Proof(FinalityProof),
+}
+
+/// Something the driver must do.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Output {
+    Send {
+        to: NodeId,
+        msg: ConsensusMessage,
+    },
+    /// To every connected peer.
+    Broadcast(ConsensusMessage),
+    Event(Event),
+}
+
+/// Why a transaction left the mempool without being finalized here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RejectReason {
+    /// A conflicting tx was locally accepted.
+    ConflictAccepted { winner: Hash },
+    /// A conflicting tx has a valid finality proof.
+    ConflictFinalized { winner: Hash },
+    /// `beta` consecutive polls had an `Invalid` quorum.
+    InvalidQuorum,
+}
+
+/// What happened to a transaction, for the driver (ledger, RPC, logs).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// Entered the mempool; sampling starts.
+    Accepted {
+        txid: Hash,
+    },
+    /// Confidence reached `beta` while preferred on every input.
+    LocallyAccepted {
+        txid: Hash,
+    },
+    /// The proof is complete (or arrived by gossip). The driver must persist
+    /// tx and proof, then call `Engine::handle_durable`.
+    Finalized {
+        tx: Tx,
+        proof: FinalityProof,
+    },
+    Rejected {
+        txid: Hash,
+        reason: RejectReason,
+    },
+    /// No local acceptance within `mempool_expiry_ms`; its locks are released.
+    Expired {
+        txid: Hash,
+    },
+    /// Two valid proofs for conflicting transactions: more than a third of
+    /// the weight signed both. Finalization halts on this node.
+    SafetyViolation {
+        outpoint: OutPoint,
+        finalized: Hash,
+        conflicting: Hash,
+    },
+}
+
+/// What the engine knows about one transaction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TxStatusReport {
+    pub status: TxStatus,
+    /// Finalized and committed by the ledger (`handle_durable`); details are forgotten.
+    pub durable: bool,
+    pub confidence: u32,
+    pub counter: u32,
+    pub polls_completed: u32,
+    pub polls_outstanding: u32,
+    pub proof_weight: u64,
+    pub proof_needed: u64,
+    pub first_seen: Option<crate::time::Timestamp>,
+    pub locally_accepted_at: Option<crate::time::Timestamp>,
+    pub finalized_at: Option<crate::time::Timestamp>,
+    /// When a tx still sampling leaves the mempool.
+    pub expires_at: Option<crate::time::Timestamp>,
+}

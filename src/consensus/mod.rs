@@ -1,0 +1,22 @@
+//! Snowball consensus (DESIGN §4) as a sans-IO state machine: stake-weighted
+//! batched polls, per-conflict-set preference, local acceptance, finality
+//! vote collection and proof assembly.
+//!
+//! Pure: no sockets, clocks, threads or global RNG. Time arrives as `now`,
+//! randomness from a seeded RNG, weight only from the `ValidatorSet`
+//! snapshot. It must never finalize or accept anything on a timer or on
+//! local knowledge alone: only a poll quorum accepts, only a proof finalizes.
+
+pub mod engine;
+pub mod fetches;
+pub mod messages;
+pub mod params;
+pub mod polls;
+pub mod sampler;
+pub mod snowball;
+
+pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError};
+pub use messages::{
+    ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
+};
+pub use params::{SampleSize, SnowballParams};

@@ -1,0 +1,16 @@
+//! Objective finality (DESIGN §5): validator-set snapshots, signed finality
+//! votes, and proofs that anyone can verify against a snapshot.
+//!
+//! Pure: no clocks, no I/O, no sampling. It must never take a weight or a
+//! membership from a message: both come from the [`ValidatorSet`] snapshot.
+
+pub mod proof;
+pub mod validator_set;
+pub mod vote;
+
+pub use proof::{
+    verify_proof, verify_proof_with, FinalityProof, ProofBuilder, ProofError, VoteAdded,
+    MAX_PROOF_VOTES,
+};
+pub use validator_set::{required_weight, ValidatorSet, ValidatorSetError};
+pub use vote::FinalityVote;

@@ -1,0 +1,243 @@
+//! Finality proofs: a transaction with signed votes whose summed snapshot
+//! weight reaches `ceil(0.67 · total)`. Verification is objective: any node
+//! holding the snapshot reaches the same verdict, with no local state.
+//! Pure: never trusts a weight or membership claim carried by the proof.
+
+use super::validator_set::ValidatorSet;
+use super::vote::FinalityVote;
+use crate::crypto::merkle::MerklePath;
+use crate::types::{ChainId, Hash, PublicKeyBytes, Tx};
+use serde::{Deserialize, Serialize};
+
+/// Most votes any proof may carry, checked before any other work. A proof
+/// never needs more votes than the snapshot has members (also checked).
+pub const MAX_PROOF_VOTES: usize = 4096;
+
+/// `Vfp(X)`: the transaction and, per vote, the path proving its txid under the vote's root.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct FinalityProof {
+    pub tx: Tx,
+    pub votes: Vec<(FinalityVote, MerklePath)>,
+}
+
+/// Why a proof is not valid. Every variant is the prover's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("proof carries no votes")]
+    NoVotes,
+    #[error("proof carries {count} votes, more than the {max} allowed")]
+    TooManyVotes { count: usize, max: usize },
+    #[error("vote {index} is for chain {found}, not this chain ({expected})")]
+    WrongChain {
+        index: usize,
+        found: ChainId,
+        expected: ChainId,
+    },
+    #[error("vote {index} is for slot {slot}, which has no known validator set")]
+    UnknownSlot { index: usize, slot: u64 },
+    #[error(
+        "vote {index} (slot {slot}) belongs to a different validator-set snapshot than vote 0"
+    )]
+    MixedSnapshots { index: usize, slot: u64 },
+    #[error("vote {index}: {voter:?} is not a validator of the snapshot")]
+    NotAMember { index: usize, voter: PublicKeyBytes },
+    #[error("vote {index}: {voter:?} already voted earlier in this proof")]
+    DuplicateVoter { index: usize, voter: PublicKeyBytes },
+    #[error("vote {index}: the Merkle path does not prove txid {txid} under the vote's root")]
+    WrongPath { index: usize, txid: Hash },
+    #[error("votes weigh {have}, below the {need} required (ceil(0.67 x total weight))")]
+    ShortWeight { have: u64, need: u64 },
+    #[error("vote {index}: signature by {voter:?} does not verify")]
+    BadSignature { index: usize, voter: PublicKeyBytes },
+}
+
+/// Verifies `proof` and returns its txid. Valid iff: at most
+/// [`MAX_PROOF_VOTES`] and at most one vote per snapshot member; every vote
+/// is for `chain_id`; every vote's slot maps (via `validators_for_slot`) to
+/// one and the same snapshot; voters are distinct members; each path proves
+/// the txid under its vote's root; summed weight ≥ `required_weight()`
+/// (`ceil(0.67·total)` in integers); every signature passes `verify_strict`.
+/// Cheap checks run first, signatures last.
+pub fn verify_proof<'a>(
+    proof: &FinalityProof,
+    chain_id: ChainId,
+    validators_for_slot: impl Fn(u64) -> Option<&'a ValidatorSet>,
+) -> Result<Hash, ProofError> {
+    verify_proof_with(proof, chain_id, validators_for_slot, |vote| {
+        vote.verify_signature().is_ok()
+    })
+}
+
+/// [`verify_proof`] with the signature check supplied by the caller, so a
+/// node can skip votes it has already verified (a bounded cache by vote hash).
+pub fn verify_proof_with<'a>(
+    proof: &FinalityProof,
+    chain_id: ChainId,
+    validators_for_slot: impl Fn(u64) -> Option<&'a ValidatorSet>,
+    mut signature_ok: impl FnMut(&FinalityVote) -> bool,
+) -> Result<Hash, ProofError> {
+    let count = proof.votes.len();
+    if count == 0 {
+        return Err(ProofError::NoVotes);
+    }
+    if count > MAX_PROOF_VOTES {
+        return Err(ProofError::TooManyVotes {
+            count,
+            max: MAX_PROOF_VOTES,
+        });
+    }
+    let txid = proof.tx.txid();
+    let mut snapshot: Option<&ValidatorSet> = None;
+    let mut voted: Vec<bool> = Vec::new();
+    let mut have: u64 = 0;
+    for (index, (vote, path)) in proof.votes.iter().enumerate() {
+        if vote.chain_id != chain_id {
+            return Err(ProofError::WrongChain {
+                index,
+                found: vote.chain_id,
+                expected: chain_id,
+            });
+        }
+        let slot = vote.slot;
+        let set = validators_for_slot(slot).ok_or(ProofError::UnknownSlot { index, slot })?;
+        let set = match snapshot {
+            None => {
+                if count > set.len() {
+                    return Err(ProofError::TooManyVotes {
+                        count,
+                        max: set.len(),
+                    });
+                }
+                voted = vec![false; set.len()];
+                *snapshot.insert(set)
+            }
+            Some(first) if first.set_hash() == set.set_hash() => first,
+            Some(_) => return Err(ProofError::MixedSnapshots { index, slot }),
+        };
+        let voter = vote.voter;
+        let member = set
+            .index_of(&voter)
+            .ok_or(ProofError::NotAMember { index, voter })?;
+        match voted.get_mut(member) {
+            Some(seen) if !*seen => *seen = true,
+            _ => return Err(ProofError::DuplicateVoter { index, voter }),
+        }
+        if !path.proves(&txid, &vote.root) {
+            return Err(ProofError::WrongPath { index, txid });
+        }
+        have = have.saturating_add(set.weight_of(&voter).unwrap_or(0));
+    }
+    let need = snapshot.map_or(u64::MAX, ValidatorSet::required_weight);
+    if have < need {
+        return Err(ProofError::ShortWeight { have, need });
+    }
+    for (index, (vote, _)) in proof.votes.iter().enumerate() {
+        if !signature_ok(vote) {
+            return Err(ProofError::BadSignature {
+                index,
+                voter: vote.voter,
+            });
+        }
+    }
+    Ok(txid)
+}
+
+/// Collects verified votes for one txid until their weight is enough.
+#[derive(Clone, Debug)]
+pub struct ProofBuilder {
+    txid: Hash,
+    votes: Vec<(FinalityVote, MerklePath)>,
+    /// `voted[i]`: snapshot member `i` already contributed.
+    voted: Vec<bool>,
+    weight: u64,
+    required: u64,
+}
+
+/// What adding a vote to a [`ProofBuilder`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoteAdded {
+    /// Counted; the proof is still short.
+    Counted,
+    /// Counted, and the weight now reaches the requirement.
+    Complete,
+}
+
+impl ProofBuilder {
+    pub fn new(txid: Hash, set: &ValidatorSet) -> ProofBuilder {
+        ProofBuilder {
+            txid,
+            votes: Vec::new(),
+            voted: vec![false; set.len()],
+            weight: 0,
+            required: set.required_weight(),
+        }
+    }
+
+    pub fn txid(&self) -> Hash {
+        self.txid
+    }
+
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    pub fn required(&self) -> u64 {
+        self.required
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.weight >= self.required
+    }
+
+    pub fn has_voted(&self, set: &ValidatorSet, voter: &PublicKeyBytes) -> bool {
+        set.index_of(voter)
+            .and_then(|i| self.voted.get(i).copied())
+            .unwrap_or(false)
+    }
+
+    /// Adds a vote whose signature and chain id the caller has verified.
+    /// Checks membership in `set` (the builder's snapshot), duplicates and the path.
+    pub fn add(
+        &mut self,
+        set: &ValidatorSet,
+        vote: FinalityVote,
+        path: MerklePath,
+    ) -> Result<VoteAdded, ProofError> {
+        let index = self.votes.len();
+        let voter = vote.voter;
+        let member = set
+            .index_of(&voter)
+            .ok_or(ProofError::NotAMember { index, voter })?;
+        match self.voted.get_mut(member) {
+            Some(seen) if !*seen => {}
+            _ => return Err(ProofError::DuplicateVoter { index, voter }),
+        }
+        if !path.proves(&self.txid, &vote.root) {
+            return Err(ProofError::WrongPath {
+                index,
+                txid: self.txid,
+            });
+        }
+        if let Some(seen) = self.voted.get_mut(member) {
+            *seen = true;
+        }
+        self.weight = self
+            .weight
+            .saturating_add(set.weight_of(&voter).unwrap_or(0));
+        self.votes.push((vote, path));
+        Ok(if self.is_complete() {
+            VoteAdded::Complete
+        } else {
+            VoteAdded::Counted
+        })
+    }
+
+    /// The proof for `tx` (whose txid must be the builder's).
+    pub fn to_proof(&self, tx: &Tx) -> FinalityProof {
+        debug_assert_eq!(tx.txid(), self.txid);
+        FinalityProof {
+            tx: tx.clone(),
+            votes: self.votes.clone(),
+        }
+    }
+}
