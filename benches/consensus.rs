@@ -7,6 +7,7 @@
 //!   ⌈0.67·20⌉ minimum), all signatures checked.
 //!
 //! Run: `cargo bench --bench consensus`
+#![allow(clippy::disallowed_methods)] // benchmarks measure wall-clock time
 
 #[path = "../tests/consensus_support/mod.rs"]
 mod consensus_support;

@@ -6,6 +6,7 @@
 //! signatures, so its per-signature rate should be ≥ 80 % of the raw rate.
 //!
 //! Run: `cargo bench --bench ledger`
+#![allow(clippy::disallowed_methods)] // benchmarks measure wall-clock time
 
 #[path = "../tests/common/mod.rs"]
 mod common;

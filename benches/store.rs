@@ -10,6 +10,7 @@
 //! goal is ≥ 0.6) and against (c) (the cost of our records beyond the puts).
 //!
 //! Run: `cargo bench --bench store`
+#![allow(clippy::disallowed_methods)] // benchmarks measure wall-clock time
 
 #[path = "../tests/store_support/mod.rs"]
 mod store_support;
