@@ -1,0 +1,14 @@
+//! The peer-to-peer network layer (DESIGN §1 "net", §8).
+//!
+//! Everything here is sans-IO and unit-tested except [`event_loop`], the one
+//! file that uses `mio`: it owns the listener and every socket, reads the
+//! clock through `time::SystemClock`, and drives the pure parts:
+//! [`frame`] (length-prefixed frames), [`message`] (tagged wire messages),
+//! [`handshake`], [`peer`] (one connection), [`peer_book`] (addresses,
+//! dialing, bans, one connection per node pair) and [`gossip`] (dedup).
+//! It must never touch disk or block on anything but `poll`.
+
+pub mod frame;
+pub mod handshake;
+pub mod message;
+pub mod peer;
