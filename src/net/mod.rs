@@ -9,6 +9,8 @@
 //! It must never touch disk or block on anything but `poll`.
 
 pub mod frame;
+pub mod gossip;
 pub mod handshake;
 pub mod message;
 pub mod peer;
+pub mod peer_book;
