@@ -8,9 +8,18 @@
 //! dialing, bans, one connection per node pair) and [`gossip`] (dedup).
 //! It must never touch disk or block on anything but `poll`.
 
+pub mod event_loop;
 pub mod frame;
 pub mod gossip;
 pub mod handshake;
 pub mod message;
+pub mod metrics;
 pub mod peer;
 pub mod peer_book;
+
+pub use event_loop::{
+    spawn_net, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
+};
+pub use message::{Hello, Message, MessageLimits, MessageTag, PROTOCOL_VERSION};
+pub use metrics::{NetMetrics, NetMetricsSnapshot};
+pub use peer::{RateLimit, RateLimits};

@@ -91,20 +91,24 @@ impl PeerBook {
             config,
         };
         for addr in book.config.configured_peers.clone() {
-            if !book.own_addrs.contains(&addr) {
-                book.known.insert(
-                    addr,
-                    KnownAddr {
-                        configured: true,
-                        failures: 0,
-                        next_dial_at: now,
-                        state: DialState::Idle,
-                        node_id: None,
-                    },
-                );
-            }
+            book.add_configured(addr, now);
         }
         book
+    }
+
+    /// An address to dial now and redial whenever disconnected (config, `addnode`).
+    pub fn add_configured(&mut self, addr: SocketAddr, now: Timestamp) {
+        if self.own_addrs.contains(&addr) {
+            return;
+        }
+        let k = self.known.entry(addr).or_insert(KnownAddr {
+            configured: true,
+            failures: 0,
+            next_dial_at: now,
+            state: DialState::Idle,
+            node_id: None,
+        });
+        k.configured = true;
     }
 
     /// The delay before the next dial after `failures` failures in a row:
