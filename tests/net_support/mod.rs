@@ -83,7 +83,10 @@ pub fn wait_message(handle: &NetHandle, from_node: NodeId, want: &Message) {
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = SystemClock.now().saturating_add(FAIL_AFTER);
     while !cond() {
-        assert!(SystemClock.now() < deadline, "timed out waiting until {what}");
+        assert!(
+            SystemClock.now() < deadline,
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
