@@ -65,6 +65,11 @@ fn simultaneous_dials_end_with_exactly_one_connection() {
     } else {
         (&b, &a)
     };
+    eprintln!(
+        "duplicates seen: {} {}",
+        low.metrics().duplicate_connections,
+        high.metrics().duplicate_connections
+    );
     if low.metrics().duplicate_connections + high.metrics().duplicate_connections > 0 {
         // Both sockets existed: both ends kept the one the lower node id initiated.
         assert!(!low.peers()[0].inbound);

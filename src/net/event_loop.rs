@@ -564,7 +564,7 @@ impl NetLoop {
             return;
         };
         let tag = msg.tag();
-        self.shared.metrics.message_in(tag, 0);
+        self.shared.metrics.message_in(tag);
         match msg {
             Message::GetPeers => {
                 let addrs = self
@@ -765,10 +765,10 @@ impl NetLoop {
             self.broadcast(&Message::GetPeers, now);
         }
         self.book.expire_bans(now);
-        self.publish(now);
+        self.publish();
     }
 
-    fn publish(&self, _now: Timestamp) {
+    fn publish(&self) {
         let metrics = &self.shared.metrics;
         metrics
             .bans

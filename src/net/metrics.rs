@@ -17,7 +17,7 @@ pub struct NetMetrics {
     pub peers: AtomicU64,
     /// Active bans (gauge).
     pub bans: AtomicU64,
-    /// Largest write queue of any peer at the last tick, in bytes (gauge).
+    /// High-water mark of any peer's write queue, sampled every tick, in bytes.
     pub max_write_queue_bytes: AtomicU64,
     /// Events dropped because an outbox was full (back-pressure).
     pub outbox_drops: AtomicU64,
@@ -79,9 +79,8 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl NetMetrics {
-    pub fn message_in(&self, tag: MessageTag, bytes: usize) {
+    pub fn message_in(&self, tag: MessageTag) {
         self.messages_in.get(tag.index()).map(bump);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     pub fn message_out(&self, tag: MessageTag) {

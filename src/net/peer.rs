@@ -294,8 +294,12 @@ impl Peer {
     /// Queues an already encoded message (a broadcast encodes once).
     pub fn send_payload(&mut self, payload: &[u8]) -> Result<(), PeerError> {
         // Our own messages over the frame limit are a local bug; never send them.
-        let Ok(frame) = encode_frame(payload, self.limits.messages.max_frame_bytes) else {
-            return Ok(());
+        let frame = match encode_frame(payload, self.limits.messages.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                log::error!("not sending to {}: {e}", self.addr);
+                return Ok(());
+            }
         };
         self.queue.push(frame)?;
         Ok(())
