@@ -7,7 +7,8 @@
 //!
 //! ## Dependency direction (keep it true)
 //! `types` ← `crypto` ← `ledger`, `wallet`, `config`, `genesis` (pure: no mio, lmdb,
-//! crossbeam, clocks or global RNG) ← `store` (I/O) ← binaries.
+//! crossbeam, clocks or global RNG) ← `store`, `net` (I/O) ← binaries.
+//! `net` is sans-IO except `net::event_loop`, the one file that uses `mio`.
 //! Consensus, all pure: `time`, `ledger` ← `finality` ← `mempool` ← `consensus`
 //! (time only as an injected `now`; only `time::SystemClock` reads the OS clock).
 //!
@@ -24,6 +25,7 @@ pub mod finality;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;
+pub mod net;
 pub mod store;
 pub mod time;
 pub mod types;

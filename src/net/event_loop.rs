@@ -1,0 +1,798 @@
+//! The net thread: one `mio::Poll` owning the listener and every socket (the
+//! only file that uses `mio`). It accepts and dials, feeds received bytes to
+//! each [`Peer`], routes decoded messages to the consensus or block outbox,
+//! executes [`NetCommand`]s from other threads, and drives timers from
+//! `time::SystemClock` at every wake-up.
+//!
+//! It never blocks on anything but `poll` and never touches disk: outboxes
+//! are written with `try_send` (a full one is dropped and counted), and each
+//! peer's write queue is capped.
+
+use super::gossip::SeenSet;
+use super::handshake::{HandshakeError, LocalHello, PeerHello};
+use super::message::{Message, MessageClass, MessageLimits, MessageTag};
+use super::metrics::{bump, NetMetrics, NetMetricsSnapshot};
+use super::peer::{Peer, PeerError, PeerEvent, PeerLimits, RateLimits};
+use super::peer_book::{new_connection_wins, BanKey, PeerBook, PeerBookConfig};
+use crate::consensus::messages::{ConsensusMessage, NodeId};
+use crate::crypto::Keypair;
+use crate::time::{Clock, SystemClock, Timestamp};
+use crate::types::{ChainId, Hash};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_PEER_TOKEN: usize = 2;
+/// Bytes read from a socket per `read` call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Everything the net layer is configured with; units are in the names.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Port 0 picks a free port (see [`NetHandle::local_addr`]).
+    pub listen_addr: SocketAddr,
+    /// Dialed at start and redialed with backoff whenever disconnected.
+    pub configured_peers: Vec<SocketAddr>,
+    /// Frame and per-message count limits (`messages.max_frame_bytes` is the frame cap).
+    pub messages: MessageLimits,
+    /// Connections of any kind, established or not.
+    pub max_peers: usize,
+    pub write_queue_bytes_max: usize,
+    pub rate_limits: RateLimits,
+    pub ban_duration_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub ping_interval_ms: u64,
+    pub get_peers_interval_ms: u64,
+    pub dial_backoff_base_ms: u64,
+    pub dial_backoff_max_ms: u64,
+    pub max_known_addrs: usize,
+    pub max_bans: usize,
+    /// Hashes remembered for gossip deduplication, each direction.
+    pub gossip_seen_capacity: usize,
+    /// Capacity of each outbox (consensus, block) and of the command channel.
+    pub channel_capacity: usize,
+    /// Longest sleep in `poll`: the resolution of timers (deadlines, dials, pings).
+    pub tick_ms: u64,
+    /// Seeds nonces and dial jitter; `None` draws it from the OS (production).
+    pub rng_seed: Option<u64>,
+    /// Announced in `Hello`; updated with [`NetCommand::SetTipHeight`].
+    pub tip_height: u64,
+}
+
+impl NetConfig {
+    /// Production defaults listening on `listen_addr`.
+    pub fn new(listen_addr: SocketAddr) -> NetConfig {
+        NetConfig {
+            listen_addr,
+            configured_peers: Vec::new(),
+            messages: MessageLimits::default(),
+            max_peers: 64,
+            write_queue_bytes_max: 16 * 1024 * 1024,
+            rate_limits: RateLimits::default(),
+            ban_duration_ms: 60 * 60 * 1000,
+            handshake_timeout_ms: 10_000,
+            ping_interval_ms: 30_000,
+            get_peers_interval_ms: 60_000,
+            dial_backoff_base_ms: 1_000,
+            dial_backoff_max_ms: 60_000,
+            max_known_addrs: 1_024,
+            max_bans: 4_096,
+            gossip_seen_capacity: 65_536,
+            channel_capacity: 8_192,
+            tick_ms: 100,
+            rng_seed: None,
+            tip_height: 0,
+        }
+    }
+}
+
+/// What other threads ask of the net thread.
+#[derive(Clone, Debug)]
+pub enum NetCommand {
+    SendTo(NodeId, Message),
+    /// To every established peer; a `Tx` or `Proof` already relayed is not sent again.
+    Broadcast(Message),
+    Disconnect(NodeId),
+    /// Dial `addr` now and keep redialing it like a configured peer (`addnode`).
+    AddPeer(SocketAddr),
+    SetTipHeight(u64),
+    Shutdown,
+}
+
+/// What the net thread reports. Peer lifecycle events go to both outboxes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    PeerConnected {
+        node_id: NodeId,
+        addr: SocketAddr,
+        inbound: bool,
+        tip_height: u64,
+    },
+    PeerDisconnected {
+        node_id: NodeId,
+    },
+    Message {
+        from: NodeId,
+        msg: Message,
+    },
+}
+
+/// One connection as `getpeerinfo` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// `None` while the handshake is in progress.
+    pub node_id: Option<NodeId>,
+    pub addr: SocketAddr,
+    pub inbound: bool,
+    pub connected_at: Timestamp,
+    pub tip_height: Option<u64>,
+    pub queued_bytes: usize,
+    pub misbehaviour_score: u32,
+}
+
+/// Why a command was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NetSendError {
+    #[error("net command channel is full (the net thread is overloaded); command dropped")]
+    Full,
+    #[error("the net thread has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    metrics: NetMetrics,
+    peers: Mutex<Vec<PeerInfo>>,
+}
+
+/// The running net thread.
+#[derive(Debug)]
+pub struct NetHandle {
+    commands: Sender<NetCommand>,
+    waker: Arc<Waker>,
+    /// `Tx`, `GetTxs`, `Txs`, `Query`, `Votes`, `Proof` and peer lifecycle events.
+    pub consensus_events: Receiver<NetEvent>,
+    /// `BlockAnnounce`, `GetBlocks`, `Blocks` and peer lifecycle events.
+    pub block_events: Receiver<NetEvent>,
+    local_addr: SocketAddr,
+    node_id: NodeId,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NetHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Hands `command` to the net thread without blocking.
+    pub fn send(&self, command: NetCommand) -> Result<(), NetSendError> {
+        match self.commands.try_send(command) {
+            Ok(()) => {
+                // A failed wake means the poll is gone: the thread is stopping.
+                self.waker.wake().map_err(|_| NetSendError::Stopped)
+            }
+            Err(TrySendError::Full(_)) => {
+                bump(&self.shared.metrics.command_drops);
+                Err(NetSendError::Full)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(NetSendError::Stopped),
+        }
+    }
+
+    /// Every connection at the last tick.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        match self.shared.peers.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn metrics(&self) -> NetMetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Stops the thread (closing every socket) and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            // Blocking here is fine: the net thread drains commands at every wake-up.
+            let _ = self.commands.send(NetCommand::Shutdown);
+            let _ = self.waker.wake();
+            if thread.join().is_err() {
+                log::error!("net thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for NetHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Binds the listener and starts the thread named `net`.
+pub fn spawn_net(
+    config: NetConfig,
+    identity: Keypair,
+    chain_id: ChainId,
+    genesis_hash: Hash,
+) -> io::Result<NetHandle> {
+    let poll = Poll::new()?;
+    let mut listener = TcpListener::bind(config.listen_addr)?;
+    let local_addr = listener.local_addr()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (command_tx, commands) = bounded(config.channel_capacity);
+    let (consensus_tx, consensus_events) = bounded(config.channel_capacity);
+    let (block_tx, block_events) = bounded(config.channel_capacity);
+    let shared = Arc::new(Shared::default());
+    let seed = config
+        .rng_seed
+        .unwrap_or_else(|| rand_core::OsRng.next_u64());
+    let now = SystemClock.now();
+    let node_id = identity.public();
+    let book = PeerBook::new(
+        PeerBookConfig {
+            configured_peers: config.configured_peers.clone(),
+            max_known_addrs: config.max_known_addrs,
+            dial_backoff_base_ms: config.dial_backoff_base_ms,
+            dial_backoff_max_ms: config.dial_backoff_max_ms,
+            ban_duration_ms: config.ban_duration_ms,
+            max_bans: config.max_bans,
+        },
+        Some(local_addr),
+        seed,
+        now,
+    );
+    let mut net = NetLoop {
+        poll,
+        listener,
+        local: LocalHello {
+            chain_id,
+            genesis_hash,
+            node_id,
+            listen_addr: Some(local_addr),
+            tip_height: config.tip_height,
+        },
+        limits: PeerLimits {
+            messages: config.messages,
+            write_queue_bytes_max: config.write_queue_bytes_max,
+            rate_limits: config.rate_limits,
+            handshake_timeout_ms: config.handshake_timeout_ms,
+        },
+        identity,
+        conns: BTreeMap::new(),
+        next_token: FIRST_PEER_TOKEN,
+        by_node: BTreeMap::new(),
+        book,
+        rng: ChaCha20Rng::seed_from_u64(seed.wrapping_add(1)),
+        commands,
+        consensus_tx,
+        block_tx,
+        delivered: SeenSet::new(config.gossip_seen_capacity),
+        relayed: SeenSet::new(config.gossip_seen_capacity),
+        shared: shared.clone(),
+        last_ping: now,
+        last_get_peers: now,
+        config,
+    };
+    let thread = std::thread::Builder::new()
+        .name("net".into())
+        .spawn(move || {
+            if let Err(e) = net.run() {
+                log::error!("net thread stopped: {e}");
+            }
+        })?;
+    Ok(NetHandle {
+        commands: command_tx,
+        waker,
+        consensus_events,
+        block_events,
+        local_addr,
+        node_id,
+        shared,
+        thread: Some(thread),
+    })
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: Peer,
+    /// Outbound, TCP connect not yet confirmed.
+    connecting: bool,
+    /// The address we dialed (outbound only).
+    dialed: Option<SocketAddr>,
+}
+
+/// How a connection ended, for the peer book, bans and metrics.
+enum Close {
+    /// Remote closed, I/O error, or a local decision that blames no one.
+    Quiet,
+    /// Lost the one-connection-per-pair tie-break: no events, no backoff.
+    Duplicate,
+    Error(PeerError),
+}
+
+struct NetLoop {
+    poll: Poll,
+    listener: TcpListener,
+    config: NetConfig,
+    identity: Keypair,
+    local: LocalHello,
+    limits: PeerLimits,
+    conns: BTreeMap<Token, Conn>,
+    next_token: usize,
+    /// The one connection kept per established node.
+    by_node: BTreeMap<NodeId, Token>,
+    book: PeerBook,
+    rng: ChaCha20Rng,
+    commands: Receiver<NetCommand>,
+    consensus_tx: Sender<NetEvent>,
+    block_tx: Sender<NetEvent>,
+    delivered: SeenSet,
+    relayed: SeenSet,
+    shared: Arc<Shared>,
+    last_ping: Timestamp,
+    last_get_peers: Timestamp,
+}
+
+impl NetLoop {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let tick = Duration::from_millis(self.config.tick_ms.max(1));
+        self.maintain(SystemClock.now());
+        loop {
+            match self.poll.poll(&mut events, Some(tick)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = SystemClock.now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(now),
+                    WAKER => {}
+                    token => self.on_socket(
+                        token,
+                        event.is_writable() || event.is_error(),
+                        now,
+                        &mut buf,
+                    ),
+                }
+            }
+            if self.drain_commands(now) {
+                return Ok(());
+            }
+            self.maintain(now);
+        }
+    }
+
+    fn nonce(&mut self) -> Hash {
+        let mut nonce = [0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        Hash(nonce)
+    }
+
+    fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        dialed: Option<SocketAddr>,
+        now: Timestamp,
+    ) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+            log::warn!("cannot register connection with {addr}: {e}");
+            if let Some(d) = dialed {
+                self.book.dial_failed(d, now);
+            }
+            return;
+        }
+        let nonce = self.nonce();
+        let peer = Peer::new(
+            addr,
+            dialed.is_none(),
+            self.local.clone(),
+            nonce,
+            now,
+            self.limits,
+        );
+        self.conns.insert(
+            token,
+            Conn {
+                stream,
+                peer,
+                connecting: dialed.is_some(),
+                dialed,
+            },
+        );
+    }
+
+    fn accept_all(&mut self, now: Timestamp) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => {
+                    if self.conns.len() >= self.config.max_peers
+                        || self.book.is_banned(&BanKey::Ip(addr.ip()), now)
+                    {
+                        bump(&self.shared.metrics.inbound_refused);
+                        continue; // dropping the stream closes it
+                    }
+                    self.add_conn(stream, addr, None, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: try again at the next readiness event.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_socket(&mut self, token: Token, writable: bool, now: Timestamp, buf: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.connecting {
+            if !writable {
+                return;
+            }
+            match conn.stream.take_error() {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return self.close(token, Close::Quiet, now),
+            }
+            match conn.stream.peer_addr() {
+                Ok(_) => conn.connecting = false,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(_) => return self.close(token, Close::Quiet, now),
+            }
+        }
+        let mut peer_events = Vec::new();
+        let result = loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            match conn.stream.read(buf) {
+                Ok(0) => break Err(Close::Quiet),
+                Ok(n) => {
+                    self.shared
+                        .metrics
+                        .bytes_in
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    if let Err(e) = conn
+                        .peer
+                        .receive(now, bytes, &self.identity, &mut peer_events)
+                    {
+                        break Err(Close::Error(e));
+                    }
+                    self.handle_peer_events(token, &mut peer_events, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break Err(Close::Quiet),
+            }
+        };
+        // Events decoded before an error still count (e.g. the frames before garbage).
+        self.handle_peer_events(token, &mut peer_events, now);
+        match result {
+            Ok(()) => self.flush(token, now),
+            Err(close) => self.close(token, close, now),
+        }
+    }
+
+    fn handle_peer_events(&mut self, token: Token, events: &mut Vec<PeerEvent>, now: Timestamp) {
+        for event in events.drain(..) {
+            match event {
+                PeerEvent::Established(hello) => self.on_established(token, hello, now),
+                PeerEvent::Message { msg, hash } => self.on_message(token, msg, hash, now),
+                PeerEvent::RateLimited(_) => bump(&self.shared.metrics.rate_limited),
+            }
+        }
+    }
+
+    fn on_established(&mut self, token: Token, hello: PeerHello, now: Timestamp) {
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
+        let (addr, inbound, dialed) = (conn.peer.addr, conn.peer.inbound, conn.dialed);
+        if self.book.is_banned(&BanKey::Node(hello.node_id), now) {
+            return self.close(token, Close::Quiet, now);
+        }
+        if let Some(&existing) = self.by_node.get(&hello.node_id) {
+            let existing_outbound = self.conns.get(&existing).is_some_and(|c| !c.peer.inbound);
+            bump(&self.shared.metrics.duplicate_connections);
+            if !new_connection_wins(
+                &self.local.node_id,
+                &hello.node_id,
+                existing_outbound,
+                !inbound,
+            ) {
+                return self.close(token, Close::Duplicate, now);
+            }
+            self.by_node.insert(hello.node_id, token);
+            self.close(existing, Close::Duplicate, now);
+        } else {
+            self.by_node.insert(hello.node_id, token);
+            self.shared
+                .metrics
+                .peers
+                .store(self.by_node.len() as u64, Ordering::Relaxed);
+            let event = NetEvent::PeerConnected {
+                node_id: hello.node_id,
+                addr,
+                inbound,
+                tip_height: hello.tip_height,
+            };
+            self.deliver(MessageClass::TxGossip, event.clone());
+            self.deliver(MessageClass::Block, event);
+        }
+        if let Some(reachable) = dialed.or(hello.listen_addr) {
+            self.book.connected(reachable, hello.node_id, now);
+        }
+        self.send(token, &Message::GetPeers, now);
+    }
+
+    fn on_message(&mut self, token: Token, msg: Message, hash: Hash, now: Timestamp) {
+        let Some(from) = self.conns.get(&token).and_then(|c| c.peer.node_id()) else {
+            return;
+        };
+        let tag = msg.tag();
+        self.shared.metrics.message_in(tag);
+        match msg {
+            Message::GetPeers => {
+                let addrs = self
+                    .book
+                    .addrs_to_share(self.config.messages.max_peer_addrs);
+                self.send(token, &Message::Peers { addrs }, now);
+            }
+            Message::Peers { addrs } => self.book.add_gossiped(&addrs, now),
+            Message::Pong { .. } => {}
+            Message::Consensus(ConsensusMessage::Tx(_) | ConsensusMessage::Proof(_))
+                if !self.delivered.insert(hash) =>
+            {
+                bump(&self.shared.metrics.gossip_duplicates);
+            }
+            msg => self.deliver(tag.class(), NetEvent::Message { from, msg }),
+        }
+    }
+
+    /// Routes to the block or the consensus outbox; a full one drops and counts.
+    fn deliver(&self, class: MessageClass, event: NetEvent) {
+        let outbox = match class {
+            MessageClass::Block => &self.block_tx,
+            _ => &self.consensus_tx,
+        };
+        if let Err(TrySendError::Full(_)) = outbox.try_send(event) {
+            bump(&self.shared.metrics.outbox_drops);
+        }
+    }
+
+    fn send(&mut self, token: Token, msg: &Message, now: Timestamp) {
+        self.send_payload(token, msg.tag(), &msg.encode(), now);
+    }
+
+    fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: Timestamp) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match conn.peer.send_payload(payload) {
+            Ok(()) => {
+                self.shared.metrics.message_out(tag);
+                self.flush(token, now);
+            }
+            Err(e) => self.close(token, Close::Error(e), now),
+        }
+    }
+
+    /// Writes queued frames until the socket would block.
+    fn flush(&mut self, token: Token, now: Timestamp) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.connecting {
+            return;
+        }
+        loop {
+            let Some(front) = conn.peer.write_queue().front() else {
+                return;
+            };
+            match conn.stream.write(front) {
+                Ok(0) => return self.close(token, Close::Quiet, now),
+                Ok(n) => {
+                    conn.peer.write_queue().advance(n);
+                    self.shared
+                        .metrics
+                        .bytes_out
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.close(token, Close::Quiet, now),
+            }
+        }
+    }
+
+    fn close(&mut self, token: Token, close: Close, now: Timestamp) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let node_id = conn.peer.node_id();
+        let metrics = &self.shared.metrics;
+        if let Some(dialed) = conn.dialed {
+            match (&close, node_id) {
+                (Close::Error(PeerError::Handshake(HandshakeError::SelfConnection)), _) => {
+                    self.book.is_own_addr(dialed)
+                }
+                (_, None) => self.book.dial_failed(dialed, now),
+                (_, Some(_)) => self.book.disconnected(dialed, now),
+            }
+        } else if let Some(listen) = conn.peer.hello().and_then(|h| h.listen_addr) {
+            if !matches!(close, Close::Duplicate) {
+                self.book.disconnected(listen, now);
+            }
+        }
+        if let Close::Error(e) = &close {
+            if e.deserves_ban() {
+                log::info!("banning {} ({node_id:?}): {e}", conn.peer.addr);
+                bump(&metrics.misbehaviour_disconnects);
+                self.book.ban(BanKey::Ip(conn.peer.addr.ip()), now);
+                if let Some(n) = node_id {
+                    self.book.ban(BanKey::Node(n), now);
+                }
+            } else {
+                log::debug!("closing {}: {e}", conn.peer.addr);
+                if matches!(e, PeerError::WriteQueueFull(_)) {
+                    bump(&metrics.write_queue_overflows);
+                }
+            }
+        }
+        if let Some(n) = node_id {
+            if self.by_node.get(&n) == Some(&token) {
+                self.by_node.remove(&n);
+                metrics
+                    .peers
+                    .store(self.by_node.len() as u64, Ordering::Relaxed);
+                let event = NetEvent::PeerDisconnected { node_id: n };
+                self.deliver(MessageClass::TxGossip, event.clone());
+                self.deliver(MessageClass::Block, event);
+            }
+        }
+    }
+
+    /// Executes pending commands; true on shutdown.
+    fn drain_commands(&mut self, now: Timestamp) -> bool {
+        loop {
+            let command = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(crossbeam_channel::TryRecvError::Empty) => return false,
+                // Every handle is gone: nobody can use the network any more.
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
+            };
+            match command {
+                NetCommand::SendTo(node_id, msg) => {
+                    if let Some(&token) = self.by_node.get(&node_id) {
+                        self.send(token, &msg, now);
+                    }
+                }
+                NetCommand::Broadcast(msg) => self.broadcast(&msg, now),
+                NetCommand::Disconnect(node_id) => {
+                    if let Some(&token) = self.by_node.get(&node_id) {
+                        self.close(token, Close::Quiet, now);
+                    }
+                }
+                NetCommand::AddPeer(addr) => self.book.add_configured(addr, now),
+                NetCommand::SetTipHeight(h) => self.local.tip_height = h,
+                NetCommand::Shutdown => return true,
+            }
+        }
+    }
+
+    fn broadcast(&mut self, msg: &Message, now: Timestamp) {
+        let payload = msg.encode();
+        let gossip = matches!(
+            msg,
+            Message::Consensus(ConsensusMessage::Tx(_) | ConsensusMessage::Proof(_))
+        );
+        if gossip && !self.relayed.insert(Hash::digest(&payload)) {
+            bump(&self.shared.metrics.gossip_suppressed);
+            return;
+        }
+        let tokens: Vec<Token> = self.by_node.values().copied().collect();
+        for token in tokens {
+            self.send_payload(token, msg.tag(), &payload, now);
+        }
+    }
+
+    /// Timers: handshake deadlines, dials, pings, peer discovery, bans, snapshots.
+    fn maintain(&mut self, now: Timestamp) {
+        let expired: Vec<(Token, PeerError)> = self
+            .conns
+            .iter()
+            .filter_map(|(t, c)| c.peer.check_deadline(now).err().map(|e| (*t, e)))
+            .collect();
+        for (token, e) in expired {
+            self.close(token, Close::Error(e), now);
+        }
+        let budget = self.config.max_peers.saturating_sub(self.conns.len());
+        let by_node = &self.by_node;
+        for addr in self
+            .book
+            .dials_due(now, budget, |n| by_node.contains_key(n))
+        {
+            bump(&self.shared.metrics.dials);
+            match TcpStream::connect(addr) {
+                Ok(stream) => self.add_conn(stream, addr, Some(addr), now),
+                Err(_) => self.book.dial_failed(addr, now),
+            }
+        }
+        if now.saturating_since(self.last_ping).as_millis() as u64 >= self.config.ping_interval_ms {
+            self.last_ping = now;
+            let nonce = self.rng.next_u64();
+            self.broadcast(&Message::Ping { nonce }, now);
+        }
+        if now.saturating_since(self.last_get_peers).as_millis() as u64
+            >= self.config.get_peers_interval_ms
+        {
+            self.last_get_peers = now;
+            self.broadcast(&Message::GetPeers, now);
+        }
+        self.book.expire_bans(now);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let metrics = &self.shared.metrics;
+        metrics
+            .bans
+            .store(self.book.ban_count() as u64, Ordering::Relaxed);
+        let infos: Vec<PeerInfo> = self
+            .conns
+            .values()
+            .map(|c| PeerInfo {
+                node_id: c.peer.node_id(),
+                addr: c.peer.addr,
+                inbound: c.peer.inbound,
+                connected_at: c.peer.connected_at,
+                tip_height: c.peer.hello().map(|h| h.tip_height),
+                queued_bytes: c.peer.queued_bytes(),
+                misbehaviour_score: c.peer.score(),
+            })
+            .collect();
+        let max_queue = infos.iter().map(|p| p.queued_bytes).max().unwrap_or(0);
+        metrics
+            .max_write_queue_bytes
+            .fetch_max(max_queue as u64, Ordering::Relaxed);
+        match self.shared.peers.lock() {
+            Ok(mut p) => *p = infos,
+            Err(poisoned) => *poisoned.into_inner() = infos,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The peer-to-peer network layer (DESIGN §1 "net", §8).
+//!
+//! Everything here is sans-IO and unit-tested except [`event_loop`], the one
+//! file that uses `mio`: it owns the listener and every socket, reads the
+//! clock through `time::SystemClock`, and drives the pure parts:
+//! [`frame`] (length-prefixed frames), [`message`] (tagged wire messages),
+//! [`handshake`], [`peer`] (one connection), [`peer_book`] (addresses,
+//! dialing, bans, one connection per node pair) and [`gossip`] (dedup).
+//! It must never touch disk or block on anything but `poll`.
+
+pub mod event_loop;
+pub mod frame;
+pub mod gossip;
+pub mod handshake;
+pub mod message;
+pub mod metrics;
+pub mod peer;
+pub mod peer_book;
+
+pub use event_loop::{
+    spawn_net, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
+};
+pub use message::{Hello, Message, MessageLimits, MessageTag, PROTOCOL_VERSION};
+pub use metrics::{NetMetrics, NetMetricsSnapshot};
+pub use peer::{RateLimit, RateLimits};

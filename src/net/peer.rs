@@ -1,0 +1,599 @@
+//! One connection's protocol state: frame decoder, handshake, a byte-capped
+//! write queue, per-class token-bucket rate limits and a misbehaviour score.
+//!
+//! Sans-IO: the event loop feeds it received bytes and `now`, and drains its
+//! write queue into the socket. It never touches a socket, a clock or an RNG,
+//! and nothing a peer sends can make it buffer without bound: a peer that
+//! does not read is cut off when its queue passes the cap.
+
+use super::frame::{encode_frame, FrameDecoder, FrameError};
+use super::handshake::{Handshake, HandshakeError, LocalHello, PeerHello};
+use super::message::{Message, MessageClass, MessageError, MessageLimits, MessageTag};
+use crate::consensus::messages::NodeId;
+use crate::crypto::Keypair;
+use crate::time::Timestamp;
+use crate::types::Hash;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// Score at which a peer is disconnected and banned.
+pub const BAN_SCORE: u32 = 100;
+/// Per message dropped for exceeding its class's rate.
+pub const RATE_LIMIT_PENALTY: u32 = 10;
+/// Per message with a tag we do not know (a newer peer might send one).
+pub const UNKNOWN_TAG_PENALTY: u32 = 20;
+
+/// A sustained rate with a burst allowance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_sec: u32,
+}
+
+/// Limits per [`MessageClass`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    pub session: RateLimit,
+    pub tx_gossip: RateLimit,
+    pub poll: RateLimit,
+    pub block: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            session: RateLimit {
+                burst: 50,
+                per_sec: 10,
+            },
+            tx_gossip: RateLimit {
+                burst: 5_000,
+                per_sec: 2_000,
+            },
+            poll: RateLimit {
+                burst: 5_000,
+                per_sec: 2_000,
+            },
+            block: RateLimit {
+                burst: 100,
+                per_sec: 20,
+            },
+        }
+    }
+}
+
+/// A token bucket in thousandths of a token, refilled from injected time.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    capacity_milli: u64,
+    tokens_milli: u64,
+    /// Thousandths of a token per millisecond = tokens per second.
+    refill_per_ms_milli: u64,
+    last: Timestamp,
+}
+
+impl TokenBucket {
+    pub fn new(limit: RateLimit, now: Timestamp) -> TokenBucket {
+        let capacity_milli = u64::from(limit.burst) * 1000;
+        TokenBucket {
+            capacity_milli,
+            tokens_milli: capacity_milli,
+            refill_per_ms_milli: u64::from(limit.per_sec),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Timestamp) -> bool {
+        let elapsed_ms = now.saturating_since(self.last).as_millis() as u64;
+        self.last = self.last.max(now);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed_ms.saturating_mul(self.refill_per_ms_milli))
+            .min(self.capacity_milli);
+        if self.tokens_milli >= 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Frames waiting for the socket, capped in bytes.
+#[derive(Debug, Default)]
+pub struct WriteQueue {
+    frames: VecDeque<Vec<u8>>,
+    /// Bytes of the front frame already written.
+    offset: usize,
+    bytes: usize,
+    cap_bytes: usize,
+}
+
+/// Queuing would pass the cap: the peer is not reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("write queue would hold {would_hold} bytes, over the cap of {cap_bytes}: the peer is not reading")]
+pub struct WriteQueueFull {
+    pub would_hold: usize,
+    pub cap_bytes: usize,
+}
+
+impl WriteQueue {
+    pub fn new(cap_bytes: usize) -> WriteQueue {
+        WriteQueue {
+            cap_bytes,
+            ..WriteQueue::default()
+        }
+    }
+
+    pub fn push(&mut self, frame: Vec<u8>) -> Result<(), WriteQueueFull> {
+        let would_hold = self.bytes.saturating_add(frame.len());
+        if would_hold > self.cap_bytes {
+            return Err(WriteQueueFull {
+                would_hold,
+                cap_bytes: self.cap_bytes,
+            });
+        }
+        self.bytes = would_hold;
+        self.frames.push_back(frame);
+        Ok(())
+    }
+
+    /// The unwritten bytes of the front frame.
+    pub fn front(&self) -> Option<&[u8]> {
+        self.frames.front().and_then(|f| f.get(self.offset..))
+    }
+
+    /// Records that `n` bytes of [`WriteQueue::front`] were written.
+    pub fn advance(&mut self, n: usize) {
+        self.offset += n;
+        self.bytes = self.bytes.saturating_sub(n);
+        if let Some(front) = self.frames.front() {
+            if self.offset >= front.len() {
+                self.frames.pop_front();
+                self.offset = 0;
+            }
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// Per-connection limits, shared by every peer.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerLimits {
+    pub messages: MessageLimits,
+    pub write_queue_bytes_max: usize,
+    pub rate_limits: RateLimits,
+    pub handshake_timeout_ms: u64,
+}
+
+/// Why a connection must close. [`PeerError::deserves_ban`] says whether the peer is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    #[error("framing: {0}")]
+    Frame(#[from] FrameError),
+    #[error("message: {0}")]
+    Message(#[from] MessageError),
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("misbehaviour score reached {score} (last: {last})")]
+    Misbehaving { score: u32, last: &'static str },
+    #[error("{0}")]
+    WriteQueueFull(#[from] WriteQueueFull),
+}
+
+impl PeerError {
+    pub fn deserves_ban(&self) -> bool {
+        match self {
+            PeerError::Handshake(h) => h.deserves_ban(),
+            PeerError::Frame(_) | PeerError::Message(_) | PeerError::Misbehaving { .. } => true,
+            // Slow is not malicious: disconnect, let it come back.
+            PeerError::WriteQueueFull(_) => false,
+        }
+    }
+}
+
+/// What a connection produced from received bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// The handshake completed: the peer proved `node_id`.
+    Established(PeerHello),
+    /// A message for the node (not `Hello`, `HelloAck` or `Ping`, handled here);
+    /// `hash` identifies its bytes for gossip deduplication.
+    Message { msg: Message, hash: Hash },
+    /// A message dropped for exceeding its class's rate.
+    RateLimited(MessageTag),
+}
+
+#[derive(Debug)]
+enum PeerState {
+    Handshaking(Box<Handshake>),
+    Established(PeerHello),
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub inbound: bool,
+    pub connected_at: Timestamp,
+    limits: PeerLimits,
+    decoder: FrameDecoder,
+    queue: WriteQueue,
+    buckets: [TokenBucket; 4],
+    score: u32,
+    state: PeerState,
+}
+
+impl Peer {
+    /// A new connection; its `Hello` is already queued.
+    pub fn new(
+        addr: SocketAddr,
+        inbound: bool,
+        local: LocalHello,
+        nonce: Hash,
+        now: Timestamp,
+        limits: PeerLimits,
+    ) -> Peer {
+        let (handshake, hello) = Handshake::start(local, nonce, now, limits.handshake_timeout_ms);
+        let r = limits.rate_limits;
+        let mut peer = Peer {
+            addr,
+            inbound,
+            connected_at: now,
+            limits,
+            decoder: FrameDecoder::new(limits.messages.max_frame_bytes),
+            queue: WriteQueue::new(limits.write_queue_bytes_max),
+            buckets: [r.session, r.tx_gossip, r.poll, r.block].map(|l| TokenBucket::new(l, now)),
+            score: 0,
+            state: PeerState::Handshaking(Box::new(handshake)),
+        };
+        // An empty queue always has room for a Hello (config validation keeps the cap above it).
+        let _ = peer.send(&hello);
+        peer
+    }
+
+    pub fn node_id(&self) -> Option<NodeId> {
+        match &self.state {
+            PeerState::Established(h) => Some(h.node_id),
+            PeerState::Handshaking(_) => None,
+        }
+    }
+
+    pub fn hello(&self) -> Option<&PeerHello> {
+        match &self.state {
+            PeerState::Established(h) => Some(h),
+            PeerState::Handshaking(_) => None,
+        }
+    }
+
+    pub fn score(&self) -> u32 {
+        self.score
+    }
+
+    pub fn write_queue(&mut self) -> &mut WriteQueue {
+        &mut self.queue
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Queues `msg`.
+    pub fn send(&mut self, msg: &Message) -> Result<(), PeerError> {
+        self.send_payload(&msg.encode())
+    }
+
+    /// Queues an already encoded message (a broadcast encodes once).
+    pub fn send_payload(&mut self, payload: &[u8]) -> Result<(), PeerError> {
+        // Our own messages over the frame limit are a local bug; never send them.
+        let frame = match encode_frame(payload, self.limits.messages.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                log::error!("not sending to {}: {e}", self.addr);
+                return Ok(());
+            }
+        };
+        self.queue.push(frame)?;
+        Ok(())
+    }
+
+    /// Errs once the handshake deadline passed.
+    pub fn check_deadline(&self, now: Timestamp) -> Result<(), PeerError> {
+        match &self.state {
+            PeerState::Handshaking(h) => Ok(h.check_deadline(now)?),
+            PeerState::Established(_) => Ok(()),
+        }
+    }
+
+    /// Decodes `bytes` and handles the handshake; appends what the node must see to `events`.
+    pub fn receive(
+        &mut self,
+        now: Timestamp,
+        bytes: &[u8],
+        identity: &Keypair,
+        events: &mut Vec<PeerEvent>,
+    ) -> Result<(), PeerError> {
+        let mut frames = Vec::new();
+        self.decoder.push(bytes, &mut frames)?;
+        for payload in frames {
+            self.receive_frame(now, &payload, identity, events)?;
+        }
+        Ok(())
+    }
+
+    fn penalize(&mut self, points: u32, last: &'static str) -> Result<(), PeerError> {
+        self.score = self.score.saturating_add(points);
+        if self.score >= BAN_SCORE {
+            return Err(PeerError::Misbehaving {
+                score: self.score,
+                last,
+            });
+        }
+        Ok(())
+    }
+
+    fn receive_frame(
+        &mut self,
+        now: Timestamp,
+        payload: &[u8],
+        identity: &Keypair,
+        events: &mut Vec<PeerEvent>,
+    ) -> Result<(), PeerError> {
+        let msg = match Message::decode(payload, &self.limits.messages) {
+            Ok(msg) => msg,
+            Err(MessageError::UnknownTag { .. }) => {
+                return self.penalize(UNKNOWN_TAG_PENALTY, "unknown message tag")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tag = msg.tag();
+        let bucket = match tag.class() {
+            MessageClass::Session => 0,
+            MessageClass::TxGossip => 1,
+            MessageClass::Poll => 2,
+            MessageClass::Block => 3,
+        };
+        if !self.buckets[bucket].try_take(now) {
+            events.push(PeerEvent::RateLimited(tag));
+            return self.penalize(RATE_LIMIT_PENALTY, "message rate over its limit");
+        }
+        match (&mut self.state, msg) {
+            (PeerState::Handshaking(hs), Message::Hello(hello)) => {
+                let ack = hs.on_hello(hello, identity)?;
+                self.send(&ack)?;
+            }
+            (PeerState::Handshaking(hs), Message::HelloAck { signature }) => {
+                hs.on_ack(signature)?;
+            }
+            (PeerState::Handshaking(_), _) => {
+                return Err(HandshakeError::OutOfOrder { what: tag.name() }.into())
+            }
+            (PeerState::Established(_), Message::Hello(_) | Message::HelloAck { .. }) => {
+                return Err(HandshakeError::OutOfOrder {
+                    what: "a handshake message after the handshake",
+                }
+                .into())
+            }
+            (PeerState::Established(_), Message::Ping { nonce }) => {
+                self.send(&Message::Pong { nonce })?;
+            }
+            (PeerState::Established(_), msg) => {
+                events.push(PeerEvent::Message {
+                    msg,
+                    hash: Hash::digest(payload),
+                });
+            }
+        }
+        if let PeerState::Handshaking(hs) = &self.state {
+            if let Some(hello) = hs.completed() {
+                events.push(PeerEvent::Established(hello.clone()));
+                self.state = PeerState::Established(hello);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::consensus::messages::ConsensusMessage;
+    use crate::types::ChainId;
+
+    pub(crate) fn limits() -> PeerLimits {
+        PeerLimits {
+            messages: MessageLimits::default(),
+            write_queue_bytes_max: 4096,
+            rate_limits: RateLimits::default(),
+            handshake_timeout_ms: 1000,
+        }
+    }
+
+    fn local(key: &Keypair) -> LocalHello {
+        LocalHello {
+            chain_id: ChainId(3),
+            genesis_hash: Hash::digest(b"genesis"),
+            node_id: key.public(),
+            listen_addr: None,
+            tip_height: 0,
+        }
+    }
+
+    fn drain(peer: &mut Peer) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(front) = peer.write_queue().front() {
+            let n = front.len();
+            out.extend_from_slice(front);
+            peer.write_queue().advance(n);
+        }
+        out
+    }
+
+    /// Two peers with completed handshakes, as seen from each side.
+    pub(crate) fn connected(limits: PeerLimits) -> (Keypair, Peer, Keypair, Peer) {
+        let (ka, kb) = (Keypair::from_seed_label("a"), Keypair::from_seed_label("b"));
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let now = Timestamp(0);
+        let mut a = Peer::new(addr, false, local(&ka), Hash::digest(b"na"), now, limits);
+        let mut b = Peer::new(addr, true, local(&kb), Hash::digest(b"nb"), now, limits);
+        let mut events = Vec::new();
+        for _ in 0..2 {
+            let to_b = drain(&mut a);
+            b.receive(now, &to_b, &kb, &mut events).unwrap();
+            let to_a = drain(&mut b);
+            a.receive(now, &to_a, &ka, &mut events).unwrap();
+        }
+        assert_eq!(a.node_id(), Some(kb.public()));
+        assert_eq!(b.node_id(), Some(ka.public()));
+        (ka, a, kb, b)
+    }
+
+    fn frame_of(msg: &Message) -> Vec<u8> {
+        encode_frame(&msg.encode(), 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn handshake_completes_and_messages_flow() {
+        let (_, mut a, kb, mut b) = connected(limits());
+        let msg = Message::Consensus(ConsensusMessage::GetTxs { txids: vec![] });
+        a.send(&msg).unwrap();
+        let mut events = Vec::new();
+        b.receive(Timestamp(1), &drain(&mut a), &kb, &mut events)
+            .unwrap();
+        assert!(matches!(&events[..], [PeerEvent::Message { msg: m, .. }] if *m == msg));
+    }
+
+    #[test]
+    fn a_message_before_the_handshake_is_refused() {
+        let kb = Keypair::from_seed_label("b");
+        let mut b = Peer::new(
+            "127.0.0.1:1".parse().unwrap(),
+            true,
+            local(&kb),
+            Hash::ZERO,
+            Timestamp(0),
+            limits(),
+        );
+        let err = b
+            .receive(
+                Timestamp(0),
+                &frame_of(&Message::GetPeers),
+                &kb,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PeerError::Handshake(HandshakeError::OutOfOrder { .. })
+        ));
+        assert!(err.deserves_ban());
+    }
+
+    #[test]
+    fn rate_limit_trips_into_a_ban_score() {
+        let mut l = limits();
+        l.rate_limits.poll = RateLimit {
+            burst: 5,
+            per_sec: 1,
+        };
+        let (_, _, kb, mut b) = connected(l);
+        let query = frame_of(&Message::Consensus(ConsensusMessage::Query {
+            request_id: 0,
+            txids: vec![],
+            want_votes: false,
+        }));
+        let mut events = Vec::new();
+        for _ in 0..5 {
+            b.receive(Timestamp(0), &query, &kb, &mut events).unwrap();
+        }
+        let mut result = Ok(());
+        let mut dropped = 0;
+        while result.is_ok() {
+            result = b.receive(Timestamp(0), &query, &kb, &mut events);
+            dropped += 1;
+        }
+        assert_eq!(dropped, (BAN_SCORE / RATE_LIMIT_PENALTY) as usize);
+        assert!(matches!(result, Err(PeerError::Misbehaving { .. })));
+        let delivered = events
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Message { .. }))
+            .count();
+        assert_eq!(delivered, 5);
+    }
+
+    #[test]
+    fn token_bucket_refills_at_its_rate() {
+        let mut bucket = TokenBucket::new(
+            RateLimit {
+                burst: 2,
+                per_sec: 10,
+            },
+            Timestamp(0),
+        );
+        assert!(bucket.try_take(Timestamp(0)));
+        assert!(bucket.try_take(Timestamp(0)));
+        assert!(!bucket.try_take(Timestamp(0)));
+        assert!(!bucket.try_take(Timestamp(99)));
+        assert!(bucket.try_take(Timestamp(100)));
+        // A clock stepping backwards refills nothing and never panics.
+        assert!(!bucket.try_take(Timestamp(50)));
+    }
+
+    #[test]
+    fn write_queue_refuses_past_its_cap() {
+        let mut q = WriteQueue::new(10);
+        q.push(vec![0; 6]).unwrap();
+        assert_eq!(
+            q.push(vec![0; 5]),
+            Err(WriteQueueFull {
+                would_hold: 11,
+                cap_bytes: 10
+            })
+        );
+        q.advance(4);
+        assert_eq!(q.front(), Some(&[0u8, 0][..]));
+        q.push(vec![1; 5]).unwrap();
+        q.advance(2);
+        assert_eq!(q.front(), Some(&[1u8; 5][..]));
+        assert_eq!(q.bytes(), 5);
+    }
+
+    #[test]
+    fn a_peer_that_never_reads_overflows_its_queue() {
+        let (_, mut a, _, _) = connected(limits());
+        let ping = Message::Ping { nonce: 0 };
+        let mut sent = 0;
+        let err = loop {
+            match a.send(&ping) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, PeerError::WriteQueueFull(_)));
+        assert!(!err.deserves_ban());
+        assert!(a.queued_bytes() <= limits().write_queue_bytes_max);
+        assert!(sent > 0);
+    }
+
+    #[test]
+    fn unknown_tags_are_scored_not_fatal_at_once() {
+        let (_, _, kb, mut b) = connected(limits());
+        let unknown = encode_frame(&[0x34, 0x12], 16).unwrap();
+        let mut events = Vec::new();
+        for _ in 1..BAN_SCORE / UNKNOWN_TAG_PENALTY {
+            b.receive(Timestamp(0), &unknown, &kb, &mut events).unwrap();
+        }
+        assert!(matches!(
+            b.receive(Timestamp(0), &unknown, &kb, &mut events),
+            Err(PeerError::Misbehaving { .. })
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! Hostile peers against a real net thread: garbage, a 1 GiB length prefix,
+//! a wrong chain, a forged handshake signature, a flood past the rate limit,
+//! a peer that never reads, and one that never finishes its handshake. Each
+//! is cut off (and the misbehaving ones banned) while a well-behaved node
+//! connected at the same time keeps exchanging messages, and every queue
+//! stays under its cap.
+
+mod net_support;
+
+use net_support::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use timecoin::net::frame::encode_frame;
+use timecoin::net::{Hello, Message, NetCommand, PeerInfo, RateLimit, PROTOCOL_VERSION};
+use timecoin::types::{ChainId, Hash};
+
+const WRITE_QUEUE_CAP: usize = 256 * 1024;
+
+fn hello_from(peer: &RawPeer, chain_id: ChainId) -> Message {
+    Message::Hello(Hello {
+        chain_id,
+        genesis_hash: genesis(),
+        version: PROTOCOL_VERSION,
+        node_id: peer.key.public(),
+        listen_addr: None,
+        tip_height: 0,
+        nonce: Hash::digest(b"hostile nonce"),
+    })
+}
+
+#[test]
+fn hostile_peers_are_cut_off_while_a_good_peer_keeps_talking() {
+    let mut server_config = config(41, &[]);
+    server_config.write_queue_bytes_max = WRITE_QUEUE_CAP;
+    server_config.rate_limits.poll = RateLimit {
+        burst: 20,
+        per_sec: 5,
+    };
+    let server = start("server", server_config);
+    let good = start("good", config(42, &[server.local_addr()]));
+    wait_connected(&server, good.node_id());
+    wait_connected(&good, server.node_id());
+
+    // Every hostile connection is accepted (the node's Hello proves it)
+    // before the first ban, since they all come from 127.0.0.1.
+    let labels = [
+        "garbage",
+        "gib",
+        "wrong-chain",
+        "bad-sig",
+        "flood",
+        "no-read",
+        "silent",
+    ];
+    let mut peers: Vec<RawPeer> = labels
+        .iter()
+        .map(|l| RawPeer::connect(server.local_addr(), l))
+        .collect();
+    let hellos: Vec<Hello> = peers.iter_mut().map(|p| p.recv_hello()).collect();
+    let [garbage, gib, wrong_chain, bad_sig, flood, no_read, silent] = &mut peers[..] else {
+        unreachable!()
+    };
+    // Within the handshake deadline that will cut `silent` off.
+    flood.complete_handshake(hellos[4].clone());
+    assert_eq!(
+        no_read.complete_handshake(hellos[5].clone()),
+        server.node_id()
+    );
+
+    let mut body = vec![0u8; 200];
+    ChaCha20Rng::seed_from_u64(7).fill_bytes(&mut body);
+    let mut payload = 0x0001u16.to_le_bytes().to_vec(); // a Hello tag over garbage
+    payload.extend_from_slice(&body);
+    garbage
+        .send_raw(&encode_frame(&payload, 1 << 20).unwrap())
+        .unwrap();
+    garbage.expect_closed();
+
+    gib.send_raw(&(1u32 << 30).to_le_bytes()).unwrap();
+    gib.expect_closed();
+
+    let wrong = hello_from(wrong_chain, ChainId(99));
+    wrong_chain.send(&wrong).unwrap();
+    wrong_chain.expect_closed();
+
+    let right = hello_from(bad_sig, ChainId(3));
+    bad_sig.send(&right).unwrap();
+    let forged = bad_sig.key.sign(b"not the node's nonce");
+    bad_sig
+        .send(&Message::HelloAck { signature: forged })
+        .unwrap();
+    bad_sig.expect_closed();
+
+    let frames: Vec<u8> = (0..200)
+        .flat_map(|i| encode_frame(&query(i).encode(), 1 << 20).unwrap())
+        .collect();
+    let _ = flood.send_raw(&frames); // the node may hang up mid-write
+    flood.expect_closed();
+
+    silent.expect_closed(); // handshake deadline
+
+    // The node keeps sending ~1 MB messages to a peer that never reads.
+    let big = Message::Blocks {
+        blocks: vec![vec![0u8; 60_000]; 16],
+    };
+    eventually("the unread queue overflows", || {
+        let _ = server.send(NetCommand::SendTo(no_read.key.public(), big.clone()));
+        server.metrics().write_queue_overflows >= 1
+    });
+    no_read.expect_closed();
+
+    // The well-behaved peer never noticed.
+    server
+        .send(NetCommand::SendTo(good.node_id(), query(1)))
+        .unwrap();
+    wait_message(&good, server.node_id(), &query(1));
+    good.send(NetCommand::SendTo(server.node_id(), query(2)))
+        .unwrap();
+    wait_message(&server, good.node_id(), &query(2));
+    eventually("only the good peer remains", || {
+        server
+            .peers()
+            .iter()
+            .map(|p: &PeerInfo| p.node_id)
+            .collect::<Vec<_>>()
+            == vec![Some(good.node_id())]
+    });
+
+    let m = server.metrics();
+    assert!(m.misbehaviour_disconnects >= 6, "{m:?}");
+    assert!(m.rate_limited >= 1, "{m:?}");
+    assert!(m.bans >= 1, "{m:?}");
+    assert!(m.max_write_queue_bytes as usize <= WRITE_QUEUE_CAP, "{m:?}");
+    assert_eq!(m.outbox_drops, 0, "{m:?}");
+
+    // The banned address is refused before any Hello.
+    let mut late = RawPeer::connect(server.local_addr(), "late");
+    assert_eq!(late.recv(), None);
+    eventually("the refusal is counted", || {
+        server.metrics().inbound_refused >= 1
+    });
+}
