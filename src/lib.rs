@@ -10,6 +10,7 @@
 //! crossbeam, clocks or global RNG) ← `store` (I/O) ← binaries.
 //! Consensus, all pure: `time`, `ledger` ← `finality` ← `mempool` ← `consensus`
 //! (time only as an injected `now`; only `time::SystemClock` reads the OS clock).
+//! I/O: `store`, `rpc` (HTTP), `metrics` ← `node` (threads and wiring) ← binaries.
 //!
 //! ## Glossary
 //! * **outpoint**: output `vout` of transaction `txid`.
@@ -24,6 +25,9 @@ pub mod finality;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;
+pub mod metrics;
+pub mod node;
+pub mod rpc;
 pub mod store;
 pub mod time;
 pub mod types;
