@@ -8,21 +8,22 @@
 //! stderr with exit code 1. It never prints a secret key.
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
 use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use serde_json::{json, Value};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 use timecoin::config::{ChainConfig, ChainSpec, ConfigError};
 use timecoin::crypto::{AddressError, Keypair};
 use timecoin::finality::{verify_proof, FinalityProof, ProofError, ValidatorSet};
+use timecoin::genesis::devnet_wallet_key;
+use timecoin::ledger::{check_structure, TxError, ValidationParams};
 use timecoin::node::dev_chain_spec;
 use timecoin::rpc::auth::{basic_header, read_cookie};
 use timecoin::rpc::client::{ClientError, RpcClient};
 use timecoin::store::schema::PROOFS;
-use timecoin::genesis::devnet_wallet_key;
-use timecoin::ledger::{check_structure, TxError, ValidationParams};
+use timecoin::time::{Clock, SystemClock};
 use timecoin::types::amount::ParseAmountError;
 use timecoin::types::hash::ParseHashError;
 use timecoin::types::tx::MAX_TX_BYTES_HARD;
@@ -126,7 +127,9 @@ Example:
     /// Balance of every wallet address, from the node
     Balance,
     /// Pay AMOUNT to ADDRESS from the wallet's unspent outputs; prints the txid
-    #[command(after_help = "Example:\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5")]
+    #[command(
+        after_help = "Example:\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5"
+    )]
     Send(SendArgs),
     /// Show a transaction's consensus status; --wait blocks until it settles
     Status(StatusArgs),
@@ -555,14 +558,14 @@ fn rpc_client(global: &GlobalArgs) -> Result<RpcClient, CliError> {
 
 fn rpc_addr(global: &GlobalArgs) -> Result<SocketAddr, CliError> {
     if let Some(url) = &global.rpc_url {
-        let host = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
         return host
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| bad_argument("--rpc-url", url, "expected http://HOST:PORT".to_string()));
+            .ok_or_else(|| {
+                bad_argument("--rpc-url", url, "expected http://HOST:PORT".to_string())
+            });
     }
     let port = match (global.rpc_port, &global.datadir) {
         (Some(port), _) => port,
@@ -574,7 +577,11 @@ fn rpc_addr(global: &GlobalArgs) -> Result<SocketAddr, CliError> {
                 source,
             })?;
             text.trim().parse().map_err(|_| {
-                bad_argument("--datadir", &path.display().to_string(), "rpc.port holds no port".to_string())
+                bad_argument(
+                    "--datadir",
+                    &path.display().to_string(),
+                    "rpc.port holds no port".to_string(),
+                )
             })?
         }
         (None, None) => return Err(CliError::NoCredentials),
@@ -586,7 +593,10 @@ fn pretty(value: &Value) -> String {
     match value {
         Value::String(text) => format!("{text}\n"),
         // Building a JSON text from a `Value` cannot fail.
-        other => format!("{}\n", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => format!(
+            "{}\n",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }
 
@@ -626,7 +636,12 @@ fn balance(client: &RpcClient, path: &Path, network: Network) -> Result<String, 
     Ok(out)
 }
 
-fn send(client: &RpcClient, path: &Path, network: Network, args: &SendArgs) -> Result<String, CliError> {
+fn send(
+    client: &RpcClient,
+    path: &Path,
+    network: Network,
+    args: &SendArgs,
+) -> Result<String, CliError> {
     let params = chain_rules(network)?;
     let to = parse_address("ADDRESS", &args.address, &args.address, network)?;
     let value = parse_amount("AMOUNT", &args.amount, &args.amount)?;
@@ -635,7 +650,10 @@ fn send(client: &RpcClient, path: &Path, network: Network, args: &SendArgs) -> R
         None => params.min_fee,
     };
     if fee < params.min_fee {
-        return Err(CliError::FeeBelowMinimum { fee, min: params.min_fee });
+        return Err(CliError::FeeBelowMinimum {
+            fee,
+            min: params.min_fee,
+        });
     }
     let needed = value
         .checked_add(fee)
@@ -677,7 +695,13 @@ fn send(client: &RpcClient, path: &Path, network: Network, args: &SendArgs) -> R
         .first()
         .map(|s| Address::from_pubkey(&s.key.public()))
         .ok_or(CliError::Build(BuildError::NoInputs))?;
-    let tx = build_transfer(&chosen, &[TxOut { value, address: to }], fee, change, params.chain_id)?;
+    let tx = build_transfer(
+        &chosen,
+        &[TxOut { value, address: to }],
+        fee,
+        change,
+        params.chain_id,
+    )?;
     check_structure(&tx, &params)?;
     let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
     Ok(pretty(&txid))
@@ -695,15 +719,19 @@ fn is_settled(status: &str) -> bool {
 
 fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
     let txid = parse_txid(&args.txid)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+    let deadline = SystemClock
+        .now()
+        .plus_ms(args.timeout_secs.saturating_mul(1000));
     let report = loop {
         let report = client.call("gettxstatus", json!([txid.to_string()]))?;
-        let status = report.get("status").and_then(Value::as_str).unwrap_or("unknown");
+        let status = report
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
         if !args.wait || is_settled(status) {
             break report;
         }
-        #[allow(clippy::disallowed_methods)] // a CLI waiting on a person's behalf
-        if std::time::Instant::now() >= deadline {
+        if SystemClock.now() >= deadline {
             return Err(CliError::WaitTimeout {
                 txid,
                 secs: args.timeout_secs,
@@ -721,7 +749,11 @@ fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
 
 /// The chain whose genesis validators judge a proof: `--config`, else the
 /// known chain whose genesis the node reports.
-fn proof_chain(client: &RpcClient, network: Network, config: Option<&Path>) -> Result<ChainSpec, CliError> {
+fn proof_chain(
+    client: &RpcClient,
+    network: Network,
+    config: Option<&Path>,
+) -> Result<ChainSpec, CliError> {
     if let Some(path) = config {
         return Ok(ChainConfig::load(path)?);
     }
@@ -750,9 +782,12 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         .and_then(Value::as_str)
         .ok_or_else(|| CliError::Unexpected("getfinalityproof returned no hex".to_string()))?;
     if hex_text.len() > 2 * PROOFS.max_value_bytes {
-        return Err(CliError::Unexpected("the proof is over the size limit".to_string()));
+        return Err(CliError::Unexpected(
+            "the proof is over the size limit".to_string(),
+        ));
     }
-    let bytes = hex::decode(hex_text).map_err(|e| CliError::Unexpected(format!("proof hex: {e}")))?;
+    let bytes =
+        hex::decode(hex_text).map_err(|e| CliError::Unexpected(format!("proof hex: {e}")))?;
     let proof: FinalityProof =
         timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
     let validators = ValidatorSet::new(spec.validators.clone())
@@ -760,7 +795,10 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
     let proven = verify_proof(&proof, spec.chain_id(), |_slot| Some(&validators))
         .map_err(|source| CliError::InvalidProof { txid, source })?;
     if proven != txid {
-        return Err(CliError::ProofForOtherTx { expected: txid, found: proven });
+        return Err(CliError::ProofForOtherTx {
+            expected: txid,
+            found: proven,
+        });
     }
     let weight: u64 = proof
         .votes

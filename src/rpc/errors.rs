@@ -4,6 +4,7 @@
 //! was wrong and, where it helps, what to do.
 
 use crate::consensus::SubmitError;
+use crate::ledger::TxError;
 use crate::mempool::MempoolError;
 use crate::node::channels::SubmitRefused;
 use serde_json::{json, Value};
@@ -22,8 +23,8 @@ pub const NOT_FOUND: i32 = -5;
 pub const DESERIALIZATION_ERROR: i32 = -22;
 /// The transaction breaks a validation rule (bitcoind `RPC_VERIFY_ERROR`).
 pub const VERIFY_ERROR: i32 = -25;
-/// Refused by consensus: double spend of a pending or finalized tx, or
-/// rejected (bitcoind `RPC_VERIFY_REJECTED`).
+/// Refused as a double spend of a pending or finalized tx, or rejected by
+/// the network (bitcoind `RPC_VERIFY_REJECTED`).
 pub const VERIFY_REJECTED: i32 = -26;
 /// Already finalized (bitcoind `RPC_VERIFY_ALREADY_IN_CHAIN`).
 pub const ALREADY_FINALIZED: i32 = -27;
@@ -69,6 +70,9 @@ impl From<SubmitRefused> for RpcError {
     fn from(refused: SubmitRefused) -> RpcError {
         let code = match &refused {
             SubmitRefused::Engine(e) => match e {
+                // Spending what a finalized tx spent is a double spend, not a malformed tx.
+                SubmitError::Invalid(TxError::AlreadySpent { .. }) => VERIFY_REJECTED,
+                SubmitError::Invalid(TxError::View(_)) => STORE_ERROR,
                 SubmitError::Invalid(_) => VERIFY_ERROR,
                 SubmitError::Mempool(MempoolError::Full { .. }) => MEMPOOL_FULL,
                 SubmitError::Mempool(_)

@@ -8,12 +8,14 @@
 
 use super::errors::{self, RpcError};
 use super::RpcContext;
-use crate::consensus::TxStatusReport;
+use crate::consensus::{SubmitError, TxStatusReport};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
 use crate::mempool::TxStatus;
 use crate::metrics::Channel;
-use crate::node::channels::{ConsensusQuery, FinalityTimings, NodeEvent, TxStatusAnswer};
+use crate::node::channels::{
+    ConsensusQuery, FinalityTimings, NodeEvent, SubmitRefused, TxStatusAnswer,
+};
 use crate::node::StopReason;
 use crate::store::schema::PROOFS;
 use crate::time::Timestamp;
@@ -336,6 +338,11 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
             Ok(view)
         }
         Method::SendRawTransaction { tx } => {
+            let txid = tx.txid();
+            // The engine forgets settled txs after a while (and at restart); the store does not.
+            if ctx.store.tx(&txid)?.is_some() {
+                return Err(SubmitRefused::from(SubmitError::AlreadyFinalized(txid)).into());
+            }
             let (reply, answer) = bounded(1);
             ask(ctx, NodeEvent::Submit { tx: *tx, reply }, &answer)?
                 .map(|txid| json!(txid.to_string()))
