@@ -94,3 +94,53 @@ impl From<crate::store::StoreError> for RpcError {
         RpcError::new(STORE_ERROR, format!("chain state read failed: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Hash, OutPoint};
+
+    fn code_of(e: SubmitError) -> i32 {
+        RpcError::from(SubmitRefused::Engine(e)).code
+    }
+
+    #[test]
+    fn submit_refusals_map_to_their_codes() {
+        let outpoint = OutPoint {
+            txid: Hash::ZERO,
+            vout: 0,
+        };
+        let by = Hash([1; 32]);
+        assert_eq!(code_of(MempoolError::Full { max: 1 }.into()), MEMPOOL_FULL);
+        assert_eq!(
+            code_of(SubmitError::OutpointLocked { outpoint, by }),
+            VERIFY_REJECTED
+        );
+        assert_eq!(
+            code_of(SubmitError::ConflictDecided {
+                outpoint,
+                winner: by
+            }),
+            VERIFY_REJECTED
+        );
+        assert_eq!(
+            code_of(
+                TxError::AlreadySpent {
+                    index: 0,
+                    outpoint,
+                    by
+                }
+                .into()
+            ),
+            VERIFY_REJECTED
+        );
+        assert_eq!(code_of(TxError::NoInputs.into()), VERIFY_ERROR);
+        assert_eq!(
+            code_of(SubmitError::AlreadyFinalized(by)),
+            ALREADY_FINALIZED
+        );
+        let busy = RpcError::from(SubmitRefused::LedgerBehind { backlog: 9 });
+        assert_eq!(busy.code, NODE_BUSY);
+        assert!(busy.message.contains("retry"));
+    }
+}
