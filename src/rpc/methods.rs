@@ -521,6 +521,21 @@ fn tx_status(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
     if let Some(t) = timings {
         insert_timings(map, &t);
     }
+    // Time to the complete proof, from whichever source still has it (the
+    // engine's entry until the durable report arrives, the timings after).
+    let first_seen = timings
+        .map(|t| t.first_seen)
+        .or(report.and_then(|r| r.first_seen));
+    let finalized_at = timings
+        .and_then(|t| t.finalized_at)
+        .or(report.and_then(|r| r.finalized_at));
+    if let (Some(first_seen), Some(finalized_at)) = (first_seen, finalized_at) {
+        let ms = finalized_at.saturating_since(first_seen).as_millis();
+        map.insert(
+            "finality_ms".into(),
+            json!(u64::try_from(ms).unwrap_or(u64::MAX)),
+        );
+    }
     if let Some(record) = record {
         map.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
         map.insert("sequence".into(), json!(record.sequence));
@@ -552,10 +567,12 @@ fn insert_timings(map: &mut Map<String, Value>, t: &FinalityTimings) {
         "locally_accepted_at_ms".into(),
         json!(ms(t.locally_accepted_at)),
     );
+    map.insert("finalized_at_ms".into(), json!(ms(t.finalized_at)));
     map.insert("durable_at_ms".into(), json!(t.durable_at.as_millis()));
+    let durable_ms = t.durable_at.saturating_since(t.first_seen).as_millis();
     map.insert(
-        "finality_ms".into(),
-        json!(t.durable_at.saturating_since(t.first_seen).as_millis() as u64),
+        "durable_ms".into(),
+        json!(u64::try_from(durable_ms).unwrap_or(u64::MAX)),
     );
 }
 
