@@ -155,7 +155,6 @@ fn run_node(args: &Args, spec: ChainSpec) -> ExitCode {
     match start_and_wait(args, spec, datadir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
             let _ = writeln!(io::stderr(), "error: {e}");
             ExitCode::FAILURE
         }
