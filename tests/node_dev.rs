@@ -91,18 +91,34 @@ fn two_hundred_transfers_all_finalize_and_balances_add_up() {
     let expected = 1_000_000 * 100_000_000 - 200 * 100_000_000 - fees;
     assert_eq!(node.balance(&wallet_address()), Amount(expected));
 
-    let mut latencies: Vec<u64> = reports
+    let proof_ms: Vec<u64> = reports
         .iter()
         .filter_map(|r| r["finality_ms"].as_u64())
         .collect();
-    assert_eq!(latencies.len(), 200, "every durable tx reports its timings");
-    latencies.sort_unstable();
+    assert_eq!(
+        proof_ms.len(),
+        200,
+        "every finalized tx reports its finality time"
+    );
+    // Durable timings follow the ledger's report to consensus.
+    let durable_ms: Vec<u64> = txids
+        .iter()
+        .map(|t| wait_for("durable timings", || node.status(t)["durable_ms"].as_u64()))
+        .collect();
     eprintln!(
-        "--dev finality over 200 transfers (admission to durable): p50 {} ms, p90 {} ms, max {} ms",
-        latencies[100], latencies[180], latencies[199]
+        "--dev, 200 transfers: admission to complete proof {}; admission to durable {}",
+        percentiles(proof_ms),
+        percentiles(durable_ms)
     );
     let info = node.call("getblockchaininfo", json!([]));
     assert_eq!(info["finalized_txs"], 201);
+}
+
+/// `p50 X ms, p90 Y ms, max Z ms` of a non-empty sample.
+fn percentiles(mut ms: Vec<u64>) -> String {
+    ms.sort_unstable();
+    let at = |q: usize| ms[(ms.len() - 1) * q / 100];
+    format!("p50 {} ms, p90 {} ms, max {} ms", at(50), at(90), at(100))
 }
 
 #[test]
