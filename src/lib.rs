@@ -6,11 +6,12 @@
 //! thread-based; no async runtime anywhere.
 //!
 //! ## Dependency direction (keep it true)
-//! `types` ← `crypto` ← `ledger`, `wallet`, `config`, `genesis` (pure: no mio, lmdb,
-//! crossbeam, clocks or global RNG) ← `store`, `net` (I/O) ← binaries.
-//! `net` is sans-IO except `net::event_loop`, the one file that uses `mio`.
-//! Consensus, all pure: `time`, `ledger` ← `finality` ← `mempool` ← `consensus`
-//! (time only as an injected `now`; only `time::SystemClock` reads the OS clock).
+//! Pure (no mio, lmdb, crossbeam, clocks or global RNG):
+//! `types` ← `crypto` ← `ledger`, `wallet`, `config`, `genesis`
+//! ← `finality` ← `mempool` ← `consensus`, and `sim`, which drives them.
+//! Time enters only as an injected `now`; only `time::SystemClock` reads the OS clock.
+//! I/O: `store` (LMDB), `net` (sans-IO except `net::event_loop`, the one file
+//! that uses `mio`), `rpc` (HTTP), `metrics` ← `node` (threads and wiring) ← binaries.
 //!
 //! ## Glossary
 //! * **outpoint**: output `vout` of transaction `txid`.
@@ -25,7 +26,10 @@ pub mod finality;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;
+pub mod metrics;
 pub mod net;
+pub mod node;
+pub mod rpc;
 pub mod store;
 pub mod time;
 pub mod types;

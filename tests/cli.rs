@@ -251,9 +251,9 @@ fn timed_bad_config_names_the_offending_key() {
 }
 
 #[test]
-fn timed_without_print_genesis_says_the_node_is_not_there_yet() {
+fn timed_without_datadir_or_dev_asks_for_one() {
     let dir = tempfile::tempdir().unwrap();
     let r = timed(dir.path(), &[]);
     assert_eq!(r.code, Some(2));
-    assert!(r.stderr.contains("not implemented yet"), "{}", r.stderr);
+    assert!(r.stderr.contains("--datadir"), "{}", r.stderr);
 }

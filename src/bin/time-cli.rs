@@ -1,18 +1,29 @@
-//! `time-cli`: the TIME Coin wallet and node client. Today it holds the
-//! offline wallet commands (key file, addresses, building, signing and
-//! decoding transactions); RPC commands slot in as more `Command` variants.
+//! `time-cli`: the TIME Coin wallet and node client: offline wallet commands
+//! (key file, addresses, building, signing and decoding transactions), wallet
+//! commands through a node's JSON-RPC (`balance`, `send`, `status`, `proof`,
+//! the last verifying the finality proof offline), and any RPC method by
+//! name, bitcoin-cli style (`time-cli getblockcount`).
 //!
 //! Results go to stdout, so they can be piped; every error is one line on
 //! stderr with exit code 1. It never prints a secret key.
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
 use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use timecoin::config::{ChainConfig, ConfigError};
+use std::time::Duration;
+use timecoin::config::{ChainConfig, ChainSpec, ConfigError};
 use timecoin::crypto::{AddressError, Keypair};
+use timecoin::finality::{verify_proof, FinalityProof, ProofError, ValidatorSet};
 use timecoin::genesis::devnet_wallet_key;
 use timecoin::ledger::{check_structure, TxError, ValidationParams};
+use timecoin::node::dev_chain_spec;
+use timecoin::rpc::auth::{basic_header, read_cookie};
+use timecoin::rpc::client::{ClientError, RpcClient};
+use timecoin::store::schema::PROOFS;
+use timecoin::time::{Clock, SystemClock};
 use timecoin::types::amount::ParseAmountError;
 use timecoin::types::hash::ParseHashError;
 use timecoin::types::tx::MAX_TX_BYTES_HARD;
@@ -25,13 +36,17 @@ Examples:
   time-cli keygen --label savings                # new wallet.json with one key
   time-cli address
   time-cli createtx --input <TXID>:0:1000000 --to <ADDRESS>:12.5
-  time-cli decodetx <HEX>";
+  time-cli decodetx <HEX>
+  time-cli --datadir /tmp/dev getblockchaininfo  # any RPC method, params as JSON or text
+  time-cli --datadir /tmp/dev --wallet demo.json send <ADDRESS> 12.5
+  time-cli --datadir /tmp/dev status <TXID> --wait
+  time-cli --datadir /tmp/dev proof <TXID>      # verified offline against the genesis validators";
 
 #[derive(Parser)]
 #[command(
     name = "time-cli",
     version,
-    about = "TIME Coin wallet: keys, addresses, offline transactions",
+    about = "TIME Coin wallet and node client: keys, transactions, JSON-RPC",
     after_help = EXAMPLES
 )]
 struct Cli {
@@ -41,9 +56,23 @@ struct Cli {
     command: Command,
 }
 
-/// Flags every command understands (RPC and datadir flags join them later).
+/// Flags every command understands.
 #[derive(Args)]
 struct GlobalArgs {
+    /// The node's datadir: its .cookie authenticates, its rpc.port locates the RPC
+    #[arg(long, global = true, value_name = "PATH")]
+    datadir: Option<PathBuf>,
+    /// RPC port on 127.0.0.1 [default: read from <datadir>/rpc.port]
+    #[arg(long, global = true)]
+    rpc_port: Option<u16>,
+    /// RPC address, e.g. http://127.0.0.1:24101 (overrides --rpc-port)
+    #[arg(long, global = true, value_name = "URL")]
+    rpc_url: Option<String>,
+    /// RPC user and password instead of the datadir's cookie
+    #[arg(long, global = true, requires = "rpc_password")]
+    rpc_user: Option<String>,
+    #[arg(long, global = true, requires = "rpc_user")]
+    rpc_password: Option<String>,
     /// Network: devnet, testnet or mainnet (address prefix, chain id, fee rules)
     #[arg(long, global = true, default_value = "devnet")]
     network: Network,
@@ -95,6 +124,52 @@ only to try the devnet.
 Example:
   time-cli --wallet demo.json devnet-wallet")]
     DevnetWallet,
+    /// Balance of every wallet address, from the node
+    Balance,
+    /// Pay AMOUNT to ADDRESS from the wallet's unspent outputs; prints the txid
+    #[command(
+        after_help = "Example:\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5"
+    )]
+    Send(SendArgs),
+    /// Show a transaction's consensus status; --wait blocks until it settles
+    Status(StatusArgs),
+    /// Fetch a transaction's finality proof and verify it offline against the
+    /// genesis validator set
+    Proof(ProofArgs),
+    /// Any RPC method: time-cli METHOD [PARAM...], each PARAM JSON or plain text
+    #[command(external_subcommand)]
+    Rpc(Vec<String>),
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Recipient address
+    address: String,
+    /// Amount in TIME, e.g. 12.5
+    amount: String,
+    /// Fee [default: the network's minimum fee]
+    #[arg(long, value_name = "AMOUNT")]
+    fee: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    txid: String,
+    /// Block until finalized, rejected or expired
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many seconds
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct ProofArgs {
+    txid: String,
+    /// Chain config whose genesis validators judge the proof [default: the
+    /// built-in chain (or timed --dev's) whose genesis the node reports]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -166,6 +241,34 @@ enum CliError {
     DevnetOnly,
     #[error("cannot write the output: {0}")]
     Output(io::Error),
+    #[error("{0}")]
+    Rpc(#[from] ClientError),
+    #[error("no RPC credentials: pass --datadir (for its .cookie) or --rpc-user/--rpc-password")]
+    NoCredentials,
+    #[error("cannot read {path}: {source}; is timed running with --datadir {datadir}?")]
+    NodeFile {
+        path: PathBuf,
+        datadir: PathBuf,
+        source: io::Error,
+    },
+    #[error("the node answered unexpectedly: {0}")]
+    Unexpected(String),
+    #[error("the wallet's addresses hold {available}; {needed} is needed (amount plus fee)")]
+    InsufficientFunds { available: Amount, needed: Amount },
+    #[error("gave up after {secs} s: transaction {txid} is still {status}")]
+    WaitTimeout {
+        txid: Hash,
+        secs: u64,
+        status: String,
+    },
+    #[error("the node runs genesis {genesis}, which is neither the built-in {network} chain nor timed --dev's; pass --config with its chain file")]
+    UnknownChain { genesis: String, network: Network },
+    #[error("chain config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("INVALID finality proof for {txid}: {source}")]
+    InvalidProof { txid: Hash, source: ProofError },
+    #[error("INVALID finality proof: it proves transaction {found}, not {expected}")]
+    ProofForOtherTx { expected: Hash, found: Hash },
 }
 
 fn main() -> ExitCode {
@@ -186,8 +289,15 @@ fn main() -> ExitCode {
 
 /// Runs one command and returns what it prints on stdout.
 fn run(cli: &Cli) -> Result<String, CliError> {
-    let GlobalArgs { network, wallet } = &cli.global;
+    let GlobalArgs {
+        network, wallet, ..
+    } = &cli.global;
     match &cli.command {
+        Command::Balance => balance(&rpc_client(&cli.global)?, wallet, *network),
+        Command::Send(args) => send(&rpc_client(&cli.global)?, wallet, *network, args),
+        Command::Status(args) => status(&rpc_client(&cli.global)?, args),
+        Command::Proof(args) => proof(&rpc_client(&cli.global)?, *network, args),
+        Command::Rpc(words) => passthrough(&rpc_client(&cli.global)?, words),
         Command::Keygen(args) => keygen(wallet, *network, args),
         Command::Address => address(wallet, *network),
         Command::Createtx(args) => create_tx(wallet, *network, args),
@@ -424,4 +534,282 @@ fn clip(text: &str) -> String {
             .chain("…".chars())
             .collect()
     }
+}
+
+// ---- RPC commands ----
+
+/// Calls to a node answer within this, `status --wait` polls aside.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+fn rpc_client(global: &GlobalArgs) -> Result<RpcClient, CliError> {
+    let authorization = match (&global.rpc_user, &global.rpc_password, &global.datadir) {
+        (Some(user), Some(password), _) => basic_header(user, password),
+        (_, _, Some(datadir)) => read_cookie(datadir).map_err(|source| CliError::NodeFile {
+            path: datadir.join(".cookie"),
+            datadir: datadir.clone(),
+            source,
+        })?,
+        _ => return Err(CliError::NoCredentials),
+    };
+    let addr = rpc_addr(global)?;
+    Ok(RpcClient::new(addr, authorization, RPC_TIMEOUT))
+}
+
+fn rpc_addr(global: &GlobalArgs) -> Result<SocketAddr, CliError> {
+    if let Some(url) = &global.rpc_url {
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        return host
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                bad_argument("--rpc-url", url, "expected http://HOST:PORT".to_string())
+            });
+    }
+    let port = match (global.rpc_port, &global.datadir) {
+        (Some(port), _) => port,
+        (None, Some(datadir)) => {
+            let path = datadir.join("rpc.port");
+            let text = std::fs::read_to_string(&path).map_err(|source| CliError::NodeFile {
+                path: path.clone(),
+                datadir: datadir.clone(),
+                source,
+            })?;
+            text.trim().parse().map_err(|_| {
+                bad_argument(
+                    "--datadir",
+                    &path.display().to_string(),
+                    "rpc.port holds no port".to_string(),
+                )
+            })?
+        }
+        (None, None) => return Err(CliError::NoCredentials),
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn pretty(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("{text}\n"),
+        // Building a JSON text from a `Value` cannot fail.
+        other => format!(
+            "{}\n",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
+    }
+}
+
+/// `time-cli METHOD [PARAM...]`: each PARAM is JSON if it parses, else text.
+fn passthrough(client: &RpcClient, words: &[String]) -> Result<String, CliError> {
+    let Some((method, params)) = words.split_first() else {
+        return Err(CliError::Unexpected("no method given".to_string()));
+    };
+    let params: Vec<Value> = params
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.clone())))
+        .collect();
+    Ok(pretty(&client.call(method, Value::Array(params))?))
+}
+
+fn amount_of(value: &Value) -> Result<Amount, CliError> {
+    value
+        .get("units")
+        .and_then(Value::as_u64)
+        .map(Amount)
+        .ok_or_else(|| CliError::Unexpected(format!("not an amount: {value}")))
+}
+
+fn balance(client: &RpcClient, path: &Path, network: Network) -> Result<String, CliError> {
+    let wallet = Wallet::load(path, network)?;
+    let mut total = Amount::ZERO;
+    let mut out = String::new();
+    for address in wallet.addresses() {
+        let text = address.to_text(network);
+        let value = amount_of(&client.call("getbalance", json!([text]))?)?;
+        total = total
+            .checked_add(value)
+            .ok_or_else(|| CliError::Unexpected("balances overflow".to_string()))?;
+        out.push_str(&format!("{text}\t{value}\n"));
+    }
+    out.push_str(&format!("total\t{total}\n"));
+    Ok(out)
+}
+
+fn send(
+    client: &RpcClient,
+    path: &Path,
+    network: Network,
+    args: &SendArgs,
+) -> Result<String, CliError> {
+    let params = chain_rules(network)?;
+    let to = parse_address("ADDRESS", &args.address, &args.address, network)?;
+    let value = parse_amount("AMOUNT", &args.amount, &args.amount)?;
+    let fee = match &args.fee {
+        Some(text) => parse_amount("--fee", text, text)?,
+        None => params.min_fee,
+    };
+    if fee < params.min_fee {
+        return Err(CliError::FeeBelowMinimum {
+            fee,
+            min: params.min_fee,
+        });
+    }
+    let needed = value
+        .checked_add(fee)
+        .ok_or_else(|| bad_argument("AMOUNT", &args.amount, "too large".to_string()))?;
+    let wallet = Wallet::load(path, network)?;
+    // Greedy, in the node's order, until amount plus fee is covered.
+    let mut chosen = Vec::new();
+    let mut available = Amount::ZERO;
+    'keys: for key in wallet.keys() {
+        let address = key.address().to_text(network);
+        let unspent = client.call("listunspent", json!([address]))?;
+        for output in unspent.as_array().into_iter().flatten() {
+            let txid: Hash = output
+                .get("txid")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| CliError::Unexpected(format!("bad listunspent entry {output}")))?;
+            let vout = output
+                .get("vout")
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| CliError::Unexpected(format!("bad listunspent entry {output}")))?;
+            let amount = amount_of(output.get("value").unwrap_or(&Value::Null))?;
+            chosen.push(Spendable {
+                outpoint: OutPoint { txid, vout },
+                value: amount,
+                key: key.keypair(),
+            });
+            available = available.checked_add(amount).unwrap_or(available);
+            if available >= needed {
+                break 'keys;
+            }
+        }
+    }
+    if available < needed {
+        return Err(CliError::InsufficientFunds { available, needed });
+    }
+    let change = chosen
+        .first()
+        .map(|s| Address::from_pubkey(&s.key.public()))
+        .ok_or(CliError::Build(BuildError::NoInputs))?;
+    let tx = build_transfer(
+        &chosen,
+        &[TxOut { value, address: to }],
+        fee,
+        change,
+        params.chain_id,
+    )?;
+    check_structure(&tx, &params)?;
+    let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
+    Ok(pretty(&txid))
+}
+
+fn parse_txid(text: &str) -> Result<Hash, CliError> {
+    text.parse()
+        .map_err(|e: ParseHashError| bad_argument("TXID", text, e.to_string()))
+}
+
+/// Statuses after which a transaction never changes again.
+fn is_settled(status: &str) -> bool {
+    matches!(status, "finalized" | "rejected" | "expired")
+}
+
+fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
+    let txid = parse_txid(&args.txid)?;
+    let deadline = SystemClock
+        .now()
+        .plus_ms(args.timeout_secs.saturating_mul(1000));
+    let report = loop {
+        let report = client.call("gettxstatus", json!([txid.to_string()]))?;
+        let status = report
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        if !args.wait || is_settled(status) {
+            break report;
+        }
+        if SystemClock.now() >= deadline {
+            return Err(CliError::WaitTimeout {
+                txid,
+                secs: args.timeout_secs,
+                status: status.to_string(),
+            });
+        }
+        std::thread::sleep(STATUS_POLL_INTERVAL);
+    };
+    let mut out = pretty(&report);
+    if let Some(ms) = report.get("finality_ms").and_then(Value::as_u64) {
+        out.push_str(&format!("finalized in {ms} ms\n"));
+    }
+    Ok(out)
+}
+
+/// The chain whose genesis validators judge a proof: `--config`, else the
+/// known chain whose genesis the node reports.
+fn proof_chain(
+    client: &RpcClient,
+    network: Network,
+    config: Option<&Path>,
+) -> Result<ChainSpec, CliError> {
+    if let Some(path) = config {
+        return Ok(ChainConfig::load(path)?);
+    }
+    let info = client.call("getblockchaininfo", json!([]))?;
+    let genesis = info
+        .get("genesis_hash")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut known = vec![dev_chain_spec()];
+    if let Ok(builtin) = ChainConfig::builtin(network) {
+        known.push(builtin);
+    }
+    known
+        .into_iter()
+        .find(|spec| spec.genesis_hash().to_string() == genesis)
+        .ok_or(CliError::UnknownChain { genesis, network })
+}
+
+fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<String, CliError> {
+    let txid = parse_txid(&args.txid)?;
+    let spec = proof_chain(client, network, args.config.as_deref())?;
+    let answer = client.call("getfinalityproof", json!([txid.to_string()]))?;
+    let hex_text = answer
+        .get("hex")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::Unexpected("getfinalityproof returned no hex".to_string()))?;
+    if hex_text.len() > 2 * PROOFS.max_value_bytes {
+        return Err(CliError::Unexpected(
+            "the proof is over the size limit".to_string(),
+        ));
+    }
+    let bytes =
+        hex::decode(hex_text).map_err(|e| CliError::Unexpected(format!("proof hex: {e}")))?;
+    let proof: FinalityProof =
+        timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
+    let validators = ValidatorSet::new(spec.validators.clone())
+        .map_err(|e| CliError::Unexpected(format!("genesis validator set: {e}")))?;
+    let proven = verify_proof(&proof, spec.chain_id(), |_slot| Some(&validators))
+        .map_err(|source| CliError::InvalidProof { txid, source })?;
+    if proven != txid {
+        return Err(CliError::ProofForOtherTx {
+            expected: txid,
+            found: proven,
+        });
+    }
+    let weight: u64 = proof
+        .votes
+        .iter()
+        .filter_map(|(vote, _)| validators.weight_of(&vote.voter))
+        .sum();
+    Ok(format!(
+        "valid: transaction {txid} is final: {} vote(s) weighing {weight} of the {} required (total {}), checked offline against genesis {}\n",
+        proof.votes.len(),
+        validators.required_weight(),
+        validators.total_weight(),
+        spec.genesis_hash()
+    ))
 }

@@ -381,6 +381,21 @@ impl Engine {
         })
     }
 
+    /// Transactions held in the mempool (pending, or finalized but not yet durable).
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    /// Txids held in the mempool, in no particular order.
+    pub fn mempool_txids(&self) -> impl Iterator<Item = &Hash> {
+        self.mempool.iter().map(|(txid, _)| txid)
+    }
+
+    /// A transaction held in the mempool.
+    pub fn mempool_tx(&self, txid: &Hash) -> Option<&Tx> {
+        self.mempool.get(txid).map(|entry| &entry.tx)
+    }
+
     pub fn metrics(&self) -> &EngineMetrics {
         &self.metrics
     }

@@ -1,0 +1,167 @@
+//! Every message that crosses a thread boundary, and the capacities of the
+//! bounded channels that carry them. A disconnected channel means the other
+//! side has shut down; a full one is back-pressure, counted in metrics.
+//!
+//! Plain data only: no logic lives here.
+
+use crate::consensus::{ConsensusMessage, NodeId, SubmitError, TxStatusReport};
+use crate::store::FinalizedTx;
+use crate::time::Timestamp;
+use crate::types::{Hash, Tx};
+use crossbeam_channel::Sender;
+
+/// RPC (and, with the net layer, peers) → consensus thread.
+pub const CONSENSUS_INBOX_CAPACITY: usize = 4_096;
+/// Consensus thread → ledger thread. When full, the consensus thread keeps
+/// a backlog and refuses new submissions rather than block.
+pub const LEDGER_CAPACITY: usize = 4_096;
+/// Ledger thread → consensus thread: one report per committed batch.
+pub const DURABLE_CAPACITY: usize = 1_024;
+
+/// Input of the consensus thread. The net layer adds its `NetEvent`s here.
+#[derive(Debug)]
+pub enum NodeEvent {
+    /// A transaction from a wallet; the outcome of admission goes to `reply`.
+    Submit {
+        tx: Tx,
+        reply: Sender<Result<Hash, SubmitRefused>>,
+    },
+    Query(ConsensusQuery),
+    /// Stop after this batch: hand everything pending to the ledger and exit.
+    Shutdown,
+}
+
+/// Why the consensus thread did not admit a submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitRefused {
+    #[error(transparent)]
+    Engine(#[from] SubmitError),
+    #[error("the node is {backlog} disk writes behind; retry in a moment")]
+    LedgerBehind { backlog: usize },
+    #[error("finalization is halted on this node after a safety violation; see its log")]
+    Halted,
+}
+
+/// Most ledger commands the consensus thread queues while the ledger channel
+/// is full; past it, submissions are refused (back-pressure to wallets).
+pub const MAX_LEDGER_BACKLOG: usize = 65_536;
+
+/// Questions the RPC asks the engine; each answer goes to its bounded reply channel.
+#[derive(Debug)]
+pub enum ConsensusQuery {
+    TxStatus {
+        txid: Hash,
+        reply: Sender<TxStatusAnswer>,
+    },
+    Info {
+        reply: Sender<ConsensusInfo>,
+    },
+    Mempool {
+        reply: Sender<MempoolSnapshot>,
+    },
+}
+
+/// What the engine knows of a transaction, and when it settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxStatusAnswer {
+    pub report: Option<TxStatusReport>,
+    /// Kept (bounded) after the engine forgets a durable transaction.
+    pub timings: Option<FinalityTimings>,
+}
+
+/// When a durable transaction passed each step, on this node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinalityTimings {
+    pub first_seen: Timestamp,
+    pub locally_accepted_at: Option<Timestamp>,
+    pub finalized_at: Option<Timestamp>,
+    pub durable_at: Timestamp,
+}
+
+/// How many durable transactions' timings the consensus thread remembers.
+pub const FINALITY_TIMINGS_KEPT: usize = 100_000;
+
+/// `getconsensusinfo`: the engine's parameters and counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsensusInfo {
+    pub validators: usize,
+    pub total_weight: u64,
+    pub required_weight: u64,
+    pub sample_k: u32,
+    pub sample_alpha: u32,
+    pub is_validator: bool,
+    pub halted: bool,
+    pub mempool_txs: usize,
+    /// Transactions reloaded from the datadir's mempool at start.
+    pub mempool_reloaded: usize,
+    pub polls_started: u64,
+    pub polls_succeeded: u64,
+    pub polls_failed: u64,
+    pub proofs_assembled: u64,
+    pub finality_votes_signed: u64,
+    pub next_timeout: Option<Timestamp>,
+}
+
+/// `getmempoolinfo` / `getrawmempool`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MempoolSnapshot {
+    /// Sorted, at most [`MAX_MEMPOOL_LISTING`].
+    pub txids: Vec<Hash>,
+    pub size: usize,
+    pub bytes: usize,
+}
+
+/// `getrawmempool` lists at most this many txids (the reply stays bounded).
+pub const MAX_MEMPOOL_LISTING: usize = 100_000;
+
+/// Input of the ledger thread, the only writer of chain state.
+#[derive(Debug)]
+pub enum LedgerCommand {
+    /// Persist an admitted transaction so pending work survives a restart.
+    MempoolPut(Tx),
+    /// Make a finalized transaction and its proof durable.
+    Finalized(FinalizedTx),
+    /// Forget a pending transaction (rejected or expired).
+    MempoolRemove(Hash),
+}
+
+/// Ledger thread → consensus thread: these txids are durable now.
+#[derive(Debug)]
+pub struct Durable {
+    pub txids: Vec<Hash>,
+    /// When the commit finished.
+    pub at: Timestamp,
+}
+
+/// Where the consensus thread's outgoing messages go. The net layer
+/// implements it; `--dev` (no peers) uses [`NoNet`].
+pub trait NetSink: Send {
+    fn send(&mut self, to: NodeId, msg: ConsensusMessage);
+    fn broadcast(&mut self, msg: ConsensusMessage);
+}
+
+/// A node without peers: outgoing messages are dropped (a one-validator
+/// chain answers its own polls inline and sends nothing that matters).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoNet;
+
+impl NetSink for NoNet {
+    fn send(&mut self, to: NodeId, msg: ConsensusMessage) {
+        log::trace!("no network: dropping a message to {to:?}: {}", kind(&msg));
+    }
+
+    fn broadcast(&mut self, msg: ConsensusMessage) {
+        log::trace!("no network: dropping a broadcast {}", kind(&msg));
+    }
+}
+
+fn kind(msg: &ConsensusMessage) -> &'static str {
+    match msg {
+        ConsensusMessage::Tx(_) => "Tx",
+        ConsensusMessage::GetTxs { .. } => "GetTxs",
+        ConsensusMessage::Txs { .. } => "Txs",
+        ConsensusMessage::Query { .. } => "Query",
+        ConsensusMessage::Votes { .. } => "Votes",
+        ConsensusMessage::Proof(_) => "Proof",
+    }
+}

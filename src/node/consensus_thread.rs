@@ -1,0 +1,406 @@
+//! The consensus thread: a thin driver around the sans-IO [`Engine`]
+//! (quinn-style). It waits on its inbox, the ledger's durable reports and the
+//! engine's next timeout; drains every ready input as one batch against one
+//! store snapshot; then routes the engine's outputs: messages to the
+//! [`NetSink`], finalized transactions and mempool changes to the ledger.
+//!
+//! It never writes the store (it holds a `ReadView` per batch, and a thread
+//! holding one must not call `Store` writes) and never blocks on anything but
+//! its `select`: ledger commands that do not fit the channel wait in a
+//! bounded backlog, so the ledger can never deadlock against it.
+
+use super::channels::{
+    ConsensusInfo, ConsensusQuery, Durable, FinalityTimings, LedgerCommand, MempoolSnapshot,
+    NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
+    MAX_MEMPOOL_LISTING,
+};
+use crate::consensus::{Engine, Event, Output};
+use crate::mempool::RecentMap;
+use crate::metrics::{Channel, Metrics};
+use crate::store::{FinalizedTx, ReadView, Store, StoreError};
+use crate::time::{Clock, Timestamp};
+use crate::types::encoding::encode;
+use crate::types::{Hash, Tx};
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusThreadError {
+    #[error("cannot read the chain state")]
+    Store(#[from] StoreError),
+    #[error("the ledger thread stopped; finalized transactions can no longer be made durable")]
+    LedgerStopped,
+}
+
+pub struct ConsensusThread<C: Clock, N: NetSink> {
+    engine: Engine,
+    store: Arc<Store>,
+    inbox: Receiver<NodeEvent>,
+    durable: Receiver<Durable>,
+    ledger: Sender<LedgerCommand>,
+    net: N,
+    metrics: Arc<Metrics>,
+    clock: C,
+    /// Ledger commands waiting for room in the ledger channel, in order.
+    backlog: VecDeque<LedgerCommand>,
+    mempool_reloaded: usize,
+    /// Step times of recently durable transactions, for `gettxstatus`.
+    timings: RecentMap<Hash, FinalityTimings>,
+    /// Our key is in the validator set: we answer our own polls and sign votes.
+    is_validator: bool,
+}
+
+/// The consensus thread's ends of its channels.
+pub struct ConsensusChannels {
+    pub inbox: Receiver<NodeEvent>,
+    pub durable: Receiver<Durable>,
+    pub ledger: Sender<LedgerCommand>,
+}
+
+/// What one batch of input asked for besides engine work.
+#[derive(Default)]
+struct Batch {
+    events: Vec<NodeEvent>,
+    durable: Vec<Durable>,
+    shutdown: bool,
+}
+
+impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
+    pub fn new(
+        engine: Engine,
+        is_validator: bool,
+        store: Arc<Store>,
+        channels: ConsensusChannels,
+        net: N,
+        metrics: Arc<Metrics>,
+        clock: C,
+    ) -> Self {
+        ConsensusThread {
+            engine,
+            store,
+            inbox: channels.inbox,
+            durable: channels.durable,
+            ledger: channels.ledger,
+            net,
+            metrics,
+            clock,
+            backlog: VecDeque::new(),
+            mempool_reloaded: 0,
+            timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
+            is_validator,
+        }
+    }
+
+    /// Resubmits the transactions persisted in the datadir's mempool (call
+    /// before `run`). Those no longer admissible are dropped from it.
+    pub fn reload_mempool(&mut self, txs: Vec<Tx>) -> Result<(), ConsensusThreadError> {
+        let now = self.clock.now();
+        let store = Arc::clone(&self.store);
+        let view = store.read()?;
+        for tx in txs {
+            let txid = tx.txid();
+            match self.engine.handle_submit(now, tx, &view) {
+                Ok(_) => self.mempool_reloaded += 1,
+                Err(e) => {
+                    log::info!("dropping persisted mempool tx {txid}: {e}");
+                    self.backlog.push_back(LedgerCommand::MempoolRemove(txid));
+                }
+            }
+        }
+        drop(view);
+        log::info!("reloaded {} pending transactions", self.mempool_reloaded);
+        self.route_outputs(now);
+        Ok(())
+    }
+
+    pub fn run(mut self) -> Result<(), ConsensusThreadError> {
+        loop {
+            let batch = self.wait_for_input()?;
+            let shutdown = batch.shutdown;
+            self.process(batch)?;
+            self.flush_backlog()?;
+            self.mirror_metrics();
+            if shutdown {
+                break;
+            }
+        }
+        // Durable reports are of no use any more; dropping their receiver
+        // makes the ledger's sends fail fast instead of blocking it, so the
+        // blocking hand-over below cannot deadlock.
+        let ConsensusThread {
+            durable,
+            ledger,
+            backlog,
+            ..
+        } = self;
+        drop(durable);
+        for command in backlog {
+            ledger
+                .send(command)
+                .map_err(|_| ConsensusThreadError::LedgerStopped)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks until input arrives, the ledger channel has room for the
+    /// backlog, or the engine's timeout passes; then drains what is ready.
+    fn wait_for_input(&mut self) -> Result<Batch, ConsensusThreadError> {
+        let mut batch = Batch::default();
+        let now = self.clock.now();
+        let wait = self
+            .engine
+            .poll_timeout()
+            .map(|at| at.saturating_since(now));
+        let mut select = Select::new();
+        let inbox = select.recv(&self.inbox);
+        let durable = select.recv(&self.durable);
+        let ledger = (!self.backlog.is_empty()).then(|| select.send(&self.ledger));
+        let selected = match wait {
+            Some(wait) => select.select_timeout(wait).ok(),
+            None => Some(select.select()),
+        };
+        if let Some(operation) = selected {
+            let index = operation.index();
+            if index == inbox {
+                match operation.recv(&self.inbox) {
+                    Ok(event) => batch.events.push(event),
+                    // Every sender gone: nobody can ask anything any more.
+                    Err(_) => batch.shutdown = true,
+                }
+            } else if index == durable {
+                let report = operation
+                    .recv(&self.durable)
+                    .map_err(|_| ConsensusThreadError::LedgerStopped)?;
+                batch.durable.push(report);
+            } else if Some(index) == ledger {
+                // Non-empty: `select.send` was registered only then.
+                let command = self.backlog.pop_front();
+                if let Some(command) = command {
+                    operation
+                        .send(&self.ledger, command)
+                        .map_err(|_| ConsensusThreadError::LedgerStopped)?;
+                }
+            }
+        }
+        let ready = self.inbox.len();
+        batch.events.extend(self.inbox.try_iter().take(ready));
+        let ready = self.durable.len();
+        batch.durable.extend(self.durable.try_iter().take(ready));
+        Ok(batch)
+    }
+
+    /// Runs one batch against one fresh snapshot (opened after the input
+    /// arrived, so it shows every commit a durable report names).
+    fn process(&mut self, mut batch: Batch) -> Result<(), ConsensusThreadError> {
+        let now = self.clock.now();
+        let store = Arc::clone(&self.store);
+        let view = store.read()?;
+        for report in &batch.durable {
+            self.on_durable(report);
+        }
+        for event in batch.events.drain(..) {
+            match event {
+                NodeEvent::Submit { tx, reply } => {
+                    let outcome = self.submit(now, tx, &view);
+                    // The RPC worker may have timed out and gone: nothing to tell.
+                    let _ = reply.try_send(outcome);
+                }
+                NodeEvent::Query(query) => self.answer(query),
+                NodeEvent::Shutdown => batch.shutdown = true,
+            }
+        }
+        if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+            self.engine.handle_timeout(now, &view);
+        }
+        drop(view);
+        self.route_outputs(now);
+        Ok(())
+    }
+
+    fn submit(
+        &mut self,
+        now: Timestamp,
+        tx: Tx,
+        view: &ReadView<'_>,
+    ) -> Result<Hash, SubmitRefused> {
+        if self.engine.is_halted() {
+            return Err(SubmitRefused::Halted);
+        }
+        if self.backlog.len() >= MAX_LEDGER_BACKLOG {
+            return Err(SubmitRefused::LedgerBehind {
+                backlog: self.backlog.len(),
+            });
+        }
+        self.metrics.txs_submitted.fetch_add(1, Relaxed);
+        Ok(self.engine.handle_submit(now, tx, view)?)
+    }
+
+    /// Records finality latency (admission to durable) and step times,
+    /// then lets the engine forget the committed transactions.
+    fn on_durable(&mut self, report: &Durable) {
+        for txid in &report.txids {
+            let Some(status) = self.engine.tx_status(txid) else {
+                continue;
+            };
+            let Some(first_seen) = status.first_seen else {
+                continue;
+            };
+            let latency = report.at.saturating_since(first_seen).as_millis();
+            self.metrics
+                .finality_latency
+                .observe_ms(u64::try_from(latency).unwrap_or(u64::MAX));
+            self.timings.insert(
+                *txid,
+                FinalityTimings {
+                    first_seen,
+                    locally_accepted_at: status.locally_accepted_at,
+                    finalized_at: status.finalized_at,
+                    durable_at: report.at,
+                },
+            );
+        }
+        self.engine.handle_durable(report.at, &report.txids);
+    }
+
+    fn answer(&self, query: ConsensusQuery) {
+        // Replies go to bounded(1) channels owned by one waiting worker;
+        // a worker that timed out has dropped its receiver.
+        match query {
+            ConsensusQuery::TxStatus { txid, reply } => {
+                let _ = reply.try_send(TxStatusAnswer {
+                    report: self.engine.tx_status(&txid),
+                    timings: self.timings.get(&txid).copied(),
+                });
+            }
+            ConsensusQuery::Info { reply } => {
+                let _ = reply.try_send(self.info());
+            }
+            ConsensusQuery::Mempool { reply } => {
+                let _ = reply.try_send(self.mempool_snapshot());
+            }
+        }
+    }
+
+    fn info(&self) -> ConsensusInfo {
+        let engine = &self.engine;
+        let validators = engine.validators();
+        let metrics = engine.metrics();
+        let sample = engine.sample_size();
+        ConsensusInfo {
+            validators: validators.len(),
+            total_weight: validators.total_weight(),
+            required_weight: validators.required_weight(),
+            sample_k: sample.k,
+            sample_alpha: sample.alpha,
+            is_validator: self.is_validator,
+            halted: engine.is_halted(),
+            mempool_txs: engine.mempool_len(),
+            mempool_reloaded: self.mempool_reloaded,
+            polls_started: metrics.polls_started,
+            polls_succeeded: metrics.polls_succeeded,
+            polls_failed: metrics.polls_failed,
+            proofs_assembled: metrics.proofs_assembled,
+            finality_votes_signed: metrics.finality_votes_signed,
+            next_timeout: engine.poll_timeout(),
+        }
+    }
+
+    fn mempool_snapshot(&self) -> MempoolSnapshot {
+        let mut txids: Vec<Hash> = self.engine.mempool_txids().copied().collect();
+        txids.sort_unstable();
+        txids.truncate(MAX_MEMPOOL_LISTING);
+        let bytes = txids
+            .iter()
+            .filter_map(|t| self.engine.mempool_tx(t))
+            .map(Tx::encoded_len)
+            .sum();
+        MempoolSnapshot {
+            size: self.engine.mempool_len(),
+            txids,
+            bytes,
+        }
+    }
+
+    /// Sends what the engine produced where it belongs.
+    fn route_outputs(&mut self, now: Timestamp) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Send { to, msg } => self.net.send(to, msg),
+                Output::Broadcast(msg) => self.net.broadcast(msg),
+                Output::Event(event) => self.on_event(now, event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Timestamp, event: Event) {
+        match event {
+            Event::Accepted { txid } => {
+                if let Some(tx) = self.engine.mempool_tx(&txid) {
+                    let tx = tx.clone();
+                    self.backlog.push_back(LedgerCommand::MempoolPut(tx));
+                }
+            }
+            Event::LocallyAccepted { txid } => log::debug!("tx {txid} locally accepted"),
+            Event::Finalized { tx, proof } => {
+                log::debug!("tx {} finalized", tx.txid());
+                self.backlog
+                    .push_back(LedgerCommand::Finalized(FinalizedTx {
+                        tx,
+                        proof: encode(&proof),
+                        finalized_at_ms: now.as_millis(),
+                    }));
+            }
+            Event::Rejected { txid, reason } => {
+                log::info!("tx {txid} rejected: {reason:?}");
+                self.metrics.txs_rejected.fetch_add(1, Relaxed);
+                self.backlog.push_back(LedgerCommand::MempoolRemove(txid));
+            }
+            Event::Expired { txid } => {
+                log::info!("tx {txid} expired without a quorum");
+                self.metrics.txs_expired.fetch_add(1, Relaxed);
+                self.backlog.push_back(LedgerCommand::MempoolRemove(txid));
+            }
+            Event::SafetyViolation {
+                outpoint,
+                finalized,
+                conflicting,
+            } => {
+                log::error!(
+                    "SAFETY VIOLATION on {outpoint}: {finalized} and {conflicting} both have \
+                     valid finality proofs; finalization halted"
+                );
+                self.metrics.safety_violations.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Hands the backlog to the ledger until its channel is full.
+    fn flush_backlog(&mut self) -> Result<(), ConsensusThreadError> {
+        while let Some(command) = self.backlog.pop_front() {
+            match self.ledger.try_send(command) {
+                Ok(()) => {}
+                Err(TrySendError::Full(command)) => {
+                    self.backlog.push_front(command);
+                    self.metrics.count_backpressure(Channel::Ledger);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(ConsensusThreadError::LedgerStopped)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mirror_metrics(&self) {
+        let engine = self.engine.metrics();
+        let m = &self.metrics;
+        m.polls_started.store(engine.polls_started, Relaxed);
+        m.polls_succeeded.store(engine.polls_succeeded, Relaxed);
+        m.polls_failed.store(engine.polls_failed, Relaxed);
+        m.mempool_txs
+            .store(self.engine.mempool_len() as u64, Relaxed);
+    }
+}

@@ -1,0 +1,273 @@
+//! A running node: opens the store, reloads the persisted mempool, spawns
+//! the named threads (consensus, ledger, RPC workers) and stops them in
+//! order: stop accepting RPC, drain consensus, final ledger commit, join,
+//! remove the cookie.
+//!
+//! ```text
+//!  time-cli ──HTTP──▶ rpc workers ──NodeEvent──▶ consensus ──LedgerCommand──▶ ledger ──▶ LMDB
+//!                        │ reads                    ▲  │ NetSink (no-op until net)   │
+//!                        └────────── LMDB ◀─────────┘  └◀──────── Durable ───────────┘
+//! ```
+//!
+//! This module wires; it holds no protocol logic. It must never leave a
+//! thread running or a cookie behind after `stop`.
+
+pub mod channels;
+pub mod consensus_thread;
+pub mod ledger_thread;
+pub mod signals;
+pub mod thread;
+
+use self::channels::{
+    NetSink, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
+};
+use self::consensus_thread::{ConsensusChannels, ConsensusThread};
+use self::ledger_thread::LedgerThread;
+use self::thread::ThreadExit;
+use crate::config::{ChainConfig, ChainSpec};
+use crate::consensus::{Engine, EngineConfig};
+use crate::crypto::Keypair;
+use crate::finality::{ValidatorSet, ValidatorSetError};
+use crate::genesis::{devnet_validator_keys, local_chain_toml};
+use crate::metrics::Metrics;
+use crate::rpc::{RpcConfig, RpcContext, RpcServer, RpcStartError};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::time::{Clock, SystemClock};
+use crate::types::Network;
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use rand_core::{OsRng, RngCore};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Everything `Node::start` needs.
+pub struct NodeConfig {
+    pub datadir: PathBuf,
+    pub spec: ChainSpec,
+    /// Our validator key; `None` runs a non-voting node.
+    pub identity: Option<Keypair>,
+    pub rpc: RpcConfig,
+}
+
+/// Why the node is stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Signal(i32),
+    /// The `stop` RPC.
+    Rpc,
+    /// A thread ended on its own (it logged why).
+    ThreadEnded(&'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create datadir {path}: {source}")]
+    Datadir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the chain's validator set is unusable: {0}")]
+    Validators(#[from] ValidatorSetError),
+    #[error("cannot reload the persisted mempool: {0}")]
+    Reload(#[from] consensus_thread::ConsensusThreadError),
+    #[error("cannot start thread {name}: {source}")]
+    Spawn {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rpc(#[from] RpcStartError),
+}
+
+/// A node whose threads are running.
+pub struct Node {
+    rpc: RpcServer,
+    inbox: Sender<NodeEvent>,
+    consensus: JoinHandle<()>,
+    ledger: JoinHandle<()>,
+    exits: Receiver<ThreadExit>,
+    stops: Receiver<StopReason>,
+    stop_sender: Sender<StopReason>,
+}
+
+/// The `timed --dev` chain: the devnet rules with validator 0 alone and the
+/// demo wallet funded, like a regtest. Its genesis differs from the built-in
+/// devnet's, so their datadirs never mix.
+pub fn dev_chain_spec() -> ChainSpec {
+    let text = local_chain_toml(Network::Devnet, 1, 24100, 5);
+    // The generator's output is a valid config by construction (tested).
+    ChainConfig::parse(&text, "timed --dev")
+        .unwrap_or_else(|e| unreachable!("the generated --dev chain config is invalid: {e}"))
+}
+
+/// The `--dev` chain's only validator key (public and well known).
+pub fn dev_validator_key() -> Keypair {
+    devnet_validator_keys(0).0
+}
+
+impl Node {
+    /// Opens `<datadir>/chain`, reloads pending transactions, and starts the
+    /// consensus, ledger and RPC threads. `net` receives outgoing consensus messages.
+    pub fn start(config: NodeConfig, net: impl NetSink + 'static) -> Result<Node, StartError> {
+        let NodeConfig {
+            datadir,
+            spec,
+            identity,
+            rpc,
+        } = config;
+        std::fs::create_dir_all(&datadir).map_err(|source| StartError::Datadir {
+            path: datadir.clone(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&datadir, &spec, StoreOptions::default())?);
+        let clock = SystemClock;
+        let metrics = Arc::new(Metrics::default());
+        let validators = ValidatorSet::new(spec.validators.clone())?;
+        let is_validator = identity
+            .as_ref()
+            .is_some_and(|k| validators.contains(&k.public()));
+        // Sampling randomness need not replay in production; the simulator seeds its own.
+        let engine_config = EngineConfig::from_spec(&spec, OsRng.next_u64());
+        let engine = Engine::new(engine_config, validators, identity, clock.now());
+
+        let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
+        let (ledger_tx, ledger_rx) = bounded(LEDGER_CAPACITY);
+        let (durable_tx, durable_rx) = bounded(DURABLE_CAPACITY);
+        let (exits_tx, exits) = bounded(8);
+        let (stop_sender, stops) = bounded(4);
+
+        let mut consensus = ConsensusThread::new(
+            engine,
+            is_validator,
+            Arc::clone(&store),
+            ConsensusChannels {
+                inbox: inbox_rx,
+                durable: durable_rx,
+                ledger: ledger_tx,
+            },
+            net,
+            Arc::clone(&metrics),
+            clock,
+        );
+        let max_txs = spec.config.consensus.mempool_max_txs as usize;
+        consensus.reload_mempool(store.mempool_load(max_txs)?)?;
+
+        let ledger = LedgerThread {
+            store: Arc::clone(&store),
+            commands: ledger_rx,
+            durable: durable_tx,
+            metrics: Arc::clone(&metrics),
+            clock,
+        };
+        let spawn_error = |name| move |source| StartError::Spawn { name, source };
+        let ledger = thread::spawn("ledger", exits_tx.clone(), move || ledger.run())
+            .map_err(spawn_error("ledger"))?;
+        let consensus = thread::spawn("consensus", exits_tx, move || consensus.run())
+            .map_err(spawn_error("consensus"))?;
+        log::info!(
+            "node started: {} chain {} genesis {}, datadir {}, {}",
+            spec.config.network,
+            spec.chain_id(),
+            spec.genesis_hash(),
+            datadir.display(),
+            if is_validator {
+                "validator"
+            } else {
+                "not a validator"
+            }
+        );
+        let context = RpcContext {
+            store,
+            spec,
+            inbox: inbox.clone(),
+            metrics,
+            stop: stop_sender.clone(),
+            started_at: clock.now(),
+            clock: Arc::new(clock),
+            consensus_timeout: rpc.consensus_timeout,
+        };
+        let rpc = RpcServer::start(rpc, &datadir, context)?;
+        Ok(Node {
+            rpc,
+            inbox,
+            consensus,
+            ledger,
+            exits,
+            stops,
+            stop_sender,
+        })
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc.local_addr()
+    }
+
+    /// Where signals (or anything else) ask the node to stop.
+    pub fn stop_sender(&self) -> Sender<StopReason> {
+        self.stop_sender.clone()
+    }
+
+    /// Blocks until a stop is requested or a thread ends, then stops in
+    /// order. `Ok(reason)` if every thread ended cleanly.
+    pub fn run_until_stopped(self) -> Result<StopReason, StopError> {
+        let reason = select! {
+            recv(self.stops) -> reason => reason.unwrap_or(StopReason::Rpc),
+            recv(self.exits) -> exit => StopReason::ThreadEnded(exit.map_or("unknown", |e| e.name)),
+        };
+        log::info!("stopping: {reason:?}");
+        let unclean = matches!(reason, StopReason::ThreadEnded(_));
+        self.stop()?;
+        if unclean {
+            return Err(StopError::ThreadFailed);
+        }
+        Ok(reason)
+    }
+
+    /// Stops accepting RPC, lets consensus hand everything pending to the
+    /// ledger, waits for the ledger's final commit, joins every thread and
+    /// removes the cookie.
+    pub fn stop(self) -> Result<(), StopError> {
+        let Node {
+            rpc,
+            inbox,
+            consensus,
+            ledger,
+            exits,
+            ..
+        } = self;
+        rpc.stop();
+        // A consensus thread that died already has dropped its inbox.
+        let _ = inbox.send(NodeEvent::Shutdown);
+        drop(inbox);
+        let consensus_joined = consensus.join().is_ok();
+        let ledger_joined = ledger.join().is_ok();
+        let clean = consensus_joined && ledger_joined && exits.try_iter().all(|e| e.clean);
+        log::info!("node stopped");
+        if clean {
+            Ok(())
+        } else {
+            Err(StopError::ThreadFailed)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error(
+        "a node thread failed (see the log above); the datadir holds the last committed state"
+    )]
+    ThreadFailed,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dev_chain_has_one_validator_that_is_the_dev_key() {
+        let spec = super::dev_chain_spec();
+        assert_eq!(spec.validators.len(), 1);
+        assert_eq!(spec.validators[0].id, super::dev_validator_key().public());
+    }
+}

@@ -1,0 +1,604 @@
+//! Every RPC method: parsed once from its JSON-RPC name and params into a
+//! typed [`Method`] (each bad param is an error naming it), then dispatched
+//! by `match`. Params may be positional (`[...]`, as bitcoin-cli sends) or
+//! named (`{...}`).
+//!
+//! Reads use one LMDB snapshot each; submissions and engine questions go to
+//! the consensus thread and are waited for at most `consensus_timeout`.
+
+use super::errors::{self, RpcError};
+use super::RpcContext;
+use crate::consensus::{SubmitError, TxStatusReport};
+use crate::finality::{FinalityProof, ValidatorSet};
+use crate::ledger::UtxoState;
+use crate::mempool::TxStatus;
+use crate::metrics::Channel;
+use crate::node::channels::{
+    ConsensusQuery, FinalityTimings, NodeEvent, SubmitRefused, TxStatusAnswer,
+};
+use crate::node::StopReason;
+use crate::store::schema::PROOFS;
+use crate::time::Timestamp;
+use crate::types::encoding::decode;
+use crate::types::tx::MAX_TX_BYTES_HARD;
+use crate::types::{json, Address, Hash, OutPoint, Tx};
+use crossbeam_channel::{bounded, Receiver, SendTimeoutError};
+use serde_json::{json, Map, Value};
+
+/// `listunspent` returns at most this many outputs.
+pub const MAX_LISTUNSPENT: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    GetBlockchainInfo,
+    GetBlockCount,
+    GetBestBlockHash,
+    GetBlockHash { height: u64 },
+    GetBlock { hash: Hash },
+    GetRawTransaction { txid: Hash, verbose: bool },
+    SendRawTransaction { tx: Box<Tx> },
+    GetTxOut { outpoint: OutPoint },
+    GetMempoolInfo,
+    GetRawMempool,
+    GetPeerInfo,
+    GetNetworkInfo,
+    Uptime,
+    Stop,
+    GetTxStatus { txid: Hash },
+    GetFinalityProof { txid: Hash },
+    GetConsensusInfo,
+    ListUnspent { address: Address },
+    GetBalance { address: Address },
+    GetValidators,
+}
+
+/// A request's params, positional or named.
+struct Params<'a> {
+    method: &'a str,
+    positional: &'a [Value],
+    named: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> Params<'a> {
+    fn new(method: &'a str, params: &'a Value) -> Result<Params<'a>, RpcError> {
+        match params {
+            Value::Null => Ok(Params {
+                method,
+                positional: &[],
+                named: None,
+            }),
+            Value::Array(items) => Ok(Params {
+                method,
+                positional: items,
+                named: None,
+            }),
+            Value::Object(map) => Ok(Params {
+                method,
+                positional: &[],
+                named: Some(map),
+            }),
+            _ => Err(RpcError::new(
+                errors::INVALID_PARAMS,
+                "params must be an array or an object",
+            )),
+        }
+    }
+
+    /// Refuses params beyond `names` (positional or named).
+    fn expect(&self, names: &[&str]) -> Result<(), RpcError> {
+        if self.positional.len() > names.len() {
+            return Err(RpcError::new(
+                errors::INVALID_PARAMS,
+                format!(
+                    "{} takes at most {} parameter(s) ({}), got {}",
+                    self.method,
+                    names.len(),
+                    names.join(", "),
+                    self.positional.len()
+                ),
+            ));
+        }
+        if let Some(unknown) = self
+            .named
+            .and_then(|m| m.keys().find(|k| !names.contains(&k.as_str())))
+        {
+            return Err(RpcError::invalid_param(
+                unknown,
+                format!("{} has no such parameter", self.method),
+            ));
+        }
+        Ok(())
+    }
+
+    fn get(&self, index: usize, name: &str) -> Option<&'a Value> {
+        let value = match self.named {
+            Some(map) => map.get(name),
+            None => self.positional.get(index),
+        };
+        value.filter(|v| !v.is_null())
+    }
+
+    fn required(&self, index: usize, name: &str) -> Result<&'a Value, RpcError> {
+        self.get(index, name)
+            .ok_or_else(|| RpcError::invalid_param(name, "missing"))
+    }
+
+    fn str(&self, index: usize, name: &str) -> Result<&'a str, RpcError> {
+        self.required(index, name)?
+            .as_str()
+            .ok_or_else(|| RpcError::invalid_param(name, "expected a string"))
+    }
+
+    fn hash(&self, index: usize, name: &str) -> Result<Hash, RpcError> {
+        self.str(index, name)?
+            .parse()
+            .map_err(|e| RpcError::invalid_param(name, e))
+    }
+
+    fn u64(&self, index: usize, name: &str) -> Result<u64, RpcError> {
+        self.required(index, name)?
+            .as_u64()
+            .ok_or_else(|| RpcError::invalid_param(name, "expected a non-negative integer"))
+    }
+
+    /// `true`/`false`, or bitcoind's verbosity integers (0 = false).
+    fn flag(&self, index: usize, name: &str) -> Result<bool, RpcError> {
+        match self.get(index, name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => v
+                .as_u64()
+                .map(|n| n != 0)
+                .ok_or_else(|| RpcError::invalid_param(name, "expected true or false")),
+        }
+    }
+
+    fn address(&self, index: usize, name: &str, ctx: &RpcContext) -> Result<Address, RpcError> {
+        Address::parse(self.str(index, name)?, ctx.spec.config.network)
+            .map_err(|e| RpcError::invalid_param(name, e))
+    }
+}
+
+impl Method {
+    /// Parses `name` and `params` into a method, or says which param is wrong.
+    pub fn parse(name: &str, params: &Value, ctx: &RpcContext) -> Result<Method, RpcError> {
+        let p = Params::new(name, params)?;
+        let no_params = |m: Method| p.expect(&[]).map(|()| m);
+        match name {
+            "getblockchaininfo" => no_params(Method::GetBlockchainInfo),
+            "getblockcount" => no_params(Method::GetBlockCount),
+            "getbestblockhash" => no_params(Method::GetBestBlockHash),
+            "getmempoolinfo" => no_params(Method::GetMempoolInfo),
+            "getrawmempool" => no_params(Method::GetRawMempool),
+            "getpeerinfo" => no_params(Method::GetPeerInfo),
+            "getnetworkinfo" => no_params(Method::GetNetworkInfo),
+            "uptime" => no_params(Method::Uptime),
+            "stop" => no_params(Method::Stop),
+            "getconsensusinfo" => no_params(Method::GetConsensusInfo),
+            "getvalidators" => no_params(Method::GetValidators),
+            "getblockhash" => {
+                p.expect(&["height"])?;
+                Ok(Method::GetBlockHash {
+                    height: p.u64(0, "height")?,
+                })
+            }
+            "getblock" => {
+                p.expect(&["blockhash", "verbosity"])?;
+                Ok(Method::GetBlock {
+                    hash: p.hash(0, "blockhash")?,
+                })
+            }
+            "getrawtransaction" => {
+                p.expect(&["txid", "verbose"])?;
+                Ok(Method::GetRawTransaction {
+                    txid: p.hash(0, "txid")?,
+                    verbose: p.flag(1, "verbose")?,
+                })
+            }
+            "sendrawtransaction" => {
+                p.expect(&["hexstring"])?;
+                Ok(Method::SendRawTransaction {
+                    tx: Box::new(decode_tx_hex(p.str(0, "hexstring")?, ctx)?),
+                })
+            }
+            "gettxout" => {
+                p.expect(&["txid", "n"])?;
+                let txid = p.hash(0, "txid")?;
+                let vout = u32::try_from(p.u64(1, "n")?)
+                    .map_err(|_| RpcError::invalid_param("n", "output index too large"))?;
+                Ok(Method::GetTxOut {
+                    outpoint: OutPoint { txid, vout },
+                })
+            }
+            "gettxstatus" => {
+                p.expect(&["txid"])?;
+                Ok(Method::GetTxStatus {
+                    txid: p.hash(0, "txid")?,
+                })
+            }
+            "getfinalityproof" => {
+                p.expect(&["txid"])?;
+                Ok(Method::GetFinalityProof {
+                    txid: p.hash(0, "txid")?,
+                })
+            }
+            "listunspent" => {
+                p.expect(&["address"])?;
+                Ok(Method::ListUnspent {
+                    address: p.address(0, "address", ctx)?,
+                })
+            }
+            "getbalance" => {
+                p.expect(&["address"])?;
+                Ok(Method::GetBalance {
+                    address: p.address(0, "address", ctx)?,
+                })
+            }
+            _ => Err(RpcError::new(
+                errors::METHOD_NOT_FOUND,
+                format!("method not found: '{}'", clip(name)),
+            )),
+        }
+    }
+}
+
+/// Hex → transaction, within the chain's size limit.
+fn decode_tx_hex(text: &str, ctx: &RpcContext) -> Result<Tx, RpcError> {
+    let max_bytes = (ctx.spec.config.ledger.max_tx_bytes as usize).min(MAX_TX_BYTES_HARD);
+    if text.len() > 2 * max_bytes {
+        return Err(RpcError::new(
+            errors::DESERIALIZATION_ERROR,
+            format!(
+                "transaction hex is {} characters, over the limit for {max_bytes} bytes",
+                text.len()
+            ),
+        ));
+    }
+    let bytes = hex::decode(text).map_err(|e| {
+        RpcError::new(
+            errors::DESERIALIZATION_ERROR,
+            format!("transaction is not valid hex: {e}"),
+        )
+    })?;
+    Tx::decode(&bytes, max_bytes).map_err(|e| {
+        RpcError::new(
+            errors::DESERIALIZATION_ERROR,
+            format!("cannot decode transaction: {e}"),
+        )
+    })
+}
+
+/// Method names are echoed in errors; keep a hostile one short.
+fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// Runs `method`.
+pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
+    let network = ctx.spec.config.network;
+    let genesis = ctx.spec.genesis_hash();
+    match method {
+        Method::GetBlockchainInfo => {
+            let stats = ctx.store.stats()?;
+            Ok(json!({
+                "chain": network.name(),
+                "chain_id": ctx.spec.chain_id().0,
+                "blocks": 0,
+                "bestblockhash": genesis.to_string(),
+                "genesis_hash": genesis.to_string(),
+                "finalized_txs": stats.finalized_count,
+                "unspent_outputs": stats.unspent,
+                "size_on_disk": stats.used_bytes,
+            }))
+        }
+        Method::GetBlockCount => Ok(json!(0)),
+        Method::GetBestBlockHash => Ok(json!(genesis.to_string())),
+        Method::GetBlockHash { height: 0 } => Ok(json!(genesis.to_string())),
+        Method::GetBlockHash { height } => Err(RpcError::new(
+            errors::INVALID_PARAMS,
+            format!(
+                "invalid parameter 'height': block height {height} out of range (the tip is at 0)"
+            ),
+        )),
+        Method::GetBlock { hash } if hash == genesis => Ok(json!({
+            "hash": genesis.to_string(),
+            "height": 0,
+            "time": ctx.spec.config.genesis.timestamp,
+            "allocations": ctx
+                .spec
+                .allocations
+                .iter()
+                .enumerate()
+                .map(|(vout, o)| json::tx_output(vout, o, network))
+                .collect::<Vec<_>>(),
+        })),
+        Method::GetBlock { hash } => Err(RpcError::new(
+            errors::NOT_FOUND,
+            format!("block {hash} not found (only the genesis block exists yet)"),
+        )),
+        Method::GetRawTransaction { txid, verbose } => {
+            let record = ctx.store.tx(&txid)?.ok_or_else(|| {
+                RpcError::new(
+                    errors::NOT_FOUND,
+                    format!(
+                        "no finalized transaction {txid} here; see gettxstatus for pending ones"
+                    ),
+                )
+            })?;
+            if !verbose {
+                return Ok(json!(hex::encode(record.tx.encode())));
+            }
+            let mut view = json::tx(&record.tx, network);
+            if let Some(map) = view.as_object_mut() {
+                map.insert("status".into(), json!("finalized"));
+                map.insert("sequence".into(), json!(record.sequence));
+                map.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
+                map.insert("hex".into(), json!(hex::encode(record.tx.encode())));
+            }
+            Ok(view)
+        }
+        Method::SendRawTransaction { tx } => {
+            let txid = tx.txid();
+            // The engine forgets settled txs after a while (and at restart); the store does not.
+            if ctx.store.tx(&txid)?.is_some() {
+                return Err(SubmitRefused::from(SubmitError::AlreadyFinalized(txid)).into());
+            }
+            let (reply, answer) = bounded(1);
+            ask(ctx, NodeEvent::Submit { tx: *tx, reply }, &answer)?
+                .map(|txid| json!(txid.to_string()))
+                .map_err(RpcError::from)
+        }
+        Method::GetTxOut { outpoint } => match ctx.store.utxo(&outpoint)? {
+            Some(entry) if entry.state == UtxoState::Unspent => Ok(json!({
+                "outpoint": json::outpoint(&outpoint),
+                "value": json::amount(entry.output.value),
+                "address": entry.output.address.to_text(network),
+            })),
+            // Like bitcoind: spent or unknown outputs are `null`.
+            _ => Ok(Value::Null),
+        },
+        Method::GetMempoolInfo => {
+            let snapshot = query(ctx, |reply| ConsensusQuery::Mempool { reply })?;
+            Ok(json!({
+                "size": snapshot.size,
+                "bytes": snapshot.bytes,
+                "maxmempool": ctx.spec.config.consensus.mempool_max_txs,
+            }))
+        }
+        Method::GetRawMempool => {
+            let snapshot = query(ctx, |reply| ConsensusQuery::Mempool { reply })?;
+            Ok(json!(snapshot
+                .txids
+                .iter()
+                .map(Hash::to_string)
+                .collect::<Vec<_>>()))
+        }
+        Method::GetPeerInfo => Ok(json!([])),
+        Method::GetNetworkInfo => Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "subversion": concat!("/timecoin:", env!("CARGO_PKG_VERSION"), "/"),
+            "network": network.name(),
+            "connections": 0,
+            "networkactive": false,
+        })),
+        Method::Uptime => Ok(json!(ctx
+            .clock
+            .now()
+            .saturating_since(ctx.started_at)
+            .as_secs())),
+        Method::Stop => {
+            // A stop already under way is just as good.
+            let _ = ctx.stop.try_send(StopReason::Rpc);
+            Ok(json!("timecoin stopping"))
+        }
+        Method::GetTxStatus { txid } => tx_status(ctx, txid),
+        Method::GetFinalityProof { txid } => finality_proof(ctx, txid),
+        Method::GetConsensusInfo => {
+            let info = query(ctx, |reply| ConsensusQuery::Info { reply })?;
+            Ok(json!({
+                "validators": info.validators,
+                "total_weight": info.total_weight,
+                "required_weight": info.required_weight,
+                "k": info.sample_k,
+                "alpha": info.sample_alpha,
+                "beta": ctx.spec.config.consensus.beta,
+                "poll_timeout_ms": ctx.spec.config.consensus.poll_timeout_ms,
+                "is_validator": info.is_validator,
+                "halted": info.halted,
+                "mempool_txs": info.mempool_txs,
+                "mempool_reloaded": info.mempool_reloaded,
+                "polls_started": info.polls_started,
+                "polls_succeeded": info.polls_succeeded,
+                "polls_failed": info.polls_failed,
+                "proofs_assembled": info.proofs_assembled,
+                "finality_votes_signed": info.finality_votes_signed,
+                "next_timeout_ms": info.next_timeout.map(Timestamp::as_millis),
+            }))
+        }
+        Method::ListUnspent { address } => {
+            let unspent = ctx.store.unspent_by_address(&address, MAX_LISTUNSPENT)?;
+            Ok(json!(unspent
+                .iter()
+                .map(|(op, out)| json!({
+                    "txid": op.txid.to_string(),
+                    "vout": op.vout,
+                    "value": json::amount(out.value),
+                    "address": out.address.to_text(network),
+                }))
+                .collect::<Vec<_>>()))
+        }
+        Method::GetBalance { address } => Ok(json::amount(ctx.store.balance(&address)?)),
+        Method::GetValidators => {
+            let set = validator_set(ctx)?;
+            Ok(json!({
+                "total_weight": set.total_weight(),
+                "required_weight": set.required_weight(),
+                "validators": set.validators().iter().map(|v| json!({
+                    "id": hex::encode(v.id.0),
+                    "vrf_key": hex::encode(v.vrf_key.0),
+                    "weight": v.weight,
+                    "address": Address::from_pubkey(&v.id).to_text(network),
+                })).collect::<Vec<_>>(),
+            }))
+        }
+    }
+}
+
+fn validator_set(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> {
+    ValidatorSet::new(ctx.spec.validators.clone())
+        .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// Sends `event` to the consensus thread and waits for its answer, both
+/// bounded by `consensus_timeout`.
+fn ask<T>(ctx: &RpcContext, event: NodeEvent, answer: &Receiver<T>) -> Result<T, RpcError> {
+    match ctx.inbox.try_send(event) {
+        Ok(()) => {}
+        Err(crossbeam_channel::TrySendError::Full(event)) => {
+            ctx.metrics.count_backpressure(Channel::ConsensusInbox);
+            match ctx.inbox.send_timeout(event, ctx.consensus_timeout) {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_)) => {
+                    return Err(RpcError::busy("the consensus inbox is full"))
+                }
+                Err(SendTimeoutError::Disconnected(_)) => {
+                    return Err(RpcError::busy("the node is shutting down"))
+                }
+            }
+        }
+        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+            return Err(RpcError::busy("the node is shutting down"))
+        }
+    }
+    answer
+        .recv_timeout(ctx.consensus_timeout)
+        .map_err(|_| RpcError::busy("consensus did not answer in time"))
+}
+
+fn query<T>(
+    ctx: &RpcContext,
+    make: impl FnOnce(crossbeam_channel::Sender<T>) -> ConsensusQuery,
+) -> Result<T, RpcError> {
+    let (reply, answer) = bounded(1);
+    ask(ctx, NodeEvent::Query(make(reply)), &answer)
+}
+
+/// A transaction is `finalized` only once durable in the store; before
+/// that the engine's status is reported.
+fn tx_status(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
+    let TxStatusAnswer { report, timings } =
+        query(ctx, |reply| ConsensusQuery::TxStatus { txid, reply })?;
+    // Read after the engine's answer: a commit it reported is visible here.
+    let record = ctx.store.tx(&txid)?;
+    if record.is_none() && report.is_none() {
+        return Err(RpcError::new(
+            errors::NOT_FOUND,
+            format!("transaction {txid} is unknown here (never submitted, or settled long ago)"),
+        ));
+    }
+    let status = match (&record, report.map(|r| r.status)) {
+        (Some(_), _) => "finalized",
+        (None, Some(TxStatus::Seen)) => "seen",
+        (None, Some(TxStatus::Sampling)) => "sampling",
+        (None, Some(TxStatus::LocallyAccepted)) => "locally_accepted",
+        // Proof complete, commit pending: not yet reported as finalized.
+        (None, Some(TxStatus::Finalized)) => "committing",
+        (None, Some(TxStatus::Rejected)) => "rejected",
+        (None, Some(TxStatus::Expired)) => "expired",
+        (None, None) => "unknown",
+    };
+    let mut view = json!({
+        "txid": txid.to_string(),
+        "status": status,
+        "durable": record.is_some(),
+    });
+    let Some(map) = view.as_object_mut() else {
+        return Ok(view);
+    };
+    if let Some(r) = report.filter(|r| !r.durable) {
+        insert_report(map, &r);
+    }
+    if let Some(t) = timings {
+        insert_timings(map, &t);
+    }
+    // Time to the complete proof, from whichever source still has it (the
+    // engine's entry until the durable report arrives, the timings after).
+    let first_seen = timings
+        .map(|t| t.first_seen)
+        .or(report.and_then(|r| r.first_seen));
+    let finalized_at = timings
+        .and_then(|t| t.finalized_at)
+        .or(report.and_then(|r| r.finalized_at));
+    if let (Some(first_seen), Some(finalized_at)) = (first_seen, finalized_at) {
+        let ms = finalized_at.saturating_since(first_seen).as_millis();
+        map.insert(
+            "finality_ms".into(),
+            json!(u64::try_from(ms).unwrap_or(u64::MAX)),
+        );
+    }
+    if let Some(record) = record {
+        map.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
+        map.insert("sequence".into(), json!(record.sequence));
+    }
+    Ok(view)
+}
+
+fn insert_report(map: &mut Map<String, Value>, r: &TxStatusReport) {
+    let ms = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
+    map.insert("confidence".into(), json!(r.confidence));
+    map.insert("counter".into(), json!(r.counter));
+    map.insert("polls_completed".into(), json!(r.polls_completed));
+    map.insert("polls_outstanding".into(), json!(r.polls_outstanding));
+    map.insert("proof_weight".into(), json!(r.proof_weight));
+    map.insert("proof_needed".into(), json!(r.proof_needed));
+    map.insert("first_seen_ms".into(), json!(ms(r.first_seen)));
+    map.insert(
+        "locally_accepted_at_ms".into(),
+        json!(ms(r.locally_accepted_at)),
+    );
+    map.insert("finalized_at_ms".into(), json!(ms(r.finalized_at)));
+    map.insert("expires_at_ms".into(), json!(ms(r.expires_at)));
+}
+
+fn insert_timings(map: &mut Map<String, Value>, t: &FinalityTimings) {
+    let ms = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
+    map.insert("first_seen_ms".into(), json!(t.first_seen.as_millis()));
+    map.insert(
+        "locally_accepted_at_ms".into(),
+        json!(ms(t.locally_accepted_at)),
+    );
+    map.insert("finalized_at_ms".into(), json!(ms(t.finalized_at)));
+    map.insert("durable_at_ms".into(), json!(t.durable_at.as_millis()));
+    let durable_ms = t.durable_at.saturating_since(t.first_seen).as_millis();
+    map.insert(
+        "durable_ms".into(),
+        json!(u64::try_from(durable_ms).unwrap_or(u64::MAX)),
+    );
+}
+
+fn finality_proof(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
+    let bytes = ctx.store.proof(&txid)?.ok_or_else(|| {
+        RpcError::new(
+            errors::NOT_FOUND,
+            format!("no finality proof for {txid}: it is not finalized (or not yet durable) here"),
+        )
+    })?;
+    let proof: FinalityProof = decode(&bytes, PROOFS.max_value_bytes, "finality proof")
+        .map_err(|e| RpcError::new(errors::STORE_ERROR, format!("stored proof is corrupt: {e}")))?;
+    let set = validator_set(ctx)?;
+    let weight: u64 = proof
+        .votes
+        .iter()
+        .filter_map(|(vote, _)| set.weight_of(&vote.voter))
+        .sum();
+    Ok(json!({
+        "txid": txid.to_string(),
+        "hex": hex::encode(&bytes),
+        "votes": proof.votes.len(),
+        "voters": proof.votes.iter().map(|(v, _)| hex::encode(v.voter.0)).collect::<Vec<_>>(),
+        "slots": proof.votes.iter().map(|(v, _)| v.slot).collect::<Vec<_>>(),
+        "weight": weight,
+        "required_weight": set.required_weight(),
+        "total_weight": set.total_weight(),
+    }))
+}

@@ -1,0 +1,75 @@
+//! JSON-RPC 2.0 over HTTP on 127.0.0.1 (DESIGN §10): a tiny_http server with
+//! a small worker pool, cookie or user/password auth, Bitcoin-shaped methods
+//! plus TIME's own, and `/metrics` in Prometheus text.
+//!
+//! Request bodies are hostile: sizes are capped before reading and every bad
+//! input is a JSON-RPC error naming what is wrong. Reads go straight to LMDB
+//! snapshots; submissions and engine questions go to the consensus thread
+//! with a reply channel and a timeout, so a worker never waits on consensus
+//! forever (DESIGN §12).
+//!
+//! * [`server`]: HTTP, auth check, body limit, batch handling.
+//! * [`methods`]: the typed [`methods::Method`] enum and its dispatch.
+//! * [`errors`]: error codes. [`auth`]: cookie file and Basic credentials.
+//! * [`client`]: the blocking client `time-cli` and tests use.
+
+pub mod auth;
+pub mod client;
+pub mod errors;
+pub mod methods;
+pub mod server;
+
+pub use errors::RpcError;
+pub use server::{RpcServer, RpcStartError};
+
+use crate::config::ChainSpec;
+use crate::metrics::Metrics;
+use crate::node::channels::NodeEvent;
+use crate::node::StopReason;
+use crate::store::Store;
+use crate::time::{Clock, Timestamp};
+use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the RPC server listens and whom it lets in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// On 127.0.0.1; 0 picks a free port (written to `<datadir>/rpc.port`).
+    pub port: u16,
+    /// Accepted beside the cookie, if both are set.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    /// Longest wait for the consensus thread's answer.
+    pub consensus_timeout: Duration,
+}
+
+impl Default for RpcConfig {
+    fn default() -> RpcConfig {
+        RpcConfig {
+            port: 0,
+            user: None,
+            password: None,
+            workers: 4,
+            // A batch of the largest transactions in hex, with room to spare.
+            max_body_bytes: 4 * 1024 * 1024,
+            consensus_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every RPC worker shares.
+#[derive(Clone)]
+pub struct RpcContext {
+    pub store: Arc<Store>,
+    pub spec: ChainSpec,
+    pub inbox: Sender<NodeEvent>,
+    pub metrics: Arc<Metrics>,
+    pub stop: Sender<StopReason>,
+    pub started_at: Timestamp,
+    pub clock: Arc<dyn Clock>,
+    /// Longest wait for the consensus thread's answer.
+    pub consensus_timeout: Duration,
+}
