@@ -24,6 +24,7 @@ pub mod finality;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;
+pub mod sim;
 pub mod store;
 pub mod time;
 pub mod types;
