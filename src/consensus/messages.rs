@@ -125,6 +125,8 @@ pub struct TxStatusReport {
     pub proof_weight: u64,
     pub proof_needed: u64,
     pub first_seen: Option<crate::time::Timestamp>,
+    pub locally_accepted_at: Option<crate::time::Timestamp>,
+    pub finalized_at: Option<crate::time::Timestamp>,
     /// When a tx still sampling leaves the mempool.
     pub expires_at: Option<crate::time::Timestamp>,
 }

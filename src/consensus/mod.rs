@@ -8,8 +8,10 @@
 //! local knowledge alone: only a poll quorum accepts, only a proof finalizes.
 
 pub mod engine;
+pub mod fetches;
 pub mod messages;
 pub mod params;
+pub mod polls;
 pub mod sampler;
 pub mod snowball;
 

@@ -8,9 +8,11 @@
 //! as the opaque `S`.
 
 pub mod orphans;
+pub mod overlay;
 pub mod recent;
 
 pub use orphans::OrphanPool;
+pub use overlay::OverlayView;
 pub use recent::RecentMap;
 
 use crate::time::Timestamp;
@@ -161,6 +163,37 @@ impl<S> Mempool<S> {
             },
         );
         Ok(())
+    }
+
+    /// Adds a transaction that arrived with a valid finality proof, as
+    /// `Finalized`. Not refused when full: finality cannot be dropped, and
+    /// only a quorum of validators can produce proofs.
+    pub fn insert_finalized(&mut self, txid: Hash, tx: Tx, now: Timestamp, state: S) {
+        if self.entries.contains_key(&txid) {
+            return;
+        }
+        for input in &tx.inputs {
+            self.conflict_sets.entry(input.prev).or_default().push(txid);
+        }
+        self.entries.insert(
+            txid,
+            Entry {
+                tx,
+                status: TxStatus::Finalized,
+                first_seen: now,
+                expires_at: None,
+                state,
+            },
+        );
+    }
+
+    /// The finalized (not yet durable) pool member spending `outpoint`.
+    pub fn finalized_spender(&self, outpoint: &OutPoint) -> Option<Hash> {
+        self.conflict_set(outpoint).iter().copied().find(|t| {
+            self.entries
+                .get(t)
+                .is_some_and(|e| e.status == TxStatus::Finalized)
+        })
     }
 
     /// Moves a live transaction to `LocallyAccepted` or `Finalized`; it no

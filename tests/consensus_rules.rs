@@ -1,0 +1,733 @@
+//! The rules of DESIGN §4–5, one test each, driving the real `Engine`: an
+//! observer engine whose validators are played by the test, or a small
+//! cluster of engines joined by a deterministic in-test message pump.
+
+mod consensus_support;
+
+use consensus_support::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use timecoin::consensus::{
+    ConsensusMessage, Engine, Event, NodeId, Output, RejectReason, SnowballParams, SubmitError,
+    TxStatusReport, Verdict,
+};
+use timecoin::crypto::Keypair;
+use timecoin::finality::verify_proof;
+use timecoin::mempool::TxStatus;
+use timecoin::time::Timestamp;
+use timecoin::types::{Hash, Tx};
+
+/// Devnet parameters with a chosen `beta` and one poll at a time per tx,
+/// so tests can count polls one by one.
+fn sequential(beta: u32) -> SnowballParams {
+    SnowballParams {
+        beta,
+        max_concurrent_polls: 1,
+        ..devnet_params()
+    }
+}
+
+/// A query the engine sent, still waiting for its answer.
+#[derive(Clone, Debug)]
+struct Query {
+    to: NodeId,
+    request_id: u64,
+    txids: Vec<Hash>,
+    want_votes: bool,
+}
+
+/// One engine that is not a validator itself; the test plays its validators.
+struct Observer {
+    engine: Engine,
+    keys: Vec<Keypair>,
+    wallet: Wallet,
+    now: Timestamp,
+    pending: Vec<Query>,
+    log: Vec<Output>,
+}
+
+impl Observer {
+    fn new(weights: &[u64], params: SnowballParams) -> Observer {
+        let (keys, set) = validator_set(weights);
+        let now = Timestamp(1_000_000);
+        let engine = Engine::new(engine_config(params, 7), set, None, now);
+        Observer {
+            engine,
+            keys,
+            wallet: Wallet::funded(32),
+            now,
+            pending: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.keys[i].public()
+    }
+
+    fn submit(&mut self, tx: Tx) -> Result<Hash, SubmitError> {
+        let r = self.engine.handle_submit(self.now, tx, &self.wallet.utxos);
+        self.pump();
+        r
+    }
+
+    fn deliver(&mut self, from: NodeId, msg: ConsensusMessage) {
+        self.engine
+            .handle_message(self.now, from, msg, &self.wallet.utxos);
+        self.pump();
+    }
+
+    /// Runs what is due now and collects outputs (queries kept as pending).
+    fn pump(&mut self) {
+        loop {
+            while let Some(out) = self.engine.poll_output() {
+                if let Output::Send {
+                    to,
+                    msg:
+                        ConsensusMessage::Query {
+                            request_id,
+                            txids,
+                            want_votes,
+                        },
+                } = &out
+                {
+                    self.pending.push(Query {
+                        to: *to,
+                        request_id: *request_id,
+                        txids: txids.clone(),
+                        want_votes: *want_votes,
+                    });
+                }
+                self.log.push(out);
+            }
+            match self.engine.poll_timeout() {
+                Some(t) if t <= self.now => {
+                    self.engine.handle_timeout(self.now, &self.wallet.utxos)
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+        self.engine.handle_timeout(self.now, &self.wallet.utxos);
+        self.pump();
+    }
+
+    /// Answers every pending sampling query: validator `v` says
+    /// `verdict(v, txid)` about each txid; validators in `silent` say nothing.
+    fn answer(&mut self, silent: &[usize], verdict: impl Fn(usize, &Hash) -> Verdict) {
+        let queries: Vec<Query> = std::mem::take(&mut self.pending);
+        for q in queries {
+            let v = self.keys.iter().position(|k| k.public() == q.to).unwrap();
+            if silent.contains(&v) || q.want_votes {
+                continue;
+            }
+            let verdicts = q.txids.iter().map(|t| (*t, verdict(v, t))).collect();
+            self.deliver(
+                q.to,
+                ConsensusMessage::Votes {
+                    request_id: q.request_id,
+                    verdicts,
+                    finality_vote: None,
+                },
+            );
+        }
+    }
+
+    fn status(&self, txid: &Hash) -> TxStatusReport {
+        self.engine.tx_status(txid).expect("engine knows the tx")
+    }
+
+    fn events(&self) -> Vec<Event> {
+        events(&self.log)
+    }
+
+    /// The verdicts the engine gives validator `asker` about `txids`.
+    fn ask(&mut self, asker: usize, txids: &[Hash]) -> Vec<Verdict> {
+        let from = self.id(asker);
+        let start = self.log.len();
+        self.deliver(
+            from,
+            ConsensusMessage::Query {
+                request_id: 99,
+                txids: txids.to_vec(),
+                want_votes: false,
+            },
+        );
+        let replies = sent_to(&self.log[start..], &from);
+        let verdicts = replies
+            .iter()
+            .find_map(|m| match m {
+                ConsensusMessage::Votes { verdicts, .. } => Some(verdicts.clone()),
+                _ => None,
+            })
+            .expect("a Votes reply");
+        verdicts.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+fn all_valid(_: usize, _: &Hash) -> Verdict {
+    Verdict::Valid
+}
+
+#[test]
+fn sample_size_scales_k_and_alpha_for_small_sets() {
+    let p = devnet_params(); // k 20, alpha 14
+    let table = [
+        (1, 1, 1),
+        (2, 2, 2),
+        (3, 3, 3),
+        (4, 4, 3),
+        (5, 5, 4),
+        (7, 7, 5),
+        (10, 10, 7),
+        (19, 19, 14),
+        (20, 20, 14),
+        (100, 20, 14),
+    ];
+    for (n, k, alpha) in table {
+        let s = p.sample_size(n);
+        assert_eq!((s.k, s.alpha), (k, alpha), "n = {n}");
+    }
+    let engine_sees = Observer::new(&[1; 4], p).engine.sample_size();
+    assert_eq!((engine_sees.k, engine_sees.alpha), (4, 3));
+}
+
+#[test]
+fn sampling_is_proportional_to_stake() {
+    let weights = [1u64, 2, 3, 4, 10];
+    let params = SnowballParams {
+        k: 1,
+        alpha: 1,
+        beta: u32::MAX,
+        ..sequential(1)
+    };
+    let mut o = Observer::new(&weights, params);
+    let tx = o.wallet.pay(0, "payee");
+    o.submit(tx).unwrap();
+    let rounds = 20_000;
+    let mut hits = [0u64; 5];
+    for _ in 0..rounds {
+        assert_eq!(o.pending.len(), 1, "k' = 1: one query per poll");
+        let to = o.pending[0].to;
+        hits[o.keys.iter().position(|k| k.public() == to).unwrap()] += 1;
+        o.answer(&[], |_, _| Verdict::Unknown);
+    }
+    let total: u64 = weights.iter().sum();
+    let chi2: f64 = weights
+        .iter()
+        .zip(hits)
+        .map(|(&w, h)| {
+            let expected = rounds as f64 * w as f64 / total as f64;
+            (h as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    // 4 degrees of freedom: P(chi2 > 18.47) = 0.001 for a fair sampler.
+    assert!(chi2 < 18.47, "chi2 = {chi2}, hits = {hits:?}");
+}
+
+#[test]
+fn preference_ties_break_to_lowest_txid() {
+    for first_low in [true, false] {
+        let mut o = Observer::new(&[1; 4], sequential(20));
+        let a = o.wallet.pay(0, "alice");
+        let b = o.wallet.pay(0, "bob");
+        let (low, high) = if a.txid() < b.txid() { (a, b) } else { (b, a) };
+        let (first, second) = if first_low {
+            (low.clone(), high.clone())
+        } else {
+            (high.clone(), low.clone())
+        };
+        let peer = o.id(1);
+        o.deliver(peer, ConsensusMessage::Tx(first));
+        o.deliver(peer, ConsensusMessage::Tx(second));
+        assert_eq!(
+            o.ask(2, &[low.txid(), high.txid()]),
+            [Verdict::Valid, Verdict::Invalid],
+            "low txid delivered first: {first_low}"
+        );
+    }
+}
+
+#[test]
+fn preference_switches_to_the_higher_counter() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let a = o.wallet.pay(0, "alice");
+    let b = o.wallet.pay(0, "bob");
+    let (low, high) = if a.txid() < b.txid() { (a, b) } else { (b, a) };
+    let peer = o.id(1);
+    o.deliver(peer, ConsensusMessage::Tx(low.clone()));
+    o.deliver(peer, ConsensusMessage::Tx(high.clone()));
+    assert_eq!(o.ask(0, &[low.txid(), high.txid()])[0], Verdict::Valid);
+    let winner = high.txid();
+    o.answer(&[], |_, t| {
+        if *t == winner {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    });
+    assert_eq!(o.status(&high.txid()).counter, 1);
+    assert_eq!(o.status(&low.txid()).counter, 0);
+    assert_eq!(
+        o.ask(0, &[low.txid(), high.txid()]),
+        [Verdict::Invalid, Verdict::Valid]
+    );
+}
+
+#[test]
+fn failed_poll_resets_confidence_but_keeps_counter() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    for _ in 0..3 {
+        o.answer(&[], all_valid);
+    }
+    let s = o.status(&txid);
+    assert_eq!((s.counter, s.confidence), (3, 3));
+    // Two Valid out of four is below alpha' = 3.
+    o.answer(&[], |v, _| {
+        if v < 2 {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    });
+    let s = o.status(&txid);
+    assert_eq!((s.counter, s.confidence, s.polls_completed), (3, 0, 4));
+}
+
+#[test]
+fn local_acceptance_after_exactly_beta_polls() {
+    let beta = 5;
+    let mut o = Observer::new(&[1; 4], sequential(beta));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    let accepted = |o: &Observer| o.events().contains(&Event::LocallyAccepted { txid });
+    for poll in 1..=beta {
+        assert!(!accepted(&o), "accepted before poll {poll}");
+        o.answer(&[], all_valid);
+        assert_eq!(o.status(&txid).polls_completed, poll);
+    }
+    assert!(accepted(&o));
+    assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
+    // Accepted is not finalized: no proof, so no Finalized event.
+    assert!(!o
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Finalized { .. })));
+}
+
+#[test]
+fn invalid_quorum_for_beta_consecutive_polls_rejects() {
+    let beta = 4;
+    let mut o = Observer::new(&[1; 4], sequential(beta));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    for _ in 0..beta - 1 {
+        o.answer(&[], |_, _| Verdict::Invalid);
+    }
+    // A poll without an Invalid quorum breaks the run.
+    o.answer(&[], |v, _| {
+        if v == 0 {
+            Verdict::Invalid
+        } else {
+            Verdict::Unknown
+        }
+    });
+    for _ in 0..beta - 1 {
+        o.answer(&[], |_, _| Verdict::Invalid);
+    }
+    assert_eq!(o.status(&txid).status, TxStatus::Sampling);
+    o.answer(&[], |_, _| Verdict::Invalid);
+    assert!(o.events().contains(&Event::Rejected {
+        txid,
+        reason: RejectReason::InvalidQuorum
+    }));
+    assert_eq!(o.status(&txid).status, TxStatus::Rejected);
+}
+
+#[test]
+fn responder_never_says_valid_for_both_sides_of_a_double_spend() {
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    for _trial in 0..20 {
+        let mut o = Observer::new(&[1; 4], devnet_params());
+        let a = o.wallet.pay(0, "alice");
+        let b = o.wallet.pay(0, "bob");
+        let peer = o.id(1);
+        o.deliver(peer, ConsensusMessage::Tx(a.clone()));
+        o.deliver(peer, ConsensusMessage::Tx(b.clone()));
+        for _round in 0..60 {
+            let verdicts: Vec<u32> = (0..8).map(|_| rng.next_u32() % 3).collect();
+            let (ta, tb) = (a.txid(), b.txid());
+            o.answer(&[], |v, t| {
+                let i = v * 2 + usize::from(*t == tb);
+                debug_assert!(*t == ta || *t == tb);
+                [Verdict::Valid, Verdict::Invalid, Verdict::Unknown][verdicts[i] as usize]
+            });
+            let answer = o.ask(2, &[ta, tb]);
+            assert!(
+                answer != [Verdict::Valid, Verdict::Valid],
+                "Valid for both sides"
+            );
+            if rng.next_u32() % 4 == 0 {
+                o.advance(60);
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_tx_is_answered_unknown_and_fetched_from_the_asker() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let tx = o.wallet.pay(0, "payee");
+    let txid = tx.txid();
+    let asker = o.id(1);
+    assert_eq!(o.ask(1, &[txid]), [Verdict::Unknown]);
+    assert!(sent_to(&o.log, &asker).contains(&ConsensusMessage::GetTxs { txids: vec![txid] }));
+    // Another peer cannot push it through the fetch path.
+    o.deliver(
+        o.id(2),
+        ConsensusMessage::Txs {
+            txs: vec![tx.clone()],
+        },
+    );
+    assert_eq!(o.engine.metrics().txs_unsolicited, 1);
+    assert!(o.engine.tx_status(&txid).is_none());
+    o.deliver(
+        asker,
+        ConsensusMessage::Txs {
+            txs: vec![tx.clone()],
+        },
+    );
+    assert!(o.events().contains(&Event::Accepted { txid }));
+    assert!(o.log.contains(&Output::Broadcast(ConsensusMessage::Tx(tx))));
+    assert_eq!(o.ask(1, &[txid]), [Verdict::Valid]);
+}
+
+#[test]
+fn poll_timeout_counts_missing_answers_as_not_valid() {
+    let params = sequential(20);
+    let mut o = Observer::new(&[1; 4], params);
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    // Two Valid, two silent: incomplete until the deadline, then a failure.
+    o.answer(&[2, 3], all_valid);
+    assert_eq!(o.status(&txid).polls_completed, 0);
+    o.advance(params.poll_timeout_ms - 1);
+    assert_eq!(o.status(&txid).polls_completed, 0);
+    o.advance(1);
+    let s = o.status(&txid);
+    assert_eq!((s.polls_completed, s.counter, s.confidence), (1, 0, 0));
+    // Three Valid, one silent: alpha' = 3 reached once the deadline passes.
+    o.answer(&[3], all_valid);
+    assert_eq!(o.status(&txid).polls_completed, 1);
+    o.advance(params.poll_timeout_ms);
+    let s = o.status(&txid);
+    assert_eq!((s.polls_completed, s.counter, s.confidence), (2, 1, 1));
+}
+
+#[test]
+fn batched_queries_respect_max_txs_per_query() {
+    let params = SnowballParams {
+        max_txs_per_query: 8,
+        ..sequential(20)
+    };
+    let mut o = Observer::new(&[1; 4], params);
+    let txs: Vec<Tx> = (0..20).map(|i| o.wallet.pay(i, "payee")).collect();
+    for tx in &txs {
+        // Submitted in one burst: the first polls start together.
+        o.engine
+            .handle_submit(o.now, tx.clone(), &o.wallet.utxos)
+            .unwrap();
+    }
+    o.pump();
+    for v in 0..4 {
+        let to_v: Vec<&Query> = o.pending.iter().filter(|q| q.to == o.id(v)).collect();
+        let sizes: Vec<usize> = to_v.iter().map(|q| q.txids.len()).collect();
+        assert_eq!(sizes, [8, 8, 4], "validator {v}");
+        let mut seen: Vec<Hash> = to_v.iter().flat_map(|q| q.txids.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 20, "each txid once per validator");
+    }
+    // Oversized queries from peers are dropped whole.
+    let many: Vec<Hash> = (0..9u8).map(|i| Hash([i; 32])).collect();
+    o.deliver(
+        o.id(1),
+        ConsensusMessage::Query {
+            request_id: 1,
+            txids: many,
+            want_votes: false,
+        },
+    );
+    assert_eq!(o.engine.metrics().messages_oversized, 1);
+}
+
+#[test]
+fn votes_for_a_request_the_sender_was_not_asked_are_dropped() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    let q = o.pending[0].clone();
+    let impostor = o
+        .keys
+        .iter()
+        .map(Keypair::public)
+        .find(|id| *id != q.to)
+        .unwrap();
+    for (from, request_id) in [(impostor, q.request_id), (q.to, 12_345)] {
+        o.deliver(
+            from,
+            ConsensusMessage::Votes {
+                request_id,
+                verdicts: vec![(txid, Verdict::Valid)],
+                finality_vote: None,
+            },
+        );
+    }
+    assert_eq!(o.engine.metrics().votes_dropped, 2);
+    assert_eq!(o.engine.metrics().verdicts_processed, 0);
+}
+
+#[test]
+fn expiry_releases_locks_so_the_outpoint_can_be_spent_again() {
+    let params = sequential(20);
+    let mut o = Observer::new(&[1; 4], params);
+    let first = o.wallet.pay(0, "alice");
+    let txid = o.submit(first).unwrap();
+    let second = o.wallet.pay(0, "bob");
+    assert!(matches!(
+        o.submit(second.clone()),
+        Err(SubmitError::OutpointLocked { by, .. }) if by == txid
+    ));
+    o.advance(params.mempool_expiry_ms);
+    assert!(o.events().contains(&Event::Expired { txid }));
+    assert_eq!(o.status(&txid).status, TxStatus::Expired);
+    let again = o.submit(second).unwrap();
+    assert_eq!(o.status(&again).status, TxStatus::Sampling);
+}
+
+#[test]
+fn with_half_the_validators_unreachable_a_tx_stays_pending_then_expires() {
+    let params = devnet_params();
+    let wallet = Wallet::funded(2);
+    let mut c = Cluster::new(&[10; 4], params, &wallet.utxos, 1);
+    c.down[2] = true;
+    c.down[3] = true;
+    let tx = wallet.pay(0, "payee");
+    let txid = c.submit(0, tx);
+    c.run_for(params.mempool_expiry_ms - 1);
+    for node in 0..2 {
+        let s = c.engines[node].tx_status(&txid).unwrap();
+        assert_eq!(s.status, TxStatus::Sampling, "node {node}");
+        assert_eq!(s.counter, 0, "node {node}: no poll can reach alpha' = 3");
+        assert!(s.polls_completed > 100, "node {node} kept polling");
+    }
+    // Node 1 heard of it one message latency later, so expires that much later.
+    c.run_for(1 + c.latency_ms);
+    for node in 0..2 {
+        assert_eq!(
+            c.engines[node].tx_status(&txid).unwrap().status,
+            TxStatus::Expired
+        );
+    }
+    assert_eq!(c.count_events(|e| matches!(e, Event::Expired { .. })), 2);
+    assert_eq!(
+        c.count_events(|e| matches!(e, Event::Finalized { .. } | Event::LocallyAccepted { .. })),
+        0,
+        "no timer may accept or finalize"
+    );
+    // The lock is gone: the same coin can be spent by a new transaction.
+    let retry = wallet.pay(0, "someone else");
+    c.engines[0]
+        .handle_submit(c.now, retry, &c.ledgers[0])
+        .unwrap();
+}
+
+#[test]
+fn four_validators_finalize_a_payment_with_a_valid_proof() {
+    let wallet = Wallet::funded(2);
+    let mut c = Cluster::new(&[10, 10, 10, 10], devnet_params(), &wallet.utxos, 2);
+    let tx = wallet.pay(0, "payee");
+    let txid = c.submit(0, tx.clone());
+    c.run_for(5_000);
+    let mut nodes = c.finalized_at(&txid);
+    nodes.sort();
+    assert_eq!(nodes, [0, 1, 2, 3]);
+    let (_, set) = validator_set(&[10, 10, 10, 10]);
+    for proof in c.proofs_of(&txid) {
+        assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(txid));
+    }
+    for node in 0..4 {
+        let s = c.engines[node].tx_status(&txid).unwrap();
+        assert_eq!((s.status, s.durable), (TxStatus::Finalized, true));
+        // The ledger applied it: the payee's output exists.
+        assert!(c.ledgers[node].entries().any(|(op, _)| op.txid == txid));
+    }
+}
+
+#[test]
+fn double_spend_finalizes_exactly_one() {
+    for seed in 0..6 {
+        let wallet = Wallet::funded(1);
+        let mut c = Cluster::new(&[10; 5], devnet_params(), &wallet.utxos, seed);
+        let a = wallet.pay(0, "alice");
+        let b = wallet.pay(0, "bob");
+        c.submit(0, a.clone());
+        c.submit(3, b.clone());
+        c.run_for(10_000);
+        let fa = c.finalized_at(&a.txid());
+        let fb = c.finalized_at(&b.txid());
+        assert!(
+            fa.is_empty() || fb.is_empty(),
+            "seed {seed}: both finalized"
+        );
+        assert_eq!(
+            fa.len() + fb.len(),
+            5,
+            "seed {seed}: every node finalizes one"
+        );
+        assert_eq!(
+            c.count_events(|e| matches!(e, Event::SafetyViolation { .. })),
+            0
+        );
+    }
+}
+
+#[test]
+fn gossiped_proof_finalizes_without_sampling_and_is_relayed_once() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let tx = o.wallet.pay(0, "payee");
+    let txid = tx.txid();
+    let keys = o.keys[..3].to_vec();
+    let proof = signed_proof(&tx, &keys, 1, &[Hash([7; 32])]);
+    o.deliver(o.id(0), ConsensusMessage::Proof(proof.clone()));
+    assert!(o.events().contains(&Event::Finalized {
+        tx: tx.clone(),
+        proof: proof.clone()
+    }));
+    assert!(o.pending.is_empty(), "no poll for a proven tx");
+    assert_eq!(o.engine.metrics().signatures_verified, 3);
+    o.deliver(o.id(1), ConsensusMessage::Proof(proof.clone()));
+    let relays = o
+        .log
+        .iter()
+        .filter(|out| **out == Output::Broadcast(ConsensusMessage::Proof(proof.clone())))
+        .count();
+    assert_eq!(relays, 1);
+    assert_eq!(o.status(&txid).status, TxStatus::Finalized);
+}
+
+#[test]
+fn payments_chain_on_finalized_outputs_before_they_are_durable() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let parent = o.wallet.pay(0, "payee");
+    let keys = o.keys[..3].to_vec();
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&parent, &keys, 1, &[])),
+    );
+    // Spend the parent's change output: only the engine's overlay knows it.
+    let change = parent.outpoint(1);
+    let value = parent.outputs[1].value;
+    let child = o.wallet.spend(change, value, "next payee");
+    let txid = o.submit(child).unwrap();
+    assert_eq!(o.status(&txid).status, TxStatus::Sampling);
+    // Once durable, the ledger's view must carry it; the overlay forgets it.
+    o.engine.handle_durable(o.now, &[parent.txid()]);
+    assert!(o.status(&parent.txid()).durable);
+}
+
+#[test]
+fn conflicting_proofs_raise_a_safety_violation_and_halt_finalization() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let a = o.wallet.pay(0, "alice");
+    let b = o.wallet.pay(0, "bob");
+    // Three of four validators (75 %) equivocate: both proofs are valid.
+    let keys = o.keys[..3].to_vec();
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&a, &keys, 1, &[])),
+    );
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&b, &keys, 1, &[])),
+    );
+    assert!(o.events().contains(&Event::SafetyViolation {
+        outpoint: o.wallet.coins[0],
+        finalized: a.txid(),
+        conflicting: b.txid(),
+    }));
+    assert!(o.engine.is_halted());
+    let other = o.wallet.pay(1, "carol");
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&other, &keys, 1, &[])),
+    );
+    let finalized = o
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Finalized { .. }))
+        .count();
+    assert_eq!(finalized, 1, "nothing finalizes after the violation");
+}
+
+#[test]
+fn each_finality_vote_signature_is_verified_once() {
+    let wallet = Wallet::funded(2);
+    let mut c = Cluster::new(&[10; 4], devnet_params(), &wallet.utxos, 3);
+    let txid = c.submit(0, wallet.pay(0, "payee"));
+    c.run_for(5_000);
+    assert_eq!(c.finalized_at(&txid).len(), 4);
+    for (node, engine) in c.engines.iter().enumerate() {
+        let m = engine.metrics();
+        // Proofs by gossip repeat votes already collected: no second check.
+        assert!(
+            m.signatures_verified <= 4,
+            "node {node}: {} verifications",
+            m.signatures_verified
+        );
+    }
+}
+
+#[test]
+fn fetches_are_bounded_per_peer() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let per_peer = timecoin::consensus::EngineLimits::default().max_fetches_per_peer;
+    let peer = o.id(1);
+    for round in 0..(per_peer / 64 + 2) {
+        let txids: Vec<Hash> = (0..64u32)
+            .map(|i| Hash::digest(&(round as u32 * 64 + i).to_le_bytes()))
+            .collect();
+        o.deliver(
+            peer,
+            ConsensusMessage::Query {
+                request_id: round as u64,
+                txids,
+                want_votes: false,
+            },
+        );
+    }
+    let asked: usize = sent_to(&o.log, &peer)
+        .iter()
+        .map(|m| match m {
+            ConsensusMessage::GetTxs { txids } => txids.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(asked, per_peer);
+    assert!(o.engine.metrics().fetches_refused > 0);
+}
+
+#[test]
+fn mempool_refuses_beyond_its_limit() {
+    let params = SnowballParams {
+        mempool_max_txs: 2,
+        ..sequential(20)
+    };
+    let mut o = Observer::new(&[1; 4], params);
+    o.submit(o.wallet.pay(0, "a")).unwrap();
+    o.submit(o.wallet.pay(1, "b")).unwrap();
+    assert!(matches!(
+        o.submit(o.wallet.pay(2, "c")),
+        Err(SubmitError::Mempool(_))
+    ));
+}
