@@ -72,6 +72,8 @@ pub struct EngineConfig {
     pub snowball: SnowballParams,
     pub limits: EngineLimits,
     /// Length of a slot: finality votes name the slot of their snapshot.
+    /// The engine holds one snapshot, used for every slot, until validator
+    /// registration (DESIGN §7 "Later") brings a snapshot per slot.
     pub slot_duration_ms: u64,
     /// Seeds the sampling RNG: the same seed and inputs give the same outputs.
     pub rng_seed: u64,
@@ -203,9 +205,8 @@ impl Engine {
         config: EngineConfig,
         validators: ValidatorSet,
         identity: Option<Keypair>,
-        now: Timestamp,
+        _now: Timestamp,
     ) -> Engine {
-        let _ = now; // nothing is due at creation; kept for symmetry with handle_*.
         let params = config.snowball;
         let limits = config.limits;
         let weights = validators.validators().iter().map(|v| v.weight).collect();
@@ -300,7 +301,7 @@ impl Engine {
 
     /// The ledger committed these finalized transactions: the UTXO view
     /// passed from now on shows them, so the overlay forgets them.
-    pub fn handle_durable(&mut self, now: Timestamp, txids: &[Hash]) {
+    pub fn handle_durable(&mut self, _now: Timestamp, txids: &[Hash]) {
         for txid in txids {
             let Some(tx) = self.mempool.get(txid).map(|e| e.tx.clone()) else {
                 self.mempool.remember(*txid, TxStatus::Finalized);
@@ -314,7 +315,6 @@ impl Engine {
                 self.unschedule(txid, &entry.state);
             }
         }
-        let _ = now;
     }
 
     #[must_use]
@@ -631,12 +631,10 @@ impl Engine {
         valid.dedup();
         let slot = now.as_millis() / self.config.slot_duration_ms.max(1);
         self.metrics.finality_votes_signed += 1;
-        Some(FinalityVote::sign(
-            signer,
-            self.config.validation.chain_id,
-            slot,
-            &valid,
-        ))
+        let vote = FinalityVote::sign(signer, self.config.validation.chain_id, slot, &valid);
+        // Our own signature needs no check when it comes back in a proof.
+        self.verified_votes.insert(vote.vote_hash(), ());
+        Some(vote)
     }
 
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`
@@ -919,13 +917,16 @@ impl Engine {
                 }
             }
         }
-        if validate(&proof.tx, &overlay, &self.config.validation).is_err() {
+        // A pool member was validated on admission, and would have been
+        // rejected had a conflict finalized since; only newcomers are checked.
+        let known = self.mempool.contains(&txid);
+        if !known && validate(&proof.tx, &overlay, &self.config.validation).is_err() {
             // Valid votes but not applicable here (e.g. its parent is unknown
             // yet): block sync brings both; a later relay may retry.
             self.metrics.proofs_unapplied += 1;
             return;
         }
-        if !self.mempool.contains(&txid) {
+        if !known {
             self.mempool
                 .insert_finalized(txid, proof.tx.clone(), now, TxState::default());
         }
@@ -983,8 +984,8 @@ impl Engine {
                 continue;
             };
             entry.state.next_poll_at = None;
-            if entry.status != TxStatus::Sampling
-                || entry.state.polls_outstanding >= params.max_concurrent_polls
+            let max_concurrent = params.max_concurrent_polls.max(1);
+            if entry.status != TxStatus::Sampling || entry.state.polls_outstanding >= max_concurrent
             {
                 continue;
             }
@@ -995,7 +996,7 @@ impl Engine {
             );
             let poll = self.polls.start(txid, self.sample_scratch.len() as u32);
             entry.state.polls_outstanding += 1;
-            let pipeline_open = entry.state.polls_outstanding < params.max_concurrent_polls;
+            let pipeline_open = entry.state.polls_outstanding < max_concurrent;
             for &member in &self.sample_scratch {
                 let batch = batches.entry(member).or_default();
                 batch.0.push(txid);

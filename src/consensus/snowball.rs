@@ -57,12 +57,13 @@ impl SnowballState {
 
     /// Confidence reached `beta` (acceptance also needs preference on every input).
     pub fn is_confident(&self, beta: u32) -> bool {
-        self.confidence >= beta
+        // A beta of 0 must not accept without a single successful poll.
+        self.confidence >= beta.max(1)
     }
 
     /// `beta` consecutive polls had an `Invalid` quorum: the network rejects it.
     pub fn is_rejected_by_quorum(&self, beta: u32) -> bool {
-        self.consecutive_invalid >= beta
+        self.consecutive_invalid >= beta.max(1)
     }
 }
 
