@@ -24,7 +24,8 @@ pub enum Strategy {
     /// `Invalid` for everything, never a finality vote.
     AlwaysInvalid,
     /// `Valid` for everything, both sides of a double spend included, and a
-    /// signed finality vote for all of it.
+    /// signed finality vote for all of it; relays no transactions, so each
+    /// side of a double spend spreads only as far as honest gossip takes it.
     ValidForAll,
     /// `Valid` (and signed) for whichever side of a conflict is currently
     /// losing among honest preferences, to keep the split alive.
@@ -177,7 +178,14 @@ impl Adversary {
         query: Option<&QueryInfo>,
         out: Output,
     ) -> Vec<Output> {
-        if strategy == Strategy::Silent {
+        let withheld = match &out {
+            Output::Send { msg, .. } | Output::Broadcast(msg) => {
+                strategy == Strategy::ValidForAll
+                    && matches!(msg, ConsensusMessage::Tx(_) | ConsensusMessage::Txs { .. })
+            }
+            Output::Event(_) => false,
+        };
+        if strategy == Strategy::Silent || withheld {
             return Vec::new();
         }
         let Output::Send {

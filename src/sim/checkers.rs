@@ -326,7 +326,14 @@ impl Checkers {
     /// `bound_ms` of `max(submitted, faults_end)`. A duty already finalized
     /// somewhere before the faults ended is exempt: nodes that missed its
     /// proof during the faults catch up by block sync, which is not consensus.
-    pub fn check_liveness(&mut self, duties: &[LivenessDuty], required: &[usize], period: Period) {
+    /// Returns how many duties were judged.
+    pub fn check_liveness(
+        &mut self,
+        duties: &[LivenessDuty],
+        required: &[usize],
+        period: Period,
+    ) -> usize {
+        let mut judged = 0;
         for duty in duties {
             let deadline_ms = duty.submitted_ms.max(period.faults_end_ms) + period.bound_ms;
             let settled_during_faults = self
@@ -335,6 +342,7 @@ impl Checkers {
             if deadline_ms > period.run_end_ms || settled_during_faults {
                 continue;
             }
+            judged += 1;
             for &node in required {
                 let finalized_ms = self.finalized_at(&duty.txid, node);
                 if !finalized_ms.is_some_and(|t| t <= deadline_ms) {
@@ -348,6 +356,7 @@ impl Checkers {
                 }
             }
         }
+        judged
     }
 
     /// Agreement: every tx first finalized on an honest node after the

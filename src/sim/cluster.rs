@@ -13,7 +13,9 @@ use super::checkers::Checkers;
 use super::network::Network;
 use super::rng::{below, concern_seed};
 use super::workload::Submission;
-use crate::consensus::{ConsensusMessage, Engine, EngineConfig, Event, NodeId, Output};
+use crate::consensus::{
+    ConsensusMessage, Engine, EngineConfig, EngineMetrics, Event, NodeId, Output,
+};
 use crate::crypto::Keypair;
 use crate::finality::ValidatorSet;
 use crate::ledger::MemUtxoSet;
@@ -57,6 +59,24 @@ pub struct EngineTotals {
     pub signatures_verified: u64,
     pub finality_votes_signed: u64,
     pub polls_started: u64,
+    pub polls_succeeded: u64,
+    pub polls_failed: u64,
+    pub votes_dropped: u64,
+    pub bad_finality_votes: u64,
+    pub proofs_invalid: u64,
+}
+
+impl EngineTotals {
+    fn add(&mut self, m: &EngineMetrics) {
+        self.signatures_verified += m.signatures_verified;
+        self.finality_votes_signed += m.finality_votes_signed;
+        self.polls_started += m.polls_started;
+        self.polls_succeeded += m.polls_succeeded;
+        self.polls_failed += m.polls_failed;
+        self.votes_dropped += m.votes_dropped;
+        self.bad_finality_votes += m.bad_finality_votes;
+        self.proofs_invalid += m.proofs_invalid;
+    }
 }
 
 struct Node {
@@ -76,7 +96,7 @@ struct Node {
     /// LMDB mempool table would hold across a restart.
     mempool: BTreeSet<Hash>,
     /// Counters of crashed incarnations.
-    retired: EngineTotals,
+    retired: Vec<EngineMetrics>,
     /// The query a Byzantine node is answering right now.
     answering: Option<QueryInfo>,
 }
@@ -201,7 +221,7 @@ impl Cluster {
                 fired_ms: None,
                 incarnation: 0,
                 mempool: BTreeSet::new(),
-                retired: EngineTotals::default(),
+                retired: Vec::new(),
                 answering: None,
             })
             .collect::<Vec<_>>();
@@ -408,10 +428,7 @@ impl Cluster {
             return;
         };
         if let Some(engine) = n.engine.take() {
-            let m = engine.metrics();
-            n.retired.signatures_verified += m.signatures_verified;
-            n.retired.finality_votes_signed += m.finality_votes_signed;
-            n.retired.polls_started += m.polls_started;
+            n.retired.push(engine.metrics().clone());
         }
         n.timer_ms = None;
         if !self.persist_mempool {
@@ -650,18 +667,12 @@ impl Cluster {
     }
 
     pub fn engine_totals(&self) -> EngineTotals {
-        let mut t = EngineTotals::default();
+        let mut totals = EngineTotals::default();
         for n in &self.nodes {
-            t.signatures_verified += n.retired.signatures_verified;
-            t.finality_votes_signed += n.retired.finality_votes_signed;
-            t.polls_started += n.retired.polls_started;
-            if let Some(m) = n.engine.as_ref().map(Engine::metrics) {
-                t.signatures_verified += m.signatures_verified;
-                t.finality_votes_signed += m.finality_votes_signed;
-                t.polls_started += m.polls_started;
-            }
+            let live = n.engine.as_ref().map(Engine::metrics);
+            n.retired.iter().chain(live).for_each(|m| totals.add(m));
         }
-        t
+        totals
     }
 }
 

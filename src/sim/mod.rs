@@ -191,15 +191,11 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             validators: n,
         });
     }
-    let mut vrng = concern_rng(config.seed, "validators");
     let keys: Vec<Keypair> = (0..n)
         .map(|i| Keypair::from_seed_label(&format!("timecoin sim validator {i}")))
         .collect();
-    let weights: Vec<u64> = (0..n)
-        .map(|_| config.tiers.draw(&mut vrng).weight())
-        .collect();
+    let (weights, roles) = assign_roles(config);
     let total_weight: u64 = weights.iter().sum();
-    let roles = choose_byzantine(&weights, config, &mut vrng);
     let validators = ValidatorSet::new(
         keys.iter()
             .zip(&weights)
@@ -267,8 +263,9 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     let required: Vec<usize> = up.iter().copied().filter(|&i| honest[i]).collect();
     let honest_up_weight: u64 = required.iter().map(|&i| weights[i]).sum();
     // Liveness is promised with ≥ 80 % honest weight up and a connected network.
-    let liveness_expected = honest_up_weight * 5 >= total_weight * 4;
-    if liveness_expected {
+    let liveness_promised = honest_up_weight * 5 >= total_weight * 4;
+    let mut liveness_checked = None;
+    if liveness_promised {
         let duties: Vec<LivenessDuty> = cluster
             .submissions()
             .iter()
@@ -280,7 +277,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             })
             .collect();
         let checkers = cluster.checkers_mut();
-        checkers.check_liveness(&duties, &required, period);
+        liveness_checked = Some(checkers.check_liveness(&duties, &required, period));
         checkers.check_agreement(&required, period);
     }
     Ok(SimReport::new(
@@ -289,17 +286,19 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         &weights,
         &required,
         period,
-        liveness_expected,
+        liveness_checked,
     ))
 }
 
-/// Marks validators Byzantine in a seeded random order, each one only if
-/// the Byzantine weight stays within `byzantine_ppm` of the total.
-fn choose_byzantine(
-    weights: &[u64],
-    config: &SimConfig,
-    rng: &mut impl rand_chacha::rand_core::RngCore,
-) -> Vec<Role> {
+/// Each validator's weight (drawn from the tier mix) and role: validators
+/// are marked Byzantine in a seeded random order, each one only if the
+/// Byzantine weight stays within `byzantine_ppm` of the total. A pure
+/// function of the config, so tests can aim faults at chosen roles.
+pub fn assign_roles(config: &SimConfig) -> (Vec<u64>, Vec<Role>) {
+    let rng = &mut concern_rng(config.seed, "validators");
+    let weights: Vec<u64> = (0..config.validators)
+        .map(|_| config.tiers.draw(rng).weight())
+        .collect();
     let total: u64 = weights.iter().sum();
     let budget = u128::from(total) * u128::from(config.byzantine_ppm) / u128::from(PPM);
     let mut roles = vec![Role::Honest; weights.len()];
@@ -311,5 +310,5 @@ fn choose_byzantine(
             roles[i] = Role::Byzantine(config.strategy);
         }
     }
-    roles
+    (weights, roles)
 }

@@ -12,13 +12,15 @@ use rand_chacha::ChaCha20Rng;
 use std::collections::BTreeSet;
 
 /// A split of the cluster: `side` cannot talk to the other nodes from
-/// `start_ms` until `heal_ms`. Messages sent before the cut or arriving after
-/// the heal are cut too if either end falls inside the window.
+/// `start_ms` until `heal_ms`, except to and from `bridges`, nodes that
+/// reach both halves (a well-placed adversary). A message is cut if it leaves
+/// or would arrive inside the window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
     pub start_ms: u64,
     pub heal_ms: u64,
     pub side: BTreeSet<usize>,
+    pub bridges: BTreeSet<usize>,
 }
 
 impl Partition {
@@ -34,12 +36,15 @@ impl Partition {
             start_ms,
             heal_ms,
             side: shuffled(rng, nodes).into_iter().take(count).collect(),
+            bridges: BTreeSet::new(),
         }
     }
 
     fn cuts(&self, a: usize, b: usize, at_ms: u64) -> bool {
         (self.start_ms..self.heal_ms).contains(&at_ms)
             && (self.side.contains(&a) != self.side.contains(&b))
+            && !self.bridges.contains(&a)
+            && !self.bridges.contains(&b)
     }
 }
 
@@ -185,13 +190,18 @@ mod tests {
                 start_ms: 100,
                 heal_ms: 500,
                 side,
+                bridges: [3].into(),
             }],
             ..NetworkConfig::default()
         });
         assert_eq!(net.route(0, 2, 200), Delivery::Lost);
         assert_eq!(net.route(2, 1, 499), Delivery::Lost);
         assert!(matches!(net.route(0, 1, 200), Delivery::Once(_)));
-        assert!(matches!(net.route(2, 3, 200), Delivery::Once(_)));
+        assert!(matches!(net.route(2, 4, 200), Delivery::Once(_)));
+        assert!(
+            matches!(net.route(0, 3, 200), Delivery::Once(_)),
+            "bridges reach both sides"
+        );
         assert!(matches!(net.route(0, 2, 500), Delivery::Once(_)));
         // Sent just before the cut, arriving inside it: lost.
         assert_eq!(net.route(0, 2, 99), Delivery::Lost);

@@ -3,7 +3,7 @@
 //! nothing about consensus; it summarises the cluster and the checkers.
 
 use super::checkers::{Period, Violation};
-use super::cluster::{Cluster, Role};
+use super::cluster::{Cluster, EngineTotals, Role};
 use super::SimConfig;
 use crate::types::Hash;
 use std::collections::BTreeMap;
@@ -57,13 +57,15 @@ pub struct SimReport {
     pub messages_delivered: u64,
     pub bytes_delivered: u64,
     pub messages_lost: u64,
-    pub signatures_verified: u64,
+    pub engines: EngineTotals,
     /// (up honest node, tx) pairs missing a tx finalized elsewhere: the
     /// proof gossip they missed during faults (block sync's job).
     pub unsynced: usize,
     pub timers_rearmed_in_past: u64,
     pub period: Period,
-    pub liveness_expected: bool,
+    /// How many payments liveness judged; `None` when it is not promised
+    /// (under 80 % honest weight up).
+    pub liveness_checked: Option<usize>,
     pub digest: Hash,
     pub violations: Vec<Violation>,
 }
@@ -75,7 +77,7 @@ impl SimReport {
         weights: &[u64],
         required: &[usize],
         period: Period,
-        liveness_expected: bool,
+        liveness_checked: Option<usize>,
     ) -> SimReport {
         let roles = cluster.roles();
         let checkers = cluster.checkers();
@@ -143,11 +145,11 @@ impl SimReport {
             messages_delivered: traffic.delivered,
             bytes_delivered: traffic.bytes_delivered,
             messages_lost: traffic.lost,
-            signatures_verified: cluster.engine_totals().signatures_verified,
+            engines: cluster.engine_totals(),
             unsynced: checkers.unsynced(required),
             timers_rearmed_in_past: cluster.timers_rearmed_in_past(),
             period,
-            liveness_expected,
+            liveness_checked,
             digest: cluster.digest(),
             violations: checkers.violations().to_vec(),
         }
@@ -211,16 +213,25 @@ impl fmt::Display for SimReport {
             "per finalized tx: {:.0} messages, {:.0} bytes, {:.1} signatures verified | lost {} | unsynced {}",
             self.per_tx(self.messages_delivered),
             self.per_tx(self.bytes_delivered),
-            self.per_tx(self.signatures_verified),
+            self.per_tx(self.engines.signatures_verified),
             self.messages_lost,
             self.unsynced
+        )?;
+        let e = &self.engines;
+        writeln!(
+            f,
+            "polls: {} started, {} succeeded, {} failed | votes dropped {}, bad finality votes {}, invalid proofs {}",
+            e.polls_started, e.polls_succeeded, e.polls_failed, e.votes_dropped, e.bad_finality_votes, e.proofs_invalid
         )?;
         writeln!(
             f,
             "faults end {} ms, liveness bound {} ms ({}), run end {} ms | safety violations: {} | digest {}",
             self.period.faults_end_ms,
             self.period.bound_ms,
-            if self.liveness_expected { "checked" } else { "not promised" },
+            match self.liveness_checked {
+                Some(n) => format!("{n} payments judged"),
+                None => "not promised: under 80 % honest weight".to_string(),
+            },
             self.period.run_end_ms,
             self.safety_violations(),
             self.digest
