@@ -101,13 +101,20 @@ struct Node {
     answering: Option<QueryInfo>,
 }
 
+/// One sent message, shared by all its deliveries (broadcasts, duplicates).
+struct Packet {
+    msg: ConsensusMessage,
+    /// Hash of its canonical encoding, for the run digest.
+    hash: Hash,
+    /// Length of its canonical encoding.
+    bytes: u64,
+}
+
 enum Action {
     Deliver {
         from: usize,
         to: usize,
-        msg: Rc<ConsensusMessage>,
-        hash: Hash,
-        bytes: u64,
+        packet: Rc<Packet>,
     },
     Timer {
         node: usize,
@@ -281,13 +288,7 @@ impl Cluster {
             };
             self.now_ms = next.at_ms;
             match next.action {
-                Action::Deliver {
-                    from,
-                    to,
-                    msg,
-                    hash,
-                    bytes,
-                } => self.deliver(from, to, &msg, hash, bytes),
+                Action::Deliver { from, to, packet } => self.deliver(from, to, &packet),
                 Action::Timer { node } => self.fire_timer(node, next.at_ms),
                 Action::Submit { index } => self.submit(index),
                 Action::Crash { node } => self.crash(node),
@@ -335,7 +336,8 @@ impl Cluster {
         n.fired_ms = None;
     }
 
-    fn deliver(&mut self, from: usize, to: usize, msg: &ConsensusMessage, hash: Hash, bytes: u64) {
+    fn deliver(&mut self, from: usize, to: usize, packet: &Packet) {
+        let msg = &packet.msg;
         let now = self.now();
         let Some(from_id) = self.nodes.get(from).map(|n| n.key.public()) else {
             return;
@@ -348,7 +350,7 @@ impl Cluster {
             return;
         };
         self.traffic.delivered += 1;
-        self.traffic.bytes_delivered += bytes;
+        self.traffic.bytes_delivered += packet.bytes;
         if let (
             Role::Byzantine(_),
             ConsensusMessage::Query {
@@ -365,7 +367,7 @@ impl Cluster {
         }
         engine.handle_message(now, from_id, msg.clone(), &node.ledger);
         let mut detail = (from as u64).to_le_bytes().to_vec();
-        detail.extend_from_slice(hash.as_bytes());
+        detail.extend_from_slice(packet.hash.as_bytes());
         self.record(b'D', to, &detail);
         self.drain(to);
         if let Some(node) = self.nodes.get_mut(to) {
@@ -520,9 +522,12 @@ impl Cluster {
     }
 
     fn transmit(&mut self, from: usize, targets: Vec<usize>, msg: ConsensusMessage) {
-        let bytes = encoding::encode(&msg);
-        let hash = Hash::digest(&bytes);
-        let msg = Rc::new(msg);
+        let encoded = encoding::encode(&msg);
+        let packet = Rc::new(Packet {
+            hash: Hash::digest(&encoded),
+            bytes: encoded.len() as u64,
+            msg,
+        });
         for to in targets {
             self.traffic.sent += 1;
             let mut arrived = false;
@@ -533,9 +538,7 @@ impl Cluster {
                     Action::Deliver {
                         from,
                         to,
-                        msg: Rc::clone(&msg),
-                        hash,
-                        bytes: bytes.len() as u64,
+                        packet: Rc::clone(&packet),
                     },
                 );
             }
