@@ -731,3 +731,40 @@ fn mempool_refuses_beyond_its_limit() {
         Err(SubmitError::Mempool(_))
     ));
 }
+
+#[test]
+fn child_arriving_before_its_parent_finalizes_waits_as_an_orphan() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let parent = o.wallet.pay(0, "payee");
+    let child = o
+        .wallet
+        .spend(parent.outpoint(1), parent.outputs[1].value, "next payee");
+    let child_id = child.txid();
+    o.deliver(o.id(1), ConsensusMessage::Tx(child));
+    assert_eq!(o.status(&child_id).status, TxStatus::Seen);
+    // Held, not sampled: a poll about it gets Unknown, and no fetch.
+    assert_eq!(o.ask(2, &[child_id]), [Verdict::Unknown]);
+    assert!(!sent_to(&o.log, &o.id(2))
+        .iter()
+        .any(|m| matches!(m, ConsensusMessage::GetTxs { .. })));
+    let keys = o.keys[..3].to_vec();
+    o.deliver(
+        o.id(0),
+        ConsensusMessage::Proof(signed_proof(&parent, &keys, 1, &[])),
+    );
+    assert!(o.events().contains(&Event::Accepted { txid: child_id }));
+    assert_eq!(o.status(&child_id).status, TxStatus::Sampling);
+}
+
+#[test]
+fn a_single_validator_finalizes_alone_with_its_own_vote() {
+    // `timed --dev`: k' = alpha' = 1, and its own vote is the whole weight.
+    let wallet = Wallet::funded(1);
+    let mut c = Cluster::new(&[1], devnet_params(), &wallet.utxos, 4);
+    let txid = c.submit(0, wallet.pay(0, "payee"));
+    c.run_for(1);
+    assert_eq!(c.finalized_at(&txid), [0]);
+    let s = c.engines[0].tx_status(&txid).unwrap();
+    assert_eq!((s.status, s.durable), (TxStatus::Finalized, true));
+    assert_eq!(c.engines[0].metrics().polls_succeeded, 20);
+}

@@ -257,3 +257,79 @@ impl<S> Mempool<S> {
         self.entries.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Amount, PublicKeyBytes, SignatureBytes, TxIn, TxOut, TX_VERSION};
+
+    fn spend(vout: u32, to: u8) -> (Hash, Tx) {
+        let tx = Tx {
+            version: TX_VERSION,
+            inputs: vec![TxIn {
+                prev: OutPoint {
+                    txid: Hash::ZERO,
+                    vout,
+                },
+                pubkey: PublicKeyBytes([0; 32]),
+                sig: SignatureBytes([0; 64]),
+            }],
+            outputs: vec![TxOut {
+                value: Amount(1),
+                address: crate::types::Address([to; 20]),
+            }],
+        };
+        (tx.txid(), tx)
+    }
+
+    #[test]
+    fn conflict_sets_fill_and_release_with_their_members() {
+        let mut pool: Mempool<()> = Mempool::new(10, 2, 10);
+        let (a, ta) = spend(0, 1);
+        let (b, tb) = spend(0, 2);
+        let (c, tc) = spend(0, 3);
+        pool.insert(a, ta.clone(), Timestamp(0), Timestamp(5), ())
+            .unwrap();
+        pool.insert(b, tb, Timestamp(0), Timestamp(5), ()).unwrap();
+        assert_eq!(pool.conflicts_of(&a, &ta), [b]);
+        assert!(matches!(
+            pool.insert(c, tc, Timestamp(0), Timestamp(5), ()),
+            Err(MempoolError::ConflictSetFull { max: 2, .. })
+        ));
+        pool.remove(&b, TxStatus::Rejected);
+        assert_eq!(pool.conflict_set(&ta.inputs[0].prev), [a]);
+        assert_eq!(pool.settled(&b), Some(TxStatus::Rejected));
+    }
+
+    #[test]
+    fn only_sampling_transactions_expire() {
+        let mut pool: Mempool<()> = Mempool::new(10, 4, 10);
+        let (a, ta) = spend(0, 1);
+        let (b, tb) = spend(1, 1);
+        pool.insert(a, ta, Timestamp(0), Timestamp(5), ()).unwrap();
+        pool.insert(b, tb, Timestamp(0), Timestamp(5), ()).unwrap();
+        pool.set_status(&b, TxStatus::LocallyAccepted);
+        assert_eq!(pool.pop_expired(Timestamp(4)), None);
+        assert_eq!(pool.pop_expired(Timestamp(5)), Some(a));
+        assert_eq!(pool.pop_expired(Timestamp(9)), None);
+        assert_eq!(pool.next_expiry(), None);
+    }
+
+    #[test]
+    fn orphans_are_bounded_per_peer_and_released_by_their_parent() {
+        let mut orphans = OrphanPool::new(3, 2);
+        let (peer, other) = (PublicKeyBytes([1; 32]), PublicKeyBytes([2; 32]));
+        let parent = Hash::digest(b"parent");
+        for (i, from) in [peer, peer, peer, other, other].into_iter().enumerate() {
+            let (txid, tx) = spend(i as u32, 1);
+            let held = orphans.insert(txid, tx, from, parent, Timestamp(10));
+            assert_eq!(held, i != 2 && i != 4, "orphan {i}");
+        }
+        assert_eq!(orphans.take_children(&parent).len(), 3);
+        assert!(orphans.is_empty());
+        let (txid, tx) = spend(9, 1);
+        assert!(orphans.insert(txid, tx, peer, parent, Timestamp(10)));
+        orphans.expire(Timestamp(10));
+        assert!(orphans.is_empty());
+    }
+}
