@@ -10,6 +10,9 @@
 //! crossbeam, clocks or global RNG) ← `store` (I/O) ← binaries.
 //! Consensus, all pure: `time`, `ledger` ← `finality` ← `mempool` ← `consensus`
 //! (time only as an injected `now`; only `time::SystemClock` reads the OS clock).
+//! `consensus`, `ledger` ← `sim` (the deterministic simulator: virtual time,
+//! seeded RNG, no I/O; it drives the real engine and is used only by tests,
+//! benches and examples).
 //!
 //! ## Glossary
 //! * **outpoint**: output `vout` of transaction `txid`.

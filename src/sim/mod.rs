@@ -201,6 +201,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             .zip(&weights)
             .map(|(k, &weight)| Validator {
                 id: k.public(),
+                // No block sortition in the simulator: any VRF key will do.
                 vrf_key: VrfPublicBytes(k.public().0),
                 weight,
             })
