@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod rpc;
+pub mod sim;
 pub mod store;
 pub mod time;
 pub mod types;
