@@ -153,6 +153,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map_err(|_| format!("SIM_SEED={seed} is not an unsigned integer"))?;
     }
     let config = config(&args)?;
+    #[allow(clippy::disallowed_methods)] // wall time of the run, reported only
     let started = Instant::now();
     let report = sim::run(&config)?;
     let wall = started.elapsed();
