@@ -1108,31 +1108,25 @@ impl Engine {
 
     /// Due at `at`, or earlier if already due earlier.
     fn schedule_poll(&mut self, txid: Hash, at: Timestamp) {
-        let Some(entry) = self.mempool.get_mut(&txid) else {
-            return;
-        };
-        if let Some(current) = entry.state.next_poll_at {
-            if current <= at {
-                return;
-            }
-            self.poll_schedule.remove(&(current, txid));
+        if let Some(entry) = self.mempool.get_mut(&txid) {
+            reschedule(
+                &mut self.poll_schedule,
+                &mut entry.state.next_poll_at,
+                txid,
+                at,
+            );
         }
-        entry.state.next_poll_at = Some(at);
-        self.poll_schedule.insert((at, txid));
     }
 
     fn schedule_vote_round(&mut self, txid: Hash, at: Timestamp) {
-        let Some(entry) = self.mempool.get_mut(&txid) else {
-            return;
-        };
-        if let Some(current) = entry.state.next_vote_round_at {
-            if current <= at {
-                return;
-            }
-            self.vote_schedule.remove(&(current, txid));
+        if let Some(entry) = self.mempool.get_mut(&txid) {
+            reschedule(
+                &mut self.vote_schedule,
+                &mut entry.state.next_vote_round_at,
+                txid,
+                at,
+            );
         }
-        entry.state.next_vote_round_at = Some(at);
-        self.vote_schedule.insert((at, txid));
     }
 
     /// Drops a removed transaction's pending timers.
@@ -1171,4 +1165,21 @@ fn signature_ok(
         verified.insert(key, ());
     }
     ok
+}
+
+/// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.
+fn reschedule(
+    schedule: &mut BTreeSet<(Timestamp, Hash)>,
+    due: &mut Option<Timestamp>,
+    txid: Hash,
+    at: Timestamp,
+) {
+    if let Some(current) = *due {
+        if current <= at {
+            return;
+        }
+        schedule.remove(&(current, txid));
+    }
+    *due = Some(at);
+    schedule.insert((at, txid));
 }
