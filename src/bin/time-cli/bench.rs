@@ -23,6 +23,10 @@ use timecoin::rpc::client::{RpcClient, RpcConnection};
 use timecoin::types::{Address, Amount, Hash, OutPoint, Tx, TxOut};
 use timecoin::wallet::{build_transfer, Spendable, Wallet};
 
+/// Where the load's transfers pay: a public throwaway key, so a run leaves
+/// no dust in the wallet (`listunspent` answers at most 10,000 coins, and the
+/// next run must still find its funding coin among them).
+const SINK_LABEL: &str = "timecoin bench sink";
 /// Outputs per fan-out transaction: well inside the devnet's 16 KiB tx limit.
 const FANOUT: usize = 200;
 /// Statuses asked in one JSON-RPC batch (the server takes up to 1,000).
@@ -194,6 +198,9 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
         client: first,
         key,
         own,
+        sink: Address::from_pubkey(
+            &timecoin::crypto::Keypair::from_seed_label(SINK_LABEL).public(),
+        ),
         fee,
         chain_id: params.chain_id,
         network: global.network,
@@ -327,6 +334,7 @@ struct Funder<'a> {
     client: &'a RpcClient,
     key: &'a timecoin::crypto::Keypair,
     own: Address,
+    sink: Address,
     fee: Amount,
     chain_id: timecoin::types::ChainId,
     network: timecoin::types::Network,
@@ -349,13 +357,13 @@ impl Funder<'_> {
                 .saturating_add(self.fee.0),
         );
         let source = self.largest_coin(needed)?;
-        let trunk = self.transfer(&[source], &vec![branch_value; branches], self.fee)?;
+        let trunk = self.transfer(&[source], &vec![branch_value; branches], self.own, self.fee)?;
         self.submit_and_wait(&[&trunk])?;
         let mut branch_txs = Vec::with_capacity(branches);
         for b in 0..branches {
             let leaves = FANOUT.min(count - b * FANOUT);
             let input = (trunk.outpoint(b as u32), branch_value);
-            branch_txs.push(self.transfer(&[input], &vec![value; leaves], self.fee)?);
+            branch_txs.push(self.transfer(&[input], &vec![value; leaves], self.own, self.fee)?);
         }
         self.submit_and_wait(&branch_txs.iter().collect::<Vec<_>>())?;
         Ok(branch_txs
@@ -367,12 +375,13 @@ impl Funder<'_> {
             .collect())
     }
 
-    /// A signed transaction spending `inputs` to outputs of `values` to the
-    /// wallet itself, change (if any) last.
+    /// A signed transaction spending `inputs` to outputs of `values` paid to
+    /// `to`, change (if any) back to the wallet, last.
     fn transfer(
         &self,
         inputs: &[(OutPoint, Amount)],
         values: &[Amount],
+        to: Address,
         fee: Amount,
     ) -> Result<Tx, CliError> {
         let spendables: Vec<Spendable> = inputs
@@ -385,10 +394,7 @@ impl Funder<'_> {
             .collect();
         let outputs: Vec<TxOut> = values
             .iter()
-            .map(|&value| TxOut {
-                value,
-                address: self.own,
-            })
+            .map(|&value| TxOut { value, address: to })
             .collect();
         Ok(build_transfer(
             &spendables,
@@ -477,7 +483,7 @@ fn plan_jobs(
         let node = jobs.len() % node_count;
         let spend = |fee: Amount| -> Result<Tx, CliError> {
             let value = Amount(coin.1 .0.saturating_sub(fee.0));
-            funder.transfer(&[coin], &[value], fee)
+            funder.transfer(&[coin], &[value], funder.sink, fee)
         };
         let first = spend(fee)?;
         let index = jobs.len();
