@@ -106,6 +106,8 @@ struct Job {
 struct Sent {
     job: usize,
     at: Instant,
+    /// How long `sendrawtransaction` took to answer.
+    took: Duration,
     refused: Option<String>,
 }
 
@@ -113,6 +115,7 @@ struct Sent {
 #[derive(Default, Clone)]
 struct Tracked {
     sent_at: Option<Instant>,
+    submit_ms: Option<u64>,
     refused: bool,
     status: Option<String>,
     observed_final: Option<Duration>,
@@ -157,6 +160,7 @@ pub struct Report {
     pairs_one_finalized: usize,
     pairs_both_finalized: usize,
     pairs_none_finalized: usize,
+    submit_rpc_ms: Option<Percentiles>,
     submit_to_accepted_ms: Option<Percentiles>,
     submit_to_final_ms: Option<Percentiles>,
     submit_to_durable_ms: Option<Percentiles>,
@@ -536,14 +540,13 @@ fn send_all(
                             .map(|c| c.call("sendrawtransaction", json!([job.hex])))
                             .and_then(|answer| answer.err())
                             .map(|e| e.to_string());
-                        if sent
-                            .send(Sent {
-                                job: index,
-                                at,
-                                refused,
-                            })
-                            .is_err()
-                        {
+                        let report = Sent {
+                            job: index,
+                            at,
+                            took: now().saturating_duration_since(at),
+                            refused,
+                        };
+                        if sent.send(report).is_err() {
                             return;
                         }
                     }
@@ -574,6 +577,7 @@ fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) ->
                 Ok(s) => {
                     if let Some(t) = tracked.get_mut(s.job) {
                         t.sent_at = Some(s.at);
+                        t.submit_ms = Some(millis(s.took));
                         t.refused = s.refused.is_some();
                         if s.refused.is_none() {
                             pending.insert(s.job, ());
@@ -639,6 +643,10 @@ fn record(t: &mut Tracked, report: &Value, now: Instant) -> bool {
     }
     t.status = Some(status);
     settled
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn percentiles(mut values: Vec<u64>) -> Option<Percentiles> {
@@ -718,13 +726,11 @@ fn summarize(
         pairs_one_finalized: one,
         pairs_both_finalized: both,
         pairs_none_finalized: none,
+        submit_rpc_ms: collect(|t| t.submit_ms),
         submit_to_accepted_ms: collect(|t| t.accept_ms),
         submit_to_final_ms: collect(|t| t.finality_ms),
         submit_to_durable_ms: collect(|t| t.durable_ms),
-        client_observed_final_ms: collect(|t| {
-            t.observed_final
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        }),
+        client_observed_final_ms: collect(|t| t.observed_final.map(millis)),
         nodes,
     }
 }
@@ -756,6 +762,7 @@ fn table(r: &Report) -> String {
         "latency (ms)", "count", "p50", "p90", "p99", "max"
     ));
     for (name, p) in [
+        ("sendrawtransaction answer", &r.submit_rpc_ms),
         ("submit→locally accepted", &r.submit_to_accepted_ms),
         ("submit→final (proof)", &r.submit_to_final_ms),
         ("submit→durable", &r.submit_to_durable_ms),
