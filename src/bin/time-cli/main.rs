@@ -7,6 +7,8 @@
 //! Results go to stdout, so they can be piped; every error is one line on
 //! stderr with exit code 1. It never prints a secret key.
 
+mod bench;
+
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use std::io::{self, Write};
@@ -57,7 +59,7 @@ struct Cli {
 }
 
 /// Flags every command understands.
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct GlobalArgs {
     /// The node's datadir: its .cookie authenticates, its rpc.port locates the RPC
     #[arg(long, global = true, value_name = "PATH")]
@@ -136,6 +138,14 @@ Example:
     /// Fetch a transaction's finality proof and verify it offline against the
     /// genesis validator set
     Proof(ProofArgs),
+    /// Load generator: pre-funds coins, offers signed transfers at a fixed
+    /// rate to one or more nodes, and reports rates, latencies and node usage
+    #[command(after_help = "\
+Examples:
+  time-cli --datadir /tmp/dev --wallet demo.json bench --rate 500 --duration 10
+  time-cli --wallet demo.json bench --rate 1000 --duration 5 --conflicts 0.1 \\
+      --nodes /tmp/devnet/node0 /tmp/devnet/node1 --json")]
+    Bench(bench::BenchArgs),
     /// Any RPC method: time-cli METHOD [PARAM...], each PARAM JSON or plain text
     #[command(external_subcommand)]
     Rpc(Vec<String>),
@@ -204,6 +214,8 @@ struct CreateTxArgs {
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error(transparent)]
+    Bench(bench::BenchError),
     #[error(transparent)]
     Wallet(#[from] WalletError),
     #[error("wallet file {path} already exists; pass --add to add a key to it, or choose another --wallet path")]
@@ -297,6 +309,7 @@ fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Send(args) => send(&rpc_client(&cli.global)?, wallet, *network, args),
         Command::Status(args) => status(&rpc_client(&cli.global)?, args),
         Command::Proof(args) => proof(&rpc_client(&cli.global)?, *network, args),
+        Command::Bench(args) => bench::run(&cli.global, args),
         Command::Rpc(words) => passthrough(&rpc_client(&cli.global)?, words),
         Command::Keygen(args) => keygen(wallet, *network, args),
         Command::Address => address(wallet, *network),
@@ -569,24 +582,27 @@ fn rpc_addr(global: &GlobalArgs) -> Result<SocketAddr, CliError> {
     }
     let port = match (global.rpc_port, &global.datadir) {
         (Some(port), _) => port,
-        (None, Some(datadir)) => {
-            let path = datadir.join("rpc.port");
-            let text = std::fs::read_to_string(&path).map_err(|source| CliError::NodeFile {
-                path: path.clone(),
-                datadir: datadir.clone(),
-                source,
-            })?;
-            text.trim().parse().map_err(|_| {
-                bad_argument(
-                    "--datadir",
-                    &path.display().to_string(),
-                    "rpc.port holds no port".to_string(),
-                )
-            })?
-        }
+        (None, Some(datadir)) => read_port(datadir)?,
         (None, None) => return Err(CliError::NoCredentials),
     };
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The RPC port a running node wrote into `<datadir>/rpc.port`.
+fn read_port(datadir: &Path) -> Result<u16, CliError> {
+    let path = datadir.join("rpc.port");
+    let text = std::fs::read_to_string(&path).map_err(|source| CliError::NodeFile {
+        path: path.clone(),
+        datadir: datadir.to_path_buf(),
+        source,
+    })?;
+    text.trim().parse().map_err(|_| {
+        bad_argument(
+            "--datadir",
+            &path.display().to_string(),
+            "rpc.port holds no port".to_string(),
+        )
+    })
 }
 
 fn pretty(value: &Value) -> String {

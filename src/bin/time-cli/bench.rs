@@ -1,0 +1,864 @@
+//! `time-cli bench`: the load generator. It pre-funds many coins from the
+//! wallet (a two-level fan-out, each level waited to finality), pre-signs
+//! one transfer per coin (a fraction as double-spend pairs sent to two
+//! nodes), offers them open-loop at a fixed rate from a small pool of sender
+//! threads on keep-alive connections, tracks every transaction with batched
+//! `gettxstatus` until it settles or the drain deadline passes, and reports
+//! rates, latency percentiles, outcome counts and each node's CPU and RSS.
+//!
+//! It must always end by itself: the send phase is bounded by the schedule
+//! and the tracking by the drain deadline. It never reads the node's memory
+//! beyond `/proc/<pid>/{stat,status}`.
+
+use crate::{chain_rules, read_port, CliError, GlobalArgs};
+use clap::Args;
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use timecoin::rpc::auth::read_cookie;
+use timecoin::rpc::client::{RpcClient, RpcConnection};
+use timecoin::types::{Address, Amount, Hash, OutPoint, Tx, TxOut};
+use timecoin::wallet::{build_transfer, Spendable, Wallet};
+
+/// Where the load's transfers pay: a public throwaway key, so a run leaves
+/// no dust in the wallet (`listunspent` answers at most 10,000 coins, and the
+/// next run must still find its funding coin among them).
+const SINK_LABEL: &str = "timecoin bench sink";
+/// Outputs per fan-out transaction: well inside the devnet's 16 KiB tx limit.
+const FANOUT: usize = 200;
+/// Statuses asked in one JSON-RPC batch (the server takes up to 1,000).
+const STATUS_BATCH: usize = 500;
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most transactions one run offers: bounds every table the bench keeps.
+const MAX_SENDS: usize = 1_000_000;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Offered send rate, transactions per second
+    #[arg(long)]
+    rate: f64,
+    /// Length of the send phase in seconds
+    #[arg(long)]
+    duration: f64,
+    /// Fraction of the sends made as double-spend pairs (each pair's two
+    /// transactions go to two different nodes when there are several)
+    #[arg(long, default_value_t = 0.0)]
+    conflicts: f64,
+    /// Nodes to load, each an RPC URL (credentials from the global flags)
+    /// or a datadir [default: the global --datadir/--rpc-* node]
+    #[arg(long, num_args = 1.., value_name = "URL|DATADIR")]
+    nodes: Vec<String>,
+    /// Coins to pre-fund [default: exactly the ones the run spends]
+    #[arg(long)]
+    inputs: Option<usize>,
+    /// Sender threads, each with one keep-alive connection per node
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
+    /// Seconds to keep tracking after the last send before giving up
+    #[arg(long, default_value_t = 30)]
+    drain_secs: u64,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("--{flag} {value}: {problem}")]
+    BadArgument {
+        flag: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error("--inputs {given} is fewer than the {needed} coins the run spends")]
+    TooFewInputs { given: usize, needed: usize },
+    #[error("the wallet has no coin of at least {needed} on the first node; fund it (devnet: time-cli devnet-wallet)")]
+    NoFunds { needed: Amount },
+    #[error("pre-funding transaction {txid} ended {status}; the node refused the fan-out")]
+    FundingFailed { txid: Hash, status: String },
+    #[error("pre-funding transaction {txid} did not finalize within {secs} s")]
+    FundingTimeout { txid: Hash, secs: u64 },
+    #[error("cannot start a bench thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// One node under load.
+struct Node {
+    label: String,
+    client: RpcClient,
+    pid: Option<u32>,
+}
+
+/// One pre-signed transaction and where it goes.
+struct Job {
+    txid: Hash,
+    hex: String,
+    node: usize,
+    /// Index of its double-spend pair, if any.
+    pair: Option<usize>,
+}
+
+/// What a sender learnt about one job.
+struct Sent {
+    job: usize,
+    at: Instant,
+    /// How long `sendrawtransaction` took to answer.
+    took: Duration,
+    refused: Option<String>,
+}
+
+/// What tracking learnt about one job.
+#[derive(Default, Clone)]
+struct Tracked {
+    sent_at: Option<Instant>,
+    submit_ms: Option<u64>,
+    refused: bool,
+    status: Option<String>,
+    observed_final: Option<Duration>,
+    accept_ms: Option<u64>,
+    finality_ms: Option<u64>,
+    durable_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct Percentiles {
+    count: usize,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    max: u64,
+}
+
+#[derive(Serialize)]
+pub struct NodeUsage {
+    node: String,
+    pid: Option<u32>,
+    cpu_percent: Option<f64>,
+    rss_mib: Option<f64>,
+    peak_rss_mib: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    offered_rate: f64,
+    achieved_send_rate: f64,
+    send_seconds: f64,
+    sent: usize,
+    plain_sent: usize,
+    conflict_pairs: usize,
+    refused_at_submit: usize,
+    finalized: usize,
+    plain_finalized: usize,
+    finalized_per_sec: f64,
+    rejected: usize,
+    expired: usize,
+    pending: usize,
+    pairs_one_finalized: usize,
+    pairs_both_finalized: usize,
+    pairs_none_finalized: usize,
+    submit_rpc_ms: Option<Percentiles>,
+    submit_to_accepted_ms: Option<Percentiles>,
+    submit_to_final_ms: Option<Percentiles>,
+    submit_to_durable_ms: Option<Percentiles>,
+    client_observed_final_ms: Option<Percentiles>,
+    nodes: Vec<NodeUsage>,
+}
+
+pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
+    let sends = planned_sends(args)?;
+    let pairs = pair_count(sends, args.conflicts);
+    let coins_needed = sends - pairs;
+    let inputs = args.inputs.unwrap_or(coins_needed);
+    if inputs < coins_needed {
+        return Err(BenchError::TooFewInputs {
+            given: inputs,
+            needed: coins_needed,
+        }
+        .into());
+    }
+    let nodes = nodes(global, &args.nodes)?;
+    let wallet = Wallet::load(&global.wallet, global.network)?;
+    let key = wallet
+        .keys()
+        .first()
+        .ok_or_else(|| CliError::EmptyWallet {
+            path: wallet.path().to_path_buf(),
+        })?
+        .keypair();
+    let params = chain_rules(global.network)?;
+    let fee = params.min_fee;
+    let own = Address::from_pubkey(&key.public());
+    // Each coin pays a transfer (one fee) or the second of a pair (two fees).
+    let coin_value = Amount(fee.0.saturating_mul(3));
+    let first = nodes
+        .first()
+        .map(|n| &n.client)
+        .ok_or(CliError::NoCredentials)?;
+    let funder = Funder {
+        client: first,
+        key,
+        own,
+        sink: Address::from_pubkey(
+            &timecoin::crypto::Keypair::from_seed_label(SINK_LABEL).public(),
+        ),
+        fee,
+        chain_id: params.chain_id,
+        network: global.network,
+    };
+    let coins = funder.fund(inputs, coin_value)?;
+    let jobs = plan_jobs(&coins, sends, pairs, nodes.len(), &funder)?;
+
+    let cpu_before: Vec<Option<u64>> = nodes.iter().map(|n| n.pid.and_then(cpu_ticks)).collect();
+    let started = now();
+    let (sent_tx, sent_rx) = unbounded();
+    let send_phase = std::thread::scope(|scope| -> Result<_, CliError> {
+        let tracker = std::thread::Builder::new()
+            .name("bench-status".into())
+            .spawn_scoped(scope, || {
+                track(&nodes, &jobs, sent_rx, Duration::from_secs(args.drain_secs))
+            })
+            .map_err(BenchError::Spawn)?;
+        let send_time = send_all(&nodes, &jobs, args, started, sent_tx)?;
+        let tracked = tracker
+            .join()
+            .map_err(|_| CliError::Unexpected("the status thread panicked".to_string()))?;
+        Ok((send_time, tracked))
+    })?;
+    let (send_time, tracked) = send_phase;
+    let wall = started.elapsed();
+    let usage = nodes
+        .iter()
+        .zip(cpu_before)
+        .map(|(node, before)| node_usage(node, before, wall))
+        .collect();
+    let report = summarize(args, &jobs, &tracked, send_time, wall, usage);
+    if args.json {
+        // Building a JSON text from plain data cannot fail.
+        Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ))
+    } else {
+        Ok(table(&report))
+    }
+}
+
+/// The bench's one clock: a monotonic instant. It is an I/O driver that
+/// measures real elapsed time, not a pure module, so it reads the OS clock.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn bad(flag: &'static str, value: impl ToString, problem: &str) -> BenchError {
+    BenchError::BadArgument {
+        flag,
+        value: value.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// Transactions the schedule offers: rate × duration.
+fn planned_sends(args: &BenchArgs) -> Result<usize, BenchError> {
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        return Err(bad("rate", args.rate, "must be above 0"));
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err(bad("duration", args.duration, "must be above 0"));
+    }
+    if !(0.0..=1.0).contains(&args.conflicts) {
+        return Err(bad("conflicts", args.conflicts, "must be between 0 and 1"));
+    }
+    if args.threads == 0 || args.threads > 256 {
+        return Err(bad("threads", args.threads, "must be 1 to 256"));
+    }
+    let sends = (args.rate * args.duration).ceil();
+    if sends > MAX_SENDS as f64 {
+        return Err(bad(
+            "rate",
+            args.rate,
+            &format!("rate × duration is over {MAX_SENDS} transactions"),
+        ));
+    }
+    Ok((sends as usize).max(1))
+}
+
+/// Double-spend pairs among `sends`: each pair is two of them.
+fn pair_count(sends: usize, conflicts: f64) -> usize {
+    ((sends as f64 * conflicts / 2.0).round() as usize).min(sends / 2)
+}
+
+/// The nodes under load: each `--nodes` entry, or the global node.
+fn nodes(global: &GlobalArgs, specs: &[String]) -> Result<Vec<Node>, CliError> {
+    if specs.is_empty() {
+        let client = crate::rpc_client(global)?;
+        let pid = global.datadir.as_deref().and_then(node_pid);
+        let label = match &global.datadir {
+            Some(dir) => dir.display().to_string(),
+            None => client.addr().to_string(),
+        };
+        return Ok(vec![Node { label, client, pid }]);
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            if spec.starts_with("http://") {
+                let mut one = global.clone();
+                one.rpc_url = Some(spec.clone());
+                Ok(Node {
+                    label: spec.clone(),
+                    client: crate::rpc_client(&one)?,
+                    pid: None,
+                })
+            } else {
+                let datadir = PathBuf::from(spec);
+                let authorization = read_cookie(&datadir).map_err(|source| CliError::NodeFile {
+                    path: datadir.join(".cookie"),
+                    datadir: datadir.clone(),
+                    source,
+                })?;
+                let port = read_port(&datadir)?;
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                Ok(Node {
+                    label: spec.clone(),
+                    client: RpcClient::new(addr, authorization, RPC_TIMEOUT),
+                    pid: node_pid(&datadir),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Builds, submits and waits for the fan-out transactions.
+struct Funder<'a> {
+    client: &'a RpcClient,
+    key: &'a timecoin::crypto::Keypair,
+    own: Address,
+    sink: Address,
+    fee: Amount,
+    chain_id: timecoin::types::ChainId,
+    network: timecoin::types::Network,
+}
+
+impl Funder<'_> {
+    /// `count` coins of `value` each, finalized and owned by the wallet key.
+    fn fund(&self, count: usize, value: Amount) -> Result<Vec<(OutPoint, Amount)>, CliError> {
+        let branches = count.div_ceil(FANOUT);
+        let branch_value = Amount(
+            value
+                .0
+                .saturating_mul(FANOUT as u64)
+                .saturating_add(self.fee.0),
+        );
+        let needed = Amount(
+            branch_value
+                .0
+                .saturating_mul(branches as u64)
+                .saturating_add(self.fee.0),
+        );
+        let source = self.largest_coin(needed)?;
+        let trunk = self.transfer(&[source], &vec![branch_value; branches], self.own, self.fee)?;
+        self.submit_and_wait(&[&trunk])?;
+        let mut branch_txs = Vec::with_capacity(branches);
+        for b in 0..branches {
+            let leaves = FANOUT.min(count - b * FANOUT);
+            let input = (trunk.outpoint(b as u32), branch_value);
+            branch_txs.push(self.transfer(&[input], &vec![value; leaves], self.own, self.fee)?);
+        }
+        self.submit_and_wait(&branch_txs.iter().collect::<Vec<_>>())?;
+        Ok(branch_txs
+            .iter()
+            .zip((0..count).step_by(FANOUT))
+            .flat_map(|(tx, start)| {
+                (0..FANOUT.min(count - start) as u32).map(move |vout| (tx.outpoint(vout), value))
+            })
+            .collect())
+    }
+
+    /// A signed transaction spending `inputs` to outputs of `values` paid to
+    /// `to`, change (if any) back to the wallet, last.
+    fn transfer(
+        &self,
+        inputs: &[(OutPoint, Amount)],
+        values: &[Amount],
+        to: Address,
+        fee: Amount,
+    ) -> Result<Tx, CliError> {
+        let spendables: Vec<Spendable> = inputs
+            .iter()
+            .map(|&(outpoint, value)| Spendable {
+                outpoint,
+                value,
+                key: self.key,
+            })
+            .collect();
+        let outputs: Vec<TxOut> = values
+            .iter()
+            .map(|&value| TxOut { value, address: to })
+            .collect();
+        Ok(build_transfer(
+            &spendables,
+            &outputs,
+            fee,
+            self.own,
+            self.chain_id,
+        )?)
+    }
+
+    fn largest_coin(&self, needed: Amount) -> Result<(OutPoint, Amount), CliError> {
+        let unspent = self
+            .client
+            .call("listunspent", json!([self.own.to_text(self.network)]))?;
+        unspent
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| {
+                let txid: Hash = o.get("txid")?.as_str()?.parse().ok()?;
+                let vout = u32::try_from(o.get("vout")?.as_u64()?).ok()?;
+                let value = Amount(o.get("value")?.get("units")?.as_u64()?);
+                Some((OutPoint { txid, vout }, value))
+            })
+            .filter(|(_, value)| *value >= needed)
+            .max_by_key(|(_, value)| *value)
+            .ok_or_else(|| BenchError::NoFunds { needed }.into())
+    }
+
+    fn submit_and_wait(&self, txs: &[&Tx]) -> Result<(), CliError> {
+        const WAIT_SECS: u64 = 60;
+        let mut connection = self.client.connection();
+        for tx in txs {
+            connection.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
+        }
+        let deadline = now() + Duration::from_secs(WAIT_SECS);
+        let mut pending: Vec<Hash> = txs.iter().map(|tx| tx.txid()).collect();
+        while let Some(&txid) = pending.first() {
+            let status = status_of(&connection.call("gettxstatus", json!([txid.to_string()]))?);
+            match status.as_str() {
+                "finalized" => {
+                    pending.remove(0);
+                    continue;
+                }
+                "rejected" | "expired" => {
+                    return Err(BenchError::FundingFailed { txid, status }.into())
+                }
+                _ => {}
+            }
+            if now() >= deadline {
+                return Err(BenchError::FundingTimeout {
+                    txid,
+                    secs: WAIT_SECS,
+                }
+                .into());
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        Ok(())
+    }
+}
+
+fn status_of(report: &Value) -> String {
+    report
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Pre-signs the run: `pairs` double-spend pairs spread evenly among the
+/// plain transfers, a pair's two halves in consecutive send slots and on
+/// different nodes (when there are several).
+fn plan_jobs(
+    coins: &[(OutPoint, Amount)],
+    sends: usize,
+    pairs: usize,
+    node_count: usize,
+    funder: &Funder,
+) -> Result<Vec<Job>, CliError> {
+    let units = sends - pairs;
+    let mut jobs = Vec::with_capacity(sends);
+    let fee = funder.fee;
+    for (unit, &coin) in coins.iter().take(units).enumerate() {
+        let is_pair = (unit + 1) * pairs / units > unit * pairs / units;
+        let node = jobs.len() % node_count;
+        let spend = |fee: Amount| -> Result<Tx, CliError> {
+            let value = Amount(coin.1 .0.saturating_sub(fee.0));
+            funder.transfer(&[coin], &[value], funder.sink, fee)
+        };
+        let first = spend(fee)?;
+        let index = jobs.len();
+        jobs.push(Job {
+            txid: first.txid(),
+            hex: hex::encode(first.encode()),
+            node,
+            pair: is_pair.then_some(index + 1),
+        });
+        if is_pair {
+            let second = spend(Amount(fee.0.saturating_mul(2)))?;
+            jobs.push(Job {
+                txid: second.txid(),
+                hex: hex::encode(second.encode()),
+                node: (node + 1) % node_count,
+                pair: Some(index),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Offers every job at its scheduled instant (`started` + i / rate), from
+/// `args.threads` threads, job i on thread i mod threads. Returns how long
+/// the sending took.
+fn send_all(
+    nodes: &[Node],
+    jobs: &[Job],
+    args: &BenchArgs,
+    started: Instant,
+    sent: Sender<Sent>,
+) -> Result<Duration, CliError> {
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(args.threads);
+        for thread in 0..args.threads {
+            let sent = sent.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-send-{thread}"))
+                .spawn_scoped(scope, move || {
+                    let mut connections: Vec<RpcConnection> =
+                        nodes.iter().map(|n| n.client.connection()).collect();
+                    for (index, job) in jobs.iter().enumerate().skip(thread).step_by(args.threads) {
+                        let due = started + interval.saturating_mul(index as u32);
+                        // Pacing only: a late sender sends at once (open loop).
+                        std::thread::sleep(due.saturating_duration_since(now()));
+                        let at = now();
+                        let refused = connections
+                            .get_mut(job.node)
+                            .map(|c| c.call("sendrawtransaction", json!([job.hex])))
+                            .and_then(|answer| answer.err())
+                            .map(|e| e.to_string());
+                        let report = Sent {
+                            job: index,
+                            at,
+                            took: now().saturating_duration_since(at),
+                            refused,
+                        };
+                        if sent.send(report).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(BenchError::Spawn)?;
+            senders.push(handle);
+        }
+        drop(sent);
+        for handle in senders {
+            handle
+                .join()
+                .map_err(|_| CliError::Unexpected("a sender thread panicked".to_string()))?;
+        }
+        Ok(started.elapsed())
+    })
+}
+
+/// Polls `gettxstatus` in batches, per node, for every sent job until all
+/// have settled, or `drain` after the last send.
+fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) -> Vec<Tracked> {
+    let mut tracked = vec![Tracked::default(); jobs.len()];
+    let mut connections: Vec<RpcConnection> = nodes.iter().map(|n| n.client.connection()).collect();
+    let mut pending: HashMap<usize, ()> = HashMap::new();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        loop {
+            match sent.try_recv() {
+                Ok(s) => {
+                    if let Some(t) = tracked.get_mut(s.job) {
+                        t.sent_at = Some(s.at);
+                        t.submit_ms = Some(millis(s.took));
+                        t.refused = s.refused.is_some();
+                        if s.refused.is_none() {
+                            pending.insert(s.job, ());
+                        }
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    deadline.get_or_insert_with(|| now() + drain);
+                    break;
+                }
+            }
+        }
+        for (node, connection) in connections.iter_mut().enumerate() {
+            let mine: Vec<usize> = pending
+                .keys()
+                .copied()
+                .filter(|&j| jobs.get(j).is_some_and(|job| job.node == node))
+                .collect();
+            for chunk in mine.chunks(STATUS_BATCH) {
+                let calls: Vec<(&str, Value)> = chunk
+                    .iter()
+                    .filter_map(|&j| jobs.get(j))
+                    .map(|job| ("gettxstatus", json!([job.txid.to_string()])))
+                    .collect();
+                let Ok(answers) = connection.batch(&calls) else {
+                    continue;
+                };
+                let now = now();
+                for (&j, answer) in chunk.iter().zip(answers) {
+                    let (Some(t), Ok(report)) = (tracked.get_mut(j), answer) else {
+                        continue;
+                    };
+                    if record(t, &report, now) {
+                        pending.remove(&j);
+                    }
+                }
+            }
+        }
+        let done = deadline.is_some() && pending.is_empty();
+        if done || deadline.is_some_and(|d| now() >= d) {
+            return tracked;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Takes one `gettxstatus` report; true once the transaction has settled.
+fn record(t: &mut Tracked, report: &Value, now: Instant) -> bool {
+    let status = status_of(report);
+    let field = |name: &str| report.get(name).and_then(Value::as_u64);
+    let since_seen = |name: &str| {
+        field(name)
+            .zip(field("first_seen_ms"))
+            .map(|(at, seen)| at.saturating_sub(seen))
+    };
+    t.accept_ms = t.accept_ms.or(since_seen("locally_accepted_at_ms"));
+    t.finality_ms = t.finality_ms.or(field("finality_ms"));
+    t.durable_ms = t.durable_ms.or(field("durable_ms"));
+    let settled = matches!(status.as_str(), "finalized" | "rejected" | "expired");
+    if status == "finalized" {
+        t.observed_final = t.sent_at.map(|at| now.saturating_duration_since(at));
+    }
+    t.status = Some(status);
+    settled
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn percentiles(mut values: Vec<u64>) -> Option<Percentiles> {
+    values.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((values.len() as f64 * q).ceil() as usize).saturating_sub(1);
+        values.get(rank).copied().unwrap_or(0)
+    };
+    Some(Percentiles {
+        count: values.len(),
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        max: *values.last()?,
+    })
+}
+
+fn summarize(
+    args: &BenchArgs,
+    jobs: &[Job],
+    tracked: &[Tracked],
+    send_time: Duration,
+    wall: Duration,
+    nodes: Vec<NodeUsage>,
+) -> Report {
+    let is = |t: &Tracked, s: &str| t.status.as_deref() == Some(s);
+    let count = |s: &str| tracked.iter().filter(|t| is(t, s)).count();
+    let finalized = count("finalized");
+    let sent = tracked.iter().filter(|t| t.sent_at.is_some()).count();
+    let refused = tracked.iter().filter(|t| t.refused).count();
+    let pending = tracked
+        .iter()
+        .filter(|t| t.sent_at.is_some() && !t.refused)
+        .filter(|t| {
+            !matches!(
+                t.status.as_deref(),
+                Some("finalized" | "rejected" | "expired")
+            )
+        })
+        .count();
+    let (mut one, mut both, mut none, mut plain, mut plain_finalized) = (0, 0, 0, 0, 0);
+    for (i, (job, t)) in jobs.iter().zip(tracked).enumerate() {
+        match job.pair {
+            None => {
+                plain += 1;
+                plain_finalized += usize::from(is(t, "finalized"));
+            }
+            // Count each pair once, at its first half.
+            Some(other) if other > i => {
+                let other_final = tracked.get(other).is_some_and(|o| is(o, "finalized"));
+                match (is(t, "finalized"), other_final) {
+                    (true, true) => both += 1,
+                    (false, false) => none += 1,
+                    _ => one += 1,
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let collect =
+        |f: fn(&Tracked) -> Option<u64>| percentiles(tracked.iter().filter_map(f).collect());
+    let secs = send_time.as_secs_f64().max(f64::EPSILON);
+    Report {
+        offered_rate: args.rate,
+        achieved_send_rate: sent as f64 / secs,
+        send_seconds: send_time.as_secs_f64(),
+        sent,
+        plain_sent: plain,
+        conflict_pairs: one + both + none,
+        refused_at_submit: refused,
+        finalized,
+        plain_finalized,
+        finalized_per_sec: finalized as f64 / wall.as_secs_f64().max(f64::EPSILON),
+        rejected: count("rejected"),
+        expired: count("expired"),
+        pending,
+        pairs_one_finalized: one,
+        pairs_both_finalized: both,
+        pairs_none_finalized: none,
+        submit_rpc_ms: collect(|t| t.submit_ms),
+        submit_to_accepted_ms: collect(|t| t.accept_ms),
+        submit_to_final_ms: collect(|t| t.finality_ms),
+        submit_to_durable_ms: collect(|t| t.durable_ms),
+        client_observed_final_ms: collect(|t| t.observed_final.map(millis)),
+        nodes,
+    }
+}
+
+fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!(
+        "send rate     offered {:.0} tx/s, achieved {:.1} tx/s ({} sent in {:.2} s)",
+        r.offered_rate, r.achieved_send_rate, r.sent, r.send_seconds
+    ));
+    line(format!(
+        "outcomes      finalized {} ({:.1} tx/s), rejected {}, expired {}, pending {}, refused at submit {}",
+        r.finalized, r.finalized_per_sec, r.rejected, r.expired, r.pending, r.refused_at_submit
+    ));
+    line(format!(
+        "plain         {} of {} finalized",
+        r.plain_finalized, r.plain_sent
+    ));
+    line(format!(
+        "conflicts     {} pairs: exactly one finalized {}, both {}, none {}",
+        r.conflict_pairs, r.pairs_one_finalized, r.pairs_both_finalized, r.pairs_none_finalized
+    ));
+    line(format!(
+        "{:<28}{:>7}{:>8}{:>8}{:>8}{:>8}",
+        "latency (ms)", "count", "p50", "p90", "p99", "max"
+    ));
+    for (name, p) in [
+        ("sendrawtransaction answer", &r.submit_rpc_ms),
+        ("submit→locally accepted", &r.submit_to_accepted_ms),
+        ("submit→final (proof)", &r.submit_to_final_ms),
+        ("submit→durable", &r.submit_to_durable_ms),
+        ("client-observed final", &r.client_observed_final_ms),
+    ] {
+        match p {
+            Some(p) => line(format!(
+                "{:<28}{:>7}{:>8}{:>8}{:>8}{:>8}",
+                name, p.count, p.p50, p.p90, p.p99, p.max
+            )),
+            None => line(format!("{name:<28}{:>7}", 0)),
+        }
+    }
+    let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
+    for n in &r.nodes {
+        line(format!(
+            "node {}  pid {}  cpu {}%  rss {} MiB  peak rss {} MiB",
+            n.node,
+            n.pid.map_or("?".to_string(), |p| p.to_string()),
+            show(n.cpu_percent),
+            show(n.rss_mib),
+            show(n.peak_rss_mib)
+        ));
+    }
+    out
+}
+
+/// The node's pid: `<datadir>/timed.pid` if the node writes one, else the
+/// process whose command line holds `--datadir <datadir>`.
+fn node_pid(datadir: &Path) -> Option<u32> {
+    if let Ok(text) = std::fs::read_to_string(datadir.join("timed.pid")) {
+        return text.trim().parse().ok();
+    }
+    let wanted = datadir.canonicalize().ok()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let names_datadir = words.windows(2).any(|w| {
+                w.first() == Some(&b"--datadir".as_slice())
+                    && w.get(1)
+                        .and_then(|d| std::str::from_utf8(d).ok())
+                        .and_then(|d| Path::new(d).canonicalize().ok())
+                        .is_some_and(|d| d == wanted)
+            });
+            let is_timed = words.first().is_some_and(|w| w.ends_with(b"timed"));
+            (names_datadir && is_timed).then_some(pid)
+        })
+}
+
+/// User plus system CPU ticks of `pid`, from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `kB` field of `/proc/<pid>/status` in MiB.
+fn status_mib(pid: u32, name: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn node_usage(node: &Node, cpu_before: Option<u64>, wall: Duration) -> NodeUsage {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu_percent = node
+        .pid
+        .and_then(cpu_ticks)
+        .zip(cpu_before)
+        .map(|(after, before)| {
+            after.saturating_sub(before) as f64
+                / ticks_per_sec
+                / wall.as_secs_f64().max(f64::EPSILON)
+                * 100.0
+        });
+    NodeUsage {
+        node: node.label.clone(),
+        pid: node.pid,
+        cpu_percent,
+        rss_mib: node.pid.and_then(|p| status_mib(p, "VmRSS:")),
+        peak_rss_mib: node.pid.and_then(|p| status_mib(p, "VmHWM:")),
+    }
+}
+
+impl From<BenchError> for CliError {
+    fn from(e: BenchError) -> CliError {
+        CliError::Bench(e)
+    }
+}
