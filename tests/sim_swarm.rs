@@ -202,7 +202,7 @@ fn lossy_duplicating_reordering_network_stays_safe_and_live_after_faults() {
 }
 
 /// The long swarm: bigger clusters, every strategy, every fault at once
-/// (equal weights: see the next test for mixed tiers). About 9 minutes:
+/// (equal weights: see the next test for mixed tiers). About 11 minutes:
 /// `cargo test --release --test sim_swarm long -- --ignored`
 #[test]
 #[ignore]
@@ -271,7 +271,7 @@ fn beyond_one_third_byzantine_a_bridged_partition_breaks_safety_and_is_caught() 
 }
 
 /// Known failure, found by this simulator (seeds 1005, 1008, 1011 of the
-/// long swarm with mixed tiers): with 20 % Byzantine *weight* spread over many
+/// long swarm when it ran mixed tiers): with 20 % Byzantine *weight* spread over many
 /// small validators (here 36 of 40 nodes, 19.5 % of the weight), every poll
 /// samples `k = 20` *distinct* validators, so at most the 4 honest (heavy)
 /// ones answer `Valid`, below `alpha = 14`: nothing finalizes although honest

@@ -44,7 +44,6 @@ pub struct Crash {
 /// Message counts for the report (bytes are canonical encoding sizes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
-    pub sent: u64,
     pub delivered: u64,
     pub bytes_delivered: u64,
     /// Dropped by loss or partitions.
@@ -529,7 +528,6 @@ impl Cluster {
             msg,
         });
         for to in targets {
-            self.traffic.sent += 1;
             let mut arrived = false;
             for at_ms in self.network.route(from, to, self.now_ms).times() {
                 arrived = true;
@@ -618,10 +616,6 @@ impl Cluster {
 
     pub fn roles(&self) -> Vec<Role> {
         self.nodes.iter().map(|n| n.role).collect()
-    }
-
-    pub fn now_ms(&self) -> u64 {
-        self.now_ms
     }
 
     /// Hash of every delivery, timer, submission, crash, restart and engine

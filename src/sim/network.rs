@@ -123,10 +123,6 @@ impl Network {
         Network { config, rng }
     }
 
-    pub fn config(&self) -> &NetworkConfig {
-        &self.config
-    }
-
     /// Whether `a` and `b` can exchange messages at `at_ms`.
     pub fn connected(&self, a: usize, b: usize, at_ms: u64) -> bool {
         !self.config.partitions.iter().any(|p| p.cuts(a, b, at_ms))
@@ -185,7 +181,7 @@ mod tests {
     #[test]
     fn partition_cuts_across_sides_only_until_heal() {
         let side: BTreeSet<usize> = [0, 1].into();
-        let mut net = network(NetworkConfig {
+        let config = NetworkConfig {
             partitions: vec![Partition {
                 start_ms: 100,
                 heal_ms: 500,
@@ -193,7 +189,9 @@ mod tests {
                 bridges: [3].into(),
             }],
             ..NetworkConfig::default()
-        });
+        };
+        assert_eq!(config.faults_end_ms(), 500);
+        let mut net = network(config);
         assert_eq!(net.route(0, 2, 200), Delivery::Lost);
         assert_eq!(net.route(2, 1, 499), Delivery::Lost);
         assert!(matches!(net.route(0, 1, 200), Delivery::Once(_)));
@@ -205,7 +203,6 @@ mod tests {
         assert!(matches!(net.route(0, 2, 500), Delivery::Once(_)));
         // Sent just before the cut, arriving inside it: lost.
         assert_eq!(net.route(0, 2, 99), Delivery::Lost);
-        assert_eq!(net.config().faults_end_ms(), 500);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct SimReport {
     pub messages_delivered: u64,
     pub bytes_delivered: u64,
     pub messages_lost: u64,
+    /// Messages that reached a crashed node.
+    pub messages_to_down_nodes: u64,
     pub engines: EngineTotals,
     /// (up honest node, tx) pairs missing a tx finalized elsewhere: the
     /// proof gossip they missed during faults (block sync's job).
@@ -145,6 +147,7 @@ impl SimReport {
             messages_delivered: traffic.delivered,
             bytes_delivered: traffic.bytes_delivered,
             messages_lost: traffic.lost,
+            messages_to_down_nodes: traffic.to_down_node,
             engines: cluster.engine_totals(),
             unsynced: checkers.unsynced(required),
             timers_rearmed_in_past: cluster.timers_rearmed_in_past(),
@@ -210,12 +213,14 @@ impl fmt::Display for SimReport {
         )?;
         writeln!(
             f,
-            "per finalized tx: {:.0} messages, {:.0} bytes, {:.1} signatures verified | lost {} | unsynced {}",
+            "per finalized tx: {:.0} messages, {:.0} bytes, {:.1} signatures verified | lost {}, to down nodes {} | unsynced {} | timers re-armed in the past {}",
             self.per_tx(self.messages_delivered),
             self.per_tx(self.bytes_delivered),
             self.per_tx(self.engines.signatures_verified),
             self.messages_lost,
-            self.unsynced
+            self.messages_to_down_nodes,
+            self.unsynced,
+            self.timers_rearmed_in_past
         )?;
         let e = &self.engines;
         writeln!(
