@@ -17,6 +17,7 @@ use super::channels::{
 use crate::consensus::{Engine, Event, Output};
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
+use crate::net::{Message, NetEvent};
 use crate::store::{FinalizedTx, ReadView, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 use crate::types::encoding::encode;
@@ -40,6 +41,10 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     inbox: Receiver<NodeEvent>,
     durable: Receiver<Durable>,
     ledger: Sender<LedgerCommand>,
+    /// Messages from peers (`crossbeam_channel::never()` without a network).
+    net_events: Receiver<NetEvent>,
+    /// The net thread ended: stop selecting on its (disconnected) outbox.
+    net_stopped: bool,
     net: N,
     metrics: Arc<Metrics>,
     clock: C,
@@ -57,12 +62,15 @@ pub struct ConsensusChannels {
     pub inbox: Receiver<NodeEvent>,
     pub durable: Receiver<Durable>,
     pub ledger: Sender<LedgerCommand>,
+    /// The net thread's consensus outbox.
+    pub net_events: Receiver<NetEvent>,
 }
 
 /// What one batch of input asked for besides engine work.
 #[derive(Default)]
 struct Batch {
     events: Vec<NodeEvent>,
+    net_events: Vec<NetEvent>,
     durable: Vec<Durable>,
     shutdown: bool,
 }
@@ -83,6 +91,8 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             inbox: channels.inbox,
             durable: channels.durable,
             ledger: channels.ledger,
+            net_events: channels.net_events,
+            net_stopped: false,
             net,
             metrics,
             clock,
@@ -156,6 +166,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         let mut select = Select::new();
         let inbox = select.recv(&self.inbox);
         let durable = select.recv(&self.durable);
+        let net_events = (!self.net_stopped).then(|| select.recv(&self.net_events));
         let ledger = (!self.backlog.is_empty()).then(|| select.send(&self.ledger));
         let selected = match wait {
             Some(wait) => select.select_timeout(wait).ok(),
@@ -174,6 +185,12 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     .recv(&self.durable)
                     .map_err(|_| ConsensusThreadError::LedgerStopped)?;
                 batch.durable.push(report);
+            } else if Some(index) == net_events {
+                match operation.recv(&self.net_events) {
+                    Ok(event) => batch.net_events.push(event),
+                    // The net thread stopped (shutdown under way): no more peers.
+                    Err(_) => self.net_stopped = true,
+                }
             } else if Some(index) == ledger {
                 // Non-empty: `select.send` was registered only then.
                 let command = self.backlog.pop_front();
@@ -188,6 +205,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         batch.events.extend(self.inbox.try_iter().take(ready));
         let ready = self.durable.len();
         batch.durable.extend(self.durable.try_iter().take(ready));
+        let ready = self.net_events.len();
+        batch
+            .net_events
+            .extend(self.net_events.try_iter().take(ready));
         Ok(batch)
     }
 
@@ -211,12 +232,47 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 NodeEvent::Shutdown => batch.shutdown = true,
             }
         }
+        for event in batch.net_events.drain(..) {
+            self.on_net_event(now, event, &view);
+        }
         if self.engine.poll_timeout().is_some_and(|at| at <= now) {
             self.engine.handle_timeout(now, &view);
         }
         drop(view);
         self.route_outputs(now);
         Ok(())
+    }
+
+    /// A peer's consensus message goes to the engine; lifecycle events are
+    /// logged and counted (the engine samples from the validator set, not
+    /// from connections).
+    fn on_net_event(&mut self, now: Timestamp, event: NetEvent, view: &ReadView<'_>) {
+        match event {
+            NetEvent::Message {
+                from,
+                msg: Message::Consensus(msg),
+            } => {
+                self.metrics.peer_messages.fetch_add(1, Relaxed);
+                self.engine.handle_message(now, from, msg, view);
+            }
+            NetEvent::Message { from, msg } => {
+                log::debug!("ignoring a non-consensus message from {from:?}: {msg:?}");
+            }
+            NetEvent::PeerConnected {
+                node_id,
+                addr,
+                inbound,
+                ..
+            } => {
+                self.metrics.peer_connects.fetch_add(1, Relaxed);
+                let direction = if inbound { "inbound" } else { "outbound" };
+                log::info!("peer {node_id:?} connected ({direction}, {addr})");
+            }
+            NetEvent::PeerDisconnected { node_id } => {
+                self.metrics.peer_disconnects.fetch_add(1, Relaxed);
+                log::info!("peer {node_id:?} disconnected");
+            }
+        }
     }
 
     fn submit(
