@@ -1,0 +1,171 @@
+//! Multi-process devnet tests: real `timed` validators talking over TCP on
+//! 127.0.0.1. Transfers sent to any node finalize on every node with proofs
+//! that verify, every node agrees on the UTXO state, double spends settle the
+//! same way everywhere, and without a quorum nothing finalizes.
+
+mod devnet_support;
+
+use devnet_support::{address_of, funded_coins, percentiles, transfer, wait_for, Devnet};
+use serde_json::{json, Value};
+use timecoin::finality::{verify_proof, FinalityProof, ValidatorSet};
+use timecoin::types::encoding::decode;
+use timecoin::types::{Amount, Hash, Tx, TxOut};
+
+fn pay(devnet: &Devnet, coin: (timecoin::types::OutPoint, Amount), to: &str) -> Tx {
+    let out = TxOut {
+        value: Amount::from_time(1).unwrap(),
+        address: address_of(to),
+    };
+    transfer(&devnet.spec, coin, &[out])
+}
+
+/// Node `i`'s view of every output of `txs` (`null` if spent or unknown).
+fn outputs_seen(devnet: &Devnet, i: usize, txs: &[Tx]) -> Vec<Value> {
+    let node = &devnet.nodes[i];
+    txs.iter()
+        .flat_map(|tx| {
+            let txid = tx.txid().to_string();
+            (0..tx.outputs.len()).map(move |vout| (txid.clone(), vout))
+        })
+        .map(|(txid, vout)| node.call("gettxout", json!([txid, vout])))
+        .collect()
+}
+
+/// The stored proof of `txid` on node `i` verifies against the genesis validators.
+fn assert_proof_verifies(devnet: &Devnet, i: usize, txid: &Hash) {
+    let answer = devnet.nodes[i].call("getfinalityproof", json!([txid.to_string()]));
+    let bytes = hex::decode(answer["hex"].as_str().unwrap()).unwrap();
+    let proof: FinalityProof = decode(&bytes, 1 << 20, "finality proof").unwrap();
+    let set = ValidatorSet::new(devnet.spec.validators.clone()).unwrap();
+    let proven = verify_proof(&proof, devnet.spec.chain_id(), |_| Some(&set)).unwrap();
+    assert_eq!(proven, *txid);
+}
+
+#[test]
+fn thousand_transfers_round_robin_finalize_on_every_node_with_one_utxo_state() {
+    let devnet = Devnet::start(4);
+    let coins = funded_coins(&devnet, 25, 40);
+    let txs: Vec<Tx> = coins
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pay(&devnet, *c, &format!("r{}", i % 10)))
+        .collect();
+    let txids: Vec<Hash> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| devnet.nodes[i % 4].submit(tx).unwrap())
+        .collect();
+
+    let mut finality_ms = Vec::new();
+    for node in &devnet.nodes {
+        let reports = node.wait_finalized(&txids);
+        if node.index == 0 {
+            finality_ms = reports
+                .iter()
+                .filter_map(|r| r["finality_ms"].as_u64())
+                .collect();
+        }
+    }
+    let reference = outputs_seen(&devnet, 0, &txs);
+    assert!(
+        reference.iter().all(|o| !o.is_null()),
+        "an output is missing on node 0"
+    );
+    for i in 1..4 {
+        assert_eq!(
+            outputs_seen(&devnet, i, &txs),
+            reference,
+            "node {i} UTXO state differs"
+        );
+    }
+    for (n, txid) in txids.iter().enumerate().step_by(50) {
+        assert_proof_verifies(&devnet, n % 4, txid);
+    }
+    eprintln!(
+        "4-node devnet, 1000 transfers round-robin: admission to proof on node 0 ({} reports): {}",
+        finality_ms.len(),
+        percentiles(finality_ms)
+    );
+}
+
+#[test]
+fn double_spend_pairs_sent_to_two_nodes_finalize_the_same_one_everywhere() {
+    let devnet = Devnet::start(4);
+    let coins = funded_coins(&devnet, 2, 50);
+    let pairs: Vec<(Tx, Tx)> = coins
+        .iter()
+        .map(|c| (pay(&devnet, *c, "left"), pay(&devnet, *c, "right")))
+        .collect();
+    // Each half goes to a different node from its own thread, at the same time.
+    std::thread::scope(|s| {
+        for half in 0..2 {
+            let (devnet, pairs) = (&devnet, &pairs);
+            s.spawn(move || {
+                for (n, pair) in pairs.iter().enumerate() {
+                    let tx = if half == 0 { &pair.0 } else { &pair.1 };
+                    // The second half may be refused as a known conflict: that is fine.
+                    let _ = devnet.nodes[(n + half) % 4].submit(tx);
+                }
+            });
+        }
+    });
+    for (n, (a, b)) in pairs.iter().enumerate() {
+        let (a, b) = (a.txid(), b.txid());
+        let mut winners = Vec::new();
+        for node in &devnet.nodes {
+            let winner = wait_for(
+                &format!("pair {n} to settle on node {}", node.index),
+                || match (node.status_of(&a).as_str(), node.status_of(&b).as_str()) {
+                    ("finalized", "finalized") => panic!("pair {n}: both halves finalized"),
+                    ("finalized", _) => Some(a),
+                    (_, "finalized") => Some(b),
+                    _ => None,
+                },
+            );
+            winners.push(winner);
+        }
+        assert!(
+            winners.iter().all(|w| *w == winners[0]),
+            "pair {n}: nodes finalized different halves"
+        );
+    }
+}
+
+#[test]
+fn without_a_quorum_nothing_finalizes_and_with_it_back_everything_does() {
+    let mut devnet = Devnet::start(4);
+    let coins = funded_coins(&devnet, 1, 20);
+    devnet.stop(2);
+    devnet.stop(3);
+    let txs: Vec<Tx> = coins.iter().map(|c| pay(&devnet, *c, "stalled")).collect();
+    let txids: Vec<Hash> = txs
+        .iter()
+        .map(|tx| devnet.nodes[0].submit(tx).unwrap())
+        .collect();
+    // Let node 0 fail a good number of polls on them: still nothing finalizes.
+    let failed_before = polls_failed(&devnet, 0);
+    wait_for("node 0 to fail 20 polls", || {
+        (polls_failed(&devnet, 0) >= failed_before + 20).then_some(())
+    });
+    for node in devnet.running() {
+        for txid in &txids {
+            assert_ne!(
+                node.status_of(txid),
+                "finalized",
+                "{txid} finalized without quorum"
+            );
+        }
+    }
+    devnet.launch(2);
+    devnet.launch(3);
+    devnet.wait_connected();
+    for node in &devnet.nodes {
+        node.wait_finalized(&txids);
+    }
+}
+
+fn polls_failed(devnet: &Devnet, i: usize) -> u64 {
+    devnet.nodes[i].call("getconsensusinfo", json!([]))["polls_failed"]
+        .as_u64()
+        .unwrap()
+}
