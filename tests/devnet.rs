@@ -169,3 +169,44 @@ fn polls_failed(devnet: &Devnet, i: usize) -> u64 {
         .as_u64()
         .unwrap()
 }
+
+#[test]
+fn a_killed_validator_restarts_with_everything_finalized_meanwhile() {
+    let mut devnet = Devnet::start(4);
+    let coins = funded_coins(&devnet, 4, 50);
+    let txs: Vec<Tx> = coins.iter().map(|c| pay(&devnet, *c, "kill")).collect();
+    let (before, during) = txs.split_at(100);
+    let before: Vec<Hash> = before
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| devnet.nodes[i % 4].submit(tx).unwrap())
+        .collect();
+    // What node 3 reported finalized just before its SIGKILL.
+    let reported: Vec<Hash> = before
+        .iter()
+        .filter(|t| devnet.nodes[3].status_of(t) == "finalized")
+        .copied()
+        .collect();
+    devnet.kill(3);
+    let during: Vec<Hash> = during
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| devnet.nodes[i % 3].submit(tx).unwrap())
+        .collect();
+    for node in devnet.running() {
+        node.wait_finalized(&before);
+        node.wait_finalized(&during);
+    }
+    devnet.launch(3);
+    devnet.wait_connected();
+    let restarted = &devnet.nodes[3];
+    for txid in &reported {
+        assert_eq!(
+            restarted.status_of(txid),
+            "finalized",
+            "{txid} lost at restart"
+        );
+    }
+    restarted.wait_finalized(&before);
+    restarted.wait_finalized(&during);
+}

@@ -14,13 +14,15 @@ use super::channels::{
     NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
     MAX_MEMPOOL_LISTING,
 };
-use crate::consensus::{Engine, Event, Output};
+use crate::consensus::{ConsensusMessage, Engine, Event, NodeId, Output};
+use crate::finality::FinalityProof;
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
 use crate::net::{Message, NetEvent};
+use crate::store::schema::PROOFS;
 use crate::store::{FinalizedTx, ReadView, Store, StoreError};
 use crate::time::{Clock, Timestamp};
-use crate::types::encoding::encode;
+use crate::types::encoding::{decode, encode};
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use std::collections::VecDeque;
@@ -55,7 +57,15 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     timings: RecentMap<Hash, FinalityTimings>,
     /// Our key is in the validator set: we answer our own polls and sign votes.
     is_validator: bool,
+    /// The latest durable txids, oldest first: their proofs go to every peer
+    /// that connects, so a validator back from a crash or partition learns
+    /// what was finalized while it was away (up to this many; more needs block sync).
+    recent_durable: VecDeque<Hash>,
 }
+
+/// How many of the latest finalized transactions' proofs a connecting peer
+/// is sent (under the peer's gossip rate-limit burst).
+pub const CATCH_UP_PROOFS: usize = 2_000;
 
 /// The consensus thread's ends of its channels.
 pub struct ConsensusChannels {
@@ -100,6 +110,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             mempool_reloaded: 0,
             timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
             is_validator,
+            recent_durable: VecDeque::new(),
         }
     }
 
@@ -267,11 +278,40 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 self.metrics.peer_connects.fetch_add(1, Relaxed);
                 let direction = if inbound { "inbound" } else { "outbound" };
                 log::info!("peer {node_id:?} connected ({direction}, {addr})");
+                self.send_recent_proofs(node_id, view);
             }
             NetEvent::PeerDisconnected { node_id } => {
                 self.metrics.peer_disconnects.fetch_add(1, Relaxed);
                 log::info!("peer {node_id:?} disconnected");
             }
+        }
+    }
+
+    /// Sends `peer` the proofs of the latest durable transactions, oldest
+    /// first (so chained spends apply in order). Each proof carries its tx.
+    fn send_recent_proofs(&mut self, peer: NodeId, view: &ReadView<'_>) {
+        let mut sent = 0usize;
+        for txid in &self.recent_durable {
+            let proof = match view.proof(txid) {
+                Ok(Some(bytes)) => {
+                    decode::<FinalityProof>(&bytes, PROOFS.max_value_bytes, "finality proof")
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("cannot read the proof of {txid} for a catching-up peer: {e}");
+                    return;
+                }
+            };
+            match proof {
+                Ok(proof) => {
+                    self.net.send(peer, ConsensusMessage::Proof(proof));
+                    sent += 1;
+                }
+                Err(e) => log::error!("stored proof of {txid} is corrupt: {e}"),
+            }
+        }
+        if sent > 0 {
+            log::info!("sent {sent} recent finality proofs to {peer:?}");
         }
     }
 
@@ -297,6 +337,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// then lets the engine forget the committed transactions.
     fn on_durable(&mut self, report: &Durable) {
         for txid in &report.txids {
+            if self.recent_durable.len() == CATCH_UP_PROOFS {
+                self.recent_durable.pop_front();
+            }
+            self.recent_durable.push_back(*txid);
             let Some(status) = self.engine.tx_status(txid) else {
                 continue;
             };
