@@ -4,6 +4,7 @@
 //! same way everywhere, and without a quorum nothing finalizes.
 
 mod devnet_support;
+mod net_support;
 
 use devnet_support::{address_of, funded_coins, percentiles, transfer, wait_for, Devnet};
 use serde_json::{json, Value};
@@ -209,4 +210,91 @@ fn a_killed_validator_restarts_with_everything_finalized_meanwhile() {
     }
     restarted.wait_finalized(&before);
     restarted.wait_finalized(&during);
+}
+
+#[test]
+fn hostile_peers_are_cut_off_while_the_validators_keep_finalizing() {
+    use net_support::RawPeer;
+    use timecoin::net::frame::encode_frame;
+    use timecoin::net::{Hello, Message, PROTOCOL_VERSION};
+    use timecoin::types::ChainId;
+
+    let devnet = Devnet::start(4);
+    let coins = funded_coins(&devnet, 4, 50);
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], devnet.nodes[0].p2p_port).into();
+    let (chain_id, genesis_hash) = (devnet.spec.chain_id(), devnet.spec.genesis_hash());
+    let hello_on = |peer: &RawPeer, chain_id: ChainId| {
+        Message::Hello(Hello {
+            chain_id,
+            genesis_hash,
+            version: PROTOCOL_VERSION,
+            node_id: peer.key.public(),
+            listen_addr: None,
+            tip_height: 0,
+            nonce: Hash::digest(b"hostile nonce"),
+        })
+    };
+    // Connected before the first ban (they all come from 127.0.0.1).
+    let labels = [
+        "garbage",
+        "gib",
+        "wrong-chain",
+        "bad-sig",
+        "flood",
+        "no-read",
+    ];
+    let mut peers: Vec<RawPeer> = labels.iter().map(|l| RawPeer::connect(target, l)).collect();
+    let hellos: Vec<Hello> = peers.iter_mut().map(|p| p.recv_hello()).collect();
+    let [garbage, gib, wrong_chain, bad_sig, flood, no_read] = &mut peers[..] else {
+        unreachable!()
+    };
+    flood.complete_handshake_on(chain_id, genesis_hash, hellos[4].clone());
+    no_read.complete_handshake_on(chain_id, genesis_hash, hellos[5].clone());
+
+    // Load runs while the hostile peers act.
+    let txs: Vec<Tx> = coins.iter().map(|c| pay(&devnet, *c, "hostile")).collect();
+    let txids: Vec<Hash> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| devnet.nodes[i % 4].submit(tx).unwrap())
+        .collect();
+
+    let mut payload = 0x0001u16.to_le_bytes().to_vec(); // a Hello tag over garbage
+    payload.extend_from_slice(&[0xA5; 200]);
+    garbage
+        .send_raw(&encode_frame(&payload, 1 << 20).unwrap())
+        .unwrap();
+    garbage.expect_closed();
+    gib.send_raw(&(1u32 << 30).to_le_bytes()).unwrap();
+    gib.expect_closed();
+    let wrong = hello_on(wrong_chain, ChainId(99));
+    wrong_chain.send(&wrong).unwrap();
+    wrong_chain.expect_closed();
+    let right = hello_on(bad_sig, chain_id);
+    bad_sig.send(&right).unwrap();
+    let forged = bad_sig.key.sign(b"not the node's nonce");
+    bad_sig
+        .send(&Message::HelloAck { signature: forged })
+        .unwrap();
+    bad_sig.expect_closed();
+    // Past the poll class's burst (5,000) at once.
+    let frames: Vec<u8> = (0..20_000u64)
+        .flat_map(|i| {
+            let query = net_support::query(i);
+            encode_frame(&query.encode(), 1 << 20).unwrap()
+        })
+        .collect();
+    let _ = flood.send_raw(&frames); // the node may hang up mid-write
+    flood.expect_closed();
+
+    for node in &devnet.nodes {
+        node.wait_finalized(&txids);
+    }
+    let info = devnet.nodes[0].call("getnetworkinfo", json!([]));
+    assert!(
+        info["misbehaviour_disconnects"].as_u64().unwrap() >= 5,
+        "{info}"
+    );
+    // The peer that never reads is still only a bounded queue; validators stayed linked.
+    assert!(info["connections"].as_u64().unwrap() >= 3, "{info}");
 }
