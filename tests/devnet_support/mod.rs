@@ -168,11 +168,10 @@ impl Devnet {
         self.nodes.iter().filter(|n| n.child.is_some())
     }
 
-    /// SIGKILL: no clean shutdown.
-    pub fn kill(&mut self, i: usize) {
+    /// Waits for node `i`'s process to exit (after [`Validator::sigkill`]).
+    pub fn reap(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let mut child = node.child.take().expect("node running");
-        child.kill().unwrap();
         child.wait().unwrap();
         node.client = None;
     }
@@ -201,6 +200,13 @@ impl Drop for Devnet {
 }
 
 impl Validator {
+    /// SIGKILL from a shared reference (e.g. while other threads load the devnet).
+    pub fn sigkill(&self) {
+        let child = self.child.as_ref().expect("node running");
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    }
+
     pub fn client(&self) -> &RpcClient {
         self.client.as_ref().expect("node running")
     }
@@ -295,7 +301,7 @@ pub fn coin(tx: &Tx, vout: u32) -> (OutPoint, Amount) {
 
 /// Splits the demo wallet's genesis coin into `groups * per_group` coins of
 /// 10 TIME (two levels, so each tx stays under `max_tx_bytes`), submitted to
-/// node 0 and waited for.
+/// node 0 and waited for on every running node (so any node can spend them).
 pub fn funded_coins(devnet: &Devnet, groups: usize, per_group: usize) -> Vec<(OutPoint, Amount)> {
     let spec = &devnet.spec;
     let genesis = spec
@@ -319,7 +325,9 @@ pub fn funded_coins(devnet: &Devnet, groups: usize, per_group: usize) -> Vec<(Ou
         .map(|g| transfer(spec, coin(&top, g), &vec![each(10); per_group]))
         .collect();
     let txids: Vec<Hash> = splits.iter().map(|t| node.submit(t).unwrap()).collect();
-    node.wait_finalized(&txids);
+    for node in devnet.running() {
+        node.wait_finalized(&txids);
+    }
     splits
         .iter()
         .flat_map(|t| (0..per_group as u32).map(move |v| coin(t, v)))
