@@ -287,7 +287,7 @@ fn drive(
     nodes: &mut [DevnetNode],
     stop: &Receiver<StopReason>,
 ) -> Result<(), DevnetError> {
-    let mut coin = demo_coin(spec, nodes);
+    let mut coin = demo_coin(nodes);
     let mut round = 0usize;
     loop {
         for node in nodes.iter_mut() {
@@ -310,29 +310,28 @@ fn drive(
     }
 }
 
-/// The demo wallet's genesis coin, if it is still unspent (a reused dir
-/// may have spent it: then the chain of change outputs is not tracked).
-fn demo_coin(spec: &ChainSpec, nodes: &[DevnetNode]) -> Option<(OutPoint, Amount)> {
+/// The demo wallet's largest unspent coin on node 0 (the genesis coin on a
+/// fresh dir, the latest change on a reused one).
+fn demo_coin(nodes: &[DevnetNode]) -> Option<(OutPoint, Amount)> {
     let wallet = Address::from_pubkey(&devnet_wallet_key().public());
-    let (outpoint, output) = spec
-        .genesis_outputs()
-        .into_iter()
-        .find(|(_, o)| o.address == wallet)?;
     let client = nodes.first()?.client.as_ref()?;
     let unspent = client
-        .call(
-            "gettxout",
-            json!([outpoint.txid.to_string(), outpoint.vout]),
-        )
-        .ok()
-        .is_some_and(|v| !v.is_null());
-    if !unspent {
-        println!(
-            "devnet: the demo wallet's genesis coin is spent (reused dir); not sending transfers"
-        );
-        return None;
+        .call("listunspent", json!([wallet.to_text(Network::Devnet)]))
+        .ok()?;
+    let coin = unspent
+        .as_array()?
+        .iter()
+        .filter_map(|c| {
+            let txid: Hash = c["txid"].as_str()?.parse().ok()?;
+            let vout = u32::try_from(c["vout"].as_u64()?).ok()?;
+            let units = c["value"]["units"].as_u64()?;
+            Some((OutPoint { txid, vout }, Amount(units)))
+        })
+        .max_by_key(|(_, value)| *value);
+    if coin.is_none() {
+        println!("devnet: the demo wallet has no coins; not sending transfers");
     }
-    Some((outpoint, output.value))
+    coin
 }
 
 /// Sends one transfer to node `round % N`, waits for its finality and
