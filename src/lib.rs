@@ -22,6 +22,7 @@
 pub mod config;
 pub mod consensus;
 pub mod crypto;
+pub mod devnet;
 pub mod finality;
 pub mod genesis;
 pub mod ledger;

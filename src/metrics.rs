@@ -107,6 +107,10 @@ pub struct Metrics {
     pub ledger_batches: AtomicU64,
     pub rpc_requests: AtomicU64,
     pub rpc_errors: AtomicU64,
+    /// Consensus messages from peers handed to the engine.
+    pub peer_messages: AtomicU64,
+    pub peer_connects: AtomicU64,
+    pub peer_disconnects: AtomicU64,
     backpressure: [AtomicU64; 2],
     /// Admission to durable commit, per finalized transaction.
     pub finality_latency: Histogram,
@@ -129,6 +133,9 @@ impl Default for Metrics {
             ledger_batches: AtomicU64::new(0),
             rpc_requests: AtomicU64::new(0),
             rpc_errors: AtomicU64::new(0),
+            peer_messages: AtomicU64::new(0),
+            peer_connects: AtomicU64::new(0),
+            peer_disconnects: AtomicU64::new(0),
             backpressure: [AtomicU64::new(0), AtomicU64::new(0)],
             finality_latency: Histogram::new(LATENCY_BOUNDS_MS),
             lmdb_commit: Histogram::new(COMMIT_BOUNDS_MS),
@@ -156,7 +163,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -206,6 +213,21 @@ impl Metrics {
                 "timecoin_rpc_errors_total",
                 "JSON-RPC calls answered with an error",
                 &self.rpc_errors,
+            ),
+            (
+                "timecoin_peer_messages_total",
+                "Consensus messages from peers handed to the engine",
+                &self.peer_messages,
+            ),
+            (
+                "timecoin_peer_connects_total",
+                "Peer connections established",
+                &self.peer_connects,
+            ),
+            (
+                "timecoin_peer_disconnects_total",
+                "Peer connections closed",
+                &self.peer_disconnects,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,24 +1,25 @@
 //! `timed`: the TIME Coin node. `--dev` runs a one-validator chain that
 //! finalizes alone (like a regtest); `--datadir D` runs a node of a
-//! configured chain (consensus, ledger and JSON-RPC; peers arrive with the
-//! net layer). `--print-genesis` prints the chain's genesis and exits.
+//! configured chain (consensus, ledger, net and JSON-RPC) talking to
+//! `--peer`s (default: the genesis validators' addresses). `timed devnet`
+//! runs a local N-validator devnet of child processes. `--print-genesis`
+//! prints the chain's genesis and exits.
 //!
 //! A bad config or datadir is one line on stderr, exit code 1; a clean stop
 //! (SIGINT, SIGTERM or the `stop` RPC) exits 0.
 
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use timecoin::config::{ChainConfig, ChainSpec, ConfigError};
-use timecoin::crypto::Keypair;
-use timecoin::node::channels::NoNet;
+use timecoin::devnet::{DevnetError, DevnetOptions};
+use timecoin::net::NetConfig;
+use timecoin::node::key_file::{read_key_file, KeyFileError};
 use timecoin::node::{dev_chain_spec, dev_validator_key, signals, Node, NodeConfig, StopError};
 use timecoin::rpc::RpcConfig;
 use timecoin::types::{Amount, Network};
-
-/// A validator key file is 64 hex digits (and maybe a newline).
-const MAX_KEY_FILE_BYTES: u64 = 1024;
 
 #[derive(Parser)]
 #[command(
@@ -27,13 +28,16 @@ const MAX_KEY_FILE_BYTES: u64 = 1024;
     about = "TIME Coin node: Snowball finality, finality proofs, checkpoint blocks",
     after_help = "\
 Examples:
+  timed devnet --validators 4                  # local 4-validator devnet in ./devnet
   timed --dev --datadir /tmp/dev               # one-validator local chain, RPC on a free port
-  timed --datadir ~/.timecoin/devnet --validator-key v0.key --rpc-port 24101
+  timed --datadir ~/.timecoin/devnet --validator-key v0.json --listen 127.0.0.1:24100
   timed --print-genesis                        # built-in devnet
   timed --network testnet --print-genesis
   timed --config mychain.toml --print-genesis  # any chain config file"
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Network: devnet, testnet or mainnet [default: the --config file's, else devnet]
     #[arg(long)]
     network: Option<Network>,
@@ -46,9 +50,15 @@ struct Args {
     /// Run a one-validator dev chain (devnet rules, validator 0 alone, demo wallet funded)
     #[arg(long, conflicts_with_all = ["network", "config", "validator_key"])]
     dev: bool,
-    /// File holding this validator's ed25519 secret key as 64 hex digits
+    /// Validator key file: JSON {"secret_key": "<64 hex>"} (or 64 hex digits), mode 0600
     #[arg(long, value_name = "PATH")]
     validator_key: Option<PathBuf>,
+    /// Peer-to-peer listen address [default: our genesis validator address, else 0.0.0.0:0]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Peer to connect to (repeatable) [default: every other genesis validator address]
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<SocketAddr>,
     /// JSON-RPC port on 127.0.0.1; 0 picks a free one (see <datadir>/rpc.port)
     #[arg(long, default_value_t = 0)]
     rpc_port: u16,
@@ -62,6 +72,27 @@ struct Args {
     print_genesis: bool,
 }
 
+#[derive(Subcommand)]
+enum Sub {
+    /// Run a local devnet of N validators as child processes, sending demo transfers
+    Devnet(DevnetArgs),
+}
+
+#[derive(ClapArgs)]
+struct DevnetArgs {
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Directory of the chain config, node datadirs, keys and demo wallet (reused)
+    #[arg(long, default_value = "devnet")]
+    dir: PathBuf,
+    /// Node i listens for peers on 127.0.0.1:(base-port + i)
+    #[arg(long, default_value_t = 24100)]
+    base_port: u16,
+    /// Only run the nodes; send no demo transfers
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error(transparent)]
@@ -72,8 +103,14 @@ enum StartError {
         found: Network,
         requested: Network,
     },
-    #[error("cannot read validator key {path}: {problem}")]
-    ValidatorKey { path: PathBuf, problem: String },
+    #[error(transparent)]
+    ValidatorKey(#[from] KeyFileError),
+    #[error("genesis validator address {addr:?} is not IP:PORT; pass --listen and --peer")]
+    ValidatorAddr { addr: String },
+    #[error(transparent)]
+    Devnet(#[from] DevnetError),
+    #[error("cannot find the timed binary to run the devnet nodes: {0}")]
+    CurrentExe(io::Error),
     #[error(transparent)]
     Node(#[from] timecoin::node::StartError),
     #[error("cannot set up signal handling: {0}")]
@@ -84,6 +121,15 @@ enum StartError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Sub::Devnet(devnet)) = &args.command {
+        return match run_devnet(devnet) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let spec = match args
         .dev
         .then(dev_chain_spec)
@@ -166,8 +212,13 @@ fn start_and_wait(args: &Args, spec: ChainSpec, datadir: PathBuf) -> Result<(), 
     signals::block_termination_signals().map_err(StartError::Signals)?;
     let identity = match (&args.validator_key, args.dev) {
         (_, true) => Some(dev_validator_key()),
-        (Some(path), false) => Some(read_validator_key(path)?),
+        (Some(path), false) => Some(read_key_file(path)?),
         (None, false) => None,
+    };
+    let net = if args.dev {
+        None
+    } else {
+        Some(net_config(args, &spec, identity.as_ref())?)
     };
     let rpc = RpcConfig {
         port: args.rpc_port,
@@ -175,35 +226,64 @@ fn start_and_wait(args: &Args, spec: ChainSpec, datadir: PathBuf) -> Result<(), 
         password: args.rpc_password.clone(),
         ..RpcConfig::default()
     };
-    let node = Node::start(
-        NodeConfig {
-            datadir,
-            spec,
-            identity,
-            rpc,
-        },
-        NoNet,
-    )?;
+    let node = Node::start(NodeConfig {
+        datadir,
+        spec,
+        identity,
+        rpc,
+        net,
+    })?;
     signals::spawn_listener(node.stop_sender()).map_err(StartError::Signals)?;
     let reason = node.run_until_stopped()?;
     log::info!("stopped ({reason:?})");
     Ok(())
 }
 
-fn read_validator_key(path: &Path) -> Result<Keypair, StartError> {
-    let problem = |problem: String| StartError::ValidatorKey {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let len = std::fs::metadata(path)
-        .map_err(|e| problem(e.to_string()))?
-        .len();
-    if len > MAX_KEY_FILE_BYTES {
-        return Err(problem(format!("{len} bytes is not a key file")));
+/// Listen on our genesis address and dial the other validators, unless
+/// `--listen`/`--peer` say otherwise.
+fn net_config(
+    args: &Args,
+    spec: &ChainSpec,
+    identity: Option<&timecoin::crypto::Keypair>,
+) -> Result<NetConfig, StartError> {
+    let mut ours = None;
+    let mut others = Vec::new();
+    for (validator, addr) in spec.validators.iter().zip(&spec.validator_addrs) {
+        let parsed: SocketAddr = addr
+            .parse()
+            .map_err(|_| StartError::ValidatorAddr { addr: addr.clone() })?;
+        if identity.is_some_and(|k| k.public() == validator.id) {
+            ours = Some(parsed);
+        } else {
+            others.push(parsed);
+        }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
-    let mut secret = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut secret)
-        .map_err(|_| problem("expected 64 hex digits (the ed25519 secret key)".to_string()))?;
-    Ok(Keypair::from_secret(secret))
+    let listen = args
+        .listen
+        .or(ours)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut config = NetConfig::new(listen);
+    config.configured_peers = if args.peers.is_empty() {
+        others
+    } else {
+        args.peers.clone()
+    };
+    config.configured_peers.retain(|p| *p != listen);
+    Ok(config)
+}
+
+/// `timed devnet`: children are this same binary; SIGINT/SIGTERM stop them all.
+fn run_devnet(args: &DevnetArgs) -> Result<(), StartError> {
+    signals::block_termination_signals().map_err(StartError::Signals)?;
+    let (stop_tx, stop) = crossbeam_channel::bounded(4);
+    signals::spawn_listener(stop_tx).map_err(StartError::Signals)?;
+    let options = DevnetOptions {
+        validators: args.validators,
+        dir: args.dir.clone(),
+        base_port: args.base_port,
+        quiet: args.quiet,
+        timed: std::env::current_exe().map_err(StartError::CurrentExe)?,
+    };
+    timecoin::devnet::run(&options, &stop)?;
+    Ok(())
 }

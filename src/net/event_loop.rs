@@ -182,6 +182,63 @@ impl NetHandle {
 
     /// Hands `command` to the net thread without blocking.
     pub fn send(&self, command: NetCommand) -> Result<(), NetSendError> {
+        self.client().send(command)
+    }
+
+    /// Every connection at the last tick.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.client().peers()
+    }
+
+    pub fn metrics(&self) -> NetMetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// A cloneable sender and reader for other threads (consensus, RPC);
+    /// only the `NetHandle` owner stops the thread.
+    pub fn client(&self) -> NetClient {
+        NetClient {
+            commands: self.commands.clone(),
+            waker: Arc::clone(&self.waker),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stops the thread (closing every socket) and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            // Blocking here is fine: the net thread drains commands at every wake-up.
+            let _ = self.commands.send(NetCommand::Shutdown);
+            let _ = self.waker.wake();
+            if thread.join().is_err() {
+                log::error!("net thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for NetHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Another thread's end of the net thread: non-blocking commands, peers and metrics.
+#[derive(Clone, Debug)]
+pub struct NetClient {
+    commands: Sender<NetCommand>,
+    waker: Arc<Waker>,
+    shared: Arc<Shared>,
+}
+
+impl NetClient {
+    /// Hands `command` to the net thread without blocking; a full channel
+    /// drops it and counts it in `command_drops`.
+    pub fn send(&self, command: NetCommand) -> Result<(), NetSendError> {
         match self.commands.try_send(command) {
             Ok(()) => {
                 // A failed wake means the poll is gone: the thread is stopping.
@@ -205,28 +262,6 @@ impl NetHandle {
 
     pub fn metrics(&self) -> NetMetricsSnapshot {
         self.shared.metrics.snapshot()
-    }
-
-    /// Stops the thread (closing every socket) and waits for it.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            // Blocking here is fine: the net thread drains commands at every wake-up.
-            let _ = self.commands.send(NetCommand::Shutdown);
-            let _ = self.waker.wake();
-            if thread.join().is_err() {
-                log::error!("net thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for NetHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -71,6 +71,83 @@ impl NetMetricsSnapshot {
     pub fn messages_out_of(&self, tag: MessageTag) -> u64 {
         self.messages_out.get(tag.index()).map_or(0, |(_, n)| *n)
     }
+
+    /// The Prometheus text exposition of every counter (`timecoin_net_*`).
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let scalars: [(&str, &str, u64); 15] = [
+            ("bytes_in_total", "Bytes received from peers", self.bytes_in),
+            ("bytes_out_total", "Bytes sent to peers", self.bytes_out),
+            ("peers", "Established peer connections", self.peers),
+            ("bans", "Active bans", self.bans),
+            (
+                "max_write_queue_bytes",
+                "Largest peer write queue at the last tick",
+                self.max_write_queue_bytes,
+            ),
+            (
+                "outbox_drops_total",
+                "Received messages dropped because an outbox was full",
+                self.outbox_drops,
+            ),
+            (
+                "command_drops_total",
+                "Outgoing commands dropped because the net channel was full",
+                self.command_drops,
+            ),
+            (
+                "misbehaviour_disconnects_total",
+                "Peers disconnected and banned for misbehaviour",
+                self.misbehaviour_disconnects,
+            ),
+            (
+                "write_queue_overflows_total",
+                "Peers disconnected for not reading",
+                self.write_queue_overflows,
+            ),
+            (
+                "rate_limited_total",
+                "Messages dropped by a rate limit",
+                self.rate_limited,
+            ),
+            (
+                "gossip_duplicates_total",
+                "Received gossip already seen",
+                self.gossip_duplicates,
+            ),
+            (
+                "gossip_suppressed_total",
+                "Broadcasts of gossip already relayed",
+                self.gossip_suppressed,
+            ),
+            (
+                "inbound_refused_total",
+                "Inbound connections refused",
+                self.inbound_refused,
+            ),
+            (
+                "duplicate_connections_total",
+                "Second connections to a connected node closed",
+                self.duplicate_connections,
+            ),
+            ("dials_total", "Outbound connection attempts", self.dials),
+        ];
+        for (name, help, value) in scalars {
+            let _ = writeln!(out, "# HELP timecoin_net_{name} {help}\n# TYPE timecoin_net_{name} {}\ntimecoin_net_{name} {value}",
+                if name.ends_with("_total") { "counter" } else { "gauge" });
+        }
+        for (direction, counts) in [("in", &self.messages_in), ("out", &self.messages_out)] {
+            let _ = writeln!(out, "# HELP timecoin_net_messages_{direction}_total Messages {direction} by type\n# TYPE timecoin_net_messages_{direction}_total counter");
+            for (kind, n) in counts {
+                let _ = writeln!(
+                    out,
+                    "timecoin_net_messages_{direction}_total{{type=\"{kind}\"}} {n}"
+                );
+            }
+        }
+        out
+    }
 }
 
 /// Adds one to a counter.

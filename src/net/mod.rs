@@ -18,7 +18,7 @@ pub mod peer;
 pub mod peer_book;
 
 pub use event_loop::{
-    spawn_net, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
+    spawn_net, NetClient, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
 };
 pub use message::{Hello, Message, MessageLimits, MessageTag, PROTOCOL_VERSION};
 pub use metrics::{NetMetrics, NetMetricsSnapshot};

@@ -14,12 +14,15 @@ use super::channels::{
     NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
     MAX_MEMPOOL_LISTING,
 };
-use crate::consensus::{Engine, Event, Output};
+use crate::consensus::{ConsensusMessage, Engine, Event, NodeId, Output};
+use crate::finality::FinalityProof;
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
+use crate::net::{Message, NetEvent};
+use crate::store::schema::PROOFS;
 use crate::store::{FinalizedTx, ReadView, Store, StoreError};
 use crate::time::{Clock, Timestamp};
-use crate::types::encoding::encode;
+use crate::types::encoding::{decode, encode};
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use std::collections::VecDeque;
@@ -40,6 +43,10 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     inbox: Receiver<NodeEvent>,
     durable: Receiver<Durable>,
     ledger: Sender<LedgerCommand>,
+    /// Messages from peers (`crossbeam_channel::never()` without a network).
+    net_events: Receiver<NetEvent>,
+    /// The net thread ended: stop selecting on its (disconnected) outbox.
+    net_stopped: bool,
     net: N,
     metrics: Arc<Metrics>,
     clock: C,
@@ -50,19 +57,30 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     timings: RecentMap<Hash, FinalityTimings>,
     /// Our key is in the validator set: we answer our own polls and sign votes.
     is_validator: bool,
+    /// The latest durable txids, oldest first: their proofs go to every peer
+    /// that connects, so a validator back from a crash or partition learns
+    /// what was finalized while it was away (up to this many; more needs block sync).
+    recent_durable: VecDeque<Hash>,
 }
+
+/// How many of the latest finalized transactions' proofs a connecting peer
+/// is sent (under the peer's gossip rate-limit burst).
+pub const CATCH_UP_PROOFS: usize = 2_000;
 
 /// The consensus thread's ends of its channels.
 pub struct ConsensusChannels {
     pub inbox: Receiver<NodeEvent>,
     pub durable: Receiver<Durable>,
     pub ledger: Sender<LedgerCommand>,
+    /// The net thread's consensus outbox.
+    pub net_events: Receiver<NetEvent>,
 }
 
 /// What one batch of input asked for besides engine work.
 #[derive(Default)]
 struct Batch {
     events: Vec<NodeEvent>,
+    net_events: Vec<NetEvent>,
     durable: Vec<Durable>,
     shutdown: bool,
 }
@@ -83,6 +101,8 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             inbox: channels.inbox,
             durable: channels.durable,
             ledger: channels.ledger,
+            net_events: channels.net_events,
+            net_stopped: false,
             net,
             metrics,
             clock,
@@ -90,6 +110,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             mempool_reloaded: 0,
             timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
             is_validator,
+            recent_durable: VecDeque::new(),
         }
     }
 
@@ -156,6 +177,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         let mut select = Select::new();
         let inbox = select.recv(&self.inbox);
         let durable = select.recv(&self.durable);
+        let net_events = (!self.net_stopped).then(|| select.recv(&self.net_events));
         let ledger = (!self.backlog.is_empty()).then(|| select.send(&self.ledger));
         let selected = match wait {
             Some(wait) => select.select_timeout(wait).ok(),
@@ -174,6 +196,12 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     .recv(&self.durable)
                     .map_err(|_| ConsensusThreadError::LedgerStopped)?;
                 batch.durable.push(report);
+            } else if Some(index) == net_events {
+                match operation.recv(&self.net_events) {
+                    Ok(event) => batch.net_events.push(event),
+                    // The net thread stopped (shutdown under way): no more peers.
+                    Err(_) => self.net_stopped = true,
+                }
             } else if Some(index) == ledger {
                 // Non-empty: `select.send` was registered only then.
                 let command = self.backlog.pop_front();
@@ -188,6 +216,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         batch.events.extend(self.inbox.try_iter().take(ready));
         let ready = self.durable.len();
         batch.durable.extend(self.durable.try_iter().take(ready));
+        let ready = self.net_events.len();
+        batch
+            .net_events
+            .extend(self.net_events.try_iter().take(ready));
         Ok(batch)
     }
 
@@ -211,12 +243,76 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 NodeEvent::Shutdown => batch.shutdown = true,
             }
         }
+        for event in batch.net_events.drain(..) {
+            self.on_net_event(now, event, &view);
+        }
         if self.engine.poll_timeout().is_some_and(|at| at <= now) {
             self.engine.handle_timeout(now, &view);
         }
         drop(view);
         self.route_outputs(now);
         Ok(())
+    }
+
+    /// A peer's consensus message goes to the engine; lifecycle events are
+    /// logged and counted (the engine samples from the validator set, not
+    /// from connections).
+    fn on_net_event(&mut self, now: Timestamp, event: NetEvent, view: &ReadView<'_>) {
+        match event {
+            NetEvent::Message {
+                from,
+                msg: Message::Consensus(msg),
+            } => {
+                self.metrics.peer_messages.fetch_add(1, Relaxed);
+                self.engine.handle_message(now, from, msg, view);
+            }
+            NetEvent::Message { from, msg } => {
+                log::debug!("ignoring a non-consensus message from {from:?}: {msg:?}");
+            }
+            NetEvent::PeerConnected {
+                node_id,
+                addr,
+                inbound,
+                ..
+            } => {
+                self.metrics.peer_connects.fetch_add(1, Relaxed);
+                let direction = if inbound { "inbound" } else { "outbound" };
+                log::info!("peer {node_id:?} connected ({direction}, {addr})");
+                self.send_recent_proofs(node_id, view);
+            }
+            NetEvent::PeerDisconnected { node_id } => {
+                self.metrics.peer_disconnects.fetch_add(1, Relaxed);
+                log::info!("peer {node_id:?} disconnected");
+            }
+        }
+    }
+
+    /// Sends `peer` the proofs of the latest durable transactions, oldest
+    /// first (so chained spends apply in order). Each proof carries its tx.
+    fn send_recent_proofs(&mut self, peer: NodeId, view: &ReadView<'_>) {
+        let mut sent = 0usize;
+        for txid in &self.recent_durable {
+            let proof = match view.proof(txid) {
+                Ok(Some(bytes)) => {
+                    decode::<FinalityProof>(&bytes, PROOFS.max_value_bytes, "finality proof")
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("cannot read the proof of {txid} for a catching-up peer: {e}");
+                    return;
+                }
+            };
+            match proof {
+                Ok(proof) => {
+                    self.net.send(peer, ConsensusMessage::Proof(proof));
+                    sent += 1;
+                }
+                Err(e) => log::error!("stored proof of {txid} is corrupt: {e}"),
+            }
+        }
+        if sent > 0 {
+            log::info!("sent {sent} recent finality proofs to {peer:?}");
+        }
     }
 
     fn submit(
@@ -241,6 +337,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// then lets the engine forget the committed transactions.
     fn on_durable(&mut self, report: &Durable) {
         for txid in &report.txids {
+            if self.recent_durable.len() == CATCH_UP_PROOFS {
+                self.recent_durable.pop_front();
+            }
+            self.recent_durable.push_back(*txid);
             let Some(status) = self.engine.tx_status(txid) else {
                 continue;
             };

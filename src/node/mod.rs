@@ -5,21 +5,27 @@
 //!
 //! ```text
 //!  time-cli ──HTTP──▶ rpc workers ──NodeEvent──▶ consensus ──LedgerCommand──▶ ledger ──▶ LMDB
-//!                        │ reads                    ▲  │ NetSink (no-op until net)   │
+//!                        │ reads                    ▲  │                             │
 //!                        └────────── LMDB ◀─────────┘  └◀──────── Durable ───────────┘
+//!  peers ◀──TCP──▶ net thread ──NetEvent (consensus outbox)──▶ consensus
+//!                      ▲────────── NetCommand (NetSink) ───────────┘
 //! ```
+//!
+//! Stop order: RPC, consensus (hands its backlog to the ledger), net, ledger.
 //!
 //! This module wires; it holds no protocol logic. It must never leave a
 //! thread running or a cookie behind after `stop`.
 
 pub mod channels;
 pub mod consensus_thread;
+pub mod key_file;
 pub mod ledger_thread;
+pub mod net_link;
 pub mod signals;
 pub mod thread;
 
 use self::channels::{
-    NetSink, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
+    NoNet, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
 };
 use self::consensus_thread::{ConsensusChannels, ConsensusThread};
 use self::ledger_thread::LedgerThread;
@@ -30,6 +36,7 @@ use crate::crypto::Keypair;
 use crate::finality::{ValidatorSet, ValidatorSetError};
 use crate::genesis::{devnet_validator_keys, local_chain_toml};
 use crate::metrics::Metrics;
+use crate::net::{spawn_net, NetConfig, NetHandle};
 use crate::rpc::{RpcConfig, RpcContext, RpcServer, RpcStartError};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::time::{Clock, SystemClock};
@@ -48,6 +55,8 @@ pub struct NodeConfig {
     /// Our validator key; `None` runs a non-voting node.
     pub identity: Option<Keypair>,
     pub rpc: RpcConfig,
+    /// Peers to talk to; `None` runs without a network (`timed --dev`).
+    pub net: Option<NetConfig>,
 }
 
 /// Why the node is stopping.
@@ -80,6 +89,11 @@ pub enum StartError {
     },
     #[error(transparent)]
     Rpc(#[from] RpcStartError),
+    #[error("cannot start the network on {addr}: {source}; is another node using that port?")]
+    Net {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A node whose threads are running.
@@ -88,6 +102,7 @@ pub struct Node {
     inbox: Sender<NodeEvent>,
     consensus: JoinHandle<()>,
     ledger: JoinHandle<()>,
+    net: Option<NetHandle>,
     exits: Receiver<ThreadExit>,
     stops: Receiver<StopReason>,
     stop_sender: Sender<StopReason>,
@@ -110,13 +125,14 @@ pub fn dev_validator_key() -> Keypair {
 
 impl Node {
     /// Opens `<datadir>/chain`, reloads pending transactions, and starts the
-    /// consensus, ledger and RPC threads. `net` receives outgoing consensus messages.
-    pub fn start(config: NodeConfig, net: impl NetSink + 'static) -> Result<Node, StartError> {
+    /// consensus, ledger, net (if configured) and RPC threads.
+    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         let NodeConfig {
             datadir,
             spec,
             identity,
             rpc,
+            net: net_config,
         } = config;
         std::fs::create_dir_all(&datadir).map_err(|source| StartError::Datadir {
             path: datadir.clone(),
@@ -131,6 +147,25 @@ impl Node {
             .is_some_and(|k| validators.contains(&k.public()));
         // Sampling randomness need not replay in production; the simulator seeds its own.
         let engine_config = EngineConfig::from_spec(&spec, OsRng.next_u64());
+        let net = match net_config {
+            Some(net_config) => {
+                // A non-validator still needs a node id for the handshake.
+                let net_identity = identity
+                    .clone()
+                    .unwrap_or_else(|| Keypair::from_secret(random_secret()));
+                let addr = net_config.listen_addr;
+                let handle = spawn_net(
+                    net_config,
+                    net_identity,
+                    spec.chain_id(),
+                    spec.genesis_hash(),
+                )
+                .map_err(|source| StartError::Net { addr, source })?;
+                log::info!("listening for peers on {}", handle.local_addr());
+                Some(handle)
+            }
+            None => None,
+        };
         let engine = Engine::new(engine_config, validators, identity, clock.now());
 
         let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
@@ -139,21 +174,45 @@ impl Node {
         let (exits_tx, exits) = bounded(8);
         let (stop_sender, stops) = bounded(4);
 
-        let mut consensus = ConsensusThread::new(
-            engine,
-            is_validator,
-            Arc::clone(&store),
-            ConsensusChannels {
-                inbox: inbox_rx,
-                durable: durable_rx,
-                ledger: ledger_tx,
-            },
-            net,
-            Arc::clone(&metrics),
-            clock,
-        );
+        let channels = ConsensusChannels {
+            inbox: inbox_rx,
+            durable: durable_rx,
+            ledger: ledger_tx,
+            net_events: net
+                .as_ref()
+                .map_or_else(crossbeam_channel::never, |n| n.consensus_events.clone()),
+        };
         let max_txs = spec.config.consensus.mempool_max_txs as usize;
-        consensus.reload_mempool(store.mempool_load(max_txs)?)?;
+        let pending = store.mempool_load(max_txs)?;
+        let net_client = net.as_ref().map(NetHandle::client);
+        let consensus = match net_client.clone() {
+            Some(client) => {
+                let mut thread = ConsensusThread::new(
+                    engine,
+                    is_validator,
+                    Arc::clone(&store),
+                    channels,
+                    client,
+                    Arc::clone(&metrics),
+                    clock,
+                );
+                thread.reload_mempool(pending)?;
+                spawn_consensus(thread, exits_tx.clone())?
+            }
+            None => {
+                let mut thread = ConsensusThread::new(
+                    engine,
+                    is_validator,
+                    Arc::clone(&store),
+                    channels,
+                    NoNet,
+                    Arc::clone(&metrics),
+                    clock,
+                );
+                thread.reload_mempool(pending)?;
+                spawn_consensus(thread, exits_tx.clone())?
+            }
+        };
 
         let ledger = LedgerThread {
             store: Arc::clone(&store),
@@ -163,10 +222,8 @@ impl Node {
             clock,
         };
         let spawn_error = |name| move |source| StartError::Spawn { name, source };
-        let ledger = thread::spawn("ledger", exits_tx.clone(), move || ledger.run())
+        let ledger = thread::spawn("ledger", exits_tx, move || ledger.run())
             .map_err(spawn_error("ledger"))?;
-        let consensus = thread::spawn("consensus", exits_tx, move || consensus.run())
-            .map_err(spawn_error("consensus"))?;
         log::info!(
             "node started: {} chain {} genesis {}, datadir {}, {}",
             spec.config.network,
@@ -188,6 +245,7 @@ impl Node {
             started_at: clock.now(),
             clock: Arc::new(clock),
             consensus_timeout: rpc.consensus_timeout,
+            net: net_client,
         };
         let rpc = RpcServer::start(rpc, &datadir, context)?;
         Ok(Node {
@@ -195,6 +253,7 @@ impl Node {
             inbox,
             consensus,
             ledger,
+            net,
             exits,
             stops,
             stop_sender,
@@ -235,6 +294,7 @@ impl Node {
             inbox,
             consensus,
             ledger,
+            net,
             exits,
             ..
         } = self;
@@ -243,6 +303,9 @@ impl Node {
         let _ = inbox.send(NodeEvent::Shutdown);
         drop(inbox);
         let consensus_joined = consensus.join().is_ok();
+        if let Some(net) = net {
+            net.shutdown();
+        }
         let ledger_joined = ledger.join().is_ok();
         let clean = consensus_joined && ledger_joined && exits.try_iter().all(|e| e.clean);
         log::info!("node stopped");
@@ -252,6 +315,26 @@ impl Node {
             Err(StopError::ThreadFailed)
         }
     }
+}
+
+fn spawn_consensus<C, N>(
+    thread: ConsensusThread<C, N>,
+    exits: Sender<ThreadExit>,
+) -> Result<JoinHandle<()>, StartError>
+where
+    C: Clock + Send + 'static,
+    N: channels::NetSink + 'static,
+{
+    thread::spawn("consensus", exits, move || thread.run()).map_err(|source| StartError::Spawn {
+        name: "consensus",
+        source,
+    })
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    secret
 }
 
 #[derive(Debug, thiserror::Error)]

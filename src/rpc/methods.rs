@@ -373,14 +373,38 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 .map(Hash::to_string)
                 .collect::<Vec<_>>()))
         }
-        Method::GetPeerInfo => Ok(json!([])),
-        Method::GetNetworkInfo => Ok(json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "subversion": concat!("/timecoin:", env!("CARGO_PKG_VERSION"), "/"),
-            "network": network.name(),
-            "connections": 0,
-            "networkactive": false,
-        })),
+        Method::GetPeerInfo => Ok(json!(ctx
+            .net
+            .as_ref()
+            .map(|net| net.peers())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| json!({
+                "node_id": p.node_id.map(|id| hex::encode(id.0)),
+                "addr": p.addr.to_string(),
+                "inbound": p.inbound,
+                "connected_at_ms": p.connected_at.as_millis(),
+                "tip_height": p.tip_height,
+                "queued_bytes": p.queued_bytes,
+                "misbehaviour_score": p.misbehaviour_score,
+            }))
+            .collect::<Vec<_>>())),
+        Method::GetNetworkInfo => {
+            let metrics = ctx.net.as_ref().map(|net| net.metrics());
+            Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "subversion": concat!("/timecoin:", env!("CARGO_PKG_VERSION"), "/"),
+                "network": network.name(),
+                "networkactive": metrics.is_some(),
+                "connections": metrics.as_ref().map_or(0, |m| m.peers),
+                "bans": metrics.as_ref().map_or(0, |m| m.bans),
+                "bytes_in": metrics.as_ref().map_or(0, |m| m.bytes_in),
+                "bytes_out": metrics.as_ref().map_or(0, |m| m.bytes_out),
+                "command_drops": metrics.as_ref().map_or(0, |m| m.command_drops),
+                "outbox_drops": metrics.as_ref().map_or(0, |m| m.outbox_drops),
+                "misbehaviour_disconnects": metrics.as_ref().map_or(0, |m| m.misbehaviour_disconnects),
+            }))
+        }
         Method::Uptime => Ok(json!(ctx
             .clock
             .now()

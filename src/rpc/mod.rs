@@ -24,6 +24,7 @@ pub use server::{RpcServer, RpcStartError};
 
 use crate::config::ChainSpec;
 use crate::metrics::Metrics;
+use crate::net::NetClient;
 use crate::node::channels::NodeEvent;
 use crate::node::StopReason;
 use crate::store::Store;
@@ -72,4 +73,6 @@ pub struct RpcContext {
     pub clock: Arc<dyn Clock>,
     /// Longest wait for the consensus thread's answer.
     pub consensus_timeout: Duration,
+    /// Peers and net counters; `None` without a network.
+    pub net: Option<NetClient>,
 }

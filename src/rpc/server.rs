@@ -175,7 +175,11 @@ impl Handler {
         let path = request.url().split('?').next().unwrap_or("");
         match (request.method(), path) {
             (HttpMethod::Get, "/metrics") => {
-                let mut response = text_response(200, &self.ctx.metrics.render());
+                let mut text = self.ctx.metrics.render();
+                if let Some(net) = &self.ctx.net {
+                    text.push_str(&net.metrics().render());
+                }
+                let mut response = text_response(200, &text);
                 if let Some(h) = header("Content-Type", "text/plain; version=0.0.4") {
                     response.add_header(h);
                 }

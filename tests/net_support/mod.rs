@@ -176,9 +176,19 @@ impl RawPeer {
 
     /// An honest handshake after [`RawPeer::recv_hello`]; returns the node's id.
     pub fn complete_handshake(&mut self, their_hello: timecoin::net::Hello) -> NodeId {
+        self.complete_handshake_on(CHAIN, genesis(), their_hello)
+    }
+
+    /// [`RawPeer::complete_handshake`] on another chain (e.g. a real devnet's).
+    pub fn complete_handshake_on(
+        &mut self,
+        chain_id: ChainId,
+        genesis_hash: Hash,
+        their_hello: timecoin::net::Hello,
+    ) -> NodeId {
         let local = LocalHello {
-            chain_id: CHAIN,
-            genesis_hash: genesis(),
+            chain_id,
+            genesis_hash,
             node_id: self.key.public(),
             listen_addr: None,
             tip_height: 0,

@@ -1,0 +1,407 @@
+//! `timed devnet`: a local N-validator devnet of child `timed` processes.
+//! It lays out `<dir>/chain.toml`, `<dir>/nodeI/{validator.json,timed.log}`
+//! and `<dir>/wallet.json` (reused when they exist), starts one child per
+//! validator on 127.0.0.1, waits for every RPC and peer link, and then sends
+//! one demo-wallet transfer a second, printing its time to finality.
+//!
+//! It owns only its children: it never leaves one running (SIGTERM, wait)
+//! and never touches a node's database itself.
+
+use crate::config::{ChainConfig, ChainSpec, ConfigError};
+use crate::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
+use crate::node::key_file::{write_key_file, KeyFileError};
+use crate::node::StopReason;
+use crate::rpc::auth::read_cookie;
+use crate::rpc::client::{ClientError, RpcClient};
+use crate::types::{Address, Amount, Hash, Network, OutPoint, TxOut};
+use crate::wallet::{build_transfer, Spendable, Wallet};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds startup and each transfer's wait for finality.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+const FINALITY_DEADLINE: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Paid to a fixed demo recipient by every transfer.
+const TRANSFER_UNITS: u64 = 100_000_000;
+
+pub struct DevnetOptions {
+    pub validators: usize,
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub quiet: bool,
+    /// The `timed` binary to run the nodes with.
+    pub timed: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "{path} has {found} validators but --validators {requested} was given; use another --dir"
+    )]
+    ValidatorCount {
+        path: PathBuf,
+        found: usize,
+        requested: usize,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("cannot write the demo wallet: {0}")]
+    Wallet(String),
+    #[error("cannot start node {index}: {source}")]
+    Spawn {
+        index: usize,
+        source: std::io::Error,
+    },
+    #[error("node {index} exited ({status}); see {log}")]
+    ChildDied {
+        index: usize,
+        status: String,
+        log: PathBuf,
+    },
+    #[error("node {index} not ready within {STARTUP_DEADLINE:?}: {what}; see {log}")]
+    NotReady {
+        index: usize,
+        what: String,
+        log: PathBuf,
+    },
+}
+
+/// One child `timed`.
+struct DevnetNode {
+    index: usize,
+    datadir: PathBuf,
+    child: Child,
+    client: Option<RpcClient>,
+}
+
+impl DevnetNode {
+    fn log(&self) -> PathBuf {
+        self.datadir.join("timed.log")
+    }
+
+    fn check_alive(&mut self) -> Result<(), DevnetError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(DevnetError::ChildDied {
+                index: self.index,
+                status: status.to_string(),
+                log: self.log(),
+            }),
+            Err(e) => Err(DevnetError::ChildDied {
+                index: self.index,
+                status: e.to_string(),
+                log: self.log(),
+            }),
+        }
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the devnet until `stop` fires (SIGINT/SIGTERM) or a child dies.
+pub fn run(options: &DevnetOptions, stop: &Receiver<StopReason>) -> Result<(), DevnetError> {
+    let spec = prepare_dir(options)?;
+    let mut nodes = Vec::new();
+    let result = start_nodes(options, &spec, &mut nodes)
+        .and_then(|()| wait_ready(&mut nodes, stop))
+        .and_then(|()| {
+            print_usage(options);
+            drive(options, &spec, &mut nodes, stop)
+        });
+    if let Err(e) = &result {
+        println!("devnet: {e}; stopping every node");
+    }
+    for node in &mut nodes {
+        node.terminate();
+    }
+    println!("devnet stopped");
+    result
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DevnetError + '_ {
+    move |source| DevnetError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates (or reuses) the chain config, key files and demo wallet.
+fn prepare_dir(options: &DevnetOptions) -> Result<ChainSpec, DevnetError> {
+    let dir = &options.dir;
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let chain = dir.join("chain.toml");
+    if !chain.exists() {
+        let text = local_chain_toml(Network::Devnet, options.validators, options.base_port, 5);
+        std::fs::write(&chain, text).map_err(io_error(&chain))?;
+    }
+    let spec = ChainConfig::load(&chain)?;
+    if spec.validators.len() != options.validators {
+        return Err(DevnetError::ValidatorCount {
+            path: chain,
+            found: spec.validators.len(),
+            requested: options.validators,
+        });
+    }
+    for index in 0..options.validators {
+        let datadir = node_dir(dir, index);
+        std::fs::create_dir_all(&datadir).map_err(io_error(&datadir))?;
+        let key = datadir.join("validator.json");
+        if !key.exists() {
+            write_key_file(&key, &devnet_validator_keys(index).0)?;
+        }
+    }
+    let wallet = dir.join("wallet.json");
+    if !wallet.exists() {
+        Wallet::create_with_key(&wallet, Network::Devnet, devnet_wallet_key(), "demo")
+            .map_err(|e| DevnetError::Wallet(e.to_string()))?;
+    }
+    Ok(spec)
+}
+
+fn node_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("node{index}"))
+}
+
+fn start_nodes(
+    options: &DevnetOptions,
+    spec: &ChainSpec,
+    nodes: &mut Vec<DevnetNode>,
+) -> Result<(), DevnetError> {
+    for (index, listen) in spec.validator_addrs.iter().enumerate() {
+        let datadir = node_dir(&options.dir, index);
+        // A killed node leaves its port file behind; wait for the new one.
+        let _ = std::fs::remove_file(datadir.join("rpc.port"));
+        let log_path = datadir.join("timed.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_error(&log_path))?;
+        let child = Command::new(&options.timed)
+            .arg("--config")
+            .arg(options.dir.join("chain.toml"))
+            .arg("--datadir")
+            .arg(&datadir)
+            .arg("--validator-key")
+            .arg(datadir.join("validator.json"))
+            .args(["--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| DevnetError::Spawn { index, source })?;
+        nodes.push(DevnetNode {
+            index,
+            datadir,
+            child,
+            client: None,
+        });
+    }
+    Ok(())
+}
+
+/// Waits until every node's RPC answers and it has a link to every other.
+fn wait_ready(nodes: &mut [DevnetNode], stop: &Receiver<StopReason>) -> Result<(), DevnetError> {
+    #[allow(clippy::disallowed_methods)] // a launcher deadline, not protocol logic
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    let others = nodes.len().saturating_sub(1) as u64;
+    for i in 0..nodes.len() {
+        let Some(node) = nodes.get_mut(i) else {
+            continue;
+        };
+        loop {
+            node.check_alive()?;
+            if node.client.is_none() {
+                node.client = rpc_client(&node.datadir);
+            }
+            let connections = node
+                .client
+                .as_ref()
+                .and_then(|c| c.call("getnetworkinfo", json!([])).ok())
+                .and_then(|info| info["connections"].as_u64());
+            if connections.is_some_and(|n| n >= others) {
+                break;
+            }
+            #[allow(clippy::disallowed_methods)]
+            if Instant::now() > deadline {
+                return Err(DevnetError::NotReady {
+                    index: node.index,
+                    what: format!("{connections:?} of {others} peers connected"),
+                    log: node.log(),
+                });
+            }
+            if stop.recv_timeout(POLL).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    println!("devnet: {} validators up and connected", nodes.len());
+    Ok(())
+}
+
+fn rpc_client(datadir: &Path) -> Option<RpcClient> {
+    let port: u16 = std::fs::read_to_string(datadir.join("rpc.port"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cookie = read_cookie(datadir).ok()?;
+    Some(RpcClient::new(
+        ([127, 0, 0, 1], port).into(),
+        cookie,
+        RPC_TIMEOUT,
+    ))
+}
+
+fn print_usage(options: &DevnetOptions) {
+    let dir = options.dir.display();
+    println!(
+        "devnet: use it with\n  time-cli --datadir {dir}/node0 getnetworkinfo\n  \
+         time-cli --datadir {dir}/node0 getconsensusinfo\n  \
+         demo wallet: {dir}/wallet.json\n  logs: {dir}/nodeI/timed.log; Ctrl-C stops every node"
+    );
+}
+
+/// Until stopped: checks the children and, unless quiet, sends a transfer a second.
+fn drive(
+    options: &DevnetOptions,
+    spec: &ChainSpec,
+    nodes: &mut [DevnetNode],
+    stop: &Receiver<StopReason>,
+) -> Result<(), DevnetError> {
+    let mut coin = demo_coin(nodes);
+    let mut round = 0usize;
+    loop {
+        for node in nodes.iter_mut() {
+            node.check_alive()?;
+        }
+        if !options.quiet {
+            if let Some(current) = coin {
+                coin = send_one(spec, nodes, round, current);
+                round = round.wrapping_add(1);
+            }
+        }
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(reason) => {
+                println!("devnet: {reason:?}; stopping");
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// The demo wallet's largest unspent coin on node 0 (the genesis coin on a
+/// fresh dir, the latest change on a reused one).
+fn demo_coin(nodes: &[DevnetNode]) -> Option<(OutPoint, Amount)> {
+    let wallet = Address::from_pubkey(&devnet_wallet_key().public());
+    let client = nodes.first()?.client.as_ref()?;
+    let unspent = client
+        .call("listunspent", json!([wallet.to_text(Network::Devnet)]))
+        .ok()?;
+    let coin = unspent
+        .as_array()?
+        .iter()
+        .filter_map(|c| {
+            let txid: Hash = c["txid"].as_str()?.parse().ok()?;
+            let vout = u32::try_from(c["vout"].as_u64()?).ok()?;
+            let units = c["value"]["units"].as_u64()?;
+            Some((OutPoint { txid, vout }, Amount(units)))
+        })
+        .max_by_key(|(_, value)| *value);
+    if coin.is_none() {
+        println!("devnet: the demo wallet has no coins; not sending transfers");
+    }
+    coin
+}
+
+/// Sends one transfer to node `round % N`, waits for its finality and
+/// returns the change coin to spend next (the same coin if it failed).
+fn send_one(
+    spec: &ChainSpec,
+    nodes: &[DevnetNode],
+    round: usize,
+    coin: (OutPoint, Amount),
+) -> Option<(OutPoint, Amount)> {
+    let node = nodes.get(round % nodes.len().max(1))?;
+    let client = node.client.as_ref()?;
+    let key = devnet_wallet_key();
+    let wallet = Address::from_pubkey(&key.public());
+    let recipient = Address::from_pubkey(&devnet_validator_keys(0).0.public());
+    let tx = build_transfer(
+        &[Spendable {
+            outpoint: coin.0,
+            value: coin.1,
+            key: &key,
+        }],
+        &[TxOut {
+            value: Amount(TRANSFER_UNITS),
+            address: recipient,
+        }],
+        spec.config.ledger.min_fee,
+        wallet,
+        spec.chain_id(),
+    );
+    let tx = match tx {
+        Ok(tx) => tx,
+        Err(e) => {
+            println!("devnet: demo wallet cannot pay: {e}");
+            return None;
+        }
+    };
+    let txid = tx.txid();
+    if let Err(e) = client.call("sendrawtransaction", json!([hex::encode(tx.encode())])) {
+        println!("devnet: node{} refused transfer {txid}: {e}", node.index);
+        return Some(coin);
+    }
+    let change_vout = u32::try_from(tx.outputs.len().saturating_sub(1)).ok()?;
+    let change = tx
+        .outputs
+        .last()
+        .map(|o| (tx.outpoint(change_vout), o.value));
+    match wait_finalized(client, &txid) {
+        Ok(ms) => println!("tx {txid} via node{} finalized in {ms} ms", node.index),
+        Err(e) => println!("tx {txid} via node{}: {e}", node.index),
+    }
+    change
+}
+
+/// Polls `gettxstatus` until finalized; returns the node's `finality_ms`.
+fn wait_finalized(client: &RpcClient, txid: &Hash) -> Result<String, String> {
+    #[allow(clippy::disallowed_methods)] // a launcher deadline, not protocol logic
+    let deadline = Instant::now() + FINALITY_DEADLINE;
+    loop {
+        let status = client
+            .call("gettxstatus", json!([txid.to_string()]))
+            .map_err(|e: ClientError| e.to_string())?;
+        match status["status"].as_str() {
+            Some("finalized") => return Ok(status["finality_ms"].to_string()),
+            Some(s @ ("rejected" | "expired")) => return Err(format!("{s}: {status}")),
+            _ => {}
+        }
+        #[allow(clippy::disallowed_methods)]
+        if Instant::now() > deadline {
+            return Err(format!("not finalized within {FINALITY_DEADLINE:?}"));
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,29 @@
+//! The consensus thread's link to the net thread: outgoing consensus
+//! messages become non-blocking [`NetCommand`]s, and the settings a node
+//! gives the net layer.
+//!
+//! It never blocks: a full command channel drops the message (counted in the
+//! net's `command_drops`); Snowball tolerates lost messages by design.
+
+use super::channels::NetSink;
+use crate::consensus::{ConsensusMessage, NodeId};
+use crate::net::{Message, NetClient, NetCommand, NetSendError};
+
+impl NetSink for NetClient {
+    fn send(&mut self, to: NodeId, msg: ConsensusMessage) {
+        deliver(self, NetCommand::SendTo(to, Message::Consensus(msg)));
+    }
+
+    fn broadcast(&mut self, msg: ConsensusMessage) {
+        deliver(self, NetCommand::Broadcast(Message::Consensus(msg)));
+    }
+}
+
+fn deliver(net: &NetClient, command: NetCommand) {
+    match net.send(command) {
+        Ok(()) => {}
+        // Counted by the net layer; logging each would flood under load.
+        Err(NetSendError::Full) => {}
+        Err(NetSendError::Stopped) => log::debug!("net thread stopped: message dropped"),
+    }
+}

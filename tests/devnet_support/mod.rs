@@ -1,0 +1,342 @@
+//! A multi-process devnet for tests: N real `timed` validators on
+//! 127.0.0.1 ports picked free at run time, each with its own datadir and
+//! key file; RPC ports are read from `<datadir>/rpc.port`. Nodes can be
+//! killed, stopped and restarted on the same datadir.
+//!
+//! Waiting is always "poll until a condition holds, fail at a deadline".
+
+#![allow(dead_code)] // each test uses its own part
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use timecoin::config::{ChainConfig, ChainSpec};
+use timecoin::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
+use timecoin::node::key_file::write_key_file;
+use timecoin::rpc::auth::read_cookie;
+use timecoin::rpc::client::{ClientError, RpcClient};
+use timecoin::rpc::RpcError;
+use timecoin::types::{Address, Amount, Hash, Network, OutPoint, Tx, TxOut};
+use timecoin::wallet::{build_transfer, Spendable};
+
+pub const DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `ready` until it returns `Some`, failing with `what` at the deadline.
+pub fn wait_for<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    #[allow(clippy::disallowed_methods)] // a test deadline only bounds a failure
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        assert!(now < end, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One `timed` process (or its stopped datadir).
+pub struct Validator {
+    pub index: usize,
+    pub datadir: PathBuf,
+    pub p2p_port: u16,
+    child: Option<Child>,
+    client: Option<RpcClient>,
+}
+
+pub struct Devnet {
+    _dir: tempfile::TempDir,
+    pub chain_file: PathBuf,
+    pub spec: ChainSpec,
+    pub nodes: Vec<Validator>,
+}
+
+/// Ports free right now (bound then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+impl Devnet {
+    /// Starts `n` validators and waits until each is connected to all others.
+    pub fn start(n: usize) -> Devnet {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(n);
+        // Generated with ports 1, 3, 5…, then pointed at the free ones.
+        let mut text = local_chain_toml(Network::Devnet, n, 1, 5);
+        for (i, port) in ports.iter().enumerate() {
+            let from = format!("addr = \"127.0.0.1:{}\"", 1 + 2 * i);
+            let to = format!("addr = \"127.0.0.1:{port}\"");
+            text = text.replacen(&from, &to, 1);
+        }
+        let chain_file = dir.path().join("chain.toml");
+        std::fs::write(&chain_file, &text).unwrap();
+        let spec = ChainConfig::load(&chain_file).unwrap();
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(index, &p2p_port)| {
+                let datadir = dir.path().join(format!("node{index}"));
+                std::fs::create_dir_all(&datadir).unwrap();
+                write_key_file(
+                    &datadir.join("validator.json"),
+                    &devnet_validator_keys(index).0,
+                )
+                .unwrap();
+                Validator {
+                    index,
+                    datadir,
+                    p2p_port,
+                    child: None,
+                    client: None,
+                }
+            })
+            .collect();
+        let mut devnet = Devnet {
+            _dir: dir,
+            chain_file,
+            spec,
+            nodes,
+        };
+        for i in 0..n {
+            devnet.launch(i);
+        }
+        devnet.wait_connected();
+        devnet
+    }
+
+    /// Starts node `i`'s process on its datadir and waits for its RPC.
+    pub fn launch(&mut self, i: usize) {
+        let chain_file = self.chain_file.clone();
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "node {i} is running");
+        let _ = std::fs::remove_file(node.datadir.join("rpc.port"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.datadir.join("timed.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_timed"))
+            .arg("--config")
+            .arg(&chain_file)
+            .arg("--datadir")
+            .arg(&node.datadir)
+            .arg("--validator-key")
+            .arg(node.datadir.join("validator.json"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+        let datadir = node.datadir.clone();
+        let port: u16 = wait_for("rpc.port", || {
+            std::fs::read_to_string(datadir.join("rpc.port"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        });
+        node.client = Some(RpcClient::new(
+            ([127, 0, 0, 1], port).into(),
+            read_cookie(&datadir).unwrap(),
+            Duration::from_secs(30),
+        ));
+    }
+
+    /// Waits until every running node has a link to every other running node.
+    pub fn wait_connected(&self) {
+        let running = self.nodes.iter().filter(|n| n.child.is_some()).count() as u64;
+        for node in self.running() {
+            wait_for(&format!("node {} to connect", node.index), || {
+                let info = node.client().call("getnetworkinfo", json!([])).ok()?;
+                (info["connections"].as_u64()? + 1 >= running).then_some(())
+            });
+        }
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Validator> {
+        self.nodes.iter().filter(|n| n.child.is_some())
+    }
+
+    /// Waits for node `i`'s process to exit (after [`Validator::sigkill`]).
+    pub fn reap(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut child = node.child.take().expect("node running");
+        child.wait().unwrap();
+        node.client = None;
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut child = node.child.take().expect("node running");
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert!(status.success(), "node {i} exited {status}");
+        node.client = None;
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Validator {
+    /// SIGKILL from a shared reference (e.g. while other threads load the devnet).
+    pub fn sigkill(&self) {
+        let child = self.child.as_ref().expect("node running");
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    }
+
+    pub fn client(&self) -> &RpcClient {
+        self.client.as_ref().expect("node running")
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.client()
+            .call(method, params)
+            .unwrap_or_else(|e| panic!("node {}: {method} failed: {e}", self.index))
+    }
+
+    pub fn submit(&self, tx: &Tx) -> Result<Hash, RpcError> {
+        match self
+            .client()
+            .call("sendrawtransaction", json!([hex::encode(tx.encode())]))
+        {
+            Ok(v) => Ok(v.as_str().unwrap().parse().unwrap()),
+            Err(ClientError::Rpc(e)) => Err(e),
+            Err(e) => panic!("sendrawtransaction: {e}"),
+        }
+    }
+
+    pub fn status(&self, txid: &Hash) -> Value {
+        self.call("gettxstatus", json!([txid.to_string()]))
+    }
+
+    /// `gettxstatus`'s status, or `"unknown"` if this node never saw `txid`.
+    pub fn status_of(&self, txid: &Hash) -> String {
+        match self.client().call("gettxstatus", json!([txid.to_string()])) {
+            Ok(status) => status["status"].as_str().unwrap().to_string(),
+            Err(ClientError::Rpc(e)) if e.message.contains("unknown here") => "unknown".into(),
+            Err(e) => panic!("node {}: gettxstatus failed: {e}", self.index),
+        }
+    }
+
+    /// Waits until every txid is `finalized` here; returns the status reports.
+    pub fn wait_finalized(&self, txids: &[Hash]) -> Vec<Value> {
+        txids
+            .iter()
+            .map(|txid| {
+                wait_for(
+                    &format!("{txid} to finalize on node {}", self.index),
+                    || {
+                        let status = self.status(txid);
+                        match status["status"].as_str() {
+                            Some("finalized") => Some(status),
+                            Some("rejected" | "expired") => panic!("{txid} settled as {status}"),
+                            _ => None,
+                        }
+                    },
+                )
+            })
+            .collect()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.datadir.join("timed.log")).unwrap_or_default()
+    }
+
+    pub fn datadir(&self) -> &Path {
+        &self.datadir
+    }
+}
+
+pub fn wallet_address() -> Address {
+    Address::from_pubkey(&devnet_wallet_key().public())
+}
+
+pub fn address_of(label: &str) -> Address {
+    Address::from_pubkey(&timecoin::crypto::Keypair::from_seed_label(label).public())
+}
+
+/// Spends demo-wallet `coin` into `outputs`, the minimum fee, change back.
+pub fn transfer(spec: &ChainSpec, coin: (OutPoint, Amount), outputs: &[TxOut]) -> Tx {
+    let key = devnet_wallet_key();
+    build_transfer(
+        &[Spendable {
+            outpoint: coin.0,
+            value: coin.1,
+            key: &key,
+        }],
+        outputs,
+        spec.config.ledger.min_fee,
+        wallet_address(),
+        spec.chain_id(),
+    )
+    .unwrap()
+}
+
+pub fn coin(tx: &Tx, vout: u32) -> (OutPoint, Amount) {
+    (tx.outpoint(vout), tx.outputs[vout as usize].value)
+}
+
+/// Splits the demo wallet's genesis coin into `groups * per_group` coins of
+/// 10 TIME (two levels, so each tx stays under `max_tx_bytes`), submitted to
+/// node 0 and waited for on every running node (so any node can spend them).
+pub fn funded_coins(devnet: &Devnet, groups: usize, per_group: usize) -> Vec<(OutPoint, Amount)> {
+    let spec = &devnet.spec;
+    let genesis = spec
+        .genesis_outputs()
+        .into_iter()
+        .find(|(_, o)| o.address == wallet_address())
+        .map(|(o, out)| (o, out.value))
+        .unwrap();
+    let node = &devnet.nodes[0];
+    let each = |n: u64| TxOut {
+        value: Amount::from_time(n).unwrap(),
+        address: wallet_address(),
+    };
+    let top = transfer(
+        spec,
+        genesis,
+        &vec![each(10 * per_group as u64 + 1); groups],
+    );
+    node.wait_finalized(&[node.submit(&top).unwrap()]);
+    let splits: Vec<Tx> = (0..groups as u32)
+        .map(|g| transfer(spec, coin(&top, g), &vec![each(10); per_group]))
+        .collect();
+    let txids: Vec<Hash> = splits.iter().map(|t| node.submit(t).unwrap()).collect();
+    for node in devnet.running() {
+        node.wait_finalized(&txids);
+    }
+    splits
+        .iter()
+        .flat_map(|t| (0..per_group as u32).map(move |v| coin(t, v)))
+        .collect()
+}
+
+/// `p50 / p99 / max` of `ms`.
+pub fn percentiles(mut ms: Vec<u64>) -> String {
+    ms.sort_unstable();
+    let at = |q: usize| ms[(ms.len() - 1) * q / 100];
+    format!("p50 {} ms, p99 {} ms, max {} ms", at(50), at(99), at(100))
+}
