@@ -637,8 +637,14 @@ fn record(t: &mut Tracked, report: &Value, now: Instant) -> bool {
     t.accept_ms = t.accept_ms.or(since_seen("locally_accepted_at_ms"));
     t.finality_ms = t.finality_ms.or(field("finality_ms"));
     t.durable_ms = t.durable_ms.or(field("durable_ms"));
-    let settled = matches!(status.as_str(), "finalized" | "rejected" | "expired");
-    if status == "finalized" {
+    // The ledger's record can be visible a moment before the consensus thread
+    // files the durable timing, so a finalized tx gets one more poll for it.
+    let settled = match status.as_str() {
+        "finalized" => t.durable_ms.is_some() || t.observed_final.is_some(),
+        "rejected" | "expired" => true,
+        _ => false,
+    };
+    if status == "finalized" && t.observed_final.is_none() {
         t.observed_final = t.sent_at.map(|at| now.saturating_duration_since(at));
     }
     t.status = Some(status);
