@@ -140,6 +140,16 @@ pub trait NetSink: Send {
     fn broadcast(&mut self, msg: ConsensusMessage);
 }
 
+/// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
+impl NetSink for Box<dyn NetSink> {
+    fn send(&mut self, to: NodeId, msg: ConsensusMessage) {
+        (**self).send(to, msg);
+    }
+    fn broadcast(&mut self, msg: ConsensusMessage) {
+        (**self).broadcast(msg);
+    }
+}
+
 /// A node without peers: outgoing messages are dropped (a one-validator
 /// chain answers its own polls inline and sends nothing that matters).
 #[derive(Clone, Copy, Debug, Default)]

@@ -25,7 +25,7 @@ pub mod signals;
 pub mod thread;
 
 use self::channels::{
-    NoNet, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
+    NetSink, NoNet, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
 };
 use self::consensus_thread::{ConsensusChannels, ConsensusThread};
 use self::ledger_thread::LedgerThread;
@@ -185,34 +185,21 @@ impl Node {
         let max_txs = spec.config.consensus.mempool_max_txs as usize;
         let pending = store.mempool_load(max_txs)?;
         let net_client = net.as_ref().map(NetHandle::client);
-        let consensus = match net_client.clone() {
-            Some(client) => {
-                let mut thread = ConsensusThread::new(
-                    engine,
-                    is_validator,
-                    Arc::clone(&store),
-                    channels,
-                    client,
-                    Arc::clone(&metrics),
-                    clock,
-                );
-                thread.reload_mempool(pending)?;
-                spawn_consensus(thread, exits_tx.clone())?
-            }
-            None => {
-                let mut thread = ConsensusThread::new(
-                    engine,
-                    is_validator,
-                    Arc::clone(&store),
-                    channels,
-                    NoNet,
-                    Arc::clone(&metrics),
-                    clock,
-                );
-                thread.reload_mempool(pending)?;
-                spawn_consensus(thread, exits_tx.clone())?
-            }
+        let sink: Box<dyn NetSink> = match net_client.clone() {
+            Some(client) => Box::new(client),
+            None => Box::new(NoNet),
         };
+        let mut thread = ConsensusThread::new(
+            engine,
+            is_validator,
+            Arc::clone(&store),
+            channels,
+            sink,
+            Arc::clone(&metrics),
+            clock,
+        );
+        thread.reload_mempool(pending)?;
+        let consensus = spawn_consensus(thread, exits_tx.clone())?;
 
         let ledger = LedgerThread {
             store: Arc::clone(&store),

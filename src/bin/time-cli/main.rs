@@ -383,16 +383,7 @@ fn create_tx(path: &Path, network: Network, args: &CreateTxArgs) -> Result<Strin
         .iter()
         .map(|text| parse_output(text, network))
         .collect::<Result<Vec<_>, _>>()?;
-    let fee = match &args.fee {
-        Some(text) => parse_amount("--fee", text, text)?,
-        None => params.min_fee,
-    };
-    if fee < params.min_fee {
-        return Err(CliError::FeeBelowMinimum {
-            fee,
-            min: params.min_fee,
-        });
-    }
+    let fee = fee_or_minimum(args.fee.as_deref(), &params)?;
     let change = args
         .change
         .as_deref()
@@ -661,16 +652,7 @@ fn send(
     let params = chain_rules(network)?;
     let to = parse_address("ADDRESS", &args.address, &args.address, network)?;
     let value = parse_amount("AMOUNT", &args.amount, &args.amount)?;
-    let fee = match &args.fee {
-        Some(text) => parse_amount("--fee", text, text)?,
-        None => params.min_fee,
-    };
-    if fee < params.min_fee {
-        return Err(CliError::FeeBelowMinimum {
-            fee,
-            min: params.min_fee,
-        });
-    }
+    let fee = fee_or_minimum(args.fee.as_deref(), &params)?;
     let needed = value
         .checked_add(fee)
         .ok_or_else(|| bad_argument("AMOUNT", &args.amount, "too large".to_string()))?;
@@ -828,4 +810,19 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         validators.total_weight(),
         spec.genesis_hash()
     ))
+}
+
+/// `--fee` if given (refused below the chain's minimum), else the minimum.
+fn fee_or_minimum(fee: Option<&str>, params: &ValidationParams) -> Result<Amount, CliError> {
+    let Some(text) = fee else {
+        return Ok(params.min_fee);
+    };
+    let fee = parse_amount("--fee", text, text)?;
+    if fee < params.min_fee {
+        return Err(CliError::FeeBelowMinimum {
+            fee,
+            min: params.min_fee,
+        });
+    }
+    Ok(fee)
 }
