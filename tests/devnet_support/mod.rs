@@ -7,11 +7,14 @@
 
 #![allow(dead_code)] // each test uses its own part
 
+#[path = "../rpc_support/mod.rs"]
+mod rpc;
+
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use timecoin::config::{ChainConfig, ChainSpec};
 use timecoin::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
 use timecoin::node::key_file::write_key_file;
@@ -25,18 +28,8 @@ pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `ready` until it returns `Some`, failing with `what` at the deadline.
-pub fn wait_for<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
-    #[allow(clippy::disallowed_methods)] // a test deadline only bounds a failure
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = ready() {
-            return value;
-        }
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        assert!(now < end, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
-    }
+pub fn wait_for<T>(what: &str, ready: impl FnMut() -> Option<T>) -> T {
+    rpc::wait_for(what, DEADLINE, POLL, ready)
 }
 
 /// One `timed` process (or its stopped datadir).
@@ -218,14 +211,7 @@ impl Validator {
     }
 
     pub fn submit(&self, tx: &Tx) -> Result<Hash, RpcError> {
-        match self
-            .client()
-            .call("sendrawtransaction", json!([hex::encode(tx.encode())]))
-        {
-            Ok(v) => Ok(v.as_str().unwrap().parse().unwrap()),
-            Err(ClientError::Rpc(e)) => Err(e),
-            Err(e) => panic!("sendrawtransaction: {e}"),
-        }
+        rpc::submit(self.client(), tx)
     }
 
     pub fn status(&self, txid: &Hash) -> Value {
@@ -243,22 +229,8 @@ impl Validator {
 
     /// Waits until every txid is `finalized` here; returns the status reports.
     pub fn wait_finalized(&self, txids: &[Hash]) -> Vec<Value> {
-        txids
-            .iter()
-            .map(|txid| {
-                wait_for(
-                    &format!("{txid} to finalize on node {}", self.index),
-                    || {
-                        let status = self.status(txid);
-                        match status["status"].as_str() {
-                            Some("finalized") => Some(status),
-                            Some("rejected" | "expired") => panic!("{txid} settled as {status}"),
-                            _ => None,
-                        }
-                    },
-                )
-            })
-            .collect()
+        let on = format!(" on node {}", self.index);
+        rpc::wait_finalized(txids, &on, DEADLINE, POLL, |txid| self.status(txid))
     }
 
     pub fn log(&self) -> String {

@@ -7,10 +7,13 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+#[path = "../rpc_support/mod.rs"]
+mod rpc;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use timecoin::config::ChainSpec;
 use timecoin::crypto::Keypair;
 use timecoin::genesis::devnet_wallet_key;
@@ -25,23 +28,9 @@ use timecoin::wallet::{build_transfer, Spendable};
 pub const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(10);
 
-#[allow(clippy::disallowed_methods)] // a test deadline only bounds a failure
-pub fn deadline() -> Instant {
-    Instant::now() + DEADLINE
-}
-
 /// Polls `ready` until it returns `Some`, failing with `what` at the deadline.
-pub fn wait_for<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
-    let end = deadline();
-    loop {
-        if let Some(value) = ready() {
-            return value;
-        }
-        #[allow(clippy::disallowed_methods)] // a test deadline only bounds a failure
-        let now = Instant::now();
-        assert!(now < end, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
-    }
+pub fn wait_for<T>(what: &str, ready: impl FnMut() -> Option<T>) -> T {
+    rpc::wait_for(what, DEADLINE, POLL, ready)
 }
 
 pub struct DevNode {
@@ -103,14 +92,7 @@ impl DevNode {
     }
 
     pub fn submit(&self, tx: &Tx) -> Result<Hash, RpcError> {
-        match self
-            .client
-            .call("sendrawtransaction", json!([hex::encode(tx.encode())]))
-        {
-            Ok(v) => Ok(v.as_str().unwrap().parse().unwrap()),
-            Err(ClientError::Rpc(e)) => Err(e),
-            Err(e) => panic!("sendrawtransaction: {e}"),
-        }
+        rpc::submit(&self.client, tx)
     }
 
     pub fn status(&self, txid: &Hash) -> Value {
@@ -119,19 +101,7 @@ impl DevNode {
 
     /// Waits until every txid is `finalized`; returns their status reports.
     pub fn wait_finalized(&self, txids: &[Hash]) -> Vec<Value> {
-        txids
-            .iter()
-            .map(|txid| {
-                wait_for(&format!("{txid} to finalize"), || {
-                    let status = self.status(txid);
-                    match status["status"].as_str() {
-                        Some("finalized") => Some(status),
-                        Some("rejected" | "expired") => panic!("{txid} settled as {status}"),
-                        _ => None,
-                    }
-                })
-            })
-            .collect()
+        rpc::wait_finalized(txids, "", DEADLINE, POLL, |txid| self.status(txid))
     }
 
     pub fn balance(&self, address: &Address) -> Amount {
