@@ -13,8 +13,8 @@ use super::messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
 use super::params::{SampleSize, SnowballParams};
-use super::polls::{Poll, PollId, Polls, Request};
-use super::sampler::Sampler;
+use super::polls::{Poll, PollSlots, Polls, Request};
+use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
 use crate::config::ChainSpec;
 use crate::crypto::merkle::MerkleTree;
@@ -104,6 +104,8 @@ pub struct EngineMetrics {
     pub polls_started: u64,
     pub polls_succeeded: u64,
     pub polls_failed: u64,
+    /// Conflict sets whose counters restarted after every member stalled.
+    pub stuck_conflicts_restarted: u64,
     pub queries_sent: u64,
     pub queries_answered: u64,
     /// Per-txid verdicts received and counted.
@@ -188,7 +190,7 @@ pub struct Engine {
     halted: bool,
     outputs: VecDeque<Output>,
     metrics: EngineMetrics,
-    sample_scratch: Vec<usize>,
+    sample_scratch: Vec<Drawn>,
 }
 
 /// Where an admitted transaction came from.
@@ -209,10 +211,11 @@ impl Engine {
     ) -> Engine {
         let params = config.snowball;
         let limits = config.limits;
-        let weights = validators.validators().iter().map(|v| v.weight).collect();
+        let weights: Vec<u64> = validators.validators().iter().map(|v| v.weight).collect();
+        let sample_size = params.sample_size(validators.len());
         Engine {
-            sample_size: params.sample_size(validators.len()),
-            sampler: Sampler::new(weights),
+            sample_size,
+            sampler: Sampler::new(&weights, sample_size.k),
             rng: ChaCha20Rng::seed_from_u64(config.rng_seed),
             signer: identity.filter(|k| validators.contains(&k.public())),
             mempool: Mempool::new(
@@ -738,7 +741,46 @@ impl Engine {
         } else if snowball.is_confident(params.beta) && self.is_preferred_everywhere(&txid) {
             self.accept(now, txid);
         } else {
+            if snowball.is_stalled(params.beta) {
+                self.restart_stuck_conflicts(&txid);
+            }
             self.schedule_poll(txid, now);
+        }
+    }
+
+    /// A conflict set whose every member went `beta` polls without a
+    /// `Valid` quorum is stuck: typically validators split evenly between
+    /// two sides, each side with one early success, and a sample that asks
+    /// everyone (`k' = |AVS|` with equal weights) never varies to break the
+    /// tie. Its counters restart at 0, so every honest node falls back to
+    /// the shared tie-break (lowest txid) and the next polls can succeed.
+    /// Only preference moves: acceptance still needs `beta` real quorums.
+    fn restart_stuck_conflicts(&mut self, txid: &Hash) {
+        let beta = self.config.snowball.beta;
+        let Some(entry) = self.mempool.get(txid) else {
+            return;
+        };
+        let mut stuck = Vec::new();
+        for input in &entry.tx.inputs {
+            let members = self.mempool.conflict_set(&input.prev);
+            let all_stalled = members.len() > 1
+                && members.iter().all(|m| {
+                    self.mempool
+                        .get(m)
+                        .is_some_and(|e| e.state.snowball.is_stalled(beta))
+                });
+            if all_stalled {
+                stuck.extend_from_slice(members);
+            }
+        }
+        if stuck.is_empty() {
+            return;
+        }
+        self.metrics.stuck_conflicts_restarted += 1;
+        for member in stuck {
+            if let Some(e) = self.mempool.get_mut(&member) {
+                e.state.snowball.restart_counter();
+            }
         }
     }
 
@@ -983,10 +1025,10 @@ impl Engine {
     }
 
     /// One new poll per due transaction (at most `max_concurrent_polls`
-    /// outstanding each, `max_outstanding_polls` in all), `k'` validators each.
+    /// outstanding each, `max_outstanding_polls` in all), `k'` stake slots each.
     fn start_due_polls(&mut self, now: Timestamp, own: &mut Vec<Request>) {
         let params = self.config.snowball;
-        let mut batches: BTreeMap<usize, (Vec<Hash>, Vec<PollId>)> = BTreeMap::new();
+        let mut batches: BTreeMap<usize, (Vec<Hash>, Vec<PollSlots>)> = BTreeMap::new();
         while self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls {
             let Some(&(at, txid)) = self.poll_schedule.first() else {
                 break;
@@ -1004,18 +1046,19 @@ impl Engine {
             {
                 continue;
             }
-            self.sampler.sample_into(
-                &mut self.rng,
-                self.sample_size.k as usize,
-                &mut self.sample_scratch,
-            );
-            let poll = self.polls.start(txid, self.sample_scratch.len() as u32);
+            self.sampler
+                .sample_into(&mut self.rng, &mut self.sample_scratch);
+            let slots = self.sample_scratch.iter().map(|d| d.slots).sum();
+            let poll = self.polls.start(txid, slots, self.sample_size.alpha);
             entry.state.polls_outstanding += 1;
             let pipeline_open = entry.state.polls_outstanding < max_concurrent;
-            for &member in &self.sample_scratch {
-                let batch = batches.entry(member).or_default();
+            for drawn in &self.sample_scratch {
+                let batch = batches.entry(drawn.member).or_default();
                 batch.0.push(txid);
-                batch.1.push(poll);
+                batch.1.push(PollSlots {
+                    poll,
+                    slots: drawn.slots,
+                });
             }
             self.metrics.polls_started += 1;
             if pipeline_open {
@@ -1066,7 +1109,7 @@ impl Engine {
         now: Timestamp,
         member: usize,
         txids: &[Hash],
-        polls: &[PollId],
+        polls: &[PollSlots],
         own: &mut Vec<Request>,
     ) {
         let Some(to) = self.validators.validators().get(member).map(|v| v.id) else {

@@ -42,9 +42,9 @@ impl From<&ConsensusConfig> for SnowballParams {
 /// The sample size and quorum actually used with a given number of validators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SampleSize {
-    /// `k'`: validators sampled per poll.
+    /// `k'`: stake slots sampled per poll (a validator may hold several).
     pub k: u32,
-    /// `alpha'`: `Valid` answers a poll needs to succeed.
+    /// `alpha'`: `Valid` slots a poll needs to succeed.
     pub alpha: u32,
 }
 

@@ -1,7 +1,11 @@
 //! Outstanding polls and the batched requests that carry them. A poll is
-//! one sample of `k'` validators for one txid; a request is one `Query` to
-//! one validator carrying many polls' txids. Both end together: when the
-//! answer arrives or the request's deadline passes (missing = not `Valid`).
+//! one sample of `k'` stake slots for one txid; a request is one `Query` to
+//! one validator carrying many polls' txids. A validator's answer fills
+//! every slot it holds in the poll. Both end together: when the answer
+//! arrives or the request's deadline passes (missing = not `Valid`). A poll
+//! ends earlier once the answers still missing can no longer change whether
+//! it reached a `Valid` or an `Invalid` quorum, so a silent validator costs
+//! a poll nothing once the others have decided it.
 //!
 //! Pure bookkeeping: it never samples, decides or sends anything.
 
@@ -19,6 +23,25 @@ pub struct Poll {
     pub txid: Hash,
     pub tally: PollTally,
     answered: u32,
+    /// `alpha'` when the poll started.
+    quorum: u32,
+}
+
+impl Poll {
+    /// Both quorums are settled: each has been reached, or the slots still
+    /// unanswered could not reach it.
+    fn is_decided(&self) -> bool {
+        let open = self.tally.sampled.saturating_sub(self.answered);
+        let settled = |count: u32| count >= self.quorum || count + open < self.quorum;
+        open == 0 || (settled(self.tally.valid) && settled(self.tally.invalid))
+    }
+}
+
+/// A poll a request answers, and how many of its slots the asked validator holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollSlots {
+    pub poll: PollId,
+    pub slots: u32,
 }
 
 /// One `Query` in flight to one validator.
@@ -28,7 +51,7 @@ pub struct Request {
     pub deadline: Timestamp,
     pub txids: Vec<Hash>,
     /// `polls[i]` is the poll `txids[i]` answers; empty for a vote request.
-    pub polls: Vec<PollId>,
+    pub polls: Vec<PollSlots>,
     pub want_votes: bool,
 }
 
@@ -42,8 +65,8 @@ pub struct Polls {
 }
 
 impl Polls {
-    /// Opens a poll of `sampled` validators for `txid`.
-    pub fn start(&mut self, txid: Hash, sampled: u32) -> PollId {
+    /// Opens a poll of `sampled` slots for `txid` that needs `quorum` slots.
+    pub fn start(&mut self, txid: Hash, sampled: u32, quorum: u32) -> PollId {
         self.next_poll_id += 1;
         let id = self.next_poll_id;
         self.polls.insert(
@@ -56,6 +79,7 @@ impl Polls {
                     invalid: 0,
                 },
                 answered: 0,
+                quorum,
             },
         );
         id
@@ -91,20 +115,20 @@ impl Polls {
         self.requests.remove(&id)
     }
 
-    /// Counts one sampled validator's answer (`None` = missing) and returns
-    /// the poll once every sampled validator is accounted for.
-    pub fn record(&mut self, poll_id: PollId, verdict: Option<Verdict>) -> Option<Poll> {
-        let poll = self.polls.get_mut(&poll_id)?;
+    /// Counts one sampled validator's answer (`None` = missing) into each
+    /// of its slots and returns the poll once it is decided.
+    pub fn record(&mut self, at: PollSlots, verdict: Option<Verdict>) -> Option<Poll> {
+        let poll = self.polls.get_mut(&at.poll)?;
         match verdict {
-            Some(Verdict::Valid) => poll.tally.valid += 1,
-            Some(Verdict::Invalid) => poll.tally.invalid += 1,
+            Some(Verdict::Valid) => poll.tally.valid += at.slots,
+            Some(Verdict::Invalid) => poll.tally.invalid += at.slots,
             Some(Verdict::Unknown) | None => {}
         }
-        poll.answered += 1;
-        if poll.answered < poll.tally.sampled {
+        poll.answered += at.slots;
+        if !poll.is_decided() {
             return None;
         }
-        self.polls.remove(&poll_id)
+        self.polls.remove(&at.poll)
     }
 
     pub fn outstanding_polls(&self) -> usize {
@@ -126,23 +150,50 @@ mod tests {
     use crate::types::PublicKeyBytes;
 
     #[test]
-    fn only_the_asked_peer_can_answer_and_only_once() {
+    fn only_the_asked_peer_can_answer_once_for_all_its_slots() {
         let mut p = Polls::default();
         let (a, b) = (PublicKeyBytes([1; 32]), PublicKeyBytes([2; 32]));
-        let poll = p.start(Hash::ZERO, 1);
+        let poll = p.start(Hash::ZERO, 3, 3);
+        let at = PollSlots { poll, slots: 2 };
         let id = p.send(Request {
             to: a,
             deadline: Timestamp(10),
             txids: vec![Hash::ZERO],
-            polls: vec![poll],
+            polls: vec![at],
             want_votes: false,
         });
         assert!(p.take_answered(id, &b).is_none());
         assert!(p.take_answered(id, &a).is_some());
         assert!(p.take_answered(id, &a).is_none());
         assert!(p.take_expired(Timestamp(100)).is_none());
-        let done = p.record(poll, Some(Verdict::Valid)).unwrap();
-        assert_eq!(done.tally.valid, 1);
+        assert!(p.record(at, Some(Verdict::Valid)).is_none());
+        let done = p.record(PollSlots { poll, slots: 1 }, None).unwrap();
+        assert_eq!(done.tally.valid, 2, "one answer fills both of its slots");
+        assert_eq!(p.outstanding_polls(), 0);
+    }
+
+    #[test]
+    fn a_poll_ends_as_soon_as_missing_answers_cannot_change_it() {
+        let mut p = Polls::default();
+        let answer = |p: &mut Polls, poll, v| p.record(PollSlots { poll, slots: 1 }, Some(v));
+        // 4 slots, quorum 3: three Valid decide it; the fourth is not awaited.
+        let poll = p.start(Hash::ZERO, 4, 3);
+        assert!(answer(&mut p, poll, Verdict::Valid).is_none());
+        assert!(answer(&mut p, poll, Verdict::Valid).is_none());
+        let done = answer(&mut p, poll, Verdict::Valid).unwrap();
+        assert_eq!((done.tally.valid, done.tally.invalid), (3, 0));
+        // Two Unknown leave neither quorum reachable: failed, decided.
+        let poll = p.start(Hash::ZERO, 4, 3);
+        assert!(answer(&mut p, poll, Verdict::Unknown).is_none());
+        let done = answer(&mut p, poll, Verdict::Unknown).unwrap();
+        assert_eq!(done.tally.valid, 0);
+        // One Valid, one Invalid: both quorums still open until the end.
+        let poll = p.start(Hash::ZERO, 5, 3);
+        assert!(answer(&mut p, poll, Verdict::Valid).is_none());
+        assert!(answer(&mut p, poll, Verdict::Invalid).is_none());
+        assert!(answer(&mut p, poll, Verdict::Invalid).is_none());
+        assert!(answer(&mut p, poll, Verdict::Unknown).is_none());
+        assert!(answer(&mut p, poll, Verdict::Invalid).is_some());
         assert_eq!(p.outstanding_polls(), 0);
     }
 }

@@ -22,6 +22,8 @@ pub struct SnowballState {
     pub confidence: u32,
     /// Consecutive polls with an `Invalid` quorum: decides rejection.
     pub consecutive_invalid: u32,
+    /// Consecutive polls without a `Valid` quorum: detects a stuck split.
+    pub consecutive_failed: u32,
     pub polls_completed: u32,
 }
 
@@ -48,9 +50,11 @@ impl SnowballState {
         if tally.valid >= alpha {
             self.counter = self.counter.saturating_add(1);
             self.confidence = self.confidence.saturating_add(1);
+            self.consecutive_failed = 0;
             PollEffect::Succeeded
         } else {
             self.confidence = 0;
+            self.consecutive_failed = self.consecutive_failed.saturating_add(1);
             PollEffect::Failed
         }
     }
@@ -59,6 +63,18 @@ impl SnowballState {
     pub fn is_confident(&self, beta: u32) -> bool {
         // A beta of 0 must not accept without a single successful poll.
         self.confidence >= beta.max(1)
+    }
+
+    /// `beta` consecutive polls without a `Valid` quorum.
+    pub fn is_stalled(&self, beta: u32) -> bool {
+        self.consecutive_failed >= beta.max(1)
+    }
+
+    /// Forgets the successes that set this node's preference, so that a
+    /// stuck conflict set falls back to the tie-break every node shares.
+    pub fn restart_counter(&mut self) {
+        self.counter = 0;
+        self.consecutive_failed = 0;
     }
 
     /// `beta` consecutive polls had an `Invalid` quorum: the network rejects it.
