@@ -104,7 +104,10 @@ pub struct Metrics {
     pub polls_failed: AtomicU64,
     pub mempool_txs: AtomicU64,
     pub safety_violations: AtomicU64,
+    /// Batches the ledger thread drained and committed.
     pub ledger_batches: AtomicU64,
+    /// LMDB write transactions (fsyncs) of the ledger thread: one per batch.
+    pub ledger_commits: AtomicU64,
     pub rpc_requests: AtomicU64,
     pub rpc_errors: AtomicU64,
     /// Consensus messages from peers handed to the engine.
@@ -114,7 +117,7 @@ pub struct Metrics {
     backpressure: [AtomicU64; 2],
     /// Admission to durable commit, per finalized transaction.
     pub finality_latency: Histogram,
-    /// One `apply_finalized` write transaction (fsync included).
+    /// One ledger batch's write transaction (fsync included).
     pub lmdb_commit: Histogram,
 }
 
@@ -131,6 +134,7 @@ impl Default for Metrics {
             mempool_txs: AtomicU64::new(0),
             safety_violations: AtomicU64::new(0),
             ledger_batches: AtomicU64::new(0),
+            ledger_commits: AtomicU64::new(0),
             rpc_requests: AtomicU64::new(0),
             rpc_errors: AtomicU64::new(0),
             peer_messages: AtomicU64::new(0),
@@ -163,7 +167,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -203,6 +207,11 @@ impl Metrics {
                 "timecoin_ledger_batches_total",
                 "Ledger write batches committed",
                 &self.ledger_batches,
+            ),
+            (
+                "timecoin_ledger_commits_total",
+                "LMDB write transactions (fsyncs) of the ledger thread",
+                &self.ledger_commits,
             ),
             (
                 "timecoin_rpc_requests_total",

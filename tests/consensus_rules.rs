@@ -11,8 +11,9 @@ use timecoin::consensus::{
     ConsensusMessage, Engine, Event, NodeId, Output, RejectReason, SnowballParams, SubmitError,
     TxStatusReport, Verdict,
 };
+use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::Keypair;
-use timecoin::finality::verify_proof;
+use timecoin::finality::{verify_proof, FinalityProof, FinalityVote};
 use timecoin::mempool::TxStatus;
 use timecoin::time::Timestamp;
 use timecoin::types::{Hash, Tx};
@@ -48,9 +49,20 @@ struct Observer {
 
 impl Observer {
     fn new(weights: &[u64], params: SnowballParams) -> Observer {
+        Observer::with_identity(weights, params, None)
+    }
+
+    /// The engine is validator `me` itself: it answers its own polls inline
+    /// and signs finality votes; the test plays the others.
+    fn validator(weights: &[u64], params: SnowballParams, me: usize) -> Observer {
+        Observer::with_identity(weights, params, Some(me))
+    }
+
+    fn with_identity(weights: &[u64], params: SnowballParams, me: Option<usize>) -> Observer {
         let (keys, set) = validator_set(weights);
         let now = Timestamp(1_000_000);
-        let engine = Engine::new(engine_config(params, 7), set, None, now);
+        let identity = me.map(|i| keys[i].clone());
+        let engine = Engine::new(engine_config(params, 7), set, identity, now);
         Observer {
             engine,
             keys,
@@ -146,25 +158,71 @@ impl Observer {
 
     /// The verdicts the engine gives validator `asker` about `txids`.
     fn ask(&mut self, asker: usize, txids: &[Hash]) -> Vec<Verdict> {
-        let from = self.id(asker);
+        self.query(self.id(asker), txids, false).0
+    }
+
+    /// The engine's answer to a query from `from`: its verdicts and, for a
+    /// vote request, its finality vote.
+    fn query(
+        &mut self,
+        from: NodeId,
+        txids: &[Hash],
+        want_votes: bool,
+    ) -> (Vec<Verdict>, Option<FinalityVote>) {
         let start = self.log.len();
         self.deliver(
             from,
             ConsensusMessage::Query {
                 request_id: 99,
                 txids: txids.to_vec(),
-                want_votes: false,
+                want_votes,
             },
         );
-        let replies = sent_to(&self.log[start..], &from);
-        let verdicts = replies
-            .iter()
+        sent_to(&self.log[start..], &from)
+            .into_iter()
             .find_map(|m| match m {
-                ConsensusMessage::Votes { verdicts, .. } => Some(verdicts.clone()),
+                ConsensusMessage::Votes {
+                    verdicts,
+                    finality_vote,
+                    ..
+                } => Some((
+                    verdicts.into_iter().map(|(_, v)| v).collect(),
+                    finality_vote,
+                )),
                 _ => None,
             })
-            .expect("a Votes reply");
-        verdicts.into_iter().map(|(_, v)| v).collect()
+            .expect("a Votes reply")
+    }
+
+    /// Validators in `signers` answer every pending vote request addressed
+    /// to them: `Valid` for every txid, with a signed finality vote.
+    fn answer_votes(&mut self, signers: &[usize]) {
+        let queries: Vec<Query> = std::mem::take(&mut self.pending);
+        for q in queries.into_iter().filter(|q| q.want_votes) {
+            let v = self.keys.iter().position(|k| k.public() == q.to).unwrap();
+            if !signers.contains(&v) {
+                continue;
+            }
+            let mut sorted = q.txids.clone();
+            sorted.sort();
+            let vote = FinalityVote::sign(&self.keys[v], CHAIN, 1, &sorted);
+            let verdicts = q.txids.iter().map(|t| (*t, Verdict::Valid)).collect();
+            self.deliver(
+                q.to,
+                ConsensusMessage::Votes {
+                    request_id: q.request_id,
+                    verdicts,
+                    finality_vote: Some(vote),
+                },
+            );
+        }
+    }
+
+    fn finalized(&self, txid: &Hash) -> Option<FinalityProof> {
+        self.events().into_iter().find_map(|e| match e {
+            Event::Finalized { tx, proof } if tx.txid() == *txid => Some(proof),
+            _ => None,
+        })
     }
 }
 
@@ -802,4 +860,96 @@ fn a_single_validator_finalizes_alone_with_its_own_vote() {
     let s = c.engines[0].tx_status(&txid).unwrap();
     assert_eq!((s.status, s.durable), (TxStatus::Finalized, true));
     assert_eq!(c.engines[0].metrics().polls_succeeded, 20);
+}
+
+// ---- vote safety: a signature only once the acceptance is durable ----
+
+#[test]
+fn no_finality_vote_before_local_acceptance_is_durable() {
+    // `timed --dev`: one validator; its own vote is the whole weight.
+    let mut o = Observer::validator(&[1], devnet_params(), 0);
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    assert!(o.events().contains(&Event::LocallyAccepted { txid }));
+    assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
+    assert_eq!(o.engine.metrics().finality_votes_signed, 0);
+    assert_eq!(o.finalized(&txid), None);
+    // Asked for votes meanwhile (e.g. by a peer), it does not sign either.
+    let peer = Keypair::from_seed_label("a peer").public();
+    assert_eq!(o.query(peer, &[txid], true), (vec![Verdict::Unknown], None));
+    o.advance(1_000);
+    assert_eq!(o.engine.metrics().finality_votes_signed, 0);
+
+    o.engine
+        .handle_acceptance_durable(o.now, &[txid], &o.wallet.utxos);
+    o.pump();
+    let proof = o.finalized(&txid).expect("finalized by its own vote");
+    let (_, set) = validator_set(&[1]);
+    assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(txid));
+    let (verdicts, vote) = o.query(peer, &[txid], true);
+    assert_eq!(verdicts, [Verdict::Valid]);
+    assert!(vote.is_some());
+}
+
+#[test]
+fn restored_acceptance_refuses_every_later_conflict() {
+    let mut o = Observer::validator(&[1; 4], sequential(20), 0);
+    let x = o.wallet.pay(0, "x");
+    let txid = o
+        .engine
+        .restore_accepted(o.now, x.clone(), &o.wallet.utxos)
+        .unwrap();
+    o.pump();
+    assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
+    let y = o.wallet.pay(0, "y");
+    assert_eq!(
+        o.submit(y.clone()),
+        Err(SubmitError::ConflictDecided {
+            outpoint: o.wallet.coins[0],
+            winner: txid
+        })
+    );
+    o.deliver(o.id(1), ConsensusMessage::Tx(y.clone()));
+    assert!(
+        o.engine.tx_status(&y.txid()).is_none(),
+        "gossip cannot add it"
+    );
+    assert_ne!(o.ask(1, &[y.txid()]), [Verdict::Valid]);
+}
+
+#[test]
+fn restored_engine_rejects_the_pending_conflict_and_signs_only_the_accepted_side() {
+    let mut o = Observer::validator(&[1; 4], sequential(20), 0);
+    let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
+    let (tx_x, tx_y) = (x.txid(), y.txid());
+    // Reloaded as pending (its removal was not durable at the crash)...
+    o.submit(y).unwrap();
+    // ...but the vote-safety record says we accepted (and maybe signed) X.
+    o.engine
+        .restore_accepted(o.now, x, &o.wallet.utxos)
+        .unwrap();
+    o.pump();
+    assert_eq!(o.status(&tx_x).status, TxStatus::LocallyAccepted);
+    assert!(o.events().contains(&Event::Rejected {
+        txid: tx_y,
+        reason: RejectReason::ConflictAccepted { winner: tx_x }
+    }));
+    assert_eq!(o.ask(1, &[tx_x, tx_y]), [Verdict::Valid, Verdict::Invalid]);
+    let me = o.id(0);
+    let (verdicts, vote) = o.query(o.id(1), &[tx_x, tx_y], true);
+    assert_eq!(verdicts, [Verdict::Valid, Verdict::Invalid]);
+    let vote = vote.expect("a signed vote");
+    assert_eq!(vote.voter, me);
+    assert_eq!(
+        vote.root,
+        MerkleTree::new(&[tx_x]).root(),
+        "it covers X alone"
+    );
+    assert!(vote.verify_signature().is_ok());
+
+    // It keeps collecting votes: two more validators complete its proof.
+    o.answer_votes(&[1, 2]);
+    let proof = o.finalized(&tx_x).expect("proof complete");
+    let (_, set) = validator_set(&[1; 4]);
+    assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(tx_x));
+    assert!(proof.votes.iter().any(|(v, _)| v.voter == me));
 }

@@ -1,15 +1,15 @@
 //! Real `timed --dev` processes (one validator that finalizes alone) driven
 //! through JSON-RPC and the real `time-cli`: transfers finalize, finality
-//! survives SIGKILL, pending work resumes after a restart, stops are clean,
-//! and proofs verify offline.
+//! and acknowledged submissions survive SIGKILL, pending work and local
+//! acceptances resume after a restart, stops are clean, and proofs verify
+//! offline.
 
 mod node_support;
 
 use node_support::*;
 use serde_json::json;
 use std::process::Command;
-use timecoin::config::ChainSpec;
-use timecoin::store::{Store, StoreOptions};
+use timecoin::store::{LedgerBatch, Store, StoreOptions};
 use timecoin::types::{Amount, Hash, Network, OutPoint, Tx};
 
 fn cli(node: &DevNode, dir: &std::path::Path, args: &[&str]) -> String {
@@ -166,11 +166,83 @@ fn sigkill_mid_load_keeps_everything_reported_finalized() {
     assert_eq!(node.balance(&to), Amount::from_time(100).unwrap());
 }
 
-/// Writes `txs` into the mempool table of a dev-chain datadir, as a node
-/// that crashed with them pending would have left them.
-fn persist_pending(datadir: &std::path::Path, spec: &ChainSpec, txs: &[Tx]) {
-    let store = Store::open(datadir, spec, StoreOptions::default()).unwrap();
-    store.mempool_put(txs).unwrap();
+#[test]
+fn every_acknowledged_submission_survives_a_sigkill_without_resubmission() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("node");
+    let mut node = DevNode::start(&datadir);
+    let coins = funded_coins(&node, 100);
+    let to = address_of("acked recipient");
+    // Acknowledged means durable: kill right after the last acknowledgement.
+    let txids: Vec<Hash> = coins
+        .iter()
+        .map(|c| {
+            node.submit(&pay(*c, to, Amount::from_time(1).unwrap()))
+                .unwrap()
+        })
+        .collect();
+    node.signal(libc::SIGKILL);
+    assert!(!node.wait_exit().success());
+
+    let node = DevNode::start(&datadir);
+    node.wait_finalized(&txids);
+    assert_eq!(node.balance(&to), Amount::from_time(100).unwrap());
+}
+
+/// Writes a dev-chain datadir as a node that crashed would have left it:
+/// `pending` in the mempool table, `accepted` in the vote-safety record.
+fn persist_crashed_state(datadir: &std::path::Path, pending: &[Tx], accepted: &[Tx]) {
+    let store = Store::open(datadir, &spec(), StoreOptions::default()).unwrap();
+    let batch = LedgerBatch {
+        mempool_puts: pending,
+        accepted,
+        ..LedgerBatch::default()
+    };
+    store.commit_batch(&batch).unwrap();
+}
+
+#[test]
+fn a_recorded_acceptance_comes_back_so_only_it_finalizes_and_its_conflict_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("node");
+    let accepted = pay(
+        genesis_coin(),
+        address_of("accepted"),
+        Amount::from_time(7).unwrap(),
+    );
+    let conflict = pay(
+        genesis_coin(),
+        address_of("conflict"),
+        Amount::from_time(9).unwrap(),
+    );
+    // Killed after recording X's acceptance (and perhaps signing it), with
+    // the removal of its rejected conflict Y not yet durable.
+    persist_crashed_state(
+        &datadir,
+        std::slice::from_ref(&conflict),
+        std::slice::from_ref(&accepted),
+    );
+
+    let mut node = DevNode::start(&datadir);
+    node.wait_finalized(&[accepted.txid()]);
+    let info = node.call("getconsensusinfo", json!([]));
+    assert_eq!(info["mempool_reloaded"], 1, "X restored, Y dropped");
+    let refused = node.submit(&conflict).unwrap_err();
+    assert!(refused.message.contains("already spent"), "{refused:?}");
+    assert_eq!(
+        node.balance(&address_of("accepted")),
+        Amount::from_time(7).unwrap()
+    );
+    assert_eq!(node.balance(&address_of("conflict")), Amount::ZERO);
+    assert_eq!(node.call("stop", json!([])), "timecoin stopping");
+    assert_eq!(node.wait_exit().code(), Some(0), "{}", node.log());
+
+    // The record went with X's finalization; Y left the mempool table.
+    let stats = Store::open(&datadir, &spec(), StoreOptions::default())
+        .unwrap()
+        .stats()
+        .unwrap();
+    assert_eq!((stats.accepted, stats.mempool), (0, 0));
 }
 
 #[test]
@@ -178,7 +250,7 @@ fn pending_mempool_txs_resume_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let datadir = dir.path().join("node");
     let split = split_genesis(3, Amount::from_time(5).unwrap());
-    persist_pending(&datadir, &spec(), std::slice::from_ref(&split));
+    persist_crashed_state(&datadir, std::slice::from_ref(&split), &[]);
 
     let node = DevNode::start(&datadir);
     node.wait_finalized(&[split.txid()]);

@@ -1,9 +1,13 @@
-//! Crash safety: a child process (this test binary, re-executed) applies
-//! batches of random valid transfers to a store in a loop; the parent
-//! SIGKILLs it at seeded random moments, reopens the datadir and audits it.
+//! Crash safety: a child process (this test binary, re-executed) commits
+//! ledger batches to a store in a loop: random valid finalized transfers,
+//! plus pending transfers for the mempool table and local acceptances for
+//! the vote-safety record (spending coins the child sets aside, so nothing
+//! later finalizes them); the parent SIGKILLs it at seeded random moments,
+//! reopens the datadir and audits it.
 //!
 //! After every kill the store must be whole:
-//! * every batch the child announced is wholly present or wholly absent, a
+//! * every batch the child announced is wholly present or wholly absent
+//!   (its finalized txs, mempool records and acceptance records alike), a
 //!   batch whose commit the child reported is present, and a batch's
 //!   presence never changes in later rounds;
 //! * the address index agrees exactly with the UTXO set, no outpoint is
@@ -14,7 +18,7 @@
 //!
 //! Kill moments: the parent waits for a seeded number of the child's lines
 //! and kills on the last one; killing on an "applying" line lands inside
-//! `apply_finalized` (its writes or its fsync). A SIGKILL keeps the page
+//! `commit_batch` (its writes or its fsync). A SIGKILL keeps the page
 //! cache, so this proves atomicity, not durability across power loss.
 //!
 //! A failure prints its seed; rerun it with `STORE_CRASH_SEED=<seed>`.
@@ -28,8 +32,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use store_support::{audit, finalized, pick, FundedChain, Wallet};
-use timecoin::store::{Store, StoreOptions};
-use timecoin::types::{Amount, Hash};
+use timecoin::store::{LedgerBatch, Store, StoreOptions};
+use timecoin::types::{Amount, Hash, OutPoint, Tx};
 
 const KILLS: usize = 32;
 /// After its trigger line the parent waits up to this long before the kill,
@@ -49,10 +53,19 @@ fn chain() -> FundedChain {
     FundedChain::new("store crash", 16, 8, Amount::from_time(1_000).unwrap())
 }
 
-/// What the child prints: `applying <id> <n> <txid>…` right before
-/// `apply_finalized`, `committed <id>` right after it returns.
+/// The txids of one announced batch, by the table that must hold them.
+#[derive(Clone, Debug, Default)]
+struct Announced {
+    finalized: Vec<Hash>,
+    pending: Vec<Hash>,
+    accepted: Vec<Hash>,
+}
+
+/// What the child prints: `applying <id> <f> <p> <a> <txid>…` (`f`
+/// finalized, `p` pending, `a` accepted txids, in that order) right before
+/// `commit_batch`, `committed <id>` right after it returns.
 enum Line {
-    Applying { batch: u64, txids: Vec<Hash> },
+    Applying { batch: u64, txids: Announced },
     Committed { batch: u64 },
 }
 
@@ -61,9 +74,22 @@ fn parse(line: &str) -> Option<Line> {
     match words.next()? {
         "applying" => {
             let batch = words.next()?.parse().ok()?;
-            let len: usize = words.next()?.parse().ok()?;
+            let mut lens = [0usize; 3];
+            for len in &mut lens {
+                *len = words.next()?.parse().ok()?;
+            }
             let txids: Vec<Hash> = words.map(|w| w.parse().ok()).collect::<Option<_>>()?;
-            (txids.len() == len).then_some(Line::Applying { batch, txids })
+            if txids.len() != lens.iter().sum::<usize>() {
+                return None;
+            }
+            let (finalized, rest) = txids.split_at(lens[0]);
+            let (pending, accepted) = rest.split_at(lens[1]);
+            let txids = Announced {
+                finalized: finalized.to_vec(),
+                pending: pending.to_vec(),
+                accepted: accepted.to_vec(),
+            };
+            Some(Line::Applying { batch, txids })
         }
         "committed" => Some(Line::Committed {
             batch: words.next()?.parse().ok()?,
@@ -112,10 +138,41 @@ fn next_line(reader: &mut BufReader<ChildStdout>) -> Option<String> {
     }
 }
 
+/// What the reopened store holds, by table.
+struct Held {
+    recorded: BTreeSet<Hash>,
+    pending: BTreeSet<Hash>,
+    accepted: BTreeSet<Hash>,
+}
+
+impl Held {
+    fn read(store: &Store, recorded: BTreeSet<Hash>) -> Held {
+        let txids = |txs: Vec<Tx>| txs.iter().map(Tx::txid).collect();
+        Held {
+            recorded,
+            pending: txids(store.mempool_load(usize::MAX).unwrap()),
+            accepted: txids(store.accepted_load(usize::MAX).unwrap()),
+        }
+    }
+
+    /// How many of `txids` the store holds, out of how many.
+    fn count(&self, txids: &Announced) -> (usize, usize) {
+        let parts = [
+            (&txids.finalized, &self.recorded),
+            (&txids.pending, &self.pending),
+            (&txids.accepted, &self.accepted),
+        ];
+        parts.iter().fold((0, 0), |(held, all), (txids, table)| {
+            let found = txids.iter().filter(|t| table.contains(t)).count();
+            (held + found, all + txids.len())
+        })
+    }
+}
+
 /// Every batch the child announced, across rounds, and what was seen of it.
 #[derive(Default)]
 struct Ledger {
-    announced: BTreeMap<u64, Vec<Hash>>,
+    announced: BTreeMap<u64, Announced>,
     committed: BTreeSet<u64>,
     /// Presence as judged after an earlier kill; it must never change.
     judged: BTreeMap<u64, bool>,
@@ -142,13 +199,12 @@ impl Ledger {
 
     /// Each announced batch is all-or-nothing, committed ones are present,
     /// and earlier verdicts hold.
-    fn check(&mut self, recorded: &BTreeSet<Hash>) {
+    fn check(&mut self, held: &Held) {
         for (batch, txids) in &self.announced {
-            let present = txids.iter().filter(|t| recorded.contains(t)).count();
+            let (present, all) = held.count(txids);
             assert!(
-                present == 0 || present == txids.len(),
-                "batch {batch} is partial: {present} of {} txs recorded",
-                txids.len()
+                present == 0 || present == all,
+                "batch {batch} is partial: {present} of {all} records held ({txids:?})"
             );
             let present = present > 0;
             if self.committed.contains(batch) {
@@ -202,7 +258,7 @@ fn crash_rounds(seed: u64) {
         let store = Store::open(dir.path(), &chain.spec, StoreOptions::default())
             .unwrap_or_else(|e| panic!("reopen after kill {round}: {e}"));
         let audit = audit(&store, &chain);
-        ledger.check(&audit.recorded);
+        ledger.check(&Held::read(&store, audit.recorded));
         if let Some(in_flight) = ledger.in_flight() {
             in_flight_outcomes[usize::from(ledger.judged[&in_flight])] += 1;
         }
@@ -233,23 +289,60 @@ fn crash_child_applies_random_batches_until_killed() {
     let chain = chain();
     let store = Store::open(Path::new(&datadir), &chain.spec, StoreOptions::default()).unwrap();
     let mut wallet = Wallet::from_store(&chain, &store);
+    // Coins guarded by an acceptance record stay unspent, so every record
+    // of every round stays (only a durable spend would remove it).
+    let guarded: BTreeSet<OutPoint> = store
+        .accepted_load(usize::MAX)
+        .unwrap()
+        .iter()
+        .flat_map(|tx| tx.inputs.iter().map(|i| i.prev))
+        .collect();
+    wallet
+        .coins
+        .retain(|(outpoint, _)| !guarded.contains(outpoint));
+    // A fee unique to each tx makes its txid unique, so no later batch can
+    // rebuild (and record) a tx of a batch lost here.
+    let fee = |tx_id: u64| chain.min_fee().checked_add(Amount(tx_id)).unwrap();
     // End libtest's "test … " prefix so the first batch line starts a line.
     println!();
     for batch_id in first_batch..first_batch + CHILD_MAX_BATCHES {
-        let batch: Vec<_> = (0..1 + pick(&mut rng, 16))
+        let finalized: Vec<_> = (0..1 + pick(&mut rng, 16))
             .map(|i| {
                 let shape = (1 + pick(&mut rng, 2), 1 + pick(&mut rng, 3));
                 let tx_id = batch_id * 100 + i as u64;
-                // A fee unique to this tx makes its txid unique, so no later
-                // batch can rebuild (and record) a tx of a batch lost here.
-                let fee = chain.min_fee().checked_add(Amount(tx_id)).unwrap();
-                let tx = wallet.transfer(&chain, &mut rng, shape, fee);
+                let tx = wallet.transfer(&chain, &mut rng, shape, fee(tx_id));
                 finalized(&tx, 1500, tx_id)
             })
             .collect();
-        let txids: Vec<String> = batch.iter().map(|f| f.tx.txid().to_string()).collect();
-        println!("applying {batch_id} {} {}", txids.len(), txids.join(" "));
-        store.apply_finalized(&batch).unwrap();
+        let counts = [pick(&mut rng, 3), pick(&mut rng, 3)];
+        let [pending, accepted] = [(counts[0], 50), (counts[1], 60)].map(|(n, first)| {
+            (0..n as u64)
+                .map(|i| wallet.spend_set_aside(&chain, &mut rng, fee(batch_id * 100 + first + i)))
+                .collect::<Vec<Tx>>()
+        });
+        let txids: Vec<String> = finalized
+            .iter()
+            .map(|f| &f.tx)
+            .chain(&pending)
+            .chain(&accepted)
+            .map(|tx| tx.txid().to_string())
+            .collect();
+        println!(
+            "applying {batch_id} {} {} {} {}",
+            finalized.len(),
+            pending.len(),
+            accepted.len(),
+            txids.join(" ")
+        );
+        let report = store
+            .commit_batch(&LedgerBatch {
+                mempool_puts: &pending,
+                finalized: &finalized,
+                accepted: &accepted,
+                ..LedgerBatch::default()
+            })
+            .unwrap();
+        assert!(report.refused_acceptances.is_empty());
         println!("committed {batch_id}");
     }
 }

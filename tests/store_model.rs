@@ -1,8 +1,8 @@
 //! The LMDB store against a model, after every step of a seeded random run
 //! (cberner/redb's fuzz-against-a-BTreeMap idea): valid batches (with txs
 //! spending outputs of earlier txs of the same batch), batches the store must
-//! refuse (missing, spent or doubly spent outpoints), replays, mempool edits
-//! and reopens. The model is `ledger::MemUtxoSet` plus plain maps; what the
+//! refuse (missing, spent or doubly spent outpoints), replays, mempool edits,
+//! local acceptances (the vote-safety record, refusals included) and reopens. The model is `ledger::MemUtxoSet` plus plain maps; what the
 //! store must answer to a batch is derived from the model, not from how the
 //! batch was built. The map starts tiny so it also grows during the run.
 //!
@@ -12,11 +12,13 @@ mod store_support;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use store_support::{audit, finalized, pick, Coin, FundedChain, Wallet};
 use timecoin::ledger::{MemUtxoSet, UtxoState, UtxoView};
-use timecoin::store::{FinalizedTx, Store, StoreError, StoreOptions};
+use timecoin::store::{
+    FinalizedTx, LedgerBatch, RefusedAcceptance, Store, StoreError, StoreOptions,
+};
 use timecoin::types::{Amount, Hash, OutPoint, Tx};
 
 const STEPS: usize = 120;
@@ -33,6 +35,8 @@ struct Model {
     /// Recorded txid → its finalization sequence.
     recorded: BTreeMap<Hash, u64>,
     mempool: BTreeMap<Hash, Tx>,
+    /// The vote-safety record: outpoint → the accepted tx spending it.
+    accepted: BTreeMap<OutPoint, Tx>,
 }
 
 /// Why the store must refuse a batch.
@@ -57,6 +61,7 @@ impl Model {
             utxos,
             recorded: BTreeMap::new(),
             mempool: BTreeMap::new(),
+            accepted: BTreeMap::new(),
         }
     }
 
@@ -83,8 +88,52 @@ impl Model {
             next.utxos.apply(&finalized.tx);
             next.recorded.insert(txid, next.recorded.len() as u64);
             next.mempool.remove(&txid);
+            for input in &finalized.tx.inputs {
+                next.accepted.remove(&input.prev);
+            }
         }
         Ok(next)
+    }
+
+    /// Records the acceptance of `tx` unless an input has another accepted
+    /// or finalized spender. `Ok(true)`: recorded; `Ok(false)`: finalized
+    /// itself, nothing to guard.
+    fn accept(&mut self, tx: &Tx) -> Result<bool, RefusedAcceptance> {
+        let txid = tx.txid();
+        for input in &tx.inputs {
+            let outpoint = input.prev;
+            let holder = match self.utxos.utxo(&outpoint).expect("model read") {
+                Some(entry) => match entry.state {
+                    UtxoState::Spent { by } if by == txid => return Ok(false),
+                    UtxoState::Spent { by } => Some(by),
+                    _ => None,
+                },
+                None => None,
+            }
+            .or_else(|| self.accepted.get(&outpoint).map(Tx::txid))
+            .filter(|holder| *holder != txid);
+            if let Some(holder) = holder {
+                return Err(RefusedAcceptance {
+                    txid,
+                    outpoint,
+                    holder,
+                });
+            }
+        }
+        for input in &tx.inputs {
+            self.accepted.insert(input.prev, tx.clone());
+        }
+        Ok(true)
+    }
+
+    /// Each accepted tx once, in the order of its lowest outpoint.
+    fn accepted_txs(&self) -> Vec<Tx> {
+        let mut seen = BTreeSet::new();
+        self.accepted
+            .values()
+            .filter(|tx| seen.insert(tx.txid()))
+            .cloned()
+            .collect()
     }
 }
 
@@ -110,6 +159,7 @@ struct Run {
     /// How often each path ran, so the run proves it exercised them all.
     refused: usize,
     replayed: usize,
+    refused_acceptances: usize,
 }
 
 impl Run {
@@ -129,6 +179,7 @@ impl Run {
             clock_ms: 1_764_028_800_000,
             refused: 0,
             replayed: 0,
+            refused_acceptances: 0,
         }
     }
 
@@ -238,6 +289,47 @@ impl Run {
         }
     }
 
+    /// Acceptances of spends of wallet coins (some conflicting with each
+    /// other or with earlier records) and, now and then, of a finalized tx
+    /// or a spend of a spent coin; the store must record or refuse each
+    /// exactly as the model does.
+    fn accept(&mut self) {
+        let mut txs: Vec<Tx> = (0..1 + pick(&mut self.rng, 3))
+            .map(|_| {
+                let coin = self.wallet.coins[pick(&mut self.rng, self.wallet.coins.len())];
+                let outputs = 1 + pick(&mut self.rng, 2);
+                self.chain
+                    .spend(&mut self.rng, &[coin], outputs, self.chain.min_fee())
+            })
+            .collect();
+        if !self.applied_batches.is_empty() && pick(&mut self.rng, 2) == 0 {
+            let batch = &self.applied_batches[pick(&mut self.rng, self.applied_batches.len())];
+            let finalized = &batch[pick(&mut self.rng, batch.len())].tx;
+            let coin = self.known[&finalized.inputs[0].prev];
+            let late_conflict = self
+                .chain
+                .spend(&mut self.rng, &[coin], 3, self.chain.min_fee());
+            txs.extend([finalized.clone(), late_conflict]);
+        }
+        let mut expected_accepted = Vec::new();
+        let mut expected_refused = Vec::new();
+        for tx in &txs {
+            match self.model.accept(tx) {
+                Ok(true) => expected_accepted.push(tx.txid()),
+                Ok(false) => {}
+                Err(refused) => expected_refused.push(refused),
+            }
+        }
+        let batch = LedgerBatch {
+            accepted: &txs,
+            ..LedgerBatch::default()
+        };
+        let report = self.store().commit_batch(&batch).unwrap();
+        assert_eq!(report.accepted, expected_accepted);
+        assert_eq!(report.refused_acceptances, expected_refused);
+        self.refused_acceptances += expected_refused.len();
+    }
+
     fn mempool_remove(&mut self) {
         let mut txids: Vec<Hash> = self
             .model
@@ -261,7 +353,7 @@ impl Run {
 
     fn step(&mut self, datadir: &Path) {
         let wallet_before = self.wallet.clone();
-        match pick(&mut self.rng, 10) {
+        match pick(&mut self.rng, 11) {
             0..=3 => {
                 let batch = self.valid_batch();
                 self.apply(batch, wallet_before);
@@ -278,6 +370,7 @@ impl Run {
             }
             7 => self.mempool_put(),
             8 => self.mempool_remove(),
+            9 => self.accept(),
             _ => self.reopen(datadir),
         }
     }
@@ -309,6 +402,10 @@ impl Run {
         }
         let pending: Vec<Tx> = self.model.mempool.values().cloned().collect();
         assert_eq!(store.mempool_load(usize::MAX).unwrap(), pending);
+        assert_eq!(
+            store.accepted_load(usize::MAX).unwrap(),
+            self.model.accepted_txs()
+        );
     }
 }
 
@@ -347,8 +444,9 @@ fn store_matches_the_model_after_every_batch_refusal_replay_and_reopen() {
             "seed {seed} never grew the map"
         );
         assert!(
-            run.refused > 5 && run.replayed > 2,
+            run.refused > 5 && run.replayed > 2 && run.refused_acceptances > 2,
             "seed {seed} skipped paths"
         );
+        assert!(stats.accepted > 0, "seed {seed} kept no acceptance record");
     }
 }

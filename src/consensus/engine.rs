@@ -1,12 +1,16 @@
 //! The consensus engine of one node, quinn-style: `handle_submit`,
-//! `handle_message`, `handle_timeout`, `handle_durable` take input with
-//! `now`; `poll_output` and `poll_timeout` say what to send and when to call
-//! back. It owns the mempool, every poll, vote collection and proof assembly.
+//! `handle_message`, `handle_timeout`, `handle_durable`,
+//! `handle_acceptance_durable` take input with `now`; `poll_output` and
+//! `poll_timeout` say what to send and when to call back. It owns the
+//! mempool, every poll, vote collection and proof assembly.
 //!
 //! It must never finalize on a timer or on local knowledge: a transaction is
 //! finalized only by a proof whose weight, read from the `ValidatorSet`
-//! snapshot, reaches `ceil(0.67 · total)`. No clocks, sockets, threads or
-//! global RNG; a seed and the same inputs replay the same outputs.
+//! snapshot, reaches `ceil(0.67 · total)`. It must never sign a finality
+//! vote for a transaction whose local acceptance (or finalization) the
+//! driver has not yet made durable, so a crash cannot make it forget what
+//! it signed and sign a conflict (slashing protection). No clocks, sockets,
+//! threads or global RNG; a seed and the same inputs replay the same outputs.
 
 use super::fetches::Fetches;
 use super::messages::{
@@ -160,6 +164,8 @@ struct TxState {
     next_vote_round_at: Option<Timestamp>,
     /// Votes collected since local acceptance.
     proof: Option<ProofBuilder>,
+    /// The driver recorded our acceptance durably: our vote may cover it.
+    acceptance_durable: bool,
     locally_accepted_at: Option<Timestamp>,
     finalized_at: Option<Timestamp>,
 }
@@ -167,8 +173,10 @@ struct TxState {
 /// The sans-IO Snowball engine of one node.
 ///
 /// Driver loop: feed input with `handle_submit`/`handle_message`/
-/// `handle_durable`; whenever `poll_timeout()` is at or before `now`, call
-/// `handle_timeout(now)`; send everything `poll_output()` yields.
+/// `handle_durable`/`handle_acceptance_durable`; whenever `poll_timeout()`
+/// is at or before `now`, call `handle_timeout(now)`; send everything
+/// `poll_output()` yields. At start, `restore_accepted` what the vote-safety
+/// record holds before resubmitting pending transactions.
 pub struct Engine {
     config: EngineConfig,
     sample_size: SampleSize,
@@ -318,6 +326,63 @@ impl Engine {
                 self.unschedule(txid, &entry.state);
             }
         }
+    }
+
+    /// The driver recorded these local acceptances durably (the vote-safety
+    /// record): our finality vote may cover them from now on, and we cast
+    /// it for our own proofs at once.
+    pub fn handle_acceptance_durable(
+        &mut self,
+        now: Timestamp,
+        txids: &[Hash],
+        view: &impl UtxoView,
+    ) {
+        let me = self.signer.as_ref().map(Keypair::public);
+        let mut own_vote_due = Vec::new();
+        for txid in txids {
+            let Some(entry) = self.mempool.get_mut(txid) else {
+                continue;
+            };
+            if !matches!(
+                entry.status,
+                TxStatus::LocallyAccepted | TxStatus::Finalized
+            ) {
+                continue;
+            }
+            entry.state.acceptance_durable = true;
+            let wants_our_vote = entry.state.proof.as_ref().is_some_and(|b| {
+                !b.is_complete() && me.is_some_and(|me| !b.has_voted(&self.validators, &me))
+            });
+            if wants_our_vote {
+                own_vote_due.push(*txid);
+            }
+        }
+        self.vote_own(now, own_vote_due, view);
+    }
+
+    /// Brings back a transaction this node had locally accepted before a
+    /// restart, from the driver's vote-safety record: it is
+    /// `LocallyAccepted` again at once (never `Sampling`), pending conflicts
+    /// are rejected and later ones refused, so our vote can only ever cover
+    /// it; it collects votes until its proof completes. Call it before
+    /// reloading pending transactions.
+    pub fn restore_accepted(
+        &mut self,
+        now: Timestamp,
+        tx: Tx,
+        view: &impl UtxoView,
+    ) -> Result<Hash, SubmitError> {
+        let txid = tx.txid();
+        // The record wins over anything pending: we may have signed it.
+        for loser in self.mempool.conflicts_of(&txid, &tx) {
+            self.reject(loser, RejectReason::ConflictAccepted { winner: txid });
+        }
+        self.admit(now, tx, Origin::Local, view)?;
+        if self.mempool.get(&txid).map(|e| e.status) == Some(TxStatus::Sampling) {
+            self.accept(now, txid);
+        }
+        self.handle_acceptance_durable(now, &[txid], view);
+        Ok(txid)
     }
 
     #[must_use]
@@ -608,11 +673,17 @@ impl Engine {
     }
 
     /// The responder rule (DESIGN §4). `Valid` iff locally valid and
-    /// preferred on every input (for a vote request: and locally accepted);
-    /// `Invalid` iff invalid or a conflicting tx is preferred; `Unknown` iff
-    /// we lack it (or, for a vote request, have not decided yet).
+    /// preferred on every input (for a vote request: and we may sign it,
+    /// see [`Self::may_sign`]); `Invalid` iff invalid or a conflicting tx is
+    /// preferred; `Unknown` iff we lack it (or, for a vote request, have not
+    /// decided yet or not durably).
     fn local_verdict(&self, txid: &Hash, want_votes: bool) -> Verdict {
         match self.mempool.get(txid).map(|e| e.status) {
+            Some(TxStatus::LocallyAccepted | TxStatus::Finalized)
+                if want_votes && !self.may_sign(txid) =>
+            {
+                Verdict::Unknown
+            }
             Some(TxStatus::LocallyAccepted | TxStatus::Finalized) => Verdict::Valid,
             Some(TxStatus::Sampling) => match (self.is_preferred_everywhere(txid), want_votes) {
                 (false, _) => Verdict::Invalid,
@@ -628,15 +699,14 @@ impl Engine {
         }
     }
 
-    /// Signs once over the sorted txids answered `Valid`. Only locally
-    /// accepted or finalized txs are ever `Valid` in a vote request, and
-    /// acceptance rejects every conflict, so an honest validator never
-    /// signs two conflicting transactions.
+    /// Signs once over the sorted txids answered `Valid`. Only txs we may
+    /// sign (durably accepted or durably finalized) are ever `Valid` in a
+    /// vote request, and acceptance rejects every conflict, so an honest
+    /// validator never signs two conflicting transactions, crashes included.
     fn sign_vote(&mut self, now: Timestamp, verdicts: &[(Hash, Verdict)]) -> Option<FinalityVote> {
         if self.halted {
             return None;
         }
-        let signer = self.signer.as_ref()?;
         let mut valid: Vec<Hash> = verdicts
             .iter()
             .filter(|(_, v)| *v == Verdict::Valid)
@@ -645,6 +715,11 @@ impl Engine {
         if valid.is_empty() {
             return None;
         }
+        if let Some(txid) = valid.iter().find(|t| !self.may_sign(t)) {
+            log::error!("refusing to sign a finality vote covering {txid}: not durably accepted");
+            return None;
+        }
+        let signer = self.signer.as_ref()?;
         valid.sort_unstable();
         valid.dedup();
         let slot = now.as_millis() / self.config.slot_duration_ms.max(1);
@@ -653,6 +728,36 @@ impl Engine {
         // Our own signature needs no check when it comes back in a proof.
         self.verified_votes.insert(vote.vote_hash(), ());
         Some(vote)
+    }
+
+    /// Whether our finality vote may cover `txid`: only once a crash can no
+    /// longer make us forget it: its local acceptance is recorded durably
+    /// (`handle_acceptance_durable`), or its finalization is durable.
+    fn may_sign(&self, txid: &Hash) -> bool {
+        match self.mempool.get(txid) {
+            Some(entry) => entry.state.acceptance_durable,
+            None => self.mempool.settled(txid) == Some(TxStatus::Finalized),
+        }
+    }
+
+    /// Adds our own finality vote to the proofs of `txids` (answered inline,
+    /// as a vote request to ourselves would be).
+    fn vote_own(&mut self, now: Timestamp, txids: Vec<Hash>, view: &impl UtxoView) {
+        let Some(me) = self.signer.as_ref().map(Keypair::public) else {
+            return;
+        };
+        if txids.is_empty() {
+            return;
+        }
+        let (verdicts, vote) = self.answer_query(now, &txids, true);
+        let request = Request {
+            to: me,
+            deadline: now,
+            txids,
+            polls: Vec::new(),
+            want_votes: true,
+        };
+        self.apply_response(now, me, request, &verdicts, vote, view);
     }
 
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`

@@ -85,7 +85,9 @@ pub enum Event {
     Accepted {
         txid: Hash,
     },
-    /// Confidence reached `beta` while preferred on every input.
+    /// Confidence reached `beta` while preferred on every input. The driver
+    /// must record it durably (vote safety), then call
+    /// `Engine::handle_acceptance_durable`: our vote covers it only then.
     LocallyAccepted {
         txid: Hash,
     },

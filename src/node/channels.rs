@@ -21,7 +21,9 @@ pub const DURABLE_CAPACITY: usize = 1_024;
 /// Input of the consensus thread. The net layer adds its `NetEvent`s here.
 #[derive(Debug)]
 pub enum NodeEvent {
-    /// A transaction from a wallet; the outcome of admission goes to `reply`.
+    /// A transaction from a wallet. The outcome of admission goes to
+    /// `reply`; an admission only once the tx is durable in the mempool
+    /// table, so an acknowledged tx survives a crash.
     Submit {
         tx: Tx,
         reply: Sender<Result<Hash, SubmitRefused>>,
@@ -45,6 +47,10 @@ pub enum SubmitRefused {
 /// Most ledger commands the consensus thread queues while the ledger channel
 /// is full; past it, submissions are refused (back-pressure to wallets).
 pub const MAX_LEDGER_BACKLOG: usize = 65_536;
+
+/// Most submissions waiting for their mempool record to become durable
+/// before they are answered; past it, submissions are refused as behind.
+pub const MAX_SUBMITS_AWAITING_DURABLE: usize = 4_096;
 
 /// Questions the RPC asks the engine; each answer goes to its bounded reply channel.
 #[derive(Debug)]
@@ -92,7 +98,8 @@ pub struct ConsensusInfo {
     pub is_validator: bool,
     pub halted: bool,
     pub mempool_txs: usize,
-    /// Transactions reloaded from the datadir's mempool at start.
+    /// Transactions reloaded from the datadir's mempool at start (locally
+    /// accepted ones restored from the vote-safety record included).
     pub mempool_reloaded: usize,
     pub polls_started: u64,
     pub polls_succeeded: u64,
@@ -119,16 +126,25 @@ pub const MAX_MEMPOOL_LISTING: usize = 100_000;
 pub enum LedgerCommand {
     /// Persist an admitted transaction so pending work survives a restart.
     MempoolPut(Tx),
+    /// Record our local acceptance (the vote-safety record): until it is
+    /// durable, our finality vote must not cover the tx.
+    Accepted(Tx),
     /// Make a finalized transaction and its proof durable.
     Finalized(FinalizedTx),
     /// Forget a pending transaction (rejected or expired).
     MempoolRemove(Hash),
 }
 
-/// Ledger thread → consensus thread: these txids are durable now.
-#[derive(Debug)]
+/// Ledger thread → consensus thread: what one committed batch made durable.
+#[derive(Debug, Default)]
 pub struct Durable {
-    pub txids: Vec<Hash>,
+    /// Finalized transactions, committed with their proofs.
+    pub finalized: Vec<Hash>,
+    /// Local acceptances now on record: our vote may cover them.
+    pub accepted: Vec<Hash>,
+    /// Admitted transactions now in the mempool table: their submitters
+    /// may be answered.
+    pub admitted: Vec<Hash>,
     /// When the commit finished.
     pub at: Timestamp,
 }

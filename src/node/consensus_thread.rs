@@ -2,7 +2,10 @@
 //! (quinn-style). It waits on its inbox, the ledger's durable reports and the
 //! engine's next timeout; drains every ready input as one batch against one
 //! store snapshot; then routes the engine's outputs: messages to the
-//! [`NetSink`], finalized transactions and mempool changes to the ledger.
+//! [`NetSink`], finalized transactions, local acceptances and mempool
+//! changes to the ledger. What the ledger reports durable goes back to the
+//! engine (finalized txs, acceptances our vote may now cover) and to the
+//! wallets waiting on a submission (answered only once their tx is durable).
 //!
 //! It never writes the store (it holds a `ReadView` per batch, and a thread
 //! holding one must not call `Store` writes) and never blocks on anything but
@@ -12,7 +15,7 @@
 use super::channels::{
     ConsensusInfo, ConsensusQuery, Durable, FinalityTimings, LedgerCommand, MempoolSnapshot,
     NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
-    MAX_MEMPOOL_LISTING,
+    MAX_MEMPOOL_LISTING, MAX_SUBMITS_AWAITING_DURABLE,
 };
 use crate::consensus::{ConsensusMessage, Engine, Event, NodeId, Output};
 use crate::finality::FinalityProof;
@@ -25,7 +28,7 @@ use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{decode, encode};
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -52,6 +55,11 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     clock: C,
     /// Ledger commands waiting for room in the ledger channel, in order.
     backlog: VecDeque<LedgerCommand>,
+    /// Admitted txs whose mempool record is not durable yet, with the
+    /// submitters waiting for it (bounded by the mempool and the ledger's
+    /// pace; waiters by [`MAX_SUBMITS_AWAITING_DURABLE`]).
+    awaiting_durable: HashMap<Hash, Vec<SubmitReply>>,
+    submits_waiting: usize,
     mempool_reloaded: usize,
     /// Step times of recently durable transactions, for `gettxstatus`.
     timings: RecentMap<Hash, FinalityTimings>,
@@ -62,6 +70,9 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     /// what was finalized while it was away (up to this many; more needs block sync).
     recent_durable: VecDeque<Hash>,
 }
+
+/// Where a submission's outcome goes (a bounded(1) channel of one RPC worker).
+type SubmitReply = Sender<Result<Hash, SubmitRefused>>;
 
 /// How many of the latest finalized transactions' proofs a connecting peer
 /// is sent (under the peer's gossip rate-limit burst).
@@ -107,6 +118,8 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             metrics,
             clock,
             backlog: VecDeque::new(),
+            awaiting_durable: HashMap::new(),
+            submits_waiting: 0,
             mempool_reloaded: 0,
             timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
             is_validator,
@@ -114,14 +127,36 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         }
     }
 
-    /// Resubmits the transactions persisted in the datadir's mempool (call
-    /// before `run`). Those no longer admissible are dropped from it.
-    pub fn reload_mempool(&mut self, txs: Vec<Tx>) -> Result<(), ConsensusThreadError> {
+    /// Restores the local acceptances of the vote-safety record, then
+    /// resubmits the other transactions persisted in the datadir's mempool
+    /// (call before `run`). Pending ones no longer admissible (a conflict of
+    /// an accepted one among them) are dropped from the mempool table; an
+    /// acceptance that cannot be restored keeps its record, which goes with
+    /// the durable spend of its outpoints.
+    pub fn reload_mempool(
+        &mut self,
+        accepted: Vec<Tx>,
+        pending: Vec<Tx>,
+    ) -> Result<(), ConsensusThreadError> {
         let now = self.clock.now();
         let store = Arc::clone(&self.store);
         let view = store.read()?;
-        for tx in txs {
+        let mut restored = BTreeSet::new();
+        for tx in accepted {
             let txid = tx.txid();
+            match self.engine.restore_accepted(now, tx, &view) {
+                Ok(_) => {
+                    restored.insert(txid);
+                }
+                Err(e) => log::warn!("cannot restore locally accepted tx {txid}: {e}"),
+            }
+        }
+        self.mempool_reloaded += restored.len();
+        for tx in pending {
+            let txid = tx.txid();
+            if restored.contains(&txid) {
+                continue;
+            }
             match self.engine.handle_submit(now, tx, &view) {
                 Ok(_) => self.mempool_reloaded += 1,
                 Err(e) => {
@@ -131,7 +166,11 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             }
         }
         drop(view);
-        log::info!("reloaded {} pending transactions", self.mempool_reloaded);
+        log::info!(
+            "reloaded {} pending transactions ({} locally accepted)",
+            self.mempool_reloaded,
+            restored.len()
+        );
         self.route_outputs(now);
         Ok(())
     }
@@ -230,15 +269,18 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         let store = Arc::clone(&self.store);
         let view = store.read()?;
         for report in &batch.durable {
-            self.on_durable(report);
+            self.on_durable(now, report, &view);
         }
+        let mut admitted = Vec::new();
         for event in batch.events.drain(..) {
             match event {
-                NodeEvent::Submit { tx, reply } => {
-                    let outcome = self.submit(now, tx, &view);
+                NodeEvent::Submit { tx, reply } => match self.submit(now, tx, &view) {
+                    Ok(txid) => admitted.push((txid, reply)),
                     // The RPC worker may have timed out and gone: nothing to tell.
-                    let _ = reply.try_send(outcome);
-                }
+                    Err(refused) => {
+                        let _ = reply.try_send(Err(refused));
+                    }
+                },
                 NodeEvent::Query(query) => self.answer(query),
                 NodeEvent::Shutdown => batch.shutdown = true,
             }
@@ -251,7 +293,28 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         }
         drop(view);
         self.route_outputs(now);
+        for (txid, reply) in admitted {
+            self.answer_when_durable(txid, reply);
+        }
         Ok(())
+    }
+
+    /// Answers a submitter once its admitted tx is durable in the mempool
+    /// table (at once if it already is, e.g. a resubmission).
+    fn answer_when_durable(&mut self, txid: Hash, reply: SubmitReply) {
+        let Some(waiters) = self.awaiting_durable.get_mut(&txid) else {
+            let _ = reply.try_send(Ok(txid));
+            return;
+        };
+        if self.submits_waiting >= MAX_SUBMITS_AWAITING_DURABLE {
+            // Admitted all the same; a retry is answered once it is durable.
+            let _ = reply.try_send(Err(SubmitRefused::LedgerBehind {
+                backlog: self.submits_waiting,
+            }));
+            return;
+        }
+        waiters.push(reply);
+        self.submits_waiting += 1;
     }
 
     /// A peer's consensus message goes to the engine; lifecycle events are
@@ -334,9 +397,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     }
 
     /// Records finality latency (admission to durable) and step times,
-    /// then lets the engine forget the committed transactions.
-    fn on_durable(&mut self, report: &Durable) {
-        for txid in &report.txids {
+    /// lets the engine forget the committed transactions and sign for the
+    /// recorded acceptances, and answers the submitters of admitted ones.
+    fn on_durable(&mut self, now: Timestamp, report: &Durable, view: &ReadView<'_>) {
+        for txid in &report.finalized {
             if self.recent_durable.len() == CATCH_UP_PROOFS {
                 self.recent_durable.pop_front();
             }
@@ -361,7 +425,15 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 },
             );
         }
-        self.engine.handle_durable(report.at, &report.txids);
+        self.engine.handle_durable(report.at, &report.finalized);
+        self.engine
+            .handle_acceptance_durable(now, &report.accepted, view);
+        for txid in &report.admitted {
+            for reply in self.awaiting_durable.remove(txid).unwrap_or_default() {
+                self.submits_waiting = self.submits_waiting.saturating_sub(1);
+                let _ = reply.try_send(Ok(*txid));
+            }
+        }
     }
 
     fn answer(&self, query: ConsensusQuery) {
@@ -440,9 +512,20 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 if let Some(tx) = self.engine.mempool_tx(&txid) {
                     let tx = tx.clone();
                     self.backlog.push_back(LedgerCommand::MempoolPut(tx));
+                    self.awaiting_durable.entry(txid).or_default();
                 }
             }
-            Event::LocallyAccepted { txid } => log::debug!("tx {txid} locally accepted"),
+            Event::LocallyAccepted { txid } => {
+                log::debug!("tx {txid} locally accepted");
+                // Only a voter needs the vote-safety record. A tx gone
+                // already (a conflict finalized in the same batch) was never
+                // signed, so there is nothing to record either.
+                let tx = self.engine.mempool_tx(&txid).filter(|_| self.is_validator);
+                if let Some(tx) = tx {
+                    let tx = tx.clone();
+                    self.backlog.push_back(LedgerCommand::Accepted(tx));
+                }
+            }
             Event::Finalized { tx, proof } => {
                 log::debug!("tx {} finalized", tx.txid());
                 self.backlog

@@ -1,18 +1,19 @@
 //! The ledger thread: the only writer of chain state. It drains its channel
-//! as a batch and commits the batch's finalized transactions in ONE
-//! `apply_finalized` (one LMDB write transaction, one fsync: group commit),
-//! then tells the consensus thread which txids are durable. Admitted
-//! transactions are persisted in the mempool table, batched the same way.
+//! as a batch and commits the whole batch (admitted txs, finalized txs with
+//! their proofs, local acceptances, removals) in ONE `Store::commit_batch`:
+//! one LMDB write transaction, one fsync (group commit). Then it tells the
+//! consensus thread what became durable.
 //!
 //! It never decides validity or finality; it ends when the consensus thread
 //! drops its sender, after a final commit of everything it received.
 
 use super::channels::{Durable, LedgerCommand};
 use crate::metrics::Metrics;
-use crate::store::{FinalizedTx, Store, StoreError};
+use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::Clock;
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Sender};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -24,12 +25,32 @@ pub struct LedgerThread<C: Clock> {
     pub clock: C,
 }
 
-/// One drained batch, sorted by kind.
+/// One drained batch, sorted by kind. The store applies the kinds in a
+/// fixed order (puts first, removals last), which matches the channel's
+/// order for every txid but one case handled here: a put after a removal
+/// (a wallet resubmitting an expired tx) cancels the removal.
 #[derive(Default)]
 struct Batch {
     puts: Vec<Tx>,
+    accepted: Vec<Tx>,
     finalized: Vec<FinalizedTx>,
-    removes: Vec<Hash>,
+    removes: BTreeSet<Hash>,
+}
+
+impl Batch {
+    fn add(&mut self, command: LedgerCommand) {
+        match command {
+            LedgerCommand::MempoolPut(tx) => {
+                self.removes.remove(&tx.txid());
+                self.puts.push(tx);
+            }
+            LedgerCommand::Accepted(tx) => self.accepted.push(tx),
+            LedgerCommand::Finalized(f) => self.finalized.push(f),
+            LedgerCommand::MempoolRemove(txid) => {
+                self.removes.insert(txid);
+            }
+        }
+    }
 }
 
 impl<C: Clock> LedgerThread<C> {
@@ -39,52 +60,54 @@ impl<C: Clock> LedgerThread<C> {
             let mut batch = Batch::default();
             let pending = self.commands.len();
             for command in std::iter::once(first).chain(self.commands.try_iter().take(pending)) {
-                match command {
-                    LedgerCommand::MempoolPut(tx) => batch.puts.push(tx),
-                    LedgerCommand::Finalized(f) => batch.finalized.push(f),
-                    LedgerCommand::MempoolRemove(txid) => batch.removes.push(txid),
-                }
+                batch.add(command);
             }
             self.commit(batch)?;
         }
         Ok(())
     }
 
-    /// Puts first: `apply_finalized` drops its txs from the mempool table,
-    /// and a put after it would resurrect one admitted and finalized in
-    /// the same batch.
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        if !batch.puts.is_empty() {
-            self.store.mempool_put(&batch.puts)?;
+        let removes: Vec<Hash> = batch.removes.into_iter().collect();
+        let started = self.clock.now();
+        let report = self.store.commit_batch(&LedgerBatch {
+            mempool_puts: &batch.puts,
+            finalized: &batch.finalized,
+            accepted: &batch.accepted,
+            mempool_removes: &removes,
+        })?;
+        let at = self.clock.now();
+        let commit_ms = at.saturating_since(started).as_millis();
+        let m = &self.metrics;
+        m.lmdb_commit
+            .observe_ms(u64::try_from(commit_ms).unwrap_or(u64::MAX));
+        m.ledger_batches.fetch_add(1, Relaxed);
+        m.ledger_commits.fetch_add(1, Relaxed);
+        let applied = report.finalized.applied;
+        m.txs_finalized.fetch_add(applied as u64, Relaxed);
+        if let Some(bytes) = report.map_grown_to_bytes {
+            log::info!("LMDB map grown to {bytes} bytes");
         }
-        if !batch.finalized.is_empty() {
-            let started = self.clock.now();
-            let report = self.store.apply_finalized(&batch.finalized)?;
-            let at = self.clock.now();
-            let commit_ms = at.saturating_since(started).as_millis();
-            self.metrics
-                .lmdb_commit
-                .observe_ms(u64::try_from(commit_ms).unwrap_or(u64::MAX));
-            self.metrics.ledger_batches.fetch_add(1, Relaxed);
-            self.metrics
-                .txs_finalized
-                .fetch_add(report.applied as u64, Relaxed);
-            if let Some(bytes) = report.map_grown_to_bytes {
-                log::info!("LMDB map grown to {bytes} bytes");
-            }
-            log::debug!(
-                "committed {} finalized txs ({} replays) in {commit_ms} ms",
-                report.applied,
-                report.already_recorded
-            );
-            let txids = batch.finalized.iter().map(|f| f.tx.txid()).collect();
-            // The consensus thread may have stopped first at shutdown; the
-            // commit is durable either way.
-            let _ = self.durable.send(Durable { txids, at });
+        for refused in &report.refused_acceptances {
+            log::error!("{refused}");
         }
-        if !batch.removes.is_empty() {
-            self.store.mempool_remove(&batch.removes)?;
-        }
+        log::debug!(
+            "committed {} admitted, {applied} finalized ({} replays), {} accepted, \
+             {} removed in {commit_ms} ms",
+            batch.puts.len(),
+            report.finalized.already_recorded,
+            report.accepted.len(),
+            removes.len(),
+        );
+        let durable = Durable {
+            finalized: batch.finalized.iter().map(|f| f.tx.txid()).collect(),
+            accepted: report.accepted,
+            admitted: batch.puts.iter().map(Tx::txid).collect(),
+            at,
+        };
+        // The consensus thread may have stopped first at shutdown; the
+        // commit is durable either way.
+        let _ = self.durable.send(durable);
         Ok(())
     }
 }

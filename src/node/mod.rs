@@ -1,4 +1,5 @@
-//! A running node: opens the store, reloads the persisted mempool, spawns
+//! A running node: opens the store, restores its local acceptances and
+//! reloads the persisted mempool, spawns
 //! the named threads (consensus, ledger, RPC workers) and stops them in
 //! order: stop accepting RPC, drain consensus, final ledger commit, join,
 //! remove the cookie.
@@ -183,6 +184,7 @@ impl Node {
                 .map_or_else(crossbeam_channel::never, |n| n.consensus_events.clone()),
         };
         let max_txs = spec.config.consensus.mempool_max_txs as usize;
+        let accepted = store.accepted_load(max_txs)?;
         let pending = store.mempool_load(max_txs)?;
         let net_client = net.as_ref().map(NetHandle::client);
         let sink: Box<dyn NetSink> = match net_client.clone() {
@@ -198,7 +200,7 @@ impl Node {
             Arc::clone(&metrics),
             clock,
         );
-        thread.reload_mempool(pending)?;
+        thread.reload_mempool(accepted, pending)?;
         let consensus = spawn_consensus(thread, exits_tx.clone())?;
 
         let ledger = LedgerThread {

@@ -343,6 +343,9 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
             if ctx.store.tx(&txid)?.is_some() {
                 return Err(SubmitRefused::from(SubmitError::AlreadyFinalized(txid)).into());
             }
+            // Answered only once the admitted tx is durable in the mempool
+            // table (the consensus thread hears it from the ledger's group
+            // commit), so an acknowledged tx survives a crash.
             let (reply, answer) = bounded(1);
             ask(ctx, NodeEvent::Submit { tx: *tx, reply }, &answer)?
                 .map(|txid| json!(txid.to_string()))

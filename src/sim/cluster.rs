@@ -4,8 +4,8 @@
 //! node). This is the driver a node's consensus thread is, minus the threads.
 //!
 //! A crashed node loses its engine (mempool included unless mempool
-//! persistence is modelled) and keeps its ledger, like a process killed over
-//! an LMDB datadir. Owns the queue, the nodes and the run digest; judges
+//! persistence is modelled) and keeps its ledger and its record of local
+//! acceptances, like a process killed over an LMDB datadir. Owns the queue, the nodes and the run digest; judges
 //! nothing itself (the checkers do) and never looks inside an engine.
 
 use super::byzantine::{Adversary, QueryInfo, Strategy};
@@ -94,6 +94,9 @@ struct Node {
     /// Txids in this node's mempool (admitted, not yet settled): what an
     /// LMDB mempool table would hold across a restart.
     mempool: BTreeSet<Hash>,
+    /// Txids this node locally accepted and has not seen finalized: its
+    /// vote-safety record, which always survives a restart.
+    accepted: BTreeSet<Hash>,
     /// Counters of crashed incarnations.
     retired: Vec<EngineMetrics>,
     /// The query a Byzantine node is answering right now.
@@ -227,6 +230,7 @@ impl Cluster {
                 fired_ms: None,
                 incarnation: 0,
                 mempool: BTreeSet::new(),
+                accepted: BTreeSet::new(),
                 retired: Vec::new(),
                 answering: None,
             })
@@ -453,14 +457,25 @@ impl Cluster {
             .iter()
             .filter_map(|txid| self.txs.get(txid).cloned())
             .collect();
+        let accepted: Vec<Tx> = std::mem::take(&mut n.accepted)
+            .iter()
+            .filter_map(|txid| self.txs.get(txid).cloned())
+            .collect();
         self.start_engine(node);
         self.record(b'R', node, &[]);
         if let Some(Node {
             engine: Some(engine),
             ledger,
+            accepted: record,
             ..
         }) = self.nodes.get_mut(node)
         {
+            for tx in accepted {
+                // Refused once a conflict is durable: the store drops that record.
+                if let Ok(txid) = engine.restore_accepted(now, tx, ledger) {
+                    record.insert(txid);
+                }
+            }
             for tx in reload {
                 // A reloaded tx may since have been decided elsewhere: refusal is fine.
                 let _ = engine.handle_submit(now, tx, ledger);
@@ -562,12 +577,19 @@ impl Cluster {
             Event::Accepted { txid } => {
                 n.mempool.insert(txid);
             }
-            Event::LocallyAccepted { .. } => {}
+            Event::LocallyAccepted { txid } => {
+                // The ledger records the acceptance (vote safety), then tells the engine.
+                n.accepted.insert(txid);
+                if let Some(engine) = n.engine.as_mut() {
+                    engine.handle_acceptance_durable(now, &[txid], &n.ledger);
+                }
+            }
             Event::Rejected { txid, .. } | Event::Expired { txid } => {
                 n.mempool.remove(&txid);
             }
             Event::Finalized { tx, proof } => {
                 n.mempool.remove(&txid);
+                n.accepted.remove(&txid);
                 if let Some(engine) = n.engine.as_mut() {
                     let polls = engine.tx_status(&txid).map_or(0, |s| s.polls_completed);
                     if polls > 0 && n.role == Role::Honest {

@@ -1,7 +1,7 @@
 //! The LMDB environment behind [`Store`]: opening and checking a datadir,
-//! applying finalized batches, persisting the mempool, and consistent reads
-//! through [`ReadView`] snapshots. Commits are durable (default flags: every
-//! commit fsyncs; never `MDB_NOSYNC`).
+//! committing ledger batches (finalized txs, the mempool, the vote-safety
+//! record), and consistent reads through [`ReadView`] snapshots. Commits are
+//! durable (default flags: every commit fsyncs; never `MDB_NOSYNC`).
 //!
 //! It must never write a state change in more than one transaction, and never
 //! trust a stored byte: every value goes through a limited decode.
@@ -21,7 +21,10 @@
 //! process would not see the new map size).
 
 use super::schema::{self, TableSpec, TxRecord, TxStatus};
-use super::{ApplyReport, FinalizedTx, StoreError, StoreOptions, StoreStats};
+use super::{
+    ApplyReport, BatchReport, FinalizedTx, LedgerBatch, RefusedAcceptance, StoreError,
+    StoreOptions, StoreStats,
+};
 use crate::config::ChainSpec;
 use crate::ledger::{UtxoEntry, UtxoState, UtxoView, ViewError};
 use crate::types::encoding::{decode, encode, DecodeError};
@@ -32,6 +35,7 @@ use ::lmdb::{
     RwTransaction, Transaction, WriteFlags,
 };
 use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
@@ -61,6 +65,7 @@ struct Tables {
     txs: Table,
     proofs: Table,
     mempool: Table,
+    accepted: Table,
 }
 
 /// The node's chain state in `<datadir>/chain/`. `Sync`: share it by `Arc`;
@@ -117,6 +122,7 @@ impl Store {
             txs: table(schema::TXS)?,
             proofs: table(schema::PROOFS)?,
             mempool: table(schema::MEMPOOL)?,
+            accepted: table(schema::ACCEPTED)?,
         };
         let store = Store {
             env,
@@ -201,77 +207,80 @@ impl Store {
         Ok(())
     }
 
-    /// Makes a batch of finalized transactions durable in ONE write
-    /// transaction: inputs marked `Spent { by }`, outputs created and
-    /// indexed, tx record and proof stored, txids dropped from the mempool.
-    /// Later txs may spend outputs of earlier ones in the same batch.
-    /// Already recorded txs are skipped, but for leaving the mempool (crash
-    /// replays are harmless). A tx spending a missing or spent outpoint
-    /// aborts the whole batch.
-    pub fn apply_finalized(&self, batch: &[FinalizedTx]) -> Result<ApplyReport, StoreError> {
-        let txids: Vec<Hash> = batch.iter().map(|f| f.tx.txid()).collect();
+    /// Makes one ledger batch durable in ONE write transaction (one fsync),
+    /// in the order [`LedgerBatch`] documents. A finalized tx spending a
+    /// missing or spent outpoint, or a record over its size limit, aborts
+    /// the whole batch: nothing is written. An empty batch writes nothing.
+    pub fn commit_batch(&self, batch: &LedgerBatch<'_>) -> Result<BatchReport, StoreError> {
+        if batch.is_empty() {
+            return Ok(BatchReport::default());
+        }
+        let puts = encode_txs(batch.mempool_puts, schema::MEMPOOL)?;
+        let accepted = encode_txs(batch.accepted, schema::ACCEPTED)?;
+        let finalized_txids: Vec<Hash> = batch.finalized.iter().map(|f| f.tx.txid()).collect();
         let (mut report, grown) = self.write_with_growth(|txn, t| {
-            let mut report = ApplyReport::default();
-            let mut sequence: u64 = get_decoded(txn, t.meta, schema::META_FINALIZED_COUNT)?
-                .ok_or_else(|| {
-                    StoreError::corrupt(t.meta.name(), schema::META_FINALIZED_COUNT, "missing")
-                })?;
-            for (finalized, txid) in batch.iter().zip(&txids) {
-                if get(txn, t.txs, &txid.0)?.is_some() {
-                    // A recorded tx is never pending, even if re-added since.
-                    report.writes += usize::from(delete(txn, t.mempool, &txid.0)?);
-                    report.already_recorded += 1;
-                    continue;
+            let mut report = BatchReport::default();
+            for (txid, bytes) in &puts {
+                put(txn, t.mempool, &txid.0, bytes)?;
+            }
+            report.finalized = apply_finalized_in(txn, t, batch.finalized, &finalized_txids)?;
+            for ((txid, bytes), tx) in accepted.iter().zip(batch.accepted) {
+                match record_acceptance(txn, t, *txid, tx, bytes)? {
+                    Acceptance::Recorded { writes } => {
+                        report.accepted.push(*txid);
+                        report.writes += writes;
+                    }
+                    Acceptance::Finalized => {}
+                    Acceptance::Refused(refused) => report.refused_acceptances.push(refused),
                 }
-                report.writes += apply_one(txn, t, finalized, *txid, sequence)?;
-                report.applied += 1;
-                sequence += 1;
             }
-            if report.applied > 0 {
-                put(
-                    txn,
-                    t.meta,
-                    schema::META_FINALIZED_COUNT,
-                    &encode(&sequence),
-                )?;
-                report.writes += 1;
+            for txid in batch.mempool_removes {
+                report.mempool_removed += usize::from(delete(txn, t.mempool, &txid.0)?);
             }
+            report.writes += puts.len() + report.finalized.writes + report.mempool_removed;
             Ok(report)
         })?;
         report.map_grown_to_bytes = grown;
         Ok(report)
     }
 
+    /// [`Self::commit_batch`] of finalized transactions only: inputs marked
+    /// `Spent { by }`, outputs created and indexed, tx record and proof
+    /// stored, txids dropped from the mempool and their inputs from the
+    /// vote-safety record. Later txs may spend outputs of earlier ones in
+    /// the same batch. Already recorded txs are skipped, but for leaving the
+    /// mempool (crash replays are harmless).
+    pub fn apply_finalized(&self, batch: &[FinalizedTx]) -> Result<ApplyReport, StoreError> {
+        let batch = LedgerBatch {
+            finalized: batch,
+            ..LedgerBatch::default()
+        };
+        let report = self.commit_batch(&batch)?;
+        Ok(ApplyReport {
+            map_grown_to_bytes: report.map_grown_to_bytes,
+            ..report.finalized
+        })
+    }
+
     /// Persists pending transactions so they survive a restart. Returns how
     /// many were stored (overwriting one with the same txid is harmless).
     pub fn mempool_put(&self, txs: &[Tx]) -> Result<usize, StoreError> {
-        let encoded: Vec<(Hash, Vec<u8>)> = txs.iter().map(|tx| (tx.txid(), tx.encode())).collect();
-        for (txid, bytes) in &encoded {
-            check_len(
-                "transaction",
-                *txid,
-                bytes.len(),
-                schema::MEMPOOL.max_value_bytes,
-            )?;
-        }
-        self.write(|txn, t| {
-            for (txid, bytes) in &encoded {
-                put(txn, t.mempool, &txid.0, bytes)?;
-            }
-            Ok(encoded.len())
-        })
+        let batch = LedgerBatch {
+            mempool_puts: txs,
+            ..LedgerBatch::default()
+        };
+        self.commit_batch(&batch)?;
+        Ok(txs.len())
     }
 
     /// Drops pending transactions (finalized, rejected or expired). Returns
     /// how many were present.
     pub fn mempool_remove(&self, txids: &[Hash]) -> Result<usize, StoreError> {
-        self.write(|txn, t| {
-            let mut removed = 0;
-            for txid in txids {
-                removed += usize::from(delete(txn, t.mempool, &txid.0)?);
-            }
-            Ok(removed)
-        })
+        let batch = LedgerBatch {
+            mempool_removes: txids,
+            ..LedgerBatch::default()
+        };
+        Ok(self.commit_batch(&batch)?.mempool_removed)
     }
 
     /// A consistent snapshot for many reads (e.g. validating many txs).
@@ -318,6 +327,10 @@ impl Store {
 
     pub fn mempool_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
         self.read()?.mempool_load(limit)
+    }
+
+    pub fn accepted_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
+        self.read()?.accepted_load(limit)
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -427,12 +440,114 @@ impl Store {
             t.txs,
             t.proofs,
             t.mempool,
+            t.accepted,
         ]
         .into_iter()
         .find(|table| table.spec == spec)
         .expect("every spec has a table");
         self.write(|txn, _| put(txn, table, key, value)).unwrap();
     }
+}
+
+/// The finalized part of a batch, inside the batch's write transaction.
+fn apply_finalized_in(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    batch: &[FinalizedTx],
+    txids: &[Hash],
+) -> Result<ApplyReport, StoreError> {
+    let mut report = ApplyReport::default();
+    if batch.is_empty() {
+        return Ok(report);
+    }
+    let mut sequence: u64 =
+        get_decoded(txn, t.meta, schema::META_FINALIZED_COUNT)?.ok_or_else(|| {
+            StoreError::corrupt(t.meta.name(), schema::META_FINALIZED_COUNT, "missing")
+        })?;
+    for (finalized, txid) in batch.iter().zip(txids) {
+        if get(txn, t.txs, &txid.0)?.is_some() {
+            // A recorded tx is never pending, even if re-added since.
+            report.writes += usize::from(delete(txn, t.mempool, &txid.0)?);
+            report.already_recorded += 1;
+            continue;
+        }
+        report.writes += apply_one(txn, t, finalized, *txid, sequence)?;
+        report.applied += 1;
+        sequence += 1;
+    }
+    if report.applied > 0 {
+        put(
+            txn,
+            t.meta,
+            schema::META_FINALIZED_COUNT,
+            &encode(&sequence),
+        )?;
+        report.writes += 1;
+    }
+    Ok(report)
+}
+
+/// How one acceptance went into the vote-safety record.
+enum Acceptance {
+    Recorded {
+        writes: usize,
+    },
+    /// Its inputs are durably spent by the tx itself: nothing left to guard.
+    Finalized,
+    Refused(RefusedAcceptance),
+}
+
+/// Records `tx` as the accepted spender of each of its inputs, unless an
+/// input already has another accepted or finalized spender (then nothing
+/// of it is written). Re-recording the same tx is harmless.
+fn record_acceptance(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    txid: Hash,
+    tx: &Tx,
+    bytes: &[u8],
+) -> Result<Acceptance, StoreError> {
+    for input in &tx.inputs {
+        let outpoint = input.prev;
+        let key = schema::outpoint_key(&outpoint);
+        let holder = match get_utxo(txn, t.utxos, &key)? {
+            Some(UtxoEntry {
+                state: UtxoState::Spent { by },
+                ..
+            }) if by == txid => return Ok(Acceptance::Finalized),
+            Some(UtxoEntry {
+                state: UtxoState::Spent { by },
+                ..
+            }) => Some(by),
+            _ => get_decoded::<Tx>(txn, t.accepted, &key)?
+                .map(|accepted| accepted.txid())
+                .filter(|holder| *holder != txid),
+        };
+        if let Some(holder) = holder {
+            return Ok(Acceptance::Refused(RefusedAcceptance {
+                txid,
+                outpoint,
+                holder,
+            }));
+        }
+    }
+    for input in &tx.inputs {
+        put(txn, t.accepted, &schema::outpoint_key(&input.prev), bytes)?;
+    }
+    Ok(Acceptance::Recorded {
+        writes: tx.inputs.len(),
+    })
+}
+
+/// Encodes each tx for `table`, refusing one over the table's limit.
+fn encode_txs(txs: &[Tx], table: TableSpec) -> Result<Vec<(Hash, Vec<u8>)>, StoreError> {
+    txs.iter()
+        .map(|tx| {
+            let (txid, bytes) = (tx.txid(), tx.encode());
+            check_len("transaction", txid, bytes.len(), table.max_value_bytes)?;
+            Ok((txid, bytes))
+        })
+        .collect()
 }
 
 /// Writes one finalized tx; returns how many LMDB writes it took.
@@ -465,6 +580,8 @@ fn apply_one(
             state: UtxoState::Spent { by: txid },
         };
         put(txn, t.utxos, &key, &encode(&spent))?;
+        // Spent durably: no vote-safety record is needed for it any more.
+        writes += usize::from(delete(txn, t.accepted, &key)?);
         let index_key = schema::addr_utxo_key(&entry.output.address, &outpoint);
         if !delete(txn, t.addr_utxos, &index_key)? {
             return Err(StoreError::corrupt(
@@ -759,6 +876,34 @@ impl<'s> ReadView<'s> {
         .collect()
     }
 
+    /// The vote-safety record: each transaction this node locally accepted
+    /// and has not seen durably spent, once, in the order of its lowest
+    /// outpoint; at most `limit`.
+    pub fn accepted_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
+        let accepted = self.tables().accepted;
+        let records = self.scan(accepted, None, move |key, value| {
+            let tx: Tx = decode_value(accepted, value).map_err(|e| e.to_string())?;
+            let outpoint = schema::outpoint_from_key(key)
+                .ok_or_else(|| "key is not an outpoint".to_string())?;
+            if !tx.inputs.iter().any(|input| input.prev == outpoint) {
+                return Err("stored under an outpoint the tx does not spend".to_string());
+            }
+            Ok(tx)
+        })?;
+        let mut seen = BTreeSet::new();
+        let mut txs = Vec::new();
+        for record in records {
+            if txs.len() == limit {
+                break;
+            }
+            let tx = record?;
+            if seen.insert(tx.txid()) {
+                txs.push(tx);
+            }
+        }
+        Ok(txs)
+    }
+
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let t = self.tables();
         let count = |table| self.count(table);
@@ -776,6 +921,7 @@ impl<'s> ReadView<'s> {
             txs: count(t.txs)?,
             proofs: count(t.proofs)?,
             mempool: count(t.mempool)?,
+            accepted: count(t.accepted)?,
             blocks: count(t.blocks)?,
             heights: count(t.heights)?,
             finalized_count: self.get_meta(schema::META_FINALIZED_COUNT)?,

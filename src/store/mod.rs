@@ -1,15 +1,17 @@
 //! Durable chain state in LMDB (DESIGN §9): the UTXO set and its address
 //! index, finalized transactions with their finality proofs, and the pending
-//! mempool. Every state change is one write transaction, so a crash or a full
+//! mempool with this node's vote-safety record (what it locally accepted).
+//! Every state change is one write transaction, so a crash or a full
 //! disk leaves the previous or the next state, never a mix.
 //!
 //! The store trusts its caller's validation but never its datadir: every
 //! stored value is decoded with a size limit, and a bad record is a typed
 //! [`StoreError::Corrupt`], never a panic. It must never decide what is valid
-//! or final; it only refuses writes that would corrupt the UTXO set.
+//! or final; it only refuses writes that would corrupt the UTXO set or
+//! break vote safety.
 //!
 //! * [`schema`]: every table, key layout, stored record and limit.
-//! * [`lmdb`]: [`Store`] (open, apply, mempool) and [`ReadView`] (snapshots).
+//! * [`lmdb`]: [`Store`] (open, commit a ledger batch) and [`ReadView`] (snapshots).
 
 mod error;
 pub mod lmdb;
@@ -22,7 +24,7 @@ pub use self::lmdb::{ReadView, Scan, Store};
 pub use error::StoreError;
 pub use schema::{TxRecord, TxStatus};
 
-use crate::types::Tx;
+use crate::types::{Hash, OutPoint, Tx};
 
 /// How the LMDB environment is sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,65 @@ pub struct FinalizedTx {
     pub finalized_at_ms: u64,
 }
 
+/// Everything one ledger batch makes durable, written by
+/// [`Store::commit_batch`] in ONE write transaction (one fsync), in this
+/// order: mempool puts first (a finalization or removal in the same batch
+/// must win over them), then finalized txs, then acceptances (one whose
+/// outpoint a finalized tx spends is moot and not recorded), then removals.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LedgerBatch<'a> {
+    /// Admitted transactions, persisted so pending work survives a restart.
+    pub mempool_puts: &'a [Tx],
+    /// Transactions made durable with their proofs; their mempool records
+    /// and every acceptance record of their inputs go.
+    pub finalized: &'a [FinalizedTx],
+    /// Transactions this node locally accepted: the vote-safety record.
+    pub accepted: &'a [Tx],
+    /// Pending transactions to forget (rejected or expired). Their
+    /// acceptance records stay until their outpoints are durably spent.
+    pub mempool_removes: &'a [Hash],
+}
+
+impl LedgerBatch<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.mempool_puts.is_empty()
+            && self.finalized.is_empty()
+            && self.accepted.is_empty()
+            && self.mempool_removes.is_empty()
+    }
+}
+
+/// What one [`Store::commit_batch`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct BatchReport {
+    /// The finalized part (its `writes` count only the finalized txs; its
+    /// `map_grown_to_bytes` is unset: see this report's).
+    pub finalized: ApplyReport,
+    /// Txids whose acceptance is on record now (newly or already).
+    pub accepted: Vec<Hash>,
+    /// Acceptances not recorded because they would break vote safety.
+    pub refused_acceptances: Vec<RefusedAcceptance>,
+    /// Mempool records the removals found and deleted.
+    pub mempool_removed: usize,
+    /// LMDB puts and deletes of the whole batch.
+    pub writes: usize,
+    /// Set when the map had to grow for this batch to fit.
+    pub map_grown_to_bytes: Option<u64>,
+}
+
+/// An acceptance the vote-safety record refused: `outpoint` already has
+/// another accepted (or finalized) spender, so our vote must never cover `txid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "acceptance of {txid} not recorded: {outpoint} is already accepted or spent by {holder}; \
+     this node will not vote for {txid}"
+)]
+pub struct RefusedAcceptance {
+    pub txid: Hash,
+    pub outpoint: OutPoint,
+    pub holder: Hash,
+}
+
 /// What one `apply_finalized` call wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ApplyReport {
@@ -77,6 +138,8 @@ pub struct StoreStats {
     pub txs: u64,
     pub proofs: u64,
     pub mempool: u64,
+    /// Vote-safety records (one per input of each accepted tx).
+    pub accepted: u64,
     pub blocks: u64,
     pub heights: u64,
     /// Transactions ever finalized here; the next `TxRecord::sequence`.

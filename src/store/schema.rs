@@ -18,6 +18,19 @@
 //! | `txs`        | txid (32)                              | encoded [`TxRecord`]       |
 //! | `proofs`     | txid (32)                              | finality proof bytes, as given |
 //! | `mempool`    | txid (32)                              | encoded `Tx`               |
+//! | `accepted`   | txid (32) ‖ vout `u32` BE (4)          | encoded `Tx` spending it   |
+//!
+//! # The vote-safety record (`accepted`)
+//!
+//! A validator signs finality votes only for transactions it locally
+//! accepted, and acceptance rejects every conflict; `accepted` makes that
+//! memory survive a crash (slashing protection). Each input of a locally
+//! accepted tx maps to that tx, so a restarted node restores it as
+//! `LocallyAccepted` and never votes for another spend of those outpoints.
+//! An outpoint holds one accepted spender: a second, different one is
+//! refused. A record is deleted only in the write transaction that durably
+//! spends its outpoint (by that tx or, after a conflict won elsewhere, by
+//! the winner); it never expires.
 //!
 //! # Cost of one finalized transaction
 //!
@@ -28,10 +41,13 @@
 //!   delete in `addr_utxos` (2n);
 //! * each output: one put in `utxos` and one in `addr_utxos` (2m);
 //! * one `txs` put and one `proofs` put (2);
-//! * one `mempool` delete if the tx was pending here (a lookup otherwise).
+//! * one `mempool` delete if the tx was pending here (a lookup otherwise);
+//! * one `accepted` delete per input this node had accepted a spender of
+//!   (a lookup otherwise).
 //!
 //! Plus, once per batch, one `meta` put of the finalization counter. A
-//! 2-in/2-out transfer thus costs 10 writes (11 if it was in our mempool).
+//! 2-in/2-out transfer thus costs 10 writes (11 if it was in our mempool,
+//! 13 if we had also accepted it).
 //! Reads: one `txs` lookup (the idempotency check) and one `utxos` lookup per
 //! input. Spent outputs are kept (as `Spent { by }`) rather than deleted so a
 //! late conflicting spend is answered with the txid that won.
@@ -53,7 +69,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this layout. Bump it on any change to a key or a stored record;
 /// a datadir of another version is refused, never reinterpreted.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `accepted` (a version-1 build would ignore it and could
+/// sign a conflict of a recorded acceptance).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -101,10 +119,15 @@ pub const MEMPOOL: TableSpec = TableSpec {
     name: "mempool",
     max_value_bytes: MAX_TX_BYTES_HARD,
 };
+/// The vote-safety record: outpoint → the tx this node accepted spending it.
+pub const ACCEPTED: TableSpec = TableSpec {
+    name: "accepted",
+    max_value_bytes: MAX_TX_BYTES_HARD,
+};
 
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 8] = [
-    META, BLOCKS, HEIGHTS, UTXOS, ADDR_UTXOS, TXS, PROOFS, MEMPOOL,
+pub const TABLES: [TableSpec; 9] = [
+    META, BLOCKS, HEIGHTS, UTXOS, ADDR_UTXOS, TXS, PROOFS, MEMPOOL, ACCEPTED,
 ];
 
 /// `meta` keys.
@@ -137,7 +160,7 @@ pub enum TxStatus {
     Finalized,
 }
 
-/// `utxos` key: txid ‖ vout big-endian.
+/// `utxos` and `accepted` key: txid ‖ vout big-endian.
 pub fn outpoint_key(outpoint: &OutPoint) -> [u8; OUTPOINT_KEY_LEN] {
     let mut key = [0u8; OUTPOINT_KEY_LEN];
     key[..32].copy_from_slice(&outpoint.txid.0);

@@ -116,6 +116,7 @@ impl Fixture {
                 .collect(),
             txs: view.scan_txs().unwrap().map(Result::unwrap).collect(),
             mempool: view.mempool_load(usize::MAX).unwrap(),
+            accepted: view.accepted_load(usize::MAX).unwrap(),
             stats: StoreStats {
                 map_size_bytes: 0,
                 used_bytes: 0,
@@ -131,6 +132,7 @@ struct Dump {
     index: Vec<(Address, OutPoint)>,
     txs: Vec<(Hash, TxRecord)>,
     mempool: Vec<Tx>,
+    accepted: Vec<Tx>,
     stats: StoreStats,
 }
 
@@ -154,6 +156,15 @@ fn finalized(tx: &Tx) -> FinalizedTx {
 
 fn finalized_all(txs: &[&Tx]) -> Vec<FinalizedTx> {
     txs.iter().map(|tx| finalized(tx)).collect()
+}
+
+/// Commits the acceptance of `txs` alone; returns the report.
+fn accept(f: &Fixture, txs: &[Tx]) -> BatchReport {
+    let batch = LedgerBatch {
+        accepted: txs,
+        ..LedgerBatch::default()
+    };
+    f.store.commit_batch(&batch).unwrap()
 }
 
 fn unknown_coin() -> Coin {
@@ -192,9 +203,9 @@ fn reopen_keeps_every_record() {
     let f = Fixture::new();
     let tx = f.spend(&[f.genesis_coin()], 3);
     f.store.apply_finalized(&[finalized(&tx)]).unwrap();
-    f.store
-        .mempool_put(&[f.spend(&coins(&tx)[..1], 1)])
-        .unwrap();
+    let pending = f.spend(&coins(&tx)[..1], 1);
+    f.store.mempool_put(std::slice::from_ref(&pending)).unwrap();
+    accept(&f, &[pending]);
     let before = f.dump();
     let f = f.reopen();
     assert_eq!(f.dump(), before);
@@ -228,23 +239,29 @@ fn datadir_of_another_genesis_is_refused_naming_both() {
 
 #[test]
 fn datadir_of_another_schema_is_refused_naming_both() {
-    let f = Fixture::new();
-    f.store
-        .put_raw(schema::META, schema::META_SCHEMA_VERSION, &encode(&99u32));
-    let spec = f.spec.clone();
-    let err = f.reopen_as(&spec).err().unwrap();
-    assert!(
-        matches!(
-            err,
-            StoreError::WrongSchema {
-                found: 99,
-                expected: schema::SCHEMA_VERSION,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("version 99"), "{err}");
+    // 1: before the vote-safety record existed; 99: from a later build.
+    for found in [1u32, 99] {
+        let f = Fixture::new();
+        f.store
+            .put_raw(schema::META, schema::META_SCHEMA_VERSION, &encode(&found));
+        let spec = f.spec.clone();
+        let err = f.reopen_as(&spec).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::WrongSchema {
+                    found: f,
+                    expected: schema::SCHEMA_VERSION,
+                    ..
+                } if f == found
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!("version {found}")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -413,6 +430,162 @@ fn mempool_round_trips_and_load_is_bounded() {
     assert_eq!(f.store.mempool_remove(&gone).unwrap(), 2);
     assert_eq!(f.store.mempool_remove(&gone).unwrap(), 0);
     assert_eq!(f.store.stats().unwrap().mempool, 3);
+}
+
+#[test]
+fn acceptance_record_survives_reopen_and_goes_with_finalization() {
+    let f = Fixture::new();
+    let split = f.spend(&[f.genesis_coin()], 2);
+    f.store.apply_finalized(&[finalized(&split)]).unwrap();
+    // Two inputs: one record each, loaded as one tx.
+    let tx = f.spend(&coins(&split), 1);
+    let report = accept(&f, std::slice::from_ref(&tx));
+    assert_eq!((report.accepted, report.writes), (vec![tx.txid()], 2));
+    let f = f.reopen();
+    assert_eq!(
+        f.store.accepted_load(10).unwrap(),
+        std::slice::from_ref(&tx)
+    );
+    assert_eq!(f.store.stats().unwrap().accepted, 2);
+    let applied = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
+    // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + meta, + 2 record deletes.
+    assert_eq!(applied.writes, 4 + 2 + 2 + 1 + 2);
+    assert!(f.store.accepted_load(10).unwrap().is_empty());
+    assert_eq!(f.store.stats().unwrap().accepted, 0);
+}
+
+#[test]
+fn finalizing_a_conflict_deletes_the_losers_acceptance_record() {
+    let f = Fixture::new();
+    let (ours, winner) = (
+        f.spend(&[f.genesis_coin()], 1),
+        f.spend(&[f.genesis_coin()], 2),
+    );
+    accept(&f, std::slice::from_ref(&ours));
+    // Removing the loser from the mempool keeps the record: only a durable
+    // spend of the outpoint ends it.
+    f.store.mempool_remove(&[ours.txid()]).unwrap();
+    assert_eq!(f.store.accepted_load(10).unwrap(), [ours]);
+    f.store.apply_finalized(&[finalized(&winner)]).unwrap();
+    assert!(f.store.accepted_load(10).unwrap().is_empty());
+}
+
+#[test]
+fn a_second_spender_of_an_accepted_outpoint_is_refused_and_not_recorded() {
+    let f = Fixture::new();
+    let coin = f.genesis_coin();
+    let (first, second) = (f.spend(&[coin], 1), f.spend(&[coin], 2));
+    accept(&f, std::slice::from_ref(&first));
+    assert_eq!(
+        accept(&f, std::slice::from_ref(&first)).accepted,
+        [first.txid()]
+    );
+    let report = accept(&f, std::slice::from_ref(&second));
+    assert!(report.accepted.is_empty());
+    assert_eq!(
+        report.refused_acceptances,
+        [RefusedAcceptance {
+            txid: second.txid(),
+            outpoint: coin.0,
+            holder: first.txid(),
+        }]
+    );
+    assert!(report.refused_acceptances[0]
+        .to_string()
+        .contains("will not vote"));
+    assert_eq!(f.store.accepted_load(10).unwrap(), [first]);
+}
+
+#[test]
+fn acceptance_of_a_spent_outpoint_is_not_recorded() {
+    let f = Fixture::new();
+    let coin = f.genesis_coin();
+    let (winner, loser) = (f.spend(&[coin], 1), f.spend(&[coin], 2));
+    // Accepted and finalized in one batch: the record would guard nothing.
+    let report = f
+        .store
+        .commit_batch(&LedgerBatch {
+            finalized: &[finalized(&winner)],
+            accepted: &[winner.clone(), loser.clone()],
+            ..LedgerBatch::default()
+        })
+        .unwrap();
+    assert!(report.accepted.is_empty());
+    assert_eq!(
+        report.refused_acceptances,
+        [RefusedAcceptance {
+            txid: loser.txid(),
+            outpoint: coin.0,
+            holder: winner.txid(),
+        }]
+    );
+    assert_eq!(f.store.stats().unwrap().accepted, 0);
+}
+
+#[test]
+fn one_batch_commits_puts_finalized_acceptances_and_removals_together() {
+    let f = Fixture::new();
+    let split = f.spend(&[f.genesis_coin()], 3);
+    let [a, b, c] = [0, 1, 2].map(|i| f.spend(&coins(&split)[i..=i], 1));
+    f.store.mempool_put(std::slice::from_ref(&c)).unwrap();
+    let puts = [split.clone(), a.clone(), b.clone()];
+    let report = f
+        .store
+        .commit_batch(&LedgerBatch {
+            mempool_puts: &puts,
+            finalized: &[finalized(&split)],
+            accepted: std::slice::from_ref(&a),
+            mempool_removes: &[b.txid(), c.txid()],
+        })
+        .unwrap();
+    assert_eq!(report.finalized.applied, 1);
+    assert_eq!(report.accepted, [a.txid()]);
+    assert_eq!(report.mempool_removed, 2);
+    // Puts first: the finalization and the removal of the same batch win.
+    assert_eq!(f.store.mempool_load(10).unwrap(), std::slice::from_ref(&a));
+    assert_eq!(f.store.accepted_load(10).unwrap(), [a]);
+    assert!(f.store.tx(&split.txid()).unwrap().is_some());
+    assert_eq!(
+        f.store.commit_batch(&LedgerBatch::default()).unwrap(),
+        BatchReport::default()
+    );
+}
+
+#[test]
+fn refused_batch_writes_no_acceptance_either() {
+    let f = Fixture::new();
+    let pending = f.spend(&[f.genesis_coin()], 1);
+    let bad = f.spend(&[unknown_coin()], 1);
+    let before = f.dump();
+    let err = f
+        .store
+        .commit_batch(&LedgerBatch {
+            mempool_puts: std::slice::from_ref(&pending),
+            finalized: &[finalized(&bad)],
+            accepted: std::slice::from_ref(&pending),
+            ..LedgerBatch::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::MissingOutpoint { .. }), "{err:?}");
+    assert_eq!(f.dump(), before);
+}
+
+#[test]
+fn acceptance_record_under_an_outpoint_it_does_not_spend_is_corrupt() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    f.store.put_raw(
+        schema::ACCEPTED,
+        &schema::outpoint_key(&unknown_coin().0),
+        &tx.encode(),
+    );
+    assert!(matches!(
+        f.store.accepted_load(10),
+        Err(StoreError::Corrupt {
+            table: "accepted",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -651,6 +824,7 @@ fn stats_count_every_table() {
             txs: 1,
             proofs: 1,
             mempool: 1,
+            accepted: 0,
             blocks: 0,
             heights: 0,
             finalized_count: 1,

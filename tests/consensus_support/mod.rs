@@ -165,7 +165,7 @@ pub fn drain(engine: &mut Engine) -> Vec<Output> {
 /// Real engines, one per validator, joined by a FIFO network with a fixed
 /// latency; `down` nodes neither send, receive nor run timers. Each node's
 /// ledger is a `MemUtxoSet` that applies `Finalized` txs and reports them
-/// durable, as the ledger thread does.
+/// durable, and records local acceptances at once, as the ledger thread does.
 pub struct Cluster {
     pub engines: Vec<Engine>,
     pub ids: Vec<NodeId>,
@@ -230,10 +230,20 @@ impl Cluster {
                     }
                 }
                 Output::Event(event) => {
-                    if let Event::Finalized { tx, .. } = &event {
-                        self.ledgers[i].apply(tx);
-                        let txid = tx.txid();
-                        self.engines[i].handle_durable(self.now, &[txid]);
+                    match &event {
+                        Event::LocallyAccepted { txid } => {
+                            self.engines[i].handle_acceptance_durable(
+                                self.now,
+                                &[*txid],
+                                &self.ledgers[i],
+                            );
+                        }
+                        Event::Finalized { tx, .. } => {
+                            self.ledgers[i].apply(tx);
+                            let txid = tx.txid();
+                            self.engines[i].handle_durable(self.now, &[txid]);
+                        }
+                        _ => {}
                     }
                     self.events.push((i, event));
                 }

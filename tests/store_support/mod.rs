@@ -156,6 +156,24 @@ impl Wallet {
         );
         tx
     }
+
+    /// A valid one-input transfer of a random coin that leaves the wallet
+    /// for good: the tx is never finalized (a pending or accepted tx), so
+    /// its input stays unspent and no later transfer spends it.
+    pub fn spend_set_aside(
+        &mut self,
+        chain: &FundedChain,
+        rng: &mut impl RngCore,
+        fee: Amount,
+    ) -> Tx {
+        let fits = |coin: &Coin| coin.1.value >= fee.checked_add(MIN_OUTPUT).expect("fee");
+        let index = (0..self.coins.len())
+            .map(|i| (pick(rng, self.coins.len()) + i) % self.coins.len())
+            .find(|&i| fits(&self.coins[i]))
+            .expect("wallet has a coin that covers the fee");
+        let coin = self.coins.swap_remove(index);
+        chain.spend(rng, &[coin], 1, fee)
+    }
 }
 
 /// A finalized tx with a proof of `proof_bytes` bytes derived from its txid.
@@ -185,6 +203,7 @@ pub struct Audit {
 /// * every `Spent { by }` names a recorded tx, and every output is genesis'
 ///   or a recorded tx's;
 /// * unspent values + fees of recorded txs = the genesis supply;
+/// * every acceptance record guards an unspent output;
 /// * the table counts in `stats` agree.
 pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
     let (genesis, supply) = (chain.spec.genesis_hash(), chain.supply());
@@ -269,7 +288,22 @@ pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
         Some(supply),
         "unspent {unspent_total} + fees {fees_total} must equal the genesis supply"
     );
+    // A durable spend deletes the records of its outpoint in its own write.
+    let mut guarded = 0;
+    for tx in view.accepted_load(usize::MAX).expect("acceptance records") {
+        for input in &tx.inputs {
+            assert_eq!(
+                utxos.get(&input.prev).map(|e| e.state),
+                Some(UtxoState::Unspent),
+                "acceptance of {} guards {}, which is not an unspent output",
+                tx.txid(),
+                input.prev
+            );
+            guarded += 1;
+        }
+    }
     let stats = view.stats().expect("stats");
+    assert_eq!(stats.accepted, guarded);
     assert_eq!(stats.utxos, utxos.len() as u64);
     assert_eq!(stats.unspent, index.len() as u64);
     assert_eq!(stats.txs, recorded.len() as u64);
