@@ -796,30 +796,17 @@ fn table(r: &Report) -> String {
     out
 }
 
-/// The node's pid: `<datadir>/timed.pid` if the node writes one, else the
-/// process whose command line holds `--datadir <datadir>`.
+/// The node's pid, from the `<datadir>/timed.pid` a running `timed` keeps,
+/// if that process is alive and is `timed` (a stale file after a SIGKILL
+/// may name a pid reused by something else).
 fn node_pid(datadir: &Path) -> Option<u32> {
-    if let Ok(text) = std::fs::read_to_string(datadir.join("timed.pid")) {
-        return text.trim().parse().ok();
-    }
-    let wanted = datadir.canonicalize().ok()?;
-    std::fs::read_dir("/proc")
+    let pid: u32 = std::fs::read_to_string(datadir.join("timed.pid"))
         .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let names_datadir = words.windows(2).any(|w| {
-                w.first() == Some(&b"--datadir".as_slice())
-                    && w.get(1)
-                        .and_then(|d| std::str::from_utf8(d).ok())
-                        .and_then(|d| Path::new(d).canonicalize().ok())
-                        .is_some_and(|d| d == wanted)
-            });
-            let is_timed = words.first().is_some_and(|w| w.ends_with(b"timed"));
-            (names_datadir && is_timed).then_some(pid)
-        })
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "timed").then_some(pid)
 }
 
 /// User plus system CPU ticks of `pid`, from `/proc/<pid>/stat`.
