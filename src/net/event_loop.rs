@@ -10,13 +10,13 @@
 //! queued during one wake-up is written once at its end, so a poll's small
 //! messages neither wait for Nagle nor cost one syscall each.
 
-use super::gossip::SeenSet;
+use super::gossip::{seen_capacity, SeenSet};
 use super::handshake::{HandshakeError, LocalHello, PeerHello};
 use super::message::{Message, MessageClass, MessageLimits, MessageTag};
 use super::metrics::{bump, NetMetrics, NetMetricsSnapshot};
 use super::peer::{Peer, PeerError, PeerEvent, PeerLimits};
 use super::peer_book::{new_connection_wins, BanKey, PeerBook, PeerBookConfig};
-use super::rate_limit::RateLimits;
+use super::rate_limit::{RateLimits, DESIGN_TX_PER_SEC};
 use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::crypto::Keypair;
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -96,7 +96,7 @@ impl NetConfig {
             dial_backoff_max_ms: 60_000,
             max_known_addrs: 1_024,
             max_bans: 4_096,
-            gossip_seen_capacity: 65_536,
+            gossip_seen_capacity: seen_capacity(DESIGN_TX_PER_SEC),
             channel_capacity: 8_192,
             tick_ms: 100,
             rng_seed: None,
