@@ -38,8 +38,9 @@ pub struct NetMetrics {
     rate_limited: [AtomicU64; CLASSES],
     /// `Votes`/`Txs` that answered no request of ours, dropped.
     pub unsolicited_responses: AtomicU64,
-    /// Per-txid verdicts in the `Votes` peers sent us (an `Unknown` is a
-    /// poll that reached a validator before the transaction did).
+    /// Per-txid verdicts in the `Votes` peers sent us. `Unknown`: the
+    /// validator lacks the tx (it then sends `GetTxs`) or, asked for its
+    /// vote, has not locally accepted it yet.
     verdicts_in: [AtomicU64; 3],
     /// Received gossip (`Tx`, `Proof`) already seen, not delivered again.
     pub gossip_duplicates: AtomicU64,
