@@ -252,8 +252,11 @@ impl NetClient {
     /// drops it and counts it in `command_drops`.
     pub fn send(&self, command: NetCommand) -> Result<(), NetSendError> {
         match self.commands.try_send(command) {
-            Ok(()) if self.shared.wake_pending.swap(true, Ordering::SeqCst) => Ok(()),
             Ok(()) => {
+                let already_woken = self.shared.wake_pending.swap(true, Ordering::SeqCst);
+                if already_woken {
+                    return Ok(());
+                }
                 // A failed wake means the poll is gone: the thread is stopping.
                 self.waker.wake().map_err(|_| NetSendError::Stopped)
             }
@@ -737,12 +740,13 @@ impl NetLoop {
                 if let Some(n) = node_id {
                     self.book.ban(BanKey::Node(n), now);
                 }
-                let what = if ip_banned {
-                    "address and node"
-                } else {
-                    "node"
+                let banned = match (ip_banned, node_id.is_some()) {
+                    (true, true) => "banned by address and node id",
+                    (true, false) => "banned by address",
+                    (false, true) => "banned by node id",
+                    (false, false) => "not banned: a configured peer's host",
                 };
-                log::info!("banning {} ({node_id:?}) by {what}: {e}", conn.peer.addr);
+                log::info!("closing {} ({node_id:?}), {banned}: {e}", conn.peer.addr);
             } else {
                 log::debug!("closing {}: {e}", conn.peer.addr);
                 if matches!(e, PeerError::WriteQueueFull(_)) {

@@ -188,11 +188,6 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Timestamp) -> bool {
-        self.try_take_n(now, 1)
-    }
-
     /// Takes `n` tokens if there are that many; a request costing more than
     /// the whole burst is refused.
     pub fn try_take_n(&mut self, now: Timestamp, n: u32) -> bool {
@@ -293,13 +288,13 @@ mod tests {
             },
             Timestamp(0),
         );
-        assert!(bucket.try_take(Timestamp(0)));
-        assert!(bucket.try_take(Timestamp(0)));
-        assert!(!bucket.try_take(Timestamp(0)));
-        assert!(!bucket.try_take(Timestamp(99)));
-        assert!(bucket.try_take(Timestamp(100)));
+        assert!(bucket.try_take_n(Timestamp(0), 1));
+        assert!(bucket.try_take_n(Timestamp(0), 1));
+        assert!(!bucket.try_take_n(Timestamp(0), 1));
+        assert!(!bucket.try_take_n(Timestamp(99), 1));
+        assert!(bucket.try_take_n(Timestamp(100), 1));
         // A clock stepping backwards refills nothing and never panics.
-        assert!(!bucket.try_take(Timestamp(50)));
+        assert!(!bucket.try_take_n(Timestamp(50), 1));
     }
 
     #[test]
