@@ -1,7 +1,8 @@
 //! Multi-process devnet tests: real `timed` validators talking over TCP on
 //! 127.0.0.1. Transfers sent to any node finalize on every node with proofs
 //! that verify, every node agrees on the UTXO state, double spends settle the
-//! same way everywhere, and without a quorum nothing finalizes.
+//! same way everywhere, without a quorum nothing finalizes, and hostile
+//! peers on the validators' host are cut off without cutting the host off.
 
 mod devnet_support;
 mod net_support;
@@ -245,8 +246,10 @@ fn a_killed_validator_restarts_with_everything_finalized_meanwhile() {
 #[test]
 fn hostile_peers_are_cut_off_while_the_validators_keep_finalizing() {
     use net_support::RawPeer;
+    use timecoin::consensus::messages::ConsensusMessage;
     use timecoin::net::frame::encode_frame;
-    use timecoin::net::{Hello, Message, PROTOCOL_VERSION};
+    use timecoin::net::rate_limit::DESIGN_TX_PER_SEC;
+    use timecoin::net::{Hello, Message, PollLoad, RateLimits, PROTOCOL_VERSION};
     use timecoin::types::ChainId;
 
     let devnet = Devnet::start(4);
@@ -264,7 +267,9 @@ fn hostile_peers_are_cut_off_while_the_validators_keep_finalizing() {
             nonce: Hash::digest(b"hostile nonce"),
         })
     };
-    // Connected before the first ban (they all come from 127.0.0.1).
+    // All on 127.0.0.1, the validators' own host: that is never banned by
+    // IP (it would cut the validators off), so each hostile peer is closed
+    // and, once it has proven an id, banned by that id.
     let labels = [
         "garbage",
         "gib",
@@ -307,15 +312,28 @@ fn hostile_peers_are_cut_off_while_the_validators_keep_finalizing() {
         .send(&Message::HelloAck { signature: forged })
         .unwrap();
     bad_sig.expect_closed();
-    // Past the poll class's burst (5,000) at once.
-    let frames: Vec<u8> = (0..20_000u64)
+    // Three times the poll budget a peer has at once (sized for the chain
+    // at the design load), in full queries.
+    let per_query = devnet.spec.config.consensus.max_txs_per_query as u64;
+    let load = PollLoad::for_chain(&devnet.spec, DESIGN_TX_PER_SEC);
+    let budget = u64::from(RateLimits::for_load(&load).poll.burst);
+    let frames: Vec<u8> = (0..3 * budget / per_query)
         .flat_map(|i| {
-            let query = net_support::query(i);
+            let txids = (0..per_query)
+                .map(|j| Hash::digest(&(i * per_query + j).to_le_bytes()))
+                .collect();
+            let query = Message::Consensus(ConsensusMessage::Query {
+                request_id: i,
+                txids,
+                want_votes: false,
+            });
             encode_frame(&query.encode(), 1 << 20).unwrap()
         })
         .collect();
     let _ = flood.send_raw(&frames); // the node may hang up mid-write
     flood.expect_closed();
+    let mut late = RawPeer::connect(target, "late");
+    late.recv_hello();
 
     for node in &devnet.nodes {
         node.wait_finalized(&txids);

@@ -1,6 +1,7 @@
 //! `time-cli bench` against a real `timed --dev`: the run ends by itself,
 //! every plain transfer it offers finalizes, and of each double-spend pair
-//! exactly one finalizes.
+//! exactly one finalizes; the RPC serves a burst of keep-alive connections
+//! (the bench's senders) at once; the bench finds the node's pid.
 
 mod node_support;
 
@@ -8,6 +9,7 @@ use node_support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Barrier;
 
 /// Runs `time-cli bench ARGS --json` with the devnet demo wallet and returns its report.
 fn bench(node: &DevNode, dir: &Path, args: &[&str]) -> Value {
@@ -67,5 +69,43 @@ fn bench_finalizes_every_plain_transfer_and_exactly_one_of_each_double_spend_pai
         field(&mixed, "plain_finalized"),
         field(&mixed, "plain_sent"),
         "{mixed}"
+    );
+}
+
+#[test]
+fn a_burst_of_keep_alive_connections_is_served_while_all_stay_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    // More connections than RPC workers (4) and than tiny_http's 4 pooled
+    // threads, which left one of such a burst waiting until another closed.
+    const CONNECTIONS: usize = 24;
+    let barrier = Barrier::new(CONNECTIONS);
+    let mut open: Vec<_> = (0..CONNECTIONS).map(|_| node.client.connection()).collect();
+    std::thread::scope(|s| {
+        for connection in &mut open {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                connection
+                    .call("getblockcount", serde_json::json!([]))
+                    .unwrap();
+            });
+        }
+    });
+    // Every connection is still open and answers again.
+    for connection in &mut open {
+        assert_eq!(
+            connection
+                .call("getblockcount", serde_json::json!([]))
+                .unwrap(),
+            0
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(node.datadir.join("timed.pid"))
+            .unwrap()
+            .trim(),
+        node.pid().to_string(),
+        "the node names its pid for tools"
     );
 }

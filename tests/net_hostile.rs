@@ -3,7 +3,8 @@
 //! a peer that never reads, and one that never finishes its handshake. Each
 //! is cut off (and the misbehaving ones banned) while a well-behaved node
 //! connected at the same time keeps exchanging messages, and every queue
-//! stays under its cap.
+//! stays under its cap. A configured validator's host is never banned by
+//! IP, and a validator over its limits is throttled, not disconnected.
 
 mod net_support;
 
@@ -11,7 +12,7 @@ use net_support::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use timecoin::net::frame::encode_frame;
-use timecoin::net::{Hello, Message, NetCommand, PeerInfo, RateLimit, PROTOCOL_VERSION};
+use timecoin::net::{spawn_net, Hello, Message, NetCommand, PeerInfo, RateLimit, PROTOCOL_VERSION};
 use timecoin::types::{ChainId, Hash};
 
 const WRITE_QUEUE_CAP: usize = 256 * 1024;
@@ -139,4 +140,69 @@ fn hostile_peers_are_cut_off_while_a_good_peer_keeps_talking() {
     eventually("the refusal is counted", || {
         server.metrics().inbound_refused >= 1
     });
+}
+
+#[test]
+fn a_hostile_peer_on_a_validators_host_never_cuts_that_validator_off() {
+    let validator = start("validator", config(51, &[]));
+    let validator_addr = validator.local_addr();
+    let mut server_config = config(52, &[validator_addr]);
+    server_config.validators = vec![validator.node_id()];
+    let server = start("server", server_config);
+    wait_connected(&server, validator.node_id());
+
+    // Garbage from the same host (127.0.0.1) before any handshake.
+    let mut hostile = RawPeer::connect(server.local_addr(), "hostile");
+    hostile.recv_hello();
+    hostile.send_raw(&[0xff; 64]).unwrap();
+    hostile.expect_closed();
+    eventually("the hostile peer is counted", || {
+        server.metrics().misbehaviour_disconnects >= 1
+    });
+    assert_eq!(
+        server.metrics().bans,
+        0,
+        "the validators' host is not banned"
+    );
+
+    // The validator restarts on its address: it is redialed and accepted,
+    // and new connections from the host are still served.
+    let validator_id = validator.node_id();
+    validator.shutdown();
+    let mut restarted = config(53, &[]);
+    restarted.listen_addr = validator_addr;
+    let validator = spawn_net(restarted, key("validator"), CHAIN, genesis()).unwrap();
+    assert_eq!(validator.node_id(), validator_id);
+    wait_connected(&validator, server.node_id());
+    let mut late = RawPeer::connect(server.local_addr(), "late");
+    late.recv_hello();
+}
+
+#[test]
+fn a_validator_over_its_rate_limit_is_throttled_but_stays_connected() {
+    let flood_key = key("flooding validator");
+    let mut server_config = config(61, &[]);
+    server_config.validators = vec![flood_key.public()];
+    server_config.rate_limits.poll = RateLimit {
+        burst: 20,
+        per_sec: 5,
+    };
+    let server = start("server", server_config);
+    let mut flood = RawPeer::connect(server.local_addr(), "flooding validator");
+    let hello = flood.recv_hello();
+    flood.complete_handshake(hello);
+    let frames: Vec<u8> = (0..200)
+        .flat_map(|i| encode_frame(&query(i).encode(), 1 << 20).unwrap())
+        .collect();
+    flood.send_raw(&frames).unwrap();
+    eventually("the excess is dropped", || {
+        server.metrics().rate_limited >= 100
+    });
+    // Still connected and answered: a Ping gets its Pong.
+    flood.send(&Message::Ping { nonce: 7 }).unwrap();
+    while !matches!(flood.recv(), Some(Message::Pong { nonce: 7 })) {}
+    let m = server.metrics();
+    assert_eq!(m.misbehaviour_disconnects, 0, "{m:?}");
+    assert_eq!(m.bans, 0, "{m:?}");
+    assert_eq!(established(&server), vec![flood_key.public()]);
 }

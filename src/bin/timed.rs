@@ -6,16 +6,18 @@
 //! prints the chain's genesis and exits.
 //!
 //! A bad config or datadir is one line on stderr, exit code 1; a clean stop
-//! (SIGINT, SIGTERM or the `stop` RPC) exits 0.
+//! (SIGINT, SIGTERM or the `stop` RPC) exits 0. A running node's pid is in
+//! `<datadir>/timed.pid` (for `time-cli bench`'s CPU and memory report).
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use timecoin::config::{ChainConfig, ChainSpec, ConfigError};
 use timecoin::devnet::{DevnetError, DevnetOptions};
-use timecoin::net::NetConfig;
+use timecoin::net::rate_limit::DESIGN_TX_PER_SEC;
+use timecoin::net::{NetConfig, PollLoad, RateLimits};
 use timecoin::node::key_file::{read_key_file, KeyFileError};
 use timecoin::node::{dev_chain_spec, dev_validator_key, signals, Node, NodeConfig, StopError};
 use timecoin::rpc::RpcConfig;
@@ -227,16 +229,52 @@ fn start_and_wait(args: &Args, spec: ChainSpec, datadir: PathBuf) -> Result<(), 
         ..RpcConfig::default()
     };
     let node = Node::start(NodeConfig {
-        datadir,
+        datadir: datadir.clone(),
         spec,
         identity,
         rpc,
         net,
     })?;
+    // Only once the datadir is ours: a refused second node must not touch it.
+    let pid_file = PidFile::create(&datadir);
     signals::spawn_listener(node.stop_sender()).map_err(StartError::Signals)?;
     let reason = node.run_until_stopped()?;
+    drop(pid_file);
     log::info!("stopped ({reason:?})");
     Ok(())
+}
+
+/// `<datadir>/timed.pid` while the node runs; removed when dropped. Not
+/// having one only costs tools their CPU and memory report, so failures
+/// are logged, not fatal.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    const NAME: &'static str = "timed.pid";
+
+    fn create(datadir: &Path) -> PidFile {
+        let path = datadir.join(Self::NAME);
+        let tmp = path.with_extension("pid.tmp");
+        let written = std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => PidFile(Some(path)),
+            Err(e) => {
+                log::warn!("cannot write {}: {e}", path.display());
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            if let Err(e) = std::fs::remove_file(path) {
+                log::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 /// Listen on our genesis address and dial the other validators, unless
@@ -269,6 +307,8 @@ fn net_config(
         args.peers.clone()
     };
     config.configured_peers.retain(|p| *p != listen);
+    config.validators = spec.validators.iter().map(|v| v.id).collect();
+    config.rate_limits = RateLimits::for_load(&PollLoad::for_chain(spec, DESIGN_TX_PER_SEC));
     Ok(config)
 }
 

@@ -6,14 +6,17 @@
 //!
 //! It never blocks on anything but `poll` and never touches disk: outboxes
 //! are written with `try_send` (a full one is dropped and counted), and each
-//! peer's write queue is capped.
+//! peer's write queue is capped. Sockets run with `TCP_NODELAY`, and what is
+//! queued during one wake-up is written once at its end, so a poll's small
+//! messages neither wait for Nagle nor cost one syscall each.
 
-use super::gossip::SeenSet;
+use super::gossip::{seen_capacity, SeenSet};
 use super::handshake::{HandshakeError, LocalHello, PeerHello};
 use super::message::{Message, MessageClass, MessageLimits, MessageTag};
 use super::metrics::{bump, NetMetrics, NetMetricsSnapshot};
-use super::peer::{Peer, PeerError, PeerEvent, PeerLimits, RateLimits};
+use super::peer::{Peer, PeerError, PeerEvent, PeerLimits};
 use super::peer_book::{new_connection_wins, BanKey, PeerBook, PeerBookConfig};
+use super::rate_limit::{RateLimits, DESIGN_TX_PER_SEC};
 use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::crypto::Keypair;
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -23,10 +26,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -49,7 +52,11 @@ pub struct NetConfig {
     /// Connections of any kind, established or not.
     pub max_peers: usize,
     pub write_queue_bytes_max: usize,
+    /// Request limits per peer (see [`RateLimits::for_load`]).
     pub rate_limits: RateLimits,
+    /// The validator set's node ids: once one proves its id, its messages
+    /// over a limit are dropped unscored and it is never banned by IP.
+    pub validators: Vec<NodeId>,
     pub ban_duration_ms: u64,
     pub handshake_timeout_ms: u64,
     pub ping_interval_ms: u64,
@@ -80,6 +87,7 @@ impl NetConfig {
             max_peers: 64,
             write_queue_bytes_max: 16 * 1024 * 1024,
             rate_limits: RateLimits::default(),
+            validators: Vec::new(),
             ban_duration_ms: 60 * 60 * 1000,
             handshake_timeout_ms: 10_000,
             ping_interval_ms: 30_000,
@@ -88,7 +96,7 @@ impl NetConfig {
             dial_backoff_max_ms: 60_000,
             max_known_addrs: 1_024,
             max_bans: 4_096,
-            gossip_seen_capacity: 65_536,
+            gossip_seen_capacity: seen_capacity(DESIGN_TX_PER_SEC),
             channel_capacity: 8_192,
             tick_ms: 100,
             rng_seed: None,
@@ -154,6 +162,10 @@ pub enum NetSendError {
 struct Shared {
     metrics: NetMetrics,
     peers: Mutex<Vec<PeerInfo>>,
+    /// A wake-up is on its way and the net thread has not started draining
+    /// commands since: a sender need not wake it again. A consensus batch
+    /// of many messages then costs one wake-up, not one per message.
+    wake_pending: AtomicBool,
 }
 
 /// The running net thread.
@@ -241,6 +253,10 @@ impl NetClient {
     pub fn send(&self, command: NetCommand) -> Result<(), NetSendError> {
         match self.commands.try_send(command) {
             Ok(()) => {
+                let already_woken = self.shared.wake_pending.swap(true, Ordering::SeqCst);
+                if already_woken {
+                    return Ok(());
+                }
                 // A failed wake means the poll is gone: the thread is stopping.
                 self.waker.wake().map_err(|_| NetSendError::Stopped)
             }
@@ -315,12 +331,14 @@ pub fn spawn_net(
             write_queue_bytes_max: config.write_queue_bytes_max,
             rate_limits: config.rate_limits,
             handshake_timeout_ms: config.handshake_timeout_ms,
+            validators: Arc::new(config.validators.iter().copied().collect()),
         },
         identity,
         conns: BTreeMap::new(),
         next_token: FIRST_PEER_TOKEN,
         by_node: BTreeMap::new(),
         book,
+        unflushed: BTreeSet::new(),
         rng: ChaCha20Rng::seed_from_u64(seed.wrapping_add(1)),
         commands,
         consensus_tx,
@@ -381,6 +399,8 @@ struct NetLoop {
     /// The one connection kept per established node.
     by_node: BTreeMap<NodeId, Token>,
     book: PeerBook,
+    /// Connections with messages queued since the last flush.
+    unflushed: BTreeSet<Token>,
     rng: ChaCha20Rng,
     commands: Receiver<NetCommand>,
     consensus_tx: Sender<NetEvent>,
@@ -421,6 +441,7 @@ impl NetLoop {
                 return Ok(());
             }
             self.maintain(now);
+            self.flush_queued(now);
         }
     }
 
@@ -439,6 +460,10 @@ impl NetLoop {
     ) {
         let token = Token(self.next_token);
         self.next_token += 1;
+        // Polls are many small messages that must not wait for an ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("cannot set TCP_NODELAY towards {addr}: {e}");
+        }
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
             log::warn!("cannot register connection with {addr}: {e}");
@@ -454,7 +479,7 @@ impl NetLoop {
             self.local.clone(),
             nonce,
             now,
-            self.limits,
+            self.limits.clone(),
         );
         self.conns.insert(
             token,
@@ -547,7 +572,8 @@ impl NetLoop {
             match event {
                 PeerEvent::Established(hello) => self.on_established(token, hello, now),
                 PeerEvent::Message { msg, hash } => self.on_message(token, msg, hash, now),
-                PeerEvent::RateLimited(_) => bump(&self.shared.metrics.rate_limited),
+                PeerEvent::RateLimited(tag) => self.shared.metrics.rate_limited(tag.class()),
+                PeerEvent::Unsolicited(_) => bump(&self.shared.metrics.unsolicited_responses),
             }
         }
     }
@@ -594,12 +620,17 @@ impl NetLoop {
         self.send(token, &Message::GetPeers, now);
     }
 
-    fn on_message(&mut self, token: Token, msg: Message, hash: Hash, now: Timestamp) {
+    fn on_message(&mut self, token: Token, msg: Message, hash: Option<Hash>, now: Timestamp) {
         let Some(from) = self.conns.get(&token).and_then(|c| c.peer.node_id()) else {
             return;
         };
         let tag = msg.tag();
         self.shared.metrics.message_in(tag);
+        if let Message::Consensus(ConsensusMessage::Votes { verdicts, .. }) = &msg {
+            for (_, verdict) in verdicts {
+                self.shared.metrics.verdict_in(*verdict);
+            }
+        }
         match msg {
             Message::GetPeers => {
                 let addrs = self
@@ -609,9 +640,7 @@ impl NetLoop {
             }
             Message::Peers { addrs } => self.book.add_gossiped(&addrs, now),
             Message::Pong { .. } => {}
-            Message::Consensus(ConsensusMessage::Tx(_) | ConsensusMessage::Proof(_))
-                if !self.delivered.insert(hash) =>
-            {
+            _ if hash.is_some_and(|h| !self.delivered.insert(h)) => {
                 bump(&self.shared.metrics.gossip_duplicates);
             }
             msg => self.deliver(tag.class(), NetEvent::Message { from, msg }),
@@ -633,16 +662,24 @@ impl NetLoop {
         self.send_payload(token, msg.tag(), &msg.encode(), now);
     }
 
+    /// Queues a message; it is written at the end of this wake-up.
     fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: Timestamp) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        match conn.peer.send_payload(payload) {
+        match conn.peer.send_payload(tag, payload) {
             Ok(()) => {
                 self.shared.metrics.message_out(tag);
-                self.flush(token, now);
+                self.unflushed.insert(token);
             }
             Err(e) => self.close(token, Close::Error(e), now),
+        }
+    }
+
+    /// Writes what this wake-up queued, one batch per connection.
+    fn flush_queued(&mut self, now: Timestamp) {
+        for token in std::mem::take(&mut self.unflushed) {
+            self.flush(token, now);
         }
     }
 
@@ -696,12 +733,20 @@ impl NetLoop {
         }
         if let Close::Error(e) = &close {
             if e.deserves_ban() {
-                log::info!("banning {} ({node_id:?}): {e}", conn.peer.addr);
                 bump(&metrics.misbehaviour_disconnects);
-                self.book.ban(BanKey::Ip(conn.peer.addr.ip()), now);
+                // A validator's IP may host other validators: its id answers for it.
+                let ip_banned = !conn.peer.is_validator()
+                    && self.book.ban(BanKey::Ip(conn.peer.addr.ip()), now);
                 if let Some(n) = node_id {
                     self.book.ban(BanKey::Node(n), now);
                 }
+                let banned = match (ip_banned, node_id.is_some()) {
+                    (true, true) => "banned by address and node id",
+                    (true, false) => "banned by address",
+                    (false, true) => "banned by node id",
+                    (false, false) => "not banned: a configured peer's host",
+                };
+                log::info!("closing {} ({node_id:?}), {banned}: {e}", conn.peer.addr);
             } else {
                 log::debug!("closing {}: {e}", conn.peer.addr);
                 if matches!(e, PeerError::WriteQueueFull(_)) {
@@ -724,6 +769,8 @@ impl NetLoop {
 
     /// Executes pending commands; true on shutdown.
     fn drain_commands(&mut self, now: Timestamp) -> bool {
+        // Before the first receive: a command sent from here on wakes us again.
+        self.shared.wake_pending.store(false, Ordering::SeqCst);
         loop {
             let command = match self.commands.try_recv() {
                 Ok(c) => c,
@@ -752,11 +799,7 @@ impl NetLoop {
 
     fn broadcast(&mut self, msg: &Message, now: Timestamp) {
         let payload = msg.encode();
-        let gossip = matches!(
-            msg,
-            Message::Consensus(ConsensusMessage::Tx(_) | ConsensusMessage::Proof(_))
-        );
-        if gossip && !self.relayed.insert(Hash::digest(&payload)) {
+        if msg.tag().is_gossip() && !self.relayed.insert(Hash::digest(&payload)) {
             bump(&self.shared.metrics.gossip_suppressed);
             return;
         }

@@ -5,6 +5,19 @@
 use crate::types::Hash;
 use std::collections::{HashSet, VecDeque};
 
+/// Each peer relays gossip as soon as it admits it, so duplicates arrive
+/// within seconds of the original: a seen-set remembers this many seconds.
+pub const SEEN_WINDOW_SECS: u32 = 4;
+
+/// Hashes a seen-set needs to cover [`SEEN_WINDOW_SECS`] of `Tx` and `Proof`
+/// gossip at `tx_per_sec` (about 2 MiB at 2,000 tx/s). A duplicate older
+/// than that reaches the engine, which drops it too.
+pub fn seen_capacity(tx_per_sec: u32) -> usize {
+    (tx_per_sec as usize)
+        .saturating_mul(2)
+        .saturating_mul(SEEN_WINDOW_SECS as usize)
+}
+
 #[derive(Debug)]
 pub struct SeenSet {
     order: VecDeque<Hash>,

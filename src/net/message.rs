@@ -92,6 +92,11 @@ impl MessageTag {
         }
     }
 
+    /// Relayed to every peer once and deduplicated by hash (`Tx`, `Proof`).
+    pub fn is_gossip(self) -> bool {
+        matches!(self, MessageTag::Tx | MessageTag::Proof)
+    }
+
     /// Which rate-limit bucket and which outbox the message belongs to.
     pub fn class(self) -> MessageClass {
         match self {
@@ -120,6 +125,29 @@ pub enum MessageClass {
     TxGossip,
     Poll,
     Block,
+}
+
+impl MessageClass {
+    pub const ALL: [MessageClass; 4] = [
+        MessageClass::Session,
+        MessageClass::TxGossip,
+        MessageClass::Poll,
+        MessageClass::Block,
+    ];
+
+    /// Position in [`MessageClass::ALL`], for per-class buckets and metrics.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageClass::Session => "session",
+            MessageClass::TxGossip => "tx_gossip",
+            MessageClass::Poll => "poll",
+            MessageClass::Block => "block",
+        }
+    }
 }
 
 /// The first message on every connection, sent by both sides.

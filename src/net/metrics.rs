@@ -2,10 +2,17 @@
 //! `getnetworkinfo`, Prometheus). Relaxed atomics: each counter is
 //! independent. Never holds anything keyed by outside input.
 
-use super::message::MessageTag;
+use super::message::{MessageClass, MessageTag};
+use crate::consensus::messages::Verdict;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const TAGS: usize = MessageTag::ALL.len();
+const CLASSES: usize = MessageClass::ALL.len();
+const VERDICTS: [(Verdict, &str); 3] = [
+    (Verdict::Valid, "valid"),
+    (Verdict::Invalid, "invalid"),
+    (Verdict::Unknown, "unknown"),
+];
 
 #[derive(Debug, Default)]
 pub struct NetMetrics {
@@ -27,8 +34,14 @@ pub struct NetMetrics {
     pub misbehaviour_disconnects: AtomicU64,
     /// Connections closed because the peer did not read its queue.
     pub write_queue_overflows: AtomicU64,
-    /// Messages dropped by a rate limit.
-    pub rate_limited: AtomicU64,
+    /// Requests dropped by a rate limit, per [`MessageClass`].
+    rate_limited: [AtomicU64; CLASSES],
+    /// `Votes`/`Txs` that answered no request of ours, dropped.
+    pub unsolicited_responses: AtomicU64,
+    /// Per-txid verdicts in the `Votes` peers sent us. `Unknown`: the
+    /// validator lacks the tx (it then sends `GetTxs`) or, asked for its
+    /// vote, has not locally accepted it yet.
+    verdicts_in: [AtomicU64; 3],
     /// Received gossip (`Tx`, `Proof`) already seen, not delivered again.
     pub gossip_duplicates: AtomicU64,
     /// Broadcasts of gossip already relayed, not sent again.
@@ -55,7 +68,13 @@ pub struct NetMetricsSnapshot {
     pub command_drops: u64,
     pub misbehaviour_disconnects: u64,
     pub write_queue_overflows: u64,
+    /// Over every class.
     pub rate_limited: u64,
+    /// `(class name, count)` for every [`MessageClass`].
+    pub rate_limited_by_class: Vec<(&'static str, u64)>,
+    pub unsolicited_responses: u64,
+    /// `(verdict name, count)`: valid, invalid, unknown.
+    pub verdicts_in: Vec<(&'static str, u64)>,
     pub gossip_duplicates: u64,
     pub gossip_suppressed: u64,
     pub inbound_refused: u64,
@@ -70,6 +89,12 @@ impl NetMetricsSnapshot {
 
     pub fn messages_out_of(&self, tag: MessageTag) -> u64 {
         self.messages_out.get(tag.index()).map_or(0, |(_, n)| *n)
+    }
+
+    pub fn rate_limited_of(&self, class: MessageClass) -> u64 {
+        self.rate_limited_by_class
+            .get(class.index())
+            .map_or(0, |(_, n)| *n)
     }
 
     /// The Prometheus text exposition of every counter (`timecoin_net_*`).
@@ -107,9 +132,9 @@ impl NetMetricsSnapshot {
                 self.write_queue_overflows,
             ),
             (
-                "rate_limited_total",
-                "Messages dropped by a rate limit",
-                self.rate_limited,
+                "unsolicited_responses_total",
+                "Votes or Txs answering no request of ours, dropped",
+                self.unsolicited_responses,
             ),
             (
                 "gossip_duplicates_total",
@@ -137,13 +162,39 @@ impl NetMetricsSnapshot {
             let _ = writeln!(out, "# HELP timecoin_net_{name} {help}\n# TYPE timecoin_net_{name} {}\ntimecoin_net_{name} {value}",
                 if name.ends_with("_total") { "counter" } else { "gauge" });
         }
-        for (direction, counts) in [("in", &self.messages_in), ("out", &self.messages_out)] {
-            let _ = writeln!(out, "# HELP timecoin_net_messages_{direction}_total Messages {direction} by type\n# TYPE timecoin_net_messages_{direction}_total counter");
-            for (kind, n) in counts {
-                let _ = writeln!(
-                    out,
-                    "timecoin_net_messages_{direction}_total{{type=\"{kind}\"}} {n}"
-                );
+        let labelled = [
+            (
+                "messages_in_total",
+                "Messages received by type",
+                "type",
+                &self.messages_in,
+            ),
+            (
+                "messages_out_total",
+                "Messages sent by type",
+                "type",
+                &self.messages_out,
+            ),
+            (
+                "rate_limited_total",
+                "Requests dropped by a rate limit, by message class",
+                "class",
+                &self.rate_limited_by_class,
+            ),
+            (
+                "verdicts_in_total",
+                "Per-txid verdicts received in Votes",
+                "verdict",
+                &self.verdicts_in,
+            ),
+        ];
+        for (name, help, label, counts) in labelled {
+            let _ = writeln!(
+                out,
+                "# HELP timecoin_net_{name} {help}\n# TYPE timecoin_net_{name} counter"
+            );
+            for (value, n) in counts {
+                let _ = writeln!(out, "timecoin_net_{name}{{{label}=\"{value}\"}} {n}");
             }
         }
         out
@@ -164,6 +215,16 @@ impl NetMetrics {
         self.messages_out.get(tag.index()).map(bump);
     }
 
+    pub fn rate_limited(&self, class: MessageClass) {
+        self.rate_limited.get(class.index()).map(bump);
+    }
+
+    pub fn verdict_in(&self, verdict: Verdict) {
+        if let Some(i) = VERDICTS.iter().position(|(v, _)| *v == verdict) {
+            self.verdicts_in.get(i).map(bump);
+        }
+    }
+
     pub fn snapshot(&self) -> NetMetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let by_tag = |counters: &[AtomicU64; TAGS]| {
@@ -173,6 +234,11 @@ impl NetMetrics {
                 .map(|(t, c)| (t.name(), get(c)))
                 .collect()
         };
+        let rate_limited_by_class: Vec<(&str, u64)> = MessageClass::ALL
+            .iter()
+            .zip(&self.rate_limited)
+            .map(|(class, c)| (class.name(), get(c)))
+            .collect();
         NetMetricsSnapshot {
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
@@ -185,7 +251,14 @@ impl NetMetrics {
             command_drops: get(&self.command_drops),
             misbehaviour_disconnects: get(&self.misbehaviour_disconnects),
             write_queue_overflows: get(&self.write_queue_overflows),
-            rate_limited: get(&self.rate_limited),
+            rate_limited: rate_limited_by_class.iter().map(|(_, n)| n).sum(),
+            rate_limited_by_class,
+            unsolicited_responses: get(&self.unsolicited_responses),
+            verdicts_in: VERDICTS
+                .iter()
+                .zip(&self.verdicts_in)
+                .map(|((_, name), c)| (*name, get(c)))
+                .collect(),
             gossip_duplicates: get(&self.gossip_duplicates),
             gossip_suppressed: get(&self.gossip_suppressed),
             inbound_refused: get(&self.inbound_refused),

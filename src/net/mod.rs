@@ -4,8 +4,9 @@
 //! file that uses `mio`: it owns the listener and every socket, reads the
 //! clock through `time::SystemClock`, and drives the pure parts:
 //! [`frame`] (length-prefixed frames), [`message`] (tagged wire messages),
-//! [`handshake`], [`peer`] (one connection), [`peer_book`] (addresses,
-//! dialing, bans, one connection per node pair) and [`gossip`] (dedup).
+//! [`handshake`], [`peer`] (one connection), [`rate_limit`] (what a peer
+//! may ask of us), [`peer_book`] (addresses, dialing, bans, one connection
+//! per node pair) and [`gossip`] (dedup).
 //! It must never touch disk or block on anything but `poll`.
 
 pub mod event_loop;
@@ -16,10 +17,11 @@ pub mod message;
 pub mod metrics;
 pub mod peer;
 pub mod peer_book;
+pub mod rate_limit;
 
 pub use event_loop::{
     spawn_net, NetClient, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
 };
 pub use message::{Hello, Message, MessageLimits, MessageTag, PROTOCOL_VERSION};
 pub use metrics::{NetMetrics, NetMetricsSnapshot};
-pub use peer::{RateLimit, RateLimits};
+pub use rate_limit::{PollLoad, RateLimit, RateLimits};

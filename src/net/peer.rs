@@ -1,104 +1,32 @@
 //! One connection's protocol state: frame decoder, handshake, a byte-capped
-//! write queue, per-class token-bucket rate limits and a misbehaviour score.
+//! write queue, per-class token buckets for requests, credits for responses
+//! ([`super::rate_limit`]) and a misbehaviour score.
 //!
 //! Sans-IO: the event loop feeds it received bytes and `now`, and drains its
 //! write queue into the socket. It never touches a socket, a clock or an RNG,
 //! and nothing a peer sends can make it buffer without bound: a peer that
-//! does not read is cut off when its queue passes the cap.
+//! does not read is cut off when its queue passes the cap. A validator's
+//! messages over a limit are dropped but never scored: only malformed or
+//! forged input can get a validator disconnected.
 
 use super::frame::{encode_frame, FrameDecoder, FrameError};
 use super::handshake::{Handshake, HandshakeError, LocalHello, PeerHello};
 use super::message::{Message, MessageClass, MessageError, MessageLimits, MessageTag};
+use super::rate_limit::{cost, Admission, RateLimits, ResponseCredits, TokenBucket};
 use crate::consensus::messages::NodeId;
 use crate::crypto::Keypair;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Score at which a peer is disconnected and banned.
 pub const BAN_SCORE: u32 = 100;
-/// Per message dropped for exceeding its class's rate.
+/// Per message dropped for exceeding its class's rate, or a response we never asked for.
 pub const RATE_LIMIT_PENALTY: u32 = 10;
 /// Per message with a tag we do not know (a newer peer might send one).
 pub const UNKNOWN_TAG_PENALTY: u32 = 20;
-
-/// A sustained rate with a burst allowance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    pub burst: u32,
-    pub per_sec: u32,
-}
-
-/// Limits per [`MessageClass`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimits {
-    pub session: RateLimit,
-    pub tx_gossip: RateLimit,
-    pub poll: RateLimit,
-    pub block: RateLimit,
-}
-
-impl Default for RateLimits {
-    fn default() -> RateLimits {
-        RateLimits {
-            session: RateLimit {
-                burst: 50,
-                per_sec: 10,
-            },
-            tx_gossip: RateLimit {
-                burst: 5_000,
-                per_sec: 2_000,
-            },
-            poll: RateLimit {
-                burst: 5_000,
-                per_sec: 2_000,
-            },
-            block: RateLimit {
-                burst: 100,
-                per_sec: 20,
-            },
-        }
-    }
-}
-
-/// A token bucket in thousandths of a token, refilled from injected time.
-#[derive(Clone, Debug)]
-pub struct TokenBucket {
-    capacity_milli: u64,
-    tokens_milli: u64,
-    /// Thousandths of a token per millisecond = tokens per second.
-    refill_per_ms_milli: u64,
-    last: Timestamp,
-}
-
-impl TokenBucket {
-    pub fn new(limit: RateLimit, now: Timestamp) -> TokenBucket {
-        let capacity_milli = u64::from(limit.burst) * 1000;
-        TokenBucket {
-            capacity_milli,
-            tokens_milli: capacity_milli,
-            refill_per_ms_milli: u64::from(limit.per_sec),
-            last: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Timestamp) -> bool {
-        let elapsed_ms = now.saturating_since(self.last).as_millis() as u64;
-        self.last = self.last.max(now);
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(self.refill_per_ms_milli))
-            .min(self.capacity_milli);
-        if self.tokens_milli >= 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Frames waiting for the socket, capped in bytes.
 #[derive(Debug, Default)]
@@ -166,12 +94,16 @@ impl WriteQueue {
 }
 
 /// Per-connection limits, shared by every peer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PeerLimits {
     pub messages: MessageLimits,
     pub write_queue_bytes_max: usize,
     pub rate_limits: RateLimits,
     pub handshake_timeout_ms: u64,
+    /// Node ids (the validator set) whose messages over a limit are dropped
+    /// without a score: an honest validator is never at fault for our
+    /// limits, and disconnecting one costs every poll that samples it.
+    pub validators: Arc<BTreeSet<NodeId>>,
 }
 
 /// Why a connection must close. [`PeerError::deserves_ban`] says whether the peer is at fault.
@@ -206,10 +138,12 @@ pub enum PeerEvent {
     /// The handshake completed: the peer proved `node_id`.
     Established(PeerHello),
     /// A message for the node (not `Hello`, `HelloAck` or `Ping`, handled here);
-    /// `hash` identifies its bytes for gossip deduplication.
-    Message { msg: Message, hash: Hash },
-    /// A message dropped for exceeding its class's rate.
+    /// for gossip, `hash` identifies its bytes for deduplication.
+    Message { msg: Message, hash: Option<Hash> },
+    /// A request dropped for exceeding its class's rate.
     RateLimited(MessageTag),
+    /// A response (`Votes`, `Txs`) to no request of ours on this connection, dropped.
+    Unsolicited(MessageTag),
 }
 
 #[derive(Debug)]
@@ -227,7 +161,9 @@ pub struct Peer {
     limits: PeerLimits,
     decoder: FrameDecoder,
     queue: WriteQueue,
+    /// One per [`MessageClass`], in [`MessageClass::ALL`] order.
     buckets: [TokenBucket; 4],
+    credits: ResponseCredits,
     score: u32,
     state: PeerState,
 }
@@ -244,14 +180,17 @@ impl Peer {
     ) -> Peer {
         let (handshake, hello) = Handshake::start(local, nonce, now, limits.handshake_timeout_ms);
         let r = limits.rate_limits;
+        let decoder = FrameDecoder::new(limits.messages.max_frame_bytes);
+        let queue = WriteQueue::new(limits.write_queue_bytes_max);
         let mut peer = Peer {
             addr,
             inbound,
             connected_at: now,
             limits,
-            decoder: FrameDecoder::new(limits.messages.max_frame_bytes),
-            queue: WriteQueue::new(limits.write_queue_bytes_max),
-            buckets: [r.session, r.tx_gossip, r.poll, r.block].map(|l| TokenBucket::new(l, now)),
+            decoder,
+            queue,
+            buckets: MessageClass::ALL.map(|class| TokenBucket::new(r.of(class), now)),
+            credits: ResponseCredits::default(),
             score: 0,
             state: PeerState::Handshaking(Box::new(handshake)),
         };
@@ -286,13 +225,20 @@ impl Peer {
         self.queue.bytes()
     }
 
-    /// Queues `msg`.
-    pub fn send(&mut self, msg: &Message) -> Result<(), PeerError> {
-        self.send_payload(&msg.encode())
+    /// Whether the peer proved a node id of the validator set.
+    pub fn is_validator(&self) -> bool {
+        self.node_id()
+            .is_some_and(|id| self.limits.validators.contains(&id))
     }
 
-    /// Queues an already encoded message (a broadcast encodes once).
-    pub fn send_payload(&mut self, payload: &[u8]) -> Result<(), PeerError> {
+    /// Queues `msg`.
+    pub fn send(&mut self, msg: &Message) -> Result<(), PeerError> {
+        self.send_payload(msg.tag(), &msg.encode())
+    }
+
+    /// Queues an already encoded message with `tag` (a broadcast encodes
+    /// once); a request earns the credit for its response.
+    pub fn send_payload(&mut self, tag: MessageTag, payload: &[u8]) -> Result<(), PeerError> {
         // Our own messages over the frame limit are a local bug; never send them.
         let frame = match encode_frame(payload, self.limits.messages.max_frame_bytes) {
             Ok(frame) => frame,
@@ -302,6 +248,7 @@ impl Peer {
             }
         };
         self.queue.push(frame)?;
+        self.credits.on_sent(tag);
         Ok(())
     }
 
@@ -355,15 +302,26 @@ impl Peer {
             Err(e) => return Err(e.into()),
         };
         let tag = msg.tag();
-        let bucket = match tag.class() {
-            MessageClass::Session => 0,
-            MessageClass::TxGossip => 1,
-            MessageClass::Poll => 2,
-            MessageClass::Block => 3,
+        let refused = match self.credits.on_received(tag) {
+            Admission::Owed => None,
+            Admission::Unsolicited => Some((
+                PeerEvent::Unsolicited(tag),
+                "a response to no request of ours",
+            )),
+            Admission::Request => {
+                let admitted = self
+                    .buckets
+                    .get_mut(tag.class().index())
+                    .is_some_and(|b| b.try_take_n(now, cost(&msg)));
+                (!admitted).then_some((PeerEvent::RateLimited(tag), "message rate over its limit"))
+            }
         };
-        if !self.buckets[bucket].try_take(now) {
-            events.push(PeerEvent::RateLimited(tag));
-            return self.penalize(RATE_LIMIT_PENALTY, "message rate over its limit");
+        if let Some((event, why)) = refused {
+            events.push(event);
+            if self.is_validator() {
+                return Ok(());
+            }
+            return self.penalize(RATE_LIMIT_PENALTY, why);
         }
         match (&mut self.state, msg) {
             (PeerState::Handshaking(hs), Message::Hello(hello)) => {
@@ -386,10 +344,9 @@ impl Peer {
                 self.send(&Message::Pong { nonce })?;
             }
             (PeerState::Established(_), msg) => {
-                events.push(PeerEvent::Message {
-                    msg,
-                    hash: Hash::digest(payload),
-                });
+                // Only gossip is deduplicated: hashing every poll would cost as much as reading it.
+                let hash = tag.is_gossip().then(|| Hash::digest(payload));
+                events.push(PeerEvent::Message { msg, hash });
             }
         }
         if let PeerState::Handshaking(hs) = &self.state {
@@ -405,7 +362,8 @@ impl Peer {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::consensus::messages::ConsensusMessage;
+    use crate::consensus::messages::{ConsensusMessage, Verdict};
+    use crate::net::rate_limit::RateLimit;
     use crate::types::ChainId;
 
     pub(crate) fn limits() -> PeerLimits {
@@ -414,7 +372,18 @@ pub(crate) mod tests {
             write_queue_bytes_max: 4096,
             rate_limits: RateLimits::default(),
             handshake_timeout_ms: 1000,
+            validators: Arc::default(),
         }
+    }
+
+    /// [`limits`] with a poll bucket of 5 tokens refilled at 1 a second.
+    fn tight_poll_limits() -> PeerLimits {
+        let mut l = limits();
+        l.rate_limits.poll = RateLimit {
+            burst: 5,
+            per_sec: 1,
+        };
+        l
     }
 
     fn local(key: &Keypair) -> LocalHello {
@@ -442,7 +411,14 @@ pub(crate) mod tests {
         let (ka, kb) = (Keypair::from_seed_label("a"), Keypair::from_seed_label("b"));
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let now = Timestamp(0);
-        let mut a = Peer::new(addr, false, local(&ka), Hash::digest(b"na"), now, limits);
+        let mut a = Peer::new(
+            addr,
+            false,
+            local(&ka),
+            Hash::digest(b"na"),
+            now,
+            limits.clone(),
+        );
         let mut b = Peer::new(addr, true, local(&kb), Hash::digest(b"nb"), now, limits);
         let mut events = Vec::new();
         for _ in 0..2 {
@@ -497,19 +473,33 @@ pub(crate) mod tests {
         assert!(err.deserves_ban());
     }
 
+    fn query_frame(txids: usize) -> Vec<u8> {
+        frame_of(&Message::Consensus(ConsensusMessage::Query {
+            request_id: 0,
+            txids: vec![Hash::ZERO; txids],
+            want_votes: false,
+        }))
+    }
+
+    fn votes_frame() -> Vec<u8> {
+        frame_of(&Message::Consensus(ConsensusMessage::Votes {
+            request_id: 0,
+            verdicts: vec![(Hash::ZERO, Verdict::Valid)],
+            finality_vote: None,
+        }))
+    }
+
+    fn delivered(events: &[PeerEvent]) -> usize {
+        events
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Message { .. }))
+            .count()
+    }
+
     #[test]
     fn rate_limit_trips_into_a_ban_score() {
-        let mut l = limits();
-        l.rate_limits.poll = RateLimit {
-            burst: 5,
-            per_sec: 1,
-        };
-        let (_, _, kb, mut b) = connected(l);
-        let query = frame_of(&Message::Consensus(ConsensusMessage::Query {
-            request_id: 0,
-            txids: vec![],
-            want_votes: false,
-        }));
+        let (_, _, kb, mut b) = connected(tight_poll_limits());
+        let query = query_frame(0);
         let mut events = Vec::new();
         for _ in 0..5 {
             b.receive(Timestamp(0), &query, &kb, &mut events).unwrap();
@@ -522,29 +512,69 @@ pub(crate) mod tests {
         }
         assert_eq!(dropped, (BAN_SCORE / RATE_LIMIT_PENALTY) as usize);
         assert!(matches!(result, Err(PeerError::Misbehaving { .. })));
-        let delivered = events
-            .iter()
-            .filter(|e| matches!(e, PeerEvent::Message { .. }))
-            .count();
-        assert_eq!(delivered, 5);
+        assert_eq!(delivered(&events), 5);
     }
 
     #[test]
-    fn token_bucket_refills_at_its_rate() {
-        let mut bucket = TokenBucket::new(
-            RateLimit {
-                burst: 2,
-                per_sec: 10,
-            },
-            Timestamp(0),
-        );
-        assert!(bucket.try_take(Timestamp(0)));
-        assert!(bucket.try_take(Timestamp(0)));
-        assert!(!bucket.try_take(Timestamp(0)));
-        assert!(!bucket.try_take(Timestamp(99)));
-        assert!(bucket.try_take(Timestamp(100)));
-        // A clock stepping backwards refills nothing and never panics.
-        assert!(!bucket.try_take(Timestamp(50)));
+    fn a_query_is_charged_per_txid() {
+        let (_, _, kb, mut b) = connected(tight_poll_limits());
+        let mut events = Vec::new();
+        b.receive(Timestamp(0), &query_frame(3), &kb, &mut events)
+            .unwrap();
+        b.receive(Timestamp(0), &query_frame(3), &kb, &mut events)
+            .unwrap();
+        assert_eq!(delivered(&events), 1);
+        assert!(matches!(
+            events.last(),
+            Some(PeerEvent::RateLimited(MessageTag::Query))
+        ));
+    }
+
+    #[test]
+    fn a_validator_over_its_limit_is_dropped_but_never_scored() {
+        let mut l = tight_poll_limits();
+        // `connected` names "a" as b's peer.
+        l.validators = Arc::new([Keypair::from_seed_label("a").public()].into());
+        let (_, _, kb, mut b) = connected(l);
+        let mut events = Vec::new();
+        for _ in 0..10 * BAN_SCORE {
+            b.receive(Timestamp(0), &query_frame(1), &kb, &mut events)
+                .unwrap();
+            b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+                .unwrap();
+        }
+        assert_eq!(delivered(&events), 5);
+        assert_eq!(b.score(), 0);
+    }
+
+    #[test]
+    fn votes_pass_only_as_answers_to_our_queries() {
+        // A poll bucket this small would throttle any peer's answers if
+        // answers were charged to it: they are not, they spend credits.
+        let (_, _, kb, mut b) = connected(tight_poll_limits());
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            b.send(&Message::Consensus(ConsensusMessage::Query {
+                request_id: 0,
+                txids: vec![],
+                want_votes: false,
+            }))
+            .unwrap();
+            drain(&mut b);
+            b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+                .unwrap();
+        }
+        assert_eq!(delivered(&events), 100);
+        assert_eq!(b.score(), 0);
+        // One more is unsolicited: dropped and scored.
+        b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+            .unwrap();
+        assert_eq!(delivered(&events), 100);
+        assert!(matches!(
+            events.last(),
+            Some(PeerEvent::Unsolicited(MessageTag::Votes))
+        ));
+        assert_eq!(b.score(), RATE_LIMIT_PENALTY);
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! exponential backoff and jitter, timed bans, addresses learned by
 //! `GetPeers/Peers`, and the tie-break that keeps one connection per node pair.
 //!
+//! An IP a configured peer lives on is never banned: on one host (a devnet
+//! on 127.0.0.1) or behind one NAT, one hostile peer would otherwise cut
+//! every validator there off. Peers from such an IP are banned by node id
+//! after the handshake instead.
+//!
 //! Sans-IO: `now` is passed in and the jitter comes from a seeded RNG, so a
 //! run replays exactly. It never opens a socket; the event loop asks it what
 //! to dial and tells it what happened.
@@ -59,6 +64,8 @@ pub struct PeerBook {
     rng: ChaCha20Rng,
     known: BTreeMap<SocketAddr, KnownAddr>,
     own_addrs: BTreeSet<SocketAddr>,
+    /// IPs of configured peers: never banned by IP.
+    protected_ips: BTreeSet<IpAddr>,
     bans: BTreeMap<BanKey, Timestamp>,
 }
 
@@ -87,6 +94,7 @@ impl PeerBook {
             rng: ChaCha20Rng::seed_from_u64(rng_seed),
             known: BTreeMap::new(),
             own_addrs: own_listen_addr.into_iter().collect(),
+            protected_ips: BTreeSet::new(),
             bans: BTreeMap::new(),
             config,
         };
@@ -101,6 +109,8 @@ impl PeerBook {
         if self.own_addrs.contains(&addr) {
             return;
         }
+        self.protected_ips.insert(addr.ip());
+        self.bans.remove(&BanKey::Ip(addr.ip()));
         let k = self.known.entry(addr).or_insert(KnownAddr {
             configured: true,
             failures: 0,
@@ -266,8 +276,19 @@ impl PeerBook {
         live
     }
 
+    /// Whether a configured peer lives on `ip` (so it is never banned by IP).
+    pub fn is_protected_ip(&self, ip: &IpAddr) -> bool {
+        self.protected_ips.contains(ip)
+    }
+
     /// Bans `key` for `ban_duration_ms`; the table stays within `max_bans`.
-    pub fn ban(&mut self, key: BanKey, now: Timestamp) {
+    /// False if `key` is the IP of a configured peer: not banned.
+    pub fn ban(&mut self, key: BanKey, now: Timestamp) -> bool {
+        if let BanKey::Ip(ip) = &key {
+            if self.is_protected_ip(ip) {
+                return false;
+            }
+        }
         self.expire_bans(now);
         if self.bans.len() >= self.config.max_bans && !self.bans.contains_key(&key) {
             if let Some(soonest) = self
@@ -281,6 +302,7 @@ impl PeerBook {
         }
         self.bans
             .insert(key, now.plus_ms(self.config.ban_duration_ms));
+        true
     }
 
     pub fn is_banned(&self, key: &BanKey, now: Timestamp) -> bool {
@@ -397,14 +419,20 @@ mod tests {
     fn never_dials_itself_a_connected_node_or_a_banned_address() {
         let own = addr("10.0.0.9:1");
         let mut book = PeerBook::new(
-            config(&["10.0.0.1:1", "10.0.0.2:1", "10.0.0.9:1"]),
+            config(&["10.0.0.1:1", "10.0.0.9:1"]),
             Some(own),
             1,
             Timestamp(0),
         );
-        book.add_gossiped(&[own, addr("10.0.0.3:1"), addr("0.0.0.0:5")], Timestamp(0));
+        let gossiped = [
+            own,
+            addr("10.0.0.2:1"),
+            addr("10.0.0.3:1"),
+            addr("0.0.0.0:5"),
+        ];
+        book.add_gossiped(&gossiped, Timestamp(0));
         book.connected(addr("10.0.0.1:1"), node(1), Timestamp(0));
-        book.ban(BanKey::Ip(addr("10.0.0.2:1").ip()), Timestamp(0));
+        assert!(book.ban(BanKey::Ip(addr("10.0.0.2:1").ip()), Timestamp(0)));
         assert_eq!(
             book.dials_due(Timestamp(0), 8, |_| false),
             vec![addr("10.0.0.3:1")]
@@ -434,6 +462,29 @@ mod tests {
         assert!(book.is_banned(&BanKey::Node(node(9)), Timestamp(10)));
         book.expire_bans(Timestamp(100_000));
         assert_eq!(book.ban_count(), 0);
+    }
+
+    #[test]
+    fn an_ip_shared_with_a_configured_peer_is_never_banned_by_ip() {
+        let mut book = PeerBook::new(
+            config(&["127.0.0.1:7001", "127.0.0.1:7002"]),
+            Some(addr("127.0.0.1:7000")),
+            1,
+            Timestamp(0),
+        );
+        let loopback = addr("127.0.0.1:7001").ip();
+        // A hostile peer on the same host misbehaves: its node id is banned, the host is not.
+        assert!(!book.ban(BanKey::Ip(loopback), Timestamp(0)));
+        assert!(book.ban(BanKey::Node(node(66)), Timestamp(0)));
+        assert!(!book.is_banned(&BanKey::Ip(loopback), Timestamp(1)));
+        assert_eq!(book.dials_due(Timestamp(1), 8, |_| false).len(), 2);
+        // Another host is banned as before, and `addnode` on it lifts that.
+        let other = addr("10.0.0.5:1").ip();
+        assert!(book.ban(BanKey::Ip(other), Timestamp(0)));
+        assert!(book.is_banned(&BanKey::Ip(other), Timestamp(1)));
+        book.add_configured(addr("10.0.0.5:1"), Timestamp(1));
+        assert!(!book.is_banned(&BanKey::Ip(other), Timestamp(1)));
+        assert!(!book.ban(BanKey::Ip(other), Timestamp(2)));
     }
 
     #[test]

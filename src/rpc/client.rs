@@ -1,7 +1,10 @@
 //! A blocking JSON-RPC client over plain HTTP/1.1, for `time-cli` and tests:
 //! [`RpcClient`] opens one connection per call; [`RpcConnection`] keeps one
-//! alive for a thread that makes many calls (the load generator). The node's answer is not trusted either: the
-//! response size is capped and every failure is a typed error.
+//! alive for a thread that makes many calls (the load generator), and
+//! reconnects once when the server closed it while idle. Each request goes
+//! out in one write, so it never waits on Nagle and a delayed ACK. The
+//! node's answer is not trusted either: the response size is capped and
+//! every failure is a typed error.
 
 use super::errors::RpcError;
 use serde_json::{json, Value};
@@ -101,8 +104,7 @@ impl RpcClient {
             .map_err(|source| ClientError::Connect { addr, source })?;
         stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
-        stream.write_all(head).map_err(io)?;
-        stream.write_all(body).map_err(io)?;
+        stream.write_all(&request_bytes(head, body)).map_err(io)?;
         read_response(&mut BufReader::new(stream))
             .map(|(response, _)| response)
             .map_err(|e| match e {
@@ -110,6 +112,14 @@ impl RpcClient {
                 ReadError::Bad(message) => ClientError::BadResponse(message),
             })
     }
+}
+
+/// Head and body as one buffer, written at once.
+fn request_bytes(head: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(head.len() + body.len());
+    bytes.extend_from_slice(head);
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 /// One JSON-RPC 2.0 request as text.
@@ -244,8 +254,10 @@ impl RpcConnection {
                 BufReader::new(stream)
             }
         };
-        stream.get_mut().write_all(head).map_err(io)?;
-        stream.get_mut().write_all(body).map_err(io)?;
+        stream
+            .get_mut()
+            .write_all(&request_bytes(head, body))
+            .map_err(io)?;
         let (response, keep_alive) = read_response(&mut stream).map_err(|e| match e {
             ReadError::Io(source) => ClientError::Io { addr, source },
             ReadError::Bad(message) => ClientError::BadResponse(message),
@@ -273,6 +285,11 @@ fn read_line(reader: &mut impl BufRead) -> Result<String, ReadError> {
     reader
         .take(MAX_HEADER_LINE_BYTES as u64)
         .read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        // Closed by the server (e.g. an idle keep-alive connection): an I/O
+        // error, so a reused connection is retried on a fresh one.
+        return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
     if !line.ends_with(b"\n") {
         return Err(ReadError::Bad("header line too long or cut".to_string()));
     }
@@ -388,6 +405,41 @@ mod tests {
         let (response, keep_alive) = read(raw).ok().unwrap();
         assert_eq!(response.body, b"{}");
         assert!(!keep_alive);
+    }
+
+    #[test]
+    fn a_kept_alive_connection_the_server_closed_is_retried_once_on_a_new_one() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let body = r#"{"jsonrpc":"2.0","result":7}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            for _ in 0..2 {
+                // Answers one request, then closes: as after an idle timeout.
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let (mut line, mut length) = (String::new(), 0);
+                while line != "\r\n" {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(n) = line.strip_prefix("Content-Length: ") {
+                        length = n.trim().parse().unwrap();
+                    }
+                }
+                // Read the whole request: closing on unread bytes would reset.
+                reader.read_exact(&mut vec![0; length]).unwrap();
+                reader.get_mut().write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        let client = RpcClient::new(addr, "Basic x".into(), Duration::from_secs(10));
+        let mut connection = client.connection();
+        assert_eq!(connection.call("a", json!([])).unwrap(), json!(7));
+        assert_eq!(connection.call("b", json!([])).unwrap(), json!(7));
+        server.join().unwrap();
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! nodes), offers them open-loop at a fixed rate from a small pool of sender
 //! threads on keep-alive connections, tracks every transaction with batched
 //! `gettxstatus` until it settles or the drain deadline passes, and reports
-//! rates, latency percentiles, outcome counts and each node's CPU and RSS.
+//! rates, latency percentiles, outcome counts, each node's CPU and RSS
+//! (pid from `<datadir>/timed.pid`) and, from each node's `/metrics` before
+//! and after, the counts that explain latency: polls failed of started,
+//! `Unknown` verdicts, requests dropped by rate limits or full queues.
 //!
 //! It must always end by itself: the send phase is bounded by the schedule
 //! and the tracking by the drain deadline. It never reads the node's memory
@@ -139,7 +142,81 @@ pub struct NodeUsage {
     pid: Option<u32>,
     cpu_percent: Option<f64>,
     rss_mib: Option<f64>,
+    /// The node's own memory: RSS without the mapped LMDB file.
+    rss_anon_mib: Option<f64>,
     peak_rss_mib: Option<f64>,
+    /// Counter increases over the run; `None` if `/metrics` was unreadable.
+    counters: Option<NodeCounters>,
+}
+
+/// What a node counted during the run (differences of `/metrics`).
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct NodeCounters {
+    polls_started: u64,
+    polls_failed: u64,
+    verdicts_valid: u64,
+    verdicts_invalid: u64,
+    verdicts_unknown: u64,
+    /// Requests from peers dropped by a rate limit, every class.
+    rate_limited: u64,
+    unsolicited_responses: u64,
+    /// Messages dropped because a queue between threads was full.
+    queue_drops: u64,
+}
+
+impl NodeCounters {
+    /// Reads the counters from a node's `/metrics` text.
+    fn parse(text: &str) -> NodeCounters {
+        let mut c = NodeCounters::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<u64>() else {
+                continue;
+            };
+            let slot = match name {
+                "timecoin_polls_started_total" => &mut c.polls_started,
+                "timecoin_polls_failed_total" => &mut c.polls_failed,
+                "timecoin_net_verdicts_in_total{verdict=\"valid\"}" => &mut c.verdicts_valid,
+                "timecoin_net_verdicts_in_total{verdict=\"invalid\"}" => &mut c.verdicts_invalid,
+                "timecoin_net_verdicts_in_total{verdict=\"unknown\"}" => &mut c.verdicts_unknown,
+                "timecoin_net_unsolicited_responses_total" => &mut c.unsolicited_responses,
+                "timecoin_net_outbox_drops_total" | "timecoin_net_command_drops_total" => {
+                    &mut c.queue_drops
+                }
+                _ if name.starts_with("timecoin_net_rate_limited_total{") => &mut c.rate_limited,
+                _ => continue,
+            };
+            *slot = slot.saturating_add(value);
+        }
+        c
+    }
+
+    fn since(self, before: NodeCounters) -> NodeCounters {
+        NodeCounters {
+            polls_started: self.polls_started.saturating_sub(before.polls_started),
+            polls_failed: self.polls_failed.saturating_sub(before.polls_failed),
+            verdicts_valid: self.verdicts_valid.saturating_sub(before.verdicts_valid),
+            verdicts_invalid: self
+                .verdicts_invalid
+                .saturating_sub(before.verdicts_invalid),
+            verdicts_unknown: self
+                .verdicts_unknown
+                .saturating_sub(before.verdicts_unknown),
+            rate_limited: self.rate_limited.saturating_sub(before.rate_limited),
+            unsolicited_responses: self
+                .unsolicited_responses
+                .saturating_sub(before.unsolicited_responses),
+            queue_drops: self.queue_drops.saturating_sub(before.queue_drops),
+        }
+    }
+}
+
+/// A node's counters now, or `None` if its `/metrics` cannot be read.
+fn counters(node: &Node) -> Option<NodeCounters> {
+    let response = node.client.get("/metrics").ok()?;
+    (response.status == 200).then(|| NodeCounters::parse(&String::from_utf8_lossy(&response.body)))
 }
 
 #[derive(Serialize)]
@@ -213,6 +290,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
     let jobs = plan_jobs(&coins, sends, pairs, nodes.len(), &funder)?;
 
     let cpu_before: Vec<Option<u64>> = nodes.iter().map(|n| n.pid.and_then(cpu_ticks)).collect();
+    let counters_before: Vec<Option<NodeCounters>> = nodes.iter().map(counters).collect();
     let started = now();
     let (sent_tx, sent_rx) = unbounded();
     let send_phase = std::thread::scope(|scope| -> Result<_, CliError> {
@@ -232,8 +310,8 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
     let wall = started.elapsed();
     let usage = nodes
         .iter()
-        .zip(cpu_before)
-        .map(|(node, before)| node_usage(node, before, wall))
+        .zip(cpu_before.into_iter().zip(counters_before))
+        .map(|(node, (cpu, counted))| node_usage(node, cpu, counted, wall))
         .collect();
     let report = summarize(args, &jobs, &tracked, send_time, wall, usage);
     if args.json {
@@ -785,41 +863,53 @@ fn table(r: &Report) -> String {
     let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
     for n in &r.nodes {
         line(format!(
-            "node {}  pid {}  cpu {}%  rss {} MiB  peak rss {} MiB",
+            "node {}  pid {}  cpu {}%  rss {} MiB (anon {})  peak rss {} MiB",
             n.node,
             n.pid.map_or("?".to_string(), |p| p.to_string()),
             show(n.cpu_percent),
             show(n.rss_mib),
+            show(n.rss_anon_mib),
             show(n.peak_rss_mib)
         ));
+        if let Some(c) = &n.counters {
+            let verdicts = c.verdicts_valid + c.verdicts_invalid + c.verdicts_unknown;
+            line(format!(
+                "  polls failed {} of {} ({})  verdicts unknown {} / invalid {} of {}  \
+                 rate-limited {}  unsolicited {}  queue drops {}",
+                c.polls_failed,
+                c.polls_started,
+                percent(c.polls_failed, c.polls_started),
+                percent(c.verdicts_unknown, verdicts),
+                percent(c.verdicts_invalid, verdicts),
+                verdicts,
+                c.rate_limited,
+                c.unsolicited_responses,
+                c.queue_drops
+            ));
+        }
     }
     out
 }
 
-/// The node's pid: `<datadir>/timed.pid` if the node writes one, else the
-/// process whose command line holds `--datadir <datadir>`.
-fn node_pid(datadir: &Path) -> Option<u32> {
-    if let Ok(text) = std::fs::read_to_string(datadir.join("timed.pid")) {
-        return text.trim().parse().ok();
+/// `part` as a percentage of `whole`, one decimal.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_string();
     }
-    let wanted = datadir.canonicalize().ok()?;
-    std::fs::read_dir("/proc")
+    format!("{:.1} %", part as f64 * 100.0 / whole as f64)
+}
+
+/// The node's pid, from the `<datadir>/timed.pid` a running `timed` keeps,
+/// if that process is alive and is `timed` (a stale file after a SIGKILL
+/// may name a pid reused by something else).
+fn node_pid(datadir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(datadir.join("timed.pid"))
         .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let names_datadir = words.windows(2).any(|w| {
-                w.first() == Some(&b"--datadir".as_slice())
-                    && w.get(1)
-                        .and_then(|d| std::str::from_utf8(d).ok())
-                        .and_then(|d| Path::new(d).canonicalize().ok())
-                        .is_some_and(|d| d == wanted)
-            });
-            let is_timed = words.first().is_some_and(|w| w.ends_with(b"timed"));
-            (names_datadir && is_timed).then_some(pid)
-        })
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "timed").then_some(pid)
 }
 
 /// User plus system CPU ticks of `pid`, from `/proc/<pid>/stat`.
@@ -841,7 +931,12 @@ fn status_mib(pid: u32, name: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn node_usage(node: &Node, cpu_before: Option<u64>, wall: Duration) -> NodeUsage {
+fn node_usage(
+    node: &Node,
+    cpu_before: Option<u64>,
+    counters_before: Option<NodeCounters>,
+    wall: Duration,
+) -> NodeUsage {
     // SAFETY: sysconf only reads a configuration value.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let cpu_percent = node
@@ -859,7 +954,11 @@ fn node_usage(node: &Node, cpu_before: Option<u64>, wall: Duration) -> NodeUsage
         pid: node.pid,
         cpu_percent,
         rss_mib: node.pid.and_then(|p| status_mib(p, "VmRSS:")),
+        rss_anon_mib: node.pid.and_then(|p| status_mib(p, "RssAnon:")),
         peak_rss_mib: node.pid.and_then(|p| status_mib(p, "VmHWM:")),
+        counters: counters(node)
+            .zip(counters_before)
+            .map(|(after, before)| after.since(before)),
     }
 }
 
