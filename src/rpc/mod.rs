@@ -1,4 +1,4 @@
-//! JSON-RPC 2.0 over HTTP on 127.0.0.1 (DESIGN §10): a tiny_http server with
+//! JSON-RPC 2.0 over HTTP on 127.0.0.1 (DESIGN §10): a small std HTTP/1.1 server with
 //! a small worker pool, cookie or user/password auth, Bitcoin-shaped methods
 //! plus TIME's own, and `/metrics` in Prometheus text.
 //!
