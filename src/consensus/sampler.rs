@@ -80,14 +80,6 @@ impl Sampler {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.cumulative.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cumulative.is_empty()
-    }
-
     /// Writes the sampled validators into `out` (cleared first), each once
     /// with its slot count; the counts sum to `k`.
     pub fn sample_into(&self, rng: &mut impl RngCore, out: &mut Vec<Drawn>) {
