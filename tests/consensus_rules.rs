@@ -42,6 +42,7 @@ struct Observer {
     engine: Engine,
     keys: Vec<Keypair>,
     wallet: Wallet,
+    params: SnowballParams,
     now: Timestamp,
     pending: Vec<Query>,
     log: Vec<Output>,
@@ -67,6 +68,7 @@ impl Observer {
             engine,
             keys,
             wallet: Wallet::funded(32),
+            params,
             now,
             pending: Vec::new(),
             log: Vec::new(),
@@ -146,6 +148,13 @@ impl Observer {
                 },
             );
         }
+    }
+
+    /// [`Observer::answer`] for a poll that fails: the next poll of the tx
+    /// waits one poll interval, so the clock moves on to it.
+    fn fail_poll(&mut self, silent: &[usize], verdict: impl Fn(usize, &Hash) -> Verdict) {
+        self.answer(silent, verdict);
+        self.advance(self.params.poll_interval_ms());
     }
 
     fn status(&self, txid: &Hash) -> TxStatusReport {
@@ -260,6 +269,8 @@ fn sampling_is_proportional_to_stake() {
         k: 1,
         alpha: 1,
         beta: u32::MAX,
+        // 1 ms polls: 20,000 failed ones (20 s) end before mempool expiry.
+        poll_timeout_ms: 1,
         ..sequential(1)
     };
     let mut o = Observer::new(&weights, params);
@@ -271,7 +282,7 @@ fn sampling_is_proportional_to_stake() {
         assert_eq!(o.pending.len(), 1, "k' = 1: one query per poll");
         let to = o.pending[0].to;
         hits[o.keys.iter().position(|k| k.public() == to).unwrap()] += 1;
-        o.answer(&[], |_, _| Verdict::Unknown);
+        o.fail_poll(&[], |_, _| Verdict::Unknown);
     }
     let total: u64 = weights.iter().sum();
     let chi2: f64 = weights
@@ -361,7 +372,7 @@ fn a_conflict_stuck_for_beta_polls_falls_back_to_the_lowest_txid() {
     };
     let mut rounds = 0;
     while o.status(&high.txid()).counter == 1 {
-        o.answer(&[], split);
+        o.fail_poll(&[], split);
         rounds += 1;
         assert!(rounds <= 2 * params.beta, "the split never restarted");
     }
@@ -418,10 +429,10 @@ fn invalid_quorum_for_beta_consecutive_polls_rejects() {
     let mut o = Observer::new(&[1; 4], sequential(beta));
     let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
     for _ in 0..beta - 1 {
-        o.answer(&[], |_, _| Verdict::Invalid);
+        o.fail_poll(&[], |_, _| Verdict::Invalid);
     }
     // A poll without an Invalid quorum breaks the run.
-    o.answer(&[], |v, _| {
+    o.fail_poll(&[], |v, _| {
         if v == 0 {
             Verdict::Invalid
         } else {
@@ -429,10 +440,10 @@ fn invalid_quorum_for_beta_consecutive_polls_rejects() {
         }
     });
     for _ in 0..beta - 1 {
-        o.answer(&[], |_, _| Verdict::Invalid);
+        o.fail_poll(&[], |_, _| Verdict::Invalid);
     }
     assert_eq!(o.status(&txid).status, TxStatus::Sampling);
-    o.answer(&[], |_, _| Verdict::Invalid);
+    o.fail_poll(&[], |_, _| Verdict::Invalid);
     assert!(o.events().contains(&Event::Rejected {
         txid,
         reason: RejectReason::InvalidQuorum
@@ -511,8 +522,11 @@ fn a_poll_ends_at_its_deadline_or_once_decided_and_missing_answers_are_not_valid
     o.advance(1);
     let s = o.status(&txid);
     assert_eq!((s.polls_completed, s.counter, s.confidence), (1, 0, 0));
-    // Three Valid, one silent: alpha' = 3 is reached and the poll ends
-    // without waiting for the silent one.
+    // The failed poll's successor starts one poll interval later. Three
+    // Valid, one silent: alpha' = 3 is reached and the poll ends without
+    // waiting for the silent one.
+    assert!(o.pending.is_empty());
+    o.advance(params.poll_interval_ms());
     o.answer(&[3], all_valid);
     let s = o.status(&txid);
     assert_eq!((s.polls_completed, s.counter, s.confidence), (2, 1, 1));

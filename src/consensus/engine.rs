@@ -63,9 +63,9 @@ impl Default for EngineLimits {
             max_fetches: 8_192,
             max_fetches_per_peer: 512,
             max_conflicts_per_outpoint: 8,
-            settled_txs: 200_000,
-            seen_proofs: 200_000,
-            verified_votes: 65_536,
+            settled_txs: 65_536,
+            seen_proofs: 16_384,
+            verified_votes: 16_384,
         }
     }
 }
@@ -833,13 +833,22 @@ impl Engine {
         if entry.status != TxStatus::Sampling {
             return;
         }
-        match state
+        // A failed poll (no quorum, often missing answers from an
+        // overloaded or partitioned peer) waits one pipeline step before
+        // the next: repolling at once turns overload into a retry storm.
+        let next_poll_at = match state
             .snowball
             .record_poll(poll.tally, self.sample_size.alpha)
         {
-            PollEffect::Succeeded => self.metrics.polls_succeeded += 1,
-            PollEffect::Failed => self.metrics.polls_failed += 1,
-        }
+            PollEffect::Succeeded => {
+                self.metrics.polls_succeeded += 1;
+                now
+            }
+            PollEffect::Failed => {
+                self.metrics.polls_failed += 1;
+                now.plus_ms(params.poll_interval_ms())
+            }
+        };
         let snowball = state.snowball;
         if snowball.is_rejected_by_quorum(params.beta) {
             self.reject(txid, RejectReason::InvalidQuorum);
@@ -849,7 +858,7 @@ impl Engine {
             if snowball.is_stalled(params.beta) {
                 self.restart_stuck_conflicts(&txid);
             }
-            self.schedule_poll(txid, now);
+            self.schedule_poll(txid, next_poll_at);
         }
     }
 
