@@ -108,6 +108,11 @@ pub struct Metrics {
     pub ledger_batches: AtomicU64,
     /// LMDB write transactions (fsyncs) of the ledger thread: one per batch.
     pub ledger_commits: AtomicU64,
+    /// LMDB puts and deletes of the ledger thread (the disk ceiling's unit).
+    pub ledger_writes: AtomicU64,
+    /// Mirrors of the engine's ed25519 checks (the CPU ceiling's unit).
+    pub vote_signatures_verified: AtomicU64,
+    pub tx_signatures_verified: AtomicU64,
     pub rpc_requests: AtomicU64,
     pub rpc_errors: AtomicU64,
     /// Consensus messages from peers handed to the engine.
@@ -135,6 +140,9 @@ impl Default for Metrics {
             safety_violations: AtomicU64::new(0),
             ledger_batches: AtomicU64::new(0),
             ledger_commits: AtomicU64::new(0),
+            ledger_writes: AtomicU64::new(0),
+            vote_signatures_verified: AtomicU64::new(0),
+            tx_signatures_verified: AtomicU64::new(0),
             rpc_requests: AtomicU64::new(0),
             rpc_errors: AtomicU64::new(0),
             peer_messages: AtomicU64::new(0),
@@ -167,7 +175,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 17] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -212,6 +220,21 @@ impl Metrics {
                 "timecoin_ledger_commits_total",
                 "LMDB write transactions (fsyncs) of the ledger thread",
                 &self.ledger_commits,
+            ),
+            (
+                "timecoin_ledger_writes_total",
+                "LMDB puts and deletes committed by the ledger thread",
+                &self.ledger_writes,
+            ),
+            (
+                "timecoin_vote_signatures_verified_total",
+                "ed25519 checks of finality votes (each vote once)",
+                &self.vote_signatures_verified,
+            ),
+            (
+                "timecoin_tx_signatures_verified_total",
+                "ed25519 checks of transaction inputs",
+                &self.tx_signatures_verified,
             ),
             (
                 "timecoin_rpc_requests_total",

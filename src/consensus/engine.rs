@@ -26,7 +26,7 @@ use crate::crypto::Keypair;
 use crate::finality::{
     verify_proof_with, FinalityProof, FinalityVote, ProofBuilder, ValidatorSet, VoteAdded,
 };
-use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidationParams};
+use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
 use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
 use crate::time::Timestamp;
 use crate::types::{Hash, OutPoint, Tx};
@@ -119,6 +119,9 @@ pub struct EngineMetrics {
     pub finality_votes_signed: u64,
     /// ed25519 verifications of finality votes (each vote at most once).
     pub signatures_verified: u64,
+    /// ed25519 verifications of transaction inputs (one per input of every
+    /// tx that reached the signature check).
+    pub tx_signatures_verified: u64,
     pub bad_finality_votes: u64,
     pub proofs_assembled: u64,
     pub proofs_received: u64,
@@ -545,7 +548,10 @@ impl Engine {
             pool: &self.mempool,
             base: view,
         };
-        match (validate(&tx, &overlay, &params), origin) {
+        match (
+            validate_counted(&mut self.metrics, &tx, &overlay, &params),
+            origin,
+        ) {
             (Ok(_), _) => {}
             (Err(TxError::UnknownOutpoint { outpoint, index }), Origin::Peer(from)) => {
                 // Its parent may still be pending here: hold it until that finalizes.
@@ -1091,7 +1097,15 @@ impl Engine {
         // A pool member was validated on admission, and would have been
         // rejected had a conflict finalized since; only newcomers are checked.
         let known = self.mempool.contains(&txid);
-        if !known && validate(&proof.tx, &overlay, &self.config.validation).is_err() {
+        if !known
+            && validate_counted(
+                &mut self.metrics,
+                &proof.tx,
+                &overlay,
+                &self.config.validation,
+            )
+            .is_err()
+        {
             // Valid votes but not applicable here (e.g. its parent is unknown
             // yet): block sync brings both; a later relay may retry.
             self.metrics.proofs_unapplied += 1;
@@ -1303,6 +1317,23 @@ impl Engine {
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }
+}
+
+/// [`validate`], counting the input signatures it checked (signatures
+/// run last, so only a valid tx or a bad signature got that far).
+fn validate_counted(
+    metrics: &mut EngineMetrics,
+    tx: &Tx,
+    view: &impl UtxoView,
+    params: &ValidationParams,
+) -> Result<ValidTx, TxError> {
+    let result = validate(tx, view, params);
+    metrics.tx_signatures_verified += match &result {
+        Ok(_) => tx.inputs.len() as u64,
+        Err(TxError::BadSignature { index, .. }) => *index as u64 + 1,
+        Err(_) => 0,
+    };
+    result
 }
 
 /// Verifies a finality vote's signature once: a verified vote is remembered

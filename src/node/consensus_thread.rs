@@ -583,6 +583,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         m.polls_started.store(engine.polls_started, Relaxed);
         m.polls_succeeded.store(engine.polls_succeeded, Relaxed);
         m.polls_failed.store(engine.polls_failed, Relaxed);
+        m.vote_signatures_verified
+            .store(engine.signatures_verified, Relaxed);
+        m.tx_signatures_verified
+            .store(engine.tx_signatures_verified, Relaxed);
         m.mempool_txs
             .store(self.engine.mempool_len() as u64, Relaxed);
     }

@@ -83,6 +83,7 @@ impl<C: Clock> LedgerThread<C> {
             .observe_ms(u64::try_from(commit_ms).unwrap_or(u64::MAX));
         m.ledger_batches.fetch_add(1, Relaxed);
         m.ledger_commits.fetch_add(1, Relaxed);
+        m.ledger_writes.fetch_add(report.writes as u64, Relaxed);
         let applied = report.finalized.applied;
         m.txs_finalized.fetch_add(applied as u64, Relaxed);
         if let Some(bytes) = report.map_grown_to_bytes {

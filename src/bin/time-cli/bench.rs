@@ -13,6 +13,7 @@
 //! and the tracking by the drain deadline. It never reads the node's memory
 //! beyond `/proc/<pid>/{stat,status}`.
 
+use crate::ceiling::{self, Ceiling, CeilingError, CostPerTx};
 use crate::{chain_rules, read_port, CliError, GlobalArgs};
 use clap::Args;
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -64,6 +65,13 @@ pub struct BenchArgs {
     /// Seconds to keep tracking after the last send before giving up
     #[arg(long, default_value_t = 30)]
     drain_secs: u64,
+    /// Where the disk probe of the ceiling writes its scratch LMDB (use the
+    /// nodes' disk)
+    #[arg(long, default_value = ".")]
+    ceiling_dir: PathBuf,
+    /// Skip measuring the machine's ceiling after the load
+    #[arg(long)]
+    no_ceiling: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -87,6 +95,8 @@ pub enum BenchError {
     FundingTimeout { txid: Hash, secs: u64 },
     #[error("cannot start a bench thread: {0}")]
     Spawn(std::io::Error),
+    #[error("measuring the machine's ceiling: {0}")]
+    Ceiling(#[from] CeilingError),
 }
 
 /// One node under load.
@@ -162,6 +172,10 @@ pub struct NodeCounters {
     unsolicited_responses: u64,
     /// Messages dropped because a queue between threads was full.
     queue_drops: u64,
+    /// ed25519 checks (finality votes and tx inputs): the CPU ceiling's unit.
+    signatures_verified: u64,
+    /// LMDB puts and deletes committed: the disk ceiling's unit.
+    ledger_writes: u64,
 }
 
 impl NodeCounters {
@@ -185,6 +199,9 @@ impl NodeCounters {
                 "timecoin_net_outbox_drops_total" | "timecoin_net_command_drops_total" => {
                     &mut c.queue_drops
                 }
+                "timecoin_vote_signatures_verified_total"
+                | "timecoin_tx_signatures_verified_total" => &mut c.signatures_verified,
+                "timecoin_ledger_writes_total" => &mut c.ledger_writes,
                 _ if name.starts_with("timecoin_net_rate_limited_total{") => &mut c.rate_limited,
                 _ => continue,
             };
@@ -209,6 +226,10 @@ impl NodeCounters {
                 .unsolicited_responses
                 .saturating_sub(before.unsolicited_responses),
             queue_drops: self.queue_drops.saturating_sub(before.queue_drops),
+            signatures_verified: self
+                .signatures_verified
+                .saturating_sub(before.signatures_verified),
+            ledger_writes: self.ledger_writes.saturating_sub(before.ledger_writes),
         }
     }
 }
@@ -243,6 +264,8 @@ pub struct Report {
     submit_to_durable_ms: Option<Percentiles>,
     client_observed_final_ms: Option<Percentiles>,
     nodes: Vec<NodeUsage>,
+    /// `None` with `--no-ceiling`, or when no node's `/metrics` was readable.
+    ceiling: Option<Ceiling>,
 }
 
 pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
@@ -313,7 +336,15 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
         .zip(cpu_before.into_iter().zip(counters_before))
         .map(|(node, (cpu, counted))| node_usage(node, cpu, counted, wall))
         .collect();
-    let report = summarize(args, &jobs, &tracked, send_time, wall, usage);
+    let mut report = summarize(args, &jobs, &tracked, send_time, wall, usage);
+    if !args.no_ceiling {
+        if let Some(cost) = cost_per_tx(&report) {
+            report.ceiling = Some(
+                ceiling::measure(&args.ceiling_dir, cost, report.finalized_per_sec)
+                    .map_err(BenchError::from)?,
+            );
+        }
+    }
     if args.json {
         // Building a JSON text from plain data cannot fail.
         Ok(format!(
@@ -328,7 +359,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
 /// The bench's one clock: a monotonic instant. It is an I/O driver that
 /// measures real elapsed time, not a pure module, so it reads the OS clock.
 #[allow(clippy::disallowed_methods)]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
@@ -816,7 +847,22 @@ fn summarize(
         submit_to_durable_ms: collect(|t| t.durable_ms),
         client_observed_final_ms: collect(|t| t.observed_final.map(millis)),
         nodes,
+        ceiling: None,
     }
+}
+
+/// Signatures and LMDB writes per finalized tx, summed over the nodes'
+/// counters (so over every node when the bench loads all of them).
+fn cost_per_tx(r: &Report) -> Option<CostPerTx> {
+    let counted: Vec<&NodeCounters> = r.nodes.iter().filter_map(|n| n.counters.as_ref()).collect();
+    if counted.is_empty() || r.finalized == 0 {
+        return None;
+    }
+    let per_tx = |total: u64| total as f64 / r.finalized as f64;
+    Some(CostPerTx {
+        signatures: per_tx(counted.iter().map(|c| c.signatures_verified).sum()),
+        puts: per_tx(counted.iter().map(|c| c.ledger_writes).sum()),
+    })
 }
 
 fn table(r: &Report) -> String {
@@ -887,6 +933,25 @@ fn table(r: &Report) -> String {
                 c.queue_drops
             ));
         }
+    }
+    if let Some(c) = &r.ceiling {
+        line(format!(
+            "cost per tx   {:.1} signatures verified, {:.1} LMDB writes (all nodes loaded)",
+            c.cost_per_tx.signatures, c.cost_per_tx.puts
+        ));
+        line(format!(
+            "ceiling       cpu {:.0} tx/s ({} cores x {:.0} batched verifies/s), \
+             disk {:.0} tx/s ({:.0} durable puts/s)",
+            c.cpu_tx_per_sec,
+            c.cores,
+            c.batched_verify_per_core_per_sec,
+            c.disk_tx_per_sec,
+            c.durable_puts_per_sec
+        ));
+        line(format!(
+            "saturation    {:.1} tx/s finalized = {:.0} % of the {} ceiling ({:.0} tx/s)",
+            r.finalized_per_sec, c.reached_percent, c.binding, c.ceiling_tx_per_sec
+        ));
     }
     out
 }

@@ -8,6 +8,7 @@
 //! stderr with exit code 1. It never prints a secret key.
 
 mod bench;
+mod ceiling;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
