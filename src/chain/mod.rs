@@ -8,7 +8,23 @@
 //! move archival state and rewards.
 
 pub mod block;
+pub mod builder;
+pub mod fork_choice;
+pub mod reward;
+pub mod slot;
+pub mod validity;
 
 pub use block::{
     entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+};
+pub use builder::{build_block, publish_delay_ms, BlockTemplate, BuildError};
+pub use fork_choice::{
+    BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
+    Placement,
+};
+pub use reward::{block_reward, expected_reward, split_reward};
+pub use slot::{SlotClock, SlotClockError};
+pub use validity::{
+    validate_block, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
+    ValidBlock,
 };
