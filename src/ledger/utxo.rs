@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Durable state of an outpoint. `Locked` lives only in the mempool (a pending
-/// spend), so it is not stored here; `Archived` arrives with checkpoint blocks.
+/// spend), so it is not stored here; archival is a property of the spending
+/// transaction (the store's tx record), not of the outpoint.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum UtxoState {
     Unspent,
@@ -15,6 +16,19 @@ pub enum UtxoState {
     Spent {
         by: Hash,
     },
+    /// An unspent block reward output, spendable once the tip height
+    /// reaches `matures_at`. It keeps this state after maturity: maturity
+    /// follows the tip, which a reorg may move back.
+    Immature {
+        matures_at: u64,
+    },
+}
+
+impl UtxoState {
+    /// Not yet spent by a finalized transaction (mature or not).
+    pub fn is_unspent(&self) -> bool {
+        !matches!(self, UtxoState::Spent { .. })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -31,6 +45,13 @@ pub struct ViewError(pub String);
 /// Read access to outpoints, as validation needs it.
 pub trait UtxoView {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError>;
+
+    /// Height of the tip block, against which reward maturity is judged.
+    /// A view without checkpoint blocks is at the genesis (0), where no
+    /// reward output is mature.
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        Ok(0)
+    }
 }
 
 /// In-memory UTXO set with an address index.

@@ -375,8 +375,9 @@ fn apply_records_tx_and_proof_clears_mempool_and_counts_writes() {
     let tx = f.spend(&[f.genesis_coin()], 2);
     f.store.mempool_put(std::slice::from_ref(&tx)).unwrap();
     let report = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
-    // 1 input, 2 outputs: 2·1 + 2·2 + txs + proofs + mempool delete + meta.
-    assert_eq!(report.writes, 2 + 4 + 2 + 1 + 1);
+    // 1 input, 2 outputs: 2·1 + 2·2 + txs + proofs + unarchived
+    // + mempool delete + meta.
+    assert_eq!(report.writes, 2 + 4 + 3 + 1 + 1);
     let record = f.store.tx(&tx.txid()).unwrap().unwrap();
     assert_eq!(
         record,
@@ -448,8 +449,9 @@ fn acceptance_record_survives_reopen_and_goes_with_finalization() {
     );
     assert_eq!(f.store.stats().unwrap().accepted, 2);
     let applied = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
-    // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + meta, + 2 record deletes.
-    assert_eq!(applied.writes, 4 + 2 + 2 + 1 + 2);
+    // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + unarchived + meta,
+    // + 2 record deletes.
+    assert_eq!(applied.writes, 4 + 2 + 3 + 1 + 2);
     assert!(f.store.accepted_load(10).unwrap().is_empty());
     assert_eq!(f.store.stats().unwrap().accepted, 0);
 }
@@ -826,7 +828,8 @@ fn stats_count_every_table() {
             mempool: 1,
             accepted: 0,
             blocks: 0,
-            heights: 0,
+            heights: 1,
+            unarchived: 1,
             finalized_count: 1,
             ..stats
         }
