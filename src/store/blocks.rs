@@ -196,12 +196,11 @@ fn apply_block_in(
     )?;
     let mut writes = 0;
     for txid in block.archived {
-        let mut tx: TxRecord = get_decoded(txn, t.txs, &txid.0)?.ok_or(
-            StoreError::ArchivesUnfinalized {
+        let mut tx: TxRecord =
+            get_decoded(txn, t.txs, &txid.0)?.ok_or(StoreError::ArchivesUnfinalized {
                 block: hash,
                 txid: *txid,
-            },
-        )?;
+            })?;
         if let TxStatus::Archived { height, block: by } = tx.status {
             return Err(StoreError::AlreadyArchived {
                 block: hash,

@@ -128,9 +128,8 @@ fn check_record(
     below: &ChainTip,
     hash: &Hash,
 ) -> Result<(), StoreError> {
-    let disagree = |reason: String| {
-        StoreError::corrupt(schema::BLOCK_RECORDS.name, &hash.0, reason)
-    };
+    let disagree =
+        |reason: String| StoreError::corrupt(schema::BLOCK_RECORDS.name, &hash.0, reason);
     if record.height != height {
         return Err(disagree(format!(
             "record says height {}, heights says {height}",
@@ -170,8 +169,7 @@ fn check_archived_by(
     for txid in &record.archived {
         let status = view.tx(txid)?.map(|tx| tx.status);
         if status != Some(expected) {
-            let reason =
-                format!("block {hash} archives it, but its status is {status:?}");
+            let reason = format!("block {hash} archives it, but its status is {status:?}");
             return Err(StoreError::corrupt(txs.name(), &txid.0, reason));
         }
     }

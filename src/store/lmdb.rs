@@ -711,7 +711,11 @@ pub(super) fn put(
 }
 
 /// Deletes `key`; `false` if it was not there.
-pub(super) fn delete(txn: &mut RwTransaction<'_>, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+pub(super) fn delete(
+    txn: &mut RwTransaction<'_>,
+    table: Table,
+    key: &[u8],
+) -> Result<bool, StoreError> {
     match txn.del(table.db, &key, None) {
         Ok(()) => Ok(true),
         Err(::lmdb::Error::NotFound) => Ok(false),
@@ -753,7 +757,10 @@ pub(super) fn get_utxo(
 }
 
 /// Every stored value is decoded here, with the limit of its table.
-pub(super) fn decode_value<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, DecodeError> {
+pub(super) fn decode_value<T: DeserializeOwned>(
+    table: Table,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     decode(bytes, table.spec.max_value_bytes, table.name())
 }
 
