@@ -347,6 +347,17 @@ mod tests {
     }
 
     #[test]
+    fn chain_tip_fits_the_meta_limit() {
+        let tip = ChainTip {
+            hash: Hash([0xff; 32]),
+            height: u64::MAX,
+            slot: u64::MAX,
+        };
+        assert!(crate::types::encoding::encode(&tip).len() <= META.max_value_bytes);
+        assert!(crate::types::encoding::encode(&tip.hash).len() <= HEIGHTS.max_value_bytes);
+    }
+
+    #[test]
     fn largest_utxo_entry_fits_its_limit() {
         let entry = UtxoEntry {
             output: TxOut {
