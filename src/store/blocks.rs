@@ -171,7 +171,6 @@ fn apply_block_in(
     let tip = stored_tip(txn, t)?;
     if block.prev_hash != tip.hash || tip.height.checked_add(1) != Some(block.height) {
         return Err(StoreError::BlockNotOnTip {
-            hash,
             height: block.height,
             prev_hash: block.prev_hash,
             tip_hash: tip.hash,

@@ -100,12 +100,11 @@ pub enum StoreError {
         max: usize,
     },
     #[error(
-        "block {hash} refused, nothing written: it is at height {height} on {prev_hash}, \
+        "block refused, nothing written: it is at height {height} on {prev_hash}, \
          but the tip is {tip_hash} at height {tip_height}; a block must extend the tip \
          at the next height (undo the tip first to replace it)"
     )]
     BlockNotOnTip {
-        hash: Hash,
         height: u64,
         prev_hash: Hash,
         tip_hash: Hash,
