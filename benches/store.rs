@@ -204,9 +204,7 @@ fn load_tip(c: &mut Criterion) {
     }
     assert_eq!(store.tip().unwrap().height, BLOCKS);
     let mut group = c.benchmark_group("store");
-    group.bench_function("tip_of_10000_blocks", |b| {
-        b.iter(|| store.tip().unwrap())
-    });
+    group.bench_function("tip_of_10000_blocks", |b| b.iter(|| store.tip().unwrap()));
     drop(store);
     group.bench_function("open_and_tip_of_10000_blocks", |b| {
         b.iter(|| {
