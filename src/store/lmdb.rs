@@ -119,8 +119,10 @@ impl Store {
         let map_size = round_map_size(options.map_size_bytes);
         let env = Environment::new()
             // Read transactions belong to the `ReadView`, not the thread, so a
-            // thread may hold a view and still call `Store` reads.
-            .set_flags(EnvironmentFlags::NO_TLS)
+            // thread may hold a view and still call `Store` reads. No
+            // readahead: B-tree lookups are random, and on a small host
+            // whose RAM the chain outgrows readahead only evicts hot pages.
+            .set_flags(EnvironmentFlags::NO_TLS | EnvironmentFlags::NO_READAHEAD)
             .set_max_dbs(schema::TABLES.len() as u32)
             .set_map_size(map_size as usize)
             .open(&path)
