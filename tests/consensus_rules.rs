@@ -423,6 +423,53 @@ fn local_acceptance_after_exactly_beta_polls() {
         .any(|e| matches!(e, Event::Finalized { .. })));
 }
 
+/// Polls are pipelined: a new one starts every `poll_timeout / max` while
+/// fewer than `max_concurrent_polls` of the tx are unanswered, never more.
+#[test]
+fn at_most_max_concurrent_polls_of_a_tx_are_outstanding() {
+    let params = SnowballParams {
+        max_concurrent_polls: 3,
+        ..devnet_params()
+    };
+    let mut o = Observer::new(&[1; 4], params);
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    let step = params.poll_interval_ms();
+    let mut outstanding = vec![o.status(&txid).polls_outstanding];
+    // Stay inside the first poll's deadline: nothing completes meanwhile.
+    while o.now.plus_ms(step) < Timestamp(1_000_000).plus_ms(params.poll_timeout_ms) {
+        o.advance(step);
+        outstanding.push(o.status(&txid).polls_outstanding);
+    }
+    assert_eq!(outstanding, [1, 2, 3, 3]);
+    // k' = 4 validators asked per poll, once each.
+    assert_eq!(o.pending.len(), 3 * 4);
+}
+
+/// A locally accepted tx whose proof is short asks, every `poll_timeout`,
+/// only the validators that have not voted yet, until the proof completes.
+#[test]
+fn a_short_proof_asks_only_the_validators_that_have_not_voted() {
+    let mut o = Observer::new(&[1; 4], sequential(2));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    o.answer(&[], all_valid);
+    o.answer(&[], all_valid);
+    assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
+    o.answer_votes(&[0]);
+    let s = o.status(&txid);
+    assert_eq!((s.proof_weight, s.proof_needed), (1, 3));
+    o.advance(o.params.poll_timeout_ms);
+    let mut asked: Vec<usize> = o
+        .pending
+        .iter()
+        .filter(|q| q.want_votes && q.txids.contains(&txid))
+        .map(|q| o.keys.iter().position(|k| k.public() == q.to).unwrap())
+        .collect();
+    asked.sort_unstable();
+    assert_eq!(asked, [1, 2, 3]);
+    o.answer_votes(&[1, 2]);
+    assert!(o.finalized(&txid).is_some());
+}
+
 #[test]
 fn invalid_quorum_for_beta_consecutive_polls_rejects() {
     let beta = 4;
