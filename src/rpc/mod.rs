@@ -13,7 +13,9 @@
 //! * [`errors`]: error codes. [`auth`]: cookie file and Basic credentials.
 //! * [`client`]: the blocking client `time-cli` and tests use.
 
+pub mod archive;
 pub mod auth;
+pub mod blocks;
 pub mod client;
 pub mod errors;
 pub mod methods;
