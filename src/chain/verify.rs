@@ -247,8 +247,8 @@ pub fn verify_chain(archive: &impl ArchiveView, params: &VerifyParams) -> Verify
                 report.votes += checked.votes;
                 parent = checked.tip;
             }
-            Err((block, fault)) => {
-                report.failure = fail(height, block, fault);
+            Err(failure) => {
+                report.failure = Some(*failure);
                 return report;
             }
         }
@@ -270,20 +270,25 @@ struct Checked {
     votes: u64,
 }
 
-type BlockFailure = (Option<Hash>, ChainFault);
-
 fn verify_block(
     archive: &impl ArchiveView,
     params: &VerifyParams,
     parent: &ChainTip,
     height: u64,
-) -> Result<Checked, BlockFailure> {
+) -> Result<Checked, Box<VerifyFailure>> {
+    let failure = |block, fault| {
+        Box::new(VerifyFailure {
+            height,
+            block,
+            fault,
+        })
+    };
     let stored = archive
         .block_at(height)
-        .map_err(|e| (None, e.into()))?
-        .ok_or((None, ChainFault::MissingBlock))?;
+        .map_err(|e| failure(None, e.into()))?
+        .ok_or_else(|| failure(None, ChainFault::MissingBlock))?;
     let hash = stored.hash;
-    let fail = |fault: ChainFault| (Some(hash), fault);
+    let fail = |fault: ChainFault| failure(Some(hash), fault);
     let block = Block::decode(&stored.encoded, MAX_BLOCK_BYTES)
         .map_err(|e| fail(ChainFault::Undecodable(e)))?;
     let computed = block.hash();
