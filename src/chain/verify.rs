@@ -422,3 +422,180 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
         self.params.slot_clock
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::block::{BlockHeader, RewardTx, BLOCK_VERSION};
+    use crate::types::validator::{VrfOutputBytes, VrfProofBytes};
+    use crate::types::{PublicKeyBytes, SignatureBytes};
+    use std::collections::BTreeMap;
+
+    /// An archive in memory: blocks by height, no transactions.
+    struct MemArchive {
+        genesis: ChainTip,
+        tip: ChainTip,
+        blocks: BTreeMap<u64, ArchivedBlock>,
+    }
+
+    impl ArchiveView for MemArchive {
+        fn chain_id(&self) -> ChainId {
+            ChainId(3)
+        }
+        fn genesis(&self) -> ChainTip {
+            self.genesis
+        }
+        fn tip(&self) -> Result<ChainTip, ChainViewError> {
+            Ok(self.tip)
+        }
+        fn block_at(&self, height: u64) -> Result<Option<ArchivedBlock>, ChainViewError> {
+            Ok(self.blocks.get(&height).cloned())
+        }
+        fn tx_location(&self, _: &Hash) -> Result<TxLocation, ChainViewError> {
+            Ok(TxLocation::Unknown)
+        }
+        fn fee_of(&self, _: &Tx) -> Result<Option<Amount>, ChainViewError> {
+            Ok(None)
+        }
+        fn validators_for_slot(&self, _: u64) -> Option<&ValidatorSet> {
+            None
+        }
+    }
+
+    fn genesis() -> ChainTip {
+        ChainTip {
+            hash: Hash::digest(b"verify test genesis"),
+            height: 0,
+            slot: 10,
+        }
+    }
+
+    fn params() -> VerifyParams {
+        VerifyParams {
+            now: Timestamp(1_000_000),
+            slot_clock: SlotClock::new(1_000, 1_000).unwrap(),
+            reward_maturity_blocks: 10,
+        }
+    }
+
+    /// An unsigned block at `height` on `prev_hash`: enough to reach the
+    /// checks that run before the rules.
+    fn block(height: u64, prev_hash: Hash) -> Block {
+        Block {
+            header: BlockHeader {
+                version: BLOCK_VERSION,
+                chain_id: ChainId(3),
+                height,
+                slot: 10 + height,
+                prev_hash,
+                producer: PublicKeyBytes([1; 32]),
+                vrf_output: VrfOutputBytes([2; 32]),
+                vrf_proof: VrfProofBytes([3; 64]),
+                entries_root: Hash::ZERO,
+                timestamp_ms: (10 + height) * 1_000,
+            },
+            producer_sig: SignatureBytes([4; 64]),
+            entries: Vec::new(),
+            reward: RewardTx {
+                height,
+                outputs: Vec::new(),
+            },
+        }
+    }
+
+    fn archived(hash: Hash, block: &Block) -> ArchivedBlock {
+        ArchivedBlock {
+            hash,
+            encoded: block.encode(),
+            indexed: IndexedFacts {
+                slot: block.header.slot,
+                reward_id: block.reward.id(),
+                reward_outputs: 0,
+                matures_at_height: block.header.height + 10,
+                archived: Vec::new(),
+            },
+        }
+    }
+
+    /// An archive claiming `tip` and holding `blocks` from height 1 up.
+    fn archive(tip: ChainTip, blocks: Vec<ArchivedBlock>) -> MemArchive {
+        MemArchive {
+            genesis: genesis(),
+            tip,
+            blocks: (1..).zip(blocks).collect(),
+        }
+    }
+
+    fn first_failure(archive: &MemArchive) -> (u64, ChainFault) {
+        let failure = verify_chain(archive, &params()).failure.unwrap();
+        (failure.height, failure.fault)
+    }
+
+    #[test]
+    fn a_chain_at_its_genesis_verifies() {
+        let report = verify_chain(&archive(genesis(), Vec::new()), &params());
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.blocks, 0);
+    }
+
+    #[test]
+    fn a_tip_off_the_replayed_chain_is_a_tip_mismatch() {
+        let tip = ChainTip {
+            hash: Hash::digest(b"elsewhere"),
+            ..genesis()
+        };
+        let (height, fault) = first_failure(&archive(tip, Vec::new()));
+        assert_eq!(height, 0);
+        assert_eq!(fault.reason(), "tip_mismatch");
+    }
+
+    #[test]
+    fn a_missing_block_is_named_at_its_height() {
+        let tip = ChainTip {
+            height: 1,
+            ..genesis()
+        };
+        let (height, fault) = first_failure(&archive(tip, Vec::new()));
+        assert_eq!((height, fault), (1, ChainFault::MissingBlock));
+    }
+
+    #[test]
+    fn bytes_under_another_hash_are_a_hash_mismatch() {
+        let first = block(1, genesis().hash);
+        let indexed = Hash::digest(b"indexed");
+        let tip = ChainTip {
+            hash: indexed,
+            height: 1,
+            slot: 11,
+        };
+        let (height, fault) = first_failure(&archive(tip, vec![archived(indexed, &first)]));
+        assert_eq!(height, 1);
+        assert_eq!(
+            fault,
+            ChainFault::HashMismatch {
+                indexed,
+                computed: first.hash()
+            }
+        );
+    }
+
+    #[test]
+    fn linkage_is_checked_before_any_rule() {
+        let misplaced = block(2, genesis().hash);
+        let tip = ChainTip {
+            hash: misplaced.hash(),
+            height: 1,
+            slot: 12,
+        };
+        let (_, fault) = first_failure(&archive(tip, vec![archived(misplaced.hash(), &misplaced)]));
+        assert_eq!(fault.reason(), "wrong_height");
+
+        let orphan = block(1, Hash::digest(b"another parent"));
+        let tip = ChainTip {
+            hash: orphan.hash(),
+            ..tip
+        };
+        let (_, fault) = first_failure(&archive(tip, vec![archived(orphan.hash(), &orphan)]));
+        assert_eq!(fault.reason(), "broken_link");
+    }
+}
