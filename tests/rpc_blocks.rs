@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
-use timecoin::chain::{block_reward, Block, ChainTip};
+use timecoin::chain::{block_reward, Block, ChainTip, MAX_BLOCK_ENTRIES};
 use timecoin::metrics::Metrics;
 use timecoin::node::channels::NodeEvent;
 use timecoin::node::StopReason;
@@ -456,7 +456,7 @@ fn verifychain_names_a_block_that_does_not_link_to_its_parent() {
         hash: Hash::digest(b"a block of another fork"),
         ..tip
     };
-    let block = chain.build_on(elsewhere, 2, chain.candidates());
+    let block = chain.build_on(elsewhere, 2, chain.candidates(MAX_BLOCK_ENTRIES));
     chain.apply_claiming(&block, tip.hash);
     let node = serve(&chain);
     let failure = failure(&node);

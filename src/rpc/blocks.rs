@@ -289,11 +289,11 @@ fn reward_view(
                 Some(_) => json!("immature"),
                 None => json!("missing"),
             };
-            let mut view = json::tx_output(vout, output, network);
-            if let Some(map) = view.as_object_mut() {
+            let mut shown = json::tx_output(vout, output, network);
+            if let Some(map) = shown.as_object_mut() {
                 map.insert("state".into(), state);
             }
-            Ok(view)
+            Ok(shown)
         })
         .collect::<Result<_, RpcError>>()?;
     let total = Amount::checked_sum(block.reward.outputs.iter().map(|o| o.value));

@@ -100,11 +100,11 @@ impl ArchiveChain {
         txs
     }
 
-    /// What a producer reads for the next block: every unarchived tx's
-    /// proof, with its fee.
-    pub fn candidates(&self) -> Vec<(FinalityProof, Amount)> {
+    /// What a producer reads for the next block: up to `limit` unarchived
+    /// txs' proofs, with their fees.
+    pub fn candidates(&self, limit: usize) -> Vec<(FinalityProof, Amount)> {
         let view = self.store.read().unwrap();
-        view.unarchived(MAX_BLOCK_ENTRIES)
+        view.unarchived(limit)
             .unwrap()
             .iter()
             .map(|txid| {
@@ -156,7 +156,7 @@ impl ArchiveChain {
 
     /// The next block on the tip, archiving every unarchived tx.
     pub fn build_next(&self, producer: usize) -> Block {
-        self.build_on(self.tip(), producer, self.candidates())
+        self.build_on(self.tip(), producer, self.candidates(MAX_BLOCK_ENTRIES))
     }
 
     /// Applies `block` on the tip, the store told it extends `prev_hash`
