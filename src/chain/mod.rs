@@ -13,6 +13,7 @@ pub mod fork_choice;
 pub mod reward;
 pub mod slot;
 pub mod validity;
+pub mod verify;
 
 pub use block::{
     entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
@@ -27,4 +28,8 @@ pub use slot::{SlotClock, SlotClockError};
 pub use validity::{
     validate_block, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
     ValidBlock,
+};
+pub use verify::{
+    reward_matures_at, verify_chain, ArchiveView, ArchivedBlock, ChainFault, IndexedFacts,
+    TxLocation, VerifyFailure, VerifyParams, VerifyReport,
 };

@@ -6,6 +6,7 @@
 //! Reads use one LMDB snapshot each; submissions and engine questions go to
 //! the consensus thread and are waited for at most `consensus_timeout`.
 
+use super::blocks::{self, BlockVerbosity};
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use crate::consensus::{SubmitError, TxStatusReport};
@@ -33,23 +34,47 @@ pub enum Method {
     GetBlockchainInfo,
     GetBlockCount,
     GetBestBlockHash,
-    GetBlockHash { height: u64 },
-    GetBlock { hash: Hash },
-    GetRawTransaction { txid: Hash, verbose: bool },
-    SendRawTransaction { tx: Box<Tx> },
-    GetTxOut { outpoint: OutPoint },
+    GetBlockHash {
+        height: u64,
+    },
+    GetBlock {
+        hash: Hash,
+        verbosity: BlockVerbosity,
+    },
+    GetRawTransaction {
+        txid: Hash,
+        verbose: bool,
+    },
+    SendRawTransaction {
+        tx: Box<Tx>,
+    },
+    GetTxOut {
+        outpoint: OutPoint,
+    },
     GetMempoolInfo,
     GetRawMempool,
     GetPeerInfo,
     GetNetworkInfo,
     Uptime,
     Stop,
-    GetTxStatus { txid: Hash },
-    GetFinalityProof { txid: Hash },
+    GetTxStatus {
+        txid: Hash,
+    },
+    GetFinalityProof {
+        txid: Hash,
+    },
     GetConsensusInfo,
-    ListUnspent { address: Address },
-    GetBalance { address: Address },
+    ListUnspent {
+        address: Address,
+    },
+    GetBalance {
+        address: Address,
+    },
     GetValidators,
+    GetRewardInfo {
+        height: Option<u64>,
+    },
+    VerifyChain,
 }
 
 /// A request's params, positional or named.
@@ -176,6 +201,15 @@ impl Method {
             "stop" => no_params(Method::Stop),
             "getconsensusinfo" => no_params(Method::GetConsensusInfo),
             "getvalidators" => no_params(Method::GetValidators),
+            "verifychain" => no_params(Method::VerifyChain),
+            "getrewardinfo" => {
+                p.expect(&["height"])?;
+                let height = match p.get(0, "height") {
+                    None => None,
+                    Some(_) => Some(p.u64(0, "height")?),
+                };
+                Ok(Method::GetRewardInfo { height })
+            }
             "getblockhash" => {
                 p.expect(&["height"])?;
                 Ok(Method::GetBlockHash {
@@ -186,6 +220,7 @@ impl Method {
                 p.expect(&["blockhash", "verbosity"])?;
                 Ok(Method::GetBlock {
                     hash: p.hash(0, "blockhash")?,
+                    verbosity: BlockVerbosity::from_json(p.get(1, "verbosity"))?,
                 })
             }
             "getrawtransaction" => {
@@ -276,48 +311,15 @@ fn clip(text: &str) -> String {
 /// Runs `method`.
 pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
     let network = ctx.spec.config.network;
-    let genesis = ctx.spec.genesis_hash();
     match method {
-        Method::GetBlockchainInfo => {
-            let stats = ctx.store.stats()?;
-            Ok(json!({
-                "chain": network.name(),
-                "chain_id": ctx.spec.chain_id().0,
-                "blocks": 0,
-                "bestblockhash": genesis.to_string(),
-                "genesis_hash": genesis.to_string(),
-                "finalized_txs": stats.finalized_count,
-                "unspent_outputs": stats.unspent,
-                "size_on_disk": stats.used_bytes,
-            }))
-        }
-        Method::GetBlockCount => Ok(json!(0)),
-        Method::GetBestBlockHash => Ok(json!(genesis.to_string())),
-        Method::GetBlockHash { height: 0 } => Ok(json!(genesis.to_string())),
-        Method::GetBlockHash { height } => Err(RpcError::new(
-            errors::INVALID_PARAMS,
-            format!(
-                "invalid parameter 'height': block height {height} out of range (the tip is at 0)"
-            ),
-        )),
-        Method::GetBlock { hash } if hash == genesis => Ok(json!({
-            "hash": genesis.to_string(),
-            "height": 0,
-            "time": ctx.spec.config.genesis.timestamp,
-            "allocations": ctx
-                .spec
-                .allocations
-                .iter()
-                .enumerate()
-                .map(|(vout, o)| json::tx_output(vout, o, network))
-                .collect::<Vec<_>>(),
-        })),
-        Method::GetBlock { hash } => Err(RpcError::new(
-            errors::NOT_FOUND,
-            format!("block {hash} not found (only the genesis block exists yet)"),
-        )),
+        Method::GetBlockchainInfo => blocks::blockchain_info(ctx),
+        Method::GetBlockCount => blocks::block_count(ctx),
+        Method::GetBestBlockHash => blocks::best_block_hash(ctx),
+        Method::GetBlockHash { height } => blocks::block_hash(ctx, height),
+        Method::GetBlock { hash, verbosity } => blocks::block(ctx, hash, verbosity),
         Method::GetRawTransaction { txid, verbose } => {
-            let record = ctx.store.tx(&txid)?.ok_or_else(|| {
+            let view = ctx.store.read()?;
+            let record = view.tx(&txid)?.ok_or_else(|| {
                 RpcError::new(
                     errors::NOT_FOUND,
                     format!(
@@ -328,14 +330,15 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
             if !verbose {
                 return Ok(json!(hex::encode(record.tx.encode())));
             }
-            let mut view = json::tx(&record.tx, network);
-            if let Some(map) = view.as_object_mut() {
-                map.insert("status".into(), json!("finalized"));
+            let tip = view.tip()?;
+            let mut answer = json::tx(&record.tx, network);
+            if let Some(map) = answer.as_object_mut() {
+                blocks::insert_location(map, &record, tip.height);
                 map.insert("sequence".into(), json!(record.sequence));
                 map.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
                 map.insert("hex".into(), json!(hex::encode(record.tx.encode())));
             }
-            Ok(view)
+            Ok(answer)
         }
         Method::SendRawTransaction { tx } => {
             let txid = tx.txid();
@@ -455,23 +458,13 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 .collect::<Vec<_>>()))
         }
         Method::GetBalance { address } => Ok(json::amount(ctx.store.balance(&address)?)),
-        Method::GetValidators => {
-            let set = validator_set(ctx)?;
-            Ok(json!({
-                "total_weight": set.total_weight(),
-                "required_weight": set.required_weight(),
-                "validators": set.validators().iter().map(|v| json!({
-                    "id": hex::encode(v.id.0),
-                    "vrf_key": hex::encode(v.vrf_key.0),
-                    "weight": v.weight,
-                    "address": Address::from_pubkey(&v.id).to_text(network),
-                })).collect::<Vec<_>>(),
-            }))
-        }
+        Method::GetValidators => blocks::validators(ctx),
+        Method::GetRewardInfo { height } => blocks::reward_info(ctx, height),
+        Method::VerifyChain => blocks::verify_chain(ctx),
     }
 }
 
-fn validator_set(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> {
+pub(super) fn validator_set(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> {
     ValidatorSet::new(ctx.spec.validators.clone())
         .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))
 }
@@ -612,20 +605,9 @@ fn finality_proof(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
     })?;
     let proof: FinalityProof = decode(&bytes, PROOFS.max_value_bytes, "finality proof")
         .map_err(|e| RpcError::new(errors::STORE_ERROR, format!("stored proof is corrupt: {e}")))?;
-    let set = validator_set(ctx)?;
-    let weight: u64 = proof
-        .votes
-        .iter()
-        .filter_map(|(vote, _)| set.weight_of(&vote.voter))
-        .sum();
-    Ok(json!({
-        "txid": txid.to_string(),
-        "hex": hex::encode(&bytes),
-        "votes": proof.votes.len(),
-        "voters": proof.votes.iter().map(|(v, _)| hex::encode(v.voter.0)).collect::<Vec<_>>(),
-        "slots": proof.votes.iter().map(|(v, _)| v.slot).collect::<Vec<_>>(),
-        "weight": weight,
-        "required_weight": set.required_weight(),
-        "total_weight": set.total_weight(),
-    }))
+    let mut answer = Map::new();
+    answer.insert("txid".into(), json!(txid.to_string()));
+    answer.insert("hex".into(), json!(hex::encode(&bytes)));
+    answer.extend(blocks::proof_summary(&proof, &validator_set(ctx)?));
+    Ok(Value::Object(answer))
 }

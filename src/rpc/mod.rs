@@ -10,10 +10,14 @@
 //!
 //! * [`server`]: HTTP, auth check, body limit, batch handling.
 //! * [`methods`]: the typed [`methods::Method`] enum and its dispatch.
+//! * [`blocks`]: the checkpoint chain's methods (`getblock`, `verifychain`, …).
+//! * [`archive`]: the store read as the chain archive `verifychain` replays.
 //! * [`errors`]: error codes. [`auth`]: cookie file and Basic credentials.
 //! * [`client`]: the blocking client `time-cli` and tests use.
 
+pub mod archive;
 pub mod auth;
+pub mod blocks;
 pub mod client;
 pub mod errors;
 pub mod methods;

@@ -43,7 +43,13 @@ Examples:
   time-cli --datadir /tmp/dev getblockchaininfo  # any RPC method, params as JSON or text
   time-cli --datadir /tmp/dev --wallet demo.json send <ADDRESS> 12.5
   time-cli --datadir /tmp/dev status <TXID> --wait
-  time-cli --datadir /tmp/dev proof <TXID>      # verified offline against the genesis validators";
+  time-cli --datadir /tmp/dev proof <TXID>      # verified offline against the genesis validators
+  time-cli --datadir /tmp/dev getblock $(time-cli --datadir /tmp/dev getbestblockhash) 2
+  time-cli --datadir /tmp/dev verifychain       # replays every block; exit 1 names the first bad one
+
+Chain reads (any RPC method works the same way): getblockchaininfo, getblockcount,
+getbestblockhash, getblockhash HEIGHT, getblock HASH [0|1|2], getrawtransaction TXID
+[true], getvalidators, getrewardinfo [HEIGHT].";
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +145,10 @@ Example:
     /// Fetch a transaction's finality proof and verify it offline against the
     /// genesis validator set
     Proof(ProofArgs),
+    /// Replay the node's whole chain from the genesis (every block, proof
+    /// and reward) and check its tables; exit 1 names the first bad block
+    #[command(after_help = "Example:\n  time-cli --datadir /tmp/dev verifychain")]
+    Verifychain(VerifychainArgs),
     /// Load generator: pre-funds coins, offers signed transfers at a fixed
     /// rate to one or more nodes, and reports rates, latencies and node usage
     #[command(after_help = "\
@@ -181,6 +191,14 @@ struct ProofArgs {
     /// built-in chain (or timed --dev's) whose genesis the node reports]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifychainArgs {
+    /// Give up waiting for the node's answer after this many seconds (a
+    /// long chain takes a while)
+    #[arg(long, default_value_t = 3_600)]
+    timeout_secs: u64,
 }
 
 #[derive(Args)]
@@ -264,6 +282,17 @@ enum CliError {
         datadir: PathBuf,
         source: io::Error,
     },
+    #[error(
+        "the chain is invalid at height {height} (block {block}): {reason}: {message}; \
+         {blocks} block(s) before it verified"
+    )]
+    ChainInvalid {
+        height: String,
+        block: String,
+        reason: String,
+        message: String,
+        blocks: u64,
+    },
     #[error("the node answered unexpectedly: {0}")]
     Unexpected(String),
     #[error("the wallet's addresses hold {available}; {needed} is needed (amount plus fee)")]
@@ -310,6 +339,7 @@ fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Send(args) => send(&rpc_client(&cli.global)?, wallet, *network, args),
         Command::Status(args) => status(&rpc_client(&cli.global)?, args),
         Command::Proof(args) => proof(&rpc_client(&cli.global)?, *network, args),
+        Command::Verifychain(args) => verify_chain(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),
         Command::Rpc(words) => passthrough(&rpc_client(&cli.global)?, words),
         Command::Keygen(args) => keygen(wallet, *network, args),
@@ -550,6 +580,10 @@ const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
 const DURABLE_TIMING_POLLS: u32 = 20;
 
 fn rpc_client(global: &GlobalArgs) -> Result<RpcClient, CliError> {
+    rpc_client_waiting(global, RPC_TIMEOUT)
+}
+
+fn rpc_client_waiting(global: &GlobalArgs, timeout: Duration) -> Result<RpcClient, CliError> {
     let authorization = match (&global.rpc_user, &global.rpc_password, &global.datadir) {
         (Some(user), Some(password), _) => basic_header(user, password),
         (_, _, Some(datadir)) => read_cookie(datadir).map_err(|source| CliError::NodeFile {
@@ -560,7 +594,7 @@ fn rpc_client(global: &GlobalArgs) -> Result<RpcClient, CliError> {
         _ => return Err(CliError::NoCredentials),
     };
     let addr = rpc_addr(global)?;
-    Ok(RpcClient::new(addr, authorization, RPC_TIMEOUT))
+    Ok(RpcClient::new(addr, authorization, timeout))
 }
 
 fn rpc_addr(global: &GlobalArgs) -> Result<SocketAddr, CliError> {
@@ -825,6 +859,28 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         validators.total_weight(),
         spec.genesis_hash()
     ))
+}
+
+/// `verifychain`, failing (exit 1) with the first bad block named.
+fn verify_chain(global: &GlobalArgs, args: &VerifychainArgs) -> Result<String, CliError> {
+    let client = rpc_client_waiting(global, Duration::from_secs(args.timeout_secs))?;
+    let report = client.call("verifychain", json!([]))?;
+    if report.get("valid").and_then(Value::as_bool) == Some(true) {
+        return Ok(pretty(&report));
+    }
+    let failure = report.get("failure").unwrap_or(&Value::Null);
+    let text = |key: &str| match failure.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "none".to_string(),
+        Some(other) => other.to_string(),
+    };
+    Err(CliError::ChainInvalid {
+        height: text("height"),
+        block: text("block"),
+        reason: text("reason"),
+        message: text("message"),
+        blocks: report.get("blocks").and_then(Value::as_u64).unwrap_or(0),
+    })
 }
 
 /// `--fee` if given (refused below the chain's minimum), else the minimum.

@@ -1,0 +1,173 @@
+//! The store seen as the chain archive that `verifychain` replays
+//! ([`StoreArchive`], one LMDB snapshot), and [`verify_store`]: the replay
+//! followed by the store's own consistency check of its chain tables.
+//!
+//! Reads only. The replay's root of trust is the chain config (genesis and
+//! validator set), never the datadir.
+
+use crate::chain::{
+    verify_chain, ArchiveView, ArchivedBlock, ChainTip, ChainViewError, IndexedFacts, SlotClock,
+    SlotClockError, TxLocation, VerifyParams, VerifyReport,
+};
+use crate::config::ChainSpec;
+use crate::finality::ValidatorSet;
+use crate::store::{ChainSummary, ReadView, Store, StoreError, TxStatus};
+use crate::time::Timestamp;
+use crate::types::{Amount, ChainId, Hash, Tx};
+
+/// The genesis as the chain config defines it (the store derives its first
+/// tip the same way).
+pub fn genesis_tip(spec: &ChainSpec) -> ChainTip {
+    ChainTip {
+        hash: spec.genesis_hash(),
+        height: 0,
+        // `block_interval_secs` is at least 1 (config validation).
+        slot: spec.config.genesis.timestamp / spec.config.ledger.block_interval_secs.max(1),
+    }
+}
+
+/// The rules a replay of `spec`'s chain judges stored blocks by, at `now`.
+/// The skew bound is a whole block interval: an archived block was
+/// accepted under the node's own (smaller) bound, and a replay must never
+/// refuse what an honest node accepted.
+pub fn replay_params(spec: &ChainSpec, now: Timestamp) -> Result<VerifyParams, SlotClockError> {
+    let interval_ms = spec.config.ledger.block_interval_secs.saturating_mul(1_000);
+    Ok(VerifyParams {
+        now,
+        slot_clock: SlotClock::new(interval_ms, interval_ms)?,
+        reward_maturity_blocks: u64::from(spec.config.ledger.reward_maturity_blocks),
+    })
+}
+
+/// Inputs minus outputs of a finalized `tx`, from the outputs the store
+/// keeps (spent ones keep their value); `None` if an input is unknown.
+pub fn fee_of(view: &ReadView<'_>, tx: &Tx) -> Result<Option<Amount>, StoreError> {
+    let mut inputs = Amount::ZERO;
+    for input in &tx.inputs {
+        let Some(entry) = view.utxo(&input.prev)? else {
+            return Ok(None);
+        };
+        let Some(sum) = inputs.checked_add(entry.output.value) else {
+            return Ok(None);
+        };
+        inputs = sum;
+    }
+    let outputs = Amount::checked_sum(tx.outputs.iter().map(|o| o.value));
+    Ok(outputs.and_then(|out| inputs.checked_sub(out)))
+}
+
+/// One snapshot of the store, read as the chain archive.
+pub struct StoreArchive<'s> {
+    view: ReadView<'s>,
+    chain_id: ChainId,
+    genesis: ChainTip,
+    validators: ValidatorSet,
+}
+
+impl<'s> StoreArchive<'s> {
+    /// `validators`: the set every slot's blocks and proofs are judged by
+    /// (the genesis set until snapshots change it).
+    pub fn new(view: ReadView<'s>, spec: &ChainSpec, validators: ValidatorSet) -> Self {
+        StoreArchive {
+            view,
+            chain_id: spec.chain_id(),
+            genesis: genesis_tip(spec),
+            validators,
+        }
+    }
+}
+
+fn read_failed(e: StoreError) -> ChainViewError {
+    ChainViewError(e.to_string())
+}
+
+impl ArchiveView for StoreArchive<'_> {
+    fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    fn genesis(&self) -> ChainTip {
+        self.genesis
+    }
+
+    fn tip(&self) -> Result<ChainTip, ChainViewError> {
+        let tip = self.view.tip().map_err(read_failed)?;
+        Ok(ChainTip {
+            hash: tip.hash,
+            height: tip.height,
+            slot: tip.slot,
+        })
+    }
+
+    fn block_at(&self, height: u64) -> Result<Option<ArchivedBlock>, ChainViewError> {
+        let Some(hash) = self.view.block_hash_at(height).map_err(read_failed)? else {
+            return Ok(None);
+        };
+        let encoded = self.view.block(&hash).map_err(read_failed)?;
+        let record = self.view.block_record(&hash).map_err(read_failed)?;
+        let (Some(encoded), Some(record)) = (encoded, record) else {
+            return Ok(None);
+        };
+        Ok(Some(ArchivedBlock {
+            hash,
+            encoded,
+            indexed: IndexedFacts {
+                slot: record.slot,
+                reward_id: record.reward_id,
+                reward_outputs: record.reward_outputs,
+                matures_at_height: record.matures_at_height,
+                archived: record.archived,
+            },
+        }))
+    }
+
+    fn tx_location(&self, txid: &Hash) -> Result<TxLocation, ChainViewError> {
+        let record = self.view.tx(txid).map_err(read_failed)?;
+        Ok(match record.map(|r| r.status) {
+            None => TxLocation::Unknown,
+            Some(TxStatus::Finalized) => TxLocation::Finalized,
+            Some(TxStatus::Archived { height, block }) => TxLocation::Archived { height, block },
+        })
+    }
+
+    fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError> {
+        fee_of(&self.view, tx).map_err(read_failed)
+    }
+
+    fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
+        Some(&self.validators)
+    }
+}
+
+/// What [`verify_store`] found.
+#[derive(Debug)]
+pub struct ChainVerification {
+    pub replay: VerifyReport,
+    /// The store's check of its chain tables against each other.
+    pub tables: Result<ChainSummary, StoreError>,
+}
+
+impl ChainVerification {
+    pub fn is_ok(&self) -> bool {
+        self.replay.is_ok() && self.tables.is_ok()
+    }
+}
+
+/// Replays the chain from one snapshot, then runs the store's consistency
+/// check (from its own snapshot: the replay's is dropped first, as a thread
+/// holding a view must not call `Store` methods).
+pub fn verify_store(
+    store: &Store,
+    spec: &ChainSpec,
+    validators: ValidatorSet,
+    params: &VerifyParams,
+) -> Result<ChainVerification, StoreError> {
+    let replay = {
+        let archive = StoreArchive::new(store.read()?, spec, validators);
+        verify_chain(&archive, params)
+    };
+    Ok(ChainVerification {
+        replay,
+        tables: store.check_chain_consistency(),
+    })
+}

@@ -1,0 +1,444 @@
+//! The checkpoint chain's RPC methods (Bitcoin shapes where Bitcoin has
+//! them): `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
+//! `getblockhash`, `getblock`, the block location of `getrawtransaction`,
+//! `getvalidators`, `getrewardinfo` and `verifychain`.
+//!
+//! Each answer is read from one LMDB snapshot. Stored blocks are decoded
+//! with the block limit; one that does not decode is a store error that
+//! points at `verifychain`, never a panic.
+
+use super::archive::{self, fee_of};
+use super::errors::{self, RpcError};
+use super::RpcContext;
+use crate::chain::reward::payout_address;
+use crate::chain::{block_reward, Block, MAX_BLOCK_BYTES};
+use crate::finality::{FinalityProof, ValidatorSet};
+use crate::ledger::UtxoState;
+use crate::store::{ReadView, TxRecord, TxStatus};
+use crate::types::{json, Amount, Hash, Network, Tier};
+use serde_json::{json, Map, Value};
+
+/// How much of a block `getblock` shows (bitcoind's verbosity levels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockVerbosity {
+    /// 0: the block's canonical encoding in hex.
+    Hex,
+    /// 1: header fields, txids and the reward.
+    Summary,
+    /// 2: as 1, with whole transactions, their fees and proof summaries.
+    Full,
+}
+
+impl BlockVerbosity {
+    /// From bitcoind's integer (or `true` = 1, `false` = 0).
+    pub fn from_json(value: Option<&Value>) -> Result<BlockVerbosity, RpcError> {
+        let level = match value {
+            None => return Ok(BlockVerbosity::Summary),
+            Some(Value::Bool(b)) => Some(u64::from(*b)),
+            Some(v) => v.as_u64(),
+        };
+        match level {
+            Some(0) => Ok(BlockVerbosity::Hex),
+            Some(1) => Ok(BlockVerbosity::Summary),
+            Some(2) => Ok(BlockVerbosity::Full),
+            _ => Err(RpcError::invalid_param(
+                "verbosity",
+                "expected 0 (hex), 1 (header, txids, reward) or 2 (whole transactions and proofs)",
+            )),
+        }
+    }
+}
+
+pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    let stats = view.stats()?;
+    let interval_secs = ctx.spec.config.ledger.block_interval_secs.max(1);
+    let current_slot = ctx.clock.now().as_millis() / 1_000 / interval_secs;
+    let network = ctx.spec.config.network;
+    let genesis = ctx.spec.genesis_hash();
+    Ok(json!({
+        "chain": network.name(),
+        "chain_id": ctx.spec.chain_id().0,
+        "blocks": tip.height,
+        "bestblockhash": tip.hash.to_string(),
+        "bestblockslot": tip.slot,
+        // The tip slot's start, cheap to know (the block's own timestamp lies in it).
+        "time": tip.slot.saturating_mul(interval_secs),
+        "current_slot": current_slot,
+        // Empty slots count too: a lag indicator, not proof of missing blocks.
+        "slots_behind": current_slot.saturating_sub(tip.slot),
+        "block_interval_secs": interval_secs,
+        "genesis_hash": genesis.to_string(),
+        "finalized_txs": stats.finalized_count,
+        "archived_txs": stats.txs.saturating_sub(stats.unarchived),
+        "unarchived_txs": stats.unarchived,
+        "unspent_outputs": stats.unspent,
+        "size_on_disk": stats.used_bytes,
+    }))
+}
+
+pub(super) fn block_count(ctx: &RpcContext) -> Result<Value, RpcError> {
+    Ok(json!(ctx.store.tip()?.height))
+}
+
+pub(super) fn best_block_hash(ctx: &RpcContext) -> Result<Value, RpcError> {
+    Ok(json!(ctx.store.tip()?.hash.to_string()))
+}
+
+pub(super) fn block_hash(ctx: &RpcContext, height: u64) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    let hash = view
+        .block_hash_at(height)?
+        .filter(|_| height <= tip.height)
+        .ok_or_else(|| out_of_range(height, tip.height))?;
+    Ok(json!(hash.to_string()))
+}
+
+fn out_of_range(height: u64, tip: u64) -> RpcError {
+    RpcError::invalid_param(
+        "height",
+        format!("block height {height} out of range (the tip is at {tip})"),
+    )
+}
+
+/// A stored block that does not decode: the datadir is damaged.
+fn corrupt_block(hash: &Hash, problem: impl std::fmt::Display) -> RpcError {
+    RpcError::new(
+        errors::STORE_ERROR,
+        format!("stored block {hash} is unreadable: {problem}; run verifychain"),
+    )
+}
+
+/// The block with `hash` on the chain, decoded, with its encoded size.
+fn stored_block(view: &ReadView<'_>, hash: &Hash) -> Result<Option<(Block, usize)>, RpcError> {
+    let Some(bytes) = view.block(hash)? else {
+        return Ok(None);
+    };
+    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|e| corrupt_block(hash, e))?;
+    Ok(Some((block, bytes.len())))
+}
+
+pub(super) fn block(
+    ctx: &RpcContext,
+    hash: Hash,
+    verbosity: BlockVerbosity,
+) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    if hash == ctx.spec.genesis_hash() {
+        return genesis_block(ctx, &view, verbosity);
+    }
+    let not_found = || {
+        RpcError::new(
+            errors::NOT_FOUND,
+            format!("block {hash} not found on this node's chain"),
+        )
+    };
+    if verbosity == BlockVerbosity::Hex {
+        let bytes = view.block(&hash)?.ok_or_else(not_found)?;
+        return Ok(json!(hex::encode(bytes)));
+    }
+    let (block, size) = stored_block(&view, &hash)?.ok_or_else(not_found)?;
+    let network = ctx.spec.config.network;
+    let set = super::methods::validator_set(ctx)?;
+    let h = &block.header;
+    let next = view.block_hash_at(h.height.saturating_add(1))?;
+    let txs: Vec<Value> = match verbosity {
+        BlockVerbosity::Full => block
+            .entries
+            .iter()
+            .map(|proof| full_entry(&view, proof, &set, network))
+            .collect::<Result<_, _>>()?,
+        _ => block
+            .entries
+            .iter()
+            .map(|proof| json!(proof.tx.txid().to_string()))
+            .collect(),
+    };
+    let reward = reward_view(&view, &block, tip.height, ctx)?;
+    Ok(json!({
+        "hash": hash.to_string(),
+        "confirmations": confirmations(tip.height, h.height),
+        "height": h.height,
+        "version": h.version,
+        "chain_id": h.chain_id.0,
+        "slot": h.slot,
+        "time": h.timestamp_ms / 1_000,
+        "timestamp_ms": h.timestamp_ms,
+        "previousblockhash": h.prev_hash.to_string(),
+        "nextblockhash": next.map(|n| n.to_string()),
+        "producer": hex::encode(h.producer.0),
+        "producer_address": payout_address(&h.producer).to_text(network),
+        "vrf_output": hex::encode(h.vrf_output.0),
+        "vrf_proof": hex::encode(h.vrf_proof.0),
+        "entries_root": h.entries_root.to_string(),
+        "size": size,
+        "nTx": block.entries.len(),
+        "tx": txs,
+        "reward": reward,
+    }))
+}
+
+/// Bitcoin's count: the tip itself has one confirmation.
+fn confirmations(tip: u64, height: u64) -> u64 {
+    tip.saturating_sub(height).saturating_add(1)
+}
+
+/// The genesis is the chain config, not a stored block: no hex form.
+fn genesis_block(
+    ctx: &RpcContext,
+    view: &ReadView<'_>,
+    verbosity: BlockVerbosity,
+) -> Result<Value, RpcError> {
+    if verbosity == BlockVerbosity::Hex {
+        return Err(RpcError::invalid_param(
+            "verbosity",
+            "the genesis is defined by the chain config and has no block encoding; use 1",
+        ));
+    }
+    let network = ctx.spec.config.network;
+    let genesis = ctx.spec.genesis_hash();
+    let tip = view.tip()?;
+    Ok(json!({
+        "hash": genesis.to_string(),
+        "confirmations": confirmations(tip.height, 0),
+        "height": 0,
+        "slot": archive::genesis_tip(&ctx.spec).slot,
+        "time": ctx.spec.config.genesis.timestamp,
+        "nextblockhash": view.block_hash_at(1)?.map(|n| n.to_string()),
+        "allocations": ctx
+            .spec
+            .allocations
+            .iter()
+            .enumerate()
+            .map(|(vout, o)| json::tx_output(vout, o, network))
+            .collect::<Vec<_>>(),
+    }))
+}
+
+/// Summary of a proof's votes as the validator set weighs them.
+pub(super) fn proof_summary(proof: &FinalityProof, set: &ValidatorSet) -> Map<String, Value> {
+    let weight: u64 = proof
+        .votes
+        .iter()
+        .filter_map(|(vote, _)| set.weight_of(&vote.voter))
+        .sum();
+    let mut map = Map::new();
+    map.insert("votes".into(), json!(proof.votes.len()));
+    map.insert(
+        "voters".into(),
+        json!(proof
+            .votes
+            .iter()
+            .map(|(v, _)| hex::encode(v.voter.0))
+            .collect::<Vec<_>>()),
+    );
+    map.insert(
+        "slots".into(),
+        json!(proof.votes.iter().map(|(v, _)| v.slot).collect::<Vec<_>>()),
+    );
+    map.insert("weight".into(), json!(weight));
+    map.insert("required_weight".into(), json!(set.required_weight()));
+    map.insert("total_weight".into(), json!(set.total_weight()));
+    map
+}
+
+/// An entry of a verbosity-2 block: the tx, its fee and its proof.
+fn full_entry(
+    view: &ReadView<'_>,
+    proof: &FinalityProof,
+    set: &ValidatorSet,
+    network: Network,
+) -> Result<Value, RpcError> {
+    let mut entry = json::tx(&proof.tx, network);
+    let fee = fee_of(view, &proof.tx)?;
+    if let Some(map) = entry.as_object_mut() {
+        map.insert("fee".into(), json!(fee.map(json::amount)));
+        map.insert("proof".into(), Value::Object(proof_summary(proof, set)));
+    }
+    Ok(entry)
+}
+
+/// A block's reward tx: its outputs with their state, and maturity.
+fn reward_view(
+    view: &ReadView<'_>,
+    block: &Block,
+    tip: u64,
+    ctx: &RpcContext,
+) -> Result<Value, RpcError> {
+    let network = ctx.spec.config.network;
+    let maturity = u64::from(ctx.spec.config.ledger.reward_maturity_blocks);
+    let matures_at = crate::chain::reward_matures_at(block.header.height, maturity);
+    let mature = tip >= matures_at;
+    let outputs: Vec<Value> = block
+        .reward
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(vout, output)| {
+            let outpoint = block
+                .reward
+                .outpoint(u32::try_from(vout).unwrap_or(u32::MAX));
+            let state = match view.utxo(&outpoint)?.map(|e| e.state) {
+                Some(UtxoState::Spent { by }) => json!({ "spent_by": by.to_string() }),
+                Some(UtxoState::Immature { .. } | UtxoState::Unspent) if mature => {
+                    json!("spendable")
+                }
+                Some(_) => json!("immature"),
+                None => json!("missing"),
+            };
+            let mut shown = json::tx_output(vout, output, network);
+            if let Some(map) = shown.as_object_mut() {
+                map.insert("state".into(), state);
+            }
+            Ok(shown)
+        })
+        .collect::<Result<_, RpcError>>()?;
+    let total = Amount::checked_sum(block.reward.outputs.iter().map(|o| o.value));
+    Ok(json!({
+        "txid": block.reward.id().to_string(),
+        "total": total.map(json::amount),
+        "matures_at_height": matures_at,
+        "mature": mature,
+        "outputs": outputs,
+    }))
+}
+
+/// `getrawtransaction TXID true`'s block location: Bitcoin's `blockhash`
+/// and `confirmations`, or `confirmations: 0` while no block archives it.
+pub(super) fn insert_location(map: &mut Map<String, Value>, record: &TxRecord, tip: u64) {
+    match record.status {
+        TxStatus::Archived { height, block } => {
+            map.insert("status".into(), json!("archived"));
+            map.insert(
+                "location".into(),
+                json!(format!("archived at height {height}")),
+            );
+            map.insert("blockhash".into(), json!(block.to_string()));
+            map.insert("height".into(), json!(height));
+            map.insert("confirmations".into(), json!(confirmations(tip, height)));
+        }
+        TxStatus::Finalized => {
+            map.insert("status".into(), json!("finalized"));
+            map.insert("location".into(), json!("finalized, not yet archived"));
+            map.insert("blockhash".into(), Value::Null);
+            map.insert("height".into(), Value::Null);
+            map.insert("confirmations".into(), json!(0));
+        }
+    }
+}
+
+pub(super) fn validators(ctx: &RpcContext) -> Result<Value, RpcError> {
+    let set = super::methods::validator_set(ctx)?;
+    let network = ctx.spec.config.network;
+    Ok(json!({
+        "total_weight": set.total_weight(),
+        "required_weight": set.required_weight(),
+        "validators": set.validators().iter().map(|v| {
+            let tier = Tier::ALL.iter().find(|t| t.weight() == v.weight);
+            json!({
+                "id": hex::encode(v.id.0),
+                "vrf_key": hex::encode(v.vrf_key.0),
+                "weight": v.weight,
+                "tier": tier.map_or(json!("custom"), |t| json!(t)),
+                "payout_address": payout_address(&v.id).to_text(network),
+            })
+        }).collect::<Vec<_>>(),
+    }))
+}
+
+/// The reward rules for the current set, and the reward of the block at
+/// `height` (default: the tip; none at the genesis).
+pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value, RpcError> {
+    let set = super::methods::validator_set(ctx)?;
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    if height == Some(0) {
+        return Err(RpcError::invalid_param(
+            "height",
+            "height 0 is the genesis, which pays no reward",
+        ));
+    }
+    let height = height.unwrap_or(tip.height);
+    if height > tip.height {
+        return Err(out_of_range(height, tip.height));
+    }
+    let base = block_reward(set.len());
+    let producer_cut = Amount(base.units() / 10);
+    let block = match view.block_hash_at(height)?.filter(|_| height > 0) {
+        None => Value::Null,
+        Some(hash) => {
+            let (block, _) = stored_block(&view, &hash)?
+                .ok_or_else(|| corrupt_block(&hash, "its bytes are missing"))?;
+            let mut reward = reward_view(&view, &block, tip.height, ctx)?;
+            if let Some(map) = reward.as_object_mut() {
+                map.insert("height".into(), json!(height));
+                map.insert("blockhash".into(), json!(hash.to_string()));
+                map.insert(
+                    "producer_address".into(),
+                    json!(payout_address(&block.header.producer).to_text(ctx.spec.config.network)),
+                );
+            }
+            reward
+        }
+    };
+    Ok(json!({
+        "validators": set.len(),
+        "total_weight": set.total_weight(),
+        // 100 TIME x (1 + ln N), before the block's fees are added.
+        "block_reward": json::amount(base),
+        "producer_share_percent": 10,
+        // Of the base reward; the producer also gets 10% of fees and the rounding dust.
+        "producer_reward": json::amount(producer_cut),
+        "validators_reward": json::amount(Amount(base.units() - producer_cut.units())),
+        "maturity_blocks": ctx.spec.config.ledger.reward_maturity_blocks,
+        "tip_height": tip.height,
+        "block": block,
+    }))
+}
+
+pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
+    let set = super::methods::validator_set(ctx)?;
+    let started = ctx.clock.now();
+    let params = archive::replay_params(&ctx.spec, started)
+        .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))?;
+    let found = archive::verify_store(&ctx.store, &ctx.spec, set, &params)?;
+    let elapsed_ms = ctx.clock.now().saturating_since(started).as_millis();
+    let replay = &found.replay;
+    let failure = match (&replay.failure, &found.tables) {
+        (Some(f), _) => json!({
+            "height": f.height,
+            "block": f.block.map(|h| h.to_string()),
+            "reason": f.fault.reason(),
+            "message": f.fault.to_string(),
+        }),
+        (None, Err(e)) => json!({
+            "height": Value::Null,
+            "block": Value::Null,
+            "reason": "tables_disagree",
+            "message": e.to_string(),
+        }),
+        (None, Ok(_)) => Value::Null,
+    };
+    let tables = found.tables.as_ref().ok().map(|s| {
+        json!({
+            "archived_txs": s.archived,
+            "unarchived_txs": s.unarchived,
+            "reward_outputs": s.reward_outputs,
+        })
+    });
+    Ok(json!({
+        "valid": found.is_ok(),
+        "tip_height": replay.tip.height,
+        "tip_hash": replay.tip.hash.to_string(),
+        "blocks": replay.blocks,
+        "txs": replay.txs,
+        "proofs": replay.txs,
+        "votes": replay.votes,
+        "tables": tables,
+        "elapsed_ms": u64::try_from(elapsed_ms).unwrap_or(u64::MAX),
+        "failure": failure,
+    }))
+}
