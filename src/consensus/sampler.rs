@@ -245,7 +245,10 @@ mod tests {
         for (i, w) in weights.iter().enumerate() {
             let fraction = (u64::from(k) * w % total) as f64 / total as f64;
             let seen = f64::from(extra[i]) / f64::from(polls);
-            assert!((seen - fraction).abs() < 0.015, "member {i}: {seen} vs {fraction}");
+            assert!(
+                (seen - fraction).abs() < 0.015,
+                "member {i}: {seen} vs {fraction}"
+            );
         }
     }
 
