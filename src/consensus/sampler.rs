@@ -60,21 +60,21 @@ impl Sampler {
         let mut fixed = Vec::new();
         let mut fractions = Vec::new();
         let mut whole_slots = 0u128;
-        if unit > 0 {
-            for (member, w) in weights.iter().enumerate() {
-                let share = u128::from(k) * u128::from(*w);
-                let (whole, part) = (share / unit, share % unit);
-                if whole > 0 {
-                    fixed.push(Drawn {
-                        member,
-                        slots: u32::try_from(whole).unwrap_or(u32::MAX),
-                    });
-                }
-                if part > 0 {
-                    fractions.push((member, part));
-                }
-                whole_slots += whole;
+        for (member, w) in weights.iter().enumerate() {
+            let share = u128::from(k) * u128::from(*w);
+            // All weights zero: no share, nothing to sample.
+            let whole = share.checked_div(unit).unwrap_or(0);
+            let part = share.checked_rem(unit).unwrap_or(0);
+            if whole > 0 {
+                fixed.push(Drawn {
+                    member,
+                    slots: u32::try_from(whole).unwrap_or(u32::MAX),
+                });
             }
+            if part > 0 {
+                fractions.push((member, part));
+            }
+            whole_slots += whole;
         }
         let remainder = match unit {
             0 => 0,
