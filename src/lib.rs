@@ -8,7 +8,9 @@
 //! ## Dependency direction (keep it true)
 //! Pure (no mio, lmdb, crossbeam, clocks or global RNG):
 //! `types` ← `crypto` ← `ledger`, `wallet`, `config`, `genesis`
-//! ← `finality` ← `mempool` ← `consensus`, and `sim`, which drives them.
+//! ← `finality` ← `mempool` ← `consensus`, and `sim`, which drives them;
+//! `chain` (checkpoint blocks, fork choice) sits beside `consensus` and
+//! depends only on `types`, `crypto` and `finality`.
 //! Time enters only as an injected `now`; only `time::SystemClock` reads the OS clock.
 //! I/O: `store` (LMDB), `net` (sans-IO except `net::event_loop`, the one file
 //! that uses `mio`), `rpc` (HTTP), `metrics` ← `node` (threads and wiring) ← binaries.
@@ -19,6 +21,7 @@
 //! * **validator**: a staked node whose weight counts in polls and proofs.
 //! * **finality proof**: signed votes whose weight reaches ⌈0.67·total⌉.
 
+pub mod chain;
 pub mod config;
 pub mod consensus;
 pub mod crypto;

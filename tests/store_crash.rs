@@ -1,5 +1,11 @@
-//! Crash safety: a child process (this test binary, re-executed) commits
-//! ledger batches to a store in a loop: random valid finalized transfers,
+//! Crash safety, in two tests of one shape: a child process (this test
+//! binary, re-executed) writes to a store in a loop and announces each write
+//! on stdout; the parent SIGKILLs it at seeded random moments, reopens the
+//! datadir and audits it.
+//!
+//! # Ledger batches
+//!
+//! The child commits ledger batches: random valid finalized transfers,
 //! plus pending transfers for the mempool table and local acceptances for
 //! the vote-safety record (spending coins the child sets aside, so nothing
 //! later finalizes them); the parent SIGKILLs it at seeded random moments,
@@ -21,6 +27,17 @@
 //! `commit_batch` (its writes or its fsync). A SIGKILL keeps the page
 //! cache, so this proves atomicity, not durability across power loss.
 //!
+//! # Checkpoint blocks
+//!
+//! The child finalizes a few transfers, then applies a block on the tip
+//! archiving some unarchived txs and paying rewards, or undoes the tip
+//! (as fork choice does). After every kill:
+//! * the chain tables agree (`Store::check_chain_consistency`: tip,
+//!   heights, blocks, archived set, reward outputs) and the whole-store
+//!   audit holds, value conservation counting the rewards;
+//! * the chain is the one the child's finished operations built, or that
+//!   plus the operation in flight at the kill: each apply or undo is whole.
+//!
 //! A failure prints its seed; rerun it with `STORE_CRASH_SEED=<seed>`.
 
 mod store_support;
@@ -31,7 +48,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use store_support::{audit, finalized, pick, FundedChain, Wallet};
+use store_support::{audit, finalized, pick, reward_outputs, FundedChain, TestBlock, Wallet};
 use timecoin::store::{LedgerBatch, Store, StoreOptions};
 use timecoin::types::{Amount, Hash, OutPoint, Tx};
 
@@ -42,6 +59,7 @@ const KILLS: usize = 32;
 const MAX_KILL_DELAY_US: usize = 3_000;
 const DEFAULT_SEED: u64 = 7;
 const CHILD_TEST: &str = "crash_child_applies_random_batches_until_killed";
+const BLOCKS_CHILD_TEST: &str = "crash_child_applies_and_undoes_blocks_until_killed";
 const DATADIR_VAR: &str = "STORE_CRASH_CHILD_DATADIR";
 const CHILD_SEED_VAR: &str = "STORE_CRASH_CHILD_SEED";
 /// The child numbers its batches from here, so ids are unique across rounds.
@@ -108,9 +126,9 @@ impl Drop for ChildGuard {
     }
 }
 
-fn spawn_child(datadir: &Path, seed: u64, first_batch: u64) -> ChildGuard {
+fn spawn_child(test: &str, datadir: &Path, seed: u64, first_batch: u64) -> ChildGuard {
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
+        .args(["--exact", test, "--ignored", "--nocapture"])
         .args(["--test-threads", "1"])
         .env(DATADIR_VAR, datadir)
         .env(CHILD_SEED_VAR, seed.to_string())
@@ -122,8 +140,9 @@ fn spawn_child(datadir: &Path, seed: u64, first_batch: u64) -> ChildGuard {
     ChildGuard(child)
 }
 
-/// Reads whole lines (ending in '\n'); a line cut by the kill is dropped.
-fn next_line(reader: &mut BufReader<ChildStdout>) -> Option<String> {
+/// Reads whole lines (ending in '\n') that `is_ours`; a line cut by the
+/// kill is dropped.
+fn next_line(reader: &mut BufReader<ChildStdout>, is_ours: fn(&str) -> bool) -> Option<String> {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -131,7 +150,7 @@ fn next_line(reader: &mut BufReader<ChildStdout>) -> Option<String> {
             return None;
         }
         if let Some(text) = String::from_utf8_lossy(&line).strip_suffix('\n') {
-            if parse(text).is_some() {
+            if is_ours(text) {
                 return Some(text.to_string());
             }
         }
@@ -218,17 +237,54 @@ impl Ledger {
 
 #[test]
 fn sigkill_at_random_moments_never_leaves_a_partial_batch() {
+    with_seed(batch_crash_rounds);
+}
+
+/// Runs `rounds` with the seed from `STORE_CRASH_SEED` (or the default),
+/// printing how to reproduce a failure.
+fn with_seed(rounds: fn(u64)) {
     let seed = std::env::var("STORE_CRASH_SEED").map_or(DEFAULT_SEED, |s| {
         s.parse().expect("STORE_CRASH_SEED is a u64")
     });
-    let outcome = std::panic::catch_unwind(|| crash_rounds(seed));
+    let outcome = std::panic::catch_unwind(|| rounds(seed));
     if let Err(panic) = outcome {
         eprintln!("crash test failed: reproduce with STORE_CRASH_SEED={seed}");
         std::panic::resume_unwind(panic);
     }
 }
 
-fn crash_rounds(seed: u64) {
+/// Runs `child_test` in a child process on `datadir`, feeds its lines to
+/// `record` and SIGKILLs it after a seeded number of them plus a seeded
+/// delay; returns once the child is dead and every line it wrote is read.
+fn run_and_kill(
+    rng: &mut ChaCha20Rng,
+    child_test: &str,
+    datadir: &Path,
+    first_id: u64,
+    is_ours: fn(&str) -> bool,
+    mut record: impl FnMut(&str),
+) {
+    let mut child = spawn_child(child_test, datadir, rng.next_u64(), first_id);
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let lines_before_kill = 1 + pick(rng, 12);
+    for _ in 0..lines_before_kill {
+        match next_line(&mut stdout, is_ours) {
+            Some(line) => record(&line),
+            None => panic!("child from id {first_id} stopped before being killed"),
+        }
+    }
+    let delay_us = pick(rng, MAX_KILL_DELAY_US) as u64;
+    std::thread::sleep(std::time::Duration::from_micros(delay_us));
+    child.0.kill().expect("SIGKILL the child");
+    child.0.wait().unwrap();
+    // Lines the child wrote before the signal landed still count.
+    while let Some(line) = next_line(&mut stdout, is_ours) {
+        record(&line);
+    }
+    let _ = stdout.read_to_end(&mut Vec::new());
+}
+
+fn batch_crash_rounds(seed: u64) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
@@ -236,25 +292,16 @@ fn crash_rounds(seed: u64) {
     // How often the batch being applied at the kill was lost vs. kept.
     let mut in_flight_outcomes = [0usize; 2];
     for round in 0..KILLS as u64 {
-        let mut child = spawn_child(dir.path(), rng.next_u64(), round * CHILD_MAX_BATCHES);
-        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-        let lines_before_kill = 1 + pick(&mut rng, 12);
-        for _ in 0..lines_before_kill {
-            match next_line(&mut stdout) {
-                Some(line) => ledger.record(&line),
-                None => panic!("child of round {round} stopped before being killed"),
-            }
-        }
-        let delay_us = pick(&mut rng, MAX_KILL_DELAY_US) as u64;
-        std::thread::sleep(std::time::Duration::from_micros(delay_us));
-        child.0.kill().expect("SIGKILL the child");
-        child.0.wait().unwrap();
-        // Lines the child wrote before the signal landed still count.
-        while let Some(line) = next_line(&mut stdout) {
-            ledger.record(&line);
-        }
-        let _ = stdout.read_to_end(&mut Vec::new());
-
+        let first_batch = round * CHILD_MAX_BATCHES;
+        let is_ours = |line: &str| parse(line).is_some();
+        run_and_kill(
+            &mut rng,
+            CHILD_TEST,
+            dir.path(),
+            first_batch,
+            is_ours,
+            |line| ledger.record(line),
+        );
         let store = Store::open(dir.path(), &chain.spec, StoreOptions::default())
             .unwrap_or_else(|e| panic!("reopen after kill {round}: {e}"));
         let audit = audit(&store, &chain);
@@ -344,5 +391,187 @@ fn crash_child_applies_random_batches_until_killed() {
             .unwrap();
         assert!(report.refused_acceptances.is_empty());
         println!("committed {batch_id}");
+    }
+}
+
+/// Block operations the child announces: `apply <op> <from> <to>` or
+/// `undo <op> <from> <to>` (tip hashes before and after) right before the
+/// write, `done <op>` right after it returns.
+enum BlockLine {
+    Start { op: u64, step: Step },
+    Done { op: u64 },
+}
+
+/// One move of the tip.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    undo: bool,
+    from: Hash,
+    to: Hash,
+}
+
+fn parse_block_line(line: &str) -> Option<BlockLine> {
+    let mut words = line.split_whitespace();
+    let kind = words.next()?;
+    let op = words.next()?.parse().ok()?;
+    let mut step = |undo| -> Option<BlockLine> {
+        let (from, to) = (words.next()?.parse().ok()?, words.next()?.parse().ok()?);
+        let step = Step { undo, from, to };
+        Some(BlockLine::Start { op, step })
+    };
+    match kind {
+        "apply" => step(false),
+        "undo" => step(true),
+        "done" => Some(BlockLine::Done { op }),
+        _ => None,
+    }
+}
+
+/// The chain the child's finished operations built (block hashes from
+/// height 1), and the operation it started last, if unfinished.
+struct ChainModel {
+    genesis: Hash,
+    chain: Vec<Hash>,
+    in_flight: Option<(u64, Step)>,
+}
+
+impl ChainModel {
+    fn record(&mut self, line: &str) {
+        match parse_block_line(line) {
+            Some(BlockLine::Start { op, step }) => self.in_flight = Some((op, step)),
+            Some(BlockLine::Done { op }) => {
+                let (started, step) = self.in_flight.take().expect("done after a start");
+                assert_eq!(started, op, "the child reports operations in order");
+                self.take(step);
+            }
+            None => {}
+        }
+    }
+
+    fn tip(&self) -> Hash {
+        self.chain.last().copied().unwrap_or(self.genesis)
+    }
+
+    fn take(&mut self, step: Step) {
+        assert_eq!(step.from, self.tip(), "{step:?} starts on the tip");
+        if step.undo {
+            self.chain.pop();
+            assert_eq!(step.to, self.tip(), "{step:?} ends on the parent");
+        } else {
+            self.chain.push(step.to);
+        }
+    }
+
+    /// The store's chain must be the finished one, or that plus the
+    /// operation in flight (which then counts as finished). Returns
+    /// whether the operation in flight was kept.
+    fn check(&mut self, store: &Store) -> bool {
+        let stored: Vec<Hash> = store
+            .blocks_from(1, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|b| b.hash)
+            .collect();
+        let in_flight = self.in_flight.take();
+        if stored == self.chain {
+            return false;
+        }
+        let (_, step) = in_flight
+            .unwrap_or_else(|| panic!("store chain {stored:?} differs from {:?}", self.chain));
+        self.take(step);
+        assert_eq!(stored, self.chain, "store holds neither side of {step:?}");
+        true
+    }
+}
+
+#[test]
+fn sigkill_during_block_apply_and_undo_leaves_a_consistent_chain() {
+    with_seed(block_crash_rounds);
+}
+
+fn block_crash_rounds(seed: u64) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = ChainModel {
+        genesis: chain.spec.genesis_hash(),
+        chain: Vec::new(),
+        in_flight: None,
+    };
+    // How often the op in flight at the kill was lost vs. kept.
+    let mut in_flight_outcomes = [0usize; 2];
+    for round in 0..KILLS as u64 {
+        let first_op = round * CHILD_MAX_BATCHES;
+        let is_ours = |line: &str| parse_block_line(line).is_some();
+        run_and_kill(
+            &mut rng,
+            BLOCKS_CHILD_TEST,
+            dir.path(),
+            first_op,
+            is_ours,
+            |line| model.record(line),
+        );
+        let store = Store::open(dir.path(), &chain.spec, StoreOptions::default())
+            .unwrap_or_else(|e| panic!("reopen after kill {round}: {e}"));
+        audit(&store, &chain);
+        let had_in_flight = model.in_flight.is_some();
+        let kept = model.check(&store);
+        if had_in_flight {
+            in_flight_outcomes[usize::from(kept)] += 1;
+        }
+        assert_eq!(store.tip().unwrap().hash, model.tip());
+    }
+    eprintln!(
+        "{KILLS} kills, chain at height {}; op in flight at the kill: {} absent, {} present",
+        model.chain.len(),
+        in_flight_outcomes[0],
+        in_flight_outcomes[1]
+    );
+    assert!(model.chain.len() >= 2, "the chain barely grew");
+}
+
+/// The child of the block test (ignored, and a no-op without the parent's
+/// environment): finalizes transfers, applies blocks, undoes the tip.
+#[test]
+#[ignore = "run by sigkill_during_block_apply_and_undo_leaves_a_consistent_chain"]
+fn crash_child_applies_and_undoes_blocks_until_killed() {
+    let Ok(datadir) = std::env::var(DATADIR_VAR) else {
+        return;
+    };
+    let seed: u64 = std::env::var(CHILD_SEED_VAR).unwrap().parse().unwrap();
+    let first_op: u64 = std::env::var(FIRST_BATCH_VAR).unwrap().parse().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let chain = chain();
+    let store = Store::open(Path::new(&datadir), &chain.spec, StoreOptions::default()).unwrap();
+    let mut wallet = Wallet::from_store(&chain, &store);
+    let maturity = u64::from(chain.spec.config.ledger.reward_maturity_blocks);
+    println!();
+    for op in first_op..first_op + CHILD_MAX_BATCHES {
+        let tip = store.tip().unwrap();
+        if tip.height > 0 && pick(&mut rng, 3) == 0 {
+            let parent = store.block_record(&tip.hash).unwrap().unwrap().parent;
+            println!("undo {op} {} {}", tip.hash, parent.hash);
+            store.undo_tip(&tip.hash).unwrap();
+            println!("done {op}");
+            continue;
+        }
+        let finalized: Vec<_> = (0..1 + pick(&mut rng, 4))
+            .map(|i| {
+                let fee = chain
+                    .min_fee()
+                    .checked_add(Amount(op * 10 + i as u64))
+                    .unwrap();
+                let tx = wallet.transfer(&chain, &mut rng, (1, 2), fee);
+                finalized(&tx, 256, op)
+            })
+            .collect();
+        store.apply_finalized(&finalized).unwrap();
+        let archived = store.unarchived(pick(&mut rng, 12)).unwrap();
+        let paid = 1 + pick(&mut rng, 3);
+        let rewards = reward_outputs(&chain, &mut rng, paid, Amount(op + 1));
+        let block = TestBlock::on(&tip, archived, rewards, maturity, op);
+        println!("apply {op} {} {}", tip.hash, block.hash);
+        store.apply_block(&block.commit()).unwrap();
+        println!("done {op}");
     }
 }

@@ -32,6 +32,13 @@ impl UtxoView for View {
             View::Failing => Err(ViewError("disk read failed".to_string())),
         }
     }
+
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        match self {
+            View::Ledger(set) => set.tip_height(),
+            View::Failing => Err(ViewError("disk read failed".to_string())),
+        }
+    }
 }
 
 /// One broken rule: `good` passes against `good_view`; `bad` differs from it
@@ -137,6 +144,7 @@ fn rule(err: &TxError) -> &'static str {
         TxError::OutputOverflow => "OutputOverflow",
         TxError::UnknownOutpoint { .. } => "UnknownOutpoint",
         TxError::AlreadySpent { .. } => "AlreadySpent",
+        TxError::ImmatureReward { .. } => "ImmatureReward",
         TxError::KeyMismatch { .. } => "KeyMismatch",
         TxError::BadPublicKey { .. } => "BadPublicKey",
         TxError::BadSignature { .. } => "BadSignature",
@@ -147,7 +155,7 @@ fn rule(err: &TxError) -> &'static str {
     }
 }
 
-const ALL_RULES: [&str; 16] = [
+const ALL_RULES: [&str; 17] = [
     "UnsupportedVersion",
     "TooLarge",
     "NoInputs",
@@ -157,6 +165,7 @@ const ALL_RULES: [&str; 16] = [
     "OutputOverflow",
     "UnknownOutpoint",
     "AlreadySpent",
+    "ImmatureReward",
     "KeyMismatch",
     "BadPublicKey",
     "BadSignature",
@@ -370,6 +379,52 @@ fn already_spent() -> Case {
     .with_bad_view(View::Ledger(after))
 }
 
+/// The same spend of a block reward, one block before and at maturity.
+fn immature_reward() -> Case {
+    let chain = TestChain::devnet();
+    let (reward, matures_at) = (Hash::digest(b"a block's reward tx"), 10);
+    let paid = chain.pay(0, 50);
+    let outpoint = OutPoint {
+        txid: reward,
+        vout: 0,
+    };
+    let mut mature = chain.utxos();
+    mature.add_reward_outputs(reward, &[paid], matures_at);
+    let mut immature = mature.clone();
+    mature.set_tip_height(matures_at);
+    immature.set_tip_height(matures_at - 1);
+    let input = Spendable {
+        outpoint,
+        value: paid.value,
+        key: &chain.wallets[0],
+    };
+    let tx = build_transfer(
+        &[input],
+        &[chain.pay(1, 5)],
+        chain.min_fee(),
+        chain.address(0),
+        chain.chain_id(),
+    )
+    .unwrap();
+    Case::on_ledger(
+        &chain,
+        View::Ledger(mature),
+        tx.clone(),
+        tx,
+        TxError::ImmatureReward {
+            index: 0,
+            outpoint,
+            matures_at,
+            tip: matures_at - 1,
+        },
+        &format!(
+            "input 0 spends block reward output {outpoint}, which matures at height 10; \
+             the tip is at height 9. Retry once the chain reaches height 10"
+        ),
+    )
+    .with_bad_view(View::Ledger(immature))
+}
+
 fn key_mismatch() -> Case {
     let chain = TestChain::devnet();
     let good = chain.two_in_two_out();
@@ -512,7 +567,7 @@ fn view_failure() -> Case {
 }
 
 /// One case per rule; the variations of a rule have their own tests below.
-const CASES: [fn() -> Case; 16] = [
+const CASES: [fn() -> Case; 17] = [
     unsupported_version,
     too_large,
     no_inputs,
@@ -522,6 +577,7 @@ const CASES: [fn() -> Case; 16] = [
     output_overflow,
     unknown_outpoint,
     already_spent,
+    immature_reward,
     key_mismatch,
     bad_public_key,
     bad_signature_wrong_key,
@@ -536,6 +592,11 @@ fn every_rule_has_a_case() {
     let covered: BTreeSet<&str> = CASES.iter().map(|case| rule(&case().check())).collect();
     let all: BTreeSet<&str> = ALL_RULES.into_iter().collect();
     assert_eq!(covered, all);
+}
+
+#[test]
+fn reward_spent_before_maturity_is_rejected() {
+    immature_reward().check();
 }
 
 #[test]

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Durable state of an outpoint. `Locked` lives only in the mempool (a pending
-/// spend), so it is not stored here; `Archived` arrives with checkpoint blocks.
+/// spend), so it is not stored here; archival is a property of the spending
+/// transaction (the store's tx record), not of the outpoint.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum UtxoState {
     Unspent,
@@ -15,6 +16,19 @@ pub enum UtxoState {
     Spent {
         by: Hash,
     },
+    /// An unspent block reward output, spendable once the tip height
+    /// reaches `matures_at`. It keeps this state after maturity: maturity
+    /// follows the tip, which a reorg may move back.
+    Immature {
+        matures_at: u64,
+    },
+}
+
+impl UtxoState {
+    /// Not yet spent by a finalized transaction (mature or not).
+    pub fn is_unspent(&self) -> bool {
+        !matches!(self, UtxoState::Spent { .. })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -31,30 +45,44 @@ pub struct ViewError(pub String);
 /// Read access to outpoints, as validation needs it.
 pub trait UtxoView {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError>;
+
+    /// Height of the tip block, against which reward maturity is judged;
+    /// read from the same state as [`Self::utxo`].
+    fn tip_height(&self) -> Result<u64, ViewError>;
 }
 
-/// In-memory UTXO set with an address index.
+/// In-memory UTXO set with an address index, at a tip height.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct MemUtxoSet {
     entries: BTreeMap<OutPoint, UtxoEntry>,
     by_address: BTreeSet<(Address, OutPoint)>,
+    tip_height: u64,
 }
 
 impl MemUtxoSet {
     /// Adds genesis-style outputs that no transaction spends.
     pub fn add_outputs(&mut self, txid: Hash, outputs: &[TxOut]) {
+        self.create(txid, outputs, UtxoState::Unspent);
+    }
+
+    /// Adds a block's reward outputs, spendable once the tip reaches `matures_at`.
+    pub fn add_reward_outputs(&mut self, txid: Hash, outputs: &[TxOut], matures_at: u64) {
+        self.create(txid, outputs, UtxoState::Immature { matures_at });
+    }
+
+    /// Moves the tip, as applying or undoing blocks does.
+    pub fn set_tip_height(&mut self, height: u64) {
+        self.tip_height = height;
+    }
+
+    fn create(&mut self, txid: Hash, outputs: &[TxOut], state: UtxoState) {
         for (vout, output) in outputs.iter().enumerate() {
             let op = OutPoint {
                 txid,
                 vout: vout as u32,
             };
-            self.entries.insert(
-                op,
-                UtxoEntry {
-                    output: *output,
-                    state: UtxoState::Unspent,
-                },
-            );
+            let output = *output;
+            self.entries.insert(op, UtxoEntry { output, state });
             self.by_address.insert((output.address, op));
         }
     }
@@ -100,5 +128,9 @@ impl MemUtxoSet {
 impl UtxoView for MemUtxoSet {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
         Ok(self.entries.get(outpoint).copied())
+    }
+
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        Ok(self.tip_height)
     }
 }

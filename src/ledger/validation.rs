@@ -56,6 +56,16 @@ pub enum TxError {
         by: Hash,
     },
     #[error(
+        "input {index} spends block reward output {outpoint}, which matures at height \
+         {matures_at}; the tip is at height {tip}. Retry once the chain reaches height {matures_at}"
+    )]
+    ImmatureReward {
+        index: usize,
+        outpoint: OutPoint,
+        matures_at: u64,
+        tip: u64,
+    },
+    #[error(
         "input {index}: public key does not match the address {address:?} that owns {outpoint}"
     )]
     KeyMismatch {
@@ -87,12 +97,16 @@ fn network_name(chain_id: ChainId) -> &'static str {
 }
 
 impl TxError {
-    /// Whether a peer that relayed this transaction deserves a penalty. Unknown or
-    /// already-spent inputs can be honest races (we may be behind), so they don't.
+    /// Whether a peer that relayed this transaction deserves a penalty. Unknown,
+    /// already-spent or immature inputs can be honest races (we may be
+    /// behind), so they don't.
     pub fn is_sender_fault(&self) -> bool {
         !matches!(
             self,
-            TxError::UnknownOutpoint { .. } | TxError::AlreadySpent { .. } | TxError::View(_)
+            TxError::UnknownOutpoint { .. }
+                | TxError::AlreadySpent { .. }
+                | TxError::ImmatureReward { .. }
+                | TxError::View(_)
         )
     }
 }
@@ -114,12 +128,26 @@ pub fn validate(
         let entry = view
             .utxo(&outpoint)?
             .ok_or(TxError::UnknownOutpoint { index, outpoint })?;
-        if let UtxoState::Spent { by } = entry.state {
-            return Err(TxError::AlreadySpent {
-                index,
-                outpoint,
-                by,
-            });
+        match entry.state {
+            UtxoState::Unspent => {}
+            UtxoState::Spent { by } => {
+                return Err(TxError::AlreadySpent {
+                    index,
+                    outpoint,
+                    by,
+                })
+            }
+            UtxoState::Immature { matures_at } => {
+                let tip = view.tip_height()?;
+                if tip < matures_at {
+                    return Err(TxError::ImmatureReward {
+                        index,
+                        outpoint,
+                        matures_at,
+                        tip,
+                    });
+                }
+            }
         }
         if Address::from_pubkey(&input.pubkey) != entry.output.address {
             return Err(TxError::KeyMismatch {

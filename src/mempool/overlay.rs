@@ -46,12 +46,16 @@ impl<S, V: UtxoView> UtxoView for OverlayView<'_, S, V> {
             None => self.base.utxo(outpoint)?,
         };
         Ok(entry.map(|mut e| {
-            if e.state == UtxoState::Unspent {
+            if e.state.is_unspent() {
                 if let Some(by) = self.pool.finalized_spender(outpoint) {
                     e.state = UtxoState::Spent { by };
                 }
             }
             e
         }))
+    }
+
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        self.base.tip_height()
     }
 }

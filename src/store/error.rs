@@ -3,6 +3,7 @@
 //! batch are each their own variant; none of them ever leaves a half-written
 //! state behind.
 
+use super::schema::ChainTip;
 use crate::types::{ChainId, Hash, Network, OutPoint};
 use std::fmt;
 use std::path::PathBuf;
@@ -97,6 +98,65 @@ pub enum StoreError {
         txid: Hash,
         len: usize,
         max: usize,
+    },
+    #[error(
+        "block refused, nothing written: it is at height {height} on {prev_hash}, \
+         but the tip is {tip_hash} at height {tip_height}; a block must extend the tip \
+         at the next height (undo the tip first to replace it)"
+    )]
+    BlockNotOnTip {
+        height: u64,
+        prev_hash: Hash,
+        tip_hash: Hash,
+        tip_height: u64,
+    },
+    #[error(
+        "block {block} refused, nothing written: it archives transaction {txid}, \
+         which is not finalized here; commit its finality proof first"
+    )]
+    ArchivesUnfinalized { block: Hash, txid: Hash },
+    #[error(
+        "block {block} refused, nothing written: transaction {txid} is already \
+         archived by block {by} at height {height}"
+    )]
+    AlreadyArchived {
+        block: Hash,
+        txid: Hash,
+        by: Hash,
+        height: u64,
+    },
+    #[error(
+        "block {block} refused, nothing written: its reward output {outpoint} \
+         already exists; a reward txid must be unique to its block"
+    )]
+    RewardExists { block: Hash, outpoint: OutPoint },
+    #[error(
+        "block {hash} refused, nothing written: its {what} is {len} bytes, over \
+         the store's limit of {max}"
+    )]
+    BlockTooLarge {
+        hash: Hash,
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error(
+        "cannot undo block {expected}: it is not the tip (the tip is {} at height {}); \
+         nothing written",
+        tip.hash,
+        tip.height
+    )]
+    UndoNotTip { expected: Hash, tip: ChainTip },
+    #[error("cannot undo the genesis {genesis}: it is the root of the chain")]
+    UndoGenesis { genesis: Hash },
+    #[error(
+        "cannot undo block {block}: its reward output {outpoint} was spent by \
+         finalized transaction {by}, and finality never moves; nothing written"
+    )]
+    RewardSpent {
+        block: Hash,
+        outpoint: OutPoint,
+        by: Hash,
     },
 }
 

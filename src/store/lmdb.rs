@@ -1,6 +1,7 @@
 //! The LMDB environment behind [`Store`]: opening and checking a datadir,
 //! committing ledger batches (finalized txs, the mempool, the vote-safety
-//! record), and consistent reads through [`ReadView`] snapshots. Commits are
+//! record), and consistent reads through [`ReadView`] snapshots. Checkpoint
+//! blocks are written by `blocks.rs` through the helpers here. Commits are
 //! durable (default flags: every commit fsyncs; never `MDB_NOSYNC`).
 //!
 //! It must never write a state change in more than one transaction, and never
@@ -20,7 +21,7 @@
 //! on it forever. Only one process may use a datadir at a time (another
 //! process would not see the new map size).
 
-use super::schema::{self, TableSpec, TxRecord, TxStatus};
+use super::schema::{self, ChainTip, TableSpec, TxRecord, TxStatus};
 use super::{
     ApplyReport, BatchReport, FinalizedTx, LedgerBatch, RefusedAcceptance, StoreError,
     StoreOptions, StoreStats,
@@ -44,28 +45,48 @@ const MAP_SIZE_GRANULE: u64 = 1 << 16;
 
 /// One named database with its layout (name, value limit).
 #[derive(Clone, Copy, Debug)]
-struct Table {
-    spec: TableSpec,
-    db: Database,
+pub(super) struct Table {
+    pub(super) spec: TableSpec,
+    pub(super) db: Database,
 }
 
 impl Table {
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         self.spec.name
     }
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Tables {
-    meta: Table,
-    blocks: Table,
-    heights: Table,
-    utxos: Table,
-    addr_utxos: Table,
-    txs: Table,
-    proofs: Table,
-    mempool: Table,
-    accepted: Table,
+pub(super) struct Tables {
+    pub(super) meta: Table,
+    pub(super) blocks: Table,
+    pub(super) block_records: Table,
+    pub(super) heights: Table,
+    pub(super) utxos: Table,
+    pub(super) addr_utxos: Table,
+    pub(super) txs: Table,
+    pub(super) proofs: Table,
+    pub(super) mempool: Table,
+    pub(super) accepted: Table,
+    pub(super) unarchived: Table,
+}
+
+impl Tables {
+    fn all(&self) -> [Table; schema::TABLES.len()] {
+        [
+            self.meta,
+            self.blocks,
+            self.block_records,
+            self.heights,
+            self.utxos,
+            self.addr_utxos,
+            self.txs,
+            self.proofs,
+            self.mempool,
+            self.accepted,
+            self.unarchived,
+        ]
+    }
 }
 
 /// The node's chain state in `<datadir>/chain/`. `Sync`: share it by `Arc`;
@@ -116,6 +137,7 @@ impl Store {
         let tables = Tables {
             meta: table(schema::META)?,
             blocks: table(schema::BLOCKS)?,
+            block_records: table(schema::BLOCK_RECORDS)?,
             heights: table(schema::HEIGHTS)?,
             utxos: table(schema::UTXOS)?,
             addr_utxos: table(schema::ADDR_UTXOS)?,
@@ -123,7 +145,9 @@ impl Store {
             proofs: table(schema::PROOFS)?,
             mempool: table(schema::MEMPOOL)?,
             accepted: table(schema::ACCEPTED)?,
+            unarchived: table(schema::UNARCHIVED)?,
         };
+        debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
         let store = Store {
             env,
             tables,
@@ -176,9 +200,16 @@ impl Store {
         Ok(())
     }
 
-    /// The first write: meta records and genesis outputs, all or nothing.
+    /// The first write: meta records, the genesis as the tip and at height
+    /// 0, and the genesis outputs, all or nothing.
     fn initialize(&self, spec: &ChainSpec) -> Result<(), StoreError> {
         let genesis = spec.genesis_outputs();
+        let genesis_tip = ChainTip {
+            hash: spec.genesis_hash(),
+            height: 0,
+            // `block_interval_secs` is at least 1 (config validation).
+            slot: spec.config.genesis.timestamp / spec.config.ledger.block_interval_secs.max(1),
+        };
         self.write(|txn, t| {
             put(
                 txn,
@@ -199,8 +230,15 @@ impl Store {
                 &encode(&spec.genesis_hash()),
             )?;
             put(txn, t.meta, schema::META_FINALIZED_COUNT, &encode(&0u64))?;
+            put(txn, t.meta, schema::META_TIP, &encode(&genesis_tip))?;
+            put(
+                txn,
+                t.heights,
+                &schema::height_key(0),
+                &encode(&genesis_tip.hash),
+            )?;
             for (outpoint, output) in &genesis {
-                create_output(txn, t, outpoint, output)?;
+                create_output(txn, t, outpoint, output, UtxoState::Unspent)?;
             }
             Ok(())
         })?;
@@ -338,7 +376,7 @@ impl Store {
     }
 
     /// [`Self::write_with_growth`] for writes that need not report growth.
-    fn write<T>(
+    pub(super) fn write<T>(
         &self,
         body: impl FnMut(&mut RwTransaction<'_>, &Tables) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -348,7 +386,7 @@ impl Store {
     /// Runs `body` in one write transaction and commits it. If the map is
     /// full, aborts, doubles the map and runs `body` again, until it fits or
     /// the map reaches its limit. Returns the new map size when it grew.
-    fn write_with_growth<T>(
+    pub(super) fn write_with_growth<T>(
         &self,
         mut body: impl FnMut(&mut RwTransaction<'_>, &Tables) -> Result<T, StoreError>,
     ) -> Result<(T, Option<u64>), StoreError> {
@@ -430,22 +468,22 @@ impl Store {
 impl Store {
     /// Writes raw bytes past every check: how tests damage a datadir.
     pub(super) fn put_raw(&self, spec: TableSpec, key: &[u8], value: &[u8]) {
-        let t = self.tables;
-        let table = [
-            t.meta,
-            t.blocks,
-            t.heights,
-            t.utxos,
-            t.addr_utxos,
-            t.txs,
-            t.proofs,
-            t.mempool,
-            t.accepted,
-        ]
-        .into_iter()
-        .find(|table| table.spec == spec)
-        .expect("every spec has a table");
+        let table = self.table_of(spec);
         self.write(|txn, _| put(txn, table, key, value)).unwrap();
+    }
+
+    /// Deletes a record past every check: how tests damage a datadir.
+    pub(super) fn delete_raw(&self, spec: TableSpec, key: &[u8]) {
+        let table = self.table_of(spec);
+        self.write(|txn, _| delete(txn, table, key)).unwrap();
+    }
+
+    fn table_of(&self, spec: TableSpec) -> Table {
+        self.tables
+            .all()
+            .into_iter()
+            .find(|table| table.spec == spec)
+            .expect("every spec has a table")
     }
 }
 
@@ -597,7 +635,7 @@ fn apply_one(
             txid,
             vout: vout as u32,
         };
-        create_output(txn, t, &outpoint, output)?;
+        create_output(txn, t, &outpoint, output, UtxoState::Unspent)?;
         writes += 2;
     }
     let record = TxRecord {
@@ -608,23 +646,25 @@ fn apply_one(
     };
     put(txn, t.txs, &txid.0, &encode(&record))?;
     put(txn, t.proofs, &txid.0, &finalized.proof)?;
-    writes += 2;
+    put(txn, t.unarchived, &txid.0, &[])?;
+    writes += 3;
     writes += usize::from(delete(txn, t.mempool, &txid.0)?);
     Ok(writes)
 }
 
-/// Puts a new unspent output and its address index entry. An output that
-/// already exists means its tx was half-recorded: corruption.
-fn create_output(
+/// Puts a new unspent (or immature) output and its address index entry. An
+/// output that already exists means its tx was half-recorded: corruption.
+pub(super) fn create_output(
     txn: &mut RwTransaction<'_>,
     t: &Tables,
     outpoint: &OutPoint,
     output: &TxOut,
+    state: UtxoState,
 ) -> Result<(), StoreError> {
     let key = schema::outpoint_key(outpoint);
     let entry = UtxoEntry {
         output: *output,
-        state: UtxoState::Unspent,
+        state,
     };
     match txn.put(t.utxos.db, &key, &encode(&entry), WriteFlags::NO_OVERWRITE) {
         Err(::lmdb::Error::KeyExist) => {
@@ -660,7 +700,7 @@ fn put_error(table: Table) -> impl FnOnce(::lmdb::Error) -> StoreError {
     move |e| StoreError::lmdb(format!("put into {}", table.name()))(e)
 }
 
-fn put(
+pub(super) fn put(
     txn: &mut RwTransaction<'_>,
     table: Table,
     key: &[u8],
@@ -671,7 +711,11 @@ fn put(
 }
 
 /// Deletes `key`; `false` if it was not there.
-fn delete(txn: &mut RwTransaction<'_>, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+pub(super) fn delete(
+    txn: &mut RwTransaction<'_>,
+    table: Table,
+    key: &[u8],
+) -> Result<bool, StoreError> {
     match txn.del(table.db, &key, None) {
         Ok(()) => Ok(true),
         Err(::lmdb::Error::NotFound) => Ok(false),
@@ -679,7 +723,7 @@ fn delete(txn: &mut RwTransaction<'_>, table: Table, key: &[u8]) -> Result<bool,
     }
 }
 
-fn get<'t>(
+pub(super) fn get<'t>(
     txn: &'t impl Transaction,
     table: Table,
     key: &[u8],
@@ -692,7 +736,7 @@ fn get<'t>(
 }
 
 /// Reads and decodes one value with the table's limit; a bad value is `Corrupt`.
-fn get_decoded<T: DeserializeOwned>(
+pub(super) fn get_decoded<T: DeserializeOwned>(
     txn: &impl Transaction,
     table: Table,
     key: &[u8],
@@ -704,7 +748,7 @@ fn get_decoded<T: DeserializeOwned>(
         .transpose()
 }
 
-fn get_utxo(
+pub(super) fn get_utxo(
     txn: &impl Transaction,
     table: Table,
     key: &[u8],
@@ -713,7 +757,10 @@ fn get_utxo(
 }
 
 /// Every stored value is decoded here, with the limit of its table.
-fn decode_value<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, DecodeError> {
+pub(super) fn decode_value<T: DeserializeOwned>(
+    table: Table,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     decode(bytes, table.spec.max_value_bytes, table.name())
 }
 
@@ -734,11 +781,11 @@ pub struct ReadView<'s> {
 }
 
 impl<'s> ReadView<'s> {
-    fn tables(&self) -> &'s Tables {
+    pub(super) fn tables(&self) -> &'s Tables {
         &self.store.tables
     }
 
-    fn get_decoded<T: DeserializeOwned>(
+    pub(super) fn get_decoded<T: DeserializeOwned>(
         &self,
         table: Table,
         key: &[u8],
@@ -747,13 +794,17 @@ impl<'s> ReadView<'s> {
     }
 
     /// A meta record that every initialized store has.
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<T, StoreError> {
+    pub(super) fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<T, StoreError> {
         let meta = self.tables().meta;
         self.get_decoded(meta, key)?
             .ok_or_else(|| StoreError::corrupt(meta.name(), key, "missing"))
     }
 
-    fn count(&self, table: Table) -> Result<u64, StoreError> {
+    pub(super) fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(get(&self.txn, table, key)?.is_some())
+    }
+
+    pub(super) fn count(&self, table: Table) -> Result<u64, StoreError> {
         let stat = self
             .txn
             .stat(table.db)
@@ -769,7 +820,8 @@ impl<'s> ReadView<'s> {
         )
     }
 
-    /// Unspent outputs of `address` in outpoint order, at most `limit`.
+    /// Spendable outputs of `address` in outpoint order, at most `limit`:
+    /// unspent, and for block rewards, mature at this snapshot's tip.
     pub fn unspent_by_address(
         &self,
         address: &Address,
@@ -778,7 +830,7 @@ impl<'s> ReadView<'s> {
         self.unspent_of(address)?.take(limit).collect()
     }
 
-    /// Sum of the unspent outputs of `address`.
+    /// Sum of the spendable outputs of `address` (immature rewards excluded).
     pub fn balance(&self, address: &Address) -> Result<Amount, StoreError> {
         let mut total = Amount::ZERO;
         for item in self.unspent_of(address)? {
@@ -795,7 +847,8 @@ impl<'s> ReadView<'s> {
     }
 
     /// Walks the address index from `address ‖ 0…` while keys keep its prefix,
-    /// reading each output from `utxos` (the one source of values).
+    /// reading each output from `utxos` (the one source of values), and
+    /// skips reward outputs not mature at this snapshot's tip.
     fn unspent_of<'a>(
         &'a self,
         address: &'a Address,
@@ -807,21 +860,46 @@ impl<'s> ReadView<'s> {
         let index = self.tables().addr_utxos;
         let from = schema::addr_utxo_key(address, &first);
         let scan = self.scan(index, Some(&from), addr_index_pair)?;
+        // Read once, and only if the address holds an immature output.
+        let mut tip_height = None;
         Ok(scan
             .take_while(move |item| !matches!(item, Ok((a, _)) if a != address))
-            .map(move |item| {
-                let (_, outpoint) = item?;
-                self.indexed_output(address, &outpoint)
+            .filter_map(move |item| {
+                let spendable = item.and_then(|(_, outpoint)| {
+                    self.spendable_output(address, &outpoint, &mut tip_height)
+                });
+                spendable.transpose()
             }))
     }
 
+    /// The output an address index entry points at, if spendable at this
+    /// snapshot's tip (read into `tip_height` on first need).
+    fn spendable_output(
+        &self,
+        address: &Address,
+        outpoint: &OutPoint,
+        tip_height: &mut Option<u64>,
+    ) -> Result<Option<(OutPoint, TxOut)>, StoreError> {
+        let (output, state) = self.indexed_output(address, outpoint)?;
+        if let UtxoState::Immature { matures_at } = state {
+            let tip = match *tip_height {
+                Some(tip) => tip,
+                None => *tip_height.insert(self.tip()?.height),
+            };
+            if tip < matures_at {
+                return Ok(None);
+            }
+        }
+        Ok(Some((*outpoint, output)))
+    }
+
     /// The output an address index entry points at, which must be unspent
-    /// and belong to that address.
+    /// (or immature) and belong to that address.
     fn indexed_output(
         &self,
         address: &Address,
         outpoint: &OutPoint,
-    ) -> Result<(OutPoint, TxOut), StoreError> {
+    ) -> Result<(TxOut, UtxoState), StoreError> {
         let disagree = |reason: &str| {
             StoreError::corrupt(
                 self.tables().addr_utxos.name(),
@@ -832,13 +910,13 @@ impl<'s> ReadView<'s> {
         let entry = self
             .utxo(outpoint)?
             .ok_or_else(|| disagree("no such output"))?;
-        if entry.state != UtxoState::Unspent {
+        if !entry.state.is_unspent() {
             return Err(disagree("the output is spent"));
         }
         if entry.output.address != *address {
             return Err(disagree("the output belongs to another address"));
         }
-        Ok((*outpoint, entry.output))
+        Ok((entry.output, entry.state))
     }
 
     pub fn tx(&self, txid: &Hash) -> Result<Option<TxRecord>, StoreError> {
@@ -847,16 +925,24 @@ impl<'s> ReadView<'s> {
 
     /// The finality proof bytes of a finalized tx.
     pub fn proof(&self, txid: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        let proofs = self.tables().proofs;
-        let Some(bytes) = get(&self.txn, proofs, &txid.0)? else {
+        self.get_opaque(self.tables().proofs, &txid.0)
+    }
+
+    /// Bytes stored as given (proofs, blocks), within the table's limit.
+    pub(super) fn get_opaque(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(bytes) = get(&self.txn, table, key)? else {
             return Ok(None);
         };
-        let max = proofs.spec.max_value_bytes;
+        let max = table.spec.max_value_bytes;
         if bytes.len() > max {
             return Err(StoreError::corrupt(
-                proofs.name(),
-                &txid.0,
-                format!("proof is {} bytes, over the limit of {max}", bytes.len()),
+                table.name(),
+                key,
+                format!("value is {} bytes, over the limit of {max}", bytes.len()),
             ));
         }
         Ok(Some(bytes.to_vec()))
@@ -924,6 +1010,7 @@ impl<'s> ReadView<'s> {
             accepted: count(t.accepted)?,
             blocks: count(t.blocks)?,
             heights: count(t.heights)?,
+            unarchived: count(t.unarchived)?,
             finalized_count: self.get_meta(schema::META_FINALIZED_COUNT)?,
             map_size_bytes: info.map_size() as u64,
             used_bytes: (info.last_pgno() as u64 + 1) * u64::from(page_size),
@@ -958,7 +1045,7 @@ impl<'s> ReadView<'s> {
     }
 
     /// A cursor over `table` from `from` (or the start), decoding each pair.
-    fn scan<T>(
+    pub(super) fn scan<T>(
         &self,
         table: Table,
         from: Option<&[u8]>,
@@ -991,11 +1078,23 @@ impl UtxoView for Store {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
         Store::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
     }
+
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        Store::tip(self)
+            .map(|tip| tip.height)
+            .map_err(|e| ViewError(e.to_string()))
+    }
 }
 
 impl UtxoView for ReadView<'_> {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
         ReadView::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
+    }
+
+    fn tip_height(&self) -> Result<u64, ViewError> {
+        ReadView::tip(self)
+            .map(|tip| tip.height)
+            .map_err(|e| ViewError(e.to_string()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Durable chain state in LMDB (DESIGN §9): the UTXO set and its address
-//! index, finalized transactions with their finality proofs, and the pending
-//! mempool with this node's vote-safety record (what it locally accepted).
+//! index, finalized transactions with their finality proofs, the pending
+//! mempool with this node's vote-safety record (what it locally accepted),
+//! and the checkpoint chain (blocks, heights, tip, archival, rewards).
 //! Every state change is one write transaction, so a crash or a full
 //! disk leaves the previous or the next state, never a mix.
 //!
@@ -12,7 +13,11 @@
 //!
 //! * [`schema`]: every table, key layout, stored record and limit.
 //! * [`lmdb`]: [`Store`] (open, commit a ledger batch) and [`ReadView`] (snapshots).
+//! * `blocks`: apply and undo the tip block; chain reads.
+//! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
 
+mod blocks;
+mod chain_check;
 mod error;
 pub mod lmdb;
 pub mod schema;
@@ -22,9 +27,9 @@ mod tests;
 
 pub use self::lmdb::{ReadView, Scan, Store};
 pub use error::StoreError;
-pub use schema::{TxRecord, TxStatus};
+pub use schema::{BlockRecord, ChainTip, TxRecord, TxStatus};
 
-use crate::types::{Hash, OutPoint, Tx};
+use crate::types::{Hash, OutPoint, Tx, TxOut};
 
 /// How the LMDB environment is sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,11 +145,71 @@ pub struct StoreStats {
     pub mempool: u64,
     /// Vote-safety records (one per input of each accepted tx).
     pub accepted: u64,
+    /// Checkpoint blocks (the genesis excluded).
     pub blocks: u64,
+    /// Heights with a block hash, the genesis' 0 included.
     pub heights: u64,
+    /// Finalized transactions no block archives yet.
+    pub unarchived: u64,
     /// Transactions ever finalized here; the next `TxRecord::sequence`.
     pub finalized_count: u64,
     pub map_size_bytes: u64,
     /// Pages in use times the page size.
     pub used_bytes: u64,
+}
+
+/// One checkpoint block and what it changes, made durable by
+/// [`Store::apply_block`] in ONE write transaction. The store keeps the
+/// block as opaque bytes: the caller has validated it and extracted the
+/// facts the store indexes.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockCommit<'a> {
+    pub hash: Hash,
+    /// Must be the tip's height + 1.
+    pub height: u64,
+    pub slot: u64,
+    /// Must be the tip's hash.
+    pub prev_hash: Hash,
+    /// The block as it travels and is hashed.
+    pub encoded: &'a [u8],
+    /// Txids of the entries it archives; each must be finalized here and
+    /// archived by no other block.
+    pub archived: &'a [Hash],
+    /// Txid of the reward tx; its outputs become `reward_id:vout`.
+    pub reward_id: Hash,
+    pub reward_outputs: &'a [TxOut],
+    /// The tip height from which the reward outputs may be spent.
+    pub matures_at_height: u64,
+}
+
+/// What one [`Store::apply_block`] or [`Store::undo_tip`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockReport {
+    /// The tip after the write.
+    pub tip: ChainTip,
+    /// LMDB puts and deletes (see the cost table in [`schema`]).
+    pub writes: usize,
+    /// Set when the map had to grow for the write to fit.
+    pub map_grown_to_bytes: Option<u64>,
+}
+
+/// A block of the chain as sync and `verifychain` read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    pub height: u64,
+    pub hash: Hash,
+    /// The block's bytes, as given to [`Store::apply_block`].
+    pub encoded: Vec<u8>,
+}
+
+/// What [`Store::check_chain_consistency`] found agreeing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainSummary {
+    pub tip: ChainTip,
+    /// Transactions archived by the blocks up to the tip.
+    pub archived: u64,
+    /// Finalized transactions no block archives.
+    pub unarchived: u64,
+    /// Reward outputs of the blocks up to the tip, spent or not.
+    pub reward_outputs: u64,
 }

@@ -11,14 +11,36 @@
 //! | table        | key                                    | value                      |
 //! |--------------|----------------------------------------|----------------------------|
 //! | `meta`       | ASCII name (`META_*`)                  | encoded `u32`/`ChainId`/`Hash`/`u64` |
-//! | `blocks`     | block hash (32)                        | encoded block (a later issue) |
-//! | `heights`    | height `u64` BE (8)                    | block hash (a later issue) |
+//! | `blocks`     | block hash (32)                        | encoded block, as given (opaque) |
+//! | `block_records` | block hash (32)                     | encoded [`BlockRecord`]    |
+//! | `heights`    | height `u64` BE (8)                    | block hash; 0 → genesis hash |
 //! | `utxos`      | txid (32) ‖ vout `u32` BE (4)          | encoded `ledger::UtxoEntry` |
 //! | `addr_utxos` | address (20) ‖ txid (32) ‖ vout BE (4) | empty; *unspent* outputs only |
 //! | `txs`        | txid (32)                              | encoded [`TxRecord`]       |
 //! | `proofs`     | txid (32)                              | finality proof bytes, as given |
 //! | `mempool`    | txid (32)                              | encoded `Tx`               |
 //! | `accepted`   | txid (32) ‖ vout `u32` BE (4)          | encoded `Tx` spending it   |
+//! | `unarchived` | txid (32)                              | empty; finalized, in no block yet |
+//!
+//! # Checkpoint blocks
+//!
+//! The store keeps blocks as opaque bytes (their format belongs to `chain`)
+//! beside the facts it must index and undo, in a [`BlockRecord`]: height,
+//! slot, the tip it replaced, the txids it archives and its reward outputs.
+//! `heights` maps `0..=tip` to hashes (0 is the genesis, which has no
+//! `blocks` entry: it is the chain config); `meta` holds the tip as a
+//! [`ChainTip`], so startup reads it in one lookup and never replays.
+//! Applying or undoing the tip block is one write transaction covering
+//! `blocks`, `block_records`, `heights`, the tip, each archived tx's
+//! [`TxStatus`] and `unarchived` entry, and the reward outputs.
+//!
+//! `unarchived` lists every finalized tx that no block archives yet, in
+//! txid order: what the block builder reads. `commit_batch` adds a tx when
+//! it finalizes it; applying a block removes its txs, undoing it restores them.
+//!
+//! Reward outputs are stored `Immature { matures_at }` (in `utxos` and the
+//! address index, as unspent outputs) and keep that state: maturity is a
+//! function of the tip, so undoing a block needs no rewrite of older rewards.
 //!
 //! # The vote-safety record (`accepted`)
 //!
@@ -34,20 +56,28 @@
 //!
 //! # Cost of one finalized transaction
 //!
-//! A finalized tx with `n` inputs and `m` outputs costs **2n + 2m + 2** LMDB
+//! A finalized tx with `n` inputs and `m` outputs costs **2n + 2m + 3** LMDB
 //! writes (puts + deletes) inside the batch's one write transaction:
 //!
 //! * each input: one overwrite of its `utxos` record to `Spent { by }` and one
 //!   delete in `addr_utxos` (2n);
 //! * each output: one put in `utxos` and one in `addr_utxos` (2m);
-//! * one `txs` put and one `proofs` put (2);
+//! * one `txs` put, one `proofs` put and one `unarchived` put (3);
 //! * one `mempool` delete if the tx was pending here (a lookup otherwise);
 //! * one `accepted` delete per input this node had accepted a spender of
 //!   (a lookup otherwise).
 //!
 //! Plus, once per batch, one `meta` put of the finalization counter. A
-//! 2-in/2-out transfer thus costs 10 writes (11 if it was in our mempool,
-//! 13 if we had also accepted it).
+//! 2-in/2-out transfer thus costs 11 writes (12 if it was in our mempool,
+//! 14 if we had also accepted it).
+//!
+//! # Cost of one checkpoint block
+//!
+//! A block archiving `a` txs with `r` reward outputs costs **2a + 2r + 4**
+//! writes: per archived tx a `txs` rewrite (`Finalized` → `Archived`) and an
+//! `unarchived` delete; per reward output a `utxos` and an `addr_utxos` put;
+//! one put each in `blocks`, `block_records`, `heights` and `meta` (the tip).
+//! Undoing it costs the same number of writes.
 //! Reads: one `txs` lookup (the idempotency check) and one `utxos` lookup per
 //! input. Spent outputs are kept (as `Spent { by }`) rather than deleted so a
 //! late conflicting spend is answered with the txid that won.
@@ -70,8 +100,11 @@ use serde::{Deserialize, Serialize};
 /// Version of this layout. Bump it on any change to a key or a stored record;
 /// a datadir of another version is refused, never reinterpreted.
 /// Version 2 added `accepted` (a version-1 build would ignore it and could
-/// sign a conflict of a recorded acceptance).
-pub const SCHEMA_VERSION: u32 = 2;
+/// sign a conflict of a recorded acceptance). Version 3 added checkpoint
+/// blocks: `block_records`, `unarchived`, the `tip` meta record,
+/// `TxStatus::Archived` and immature reward outputs (a version-2 datadir
+/// lacks the `unarchived` index of its finalized txs).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -86,11 +119,18 @@ pub const META: TableSpec = TableSpec {
     name: "meta",
     max_value_bytes: 64,
 };
-/// Filled by checkpoint blocks (a later issue); bounded by the decode backstop.
+/// Encoded checkpoint blocks, bounded by the decode backstop.
 pub const BLOCKS: TableSpec = TableSpec {
     name: "blocks",
     max_value_bytes: MAX_DECODE_BYTES,
 };
+/// A block's archived txids take 32 bytes each, so a record stays below
+/// its block's size; the same backstop bounds it.
+pub const BLOCK_RECORDS: TableSpec = TableSpec {
+    name: "block_records",
+    max_value_bytes: MAX_DECODE_BYTES,
+};
+/// A block hash (32 bytes).
 pub const HEIGHTS: TableSpec = TableSpec {
     name: "heights",
     max_value_bytes: 64,
@@ -125,9 +165,25 @@ pub const ACCEPTED: TableSpec = TableSpec {
     max_value_bytes: MAX_TX_BYTES_HARD,
 };
 
+/// Finalized txids no block archives yet; entries carry no value.
+pub const UNARCHIVED: TableSpec = TableSpec {
+    name: "unarchived",
+    max_value_bytes: 0,
+};
+
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 9] = [
-    META, BLOCKS, HEIGHTS, UTXOS, ADDR_UTXOS, TXS, PROOFS, MEMPOOL, ACCEPTED,
+pub const TABLES: [TableSpec; 11] = [
+    META,
+    BLOCKS,
+    BLOCK_RECORDS,
+    HEIGHTS,
+    UTXOS,
+    ADDR_UTXOS,
+    TXS,
+    PROOFS,
+    MEMPOOL,
+    ACCEPTED,
+    UNARCHIVED,
 ];
 
 /// `meta` keys.
@@ -136,6 +192,8 @@ pub const META_CHAIN_ID: &[u8] = b"chain_id";
 pub const META_GENESIS_HASH: &[u8] = b"genesis_hash";
 /// How many transactions were ever finalized: the next `TxRecord::sequence`.
 pub const META_FINALIZED_COUNT: &[u8] = b"finalized_count";
+/// The tip block as a [`ChainTip`]; the genesis until a block is applied.
+pub const META_TIP: &[u8] = b"tip";
 
 pub const TXID_KEY_LEN: usize = 32;
 pub const OUTPOINT_KEY_LEN: usize = 32 + 4;
@@ -152,12 +210,41 @@ pub struct TxRecord {
     pub tx: Tx,
 }
 
-/// Durable status of a recorded transaction. `Archived { height }` arrives
-/// with checkpoint blocks (appended, so existing records keep decoding).
+/// Durable status of a recorded transaction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum TxStatus {
     /// Its finality proof is committed beside it; its outputs are spendable.
     Finalized,
+    /// Finalized, and archived by the checkpoint block `block` at `height`
+    /// (where `getrawtransaction` finds it). Undoing that block makes it
+    /// `Finalized` again: blocks move archival state, never finality.
+    Archived { height: u64, block: Hash },
+}
+
+/// The last block of the chain: what a new block must extend.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChainTip {
+    pub hash: Hash,
+    pub height: u64,
+    pub slot: u64,
+}
+
+/// What the store knows of a block beyond its bytes: enough to check it
+/// against the other tables and to undo it without decoding the block.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub height: u64,
+    pub slot: u64,
+    /// The tip this block replaced (its `prev_hash`, at `height - 1`);
+    /// undoing the block restores it.
+    pub parent: ChainTip,
+    /// Txid of the reward tx; its outputs are `reward_id:0..reward_outputs`.
+    pub reward_id: Hash,
+    pub reward_outputs: u32,
+    /// The height from which the reward outputs may be spent.
+    pub matures_at_height: u64,
+    /// The txids the block archives, in the block's order.
+    pub archived: Vec<Hash>,
 }
 
 /// `utxos` and `accepted` key: txid ‖ vout big-endian.
@@ -257,6 +344,17 @@ mod tests {
     fn height_keys_sort_numerically() {
         assert!(height_key(255) < height_key(256));
         assert!(height_key(u64::MAX - 1) < height_key(u64::MAX));
+    }
+
+    #[test]
+    fn chain_tip_fits_the_meta_limit() {
+        let tip = ChainTip {
+            hash: Hash([0xff; 32]),
+            height: u64::MAX,
+            slot: u64::MAX,
+        };
+        assert!(crate::types::encoding::encode(&tip).len() <= META.max_value_bytes);
+        assert!(crate::types::encoding::encode(&tip.hash).len() <= HEIGHTS.max_value_bytes);
     }
 
     #[test]

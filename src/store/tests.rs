@@ -239,8 +239,9 @@ fn datadir_of_another_genesis_is_refused_naming_both() {
 
 #[test]
 fn datadir_of_another_schema_is_refused_naming_both() {
-    // 1: before the vote-safety record existed; 99: from a later build.
-    for found in [1u32, 99] {
+    // 1: before the vote-safety record; 2: before checkpoint blocks; 99:
+    // from a later build.
+    for found in [1u32, 2, 99] {
         let f = Fixture::new();
         f.store
             .put_raw(schema::META, schema::META_SCHEMA_VERSION, &encode(&found));
@@ -375,8 +376,9 @@ fn apply_records_tx_and_proof_clears_mempool_and_counts_writes() {
     let tx = f.spend(&[f.genesis_coin()], 2);
     f.store.mempool_put(std::slice::from_ref(&tx)).unwrap();
     let report = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
-    // 1 input, 2 outputs: 2·1 + 2·2 + txs + proofs + mempool delete + meta.
-    assert_eq!(report.writes, 2 + 4 + 2 + 1 + 1);
+    // 1 input, 2 outputs: 2·1 + 2·2 + txs + proofs + unarchived
+    // + mempool delete + meta.
+    assert_eq!(report.writes, 2 + 4 + 3 + 1 + 1);
     let record = f.store.tx(&tx.txid()).unwrap().unwrap();
     assert_eq!(
         record,
@@ -448,8 +450,9 @@ fn acceptance_record_survives_reopen_and_goes_with_finalization() {
     );
     assert_eq!(f.store.stats().unwrap().accepted, 2);
     let applied = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
-    // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + meta, + 2 record deletes.
-    assert_eq!(applied.writes, 4 + 2 + 2 + 1 + 2);
+    // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + unarchived + meta,
+    // + 2 record deletes.
+    assert_eq!(applied.writes, 4 + 2 + 3 + 1 + 2);
     assert!(f.store.accepted_load(10).unwrap().is_empty());
     assert_eq!(f.store.stats().unwrap().accepted, 0);
 }
@@ -826,7 +829,8 @@ fn stats_count_every_table() {
             mempool: 1,
             accepted: 0,
             blocks: 0,
-            heights: 0,
+            heights: 1,
+            unarchived: 1,
             finalized_count: 1,
             ..stats
         }
@@ -838,4 +842,171 @@ fn stats_count_every_table() {
 fn store_can_be_shared_between_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Store>();
+}
+
+/// Applies a block on the tip archiving `archived` and paying the wallet
+/// one immature reward output; returns its hash.
+fn apply_block(f: &Fixture, archived: &[Hash]) -> Hash {
+    let tip = f.store.tip().unwrap();
+    let encoded = encode(&(tip.hash, archived, "test block"));
+    let hash = Hash::digest(&encoded);
+    let reward = [TxOut {
+        value: Amount(1_000),
+        address: f.wallet(),
+    }];
+    f.store
+        .apply_block(&BlockCommit {
+            hash,
+            height: tip.height + 1,
+            slot: tip.slot + 1,
+            prev_hash: tip.hash,
+            encoded: &encoded,
+            archived,
+            reward_id: reward_id(&hash),
+            reward_outputs: &reward,
+            matures_at_height: tip.height + 11,
+        })
+        .unwrap();
+    hash
+}
+
+fn reward_id(block: &Hash) -> Hash {
+    Hash::of(&("reward", block))
+}
+
+/// A store with 3 blocks, the second archiving `archived`; `pending` is
+/// finalized and archived by none.
+struct Chain {
+    f: Fixture,
+    blocks: Vec<Hash>,
+    archived: Hash,
+    pending: Hash,
+}
+
+fn chain_of_three() -> Chain {
+    let f = Fixture::new();
+    let split = f.spend(&[f.genesis_coin()], 2);
+    let (left, right) = (
+        f.spend(&coins(&split)[..1], 1),
+        f.spend(&coins(&split)[1..], 1),
+    );
+    f.store
+        .apply_finalized(&finalized_all(&[&split, &left, &right]))
+        .unwrap();
+    let first = apply_block(&f, &[split.txid(), right.txid()]);
+    let second = apply_block(&f, &[left.txid()]);
+    let third = apply_block(&f, &[]);
+    let pending = f.spend(&coins(&left), 1);
+    f.store.apply_finalized(&[finalized(&pending)]).unwrap();
+    f.store.check_chain_consistency().unwrap();
+    Chain {
+        f,
+        blocks: vec![first, second, third],
+        archived: left.txid(),
+        pending: pending.txid(),
+    }
+}
+
+#[test]
+fn reopen_reads_the_tip_without_replaying_the_chain() {
+    let c = chain_of_three();
+    // Damage the first block: a replay would trip over it, a tip lookup not.
+    c.f.store
+        .put_raw(schema::BLOCK_RECORDS, &c.blocks[0].0, b"garbage");
+    c.f.store.delete_raw(schema::BLOCKS, &c.blocks[0].0);
+    let f = c.f.reopen();
+    let tip = f.store.tip().unwrap();
+    assert_eq!((tip.hash, tip.height), (c.blocks[2], 3));
+    let err = f.store.check_chain_consistency().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                table: "block_records",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn chain_check_names_the_table_of_each_kind_of_damage() {
+    type Damage = fn(&Chain);
+    let damages: [(&str, Damage); 7] = [
+        ("heights", |c| {
+            c.f.store
+                .delete_raw(schema::HEIGHTS, &schema::height_key(2))
+        }),
+        ("meta", |c| {
+            let tip = ChainTip {
+                hash: c.blocks[1],
+                height: 2,
+                slot: 0,
+            };
+            c.f.store
+                .put_raw(schema::META, schema::META_TIP, &encode(&tip));
+        }),
+        ("txs", |c| {
+            let mut record = c.f.store.tx(&c.archived).unwrap().unwrap();
+            record.status = TxStatus::Finalized;
+            c.f.store
+                .put_raw(schema::TXS, &c.archived.0, &encode(&record));
+        }),
+        ("unarchived", |c| {
+            c.f.store.delete_raw(schema::UNARCHIVED, &c.pending.0)
+        }),
+        ("unarchived", |c| {
+            c.f.store.put_raw(schema::UNARCHIVED, &c.archived.0, &[])
+        }),
+        ("utxos", |c| {
+            let reward = OutPoint {
+                txid: reward_id(&c.blocks[1]),
+                vout: 0,
+            };
+            c.f.store
+                .delete_raw(schema::UTXOS, &schema::outpoint_key(&reward));
+        }),
+        ("utxos", |c| {
+            let stray = OutPoint {
+                txid: Hash::digest(b"no block pays this"),
+                vout: 0,
+            };
+            let entry = UtxoEntry {
+                output: c.f.genesis_coin().1,
+                state: UtxoState::Immature { matures_at: 1 },
+            };
+            let key = schema::outpoint_key(&stray);
+            c.f.store.put_raw(schema::UTXOS, &key, &encode(&entry));
+        }),
+    ];
+    for (table, damage) in damages {
+        let c = chain_of_three();
+        damage(&c);
+        match c.f.store.check_chain_consistency() {
+            Err(StoreError::Corrupt { table: found, .. }) if found == table => {}
+            other => panic!("damage to {table} reported as {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn oversized_block_is_refused_before_any_write() {
+    let f = Fixture::new();
+    let tip = f.store.tip().unwrap();
+    let encoded = vec![0u8; schema::BLOCKS.max_value_bytes + 1];
+    let block = BlockCommit {
+        hash: Hash::digest(b"huge"),
+        height: 1,
+        slot: tip.slot + 1,
+        prev_hash: tip.hash,
+        encoded: &encoded,
+        archived: &[],
+        reward_id: Hash::ZERO,
+        reward_outputs: &[],
+        matures_at_height: 1,
+    };
+    let err = f.store.apply_block(&block).unwrap_err();
+    assert!(matches!(err, StoreError::BlockTooLarge { .. }), "{err:?}");
+    assert_eq!(f.store.tip().unwrap(), tip);
 }

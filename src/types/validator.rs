@@ -14,6 +14,28 @@ impl fmt::Debug for VrfPublicBytes {
     }
 }
 
+/// A VRF pre-output: the compressed Ristretto point `H(input)^sk` that a
+/// block header carries so anyone can check it against the proof.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VrfOutputBytes(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl fmt::Debug for VrfOutputBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vrfout:{}", &hex::encode(self.0)[..16])
+    }
+}
+
+/// A VRF proof (schnorrkel DLEQ proof: two scalars) that the output is
+/// the unique one for the key and input.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VrfProofBytes(#[serde(with = "serde_bytes")] pub [u8; 64]);
+
+impl fmt::Debug for VrfProofBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vrfproof:{}", &hex::encode(self.0)[..16])
+    }
+}
+
 /// One member of the validator set: identity key, VRF key and stake weight.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Validator {

@@ -1,6 +1,7 @@
 //! Shared fixtures of the store's integration tests and its bench: a devnet
 //! chain whose genesis funds keys the test holds, a wallet that builds random
-//! valid transfers from its coins, and an audit of a whole store.
+//! valid transfers from its coins, test checkpoint blocks, and an audit of a
+//! whole store.
 //!
 //! Test code: it panics with a precise message on the first inconsistency.
 #![allow(dead_code)] // each test binary uses a different part
@@ -10,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use timecoin::config::{ChainConfig, ChainSpec};
 use timecoin::crypto::Keypair;
 use timecoin::ledger::{UtxoEntry, UtxoState};
-use timecoin::store::{FinalizedTx, Store};
+use timecoin::store::{BlockCommit, ChainTip, FinalizedTx, Store};
+use timecoin::types::encoding::encode;
 use timecoin::types::{Address, Amount, Hash, Network, OutPoint, Tx, TxOut};
 use timecoin::wallet::{build_transfer, Spendable};
 
@@ -186,6 +188,86 @@ pub fn finalized(tx: &Tx, proof_bytes: usize, finalized_at_ms: u64) -> Finalized
     }
 }
 
+/// A checkpoint block as the store sees it: made-up bytes (the store
+/// never decodes them) and the facts `apply_block` indexes.
+#[derive(Clone, Debug)]
+pub struct TestBlock {
+    pub hash: Hash,
+    pub height: u64,
+    pub slot: u64,
+    pub prev_hash: Hash,
+    pub encoded: Vec<u8>,
+    pub archived: Vec<Hash>,
+    pub reward_id: Hash,
+    pub reward_outputs: Vec<TxOut>,
+    pub matures_at_height: u64,
+}
+
+impl TestBlock {
+    /// The next block on `tip`, archiving `archived` and paying
+    /// `reward_outputs`, spendable `maturity` blocks later. `salt` tells
+    /// siblings apart (a fork choice replacing the tip).
+    pub fn on(
+        tip: &ChainTip,
+        archived: Vec<Hash>,
+        reward_outputs: Vec<TxOut>,
+        maturity: u64,
+        salt: u64,
+    ) -> TestBlock {
+        let height = tip.height + 1;
+        let encoded = encode(&(tip.hash, height, salt, &archived, &reward_outputs));
+        let hash = Hash::digest(&encoded);
+        TestBlock {
+            hash,
+            height,
+            slot: tip.slot + 1 + salt % 3,
+            prev_hash: tip.hash,
+            reward_id: Hash::of(&("reward", hash)),
+            encoded,
+            archived,
+            reward_outputs,
+            matures_at_height: height + maturity,
+        }
+    }
+
+    pub fn commit(&self) -> BlockCommit<'_> {
+        BlockCommit {
+            hash: self.hash,
+            height: self.height,
+            slot: self.slot,
+            prev_hash: self.prev_hash,
+            encoded: &self.encoded,
+            archived: &self.archived,
+            reward_id: self.reward_id,
+            reward_outputs: &self.reward_outputs,
+            matures_at_height: self.matures_at_height,
+        }
+    }
+
+    pub fn reward_outpoint(&self, vout: u32) -> OutPoint {
+        OutPoint {
+            txid: self.reward_id,
+            vout,
+        }
+    }
+}
+
+/// `n` reward outputs of `value` to random keys of `chain`.
+pub fn reward_outputs(
+    chain: &FundedChain,
+    rng: &mut impl RngCore,
+    n: usize,
+    value: Amount,
+) -> Vec<TxOut> {
+    let addresses = chain.addresses();
+    (0..n)
+        .map(|_| TxOut {
+            value,
+            address: addresses[pick(rng, addresses.len())],
+        })
+        .collect()
+}
+
 /// What a consistent store adds up to.
 #[derive(Debug)]
 pub struct Audit {
@@ -193,21 +275,38 @@ pub struct Audit {
     pub recorded: BTreeSet<Hash>,
     pub unspent_total: Amount,
     pub fees_total: Amount,
+    /// Value paid by the rewards of the chain's blocks.
+    pub minted_total: Amount,
 }
 
 /// Reads the whole store from one snapshot and checks every invariant that
 /// ties its tables together:
-/// * the address index holds exactly the unspent outputs (no spent one);
+/// * the chain tables agree (`Store::check_chain_consistency`);
+/// * the address index holds exactly the unspent outputs (immature rewards
+///   included, no spent one);
 /// * every recorded tx spent each of its inputs (`Spent { by: txid }`, so no
 ///   outpoint is spent twice), created each of its outputs, and has a proof;
-/// * every `Spent { by }` names a recorded tx, and every output is genesis'
-///   or a recorded tx's;
-/// * unspent values + fees of recorded txs = the genesis supply;
+/// * every `Spent { by }` names a recorded tx, and every output is genesis',
+///   a recorded tx's or a block reward's;
+/// * unspent values + fees of recorded txs = the genesis supply + rewards;
 /// * every acceptance record guards an unspent output;
 /// * the table counts in `stats` agree.
 pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
     let (genesis, supply) = (chain.spec.genesis_hash(), chain.supply());
+    let summary = store
+        .check_chain_consistency()
+        .unwrap_or_else(|e| panic!("chain tables disagree: {e}"));
     let view = store.read().expect("read view");
+    let reward_ids: BTreeSet<Hash> = view
+        .scan_blocks_from(1)
+        .expect("scan blocks")
+        .map(|block| {
+            let hash = block.expect("block").hash;
+            let record = view.block_record(&hash).expect("record").expect("record");
+            record.reward_id
+        })
+        .collect();
+    assert_eq!(view.tip().expect("tip"), summary.tip, "one snapshot");
     let utxos: BTreeMap<OutPoint, UtxoEntry> = view
         .scan_utxos()
         .expect("scan utxos")
@@ -220,7 +319,7 @@ pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
         .collect();
     let unspent: BTreeSet<(Address, OutPoint)> = utxos
         .iter()
-        .filter(|(_, e)| e.state == UtxoState::Unspent)
+        .filter(|(_, e)| e.state.is_unspent())
         .map(|(op, e)| (e.output.address, *op))
         .collect();
     assert_eq!(index, unspent, "address index disagrees with the UTXO set");
@@ -272,29 +371,34 @@ pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
             );
         }
         assert!(
-            outpoint.txid == genesis || recorded.contains(&outpoint.txid),
-            "{outpoint} was created by no recorded tx"
+            outpoint.txid == genesis
+                || recorded.contains(&outpoint.txid)
+                || reward_ids.contains(&outpoint.txid),
+            "{outpoint} was created by no recorded tx and no block reward"
         );
     }
-    let unspent_total = Amount::checked_sum(
-        utxos
-            .values()
-            .filter(|e| e.state == UtxoState::Unspent)
-            .map(|e| e.output.value),
-    )
-    .expect("unspent total");
+    let total = |outputs: &mut dyn Iterator<Item = &UtxoEntry>| {
+        Amount::checked_sum(outputs.map(|e| e.output.value)).expect("total")
+    };
+    let unspent_total = total(&mut utxos.values().filter(|e| e.state.is_unspent()));
+    let minted_total = total(
+        &mut utxos
+            .iter()
+            .filter(|(op, _)| reward_ids.contains(&op.txid))
+            .map(|(_, e)| e),
+    );
     assert_eq!(
         unspent_total.checked_add(fees_total),
-        Some(supply),
-        "unspent {unspent_total} + fees {fees_total} must equal the genesis supply"
+        supply.checked_add(minted_total),
+        "unspent {unspent_total} + fees {fees_total} must equal the genesis supply \
+         + rewards {minted_total}"
     );
     // A durable spend deletes the records of its outpoint in its own write.
     let mut guarded = 0;
     for tx in view.accepted_load(usize::MAX).expect("acceptance records") {
         for input in &tx.inputs {
-            assert_eq!(
-                utxos.get(&input.prev).map(|e| e.state),
-                Some(UtxoState::Unspent),
+            assert!(
+                utxos.get(&input.prev).is_some_and(|e| e.state.is_unspent()),
                 "acceptance of {} guards {}, which is not an unspent output",
                 tx.txid(),
                 input.prev
@@ -308,11 +412,14 @@ pub fn audit(store: &Store, chain: &FundedChain) -> Audit {
     assert_eq!(stats.unspent, index.len() as u64);
     assert_eq!(stats.txs, recorded.len() as u64);
     assert_eq!(stats.proofs, recorded.len() as u64);
+    assert_eq!(stats.txs, summary.archived + summary.unarchived);
+    assert_eq!(stats.blocks, summary.tip.height);
     assert_eq!(stats.finalized_count, recorded.len() as u64);
     Audit {
         utxos,
         recorded,
         unspent_total,
         fees_total,
+        minted_total,
     }
 }

@@ -1,0 +1,213 @@
+//! Producing a checkpoint block: choose the entries, pay the reward, draw
+//! the VRF ticket and sign; and how long a producer waits before
+//! publishing, by its ticket's rank.
+//!
+//! Pure: the caller passes the finalized-not-archived proofs with their
+//! fees, the keys and `now`. It must never build a block that
+//! `validate_block` would refuse on the same view.
+
+use super::block::{
+    encoded_len, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES,
+    MAX_BLOCK_ENTRIES,
+};
+use super::reward::expected_reward;
+use super::slot::SlotClock;
+use super::validity::ChainTip;
+use crate::crypto::vrf::{SortitionInput, SortitionScore, VrfKeypair};
+use crate::crypto::Keypair;
+use crate::finality::{FinalityProof, ValidatorSet};
+use crate::time::Timestamp;
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, SignatureBytes, TxOut};
+use std::collections::HashSet;
+
+/// Where and when a block is built.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockTemplate<'a> {
+    pub chain_id: ChainId,
+    /// The block to extend.
+    pub parent: ChainTip,
+    pub slot: u64,
+    pub now: Timestamp,
+    pub slot_clock: SlotClock,
+    /// The validator-set snapshot for `slot`.
+    pub validators: &'a ValidatorSet,
+    /// Byte budget (e.g. to fit the network's frame limit); never above
+    /// [`MAX_BLOCK_BYTES`].
+    pub max_block_bytes: usize,
+}
+
+/// Why this node cannot build a block for the template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("this node's identity key is not a validator in slot {slot}")]
+    NotAValidator { slot: u64 },
+    #[error("this node's VRF key is not the one registered for its identity")]
+    WrongVrfKey,
+    #[error("slot {slot} is not after the parent's slot {parent_slot}")]
+    SlotNotAfterParent { slot: u64, parent_slot: u64 },
+    #[error("the fees of the selected entries overflow")]
+    FeeOverflow,
+}
+
+/// Builds and signs the block for `template.slot` on `template.parent`.
+///
+/// `finalized` are the finalized, not yet archived proofs with their fees,
+/// in any order. The block takes them by ascending txid, skipping
+/// duplicates and any that would conflict with one already taken, until
+/// [`MAX_BLOCK_ENTRIES`] or the byte budget is reached; the rest wait for
+/// a later block.
+pub fn build_block(
+    template: &BlockTemplate<'_>,
+    vrf_key: &VrfKeypair,
+    identity: &Keypair,
+    finalized: impl IntoIterator<Item = (FinalityProof, Amount)>,
+) -> Result<Block, BuildError> {
+    let t = template;
+    let producer = identity.public();
+    let registered = t
+        .validators
+        .index_of(&producer)
+        .and_then(|i| t.validators.validators().get(i))
+        .ok_or(BuildError::NotAValidator { slot: t.slot })?;
+    if registered.vrf_key != vrf_key.public() {
+        return Err(BuildError::WrongVrfKey);
+    }
+    if t.slot <= t.parent.slot {
+        return Err(BuildError::SlotNotAfterParent {
+            slot: t.slot,
+            parent_slot: t.parent.slot,
+        });
+    }
+    let input = SortitionInput {
+        chain_id: t.chain_id,
+        prev_hash: t.parent.hash,
+        slot: t.slot,
+    };
+    let (vrf_output, vrf_proof) = vrf_key.sign_slot(&input);
+    let height = t.parent.height.saturating_add(1);
+    let mut block = Block {
+        header: BlockHeader {
+            version: BLOCK_VERSION,
+            chain_id: t.chain_id,
+            height,
+            slot: t.slot,
+            prev_hash: t.parent.hash,
+            producer,
+            vrf_output,
+            vrf_proof,
+            entries_root: Hash::ZERO,
+            timestamp_ms: block_timestamp_ms(t.slot_clock, t.slot, t.now),
+        },
+        producer_sig: SignatureBytes([0; 64]),
+        entries: Vec::new(),
+        reward: RewardTx {
+            height,
+            outputs: Vec::new(),
+        },
+    };
+    let (entries, fees) = select_entries(&block, t, finalized)?;
+    block.entries = entries;
+    block.reward =
+        expected_reward(height, &producer, t.validators, fees).ok_or(BuildError::FeeOverflow)?;
+    let txids: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
+    block.header.entries_root = entries_root(&txids, block.reward.id());
+    block.sign(identity);
+    Ok(block)
+}
+
+/// `now`, clamped into the slot so the block's timestamp is always valid.
+fn block_timestamp_ms(clock: SlotClock, slot: u64, now: Timestamp) -> u64 {
+    let start = clock.slot_start_ms(slot);
+    let last = clock.slot_end_ms(slot).saturating_sub(1).max(start);
+    now.as_millis().clamp(start, last)
+}
+
+/// Entries by ascending txid within the limits, and the sum of their fees.
+fn select_entries(
+    skeleton: &Block,
+    t: &BlockTemplate<'_>,
+    finalized: impl IntoIterator<Item = (FinalityProof, Amount)>,
+) -> Result<(Vec<FinalityProof>, Amount), BuildError> {
+    let mut candidates: Vec<(Hash, FinalityProof, Amount)> = finalized
+        .into_iter()
+        .map(|(proof, fee)| (proof.tx.txid(), proof, fee))
+        .collect();
+    candidates.sort_by_key(|(txid, _, _)| *txid);
+    candidates.dedup_by_key(|(txid, _, _)| *txid);
+
+    let budget = t.max_block_bytes.min(MAX_BLOCK_BYTES);
+    let mut bytes = skeleton_len(skeleton, t.validators);
+    let mut spent: HashSet<OutPoint> = HashSet::new();
+    let mut fees = Amount::ZERO;
+    let mut entries = Vec::new();
+    for (_, proof, fee) in candidates {
+        if entries.len() >= MAX_BLOCK_ENTRIES {
+            break;
+        }
+        if proof.tx.inputs.iter().any(|i| spent.contains(&i.prev)) {
+            continue;
+        }
+        let len = encoded_len(&proof);
+        if bytes.saturating_add(len) > budget {
+            break;
+        }
+        bytes += len;
+        fees = fees.checked_add(fee).ok_or(BuildError::FeeOverflow)?;
+        spent.extend(proof.tx.inputs.iter().map(|i| i.prev));
+        entries.push(proof);
+    }
+    Ok((entries, fees))
+}
+
+/// Encoded length of `skeleton` with no entries and the largest reward the
+/// set can produce (one output per validator plus the producer).
+fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
+    let widest = TxOut {
+        value: Amount(0),
+        address: Address([0; 20]),
+    };
+    let reward = RewardTx {
+        height: skeleton.reward.height,
+        outputs: vec![widest; set.len() + 1],
+    };
+    encoded_len(&skeleton.header)
+        + encoded_len(&skeleton.producer_sig)
+        + encoded_len(&Vec::<FinalityProof>::new())
+        + encoded_len(&reward)
+}
+
+/// How long a producer waits into the slot before publishing: its ticket's
+/// estimated rank among `n_validators` (the score as a fraction of 2^256,
+/// times N) times `step_ms`. The best possible ticket waits 0 ms, so the
+/// likely winner publishes at once and worse tickets only publish if it
+/// stayed silent.
+pub fn publish_delay_ms(score: &SortitionScore, n_validators: usize, step_ms: u64) -> u64 {
+    let n = u128::try_from(n_validators).unwrap_or(u128::MAX);
+    let rank = (u128::from(score.top_u64()).saturating_mul(n)) >> 64;
+    u64::try_from(rank.saturating_mul(u128::from(step_ms))).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_delay_grows_with_rank() {
+        let best = SortitionScore([0; 32]);
+        let worst = SortitionScore([0xff; 32]);
+        let mut middle = [0; 32];
+        middle[0] = 0x80;
+        assert_eq!(publish_delay_ms(&best, 100, 50), 0);
+        assert_eq!(publish_delay_ms(&SortitionScore(middle), 100, 50), 50 * 50);
+        assert_eq!(publish_delay_ms(&worst, 100, 50), 99 * 50);
+        assert_eq!(publish_delay_ms(&worst, 1, 50), 0);
+    }
+
+    #[test]
+    fn timestamp_is_clamped_into_the_slot() {
+        let clock = SlotClock::new(1_000, 100).unwrap();
+        assert_eq!(block_timestamp_ms(clock, 5, Timestamp(4_900)), 5_000);
+        assert_eq!(block_timestamp_ms(clock, 5, Timestamp(5_500)), 5_500);
+        assert_eq!(block_timestamp_ms(clock, 5, Timestamp(9_000)), 5_999);
+    }
+}

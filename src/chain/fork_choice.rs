@@ -1,0 +1,321 @@
+//! Fork choice among valid checkpoint blocks (DESIGN §6): which block is
+//! canonical at each height, and what the node must undo and apply when a
+//! better rival arrives.
+//!
+//! A sans-IO state machine: validated blocks and `now` in, [`ChainAction`]s
+//! out; the caller performs them (store writes, announcements) in order.
+//! Memory is bounded: the canonical headers of the switch window and the
+//! best ticket of each recent slot. It must never reorganize deeper than
+//! the window: blocks only archive, finality never moves, so a reorg can
+//! only move archival state and rewards, and the window is kept below the
+//! reward maturity so no undone reward was ever spendable.
+//!
+//! Rule: among blocks with the same parent, the better is the one for the
+//! earlier slot, then the lower VRF score, then the lower block hash. For
+//! one slot this is the protocol's "lowest VRF output, tie → lowest hash";
+//! the earlier-slot rule makes the order total, so two nodes that saw a
+//! late block for a skipped slot and its successor in different orders
+//! still converge.
+
+use super::block::BlockHeader;
+use super::slot::SlotClock;
+use super::validity::{ChainTip, ValidBlock};
+use crate::crypto::vrf::SortitionScore;
+use crate::time::Timestamp;
+use crate::types::Hash;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Fork-choice settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkChoiceConfig {
+    slot_clock: SlotClock,
+    switch_window_slots: u64,
+}
+
+/// Why a fork-choice setting or starting chain is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForkChoiceError {
+    #[error(
+        "switch window of {switch_window_slots} slots must be below the reward maturity of \
+         {reward_maturity_blocks} blocks, or a reorg could undo a spendable reward"
+    )]
+    WindowNotBelowMaturity {
+        switch_window_slots: u64,
+        reward_maturity_blocks: u64,
+    },
+    #[error("fork choice needs at least the tip to start from")]
+    NoTip,
+    #[error("recent block {index} does not extend the block before it")]
+    NotLinked { index: usize },
+}
+
+impl ForkChoiceConfig {
+    /// `switch_window_slots`: how many slots after a slot a better rival
+    /// for its block still replaces it. Must be below the reward maturity.
+    pub fn new(
+        slot_clock: SlotClock,
+        switch_window_slots: u64,
+        reward_maturity_blocks: u64,
+    ) -> Result<ForkChoiceConfig, ForkChoiceError> {
+        if switch_window_slots >= reward_maturity_blocks {
+            return Err(ForkChoiceError::WindowNotBelowMaturity {
+                switch_window_slots,
+                reward_maturity_blocks,
+            });
+        }
+        Ok(ForkChoiceConfig {
+            slot_clock,
+            switch_window_slots,
+        })
+    }
+
+    /// Canonical headers kept: a fork point and up to `window + 1` blocks
+    /// after it, which also bounds the depth of any reorg.
+    fn canonical_capacity(&self) -> usize {
+        usize::try_from(self.switch_window_slots)
+            .unwrap_or(usize::MAX)
+            .saturating_add(2)
+    }
+}
+
+/// What fork choice needs to know of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub hash: Hash,
+    pub prev_hash: Hash,
+    pub height: u64,
+    pub slot: u64,
+    pub score: SortitionScore,
+}
+
+impl BlockSummary {
+    pub fn of(header: &BlockHeader) -> BlockSummary {
+        BlockSummary {
+            hash: header.hash(),
+            prev_hash: header.prev_hash,
+            height: header.height,
+            slot: header.slot,
+            score: header.score(),
+        }
+    }
+
+    /// The genesis as a chain's first block (it has no ticket).
+    pub fn genesis(genesis_hash: Hash, genesis_slot: u64) -> BlockSummary {
+        BlockSummary {
+            hash: genesis_hash,
+            prev_hash: Hash::ZERO,
+            height: 0,
+            slot: genesis_slot,
+            score: SortitionScore([0; 32]),
+        }
+    }
+
+    pub fn tip(&self) -> ChainTip {
+        ChainTip {
+            hash: self.hash,
+            height: self.height,
+            slot: self.slot,
+        }
+    }
+
+    /// Lower is better among blocks with the same parent.
+    fn rank(&self) -> (u64, SortitionScore, Hash) {
+        (self.slot, self.score, self.hash)
+    }
+}
+
+/// What the caller must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainAction {
+    /// Undo the tip block with this hash: un-archive its entries, remove its reward.
+    Undo(Hash),
+    /// Apply this block on the current tip.
+    Apply(Box<ValidBlock>),
+    /// Tell peers about our new tip.
+    Announce(Hash),
+    /// Keep the block out of the chain (and do not relay it).
+    Ignore(IgnoreReason),
+}
+
+/// Why fork choice left a valid block out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IgnoreReason {
+    #[error("block {0} is already canonical")]
+    AlreadyCanonical(Hash),
+    #[error("parent {prev_hash} is not a recent canonical block (sync from peers if it is ahead)")]
+    UnknownParent { prev_hash: Hash },
+    #[error("canonical block {held} for the same parent is better (earlier slot, lower VRF score, lower hash)")]
+    NotBetter { held: Hash },
+    #[error("slot {slot} is more than {window} slots behind the current slot {now_slot}: finality never moves, and archival no longer does")]
+    OutsideSwitchWindow {
+        slot: u64,
+        now_slot: u64,
+        window: u64,
+    },
+}
+
+/// Where a block would go, before the cost of validating it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// It extends the tip: validate it against the tip.
+    ExtendsTip(ChainTip),
+    /// It would replace the canonical block after `parent`: validate it
+    /// against a view positioned at `parent`.
+    Replaces { parent: ChainTip, rival: Hash },
+}
+
+/// The fork-choice state machine.
+#[derive(Clone, Debug)]
+pub struct ForkChoice {
+    config: ForkChoiceConfig,
+    /// Recent canonical blocks, oldest first; the last is the tip.
+    canonical: VecDeque<BlockSummary>,
+    /// The best ticket seen per recent slot (any parent), for `should_publish`.
+    best_by_slot: BTreeMap<u64, SortitionScore>,
+}
+
+impl ForkChoice {
+    /// Starts from the store's recent canonical blocks, oldest first, ending
+    /// with the tip (the genesis alone on a fresh chain).
+    pub fn new(
+        config: ForkChoiceConfig,
+        recent: impl IntoIterator<Item = BlockSummary>,
+    ) -> Result<ForkChoice, ForkChoiceError> {
+        let mut canonical: VecDeque<BlockSummary> = VecDeque::new();
+        for (index, block) in recent.into_iter().enumerate() {
+            if let Some(prev) = canonical.back() {
+                if block.prev_hash != prev.hash || block.height != prev.height.saturating_add(1) {
+                    return Err(ForkChoiceError::NotLinked { index });
+                }
+            }
+            canonical.push_back(block);
+            if canonical.len() > config.canonical_capacity() {
+                canonical.pop_front();
+            }
+        }
+        if canonical.is_empty() {
+            return Err(ForkChoiceError::NoTip);
+        }
+        Ok(ForkChoice {
+            config,
+            canonical,
+            best_by_slot: BTreeMap::new(),
+        })
+    }
+
+    pub fn tip(&self) -> BlockSummary {
+        // `new` refuses an empty chain and no path removes the last entry.
+        self.canonical
+            .back()
+            .copied()
+            .unwrap_or_else(|| BlockSummary::genesis(Hash::ZERO, 0))
+    }
+
+    /// The recent canonical blocks, oldest first.
+    pub fn canonical(&self) -> impl Iterator<Item = &BlockSummary> {
+        self.canonical.iter()
+    }
+
+    /// How many slots currently hold a remembered best ticket.
+    pub fn tracked_slots(&self) -> usize {
+        self.best_by_slot.len()
+    }
+
+    /// Where `header`'s block would go, or why it would be ignored, so the
+    /// caller validates only blocks that can matter, against the right parent.
+    pub fn place(&self, header: &BlockHeader, now: Timestamp) -> Result<Placement, IgnoreReason> {
+        self.place_summary(&BlockSummary::of(header), now)
+    }
+
+    fn place_summary(
+        &self,
+        block: &BlockSummary,
+        now: Timestamp,
+    ) -> Result<Placement, IgnoreReason> {
+        if self.canonical.iter().any(|b| b.hash == block.hash) {
+            return Err(IgnoreReason::AlreadyCanonical(block.hash));
+        }
+        let mut from_parent = self
+            .canonical
+            .iter()
+            .skip_while(|b| b.hash != block.prev_hash);
+        let parent = from_parent.next().ok_or(IgnoreReason::UnknownParent {
+            prev_hash: block.prev_hash,
+        })?;
+        let Some(rival) = from_parent.next() else {
+            return Ok(Placement::ExtendsTip(parent.tip()));
+        };
+        if block.rank() >= rival.rank() {
+            return Err(IgnoreReason::NotBetter { held: rival.hash });
+        }
+        let slot = block.slot.min(rival.slot);
+        let now_slot = self.config.slot_clock.slot_at(now);
+        let window = self.config.switch_window_slots;
+        if now_slot > slot.saturating_add(window) {
+            return Err(IgnoreReason::OutsideSwitchWindow {
+                slot,
+                now_slot,
+                window,
+            });
+        }
+        Ok(Placement::Replaces {
+            parent: parent.tip(),
+            rival: rival.hash,
+        })
+    }
+
+    /// Takes a block validated against the parent [`ForkChoice::place`]
+    /// named, and says what to undo and apply. The caller must perform the
+    /// actions in order; if it cannot, it rebuilds fork choice from its store.
+    #[must_use]
+    pub fn handle_block(&mut self, now: Timestamp, block: ValidBlock) -> Vec<ChainAction> {
+        let summary = BlockSummary::of(&block.block().header);
+        self.remember_ticket(&summary, now);
+        match self.place_summary(&summary, now) {
+            Err(reason) => vec![ChainAction::Ignore(reason)],
+            Ok(placement) => {
+                let mut actions = Vec::new();
+                if let Placement::Replaces { parent, .. } = placement {
+                    while let Some(undone) = self.canonical.pop_back() {
+                        if undone.hash == parent.hash {
+                            self.canonical.push_back(undone);
+                            break;
+                        }
+                        actions.push(ChainAction::Undo(undone.hash));
+                    }
+                }
+                self.canonical.push_back(summary);
+                if self.canonical.len() > self.config.canonical_capacity() {
+                    self.canonical.pop_front();
+                }
+                actions.push(ChainAction::Apply(Box::new(block)));
+                actions.push(ChainAction::Announce(summary.hash));
+                actions
+            }
+        }
+    }
+
+    /// False if a ticket at least as good as `my_score` is already held for
+    /// `slot`: publishing would only lose (or repeat our own block).
+    pub fn should_publish(&self, slot: u64, my_score: &SortitionScore) -> bool {
+        !matches!(self.best_by_slot.get(&slot), Some(best) if best <= my_score)
+    }
+
+    /// Records `block`'s ticket as its slot's best if it is, keeping only
+    /// the most recent slots of the switch window, so memory stays bounded.
+    fn remember_ticket(&mut self, block: &BlockSummary, now: Timestamp) {
+        let now_slot = self.config.slot_clock.slot_at(now);
+        let oldest = now_slot.saturating_sub(self.config.switch_window_slots);
+        if block.slot < oldest {
+            return;
+        }
+        let best = self.best_by_slot.entry(block.slot).or_insert(block.score);
+        if block.score < *best {
+            *best = block.score;
+        }
+        self.best_by_slot = self.best_by_slot.split_off(&oldest);
+        while self.best_by_slot.len() > self.config.canonical_capacity() {
+            self.best_by_slot.pop_first();
+        }
+    }
+}

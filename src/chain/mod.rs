@@ -1,0 +1,30 @@
+//! Checkpoint blocks (DESIGN §6): slots, VRF sortition, block building and
+//! validation, rewards, and the fork choice among competing candidates.
+//!
+//! Pure: no clocks, threads, I/O or global RNG; `now` is passed in and the
+//! chain state is read through the [`ChainView`] trait, which the store
+//! implements. It must never decide finality: blocks only archive
+//! transactions that finality proofs already settled, so a reorg can only
+//! move archival state and rewards.
+
+pub mod block;
+pub mod builder;
+pub mod fork_choice;
+pub mod reward;
+pub mod slot;
+pub mod validity;
+
+pub use block::{
+    entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+};
+pub use builder::{build_block, publish_delay_ms, BlockTemplate, BuildError};
+pub use fork_choice::{
+    BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
+    Placement,
+};
+pub use reward::{block_reward, expected_reward, split_reward};
+pub use slot::{SlotClock, SlotClockError};
+pub use validity::{
+    validate_block, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
+    ValidBlock,
+};

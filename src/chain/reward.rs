@@ -1,0 +1,140 @@
+//! Block rewards (DESIGN §6): `100 TIME · (1 + ln N)` for a set of `N`
+//! validators, plus the block's fees; 10 % to the producer, 90 % split by
+//! weight over the set.
+//!
+//! Consensus arithmetic, so integers only: it must never use floating
+//! point (libm's `ln` is not guaranteed bit-identical across platforms, and
+//! validators that disagree by one unit reject each other's blocks).
+//!
+//! Rounding, the one agreed rule:
+//! * `ln N` is computed in Q.60 fixed point (error below 1e-16), and the
+//!   reward is floored to base units;
+//! * the producer's 10 % is `floor(total / 10)`;
+//! * each validator's share of the remaining 90 % is
+//!   `floor(pool · weight / total_weight)`;
+//! * the dust those floors leave goes to the producer, so the outputs sum
+//!   to exactly `total`.
+
+use super::block::RewardTx;
+use crate::finality::ValidatorSet;
+use crate::types::amount::UNITS_PER_TIME;
+use crate::types::{Address, Amount, PublicKeyBytes, TxOut};
+use std::collections::BTreeMap;
+
+/// Fractional bits of the fixed-point logarithm.
+const FRAC_BITS: u32 = 60;
+const ONE: u128 = 1 << FRAC_BITS;
+/// `floor(ln 2 · 2^60)`.
+const LN2_Q60: u128 = 0x0B17_217F_7D1C_F79A;
+/// The base reward before the `(1 + ln N)` factor.
+pub const BASE_REWARD: Amount = Amount(100 * UNITS_PER_TIME);
+
+/// `ln(n)` in Q.60 fixed point, truncated; `n = 0` counts as 1.
+///
+/// `log2` bit by bit (integer part from the leading zeros, each fractional
+/// bit by squaring the mantissa), then times `ln 2`. Each squaring truncates
+/// by at most 2^-60, which keeps the total error far below one base unit of
+/// any reward.
+pub fn ln_q60(n: u64) -> u128 {
+    let n = n.max(1);
+    let int_part = 63 - n.leading_zeros();
+    // Mantissa n / 2^int_part, in [1, 2).
+    let mut mantissa = (u128::from(n) << FRAC_BITS) >> int_part;
+    let mut frac_part: u128 = 0;
+    for bit in (0..FRAC_BITS).rev() {
+        // mantissa < 2^61, so the square fits in u128.
+        mantissa = (mantissa * mantissa) >> FRAC_BITS;
+        if mantissa >= 2 * ONE {
+            mantissa >>= 1;
+            frac_part |= 1 << bit;
+        }
+    }
+    let log2 = (u128::from(int_part) << FRAC_BITS) | frac_part;
+    // log2 < 2^66 and LN2_Q60 < 2^60: the product fits in u128.
+    (log2 * LN2_Q60) >> FRAC_BITS
+}
+
+/// `100 TIME · (1 + ln N)`, floored to base units. An empty set counts as 1.
+pub fn block_reward(n_validators: usize) -> Amount {
+    let n = u64::try_from(n_validators).unwrap_or(u64::MAX);
+    let factor = ONE + ln_q60(n);
+    // factor < 2^67 and the base < 2^34: no overflow; the result < 2^40.
+    let units = (u128::from(BASE_REWARD.units()) * factor) >> FRAC_BITS;
+    Amount(u64::try_from(units).unwrap_or(u64::MAX))
+}
+
+/// Where a validator's reward goes: the address of its identity key.
+pub fn payout_address(id: &PublicKeyBytes) -> Address {
+    Address::from_pubkey(id)
+}
+
+/// Splits `total` between `producer` (10 % plus the rounding dust) and the
+/// set by weight (90 %). One output per address, ascending by address, no
+/// zero outputs; the values sum to exactly `total`.
+pub fn split_reward(total: Amount, producer: &PublicKeyBytes, set: &ValidatorSet) -> Vec<TxOut> {
+    let total = total.units();
+    let producer_cut = total / 10;
+    let pool = total - producer_cut;
+    let total_weight = u128::from(set.total_weight());
+    let mut payouts: BTreeMap<Address, u64> = BTreeMap::new();
+    let mut paid: u64 = 0;
+    for v in set.validators() {
+        let share = (u128::from(pool) * u128::from(v.weight))
+            .checked_div(total_weight)
+            .unwrap_or(0);
+        // weight ≤ total_weight, so share ≤ pool, and the shares sum to ≤ pool.
+        let share = u64::try_from(share).unwrap_or(0);
+        paid = paid.saturating_add(share);
+        let entry = payouts.entry(payout_address(&v.id)).or_default();
+        *entry = entry.saturating_add(share);
+    }
+    let dust = pool.saturating_sub(paid);
+    let entry = payouts.entry(payout_address(producer)).or_default();
+    *entry = entry.saturating_add(producer_cut + dust);
+    payouts
+        .into_iter()
+        .filter(|&(_, units)| units > 0)
+        .map(|(address, units)| TxOut {
+            value: Amount(units),
+            address,
+        })
+        .collect()
+}
+
+/// The reward transaction a block at `height` by `producer` must carry:
+/// `block_reward(|set|) + fees`, split by [`split_reward`]. `None` if the
+/// sum overflows (only absurd fees can do that).
+pub fn expected_reward(
+    height: u64,
+    producer: &PublicKeyBytes,
+    set: &ValidatorSet,
+    fees: Amount,
+) -> Option<RewardTx> {
+    let total = block_reward(set.len()).checked_add(fees)?;
+    Some(RewardTx {
+        height,
+        outputs: split_reward(total, producer, set),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln_of_powers_of_two_is_exact_multiple_of_ln2() {
+        assert_eq!(ln_q60(1), 0);
+        assert_eq!(ln_q60(0), 0);
+        assert_eq!(ln_q60(2), LN2_Q60);
+        assert_eq!(ln_q60(1 << 40), (40 * ONE * LN2_Q60) >> FRAC_BITS);
+    }
+
+    #[test]
+    fn one_validator_earns_the_base_reward() {
+        assert_eq!(block_reward(1), BASE_REWARD);
+        assert_eq!(block_reward(0), BASE_REWARD);
+        // 100 · (1 + ln 4) = 238.62943611198906 TIME.
+        assert_eq!(block_reward(4), Amount(23_862_943_611));
+        assert!(block_reward(usize::MAX) > block_reward(1 << 40));
+    }
+}

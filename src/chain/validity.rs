@@ -1,0 +1,429 @@
+//! Block validity (DESIGN §6): every rule a checkpoint block must pass
+//! against the chain it extends, each refused with its own
+//! [`BlockRejection`].
+//!
+//! Pure: the chain state comes through [`ChainView`] (the store implements
+//! it; tests use an in-memory one), `now` comes from the view. Cheap checks
+//! run first and signatures last, so a hostile block costs little. It must
+//! never take a weight, a membership, a fee or a time from the block itself.
+
+use super::block::{
+    encoded_len, entries_root, Block, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+};
+use super::reward::expected_reward;
+use super::slot::SlotClock;
+use crate::crypto::vrf::{verify_slot, SortitionScore, VrfError};
+use crate::crypto::PublicKey;
+use crate::finality::{verify_proof_with, FinalityVote, ProofError, ValidatorSet};
+use crate::time::Timestamp;
+use crate::types::{Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
+use std::collections::HashMap;
+
+/// The block a view extends: what a new block's header must follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    pub hash: Hash,
+    pub height: u64,
+    pub slot: u64,
+}
+
+/// A chain-state read failed (the store's problem, not the block's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reading the chain state failed: {0}")]
+pub struct ChainViewError(pub String);
+
+/// The chain state a block is validated against, positioned at the block
+/// it must extend: normally the tip; when fork choice weighs a rival for
+/// an adopted block, that block's parent, with archival state as of it.
+pub trait ChainView {
+    fn chain_id(&self) -> ChainId;
+    /// The block the candidate must extend.
+    fn tip(&self) -> ChainTip;
+    /// The validator-set snapshot for `slot` (producers and proof votes).
+    fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
+    /// Whether `txid` was archived by [`ChainView::tip`] or an ancestor.
+    fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError>;
+    /// Inputs minus outputs of a finalized transaction; `None` if its
+    /// inputs are unknown here.
+    fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError>;
+    /// Local time, for the future-slot rule.
+    fn now(&self) -> Timestamp;
+    /// Block interval and the clock skew tolerated.
+    fn slot_clock(&self) -> SlotClock;
+}
+
+/// Why a block is not valid on the chain it claims to extend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRejection {
+    #[error("block version {found} is not supported (this node accepts version {expected})")]
+    WrongVersion { found: u32, expected: u32 },
+    #[error("block is for chain {found}, this node runs chain {expected}")]
+    WrongChain { found: ChainId, expected: ChainId },
+    #[error("block builds on {prev_hash}, which is not our tip {tip} (sync, or a stale fork)")]
+    PrevNotTip { prev_hash: Hash, tip: Hash },
+    #[error("block height {found} does not follow its parent (expected {expected})")]
+    WrongHeight { found: u64, expected: u64 },
+    #[error("block slot {slot} is not after its parent's slot {parent_slot}")]
+    SlotNotAfterParent { slot: u64, parent_slot: u64 },
+    #[error(
+        "block slot {slot} starts at {slot_start_ms} ms, beyond our clock {now_ms} ms + the \
+         {max_skew_ms} ms skew allowed (check both clocks, e.g. NTP)"
+    )]
+    FutureSlot {
+        slot: u64,
+        slot_start_ms: u64,
+        now_ms: u64,
+        max_skew_ms: u64,
+    },
+    #[error(
+        "block timestamp {timestamp_ms} ms is outside slot {slot} ({slot_start_ms}..{slot_end_ms} \
+         ms) widened by the {max_skew_ms} ms skew allowed"
+    )]
+    TimestampOutsideSlot {
+        timestamp_ms: u64,
+        slot: u64,
+        slot_start_ms: u64,
+        slot_end_ms: u64,
+        max_skew_ms: u64,
+    },
+    #[error(
+        "block timestamp {timestamp_ms} ms is beyond our clock {now_ms} ms + the {max_skew_ms} \
+         ms skew allowed (check both clocks, e.g. NTP)"
+    )]
+    FutureTimestamp {
+        timestamp_ms: u64,
+        now_ms: u64,
+        max_skew_ms: u64,
+    },
+    #[error("no validator set is known for slot {slot}")]
+    UnknownValidatorSet { slot: u64 },
+    #[error("producer {producer:?} is not a validator in slot {slot}")]
+    NotAValidator { producer: PublicKeyBytes, slot: u64 },
+    #[error("block has {count} entries, more than the {max} allowed")]
+    TooManyEntries { count: usize, max: usize },
+    #[error("block is {bytes} bytes, more than the {max} allowed")]
+    TooLarge { bytes: usize, max: usize },
+    #[error(
+        "entry {index} (txid {txid}) is not above the previous entry's txid: entries must be \
+         strictly ascending, without duplicates"
+    )]
+    EntriesNotSorted { index: usize, txid: Hash },
+    #[error("entries_root {found} does not match the body (computed {expected})")]
+    EntriesRootMismatch { found: Hash, expected: Hash },
+    #[error("entries {first} and {second} both spend {outpoint}")]
+    ConflictingEntries {
+        first: usize,
+        second: usize,
+        outpoint: OutPoint,
+    },
+    #[error("entry {index} (txid {txid}) is already archived by an earlier block")]
+    AlreadyArchived { index: usize, txid: Hash },
+    #[error("entry {index} (txid {txid}) spends inputs unknown here, so its fee is unknown")]
+    UnknownFee { index: usize, txid: Hash },
+    #[error("the block's fees overflow")]
+    FeeOverflow,
+    #[error("reward is for height {found}, the block is at height {expected}")]
+    WrongRewardHeight { found: u64, expected: u64 },
+    #[error(
+        "reward pays {found_total} in {found_outputs} outputs; the rules give {expected_total} \
+         in {expected_outputs} (100 TIME x (1 + ln N) + fees: 10% producer, 90% by weight)"
+    )]
+    WrongReward {
+        found_total: Amount,
+        found_outputs: usize,
+        expected_total: Amount,
+        expected_outputs: usize,
+    },
+    #[error("VRF ticket of producer {producer:?} is invalid: {source}")]
+    BadVrf {
+        producer: PublicKeyBytes,
+        source: VrfError,
+    },
+    #[error("producer signature by {producer:?} does not verify over the header")]
+    BadProducerSignature { producer: PublicKeyBytes },
+    #[error("entry {index} (txid {txid}) has an invalid finality proof: {source}")]
+    InvalidProof {
+        index: usize,
+        txid: Hash,
+        source: ProofError,
+    },
+    #[error(transparent)]
+    View(#[from] ChainViewError),
+}
+
+impl BlockRejection {
+    /// Whether the peer that sent the block deserves a penalty. A block on
+    /// another tip, a little early, or needing state we lack can be an
+    /// honest race; everything else is provably wrong.
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(
+            self,
+            BlockRejection::PrevNotTip { .. }
+                | BlockRejection::FutureSlot { .. }
+                | BlockRejection::FutureTimestamp { .. }
+                | BlockRejection::UnknownValidatorSet { .. }
+                | BlockRejection::UnknownFee { .. }
+                | BlockRejection::View(_)
+        )
+    }
+}
+
+/// A block that passed every rule against the view it was checked on.
+/// Only [`validate_block`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidBlock {
+    block: Block,
+    hash: Hash,
+}
+
+impl ValidBlock {
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    pub fn score(&self) -> SortitionScore {
+        self.block.header.score()
+    }
+
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+}
+
+/// Checks `block` against every rule, verifying every vote signature.
+pub fn validate_block(block: Block, view: &impl ChainView) -> Result<ValidBlock, BlockRejection> {
+    validate_block_with(block, view, |vote| vote.verify_signature().is_ok())
+}
+
+/// [`validate_block`] with the vote-signature check supplied by the caller,
+/// so votes consensus already verified (a bounded cache by vote hash) are
+/// not verified again.
+pub fn validate_block_with(
+    block: Block,
+    view: &impl ChainView,
+    mut signature_ok: impl FnMut(&FinalityVote) -> bool,
+) -> Result<ValidBlock, BlockRejection> {
+    let set = check_header(&block, view)?;
+    let txids = check_body(&block, view)?;
+    check_reward(&block, &txids, set, view)?;
+    check_signatures(&block, set)?;
+    for (index, (proof, txid)) in block.entries.iter().zip(&txids).enumerate() {
+        verify_proof_with(
+            proof,
+            view.chain_id(),
+            |slot| view.validators_for_slot(slot),
+            &mut signature_ok,
+        )
+        .map_err(|source| BlockRejection::InvalidProof {
+            index,
+            txid: *txid,
+            source,
+        })?;
+    }
+    let hash = block.hash();
+    Ok(ValidBlock { block, hash })
+}
+
+/// Header rules against the parent, the clock and the producer's
+/// membership; returns the slot's validator set.
+fn check_header<'v>(
+    block: &Block,
+    view: &'v impl ChainView,
+) -> Result<&'v ValidatorSet, BlockRejection> {
+    let h = &block.header;
+    if h.version != BLOCK_VERSION {
+        return Err(BlockRejection::WrongVersion {
+            found: h.version,
+            expected: BLOCK_VERSION,
+        });
+    }
+    if h.chain_id != view.chain_id() {
+        return Err(BlockRejection::WrongChain {
+            found: h.chain_id,
+            expected: view.chain_id(),
+        });
+    }
+    let tip = view.tip();
+    if h.prev_hash != tip.hash {
+        return Err(BlockRejection::PrevNotTip {
+            prev_hash: h.prev_hash,
+            tip: tip.hash,
+        });
+    }
+    let expected = tip.height.saturating_add(1);
+    if h.height != expected {
+        return Err(BlockRejection::WrongHeight {
+            found: h.height,
+            expected,
+        });
+    }
+    if h.slot <= tip.slot {
+        return Err(BlockRejection::SlotNotAfterParent {
+            slot: h.slot,
+            parent_slot: tip.slot,
+        });
+    }
+    check_times(h.slot, h.timestamp_ms, view.slot_clock(), view.now())?;
+    let set = view
+        .validators_for_slot(h.slot)
+        .ok_or(BlockRejection::UnknownValidatorSet { slot: h.slot })?;
+    if !set.contains(&h.producer) {
+        return Err(BlockRejection::NotAValidator {
+            producer: h.producer,
+            slot: h.slot,
+        });
+    }
+    Ok(set)
+}
+
+fn check_times(
+    slot: u64,
+    timestamp_ms: u64,
+    clock: SlotClock,
+    now: Timestamp,
+) -> Result<(), BlockRejection> {
+    let max_skew_ms = clock.max_skew_ms();
+    if clock.is_future_slot(slot, now) {
+        return Err(BlockRejection::FutureSlot {
+            slot,
+            slot_start_ms: clock.slot_start_ms(slot),
+            now_ms: now.as_millis(),
+            max_skew_ms,
+        });
+    }
+    if !clock.timestamp_in_slot(slot, timestamp_ms) {
+        return Err(BlockRejection::TimestampOutsideSlot {
+            timestamp_ms,
+            slot,
+            slot_start_ms: clock.slot_start_ms(slot),
+            slot_end_ms: clock.slot_end_ms(slot),
+            max_skew_ms,
+        });
+    }
+    if timestamp_ms > clock.latest_acceptable_ms(now) {
+        return Err(BlockRejection::FutureTimestamp {
+            timestamp_ms,
+            now_ms: now.as_millis(),
+            max_skew_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Body rules that need no signature: limits, order, root, conflicts,
+/// archival. Returns the entries' txids.
+fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRejection> {
+    let count = block.entries.len();
+    if count > MAX_BLOCK_ENTRIES {
+        return Err(BlockRejection::TooManyEntries {
+            count,
+            max: MAX_BLOCK_ENTRIES,
+        });
+    }
+    let bytes = encoded_len(block);
+    if bytes > MAX_BLOCK_BYTES {
+        return Err(BlockRejection::TooLarge {
+            bytes,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    let txids: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
+    for (index, pair) in txids.windows(2).enumerate() {
+        if let [prev, txid] = pair {
+            if txid <= prev {
+                return Err(BlockRejection::EntriesNotSorted {
+                    index: index + 1,
+                    txid: *txid,
+                });
+            }
+        }
+    }
+    let expected = entries_root(&txids, block.reward.id());
+    if block.header.entries_root != expected {
+        return Err(BlockRejection::EntriesRootMismatch {
+            found: block.header.entries_root,
+            expected,
+        });
+    }
+    let mut spenders: HashMap<OutPoint, usize> = HashMap::new();
+    for (second, entry) in block.entries.iter().enumerate() {
+        for input in &entry.tx.inputs {
+            if let Some(&first) = spenders.get(&input.prev) {
+                if first != second {
+                    return Err(BlockRejection::ConflictingEntries {
+                        first,
+                        second,
+                        outpoint: input.prev,
+                    });
+                }
+            }
+            spenders.insert(input.prev, second);
+        }
+    }
+    for (index, txid) in txids.iter().enumerate() {
+        if view.is_archived(txid)? {
+            return Err(BlockRejection::AlreadyArchived { index, txid: *txid });
+        }
+    }
+    Ok(txids)
+}
+
+/// The reward must be exactly what the rules give for this block's fees.
+fn check_reward(
+    block: &Block,
+    txids: &[Hash],
+    set: &ValidatorSet,
+    view: &impl ChainView,
+) -> Result<(), BlockRejection> {
+    let h = &block.header;
+    if block.reward.height != h.height {
+        return Err(BlockRejection::WrongRewardHeight {
+            found: block.reward.height,
+            expected: h.height,
+        });
+    }
+    let mut fees = Amount::ZERO;
+    for (index, (entry, txid)) in block.entries.iter().zip(txids).enumerate() {
+        let fee = view
+            .fee_of(&entry.tx)?
+            .ok_or(BlockRejection::UnknownFee { index, txid: *txid })?;
+        fees = fees.checked_add(fee).ok_or(BlockRejection::FeeOverflow)?;
+    }
+    let expected =
+        expected_reward(h.height, &h.producer, set, fees).ok_or(BlockRejection::FeeOverflow)?;
+    if block.reward != expected {
+        let total = |outputs: &[crate::types::TxOut]| {
+            Amount::checked_sum(outputs.iter().map(|o| o.value)).unwrap_or(Amount(u64::MAX))
+        };
+        return Err(BlockRejection::WrongReward {
+            found_total: total(&block.reward.outputs),
+            found_outputs: block.reward.outputs.len(),
+            expected_total: total(&expected.outputs),
+            expected_outputs: expected.outputs.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The producer's VRF ticket, then its signature over the header.
+fn check_signatures(block: &Block, set: &ValidatorSet) -> Result<(), BlockRejection> {
+    let h = &block.header;
+    let producer = h.producer;
+    let vrf_key = set
+        .index_of(&producer)
+        .and_then(|i| set.validators().get(i))
+        .map(|v| v.vrf_key)
+        .ok_or(BlockRejection::NotAValidator {
+            producer,
+            slot: h.slot,
+        })?;
+    verify_slot(&vrf_key, &h.sortition_input(), &h.vrf_output, &h.vrf_proof)
+        .map_err(|source| BlockRejection::BadVrf { producer, source })?;
+    PublicKey::parse(&producer)
+        .and_then(|key| key.verify(&h.signing_message(), &block.producer_sig))
+        .map_err(|_| BlockRejection::BadProducerSignature { producer })
+}

@@ -1,0 +1,953 @@
+//! Checkpoint blocks (DESIGN §6): the VRF lottery, block validity (one test
+//! per `BlockRejection`), rewards, and fork choice among rival candidates.
+
+mod chain_support;
+mod consensus_support;
+
+use chain_support::*;
+use consensus_support::{CHAIN, COIN, FEE};
+use proptest::prelude::*;
+use timecoin::chain::reward::ln_q60;
+use timecoin::chain::{
+    block_reward, build_block, publish_delay_ms, split_reward, validate_block, Block,
+    BlockRejection, BlockSummary, BuildError, ChainAction, ChainView, ForkChoice, ForkChoiceConfig,
+    ForkChoiceError, IgnoreReason, Placement, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+};
+use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
+use timecoin::crypto::Keypair;
+use timecoin::finality::{ProofError, ValidatorSet};
+use timecoin::time::Timestamp;
+use timecoin::types::amount::UNITS_PER_TIME;
+use timecoin::types::{
+    Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, TxOut, Validator, VrfPublicBytes,
+};
+
+const NEXT: u64 = GENESIS_SLOT + 1;
+
+fn reject(f: &Fixture, block: Block) -> BlockRejection {
+    validate_block(block, &f.chain).unwrap_err()
+}
+
+/// A valid block at `NEXT` by validator 0 archiving `n` payments.
+fn block_with(f: &Fixture, n: usize) -> Block {
+    f.build(0, NEXT, &f.payments(0..n))
+}
+
+// ---------------------------------------------------------------- VRF
+
+fn sortition_input() -> SortitionInput {
+    SortitionInput {
+        chain_id: CHAIN,
+        prev_hash: Hash::digest(b"parent"),
+        slot: NEXT,
+    }
+}
+
+#[test]
+fn vrf_ticket_verifies_with_its_key_and_input() {
+    let key = VrfKeypair::from_seed_label("producer");
+    let (output, proof) = key.sign_slot(&sortition_input());
+    assert_eq!(
+        verify_slot(&key.public(), &sortition_input(), &output, &proof),
+        Ok(())
+    );
+}
+
+#[test]
+fn vrf_ticket_fails_for_another_slot_parent_chain_or_key() {
+    let key = VrfKeypair::from_seed_label("producer");
+    let input = sortition_input();
+    let (output, proof) = key.sign_slot(&input);
+    let others = [
+        SortitionInput {
+            slot: input.slot + 1,
+            ..input
+        },
+        SortitionInput {
+            prev_hash: Hash::digest(b"other parent"),
+            ..input
+        },
+        SortitionInput {
+            chain_id: ChainId(1),
+            ..input
+        },
+    ];
+    for other in others {
+        assert_eq!(
+            verify_slot(&key.public(), &other, &output, &proof),
+            Err(VrfError::BadProof),
+            "{other:?}"
+        );
+    }
+    let stranger = VrfKeypair::from_seed_label("stranger");
+    assert_eq!(
+        verify_slot(&stranger.public(), &input, &output, &proof),
+        Err(VrfError::BadProof)
+    );
+    // Another key's valid ticket does not verify as ours either.
+    let (their_output, their_proof) = stranger.sign_slot(&input);
+    assert_eq!(
+        verify_slot(&key.public(), &input, &their_output, &their_proof),
+        Err(VrfError::BadProof)
+    );
+}
+
+// ---------------------------------------------------------------- validity
+
+#[test]
+fn built_block_with_entries_is_valid_and_round_trips() {
+    let f = Fixture::new(8);
+    let block = block_with(&f, 8);
+    assert_eq!(block.entries.len(), 8);
+    let bytes = block.encode();
+    assert_eq!(Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap(), block);
+    let valid = f.validate(block.clone());
+    assert_eq!(valid.hash(), block.hash());
+}
+
+#[test]
+fn wrong_version_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.version = 2;
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::WrongVersion {
+            found: 2,
+            expected: 1
+        }
+    );
+}
+
+#[test]
+fn block_of_another_chain_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.chain_id = ChainId(1);
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::WrongChain {
+            found: ChainId(1),
+            expected: CHAIN
+        }
+    );
+}
+
+#[test]
+fn block_not_on_the_tip_is_refused_without_penalty() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.prev_hash = Hash::digest(b"elsewhere");
+    let rejection = reject(&f, block);
+    assert!(matches!(rejection, BlockRejection::PrevNotTip { .. }));
+    assert!(!rejection.is_peer_fault());
+}
+
+#[test]
+fn height_must_follow_the_parent() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.height = 5;
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::WrongHeight {
+            found: 5,
+            expected: 1
+        }
+    );
+}
+
+#[test]
+fn slot_must_be_after_the_parents_slot() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.slot = GENESIS_SLOT;
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::SlotNotAfterParent {
+            slot: GENESIS_SLOT,
+            parent_slot: GENESIS_SLOT
+        }
+    );
+}
+
+#[test]
+fn block_for_a_future_slot_beyond_the_skew_is_refused_until_its_time() {
+    let mut f = Fixture::new(1);
+    let later = NEXT + 2;
+    let block = f.build(0, later, &f.payments(0..1));
+    f.chain.now = Timestamp(slot_clock().slot_start_ms(later) - MAX_SKEW_MS - 1);
+    let rejection = reject(&f, block.clone());
+    assert!(matches!(rejection, BlockRejection::FutureSlot { slot, .. } if slot == later));
+    assert!(!rejection.is_peer_fault());
+    // Within the skew it is accepted.
+    f.chain.now = Timestamp(slot_clock().slot_start_ms(later) - MAX_SKEW_MS);
+    f.validate(block);
+}
+
+#[test]
+fn timestamp_outside_its_slot_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.header.timestamp_ms = slot_clock().slot_start_ms(NEXT) - MAX_SKEW_MS - 1;
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::TimestampOutsideSlot { slot: NEXT, .. }
+    ));
+}
+
+#[test]
+fn timestamp_ahead_of_our_clock_beyond_the_skew_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    // Inside the slot's window, but later than now + skew.
+    block.header.timestamp_ms = f.chain.now.as_millis() + MAX_SKEW_MS + 1;
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::FutureTimestamp { .. }
+    ));
+}
+
+#[test]
+fn slot_without_a_known_validator_set_is_refused() {
+    let mut f = Fixture::new(1);
+    let block = block_with(&f, 1);
+    f.chain.known_sets_until_slot = GENESIS_SLOT;
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::UnknownValidatorSet { slot: NEXT }
+    );
+}
+
+#[test]
+fn producer_outside_the_validator_set_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    let outsider = Keypair::from_seed_label("outsider").public();
+    block.header.producer = outsider;
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::NotAValidator {
+            producer: outsider,
+            slot: NEXT
+        }
+    );
+}
+
+#[test]
+fn more_entries_than_the_limit_are_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    let entry = block.entries[0].clone();
+    block.entries = vec![entry; MAX_BLOCK_ENTRIES + 1];
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::TooManyEntries {
+            count: MAX_BLOCK_ENTRIES + 1,
+            max: MAX_BLOCK_ENTRIES
+        }
+    );
+}
+
+#[test]
+fn block_over_the_byte_limit_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    let mut fat = block.entries[0].clone();
+    fat.tx.outputs = vec![fat.tx.outputs[0]; 1_000];
+    let entries = MAX_BLOCK_BYTES / (fat.tx.encoded_len() - 1_000) + 1;
+    block.entries = vec![fat; entries];
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::TooLarge { bytes, max: MAX_BLOCK_BYTES } if bytes > MAX_BLOCK_BYTES
+    ));
+}
+
+#[test]
+fn unsorted_entries_are_refused() {
+    let f = Fixture::new(3);
+    let mut block = block_with(&f, 3);
+    block.entries.swap(1, 2);
+    let txid = block.entries[2].tx.txid();
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::EntriesNotSorted { index: 2, txid }
+    );
+}
+
+#[test]
+fn duplicate_entries_are_refused_as_unsorted() {
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 2);
+    block.entries.insert(1, block.entries[0].clone());
+    fix_root(&mut block);
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::EntriesNotSorted { index: 1, .. }
+    ));
+}
+
+#[test]
+fn entries_root_must_match_the_body() {
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 2);
+    block.entries.pop();
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::EntriesRootMismatch { .. }
+    ));
+}
+
+#[test]
+fn two_entries_spending_one_outpoint_are_refused() {
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 2);
+    // A conflicting spend of coin 0 (a safety violation elsewhere, but a
+    // hostile block may still carry it).
+    let rival = f.wallet.pay(0, "someone else");
+    let rival_proof = f.validators.proofs(&[rival], GENESIS_SLOT).remove(0);
+    block.entries.push(rival_proof);
+    block.entries.sort_by_key(|e| e.tx.txid());
+    fix_root(&mut block);
+    let spends_coin0: Vec<usize> = (0..3)
+        .filter(|&i| block.entries[i].tx.inputs[0].prev == f.wallet.coins[0])
+        .collect();
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::ConflictingEntries {
+            first: spends_coin0[0],
+            second: spends_coin0[1],
+            outpoint: f.wallet.coins[0]
+        }
+    );
+}
+
+#[test]
+fn entry_archived_by_an_earlier_block_is_refused() {
+    let mut f = Fixture::new(2);
+    let first = block_with(&f, 1);
+    f.chain.apply(&f.validate(first).into_block());
+    let again = f.payments(0..2);
+    let block = f.build(1, NEXT + 1, &again);
+    f.chain.now = slot_start(NEXT + 1);
+    let index = block
+        .entries
+        .iter()
+        .position(|e| e.tx.txid() == again[0].txid())
+        .unwrap();
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::AlreadyArchived {
+            index,
+            txid: again[0].txid()
+        }
+    );
+}
+
+#[test]
+fn entry_with_unknown_inputs_has_no_fee_and_is_refused_without_penalty() {
+    let f = Fixture::new(1);
+    let stray = OutPoint {
+        txid: Hash::digest(b"not in our utxo set"),
+        vout: 0,
+    };
+    let tx = f.wallet.spend(stray, COIN, "payee");
+    let proofs = f.validators.proofs(std::slice::from_ref(&tx), GENESIS_SLOT);
+    let block = build_block(
+        &f.chain.template(NEXT),
+        &f.validators.vrfs[0],
+        &f.validators.ids[0],
+        proofs.into_iter().map(|p| (p, FEE)),
+    )
+    .unwrap();
+    let rejection = reject(&f, block);
+    assert_eq!(
+        rejection,
+        BlockRejection::UnknownFee {
+            index: 0,
+            txid: tx.txid()
+        }
+    );
+    assert!(!rejection.is_peer_fault());
+}
+
+#[test]
+fn fees_that_overflow_are_refused() {
+    let mut f = Fixture::new(1);
+    // Our view says the spent coin is worth u64::MAX: its fee overflows the reward.
+    let huge = Hash::digest(b"huge coin");
+    f.chain.utxos.add_outputs(
+        huge,
+        &[TxOut {
+            value: Amount(u64::MAX),
+            address: Address([0; 20]),
+        }],
+    );
+    let tx = f.wallet.spend(
+        OutPoint {
+            txid: huge,
+            vout: 0,
+        },
+        COIN,
+        "payee",
+    );
+    let proofs = f.validators.proofs(&[tx], GENESIS_SLOT);
+    let block = build_block(
+        &f.chain.template(NEXT),
+        &f.validators.vrfs[0],
+        &f.validators.ids[0],
+        proofs.into_iter().map(|p| (p, FEE)),
+    )
+    .unwrap();
+    assert_eq!(reject(&f, block), BlockRejection::FeeOverflow);
+}
+
+#[test]
+fn reward_for_another_height_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.reward.height = 2;
+    fix_root(&mut block);
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::WrongRewardHeight {
+            found: 2,
+            expected: 1
+        }
+    );
+}
+
+#[test]
+fn reward_with_a_wrong_amount_or_split_is_refused() {
+    let f = Fixture::new(2);
+    let valid = block_with(&f, 2);
+    let expected_total = block_reward(4).checked_add(Amount(2 * FEE.0)).unwrap();
+    // One unit too many.
+    let mut block = valid.clone();
+    block.reward.outputs[0].value.0 += 1;
+    fix_root(&mut block);
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::WrongReward {
+            found_total: Amount(expected_total.0 + 1),
+            found_outputs: 4,
+            expected_total,
+            expected_outputs: 4,
+        }
+    );
+    // The right total, split wrongly: one unit moved between validators.
+    let mut block = valid;
+    block.reward.outputs[0].value.0 += 1;
+    block.reward.outputs[1].value.0 -= 1;
+    fix_root(&mut block);
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::WrongReward { found_total, .. } if found_total == expected_total
+    ));
+}
+
+#[test]
+fn tampered_vrf_ticket_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    let producer = block.header.producer;
+    // Another validator's ticket for the same input is valid, but not ours.
+    let (output, proof) = f.validators.vrfs[1].sign_slot(&block.header.sortition_input());
+    block.header.vrf_output = output;
+    block.header.vrf_proof = proof;
+    assert_eq!(
+        reject(&f, block.clone()),
+        BlockRejection::BadVrf {
+            producer,
+            source: VrfError::BadProof
+        }
+    );
+    // A ticket drawn for another slot does not move to this one.
+    let mut block = block_with(&f, 1);
+    let other_slot = SortitionInput {
+        slot: NEXT + 1,
+        ..block.header.sortition_input()
+    };
+    let (output, proof) = f.validators.vrfs[0].sign_slot(&other_slot);
+    block.header.vrf_output = output;
+    block.header.vrf_proof = proof;
+    assert!(matches!(reject(&f, block), BlockRejection::BadVrf { .. }));
+}
+
+#[test]
+fn bad_producer_signature_is_refused() {
+    let f = Fixture::new(1);
+    let mut block = block_with(&f, 1);
+    block.producer_sig.0[0] ^= 1;
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::BadProducerSignature { .. }
+    ));
+}
+
+#[test]
+fn winning_ticket_cannot_be_reused_with_another_body() {
+    // Someone copies validator 0's winning header onto a body of their own
+    // and signs it with their key: the header still names validator 0.
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 1);
+    block.entries = f.validators.proofs(&f.payments(1..2), GENESIS_SLOT);
+    let fees = Amount(FEE.0);
+    block.reward =
+        timecoin::chain::expected_reward(1, &block.header.producer, &f.chain.set, fees).unwrap();
+    fix_root(&mut block);
+    block.sign(&Keypair::from_seed_label("thief"));
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::BadProducerSignature { .. }
+    ));
+}
+
+#[test]
+fn short_proof_is_refused_with_its_index_and_txid() {
+    let f = Fixture::new(3);
+    let mut block = block_with(&f, 3);
+    block.entries[1].votes.truncate(1);
+    let txid = block.entries[1].tx.txid();
+    assert_eq!(
+        reject(&f, block),
+        BlockRejection::InvalidProof {
+            index: 1,
+            txid,
+            source: ProofError::ShortWeight { have: 10, need: 27 }
+        }
+    );
+}
+
+#[test]
+fn proof_with_a_forged_vote_is_refused() {
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 2);
+    block.entries[0].votes[2].0.sig.0[0] ^= 1;
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::InvalidProof {
+            index: 0,
+            source: ProofError::BadSignature { index: 2, .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn cached_vote_check_skips_verified_votes() {
+    let f = Fixture::new(2);
+    let mut block = block_with(&f, 2);
+    block.entries[0].votes[2].0.sig.0[0] ^= 1;
+    // A cache that vouches for every vote accepts the forged one: the cache
+    // must only hold votes that were verified.
+    let mut asked = 0;
+    timecoin::chain::validate_block_with(block, &f.chain, |_| {
+        asked += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(asked, 2 * 3);
+}
+
+// ---------------------------------------------------------------- builder
+
+#[test]
+fn builder_takes_lowest_txids_first_and_skips_conflicts() {
+    let f = Fixture::new(5);
+    let mut txs = f.payments(0..5);
+    txs.push(f.wallet.pay(0, "double spend"));
+    let block = f.build(0, NEXT, &txs);
+    let txids: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
+    assert_eq!(txids.len(), 5);
+    assert!(txids.windows(2).all(|w| w[0] < w[1]));
+    let first_of_coin0 = [txs[0].txid(), txs[5].txid()].into_iter().min().unwrap();
+    assert!(txids.contains(&first_of_coin0));
+    f.validate(block);
+}
+
+#[test]
+fn builder_respects_the_byte_budget() {
+    let f = Fixture::new(20);
+    let mut template = f.chain.template(NEXT);
+    let full = f.build(0, NEXT, &f.payments(0..20));
+    template.max_block_bytes = full.encoded_len() - 1;
+    let block = build_block(
+        &template,
+        &f.validators.vrfs[0],
+        &f.validators.ids[0],
+        f.finalized(&f.payments(0..20)),
+    )
+    .unwrap();
+    assert_eq!(block.entries.len(), 19);
+    assert!(block.encoded_len() <= template.max_block_bytes);
+    assert_eq!(block.entries[..], full.entries[..19]);
+    f.validate(block);
+}
+
+#[test]
+fn builder_refuses_a_non_validator_or_a_foreign_vrf_key() {
+    let f = Fixture::new(1);
+    let template = f.chain.template(NEXT);
+    let outsider = Keypair::from_seed_label("outsider");
+    assert_eq!(
+        build_block(&template, &f.validators.vrfs[0], &outsider, vec![]),
+        Err(BuildError::NotAValidator { slot: NEXT })
+    );
+    assert_eq!(
+        build_block(
+            &template,
+            &f.validators.vrfs[1],
+            &f.validators.ids[0],
+            vec![]
+        ),
+        Err(BuildError::WrongVrfKey)
+    );
+}
+
+#[test]
+fn best_possible_ticket_publishes_at_once() {
+    assert_eq!(publish_delay_ms(&SortitionScore([0; 32]), 1_000, 100), 0);
+    assert_eq!(
+        publish_delay_ms(&SortitionScore([0xff; 32]), 1_000, 100),
+        999 * 100
+    );
+}
+
+// ---------------------------------------------------------------- rewards
+
+#[test]
+fn integer_ln_reward_matches_f64_within_one_unit() {
+    for n in 1..=10_000usize {
+        let exact = 100.0 * UNITS_PER_TIME as f64 * (1.0 + (n as f64).ln());
+        let ours = block_reward(n).units() as f64;
+        assert!(
+            (ours - exact.floor()).abs() <= 1.0,
+            "N={n}: {ours} vs {exact}"
+        );
+    }
+    // ln itself, in Q.60, against f64 over a wider range.
+    for n in [3u64, 10, 1_000_003, u32::MAX as u64, u64::MAX] {
+        let ours = ln_q60(n) as f64 / (1u128 << 60) as f64;
+        assert!((ours - (n as f64).ln()).abs() < 1e-12, "ln {n}");
+    }
+}
+
+fn set_of(weights: &[u64]) -> ValidatorSet {
+    ValidatorSet::new(
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| Validator {
+                id: PublicKeyBytes(*Hash::digest(&(i as u64).to_le_bytes()).as_bytes()),
+                vrf_key: VrfPublicBytes([0; 32]),
+                weight,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn paid_to(outputs: &[TxOut], id: &PublicKeyBytes) -> u64 {
+    let address = Address::from_pubkey(id);
+    outputs
+        .iter()
+        .filter(|o| o.address == address)
+        .map(|o| o.value.0)
+        .sum()
+}
+
+#[test]
+fn split_pays_producer_a_tenth_plus_dust_and_the_rest_by_weight() {
+    let set = set_of(&[1, 1, 1]);
+    let ids: Vec<PublicKeyBytes> = set.validators().iter().map(|v| v.id).collect();
+    // 1000 units: producer 100; pool 900 → 300 each; no dust.
+    let outputs = split_reward(Amount(1_000), &ids[0], &set);
+    assert_eq!(paid_to(&outputs, &ids[0]), 400);
+    assert_eq!(paid_to(&outputs, &ids[1]), 300);
+    // 1001 units: producer 100; pool 901 → 300 each, dust 1 to the producer.
+    let outputs = split_reward(Amount(1_001), &ids[2], &set);
+    assert_eq!(paid_to(&outputs, &ids[2]), 100 + 300 + 1);
+    assert_eq!(paid_to(&outputs, &ids[0]), 300);
+    // One output per address, ascending, no zero outputs.
+    assert_eq!(outputs.len(), 3);
+    assert!(outputs.windows(2).all(|w| w[0].address < w[1].address));
+    // 2 units: nobody's floor reaches 1; the dust is the producer's, and no
+    // zero outputs are written.
+    let tiny = split_reward(Amount(2), &ids[0], &set);
+    assert_eq!(
+        tiny,
+        vec![TxOut {
+            value: Amount(2),
+            address: Address::from_pubkey(&ids[0])
+        }]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn split_always_sums_to_the_total(
+        weights in prop::collection::vec(1u64..1_000_000, 1..50),
+        total in 0u64..u64::MAX / 2,
+        producer in 0usize..50,
+    ) {
+        let set = set_of(&weights);
+        let producer = set.validators()[producer % weights.len()].id;
+        let outputs = split_reward(Amount(total), &producer, &set);
+        prop_assert_eq!(outputs.iter().map(|o| o.value.0 as u128).sum::<u128>(), total as u128);
+        prop_assert!(outputs.iter().all(|o| o.value.0 > 0));
+        prop_assert!(outputs.windows(2).all(|w| w[0].address < w[1].address));
+        prop_assert!(paid_to(&outputs, &producer) >= total / 10);
+    }
+}
+
+// ---------------------------------------------------------------- fork choice
+
+/// Window of 3 slots, below the devnet reward maturity of 10.
+const WINDOW: u64 = 3;
+
+fn fork_choice(f: &Fixture) -> ForkChoice {
+    let config = ForkChoiceConfig::new(slot_clock(), WINDOW, 10).unwrap();
+    ForkChoice::new(config, [f.chain.genesis_summary()]).unwrap()
+}
+
+/// Each validator's candidate for `slot` on the current tip, validated.
+fn candidates(f: &Fixture, slot: u64) -> Vec<ValidBlock> {
+    (0..f.validators.ids.len())
+        .map(|v| f.validate(f.build(v, slot, &f.payments(0..2))))
+        .collect()
+}
+
+fn best_of(blocks: &[ValidBlock]) -> Hash {
+    blocks
+        .iter()
+        .min_by_key(|b| (b.score(), b.hash()))
+        .unwrap()
+        .hash()
+}
+
+/// Applies fork-choice actions to a stack of block hashes, as a store would.
+fn perform(stack: &mut Vec<Hash>, actions: &[ChainAction]) {
+    for action in actions {
+        match action {
+            ChainAction::Undo(hash) => assert_eq!(stack.pop(), Some(*hash)),
+            ChainAction::Apply(block) => stack.push(block.hash()),
+            ChainAction::Announce(_) | ChainAction::Ignore(_) => {}
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn rivals_resolve_to_the_lowest_vrf_score_in_any_arrival_order(
+        order in Just((0..4usize).collect::<Vec<_>>()).prop_shuffle()
+    ) {
+        let f = Fixture::new(2);
+        let blocks = candidates(&f, NEXT);
+        let mut fc = fork_choice(&f);
+        let mut stack = vec![f.chain.tip().hash];
+        for &i in &order {
+            perform(&mut stack, &fc.handle_block(slot_start(NEXT), blocks[i].clone()));
+        }
+        prop_assert_eq!(fc.tip().hash, best_of(&blocks));
+        prop_assert_eq!(stack, vec![f.chain.tip().hash, best_of(&blocks)]);
+    }
+}
+
+#[test]
+fn equal_tickets_resolve_to_the_lowest_block_hash() {
+    // One producer, two bodies for the same slot: same ticket, different hashes.
+    let f = Fixture::new(2);
+    let a = f.validate(f.build(0, NEXT, &f.payments(0..1)));
+    let b = f.validate(f.build(0, NEXT, &f.payments(0..2)));
+    assert_eq!(a.score(), b.score());
+    let lowest = a.hash().min(b.hash());
+    for pair in [[a.clone(), b.clone()], [b, a]] {
+        let mut fc = fork_choice(&f);
+        for block in pair {
+            let _ = fc.handle_block(slot_start(NEXT), block);
+        }
+        assert_eq!(fc.tip().hash, lowest);
+    }
+}
+
+/// Two candidates for `NEXT`, worse first.
+fn worse_and_better(f: &Fixture) -> (ValidBlock, ValidBlock) {
+    let mut blocks = candidates(f, NEXT);
+    blocks.sort_by_key(|b| (b.score(), b.hash()));
+    let better = blocks.remove(0);
+    (blocks.pop().unwrap(), better)
+}
+
+#[test]
+fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let actions = fc.handle_block(slot_start(NEXT), worse.clone());
+    assert_eq!(
+        actions,
+        vec![
+            ChainAction::Apply(Box::new(worse.clone())),
+            ChainAction::Announce(worse.hash())
+        ]
+    );
+    let now = slot_start(NEXT + WINDOW);
+    assert_eq!(
+        fc.place(&better.block().header, now),
+        Ok(Placement::Replaces {
+            parent: f.chain.tip(),
+            rival: worse.hash()
+        })
+    );
+    let actions = fc.handle_block(now, better.clone());
+    assert_eq!(
+        actions,
+        vec![
+            ChainAction::Undo(worse.hash()),
+            ChainAction::Apply(Box::new(better.clone())),
+            ChainAction::Announce(better.hash())
+        ]
+    );
+    // The worse block, arriving again, is not better than the held one.
+    assert_eq!(
+        fc.handle_block(now, worse),
+        vec![ChainAction::Ignore(IgnoreReason::NotBetter {
+            held: better.hash()
+        })]
+    );
+}
+
+#[test]
+fn switch_undoes_the_descendants_of_the_worse_block_too() {
+    let mut f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    f.chain.apply(worse.block());
+    f.chain.now = slot_start(NEXT + 1);
+    let child = f.validate(f.build(0, NEXT + 1, &[]));
+    let _ = fc.handle_block(slot_start(NEXT + 1), child.clone());
+    let actions = fc.handle_block(slot_start(NEXT + 1), better.clone());
+    assert_eq!(
+        actions,
+        vec![
+            ChainAction::Undo(child.hash()),
+            ChainAction::Undo(worse.hash()),
+            ChainAction::Apply(Box::new(better.clone())),
+            ChainAction::Announce(better.hash())
+        ]
+    );
+}
+
+#[test]
+fn late_block_for_a_skipped_slot_displaces_its_successor_within_the_window() {
+    // Both build on the genesis; the block for the earlier slot arrives last.
+    let mut f = Fixture::new(2);
+    let early = f.validate(f.build(0, NEXT, &[]));
+    f.chain.now = slot_start(NEXT + 1);
+    let successor = f.validate(f.build(1, NEXT + 1, &[]));
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT + 1), successor.clone());
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT + 1), early.clone()),
+        vec![
+            ChainAction::Undo(successor.hash()),
+            ChainAction::Apply(Box::new(early.clone())),
+            ChainAction::Announce(early.hash())
+        ]
+    );
+}
+
+#[test]
+fn better_rival_outside_the_window_is_ignored() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    let late = slot_start(NEXT + WINDOW + 1);
+    assert_eq!(
+        fc.handle_block(late, better),
+        vec![ChainAction::Ignore(IgnoreReason::OutsideSwitchWindow {
+            slot: NEXT,
+            now_slot: NEXT + WINDOW + 1,
+            window: WINDOW
+        })]
+    );
+    assert_eq!(fc.tip().hash, worse.hash());
+}
+
+#[test]
+fn block_on_an_unknown_parent_is_ignored() {
+    let mut f = Fixture::new(2);
+    let first = f.validate(f.build(0, NEXT, &[]));
+    f.chain.apply(first.block());
+    f.chain.now = slot_start(NEXT + 1);
+    let orphan = f.validate(f.build(0, NEXT + 1, &[]));
+    let mut fc = fork_choice(&f);
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT + 1), orphan),
+        vec![ChainAction::Ignore(IgnoreReason::UnknownParent {
+            prev_hash: first.hash()
+        })]
+    );
+}
+
+#[test]
+fn fork_choice_memory_stays_bounded_over_many_slots() {
+    let mut f = Fixture::new(0);
+    let mut fc = fork_choice(&f);
+    for slot in NEXT..NEXT + 20 {
+        f.chain.now = slot_start(slot);
+        let block = f.validate(f.build((slot % 4) as usize, slot, &[]));
+        f.chain.apply(block.block());
+        let actions = fc.handle_block(slot_start(slot), block);
+        assert!(matches!(actions[0], ChainAction::Apply(_)));
+        assert!(fc.canonical().count() <= WINDOW as usize + 2);
+        assert!(fc.tracked_slots() <= WINDOW as usize + 2);
+    }
+    assert_eq!(fc.tip().hash, f.chain.tip().hash);
+    assert_eq!(fc.tip().height, 20);
+}
+
+#[test]
+fn producer_stays_silent_when_a_better_ticket_is_held() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    assert!(fc.should_publish(NEXT, &worse.score()));
+    let _ = fc.handle_block(slot_start(NEXT), better.clone());
+    assert!(!fc.should_publish(NEXT, &worse.score()));
+    assert!(!fc.should_publish(NEXT, &better.score()));
+    assert!(fc.should_publish(NEXT, &SortitionScore([0; 32])));
+    assert!(fc.should_publish(NEXT + 1, &worse.score()));
+}
+
+#[test]
+fn switch_window_must_be_below_reward_maturity() {
+    assert_eq!(
+        ForkChoiceConfig::new(slot_clock(), 10, 10),
+        Err(ForkChoiceError::WindowNotBelowMaturity {
+            switch_window_slots: 10,
+            reward_maturity_blocks: 10
+        })
+    );
+    let config = ForkChoiceConfig::new(slot_clock(), 2, 10).unwrap();
+    let genesis = BlockSummary::genesis(Hash::digest(b"g"), 0);
+    let unlinked = BlockSummary {
+        height: 1,
+        ..BlockSummary::genesis(Hash::digest(b"x"), 1)
+    };
+    assert_eq!(
+        ForkChoice::new(config, [genesis, unlinked]).unwrap_err(),
+        ForkChoiceError::NotLinked { index: 1 }
+    );
+    assert_eq!(
+        ForkChoice::new(config, []).unwrap_err(),
+        ForkChoiceError::NoTip
+    );
+}
