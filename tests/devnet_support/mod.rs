@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use timecoin::config::{ChainConfig, ChainSpec};
-use timecoin::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
+use timecoin::genesis::{
+    devnet_validator_keys, devnet_wallet_key, local_chain_toml, DEVNET_BLOCK_INTERVAL_SECS,
+};
 use timecoin::node::key_file::write_key_file;
 use timecoin::rpc::auth::read_cookie;
 use timecoin::rpc::client::{ClientError, RpcClient};
@@ -65,7 +67,7 @@ impl Devnet {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
         // Generated with ports 1, 3, 5…, then pointed at the free ones.
-        let mut text = local_chain_toml(Network::Devnet, n, 1, 5);
+        let mut text = local_chain_toml(Network::Devnet, n, 1, DEVNET_BLOCK_INTERVAL_SECS);
         for (i, port) in ports.iter().enumerate() {
             let from = format!("addr = \"127.0.0.1:{}\"", 1 + 2 * i);
             let to = format!("addr = \"127.0.0.1:{port}\"");
