@@ -382,10 +382,24 @@ impl<C: Clock> BlockThread<C> {
             log::debug!("slot {slot}: not producing while behind peers (syncing)");
             return;
         }
-        let parent = self.fork_choice.tip();
-        if parent.slot >= slot {
+        // A block for this slot adopted already (a peer's clock runs a
+        // little ahead) does not end the lottery: our ticket on its parent
+        // may still be the better one.
+        let tip = self.fork_choice.tip();
+        let parent = if tip.slot < slot {
+            tip
+        } else if tip.slot == slot {
+            match self
+                .fork_choice
+                .canonical()
+                .find(|b| b.hash == tip.prev_hash)
+            {
+                Some(parent) => *parent,
+                None => return,
+            }
+        } else {
             return;
-        }
+        };
         let input = SortitionInput {
             chain_id: self.settings.chain_id,
             prev_hash: parent.hash,
@@ -578,11 +592,14 @@ impl<C: Clock> BlockThread<C> {
                 * self.settings.sync.batch_blocks as usize;
             self.waiting.insert(from, block, max_count.max(1));
         } else {
+            // Not provably wrong (a fork older than our window looks the
+            // same), so not scored; said at info so an operator sees forks.
             let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
-            log::debug!(
-                "block {} at height {height} from {from:?} forks below our tip; asking from \
-                 height {}",
+            log::info!(
+                "not adopting block {} at height {height} from {from:?} (UnknownParent): its \
+                 parent {} is not a recent canonical block; asking for blocks from height {}",
                 block.hash(),
+                block.header.prev_hash,
                 oldest + 1
             );
             self.sync.on_fork(from, oldest.saturating_add(1));
