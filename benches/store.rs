@@ -9,6 +9,15 @@
 //! efficiency `apply tx/s ÷ (raw puts/s ÷ writes per tx)` against (a) (the
 //! goal is ≥ 0.6) and against (c) (the cost of our records beyond the puts).
 //!
+//! Checkpoint blocks:
+//! (d) `Store::apply_block` archiving 1,000 and 10,000 finalized txs (of
+//!     10,000 unarchived) with 10 reward outputs, durable; each iteration
+//!     is undone, untimed, so the next applies the same block again;
+//! (e) reading the tip of a store holding 10,000 blocks: `Store::open` +
+//!     `tip()`, and `tip()` alone. Its 10,000 blocks are built on tmpfs
+//!     (`/dev/shm` when present: 10,000 fsyncs would take minutes and the
+//!     tip lookup never touches them); reads come from the page cache either way.
+//!
 //! Run: `cargo bench --bench store`
 #![allow(clippy::disallowed_methods)] // benchmarks measure wall-clock time
 
@@ -21,7 +30,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
-use store_support::{finalized, FundedChain, Wallet};
+use store_support::{finalized, reward_outputs, FundedChain, TestBlock, Wallet};
 use timecoin::ledger::{UtxoEntry, UtxoState};
 use timecoin::store::{FinalizedTx, Store, StoreOptions};
 use timecoin::types::encoding::encode;
@@ -131,8 +140,85 @@ fn apply_batches(c: &mut Criterion, tally: &RefCell<Tally>) {
     group.finish();
 }
 
+/// A store holding `txs` finalized, unarchived 1-in/2-out transfers.
+fn store_with_unarchived(dir: &std::path::Path, txs: usize) -> (FundedChain, Store) {
+    let chain = FundedChain::new("block bench", 64, 64, Amount::from_time(1_000).unwrap());
+    let store = Store::open(dir, &chain.spec, StoreOptions::default()).unwrap();
+    let mut wallet = Wallet::from_genesis(&chain);
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    for batch in 0..txs.div_ceil(TXS_PER_BATCH) {
+        let batch: Vec<FinalizedTx> = (0..TXS_PER_BATCH.min(txs - batch * TXS_PER_BATCH))
+            .map(|i| {
+                let tx = wallet.transfer(&chain, &mut rng, (1, 2), chain.min_fee());
+                finalized(&tx, PROOF_BYTES, i as u64)
+            })
+            .collect();
+        store.apply_finalized(&batch).unwrap();
+    }
+    (chain, store)
+}
+
+fn apply_blocks(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, store) = store_with_unarchived(dir.path(), 10_000);
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let rewards = reward_outputs(&chain, &mut rng, 10, Amount(1_000));
+    let mut group = c.benchmark_group("store");
+    for archived in [1_000usize, 10_000] {
+        let tip = store.tip().unwrap();
+        let txids = store.unarchived(archived).unwrap();
+        let block = TestBlock::on(&tip, txids, rewards.clone(), 10, 0);
+        group.throughput(Throughput::Elements(archived as u64));
+        let name = format!("apply_block_{archived}_archived_10_rewards_durable");
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    store.apply_block(&block.commit()).unwrap();
+                    elapsed += start.elapsed();
+                    store.undo_tip(&block.hash).unwrap();
+                }
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
+fn load_tip(c: &mut Criterion) {
+    const BLOCKS: u64 = 10_000;
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let (chain, store) = store_with_unarchived(dir.path(), 0);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    for salt in 0..BLOCKS {
+        let tip = store.tip().unwrap();
+        let rewards = reward_outputs(&chain, &mut rng, 3, Amount(1_000));
+        let block = TestBlock::on(&tip, vec![], rewards, 10, salt);
+        store.apply_block(&block.commit()).unwrap();
+    }
+    assert_eq!(store.tip().unwrap().height, BLOCKS);
+    let mut group = c.benchmark_group("store");
+    group.bench_function("tip_of_10000_blocks", |b| b.iter(|| store.tip().unwrap()));
+    drop(store);
+    group.bench_function("open_and_tip_of_10000_blocks", |b| {
+        b.iter(|| {
+            let store = Store::open(dir.path(), &chain.spec, StoreOptions::default()).unwrap();
+            store.tip().unwrap()
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     let mut c = criterion();
+    apply_blocks(&mut c);
+    load_tip(&mut c);
     let raw = RefCell::new(Tally::default());
     let apply = RefCell::new(Tally::default());
     let raw_batch_sized = RefCell::new(Tally::default());
