@@ -472,3 +472,155 @@ fn tampered_blocks_are_refused_everywhere_with_their_reason_and_the_sender_score
         );
     }
 }
+
+/// Fills node 0's datadir (node stopped) with `blocks` blocks of `entries`
+/// chained transfers each, finalized by validator 0 alone (one vote per
+/// block over its txids), in consecutive slots after the genesis.
+fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
+    use timecoin::crypto::merkle::MerkleTree;
+    use timecoin::finality::FinalityVote;
+    use timecoin::node::block_thread::block_commit;
+    use timecoin::store::{FinalizedTx, LedgerBatch};
+    use timecoin::types::encoding::encode;
+
+    let spec = &devnet.spec;
+    let store = devnet.store(0);
+    let set = ValidatorSet::new(spec.validators.clone()).unwrap();
+    let (identity, vrf) = devnet_validator_keys(0);
+    let slot_clock = SlotClock::new(SLOT_MS, 500).unwrap();
+    let maturity = u64::from(spec.config.ledger.reward_maturity_blocks);
+    let mut coin = spec
+        .genesis_outputs()
+        .into_iter()
+        .find(|(_, o)| o.address == devnet_support::wallet_address())
+        .map(|(o, out)| (o, out.value))
+        .unwrap();
+    let tip = store.tip().unwrap();
+    let mut parent = ChainTip {
+        hash: tip.hash,
+        height: tip.height,
+        slot: tip.slot,
+    };
+    for _ in 0..blocks {
+        let slot = parent.slot + 1;
+        let mut txs = Vec::with_capacity(entries);
+        let mut fees = Vec::with_capacity(entries);
+        for _ in 0..entries {
+            let tx = pay(devnet, coin, "bench");
+            let change = tx.outputs.len() as u32 - 1;
+            let paid = Amount::checked_sum(tx.outputs.iter().map(|o| o.value)).unwrap();
+            fees.push(coin.1.checked_sub(paid).unwrap());
+            coin = (tx.outpoint(change), tx.outputs[change as usize].value);
+            txs.push(tx);
+        }
+        let mut sorted: Vec<Hash> = txs.iter().map(Tx::txid).collect();
+        sorted.sort();
+        let tree = MerkleTree::new(&sorted);
+        let vote = FinalityVote::sign_root(&identity, spec.chain_id(), slot, tree.root());
+        let proofs: Vec<(FinalityProof, Amount)> = txs
+            .iter()
+            .zip(&fees)
+            .map(|(tx, fee)| {
+                let index = sorted.binary_search(&tx.txid()).unwrap();
+                let votes = vec![(vote.clone(), tree.path(index).unwrap())];
+                (
+                    FinalityProof {
+                        tx: tx.clone(),
+                        votes,
+                    },
+                    *fee,
+                )
+            })
+            .collect();
+        // In spending order: each tx spends the one before it.
+        let finalized: Vec<FinalizedTx> = proofs
+            .iter()
+            .map(|(proof, _)| FinalizedTx {
+                tx: proof.tx.clone(),
+                proof: encode(proof),
+                finalized_at_ms: slot_clock.slot_start_ms(slot),
+            })
+            .collect();
+        store
+            .commit_batch(&LedgerBatch {
+                finalized: &finalized,
+                ..LedgerBatch::default()
+            })
+            .unwrap();
+        let now = timecoin::time::Timestamp(slot_clock.slot_start_ms(slot));
+        let template = BlockTemplate {
+            chain_id: spec.chain_id(),
+            parent,
+            slot,
+            now,
+            slot_clock,
+            validators: &set,
+            max_block_bytes: 1 << 20,
+        };
+        let block = build_block(&template, &vrf, &identity, proofs).unwrap();
+        let encoded = block.encode();
+        let archived: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
+        store
+            .apply_block(&block_commit(&block, &encoded, &archived, maturity))
+            .unwrap();
+        parent = ChainTip {
+            hash: block.hash(),
+            height: block.header.height,
+            slot,
+        };
+    }
+}
+
+/// Sync speed from one peer and startup time over a 10,000-block chain
+/// (10 transfers a block). Prints its figures; run it with
+/// `cargo test --release --test blocks_devnet -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints figures for BENCHMARKS.md"]
+fn bench_sync_from_one_peer_and_startup_with_10000_blocks() {
+    const BLOCKS: u64 = 10_000;
+    const ENTRIES: usize = 10;
+    let ms_since = |start: timecoin::time::Timestamp| {
+        SystemClock.now().saturating_since(start).as_millis() as u64
+    };
+    let mut devnet = Devnet::prepare(1, |text| text);
+    let start = SystemClock.now();
+    build_chain_offline(&devnet, BLOCKS, ENTRIES);
+    println!(
+        "built {BLOCKS} blocks x {ENTRIES} txs offline in {} ms",
+        ms_since(start)
+    );
+
+    // Startup: process start to RPC up, tip loaded without replay.
+    let start = SystemClock.now();
+    devnet.launch(0);
+    let startup_ms = ms_since(start);
+    assert!(tip_of(&devnet, 0).height >= BLOCKS);
+    println!(
+        "startup of a node holding {BLOCKS} blocks: {startup_ms} ms (process start to RPC up)"
+    );
+
+    // A fresh node that knows only node 0.
+    let start = SystemClock.now();
+    let fresh = devnet.add_node(0);
+    loop {
+        if tip_of(&devnet, fresh).height >= BLOCKS {
+            break;
+        }
+        assert!(ms_since(start) < 600_000, "sync took over 10 minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sync_ms = ms_since(start).max(1);
+    let txs = BLOCKS * ENTRIES as u64;
+    println!(
+        "sync of {BLOCKS} blocks ({txs} txs) from one peer: {sync_ms} ms, {} blocks/s, {} tx/s",
+        BLOCKS * 1000 / sync_ms,
+        txs * 1000 / sync_ms
+    );
+    let caught_up = devnet.nodes[fresh]
+        .log()
+        .lines()
+        .rfind(|l| l.contains("sync: "))
+        .unwrap_or_default()
+        .to_string();
+    println!("fresh node's last sync line: {caught_up}");
+}

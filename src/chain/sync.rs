@@ -30,6 +30,9 @@ pub struct SyncConfig {
     pub max_requests_in_flight: usize,
     /// How long a peer has to answer before its range goes to another.
     pub request_timeout_ms: u64,
+    /// Least time between two requests to one peer, so a fast sync stays
+    /// under the peer's rate limit for block requests.
+    pub min_request_gap_ms: u64,
 }
 
 /// Ask `peer` for up to `max` canonical blocks from height `from`.
@@ -44,7 +47,7 @@ pub struct BlockRequest<P> {
 struct PeerTip {
     /// The height the peer claims (lowered when it serves less).
     height: u64,
-    /// Not asked again before this (after a timeout).
+    /// Not asked again before this (request pacing, or rest after a timeout).
     resting_until: Timestamp,
     /// Its chain forks from ours below our tip: ask it from here once.
     rewind_from: Option<u64>,
@@ -77,6 +80,8 @@ pub struct BlockSync<P: Ord + Copy> {
     ranges: Vec<Range<P>>,
     /// The peer asked last: the next request goes to the one after it.
     last_asked: Option<P>,
+    /// When a peer that was left out for pacing may be asked.
+    paced_until: Option<Timestamp>,
     timeouts: u64,
 }
 
@@ -92,6 +97,7 @@ impl<P: Ord + Copy> BlockSync<P> {
             peers: BTreeMap::new(),
             ranges: Vec::new(),
             last_asked: None,
+            paced_until: None,
             timeouts: 0,
         }
     }
@@ -196,9 +202,14 @@ impl<P: Ord + Copy> BlockSync<P> {
         true
     }
 
-    /// The earliest deadline of a range in flight or waiting.
+    /// The earliest deadline of a range in flight or waiting, or of a
+    /// request held back by pacing.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.ranges.iter().map(|r| r.deadline).min()
+        self.ranges
+            .iter()
+            .map(|r| r.deadline)
+            .chain(self.paced_until)
+            .min()
     }
 
     /// Drops ranges past their deadline, so they are asked again; a peer
@@ -234,6 +245,7 @@ impl<P: Ord + Copy> BlockSync<P> {
     #[must_use]
     pub fn poll_requests(&mut self, now: Timestamp) -> Vec<BlockRequest<P>> {
         let mut out = Vec::new();
+        self.paced_until = None;
         let rewinds: Vec<(P, u64)> = self
             .peers
             .iter()
@@ -277,12 +289,25 @@ impl<P: Ord + Copy> BlockSync<P> {
                 .unwrap_or(u32::MAX)
                 .min(self.config.batch_blocks);
             let Some(peer) = self.next_idle_peer(next, now) else {
+                self.paced_until = self.earliest_paced(next, now);
                 break;
             };
             out.push(self.ask(peer, next, max, now));
             next = next.saturating_add(u64::from(max));
         }
         out
+    }
+
+    /// When the first peer that claims `height` and is only held back by
+    /// pacing may be asked.
+    fn earliest_paced(&self, height: u64, now: Timestamp) -> Option<Timestamp> {
+        self.peers
+            .iter()
+            .filter(|(peer, tip)| {
+                tip.height >= height && tip.resting_until > now && !self.is_asked(peer)
+            })
+            .map(|(_, tip)| tip.resting_until)
+            .min()
     }
 
     fn ask(&mut self, peer: P, from: u64, max: u32, now: Timestamp) -> BlockRequest<P> {
@@ -293,6 +318,10 @@ impl<P: Ord + Copy> BlockSync<P> {
             deadline: now.plus_ms(self.config.request_timeout_ms),
         });
         self.last_asked = Some(peer);
+        let gap = self.config.min_request_gap_ms;
+        if let Some(known) = self.peers.get_mut(&peer) {
+            known.resting_until = known.resting_until.max(now.plus_ms(gap));
+        }
         BlockRequest { peer, from, max }
     }
 
@@ -323,6 +352,7 @@ mod tests {
             batch_blocks: 10,
             max_requests_in_flight: 3,
             request_timeout_ms: 1_000,
+            min_request_gap_ms: 0,
         }
     }
 
@@ -500,6 +530,31 @@ mod tests {
                 peer: 1,
                 from: 16,
                 max: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn one_peer_is_asked_no_faster_than_the_request_gap() {
+        let mut sync = BlockSync::new(
+            SyncConfig {
+                min_request_gap_ms: 50,
+                ..config()
+            },
+            0,
+        );
+        sync.on_peer_height(1u8, 100);
+        assert_eq!(sync.poll_requests(at(0)).len(), 1);
+        assert!(sync.on_response(at(10), 1, Some(1), 10));
+        sync.on_tip(10);
+        assert_eq!(sync.poll_requests(at(10)), vec![]);
+        assert_eq!(sync.poll_timeout(), Some(at(50)));
+        assert_eq!(
+            sync.poll_requests(at(50)),
+            vec![BlockRequest {
+                peer: 1,
+                from: 11,
+                max: 10
             }]
         );
     }

@@ -35,7 +35,7 @@ use crate::genesis::validator_vrf_key;
 use crate::ledger::UtxoState;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
-use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent};
+use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
 use crate::store::schema::PROOFS;
 use crate::store::{BlockCommit, FinalizedTx, LedgerBatch, ReadView, Store, StoreError};
 use crate::time::{Clock, Timestamp};
@@ -50,6 +50,13 @@ use std::time::Duration;
 pub const SYNC_REQUESTS_IN_FLIGHT: usize = 4;
 /// How long a peer has to answer a `GetBlocks` before another is asked.
 pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// A peer's block requests are limited to `RateLimits::block` (over it
+/// they are dropped and a non-validator is scored): ask each peer a fifth
+/// less often than that.
+fn sync_request_gap_ms() -> u64 {
+    let per_sec = u64::from(RateLimits::default().block.per_sec.max(1));
+    1000 * 5 / (per_sec * 4)
+}
 /// Bytes of out-of-order blocks kept while the blocks below them arrive.
 pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 /// Room left in a frame for the `Blocks` wrapper of one block (tag,
@@ -131,6 +138,7 @@ impl BlockSettings {
                 batch_blocks: u32::try_from(limits.max_blocks_per_message).unwrap_or(u32::MAX),
                 max_requests_in_flight: SYNC_REQUESTS_IN_FLIGHT,
                 request_timeout_ms: SYNC_REQUEST_TIMEOUT_MS,
+                min_request_gap_ms: sync_request_gap_ms(),
             },
         })
     }
@@ -550,10 +558,10 @@ impl<C: Clock> BlockThread<C> {
             Ok(Placement::Replaces { parent, .. }) => parent,
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
             Err(IgnoreReason::UnknownParent { .. }) => {
-                if let Some(from) = from {
-                    self.on_unlinked(from, block);
-                }
-                return Ok(());
+                return match from {
+                    Some(from) => self.on_unlinked(from, block),
+                    None => Ok(()),
+                };
             }
             Err(reason) => {
                 log::debug!("ignoring block {hash} at height {height}: {reason}");
@@ -570,7 +578,7 @@ impl<C: Clock> BlockThread<C> {
         match validated {
             Ok(valid) => {
                 let actions = self.fork_choice.handle_block(now, valid);
-                self.execute(actions)
+                self.execute(now, actions)
             }
             Err(rejection) => {
                 self.refuse(from, hash, height, &rejection);
@@ -580,30 +588,36 @@ impl<C: Clock> BlockThread<C> {
     }
 
     /// A block whose parent is not among our recent canonical blocks: one
-    /// from above our tip waits for the blocks below it; one at or below
-    /// means the sender's chain forks from ours, so sync asks it for the
-    /// blocks from the oldest one we could still switch at.
-    fn on_unlinked(&mut self, from: NodeId, block: Block) {
+    /// from above our tip waits for the blocks below it; one we already
+    /// hold, or too old to switch to, is dropped; one in between means the
+    /// sender's chain forks from ours, so sync asks it for the blocks from
+    /// the oldest one we could still switch at.
+    fn on_unlinked(&mut self, from: NodeId, block: Block) -> Result<(), BlockThreadError> {
         let height = block.header.height;
+        let hash = block.hash();
         let tip = self.fork_choice.tip();
         self.sync.on_peer_height(from, height);
         if height > tip.height.saturating_add(1) {
             let max_count = self.settings.sync.max_requests_in_flight
                 * self.settings.sync.batch_blocks as usize;
             self.waiting.insert(from, block, max_count.max(1));
-        } else {
-            // Not provably wrong (a fork older than our window looks the
-            // same), so not scored; said at info so an operator sees forks.
-            let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
-            log::info!(
-                "not adopting block {} at height {height} from {from:?} (UnknownParent): its \
-                 parent {} is not a recent canonical block; asking for blocks from height {}",
-                block.hash(),
-                block.header.prev_hash,
-                oldest + 1
-            );
-            self.sync.on_fork(from, oldest.saturating_add(1));
+            return Ok(());
         }
+        let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
+        if height <= oldest || self.store.block_record(&hash)?.is_some() {
+            log::debug!("ignoring block {hash} at height {height}: held already or too old");
+            return Ok(());
+        }
+        // Not provably wrong (a fork older than our window looks the same),
+        // so not scored; said at info so an operator sees forks.
+        log::info!(
+            "not adopting block {hash} at height {height} from {from:?} (UnknownParent): its \
+             parent {} is not a recent canonical block; asking for blocks from height {}",
+            block.header.prev_hash,
+            oldest + 1
+        );
+        self.sync.on_fork(from, oldest.saturating_add(1));
+        Ok(())
     }
 
     /// Offers waiting blocks that may now link to the tip, lowest first.
@@ -717,7 +731,11 @@ impl<C: Clock> BlockThread<C> {
     /// Performs fork choice's actions in order, one write transaction each.
     /// A write the store refuses means fork choice and the store disagree:
     /// fork choice is rebuilt from the store, which is the truth.
-    fn execute(&mut self, actions: Vec<ChainAction>) -> Result<(), BlockThreadError> {
+    fn execute(
+        &mut self,
+        now: Timestamp,
+        actions: Vec<ChainAction>,
+    ) -> Result<(), BlockThreadError> {
         let mut adopted = None;
         for action in actions {
             let done = match action {
@@ -727,7 +745,7 @@ impl<C: Clock> BlockThread<C> {
                 }),
                 ChainAction::Announce(_) => {
                     if let Some((valid, bytes)) = adopted.take() {
-                        self.announce(&valid, bytes);
+                        self.announce(now, &valid, bytes);
                     }
                     Ok(())
                 }
@@ -765,19 +783,13 @@ impl<C: Clock> BlockThread<C> {
         let h = &block.header;
         let encoded = block.encode();
         let archived: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
-        let report = self.store.apply_block(&BlockCommit {
-            hash: valid.hash(),
-            height: h.height,
-            slot: h.slot,
-            prev_hash: h.prev_hash,
-            encoded: &encoded,
-            archived: &archived,
-            reward_id: block.reward.id(),
-            reward_outputs: &block.reward.outputs,
-            matures_at_height: h
-                .height
-                .saturating_add(self.settings.reward_maturity_blocks),
-        })?;
+        let commit = block_commit(
+            block,
+            &encoded,
+            &archived,
+            self.settings.reward_maturity_blocks,
+        );
+        let report = self.store.apply_block(&commit)?;
         let producer = self
             .validators
             .index_of(&h.producer)
@@ -795,9 +807,22 @@ impl<C: Clock> BlockThread<C> {
         Ok(encoded)
     }
 
-    /// Pushes an adopted block to every peer and announces our new tip.
-    fn announce(&mut self, valid: &ValidBlock, encoded: Vec<u8>) {
-        let height = valid.block().header.height;
+    /// Pushes an adopted block to every peer and announces our new tip,
+    /// if the block is recent enough to matter to fork choice: a block
+    /// adopted by sync is old news to the peers it came from, and relaying
+    /// a whole chain would flood their block rate limits.
+    fn announce(&mut self, now: Timestamp, valid: &ValidBlock, encoded: Vec<u8>) {
+        let header = &valid.block().header;
+        let height = header.height;
+        let now_slot = self.settings.slot_clock.slot_at(now);
+        if now_slot
+            > header
+                .slot
+                .saturating_add(self.settings.switch_window_slots)
+        {
+            self.send(NetCommand::SetTipHeight(height));
+            return;
+        }
         self.send(NetCommand::Broadcast(Message::Blocks {
             blocks: vec![encoded],
         }));
@@ -905,6 +930,29 @@ impl<C: Clock> BlockThread<C> {
             // A full channel is counted by the net layer; sync retries.
             let _ = net.send(command);
         }
+    }
+}
+
+/// What the store indexes of a validated `block` (its bytes `encoded`,
+/// its entries' txids `archived`), with its reward spendable
+/// `reward_maturity_blocks` after it.
+pub fn block_commit<'a>(
+    block: &'a Block,
+    encoded: &'a [u8],
+    archived: &'a [Hash],
+    reward_maturity_blocks: u64,
+) -> BlockCommit<'a> {
+    let h = &block.header;
+    BlockCommit {
+        hash: block.hash(),
+        height: h.height,
+        slot: h.slot,
+        prev_hash: h.prev_hash,
+        encoded,
+        archived,
+        reward_id: block.reward.id(),
+        reward_outputs: &block.reward.outputs,
+        matures_at_height: h.height.saturating_add(reward_maturity_blocks),
     }
 }
 

@@ -75,6 +75,17 @@ impl Devnet {
 
     /// [`Devnet::start`] on the generated chain config as `edit` changes it.
     pub fn start_with(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
+        let mut devnet = Devnet::prepare(n, edit);
+        for i in 0..n {
+            devnet.launch(i);
+        }
+        devnet.wait_connected();
+        devnet
+    }
+
+    /// Lays out the chain config, datadirs and keys of `n` validators
+    /// without starting any (e.g. to fill a datadir first).
+    pub fn prepare(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
         // Generated with ports 1, 3, 5…, then pointed at the free ones.
@@ -106,17 +117,12 @@ impl Devnet {
                 }
             })
             .collect();
-        let mut devnet = Devnet {
+        Devnet {
             _dir: dir,
             chain_file,
             spec,
             nodes,
-        };
-        for i in 0..n {
-            devnet.launch(i);
         }
-        devnet.wait_connected();
-        devnet
     }
 
     /// Starts node `i`'s process on its datadir and waits for its RPC.
