@@ -380,6 +380,49 @@ mod tests {
     }
 
     #[test]
+    fn block_timing_errors_name_the_key() {
+        for (edit, find, key) in [
+            (
+                "max_clock_skew_ms = 2000",
+                "max_clock_skew_ms = 500",
+                "blocks.max_clock_skew_ms",
+            ),
+            (
+                "switch_window_slots = 10",
+                "switch_window_slots = 3",
+                "blocks.switch_window_slots",
+            ),
+            (
+                "switch_window_slots = 0",
+                "switch_window_slots = 3",
+                "blocks.switch_window_slots",
+            ),
+            (
+                "publish_step_ms = 500",
+                "publish_step_ms = 100",
+                "blocks.publish_step_ms",
+            ),
+            (
+                "block_interval_secs = 0",
+                "block_interval_secs = 2",
+                "ledger.block_interval_secs",
+            ),
+        ] {
+            let err = err_of(&with(edit, find));
+            assert!(err.contains(key), "{edit}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_chain_file_without_a_blocks_section_takes_the_defaults() {
+        let start = DEVNET_TOML.find("[blocks]").unwrap();
+        let end = DEVNET_TOML.find("[consensus]").unwrap();
+        let text = format!("{}{}", &DEVNET_TOML[..start], &DEVNET_TOML[end..]);
+        let spec = ChainConfig::parse(&text, "test").unwrap();
+        assert_eq!(spec.config.blocks, BlocksConfig::default());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_types_are_parse_errors() {
         assert!(err_of(&with("alpah = 14", "alpha = 14")).contains("alpah"));
         assert!(err_of(&with("k = \"twenty\"", "k = 20")).contains("k"));

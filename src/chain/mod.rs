@@ -27,6 +27,6 @@ pub use reward::{block_reward, expected_reward, split_reward};
 pub use slot::{SlotClock, SlotClockError};
 pub use sync::{BlockRequest, BlockSync, SyncConfig};
 pub use validity::{
-    validate_block, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
-    ValidBlock,
+    check_signatures, validate_block, validate_block_with, BlockRejection, ChainTip, ChainView,
+    ChainViewError, ValidBlock,
 };

@@ -213,7 +213,9 @@ impl<P: Ord + Copy> BlockSync<P> {
     }
 
     /// Drops ranges past their deadline, so they are asked again; a peer
-    /// that did not answer in time rests one timeout.
+    /// that did not answer in time rests one timeout and loses its claim
+    /// (its next announcement restores it), so a peer that claims a long
+    /// chain and never serves it cannot keep this node "behind".
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let rest_until = now.plus_ms(self.config.request_timeout_ms);
         let mut slow = Vec::new();
@@ -228,6 +230,7 @@ impl<P: Ord + Copy> BlockSync<P> {
             self.timeouts += 1;
             if let Some(known) = self.peers.get_mut(&peer) {
                 known.resting_until = rest_until;
+                known.height = known.height.min(self.tip_height);
             }
         }
     }
@@ -450,8 +453,10 @@ mod tests {
                 max: 5
             }]
         );
-        // Peer 2 is gone too: peer 1 has rested and is asked again.
+        // Peer 2 is gone too; peer 1 rested and announces again: asked again.
         sync.on_peer_gone(2);
+        assert!(!sync.is_behind(), "a peer that timed out keeps no claim");
+        sync.on_peer_height(1, 5);
         assert_eq!(
             sync.poll_requests(at(2_000)),
             vec![BlockRequest {

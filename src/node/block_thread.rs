@@ -21,10 +21,10 @@
 use super::chain_view::StoreChainView;
 use super::channels::NodeEvent;
 use crate::chain::{
-    build_block, publish_delay_ms, validate_block, Block, BlockRejection, BlockRequest,
-    BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice, ForkChoiceConfig,
-    ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError, SyncConfig, ValidBlock,
-    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    build_block, check_signatures, publish_delay_ms, validate_block, Block, BlockRejection,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
+    ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
+    SyncConfig, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::NodeId;
@@ -41,7 +41,7 @@ use crate::store::{BlockCommit, FinalizedTx, LedgerBatch, ReadView, Store, Store
 use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{decode, encode, DecodeError};
 use crate::types::{ChainId, Hash, OutPoint};
-use crossbeam_channel::{never, select, Receiver, Sender};
+use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -321,6 +321,10 @@ impl<C: Clock> BlockThread<C> {
             let ready = net_events.len();
             batch.extend(net_events.try_iter().take(ready));
             for event in batch {
+                // A long sync batch still stops promptly, between two writes.
+                if let Err(TryRecvError::Disconnected) = self.channels.stop.try_recv() {
+                    return Ok(());
+                }
                 let now = self.clock.now();
                 self.on_net_event(now, event)?;
             }
@@ -369,6 +373,7 @@ impl<C: Clock> BlockThread<C> {
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
             },
         }
+        self.log_progress(now);
         self.request_blocks(now);
         Ok(())
     }
@@ -528,11 +533,11 @@ impl<C: Clock> BlockThread<C> {
         }
         let first = blocks.first().map(|b| b.header.height);
         self.sync.on_response(now, from, first, blocks.len());
+        self.learn_finalized(now, from, &blocks)?;
         for block in blocks {
             self.accept_block(now, Some(from), block)?;
             self.drain_waiting(now)?;
         }
-        self.log_progress(now);
         Ok(())
     }
 
@@ -568,9 +573,6 @@ impl<C: Clock> BlockThread<C> {
                 return Ok(());
             }
         };
-        if let Some(from) = from {
-            self.learn_finalized(now, from, &block)?;
-        }
         let validated = {
             let view = self.chain_view(parent, now)?;
             validate_block(block, &view)
@@ -631,23 +633,41 @@ impl<C: Clock> BlockThread<C> {
         }
     }
 
-    /// Commits as finalized the entries of `block` this node has not
-    /// finalized, whose proofs verify and whose inputs are unspent here (in
-    /// spending order), so a lagging node learns finalized txs from blocks
-    /// and the block can archive them. A crash after this and before the
-    /// block's own write leaves them finalized and unarchived: consistent.
+    /// Commits as finalized, in ONE write, the entries of `blocks` this
+    /// node has not finalized whose proofs verify and whose inputs are
+    /// unspent here (in spending order), so a lagging node learns
+    /// finalized txs from blocks and the blocks can archive them. A crash
+    /// after this and before a block's own write leaves them finalized and
+    /// unarchived: consistent. A valid proof is final whatever the block.
     fn learn_finalized(
         &mut self,
         now: Timestamp,
         from: NodeId,
-        block: &Block,
+        blocks: &[Block],
     ) -> Result<(), BlockThreadError> {
+        // A live block's proofs also go to consensus, so its mempool drops
+        // their conflicts; old ones would only flood peers with proof gossip.
+        let now_slot = self.settings.slot_clock.slot_at(now);
+        let window = self.settings.switch_window_slots;
+        let mut live = HashSet::new();
         let ordered = {
             let read = self.store.read()?;
             let mut unknown = Vec::new();
-            for proof in &block.entries {
-                if read.tx(&proof.tx.txid())?.is_none() {
-                    unknown.push(proof);
+            // Only blocks a validator made get per-entry work: a stranger's
+            // block costs one VRF and one signature check, never its proofs.
+            let made_by_validators = blocks
+                .iter()
+                .filter(|b| check_signatures(b, &self.validators).is_ok());
+            for block in made_by_validators {
+                let is_live = now_slot.saturating_sub(block.header.slot) <= window;
+                for proof in &block.entries {
+                    let txid = proof.tx.txid();
+                    if read.tx(&txid)?.is_none() {
+                        unknown.push(proof);
+                        if is_live {
+                            live.insert(txid);
+                        }
+                    }
                 }
             }
             if unknown.is_empty() {
@@ -661,14 +681,6 @@ impl<C: Clock> BlockThread<C> {
         if ordered.is_empty() {
             return Ok(());
         }
-        // A live block's proofs also go to consensus, so its mempool drops
-        // their conflicts; old ones would only flood peers with proof gossip.
-        let live = self
-            .settings
-            .slot_clock
-            .slot_at(now)
-            .saturating_sub(block.header.slot)
-            <= self.settings.switch_window_slots;
         let finalized: Vec<FinalizedTx> = ordered
             .iter()
             .map(|proof| FinalizedTx {
@@ -677,25 +689,22 @@ impl<C: Clock> BlockThread<C> {
                 finalized_at_ms: now.as_millis(),
             })
             .collect();
-        if live {
-            for proof in &ordered {
-                let proof = Box::new((*proof).clone());
-                // A full inbox only costs the mempool cleanup, not finality.
-                let _ = self
-                    .channels
-                    .consensus
-                    .try_send(NodeEvent::PeerProof { from, proof });
-            }
+        for proof in ordered.iter().filter(|p| live.contains(&p.tx.txid())) {
+            let proof = Box::new((*proof).clone());
+            // A full inbox only costs the mempool cleanup, not finality.
+            let _ = self
+                .channels
+                .consensus
+                .try_send(NodeEvent::PeerProof { from, proof });
         }
         let report = self.store.commit_batch(&LedgerBatch {
             finalized: &finalized,
             ..LedgerBatch::default()
         })?;
         log::info!(
-            "learned {} finalized txs from block {} at height {}",
+            "learned {} finalized txs from {} blocks sent by {from:?}",
             report.finalized.applied,
-            block.hash(),
-            block.header.height
+            blocks.len(),
         );
         Ok(())
     }
@@ -1081,4 +1090,67 @@ fn is_refusal(e: &StoreError) -> bool {
             | StoreError::UndoGenesis { .. }
             | StoreError::RewardSpent { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{BlockHeader, RewardTx, BLOCK_VERSION};
+    use crate::types::validator::{VrfOutputBytes, VrfProofBytes};
+    use crate::types::{PublicKeyBytes, SignatureBytes};
+
+    fn block_at(height: u64) -> Block {
+        Block {
+            header: BlockHeader {
+                version: BLOCK_VERSION,
+                chain_id: ChainId(3),
+                height,
+                slot: height,
+                prev_hash: Hash::ZERO,
+                producer: PublicKeyBytes([1; 32]),
+                vrf_output: VrfOutputBytes([2; 32]),
+                vrf_proof: VrfProofBytes([3; 64]),
+                entries_root: Hash::ZERO,
+                timestamp_ms: 0,
+            },
+            producer_sig: SignatureBytes([4; 64]),
+            entries: Vec::new(),
+            reward: RewardTx {
+                height,
+                outputs: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn waiting_blocks_keep_the_lowest_heights_within_the_cap() {
+        let peer = PublicKeyBytes([9; 32]);
+        let mut waiting = WaitingBlocks::default();
+        for height in [7, 5, 9, 6] {
+            waiting.insert(peer, block_at(height), 3);
+        }
+        assert_eq!(waiting.blocks.len(), 3);
+        assert_eq!(waiting.take_up_to(4).map(|(_, b)| b.header.height), None);
+        let taken: Vec<u64> = std::iter::from_fn(|| waiting.take_up_to(8))
+            .map(|(_, b)| b.header.height)
+            .collect();
+        assert_eq!(taken, vec![5, 6, 7], "9 was evicted first");
+        assert_eq!(waiting.bytes, 0);
+    }
+
+    #[test]
+    fn requests_to_one_peer_stay_under_its_block_rate_limit() {
+        let per_sec = u64::from(RateLimits::default().block.per_sec);
+        assert!(sync_request_gap_ms() * per_sec > 1000);
+    }
+
+    #[test]
+    fn the_logged_reason_is_the_rejection_variant() {
+        assert_eq!(variant_name(&BlockRejection::FeeOverflow), "FeeOverflow");
+        let wrong = BlockRejection::WrongVersion {
+            found: 2,
+            expected: 1,
+        };
+        assert_eq!(variant_name(&wrong), "WrongVersion");
+    }
 }
