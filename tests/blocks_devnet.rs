@@ -479,7 +479,7 @@ fn tampered_blocks_are_refused_everywhere_with_their_reason_and_the_sender_score
 fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
     use timecoin::crypto::merkle::MerkleTree;
     use timecoin::finality::FinalityVote;
-    use timecoin::node::block_thread::block_commit;
+    use timecoin::node::chain_view::block_commit;
     use timecoin::store::{FinalizedTx, LedgerBatch};
     use timecoin::types::encoding::encode;
 

@@ -591,8 +591,8 @@ mod tests {
             })
         ));
         assert!(matches!(
-            over(Message::GetBlocks { from: 0, max: 17 }),
-            Err(MessageError::TooMany { count: 17, .. })
+            over(Message::GetBlocks { from: 0, max: 65 }),
+            Err(MessageError::TooMany { count: 65, .. })
         ));
     }
 

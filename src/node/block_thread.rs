@@ -18,7 +18,7 @@
 //! A peer is scored for a block only when the block is provably wrong
 //! (`BlockRejection::is_peer_fault`).
 
-use super::chain_view::StoreChainView;
+use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
 use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block, Block, BlockRejection,
@@ -30,17 +30,15 @@ use crate::config::ChainSpec;
 use crate::consensus::NodeId;
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
-use crate::finality::{verify_proof, FinalityProof, ValidatorSet};
+use crate::finality::{verify_proof, ValidatorSet};
 use crate::genesis::validator_vrf_key;
-use crate::ledger::UtxoState;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
-use crate::store::schema::PROOFS;
-use crate::store::{BlockCommit, FinalizedTx, LedgerBatch, ReadView, Store, StoreError};
+use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::{Clock, Timestamp};
-use crate::types::encoding::{decode, encode, DecodeError};
-use crate::types::{ChainId, Hash, OutPoint};
+use crate::types::encoding::{encode, DecodeError};
+use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -942,29 +940,6 @@ impl<C: Clock> BlockThread<C> {
     }
 }
 
-/// What the store indexes of a validated `block` (its bytes `encoded`,
-/// its entries' txids `archived`), with its reward spendable
-/// `reward_maturity_blocks` after it.
-pub fn block_commit<'a>(
-    block: &'a Block,
-    encoded: &'a [u8],
-    archived: &'a [Hash],
-    reward_maturity_blocks: u64,
-) -> BlockCommit<'a> {
-    let h = &block.header;
-    BlockCommit {
-        hash: block.hash(),
-        height: h.height,
-        slot: h.slot,
-        prev_hash: h.prev_hash,
-        encoded,
-        archived,
-        reward_id: block.reward.id(),
-        reward_outputs: &block.reward.outputs,
-        matures_at_height: h.height.saturating_add(reward_maturity_blocks),
-    }
-}
-
 /// Fork choice over the stored tip and the blocks before it that the
 /// switch window may still replace.
 fn load_fork_choice(
@@ -998,73 +973,6 @@ fn load_fork_choice(
         recent.push(BlockSummary::of(&block.header));
     }
     Ok(ForkChoice::new(settings.fork_choice, recent)?)
-}
-
-/// The stored proof of a finalized tx; a missing or corrupt one is logged
-/// and skipped (the tx is not archived until it is readable).
-fn stored_proof(read: &ReadView<'_>, txid: &Hash) -> Result<Option<FinalityProof>, StoreError> {
-    let Some(bytes) = read.proof(txid)? else {
-        log::warn!("finalized tx {txid} has no stored proof; not archiving it");
-        return Ok(None);
-    };
-    match decode(&bytes, PROOFS.max_value_bytes, "finality proof") {
-        Ok(proof) => Ok(Some(proof)),
-        Err(e) => {
-            log::error!("stored proof of {txid} is corrupt ({e}); not archiving it");
-            Ok(None)
-        }
-    }
-}
-
-/// `proofs` in an order the store can commit them in one batch: each tx
-/// after the txs whose outputs it spends; a tx whose inputs are neither
-/// unspent here nor created by another of them is left out (its parent
-/// is unknown here, or it conflicts with a finalized spend).
-fn spending_order<'p>(
-    read: &ReadView<'_>,
-    proofs: Vec<&'p FinalityProof>,
-) -> Result<Vec<&'p FinalityProof>, StoreError> {
-    let mut created: HashSet<OutPoint> = HashSet::new();
-    let mut ordered = Vec::with_capacity(proofs.len());
-    let mut pending = proofs;
-    loop {
-        let before = pending.len();
-        let mut still = Vec::new();
-        for proof in pending {
-            let mut spendable = true;
-            for input in &proof.tx.inputs {
-                if created.contains(&input.prev) {
-                    continue;
-                }
-                let unspent = read
-                    .utxo(&input.prev)?
-                    .is_some_and(|e| !matches!(e.state, UtxoState::Spent { .. }));
-                if !unspent {
-                    spendable = false;
-                    break;
-                }
-            }
-            if spendable {
-                let txid = proof.tx.txid();
-                created.extend((0..proof.tx.outputs.len()).filter_map(|vout| {
-                    u32::try_from(vout).ok().map(|vout| OutPoint { txid, vout })
-                }));
-                ordered.push(proof);
-            } else {
-                still.push(proof);
-            }
-        }
-        if still.is_empty() || still.len() == before {
-            for proof in &still {
-                log::warn!(
-                    "a block archives {} whose inputs are unknown or spent here; not learning it",
-                    proof.tx.txid()
-                );
-            }
-            return Ok(ordered);
-        }
-        pending = still;
-    }
 }
 
 /// The variant name of a rejection, as the log's short reason.
