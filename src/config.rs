@@ -13,6 +13,9 @@ pub const DEVNET_TOML: &str = include_str!("../config/devnet.toml");
 pub const TESTNET_TOML: &str = include_str!("../config/testnet.toml");
 /// Config files are small; anything larger is refused before parsing.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+/// A day: slots longer than that are a typo, and the slot arithmetic in
+/// milliseconds must never overflow.
+pub const MAX_BLOCK_INTERVAL_SECS: u64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,6 +48,36 @@ pub struct LedgerConfig {
     pub max_tx_bytes: u32,
     pub block_interval_secs: u64,
     pub reward_maturity_blocks: u32,
+}
+
+/// Checkpoint-block timing (DESIGN §6): how far clocks may disagree, how
+/// long a better rival may still replace a block, how long each rank waits
+/// before publishing. Not part of the genesis hash: nodes of one chain
+/// should share them, but a differing value only costs convergence speed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlocksConfig {
+    /// A block for a slot that starts more than this ahead of our clock is
+    /// refused as a future block; timestamps may stray this far from their slot.
+    pub max_clock_skew_ms: u64,
+    /// Slots after a block's slot during which a better rival still replaces it.
+    pub switch_window_slots: u64,
+    /// Publish delay per estimated rank of a producer's VRF ticket.
+    pub publish_step_ms: u64,
+    /// Test knob: every validator publishes at slot start and none stays
+    /// silent when it holds a better candidate (forces competing blocks).
+    pub all_producers_publish: bool,
+}
+
+impl Default for BlocksConfig {
+    fn default() -> BlocksConfig {
+        BlocksConfig {
+            max_clock_skew_ms: 500,
+            switch_window_slots: 3,
+            publish_step_ms: 100,
+            all_producers_publish: false,
+        }
+    }
 }
 
 /// Snowball and finality tuning (DESIGN §4).
@@ -96,6 +129,8 @@ pub struct ChainConfig {
     pub network: Network,
     pub ledger: LedgerConfig,
     pub consensus: ConsensusConfig,
+    #[serde(default)]
+    pub blocks: BlocksConfig,
     pub genesis: GenesisConfig,
 }
 
@@ -155,9 +190,13 @@ impl ChainConfig {
                 "must be between 256 and 1048576",
             ));
         }
-        if l.block_interval_secs == 0 {
-            return Err(invalid("ledger.block_interval_secs", "must be at least 1"));
+        if l.block_interval_secs == 0 || l.block_interval_secs > MAX_BLOCK_INTERVAL_SECS {
+            return Err(invalid(
+                "ledger.block_interval_secs",
+                format!("must be between 1 and {MAX_BLOCK_INTERVAL_SECS}"),
+            ));
         }
+        self.validate_blocks()?;
         let c = &self.consensus;
         if c.k == 0 {
             return Err(invalid("consensus.k", "must be at least 1"));
@@ -250,6 +289,48 @@ impl ChainConfig {
     }
 }
 
+impl ChainConfig {
+    /// The block timing must leave every rank time to publish inside its
+    /// slot, and a reorg must never reach a spendable reward.
+    fn validate_blocks(&self) -> Result<(), ConfigError> {
+        let b = &self.blocks;
+        let interval_ms = self.ledger.block_interval_secs.saturating_mul(1000);
+        if b.max_clock_skew_ms >= interval_ms {
+            return Err(invalid(
+                "blocks.max_clock_skew_ms",
+                format!(
+                    "{} must be below the block interval ({interval_ms} ms)",
+                    b.max_clock_skew_ms
+                ),
+            ));
+        }
+        let maturity = u64::from(self.ledger.reward_maturity_blocks);
+        if b.switch_window_slots == 0 || b.switch_window_slots >= maturity {
+            return Err(invalid(
+                "blocks.switch_window_slots",
+                format!(
+                    "{} must be at least 1 and below ledger.reward_maturity_blocks ({maturity}), \
+                     or a reorg could undo a spendable reward",
+                    b.switch_window_slots
+                ),
+            ));
+        }
+        let validators = self.genesis.validators.len() as u64;
+        let last_rank_ms = b.publish_step_ms.saturating_mul(validators);
+        if last_rank_ms >= interval_ms {
+            return Err(invalid(
+                "blocks.publish_step_ms",
+                format!(
+                    "{} ms x {validators} validators = {last_rank_ms} ms must be below the block \
+                     interval ({interval_ms} ms), so every rank can publish within its slot",
+                    b.publish_step_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn hex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text, &mut out).ok()?;
@@ -296,6 +377,49 @@ mod tests {
             err_of(&bad_addr)
         );
         assert!(err_of(&with("weight = 0", "weight = 10")).contains("genesis.validators[0].weight"));
+    }
+
+    #[test]
+    fn block_timing_errors_name_the_key() {
+        for (edit, find, key) in [
+            (
+                "max_clock_skew_ms = 2000",
+                "max_clock_skew_ms = 500",
+                "blocks.max_clock_skew_ms",
+            ),
+            (
+                "switch_window_slots = 10",
+                "switch_window_slots = 3",
+                "blocks.switch_window_slots",
+            ),
+            (
+                "switch_window_slots = 0",
+                "switch_window_slots = 3",
+                "blocks.switch_window_slots",
+            ),
+            (
+                "publish_step_ms = 500",
+                "publish_step_ms = 100",
+                "blocks.publish_step_ms",
+            ),
+            (
+                "block_interval_secs = 0",
+                "block_interval_secs = 2",
+                "ledger.block_interval_secs",
+            ),
+        ] {
+            let err = err_of(&with(edit, find));
+            assert!(err.contains(key), "{edit}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_chain_file_without_a_blocks_section_takes_the_defaults() {
+        let start = DEVNET_TOML.find("[blocks]").unwrap();
+        let end = DEVNET_TOML.find("[consensus]").unwrap();
+        let text = format!("{}{}", &DEVNET_TOML[..start], &DEVNET_TOML[end..]);
+        let spec = ChainConfig::parse(&text, "test").unwrap();
+        assert_eq!(spec.config.blocks, BlocksConfig::default());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! and never touches a node's database itself.
 
 use crate::config::{ChainConfig, ChainSpec, ConfigError};
-use crate::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
+use crate::genesis::{
+    devnet_validator_keys, devnet_wallet_key, local_chain_toml, DEVNET_BLOCK_INTERVAL_SECS,
+};
 use crate::node::key_file::{write_key_file, KeyFileError};
 use crate::node::StopReason;
 use crate::rpc::auth::read_cookie;
@@ -149,7 +151,12 @@ fn prepare_dir(options: &DevnetOptions) -> Result<ChainSpec, DevnetError> {
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let chain = dir.join("chain.toml");
     if !chain.exists() {
-        let text = local_chain_toml(Network::Devnet, options.validators, options.base_port, 5);
+        let text = local_chain_toml(
+            Network::Devnet,
+            options.validators,
+            options.base_port,
+            DEVNET_BLOCK_INTERVAL_SECS,
+        );
         std::fs::write(&chain, text).map_err(io_error(&chain))?;
     }
     let spec = ChainConfig::load(&chain)?;

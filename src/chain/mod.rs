@@ -12,6 +12,7 @@ pub mod builder;
 pub mod fork_choice;
 pub mod reward;
 pub mod slot;
+pub mod sync;
 pub mod validity;
 pub mod verify;
 
@@ -25,9 +26,10 @@ pub use fork_choice::{
 };
 pub use reward::{block_reward, expected_reward, split_reward};
 pub use slot::{SlotClock, SlotClockError};
+pub use sync::{BlockRequest, BlockSync, SyncConfig};
 pub use validity::{
-    validate_block, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
-    ValidBlock,
+    check_signatures, validate_block, validate_block_with, BlockRejection, ChainTip, ChainView,
+    ChainViewError, ValidBlock,
 };
 pub use verify::{
     reward_matures_at, verify_chain, ArchiveView, ArchivedBlock, ChainFault, IndexedFacts,

@@ -409,8 +409,10 @@ fn check_reward(
     Ok(())
 }
 
-/// The producer's VRF ticket, then its signature over the header.
-fn check_signatures(block: &Block, set: &ValidatorSet) -> Result<(), BlockRejection> {
+/// The producer's VRF ticket, then its signature over the header: the
+/// cheap proof that a validator made the block, which a node may ask
+/// before any per-entry work on it.
+pub fn check_signatures(block: &Block, set: &ValidatorSet) -> Result<(), BlockRejection> {
     let h = &block.header;
     let producer = h.producer;
     let vrf_key = set

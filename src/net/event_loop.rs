@@ -112,6 +112,13 @@ pub enum NetCommand {
     /// To every established peer; a `Tx` or `Proof` already relayed is not sent again.
     Broadcast(Message),
     Disconnect(NodeId),
+    /// Adds to a peer's misbehaviour score for a fault found above the
+    /// wire (e.g. an invalid block); at the ban score it is cut off and banned.
+    Penalize {
+        node_id: NodeId,
+        points: u32,
+        reason: &'static str,
+    },
     /// Dial `addr` now and keep redialing it like a configured peer (`addnode`).
     AddPeer(SocketAddr),
     SetTipHeight(u64),
@@ -790,10 +797,27 @@ impl NetLoop {
                         self.close(token, Close::Quiet, now);
                     }
                 }
+                NetCommand::Penalize {
+                    node_id,
+                    points,
+                    reason,
+                } => self.penalize(node_id, points, reason, now),
                 NetCommand::AddPeer(addr) => self.book.add_configured(addr, now),
                 NetCommand::SetTipHeight(h) => self.local.tip_height = h,
                 NetCommand::Shutdown => return true,
             }
+        }
+    }
+
+    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str, now: Timestamp) {
+        let Some(&token) = self.by_node.get(&node_id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if let Err(e) = conn.peer.penalize(points, reason) {
+            self.close(token, Close::Error(e), now);
         }
     }
 

@@ -213,7 +213,9 @@ pub struct MessageLimits {
     pub max_txs_per_message: usize,
     /// Addresses per `Peers`.
     pub max_peer_addrs: usize,
-    /// Blocks per `Blocks`, and the most a `GetBlocks` may ask for.
+    /// Blocks per `Blocks`, and the most a `GetBlocks` may ask for. The
+    /// frame cap bounds their bytes; the count lets sync of small blocks
+    /// go far per request under the block rate limit (20 requests/s).
     pub max_blocks_per_message: usize,
 }
 
@@ -225,7 +227,7 @@ impl Default for MessageLimits {
             max_txs_per_query: 64,
             max_txs_per_message: 256,
             max_peer_addrs: 64,
-            max_blocks_per_message: 16,
+            max_blocks_per_message: 64,
         }
     }
 }
@@ -589,8 +591,8 @@ mod tests {
             })
         ));
         assert!(matches!(
-            over(Message::GetBlocks { from: 0, max: 17 }),
-            Err(MessageError::TooMany { count: 17, .. })
+            over(Message::GetBlocks { from: 0, max: 65 }),
+            Err(MessageError::TooMany { count: 65, .. })
         ));
     }
 

@@ -27,6 +27,10 @@ pub const BAN_SCORE: u32 = 100;
 pub const RATE_LIMIT_PENALTY: u32 = 10;
 /// Per message with a tag we do not know (a newer peer might send one).
 pub const UNKNOWN_TAG_PENALTY: u32 = 20;
+/// Per block that is provably invalid (a bad ticket, signature, proof,
+/// reward...): an honest producer never sends one, but a node on a buggy
+/// build might, so it takes several to ban.
+pub const INVALID_BLOCK_PENALTY: u32 = 25;
 
 /// Frames waiting for the socket, capped in bytes.
 #[derive(Debug, Default)]
@@ -276,7 +280,9 @@ impl Peer {
         Ok(())
     }
 
-    fn penalize(&mut self, points: u32, last: &'static str) -> Result<(), PeerError> {
+    /// Adds `points` to the misbehaviour score; errs (close and ban) once
+    /// it reaches [`BAN_SCORE`].
+    pub fn penalize(&mut self, points: u32, last: &'static str) -> Result<(), PeerError> {
         self.score = self.score.saturating_add(points);
         if self.score >= BAN_SCORE {
             return Err(PeerError::Misbehaving {

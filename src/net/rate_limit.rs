@@ -215,6 +215,9 @@ impl TokenBucket {
 pub struct ResponseCredits {
     votes: u32,
     txs: u32,
+    /// `Blocks` owed for our `GetBlocks`. A `Blocks` beyond them is a
+    /// pushed new block: a request, charged to the block bucket.
+    blocks: u32,
 }
 
 /// Most unanswered requests of one kind remembered per connection: the
@@ -244,6 +247,7 @@ impl ResponseCredits {
         let credit = match tag {
             MessageTag::Votes => &mut self.votes,
             MessageTag::Txs => &mut self.txs,
+            MessageTag::Blocks if self.blocks > 0 => &mut self.blocks,
             _ => return Admission::Request,
         };
         match credit.checked_sub(1) {
@@ -259,6 +263,7 @@ impl ResponseCredits {
         match tag {
             MessageTag::Query => Some(&mut self.votes),
             MessageTag::GetTxs => Some(&mut self.txs),
+            MessageTag::GetBlocks => Some(&mut self.blocks),
             _ => None,
         }
     }
@@ -379,6 +384,15 @@ mod tests {
         assert_eq!(credits.on_received(MessageTag::Txs), Admission::Owed);
         assert_eq!(credits.on_received(MessageTag::Txs), Admission::Unsolicited);
         assert_eq!(credits.on_received(MessageTag::Query), Admission::Request);
+    }
+
+    #[test]
+    fn blocks_answering_our_get_blocks_are_owed_and_pushed_ones_are_requests() {
+        let mut credits = ResponseCredits::default();
+        assert_eq!(credits.on_received(MessageTag::Blocks), Admission::Request);
+        credits.on_sent(MessageTag::GetBlocks);
+        assert_eq!(credits.on_received(MessageTag::Blocks), Admission::Owed);
+        assert_eq!(credits.on_received(MessageTag::Blocks), Admission::Request);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Plain data only: no logic lives here.
 
 use crate::consensus::{ConsensusMessage, NodeId, SubmitError, TxStatusReport};
+use crate::finality::FinalityProof;
 use crate::store::FinalizedTx;
 use crate::time::Timestamp;
 use crate::types::{Hash, Tx};
@@ -29,6 +30,13 @@ pub enum NodeEvent {
         reply: Sender<Result<Hash, SubmitRefused>>,
     },
     Query(ConsensusQuery),
+    /// A finality proof carried by a block that `from` sent (the block
+    /// thread learned a tx finalized elsewhere): handled like a gossiped
+    /// `Proof`, so the mempool drops what conflicts with it.
+    PeerProof {
+        from: NodeId,
+        proof: Box<FinalityProof>,
+    },
     /// Stop after this batch: hand everything pending to the ledger and exit.
     Shutdown,
 }

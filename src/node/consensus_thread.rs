@@ -282,6 +282,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     }
                 },
                 NodeEvent::Query(query) => self.answer(query),
+                NodeEvent::PeerProof { from, proof } => {
+                    let msg = ConsensusMessage::Proof(*proof);
+                    self.engine.handle_message(now, from, msg, &view);
+                }
                 NodeEvent::Shutdown => batch.shutdown = true,
             }
         }

@@ -1,22 +1,27 @@
 //! A running node: opens the store, restores its local acceptances and
 //! reloads the persisted mempool, spawns
-//! the named threads (consensus, ledger, RPC workers) and stops them in
-//! order: stop accepting RPC, drain consensus, final ledger commit, join,
-//! remove the cookie.
+//! the named threads (consensus, ledger, block, RPC workers) and stops them
+//! in order: stop accepting RPC, stop the block thread between two writes,
+//! drain consensus, final ledger commit, join, remove the cookie.
 //!
 //! ```text
 //!  time-cli ──HTTP──▶ rpc workers ──NodeEvent──▶ consensus ──LedgerCommand──▶ ledger ──▶ LMDB
 //!                        │ reads                    ▲  │                             │
 //!                        └────────── LMDB ◀─────────┘  └◀──────── Durable ───────────┘
 //!  peers ◀──TCP──▶ net thread ──NetEvent (consensus outbox)──▶ consensus
-//!                      ▲────────── NetCommand (NetSink) ───────────┘
+//!                      │ ▲────────── NetCommand (NetSink) ───────────┘
+//!                      │ └────────── NetCommand ──────────┐
+//!                      └──NetEvent (block outbox)──▶ block thread ──apply/undo──▶ LMDB
+//!                                                         └──PeerProof──▶ consensus
 //! ```
 //!
-//! Stop order: RPC, consensus (hands its backlog to the ledger), net, ledger.
+//! Stop order: RPC, block, consensus (hands its backlog to the ledger), net, ledger.
 //!
 //! This module wires; it holds no protocol logic. It must never leave a
 //! thread running or a cookie behind after `stop`.
 
+pub mod block_thread;
+pub mod chain_view;
 pub mod channels;
 pub mod consensus_thread;
 pub mod key_file;
@@ -25,6 +30,7 @@ pub mod net_link;
 pub mod signals;
 pub mod thread;
 
+use self::block_thread::{BlockChannels, BlockSettings, BlockThread, BlockThreadError, Producer};
 use self::channels::{
     NetSink, NoNet, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
 };
@@ -35,9 +41,9 @@ use crate::config::{ChainConfig, ChainSpec};
 use crate::consensus::{Engine, EngineConfig};
 use crate::crypto::Keypair;
 use crate::finality::{ValidatorSet, ValidatorSetError};
-use crate::genesis::{devnet_validator_keys, local_chain_toml};
+use crate::genesis::{devnet_validator_keys, local_chain_toml, DEVNET_BLOCK_INTERVAL_SECS};
 use crate::metrics::Metrics;
-use crate::net::{spawn_net, NetConfig, NetHandle};
+use crate::net::{spawn_net, MessageLimits, NetConfig, NetHandle};
 use crate::rpc::{RpcConfig, RpcContext, RpcServer, RpcStartError};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::time::{Clock, SystemClock};
@@ -81,6 +87,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("the chain's validator set is unusable: {0}")]
     Validators(#[from] ValidatorSetError),
+    #[error("cannot start the block thread: {0}")]
+    Blocks(#[from] BlockThreadError),
     #[error("cannot reload the persisted mempool: {0}")]
     Reload(#[from] consensus_thread::ConsensusThreadError),
     #[error("cannot start thread {name}: {source}")]
@@ -103,6 +111,9 @@ pub struct Node {
     inbox: Sender<NodeEvent>,
     consensus: JoinHandle<()>,
     ledger: JoinHandle<()>,
+    block: JoinHandle<()>,
+    /// Dropped to stop the block thread.
+    block_stop: Sender<()>,
     net: Option<NetHandle>,
     exits: Receiver<ThreadExit>,
     stops: Receiver<StopReason>,
@@ -113,7 +124,7 @@ pub struct Node {
 /// demo wallet funded, like a regtest. Its genesis differs from the built-in
 /// devnet's, so their datadirs never mix.
 pub fn dev_chain_spec() -> ChainSpec {
-    let text = local_chain_toml(Network::Devnet, 1, 24100, 5);
+    let text = local_chain_toml(Network::Devnet, 1, 24100, DEVNET_BLOCK_INTERVAL_SECS);
     // The generator's output is a valid config by construction (tested).
     ChainConfig::parse(&text, "timed --dev")
         .unwrap_or_else(|e| unreachable!("the generated --dev chain config is invalid: {e}"))
@@ -148,8 +159,13 @@ impl Node {
             .is_some_and(|k| validators.contains(&k.public()));
         // Sampling randomness need not replay in production; the simulator seeds its own.
         let engine_config = EngineConfig::from_spec(&spec, OsRng.next_u64());
+        let message_limits = net_config
+            .as_ref()
+            .map_or_else(MessageLimits::default, |c| c.messages);
+        let block_settings = BlockSettings::from_spec(&spec, message_limits)?;
         let net = match net_config {
-            Some(net_config) => {
+            Some(mut net_config) => {
+                net_config.tip_height = store.tip()?.height;
                 // A non-validator still needs a node id for the handshake.
                 let net_identity = identity
                     .clone()
@@ -167,6 +183,10 @@ impl Node {
             }
             None => None,
         };
+        let producer = identity
+            .as_ref()
+            .and_then(|id| Producer::for_validator(id, &validators));
+        let block_validators = validators.clone();
         let engine = Engine::new(engine_config, validators, identity, clock.now());
 
         let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
@@ -211,8 +231,26 @@ impl Node {
             clock,
         };
         let spawn_error = |name| move |source| StartError::Spawn { name, source };
-        let ledger = thread::spawn("ledger", exits_tx, move || ledger.run())
+        let ledger = thread::spawn("ledger", exits_tx.clone(), move || ledger.run())
             .map_err(spawn_error("ledger"))?;
+        let (block_stop, block_stop_rx) = bounded(1);
+        let block_thread = BlockThread::new(
+            block_settings,
+            Arc::clone(&store),
+            block_validators,
+            producer,
+            net_client.clone(),
+            BlockChannels {
+                net_events: net
+                    .as_ref()
+                    .map_or_else(crossbeam_channel::never, |n| n.block_events.clone()),
+                consensus: inbox.clone(),
+                stop: block_stop_rx,
+            },
+            clock,
+        )?;
+        let block = thread::spawn("block", exits_tx, move || block_thread.run())
+            .map_err(spawn_error("block"))?;
         log::info!(
             "node started: {} chain {} genesis {}, datadir {}, {}",
             spec.config.network,
@@ -242,6 +280,8 @@ impl Node {
             inbox,
             consensus,
             ledger,
+            block,
+            block_stop,
             net,
             exits,
             stops,
@@ -274,20 +314,25 @@ impl Node {
         Ok(reason)
     }
 
-    /// Stops accepting RPC, lets consensus hand everything pending to the
-    /// ledger, waits for the ledger's final commit, joins every thread and
-    /// removes the cookie.
+    /// Stops accepting RPC, stops the block thread, lets consensus hand
+    /// everything pending to the ledger, waits for the ledger's final
+    /// commit, joins every thread and removes the cookie.
     pub fn stop(self) -> Result<(), StopError> {
         let Node {
             rpc,
             inbox,
             consensus,
             ledger,
+            block,
+            block_stop,
             net,
             exits,
             ..
         } = self;
         rpc.stop();
+        // The block thread stops between two writes: its last block is whole.
+        drop(block_stop);
+        let block_joined = block.join().is_ok();
         // A consensus thread that died already has dropped its inbox.
         let _ = inbox.send(NodeEvent::Shutdown);
         drop(inbox);
@@ -296,7 +341,8 @@ impl Node {
             net.shutdown();
         }
         let ledger_joined = ledger.join().is_ok();
-        let clean = consensus_joined && ledger_joined && exits.try_iter().all(|e| e.clean);
+        let clean =
+            block_joined && consensus_joined && ledger_joined && exits.try_iter().all(|e| e.clean);
         log::info!("node stopped");
         if clean {
             Ok(())

@@ -16,11 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use timecoin::config::{ChainConfig, ChainSpec};
-use timecoin::genesis::{devnet_validator_keys, devnet_wallet_key, local_chain_toml};
+use timecoin::genesis::{
+    devnet_validator_keys, devnet_wallet_key, local_chain_toml, DEVNET_BLOCK_INTERVAL_SECS,
+};
 use timecoin::node::key_file::write_key_file;
 use timecoin::rpc::auth::read_cookie;
 use timecoin::rpc::client::{ClientError, RpcClient};
 use timecoin::rpc::RpcError;
+use timecoin::store::{Store, StoreOptions};
 use timecoin::types::{Address, Amount, Hash, Network, OutPoint, Tx, TxOut};
 use timecoin::wallet::{build_transfer, Spendable};
 
@@ -32,11 +35,16 @@ pub fn wait_for<T>(what: &str, ready: impl FnMut() -> Option<T>) -> T {
     rpc::wait_for(what, DEADLINE, POLL, ready)
 }
 
-/// One `timed` process (or its stopped datadir).
+/// One `timed` process (or its stopped datadir): a genesis validator, or a
+/// non-voting node added with [`Devnet::add_node`].
 pub struct Validator {
     pub index: usize,
     pub datadir: PathBuf,
     pub p2p_port: u16,
+    /// `--validator-key`; `None` for a non-voting node.
+    key_file: Option<PathBuf>,
+    /// `--peer` ports; empty: dial the genesis validators.
+    peer_ports: Vec<u16>,
     child: Option<Child>,
     client: Option<RpcClient>,
 }
@@ -62,17 +70,33 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Devnet {
     /// Starts `n` validators and waits until each is connected to all others.
     pub fn start(n: usize) -> Devnet {
+        Devnet::start_with(n, |text| text)
+    }
+
+    /// [`Devnet::start`] on the generated chain config as `edit` changes it.
+    pub fn start_with(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
+        let mut devnet = Devnet::prepare(n, edit);
+        for i in 0..n {
+            devnet.launch(i);
+        }
+        devnet.wait_connected();
+        devnet
+    }
+
+    /// Lays out the chain config, datadirs and keys of `n` validators
+    /// without starting any (e.g. to fill a datadir first).
+    pub fn prepare(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
         // Generated with ports 1, 3, 5…, then pointed at the free ones.
-        let mut text = local_chain_toml(Network::Devnet, n, 1, 5);
+        let mut text = local_chain_toml(Network::Devnet, n, 1, DEVNET_BLOCK_INTERVAL_SECS);
         for (i, port) in ports.iter().enumerate() {
             let from = format!("addr = \"127.0.0.1:{}\"", 1 + 2 * i);
             let to = format!("addr = \"127.0.0.1:{port}\"");
             text = text.replacen(&from, &to, 1);
         }
         let chain_file = dir.path().join("chain.toml");
-        std::fs::write(&chain_file, &text).unwrap();
+        std::fs::write(&chain_file, edit(text)).unwrap();
         let spec = ChainConfig::load(&chain_file).unwrap();
         let nodes = ports
             .iter()
@@ -80,31 +104,25 @@ impl Devnet {
             .map(|(index, &p2p_port)| {
                 let datadir = dir.path().join(format!("node{index}"));
                 std::fs::create_dir_all(&datadir).unwrap();
-                write_key_file(
-                    &datadir.join("validator.json"),
-                    &devnet_validator_keys(index).0,
-                )
-                .unwrap();
+                let key_file = datadir.join("validator.json");
+                write_key_file(&key_file, &devnet_validator_keys(index).0).unwrap();
                 Validator {
                     index,
                     datadir,
                     p2p_port,
+                    key_file: Some(key_file),
+                    peer_ports: Vec::new(),
                     child: None,
                     client: None,
                 }
             })
             .collect();
-        let mut devnet = Devnet {
+        Devnet {
             _dir: dir,
             chain_file,
             spec,
             nodes,
-        };
-        for i in 0..n {
-            devnet.launch(i);
         }
-        devnet.wait_connected();
-        devnet
     }
 
     /// Starts node `i`'s process on its datadir and waits for its RPC.
@@ -118,13 +136,21 @@ impl Devnet {
             .append(true)
             .open(node.datadir.join("timed.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_timed"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_timed"));
+        command
             .arg("--config")
             .arg(&chain_file)
             .arg("--datadir")
-            .arg(&node.datadir)
-            .arg("--validator-key")
-            .arg(node.datadir.join("validator.json"))
+            .arg(&node.datadir);
+        if let Some(key_file) = &node.key_file {
+            command.arg("--validator-key").arg(key_file);
+        } else {
+            command.args(["--listen", &format!("127.0.0.1:{}", node.p2p_port)]);
+        }
+        for port in &node.peer_ports {
+            command.args(["--peer", &format!("127.0.0.1:{port}")]);
+        }
+        let child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -144,6 +170,32 @@ impl Devnet {
             read_cookie(&datadir).unwrap(),
             Duration::from_secs(30),
         ));
+    }
+
+    /// Adds and launches a non-voting node with an empty datadir that
+    /// knows only node `peer`'s address; returns its index.
+    pub fn add_node(&mut self, peer: usize) -> usize {
+        let index = self.nodes.len();
+        let datadir = self._dir.path().join(format!("node{index}"));
+        std::fs::create_dir_all(&datadir).unwrap();
+        self.nodes.push(Validator {
+            index,
+            datadir,
+            p2p_port: free_ports(1)[0],
+            key_file: None,
+            peer_ports: vec![self.nodes[peer].p2p_port],
+            child: None,
+            client: None,
+        });
+        self.launch(index);
+        index
+    }
+
+    /// Node `i`'s LMDB store, opened beside the running node (LMDB is
+    /// multi-process); drop it before opening it again.
+    pub fn store(&self, i: usize) -> Store {
+        Store::open(&self.nodes[i].datadir, &self.spec, StoreOptions::default())
+            .unwrap_or_else(|e| panic!("node {i}: cannot open its store: {e}"))
     }
 
     /// Waits until every running node has a link to every other running node.

@@ -1,0 +1,1064 @@
+//! The block thread (DESIGN §1 "ledger/block", §6): it builds checkpoint
+//! blocks from finalized transactions, validates the blocks peers send,
+//! chooses among competing candidates, persists the chosen chain in LMDB
+//! and syncs missing blocks from peers.
+//!
+//! A thin driver around pure parts: it owns the [`ForkChoice`] and the
+//! [`BlockSync`] state machines, feeds them `now` from the node's clock,
+//! validates against a [`StoreChainView`] snapshot, and performs what they
+//! decide: one `apply_block`/`undo_tip` write transaction per block,
+//! `GetBlocks`/`Blocks`/`BlockAnnounce` through the net thread. It waits in
+//! one `select!` on the net thread's block outbox, its stop channel and the
+//! next deadline (slot start, own publish time, sync timeout).
+//!
+//! It never decides finality: a block only archives transactions whose
+//! proofs it verified, and a proof learned from a block is committed as
+//! finalized only because the proof is valid. It never holds a read
+//! snapshot across its own writes, and it stops only between two writes.
+//! A peer is scored for a block only when the block is provably wrong
+//! (`BlockRejection::is_peer_fault`).
+
+use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
+use super::channels::NodeEvent;
+use crate::chain::{
+    build_block, check_signatures, publish_delay_ms, validate_block, Block, BlockRejection,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
+    ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
+    SyncConfig, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+};
+use crate::config::ChainSpec;
+use crate::consensus::NodeId;
+use crate::crypto::vrf::{SortitionInput, SortitionScore};
+use crate::crypto::{Keypair, VrfKeypair};
+use crate::finality::{verify_proof, ValidatorSet};
+use crate::genesis::validator_vrf_key;
+use crate::net::message::TAG_BYTES;
+use crate::net::peer::INVALID_BLOCK_PENALTY;
+use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
+use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
+use crate::time::{Clock, Timestamp};
+use crate::types::encoding::{encode, DecodeError};
+use crate::types::{ChainId, Hash};
+use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Sync requests in flight at once, each to a different peer.
+pub const SYNC_REQUESTS_IN_FLIGHT: usize = 4;
+/// How long a peer has to answer a `GetBlocks` before another is asked.
+pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// A peer's block requests are limited to `RateLimits::block` (over it
+/// they are dropped and a non-validator is scored): ask each peer a fifth
+/// less often than that.
+fn sync_request_gap_ms() -> u64 {
+    let per_sec = u64::from(RateLimits::default().block.per_sec.max(1));
+    1000 * 5 / (per_sec * 4)
+}
+/// Bytes of out-of-order blocks kept while the blocks below them arrive.
+pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
+/// Room left in a frame for the `Blocks` wrapper of one block (tag,
+/// list length, byte-string length) with a margin.
+const BLOCKS_FRAME_OVERHEAD: usize = TAG_BYTES + 1024;
+/// How often sync progress is logged.
+const PROGRESS_EVERY_MS: u64 = 1_000;
+/// The longest the thread sleeps without a deadline (to notice a stuck clock).
+const MAX_SLEEP_MS: u64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlockThreadError {
+    #[error("chain state: {0}")]
+    Store(#[from] StoreError),
+    #[error("block settings: {0}")]
+    SlotClock(#[from] SlotClockError),
+    #[error("fork choice cannot start from the stored chain: {0}")]
+    ForkChoice(#[from] ForkChoiceError),
+    #[error(
+        "stored block {hash} at height {height} cannot be decoded ({source}); the datadir is \
+         damaged: restore it or resync into an empty one"
+    )]
+    CorruptBlock {
+        height: u64,
+        hash: Hash,
+        source: DecodeError,
+    },
+    #[error(
+        "the heights table has no block at height {height} below the tip; the datadir is damaged"
+    )]
+    MissingHeight { height: u64 },
+}
+
+/// Block timing and limits, from the chain config and the wire limits.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockSettings {
+    pub chain_id: ChainId,
+    pub genesis: BlockSummary,
+    pub slot_clock: SlotClock,
+    pub fork_choice: ForkChoiceConfig,
+    pub switch_window_slots: u64,
+    pub publish_step_ms: u64,
+    pub all_producers_publish: bool,
+    pub reward_maturity_blocks: u64,
+    pub limits: MessageLimits,
+    pub sync: SyncConfig,
+}
+
+impl BlockSettings {
+    pub fn from_spec(
+        spec: &ChainSpec,
+        limits: MessageLimits,
+    ) -> Result<BlockSettings, BlockThreadError> {
+        let ledger = &spec.config.ledger;
+        let blocks = &spec.config.blocks;
+        let slot_clock = SlotClock::new(
+            ledger.block_interval_secs.saturating_mul(1000),
+            blocks.max_clock_skew_ms,
+        )?;
+        let reward_maturity_blocks = u64::from(ledger.reward_maturity_blocks);
+        let fork_choice = ForkChoiceConfig::new(
+            slot_clock,
+            blocks.switch_window_slots,
+            reward_maturity_blocks,
+        )?;
+        // The store gives the genesis this slot (`Store::open`).
+        let genesis_slot = spec.config.genesis.timestamp / ledger.block_interval_secs.max(1);
+        Ok(BlockSettings {
+            chain_id: spec.chain_id(),
+            genesis: BlockSummary::genesis(spec.genesis_hash(), genesis_slot),
+            slot_clock,
+            fork_choice,
+            switch_window_slots: blocks.switch_window_slots,
+            publish_step_ms: blocks.publish_step_ms,
+            all_producers_publish: blocks.all_producers_publish,
+            reward_maturity_blocks,
+            limits,
+            sync: SyncConfig {
+                batch_blocks: u32::try_from(limits.max_blocks_per_message).unwrap_or(u32::MAX),
+                max_requests_in_flight: SYNC_REQUESTS_IN_FLIGHT,
+                request_timeout_ms: SYNC_REQUEST_TIMEOUT_MS,
+                min_request_gap_ms: sync_request_gap_ms(),
+            },
+        })
+    }
+
+    /// The largest block we build or serve: one must fit a `Blocks` frame.
+    fn max_block_bytes(&self) -> usize {
+        self.limits
+            .max_frame_bytes
+            .saturating_sub(BLOCKS_FRAME_OVERHEAD)
+            .min(MAX_BLOCK_BYTES)
+    }
+}
+
+/// A validator's keys for producing blocks.
+pub struct Producer {
+    identity: Keypair,
+    vrf: VrfKeypair,
+}
+
+impl Producer {
+    /// `Some` if `identity` is in `validators` with the VRF key derived from
+    /// it; a validator whose registered VRF key differs cannot produce and
+    /// is told so in the log.
+    pub fn for_validator(identity: &Keypair, validators: &ValidatorSet) -> Option<Producer> {
+        let registered = validators
+            .index_of(&identity.public())
+            .and_then(|i| validators.validators().get(i))?;
+        let vrf = validator_vrf_key(identity);
+        if registered.vrf_key != vrf.public() {
+            log::warn!(
+                "our VRF key {:?} is not the one the genesis registers for our identity ({:?}): \
+                 this node validates blocks but cannot produce any",
+                vrf.public(),
+                registered.vrf_key
+            );
+            return None;
+        }
+        Some(Producer {
+            identity: identity.clone(),
+            vrf,
+        })
+    }
+}
+
+/// The block thread's channels.
+pub struct BlockChannels {
+    /// The net thread's block outbox (`never()` without a network).
+    pub net_events: Receiver<NetEvent>,
+    /// The consensus inbox, for proofs learned from blocks.
+    pub consensus: Sender<NodeEvent>,
+    /// Dropped by the node to stop the thread.
+    pub stop: Receiver<()>,
+}
+
+/// Our candidate for a slot, drawn at the slot's start.
+#[derive(Clone, Copy, Debug)]
+struct PlannedBlock {
+    slot: u64,
+    /// The tip when the ticket was drawn: the block to extend.
+    parent: BlockSummary,
+    score: SortitionScore,
+    publish_at: Timestamp,
+}
+
+/// Blocks above `tip + 1` that arrived before the blocks below them.
+#[derive(Default)]
+struct WaitingBlocks {
+    blocks: BTreeMap<(u64, Hash), (NodeId, Block)>,
+    bytes: usize,
+}
+
+impl WaitingBlocks {
+    /// Keeps `block` unless the buffer is full of lower heights; evicts the
+    /// highest ones to make room.
+    fn insert(&mut self, from: NodeId, block: Block, max_count: usize) {
+        let len = block.encoded_len();
+        self.blocks
+            .insert((block.header.height, block.hash()), (from, block));
+        self.bytes = self.bytes.saturating_add(len);
+        while self.blocks.len() > max_count || self.bytes > MAX_WAITING_BYTES {
+            match self.blocks.pop_last() {
+                Some((_, (_, evicted))) => {
+                    self.bytes = self.bytes.saturating_sub(evicted.encoded_len())
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The lowest waiting block at or below `height`.
+    fn take_up_to(&mut self, height: u64) -> Option<(NodeId, Block)> {
+        let key = *self.blocks.keys().next().filter(|(h, _)| *h <= height)?;
+        let (from, block) = self.blocks.remove(&key)?;
+        self.bytes = self.bytes.saturating_sub(block.encoded_len());
+        Some((from, block))
+    }
+}
+
+/// Sync progress, logged while the node is behind.
+#[derive(Clone, Copy, Debug)]
+struct SyncProgress {
+    started_at: Timestamp,
+    start_height: u64,
+    last_logged: Timestamp,
+}
+
+pub struct BlockThread<C: Clock> {
+    settings: BlockSettings,
+    store: Arc<Store>,
+    validators: ValidatorSet,
+    producer: Option<Producer>,
+    fork_choice: ForkChoice,
+    sync: BlockSync<NodeId>,
+    net: Option<NetClient>,
+    channels: BlockChannels,
+    clock: C,
+    plan: Option<PlannedBlock>,
+    last_planned_slot: u64,
+    waiting: WaitingBlocks,
+    progress: Option<SyncProgress>,
+}
+
+impl<C: Clock> BlockThread<C> {
+    /// Loads the tip and the recent canonical blocks from the store (no
+    /// replay: at most the switch window's blocks are read).
+    pub fn new(
+        settings: BlockSettings,
+        store: Arc<Store>,
+        validators: ValidatorSet,
+        producer: Option<Producer>,
+        net: Option<NetClient>,
+        channels: BlockChannels,
+        clock: C,
+    ) -> Result<BlockThread<C>, BlockThreadError> {
+        let fork_choice = load_fork_choice(&store, &settings)?;
+        let tip = fork_choice.tip();
+        log::info!(
+            "chain tip: height {} slot {} block {}",
+            tip.height,
+            tip.slot,
+            tip.hash
+        );
+        let last_planned_slot = settings.slot_clock.slot_at(clock.now());
+        Ok(BlockThread {
+            sync: BlockSync::new(settings.sync, tip.height),
+            settings,
+            store,
+            validators,
+            producer,
+            fork_choice,
+            net,
+            channels,
+            clock,
+            plan: None,
+            last_planned_slot,
+            waiting: WaitingBlocks::default(),
+            progress: None,
+        })
+    }
+
+    /// Runs until the stop channel closes; a store failure ends the thread
+    /// (and the node) with the error.
+    pub fn run(mut self) -> Result<(), BlockThreadError> {
+        let mut net_events = self.channels.net_events.clone();
+        loop {
+            let now = self.clock.now();
+            self.on_time(now)?;
+            let wait = self.next_deadline(now).saturating_since(now);
+            let stop = &self.channels.stop;
+            let mut batch = Vec::new();
+            select! {
+                recv(stop) -> _ => return Ok(()),
+                recv(net_events) -> event => match event {
+                    Ok(event) => batch.push(event),
+                    // The net thread stopped (shutdown under way).
+                    Err(_) => net_events = never(),
+                },
+                default(wait) => {}
+            }
+            let ready = net_events.len();
+            batch.extend(net_events.try_iter().take(ready));
+            for event in batch {
+                // A long sync batch still stops promptly, between two writes.
+                if let Err(TryRecvError::Disconnected) = self.channels.stop.try_recv() {
+                    return Ok(());
+                }
+                let now = self.clock.now();
+                self.on_net_event(now, event)?;
+            }
+        }
+    }
+
+    /// The earliest of: the next slot start, our publish time, a sync deadline.
+    fn next_deadline(&self, now: Timestamp) -> Timestamp {
+        let clock = self.settings.slot_clock;
+        let next_slot = Timestamp(clock.slot_end_ms(clock.slot_at(now)));
+        [
+            Some(next_slot),
+            Some(now.plus_ms(MAX_SLEEP_MS)),
+            self.plan.map(|p| p.publish_at),
+            self.sync.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next_slot)
+        .max(now)
+    }
+
+    fn on_time(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
+        self.sync.handle_timeout(now);
+        self.request_blocks(now);
+        self.plan_slot(now);
+        if self.plan.is_some_and(|p| p.publish_at <= now) {
+            self.publish(now)?;
+        }
+        Ok(())
+    }
+
+    fn on_net_event(&mut self, now: Timestamp, event: NetEvent) -> Result<(), BlockThreadError> {
+        match event {
+            NetEvent::PeerConnected {
+                node_id,
+                tip_height,
+                ..
+            } => self.sync.on_peer_height(node_id, tip_height),
+            NetEvent::PeerDisconnected { node_id } => self.sync.on_peer_gone(node_id),
+            NetEvent::Message { from, msg } => match msg {
+                Message::BlockAnnounce { height, hash } => self.on_announce(from, height, hash),
+                Message::GetBlocks { from: height, max } => self.serve(from, height, max)?,
+                Message::Blocks { blocks } => self.on_blocks(now, from, blocks)?,
+                other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
+            },
+        }
+        self.log_progress(now);
+        self.request_blocks(now);
+        Ok(())
+    }
+
+    // ---- producing ----
+
+    /// At a new slot, draws our ticket on the tip and schedules its publication.
+    fn plan_slot(&mut self, now: Timestamp) {
+        let clock = self.settings.slot_clock;
+        let slot = clock.slot_at(now);
+        if slot <= self.last_planned_slot {
+            return;
+        }
+        self.last_planned_slot = slot;
+        let Some(producer) = &self.producer else {
+            return;
+        };
+        if self.sync.is_behind() {
+            log::debug!("slot {slot}: not producing while behind peers (syncing)");
+            return;
+        }
+        // A block for this slot adopted already (a peer's clock runs a
+        // little ahead) does not end the lottery: our ticket on its parent
+        // may still be the better one.
+        let tip = self.fork_choice.tip();
+        let parent = if tip.slot < slot {
+            tip
+        } else if tip.slot == slot {
+            match self
+                .fork_choice
+                .canonical()
+                .find(|b| b.hash == tip.prev_hash)
+            {
+                Some(parent) => *parent,
+                None => return,
+            }
+        } else {
+            return;
+        };
+        let input = SortitionInput {
+            chain_id: self.settings.chain_id,
+            prev_hash: parent.hash,
+            slot,
+        };
+        let (output, _) = producer.vrf.sign_slot(&input);
+        let score = SortitionScore::of(&output);
+        let delay_ms = if self.settings.all_producers_publish {
+            0
+        } else {
+            publish_delay_ms(&score, self.validators.len(), self.settings.publish_step_ms)
+        };
+        self.plan = Some(PlannedBlock {
+            slot,
+            parent,
+            score,
+            publish_at: Timestamp(clock.slot_start_ms(slot)).plus_ms(delay_ms),
+        });
+    }
+
+    /// Builds and adopts our planned block, unless a better candidate is
+    /// held or the chain moved on.
+    fn publish(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
+        let Some(plan) = self.plan.take() else {
+            return Ok(());
+        };
+        if self.settings.slot_clock.slot_at(now) != plan.slot {
+            log::debug!("slot {} ended before our publish time", plan.slot);
+            return Ok(());
+        }
+        if !self.settings.all_producers_publish
+            && !self.fork_choice.should_publish(plan.slot, &plan.score)
+        {
+            log::debug!(
+                "slot {}: a better candidate is held; staying silent",
+                plan.slot
+            );
+            return Ok(());
+        }
+        let tip = self.fork_choice.tip();
+        // A worse candidate for our slot was adopted meanwhile: ours is its rival.
+        let rival_of = if tip.hash == plan.parent.hash {
+            None
+        } else if tip.prev_hash == plan.parent.hash && tip.slot == plan.slot {
+            Some(tip.hash)
+        } else {
+            return Ok(());
+        };
+        if let Some(block) = self.build(now, &plan, rival_of)? {
+            self.accept_block(now, None, block)?;
+        }
+        Ok(())
+    }
+
+    /// Our block for `plan`: up to [`MAX_BLOCK_ENTRIES`] finalized,
+    /// unarchived txs (plus those `rival_of` archives) with their proofs.
+    fn build(
+        &self,
+        now: Timestamp,
+        plan: &PlannedBlock,
+        rival_of: Option<Hash>,
+    ) -> Result<Option<Block>, BlockThreadError> {
+        let Some(producer) = &self.producer else {
+            return Ok(None);
+        };
+        let view = self.chain_view(plan.parent.tip(), now)?;
+        let mut txids = view.read.unarchived(MAX_BLOCK_ENTRIES)?;
+        if let Some(record) = rival_of.map(|h| view.read.block_record(&h)).transpose()? {
+            txids.extend(record.into_iter().flat_map(|r| r.archived));
+        }
+        let mut finalized = Vec::with_capacity(txids.len());
+        for txid in txids {
+            let Some(proof) = stored_proof(&view.read, &txid)? else {
+                continue;
+            };
+            match crate::chain::ChainView::fee_of(&view, &proof.tx) {
+                Ok(Some(fee)) => finalized.push((proof, fee)),
+                Ok(None) => log::warn!("finalized tx {txid} has unknown inputs; not archiving it"),
+                Err(e) => log::warn!("cannot compute the fee of {txid}: {e}"),
+            }
+        }
+        let template = BlockTemplate {
+            chain_id: self.settings.chain_id,
+            parent: plan.parent.tip(),
+            slot: plan.slot,
+            now,
+            slot_clock: self.settings.slot_clock,
+            validators: &self.validators,
+            max_block_bytes: self.settings.max_block_bytes(),
+        };
+        match build_block(&template, &producer.vrf, &producer.identity, finalized) {
+            Ok(block) => Ok(Some(block)),
+            Err(e) => {
+                log::warn!("cannot build our block for slot {}: {e}", plan.slot);
+                Ok(None)
+            }
+        }
+    }
+
+    // ---- receiving ----
+
+    fn on_blocks(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        encoded: Vec<Vec<u8>>,
+    ) -> Result<(), BlockThreadError> {
+        let mut blocks = Vec::with_capacity(encoded.len());
+        for bytes in &encoded {
+            match Block::decode(bytes, self.settings.max_block_bytes()) {
+                Ok(block) => blocks.push(block),
+                Err(e) => {
+                    log::warn!("refused an undecodable block from {from:?}: {e}");
+                    self.penalize(from, "undecodable block");
+                    break;
+                }
+            }
+        }
+        let first = blocks.first().map(|b| b.header.height);
+        self.sync.on_response(now, from, first, blocks.len());
+        self.learn_finalized(now, from, &blocks)?;
+        for block in blocks {
+            self.accept_block(now, Some(from), block)?;
+            self.drain_waiting(now)?;
+        }
+        Ok(())
+    }
+
+    fn on_announce(&mut self, from: NodeId, height: u64, hash: Hash) {
+        let tip = self.fork_choice.tip();
+        let known = self.fork_choice.canonical().any(|b| b.hash == hash);
+        if !known && height > tip.height {
+            self.sync.on_peer_height(from, height);
+        }
+    }
+
+    /// Places, validates and adopts one block (ours when `from` is `None`).
+    fn accept_block(
+        &mut self,
+        now: Timestamp,
+        from: Option<NodeId>,
+        block: Block,
+    ) -> Result<(), BlockThreadError> {
+        let hash = block.hash();
+        let height = block.header.height;
+        let parent = match self.fork_choice.place(&block.header, now) {
+            Ok(Placement::ExtendsTip(parent)) => parent,
+            Ok(Placement::Replaces { parent, .. }) => parent,
+            Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
+            Err(IgnoreReason::UnknownParent { .. }) => {
+                return match from {
+                    Some(from) => self.on_unlinked(from, block),
+                    None => Ok(()),
+                };
+            }
+            Err(reason) => {
+                log::debug!("ignoring block {hash} at height {height}: {reason}");
+                return Ok(());
+            }
+        };
+        let validated = {
+            let view = self.chain_view(parent, now)?;
+            validate_block(block, &view)
+        };
+        match validated {
+            Ok(valid) => {
+                let actions = self.fork_choice.handle_block(now, valid);
+                self.execute(now, actions)
+            }
+            Err(rejection) => {
+                self.refuse(from, hash, height, &rejection);
+                Ok(())
+            }
+        }
+    }
+
+    /// A block whose parent is not among our recent canonical blocks: one
+    /// from above our tip waits for the blocks below it; one we already
+    /// hold, or too old to switch to, is dropped; one in between means the
+    /// sender's chain forks from ours, so sync asks it for the blocks from
+    /// the oldest one we could still switch at.
+    fn on_unlinked(&mut self, from: NodeId, block: Block) -> Result<(), BlockThreadError> {
+        let height = block.header.height;
+        let hash = block.hash();
+        let tip = self.fork_choice.tip();
+        self.sync.on_peer_height(from, height);
+        if height > tip.height.saturating_add(1) {
+            let max_count = self.settings.sync.max_requests_in_flight
+                * self.settings.sync.batch_blocks as usize;
+            self.waiting.insert(from, block, max_count.max(1));
+            return Ok(());
+        }
+        let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
+        if height <= oldest || self.store.block_record(&hash)?.is_some() {
+            log::debug!("ignoring block {hash} at height {height}: held already or too old");
+            return Ok(());
+        }
+        // Not provably wrong (a fork older than our window looks the same),
+        // so not scored; said at info so an operator sees forks.
+        log::info!(
+            "not adopting block {hash} at height {height} from {from:?} (UnknownParent): its \
+             parent {} is not a recent canonical block; asking for blocks from height {}",
+            block.header.prev_hash,
+            oldest + 1
+        );
+        self.sync.on_fork(from, oldest.saturating_add(1));
+        Ok(())
+    }
+
+    /// Offers waiting blocks that may now link to the tip, lowest first.
+    fn drain_waiting(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
+        loop {
+            let next = self.fork_choice.tip().height.saturating_add(1);
+            let Some((from, block)) = self.waiting.take_up_to(next) else {
+                return Ok(());
+            };
+            self.accept_block(now, Some(from), block)?;
+        }
+    }
+
+    /// Commits as finalized, in ONE write, the entries of `blocks` this
+    /// node has not finalized whose proofs verify and whose inputs are
+    /// unspent here (in spending order), so a lagging node learns
+    /// finalized txs from blocks and the blocks can archive them. A crash
+    /// after this and before a block's own write leaves them finalized and
+    /// unarchived: consistent. A valid proof is final whatever the block.
+    fn learn_finalized(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        blocks: &[Block],
+    ) -> Result<(), BlockThreadError> {
+        // A live block's proofs also go to consensus, so its mempool drops
+        // their conflicts; old ones would only flood peers with proof gossip.
+        let now_slot = self.settings.slot_clock.slot_at(now);
+        let window = self.settings.switch_window_slots;
+        let mut live = HashSet::new();
+        let ordered = {
+            let read = self.store.read()?;
+            let mut unknown = Vec::new();
+            // Only blocks a validator made get per-entry work: a stranger's
+            // block costs one VRF and one signature check, never its proofs.
+            let made_by_validators = blocks
+                .iter()
+                .filter(|b| check_signatures(b, &self.validators).is_ok());
+            for block in made_by_validators {
+                let is_live = now_slot.saturating_sub(block.header.slot) <= window;
+                for proof in &block.entries {
+                    let txid = proof.tx.txid();
+                    if read.tx(&txid)?.is_none() {
+                        unknown.push(proof);
+                        if is_live {
+                            live.insert(txid);
+                        }
+                    }
+                }
+            }
+            if unknown.is_empty() {
+                return Ok(());
+            }
+            let chain_id = self.settings.chain_id;
+            let validators = &self.validators;
+            unknown.retain(|p| verify_proof(p, chain_id, |_| Some(validators)).is_ok());
+            spending_order(&read, unknown)?
+        };
+        if ordered.is_empty() {
+            return Ok(());
+        }
+        let finalized: Vec<FinalizedTx> = ordered
+            .iter()
+            .map(|proof| FinalizedTx {
+                tx: proof.tx.clone(),
+                proof: encode(*proof),
+                finalized_at_ms: now.as_millis(),
+            })
+            .collect();
+        for proof in ordered.iter().filter(|p| live.contains(&p.tx.txid())) {
+            let proof = Box::new((*proof).clone());
+            // A full inbox only costs the mempool cleanup, not finality.
+            let _ = self
+                .channels
+                .consensus
+                .try_send(NodeEvent::PeerProof { from, proof });
+        }
+        let report = self.store.commit_batch(&LedgerBatch {
+            finalized: &finalized,
+            ..LedgerBatch::default()
+        })?;
+        log::info!(
+            "learned {} finalized txs from {} blocks sent by {from:?}",
+            report.finalized.applied,
+            blocks.len(),
+        );
+        Ok(())
+    }
+
+    fn refuse(&self, from: Option<NodeId>, hash: Hash, height: u64, rejection: &BlockRejection) {
+        let name = variant_name(rejection);
+        match from {
+            Some(peer) if rejection.is_peer_fault() => {
+                log::warn!(
+                    "refused block {hash} at height {height} from {peer:?} ({name}): {rejection}"
+                );
+                self.penalize(peer, "invalid block");
+            }
+            Some(peer) => log::info!(
+                "not adopting block {hash} at height {height} from {peer:?} ({name}): {rejection}"
+            ),
+            None => log::error!(
+                "our own block {hash} at height {height} is invalid ({name}): {rejection}"
+            ),
+        }
+    }
+
+    fn penalize(&self, node_id: NodeId, reason: &'static str) {
+        self.send(NetCommand::Penalize {
+            node_id,
+            points: INVALID_BLOCK_PENALTY,
+            reason,
+        });
+    }
+
+    // ---- persisting ----
+
+    /// Performs fork choice's actions in order, one write transaction each.
+    /// A write the store refuses means fork choice and the store disagree:
+    /// fork choice is rebuilt from the store, which is the truth.
+    fn execute(
+        &mut self,
+        now: Timestamp,
+        actions: Vec<ChainAction>,
+    ) -> Result<(), BlockThreadError> {
+        let mut adopted = None;
+        for action in actions {
+            let done = match action {
+                ChainAction::Undo(hash) => self.undo(hash),
+                ChainAction::Apply(valid) => self.apply(&valid).map(|bytes| {
+                    adopted = Some((valid, bytes));
+                }),
+                ChainAction::Announce(_) => {
+                    if let Some((valid, bytes)) = adopted.take() {
+                        self.announce(now, &valid, bytes);
+                    }
+                    Ok(())
+                }
+                ChainAction::Ignore(reason) => {
+                    log::debug!("fork choice ignores a block: {reason}");
+                    Ok(())
+                }
+            };
+            if let Err(e) = done {
+                if !is_refusal(&e) {
+                    return Err(e.into());
+                }
+                log::error!("the store refused a fork-choice action ({e}); reloading the chain");
+                self.fork_choice = load_fork_choice(&self.store, &self.settings)?;
+                break;
+            }
+        }
+        let tip = self.fork_choice.tip().height;
+        self.sync.on_tip(tip);
+        Ok(())
+    }
+
+    fn undo(&mut self, hash: Hash) -> Result<(), StoreError> {
+        let report = self.store.undo_tip(&hash)?;
+        log::info!(
+            "undid block {hash}: a better rival replaces it; tip back to height {}",
+            report.tip.height
+        );
+        Ok(())
+    }
+
+    /// Writes `valid` on the tip; returns its bytes for the announcement.
+    fn apply(&mut self, valid: &ValidBlock) -> Result<Vec<u8>, StoreError> {
+        let block = valid.block();
+        let h = &block.header;
+        let encoded = block.encode();
+        let archived: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
+        let commit = block_commit(
+            block,
+            &encoded,
+            &archived,
+            self.settings.reward_maturity_blocks,
+        );
+        let report = self.store.apply_block(&commit)?;
+        let producer = self
+            .validators
+            .index_of(&h.producer)
+            .map_or_else(|| format!("{:?}", h.producer), |i| format!("validator {i}"));
+        log::info!(
+            "block {} adopted: height {} slot {} entries {} producer {producer}",
+            valid.hash(),
+            h.height,
+            h.slot,
+            archived.len(),
+        );
+        if let Some(bytes) = report.map_grown_to_bytes {
+            log::info!("LMDB map grown to {bytes} bytes");
+        }
+        Ok(encoded)
+    }
+
+    /// Pushes an adopted block to every peer and announces our new tip,
+    /// if the block is recent enough to matter to fork choice: a block
+    /// adopted by sync is old news to the peers it came from, and relaying
+    /// a whole chain would flood their block rate limits.
+    fn announce(&mut self, now: Timestamp, valid: &ValidBlock, encoded: Vec<u8>) {
+        let header = &valid.block().header;
+        let height = header.height;
+        let now_slot = self.settings.slot_clock.slot_at(now);
+        if now_slot
+            > header
+                .slot
+                .saturating_add(self.settings.switch_window_slots)
+        {
+            self.send(NetCommand::SetTipHeight(height));
+            return;
+        }
+        self.send(NetCommand::Broadcast(Message::Blocks {
+            blocks: vec![encoded],
+        }));
+        self.send(NetCommand::Broadcast(Message::BlockAnnounce {
+            height,
+            hash: valid.hash(),
+        }));
+        self.send(NetCommand::SetTipHeight(height));
+    }
+
+    // ---- sync ----
+
+    /// Answers `GetBlocks` with canonical blocks from `from`, at most the
+    /// per-message count and within one frame.
+    fn serve(&self, peer: NodeId, from: u64, max: u32) -> Result<(), BlockThreadError> {
+        let max = usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .min(self.settings.limits.max_blocks_per_message);
+        let budget = self
+            .settings
+            .limits
+            .max_frame_bytes
+            .saturating_sub(BLOCKS_FRAME_OVERHEAD);
+        let mut blocks = Vec::new();
+        let mut bytes = 0usize;
+        {
+            let read = self.store.read()?;
+            for stored in read.scan_blocks_from(from)?.take(max) {
+                let stored = stored?;
+                // Each byte string costs its length prefix too.
+                let len = stored.encoded.len().saturating_add(8);
+                if bytes.saturating_add(len) > budget {
+                    break;
+                }
+                bytes += len;
+                blocks.push(stored.encoded);
+            }
+        }
+        self.send(NetCommand::SendTo(peer, Message::Blocks { blocks }));
+        Ok(())
+    }
+
+    fn request_blocks(&mut self, now: Timestamp) {
+        if self.net.is_none() {
+            return;
+        }
+        for BlockRequest { peer, from, max } in self.sync.poll_requests(now) {
+            log::debug!("asking {peer:?} for {max} blocks from height {from}");
+            self.send(NetCommand::SendTo(peer, Message::GetBlocks { from, max }));
+        }
+    }
+
+    /// Logs `sync: height H / target T, B blocks/s` while behind, at most
+    /// once per [`PROGRESS_EVERY_MS`], and once more when caught up.
+    fn log_progress(&mut self, now: Timestamp) {
+        let height = self.fork_choice.tip().height;
+        let target = self.sync.target();
+        let Some(progress) = &mut self.progress else {
+            if target > height.saturating_add(1) {
+                self.progress = Some(SyncProgress {
+                    started_at: now,
+                    start_height: height,
+                    last_logged: now,
+                });
+                log::info!("sync: height {height} / target {target}");
+            }
+            return;
+        };
+        let elapsed_ms = now.saturating_since(progress.started_at).as_millis().max(1);
+        let synced = height.saturating_sub(progress.start_height);
+        let per_sec = u128::from(synced) * 1000 / elapsed_ms;
+        if height >= target {
+            log::info!(
+                "sync: caught up at height {height}: {synced} blocks in {} ms, {per_sec} blocks/s",
+                elapsed_ms
+            );
+            self.progress = None;
+        } else if now.saturating_since(progress.last_logged)
+            >= Duration::from_millis(PROGRESS_EVERY_MS)
+        {
+            progress.last_logged = now;
+            log::info!("sync: height {height} / target {target}, {per_sec} blocks/s");
+        }
+    }
+
+    // ---- helpers ----
+
+    fn chain_view(
+        &self,
+        parent: ChainTip,
+        now: Timestamp,
+    ) -> Result<StoreChainView<'_>, BlockThreadError> {
+        Ok(StoreChainView {
+            read: self.store.read()?,
+            chain_id: self.settings.chain_id,
+            validators: &self.validators,
+            parent,
+            now,
+            slot_clock: self.settings.slot_clock,
+        })
+    }
+
+    fn send(&self, command: NetCommand) {
+        if let Some(net) = &self.net {
+            // A full channel is counted by the net layer; sync retries.
+            let _ = net.send(command);
+        }
+    }
+}
+
+/// Fork choice over the stored tip and the blocks before it that the
+/// switch window may still replace.
+fn load_fork_choice(
+    store: &Store,
+    settings: &BlockSettings,
+) -> Result<ForkChoice, BlockThreadError> {
+    let read = store.read()?;
+    let tip = read.tip()?;
+    // A fork point and the window's blocks after it (see `ForkChoice`).
+    let kept = settings.switch_window_slots.saturating_add(2);
+    let first = tip.height.saturating_sub(kept.saturating_sub(1));
+    let mut recent = Vec::new();
+    for height in first..=tip.height {
+        if height == 0 {
+            recent.push(settings.genesis);
+            continue;
+        }
+        let hash = read
+            .block_hash_at(height)?
+            .ok_or(BlockThreadError::MissingHeight { height })?;
+        let bytes = read
+            .block(&hash)?
+            .ok_or(BlockThreadError::MissingHeight { height })?;
+        let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|source| {
+            BlockThreadError::CorruptBlock {
+                height,
+                hash,
+                source,
+            }
+        })?;
+        recent.push(BlockSummary::of(&block.header));
+    }
+    Ok(ForkChoice::new(settings.fork_choice, recent)?)
+}
+
+/// The variant name of a rejection, as the log's short reason.
+fn variant_name(rejection: &BlockRejection) -> String {
+    format!("{rejection:?}")
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Store errors that refuse a write (nothing was written) rather than
+/// report a failing disk or a damaged datadir.
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::BlockNotOnTip { .. }
+            | StoreError::ArchivesUnfinalized { .. }
+            | StoreError::AlreadyArchived { .. }
+            | StoreError::RewardExists { .. }
+            | StoreError::BlockTooLarge { .. }
+            | StoreError::UndoNotTip { .. }
+            | StoreError::UndoGenesis { .. }
+            | StoreError::RewardSpent { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{BlockHeader, RewardTx, BLOCK_VERSION};
+    use crate::types::validator::{VrfOutputBytes, VrfProofBytes};
+    use crate::types::{PublicKeyBytes, SignatureBytes};
+
+    fn block_at(height: u64) -> Block {
+        Block {
+            header: BlockHeader {
+                version: BLOCK_VERSION,
+                chain_id: ChainId(3),
+                height,
+                slot: height,
+                prev_hash: Hash::ZERO,
+                producer: PublicKeyBytes([1; 32]),
+                vrf_output: VrfOutputBytes([2; 32]),
+                vrf_proof: VrfProofBytes([3; 64]),
+                entries_root: Hash::ZERO,
+                timestamp_ms: 0,
+            },
+            producer_sig: SignatureBytes([4; 64]),
+            entries: Vec::new(),
+            reward: RewardTx {
+                height,
+                outputs: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn waiting_blocks_keep_the_lowest_heights_within_the_cap() {
+        let peer = PublicKeyBytes([9; 32]);
+        let mut waiting = WaitingBlocks::default();
+        for height in [7, 5, 9, 6] {
+            waiting.insert(peer, block_at(height), 3);
+        }
+        assert_eq!(waiting.blocks.len(), 3);
+        assert_eq!(waiting.take_up_to(4).map(|(_, b)| b.header.height), None);
+        let taken: Vec<u64> = std::iter::from_fn(|| waiting.take_up_to(8))
+            .map(|(_, b)| b.header.height)
+            .collect();
+        assert_eq!(taken, vec![5, 6, 7], "9 was evicted first");
+        assert_eq!(waiting.bytes, 0);
+    }
+
+    #[test]
+    fn requests_to_one_peer_stay_under_its_block_rate_limit() {
+        let per_sec = u64::from(RateLimits::default().block.per_sec);
+        assert!(sync_request_gap_ms() * per_sec > 1000);
+    }
+
+    #[test]
+    fn the_logged_reason_is_the_rejection_variant() {
+        assert_eq!(variant_name(&BlockRejection::FeeOverflow), "FeeOverflow");
+        let wrong = BlockRejection::WrongVersion {
+            found: 2,
+            expected: 1,
+        };
+        assert_eq!(variant_name(&wrong), "WrongVersion");
+    }
+}

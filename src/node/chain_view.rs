@@ -1,0 +1,245 @@
+//! The chain state as the block thread reads and indexes it in LMDB:
+//! [`StoreChainView`] implements `chain::ChainView` over one `ReadView`
+//! snapshot, positioned at the block a candidate must extend; the stored
+//! proofs a block builder takes; the order in which txs learned from a
+//! block can be committed; the facts `Store::apply_block` indexes.
+//!
+//! Positioned at the tip, "archived" means archived by any block. For a
+//! rival of an adopted block it is positioned at that block's parent, and
+//! only txs archived at or below the parent's height count, so the
+//! entries the rival would re-archive after the undo are not refused.
+//! Read-only: nothing here writes, and a thread holding a view must drop
+//! it before it writes the store.
+
+use crate::chain::{Block, ChainTip, ChainView, ChainViewError, SlotClock};
+use crate::finality::{FinalityProof, ValidatorSet};
+use crate::ledger::UtxoState;
+use crate::store::schema::PROOFS;
+use crate::store::{BlockCommit, ReadView, StoreError, TxStatus};
+use crate::time::Timestamp;
+use crate::types::encoding::decode;
+use crate::types::{Amount, ChainId, Hash, OutPoint, Tx};
+use std::collections::HashSet;
+
+pub struct StoreChainView<'s> {
+    pub read: ReadView<'s>,
+    pub chain_id: ChainId,
+    /// The genesis validator set: the snapshot of every slot so far.
+    pub validators: &'s ValidatorSet,
+    /// The block a candidate must extend.
+    pub parent: ChainTip,
+    pub now: Timestamp,
+    pub slot_clock: SlotClock,
+}
+
+fn view_error(e: StoreError) -> ChainViewError {
+    ChainViewError(e.to_string())
+}
+
+impl ChainView for StoreChainView<'_> {
+    fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    fn tip(&self) -> ChainTip {
+        self.parent
+    }
+
+    fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
+        Some(self.validators)
+    }
+
+    fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {
+        let record = self.read.tx(txid).map_err(view_error)?;
+        Ok(matches!(
+            record.map(|r| r.status),
+            Some(TxStatus::Archived { height, .. }) if height <= self.parent.height
+        ))
+    }
+
+    fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError> {
+        let mut inputs = Amount::ZERO;
+        for input in &tx.inputs {
+            let entry = self
+                .read
+                .utxo(&input.prev)
+                .map_err(|e| ChainViewError(e.to_string()))?;
+            let Some(entry) = entry else {
+                return Ok(None);
+            };
+            let Some(sum) = inputs.checked_add(entry.output.value) else {
+                return Ok(None);
+            };
+            inputs = sum;
+        }
+        let Some(outputs) = Amount::checked_sum(tx.outputs.iter().map(|o| o.value)) else {
+            return Ok(None);
+        };
+        Ok(inputs.checked_sub(outputs))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn slot_clock(&self) -> SlotClock {
+        self.slot_clock
+    }
+}
+
+/// What the store indexes of a validated `block` (its bytes `encoded`,
+/// its entries' txids `archived`), with its reward spendable
+/// `reward_maturity_blocks` after it.
+pub fn block_commit<'a>(
+    block: &'a Block,
+    encoded: &'a [u8],
+    archived: &'a [Hash],
+    reward_maturity_blocks: u64,
+) -> BlockCommit<'a> {
+    let h = &block.header;
+    BlockCommit {
+        hash: block.hash(),
+        height: h.height,
+        slot: h.slot,
+        prev_hash: h.prev_hash,
+        encoded,
+        archived,
+        reward_id: block.reward.id(),
+        reward_outputs: &block.reward.outputs,
+        matures_at_height: h.height.saturating_add(reward_maturity_blocks),
+    }
+}
+
+/// The stored proof of a finalized tx; a missing or corrupt one is logged
+/// and skipped (the tx is not archived until it is readable).
+pub(crate) fn stored_proof(
+    read: &ReadView<'_>,
+    txid: &Hash,
+) -> Result<Option<FinalityProof>, StoreError> {
+    let Some(bytes) = read.proof(txid)? else {
+        log::warn!("finalized tx {txid} has no stored proof; not archiving it");
+        return Ok(None);
+    };
+    match decode(&bytes, PROOFS.max_value_bytes, "finality proof") {
+        Ok(proof) => Ok(Some(proof)),
+        Err(e) => {
+            log::error!("stored proof of {txid} is corrupt ({e}); not archiving it");
+            Ok(None)
+        }
+    }
+}
+
+/// `proofs` in an order the store can commit them in one batch: each tx
+/// after the txs whose outputs it spends; a tx whose inputs are neither
+/// unspent here nor created by another of them is left out (its parent
+/// is unknown here, or it conflicts with a finalized spend).
+pub(crate) fn spending_order<'p>(
+    read: &ReadView<'_>,
+    proofs: Vec<&'p FinalityProof>,
+) -> Result<Vec<&'p FinalityProof>, StoreError> {
+    let mut created: HashSet<OutPoint> = HashSet::new();
+    let mut ordered = Vec::with_capacity(proofs.len());
+    let mut pending = proofs;
+    loop {
+        let before = pending.len();
+        let mut still = Vec::new();
+        for proof in pending {
+            let mut spendable = true;
+            for input in &proof.tx.inputs {
+                if created.contains(&input.prev) {
+                    continue;
+                }
+                let unspent = read
+                    .utxo(&input.prev)?
+                    .is_some_and(|e| !matches!(e.state, UtxoState::Spent { .. }));
+                if !unspent {
+                    spendable = false;
+                    break;
+                }
+            }
+            if spendable {
+                let txid = proof.tx.txid();
+                created.extend((0..proof.tx.outputs.len()).filter_map(|vout| {
+                    u32::try_from(vout).ok().map(|vout| OutPoint { txid, vout })
+                }));
+                ordered.push(proof);
+            } else {
+                still.push(proof);
+            }
+        }
+        if still.is_empty() || still.len() == before {
+            for proof in &still {
+                log::warn!(
+                    "a block archives {} whose inputs are unknown or spent here; not learning it",
+                    proof.tx.txid()
+                );
+            }
+            return Ok(ordered);
+        }
+        pending = still;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChainConfig;
+    use crate::genesis::devnet_wallet_key;
+    use crate::store::{Store, StoreOptions};
+    use crate::types::{Address, Network, TxOut};
+    use crate::wallet::{build_transfer, Spendable};
+
+    /// A transfer of 1 TIME out of `coin`, change back to the wallet.
+    fn spend(coin: (OutPoint, Amount), chain_id: ChainId) -> Tx {
+        let key = devnet_wallet_key();
+        let wallet = Address::from_pubkey(&key.public());
+        let out = TxOut {
+            value: Amount::from_time(1).unwrap(),
+            address: wallet,
+        };
+        let input = Spendable {
+            outpoint: coin.0,
+            value: coin.1,
+            key: &key,
+        };
+        build_transfer(&[input], &[out], Amount(100_000), wallet, chain_id).unwrap()
+    }
+
+    fn proof_of(tx: &Tx) -> FinalityProof {
+        FinalityProof {
+            tx: tx.clone(),
+            votes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn learned_txs_commit_parents_first_and_orphans_not_at_all() {
+        let spec = ChainConfig::builtin(Network::Devnet).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &spec, StoreOptions::default()).unwrap();
+        let wallet = Address::from_pubkey(&devnet_wallet_key().public());
+        let (outpoint, genesis) = spec
+            .genesis_outputs()
+            .into_iter()
+            .find(|(_, o)| o.address == wallet)
+            .unwrap();
+        let parent = spend((outpoint, genesis.value), spec.chain_id());
+        let change = (parent.outpoint(1), parent.outputs[1].value);
+        let child = spend(change, spec.chain_id());
+        let orphan = spend(
+            (
+                OutPoint {
+                    txid: Hash::digest(b"unknown"),
+                    vout: 0,
+                },
+                genesis.value,
+            ),
+            spec.chain_id(),
+        );
+        let proofs = [proof_of(&child), proof_of(&orphan), proof_of(&parent)];
+        let read = store.read().unwrap();
+        let ordered = spending_order(&read, proofs.iter().collect()).unwrap();
+        let txids: Vec<Hash> = ordered.iter().map(|p| p.tx.txid()).collect();
+        assert_eq!(txids, vec![parent.txid(), child.txid()]);
+    }
+}
