@@ -9,7 +9,7 @@
 //! It must never hide a rule: nothing here validates or verifies.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use crate::chain_support::{slot_clock, slot_start, Validators, GENESIS_SLOT};
+use crate::chain_support::{slot_clock, slot_start, Validators, BLOCK_INTERVAL_MS, GENESIS_SLOT};
 use crate::store_support::{self, FundedChain};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -50,6 +50,9 @@ impl ArchiveChain {
         let mut funded = FundedChain::new(label, WALLET_KEYS, coins.div_ceil(WALLET_KEYS), COIN);
         let validators = Validators::new(&[10; 4]);
         funded.spec.validators = validators.set.validators().to_vec();
+        // Blocks are built on `chain_support`'s slot clock: the spec the
+        // node and the replay read must say the same interval.
+        funded.spec.config.ledger.block_interval_secs = BLOCK_INTERVAL_MS / 1_000;
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path(), &funded.spec));
         let wallet = store_support::Wallet::from_genesis(&funded);
