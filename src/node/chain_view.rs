@@ -58,24 +58,9 @@ impl ChainView for StoreChainView<'_> {
     }
 
     fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError> {
-        let mut inputs = Amount::ZERO;
-        for input in &tx.inputs {
-            let entry = self
-                .read
-                .utxo(&input.prev)
-                .map_err(|e| ChainViewError(e.to_string()))?;
-            let Some(entry) = entry else {
-                return Ok(None);
-            };
-            let Some(sum) = inputs.checked_add(entry.output.value) else {
-                return Ok(None);
-            };
-            inputs = sum;
-        }
-        let Some(outputs) = Amount::checked_sum(tx.outputs.iter().map(|o| o.value)) else {
-            return Ok(None);
-        };
-        Ok(inputs.checked_sub(outputs))
+        self.read
+            .fee_of(tx)
+            .map_err(|e| ChainViewError(e.to_string()))
     }
 
     fn now(&self) -> Timestamp {

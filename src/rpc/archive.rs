@@ -39,23 +39,6 @@ pub fn replay_params(spec: &ChainSpec, now: Timestamp) -> Result<VerifyParams, S
     })
 }
 
-/// Inputs minus outputs of a finalized `tx`, from the outputs the store
-/// keeps (spent ones keep their value); `None` if an input is unknown.
-pub fn fee_of(view: &ReadView<'_>, tx: &Tx) -> Result<Option<Amount>, StoreError> {
-    let mut inputs = Amount::ZERO;
-    for input in &tx.inputs {
-        let Some(entry) = view.utxo(&input.prev)? else {
-            return Ok(None);
-        };
-        let Some(sum) = inputs.checked_add(entry.output.value) else {
-            return Ok(None);
-        };
-        inputs = sum;
-    }
-    let outputs = Amount::checked_sum(tx.outputs.iter().map(|o| o.value));
-    Ok(outputs.and_then(|out| inputs.checked_sub(out)))
-}
-
 /// One snapshot of the store, read as the chain archive.
 pub struct StoreArchive<'s> {
     view: ReadView<'s>,
@@ -131,7 +114,7 @@ impl ArchiveView for StoreArchive<'_> {
     }
 
     fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError> {
-        fee_of(&self.view, tx).map_err(read_failed)
+        self.view.fee_of(tx).map_err(read_failed)
     }
 
     fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {

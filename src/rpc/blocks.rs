@@ -7,7 +7,7 @@
 //! with the block limit; one that does not decode is a store error that
 //! points at `verifychain`, never a panic.
 
-use super::archive::{self, fee_of};
+use super::archive;
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use crate::chain::reward::payout_address;
@@ -253,7 +253,7 @@ fn full_entry(
     network: Network,
 ) -> Result<Value, RpcError> {
     let mut entry = json::tx(&proof.tx, network);
-    let fee = fee_of(view, &proof.tx)?;
+    let fee = view.fee_of(&proof.tx)?;
     if let Some(map) = entry.as_object_mut() {
         map.insert("fee".into(), json!(fee.map(json::amount)));
         map.insert("proof".into(), Value::Object(proof_summary(proof, set)));

@@ -814,6 +814,24 @@ impl<'s> ReadView<'s> {
         Ok(stat.entries() as u64)
     }
 
+    /// Inputs minus outputs of `tx`, from the outputs it spends (kept as
+    /// `Spent` after finalization); `None` if an input is unknown here or
+    /// the sums overflow.
+    pub fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, StoreError> {
+        let mut inputs = Amount::ZERO;
+        for input in &tx.inputs {
+            let Some(entry) = self.utxo(&input.prev)? else {
+                return Ok(None);
+            };
+            let Some(sum) = inputs.checked_add(entry.output.value) else {
+                return Ok(None);
+            };
+            inputs = sum;
+        }
+        let outputs = Amount::checked_sum(tx.outputs.iter().map(|o| o.value));
+        Ok(outputs.and_then(|out| inputs.checked_sub(out)))
+    }
+
     pub fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, StoreError> {
         get_utxo(
             &self.txn,

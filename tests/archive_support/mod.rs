@@ -22,7 +22,7 @@ use timecoin::chain::{
 };
 use timecoin::config::ChainSpec;
 use timecoin::finality::FinalityProof;
-use timecoin::rpc::archive::{fee_of, replay_params};
+use timecoin::rpc::archive::replay_params;
 use timecoin::store::schema::PROOFS;
 use timecoin::store::{BlockCommit, BlockReport, FinalizedTx, LedgerBatch, Store, StoreOptions};
 use timecoin::time::Timestamp;
@@ -114,7 +114,7 @@ impl ArchiveChain {
                 let bytes = view.proof(txid).unwrap().unwrap();
                 let proof: FinalityProof =
                     decode(&bytes, PROOFS.max_value_bytes, "finality proof").unwrap();
-                let fee = fee_of(&view, &proof.tx).unwrap().unwrap();
+                let fee = view.fee_of(&proof.tx).unwrap().unwrap();
                 (proof, fee)
             })
             .collect()
