@@ -770,6 +770,24 @@ fn gossiped_proof_finalizes_without_sampling_and_is_relayed_once() {
     assert_eq!(o.status(&txid).status, TxStatus::Finalized);
 }
 
+/// A proof for a tx the ledger already holds durably (learned from a
+/// block) still settles the conflict here: the pending double spend is
+/// rejected at once instead of polling until expiry.
+#[test]
+fn a_proof_for_a_tx_already_durable_rejects_its_pending_conflicts() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let a = o.wallet.pay(0, "alice");
+    let b = o.wallet.pay(0, "bob");
+    o.submit(a.clone()).unwrap();
+    o.wallet.utxos.apply(&b);
+    let proof = signed_proof(&b, &o.keys[..3], 1, &[]);
+    o.deliver(o.id(0), ConsensusMessage::Proof(proof));
+    assert!(o.events().contains(&Event::Rejected {
+        txid: a.txid(),
+        reason: RejectReason::ConflictFinalized { winner: b.txid() }
+    }));
+}
+
 #[test]
 fn payments_chain_on_finalized_outputs_before_they_are_durable() {
     let mut o = Observer::new(&[1; 4], sequential(20));

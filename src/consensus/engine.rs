@@ -1082,7 +1082,14 @@ impl Engine {
         };
         for input in &proof.tx.inputs {
             match overlay.finalized_spender(&input.prev) {
-                Ok(Some(by)) if by == txid => return, // durable already
+                Ok(Some(by)) if by == txid => {
+                    // Durable already (e.g. learned from a block): its
+                    // pending conflicts here lose now, not at expiry.
+                    for loser in self.mempool.conflicts_of(&txid, &proof.tx) {
+                        self.reject(loser, RejectReason::ConflictFinalized { winner: txid });
+                    }
+                    return;
+                }
                 Ok(Some(finalized)) => {
                     self.safety_violation(input.prev, finalized, txid);
                     return;
