@@ -6,11 +6,10 @@
 //! SIGKILLs during block commits never damage the chain tables; tampered
 //! blocks from a hand-rolled peer are refused with their named reason.
 //!
-//! The chain is read straight from each node's LMDB (multi-process safe)
-//! until the block RPC methods land. CI time: about 75 s for the file, its
-//! tests in parallel on 2 cores (measured in debug and release); the
-//! longest is the load test: 40 s of load at 20 tx/s (800 transfers, the
-//! 20 slots validator 3 is away), then the sync of two nodes.
+//! The chain is read straight from each node's LMDB (multi-process safe).
+//! CI time: about 95 s for the file, its tests in parallel on 2 cores; the
+//! longest is the load test: 60 s of load at 20 tx/s (1,200 transfers, the
+//! 30 slots validator 3 is away), then the sync of two nodes.
 
 mod devnet_support;
 mod net_support;
@@ -96,10 +95,10 @@ fn slot_of_ms(ms: u64) -> u64 {
 #[test]
 fn steady_load_archives_each_tx_once_and_lagging_and_fresh_nodes_sync_the_one_chain() {
     let mut devnet = Devnet::start(4);
-    let coins = funded_coins(&devnet, 20, 40);
-    // Validator 3 is away for the 20 slots of the load.
+    let coins = funded_coins(&devnet, 20, 60);
+    // Validator 3 is away for the 30 slots of the load.
     devnet.stop(3);
-    let txids = steady_load(&devnet, &[0, 1, 2], &coins, 20, 40);
+    let txids = steady_load(&devnet, &[0, 1, 2], &coins, 20, 60);
     for i in 0..3 {
         devnet.nodes[i].wait_finalized(&txids);
     }
