@@ -20,6 +20,7 @@ use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
+use super::vote_cache::VerifiedVotes;
 use crate::config::ChainSpec;
 use crate::crypto::merkle::MerkleTree;
 use crate::crypto::Keypair;
@@ -196,7 +197,7 @@ pub struct Engine {
     poll_schedule: BTreeSet<(Timestamp, Hash)>,
     vote_schedule: BTreeSet<(Timestamp, Hash)>,
     seen_proofs: RecentMap<Hash, ()>,
-    verified_votes: RecentMap<Hash, ()>,
+    verified_votes: VerifiedVotes,
     /// Set by a safety violation: nothing is finalized or signed any more.
     halted: bool,
     outputs: VecDeque<Output>,
@@ -240,7 +241,7 @@ impl Engine {
             poll_schedule: BTreeSet::new(),
             vote_schedule: BTreeSet::new(),
             seen_proofs: RecentMap::new(limits.seen_proofs),
-            verified_votes: RecentMap::new(limits.verified_votes),
+            verified_votes: VerifiedVotes::new(limits.verified_votes),
             halted: false,
             outputs: VecDeque::new(),
             metrics: EngineMetrics::default(),
@@ -467,8 +468,11 @@ impl Engine {
         self.mempool.get(txid).map(|entry| &entry.tx)
     }
 
-    pub fn metrics(&self) -> &EngineMetrics {
-        &self.metrics
+    pub fn metrics(&self) -> EngineMetrics {
+        EngineMetrics {
+            signatures_verified: self.verified_votes.checked(),
+            ..self.metrics
+        }
     }
 
     /// Whether a safety violation stopped finalization on this node.
@@ -732,7 +736,7 @@ impl Engine {
         self.metrics.finality_votes_signed += 1;
         let vote = FinalityVote::sign(signer, self.config.validation.chain_id, slot, &valid);
         // Our own signature needs no check when it comes back in a proof.
-        self.verified_votes.insert(vote.vote_hash(), ());
+        self.verified_votes.insert_own(&vote);
         Some(vote)
     }
 
@@ -964,8 +968,13 @@ impl Engine {
         finality_vote: Option<FinalityVote>,
         view: &impl UtxoView,
     ) {
+        // A validator that has not locally accepted a txid yet (typically
+        // milliseconds behind us) is asked again after one pipeline step,
+        // not a whole poll timeout: that wait was the p90 of finality.
+        let retry_at = now.plus_ms(self.config.snowball.poll_interval_ms());
         let Some(vote) = finality_vote else {
-            return; // nothing accepted there yet; the next round asks again
+            self.retry_vote_rounds(&request.txids, retry_at);
+            return;
         };
         if vote.voter != from
             || vote.chain_id != self.config.validation.chain_id
@@ -981,10 +990,15 @@ impl Engine {
             .collect();
         valid.sort_unstable();
         valid.dedup();
+        let unvoted: Vec<Hash> = request
+            .txids
+            .iter()
+            .filter(|t| valid.binary_search(t).is_err())
+            .copied()
+            .collect();
+        self.retry_vote_rounds(&unvoted, retry_at);
         let tree = MerkleTree::new(&valid);
-        if tree.root() != vote.root
-            || !signature_ok(&mut self.verified_votes, &mut self.metrics, &vote)
-        {
+        if tree.root() != vote.root || !self.verified_votes.check(&vote) {
             self.metrics.bad_finality_votes += 1;
             return;
         }
@@ -1020,6 +1034,19 @@ impl Engine {
             };
             self.metrics.proofs_assembled += 1;
             self.finalize(now, txid, proof, view);
+        }
+    }
+
+    /// Brings the next vote round of each still-unproven `txids` forward to `at`.
+    fn retry_vote_rounds(&mut self, txids: &[Hash], at: Timestamp) {
+        for txid in txids {
+            let collecting = self
+                .mempool
+                .get(txid)
+                .is_some_and(|e| e.status == TxStatus::LocallyAccepted);
+            if collecting {
+                self.schedule_vote_round(*txid, at);
+            }
         }
     }
 
@@ -1065,12 +1092,11 @@ impl Engine {
         self.metrics.proofs_received += 1;
         let validators = &self.validators;
         let cache = &mut self.verified_votes;
-        let metrics = &mut self.metrics;
         let verified = verify_proof_with(
             &proof,
             self.config.validation.chain_id,
             |_slot| Some(validators),
-            |vote| signature_ok(cache, metrics, vote),
+            |vote| cache.check(vote),
         );
         if verified.is_err() {
             self.metrics.proofs_invalid += 1;
@@ -1341,25 +1367,6 @@ fn validate_counted(
         Err(_) => 0,
     };
     result
-}
-
-/// Verifies a finality vote's signature once: a verified vote is remembered
-/// by its hash (bounded), so proofs repeating it cost no second check.
-fn signature_ok(
-    verified: &mut RecentMap<Hash, ()>,
-    metrics: &mut EngineMetrics,
-    vote: &FinalityVote,
-) -> bool {
-    let key = vote.vote_hash();
-    if verified.contains(&key) {
-        return true;
-    }
-    metrics.signatures_verified += 1;
-    let ok = vote.verify_signature().is_ok();
-    if ok {
-        verified.insert(key, ());
-    }
-    ok
 }
 
 /// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.

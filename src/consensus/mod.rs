@@ -14,9 +14,11 @@ pub mod params;
 pub mod polls;
 pub mod sampler;
 pub mod snowball;
+pub mod vote_cache;
 
 pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError};
 pub use messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
 pub use params::{SampleSize, SnowballParams};
+pub use vote_cache::VerifiedVotes;

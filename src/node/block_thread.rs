@@ -21,16 +21,16 @@
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
 use crate::chain::{
-    build_block, check_signatures, publish_delay_ms, validate_block, Block, BlockRejection,
+    build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
     BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
     ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
     SyncConfig, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
-use crate::consensus::NodeId;
+use crate::consensus::{NodeId, VerifiedVotes};
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
-use crate::finality::{verify_proof, ValidatorSet};
+use crate::finality::{verify_proof_with, ValidatorSet};
 use crate::genesis::validator_vrf_key;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
@@ -55,6 +55,8 @@ fn sync_request_gap_ms() -> u64 {
     let per_sec = u64::from(RateLimits::default().block.per_sec.max(1));
     1000 * 5 / (per_sec * 4)
 }
+/// Verified block votes remembered: a few blocks' worth at design load.
+const VERIFIED_VOTES_KEPT: usize = 16_384;
 /// Bytes of out-of-order blocks kept while the blocks below them arrive.
 pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 /// Room left in a frame for the `Blocks` wrapper of one block (tag,
@@ -257,6 +259,9 @@ pub struct BlockThread<C: Clock> {
     last_planned_slot: u64,
     waiting: WaitingBlocks,
     progress: Option<SyncProgress>,
+    /// Votes already verified in blocks: a vote repeats in the proof of
+    /// every txid it covers, and in rival and synced blocks.
+    verified_votes: VerifiedVotes,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -294,6 +299,7 @@ impl<C: Clock> BlockThread<C> {
             last_planned_slot,
             waiting: WaitingBlocks::default(),
             progress: None,
+            verified_votes: VerifiedVotes::new(VERIFIED_VOTES_KEPT),
         })
     }
 
@@ -476,7 +482,13 @@ impl<C: Clock> BlockThread<C> {
         let Some(producer) = &self.producer else {
             return Ok(None);
         };
-        let view = self.chain_view(plan.parent.tip(), now)?;
+        let view = chain_view(
+            &self.store,
+            &self.settings,
+            &self.validators,
+            plan.parent.tip(),
+            now,
+        )?;
         let mut txids = view.read.unarchived(MAX_BLOCK_ENTRIES)?;
         if let Some(record) = rival_of.map(|h| view.read.block_record(&h)).transpose()? {
             txids.extend(record.into_iter().flat_map(|r| r.archived));
@@ -572,8 +584,10 @@ impl<C: Clock> BlockThread<C> {
             }
         };
         let validated = {
-            let view = self.chain_view(parent, now)?;
-            validate_block(block, &view)
+            // The vote cache is borrowed beside the view, not through `self`.
+            let cache = &mut self.verified_votes;
+            let view = chain_view(&self.store, &self.settings, &self.validators, parent, now)?;
+            validate_block_with(block, &view, |vote| cache.check(vote))
         };
         match validated {
             Ok(valid) => {
@@ -673,7 +687,10 @@ impl<C: Clock> BlockThread<C> {
             }
             let chain_id = self.settings.chain_id;
             let validators = &self.validators;
-            unknown.retain(|p| verify_proof(p, chain_id, |_| Some(validators)).is_ok());
+            let cache = &mut self.verified_votes;
+            unknown.retain(|p| {
+                verify_proof_with(p, chain_id, |_| Some(validators), |v| cache.check(v)).is_ok()
+            });
             spending_order(&read, unknown)?
         };
         if ordered.is_empty() {
@@ -917,27 +934,31 @@ impl<C: Clock> BlockThread<C> {
 
     // ---- helpers ----
 
-    fn chain_view(
-        &self,
-        parent: ChainTip,
-        now: Timestamp,
-    ) -> Result<StoreChainView<'_>, BlockThreadError> {
-        Ok(StoreChainView {
-            read: self.store.read()?,
-            chain_id: self.settings.chain_id,
-            validators: &self.validators,
-            parent,
-            now,
-            slot_clock: self.settings.slot_clock,
-        })
-    }
-
     fn send(&self, command: NetCommand) {
         if let Some(net) = &self.net {
             // A full channel is counted by the net layer; sync retries.
             let _ = net.send(command);
         }
     }
+}
+
+/// The chain state a block on `parent` is validated against, read from one
+/// store snapshot.
+fn chain_view<'a>(
+    store: &'a Store,
+    settings: &BlockSettings,
+    validators: &'a ValidatorSet,
+    parent: ChainTip,
+    now: Timestamp,
+) -> Result<StoreChainView<'a>, BlockThreadError> {
+    Ok(StoreChainView {
+        read: store.read()?,
+        chain_id: settings.chain_id,
+        validators,
+        parent,
+        now,
+        slot_clock: settings.slot_clock,
+    })
 }
 
 /// Fork choice over the stored tip and the blocks before it that the

@@ -433,7 +433,7 @@ impl Cluster {
             return;
         };
         if let Some(engine) = n.engine.take() {
-            n.retired.push(engine.metrics().clone());
+            n.retired.push(engine.metrics());
         }
         n.timer_ms = None;
         if !self.persist_mempool {
@@ -689,7 +689,10 @@ impl Cluster {
         let mut totals = EngineTotals::default();
         for n in &self.nodes {
             let live = n.engine.as_ref().map(Engine::metrics);
-            n.retired.iter().chain(live).for_each(|m| totals.add(m));
+            n.retired
+                .iter()
+                .chain(live.as_ref())
+                .for_each(|m| totals.add(m));
         }
         totals
     }
