@@ -186,6 +186,13 @@ fn steady_load_archives_each_tx_once_and_lagging_and_fresh_nodes_sync_the_one_ch
             devnet.nodes[i].log().contains("sync: "),
             "node {i} logged no sync progress"
         );
+        // The synced chain replays from genesis: every block, proof and reward.
+        let report = devnet.nodes[i].call("verifychain", json!([]));
+        assert_eq!(report["valid"], json!(true), "node {i}: {report}");
+        assert!(
+            report["blocks"].as_u64().unwrap() >= tip.height,
+            "node {i}: {report}"
+        );
     }
 }
 
