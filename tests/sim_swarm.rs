@@ -234,12 +234,15 @@ fn long_swarm_every_strategy_with_faults() {
 /// assumption (40 % Byzantine weight signing both sides of every double
 /// spend, bridging a partition that splits the honest validators in two
 /// halves, each half given one side), conflicting proofs do form, and the
-/// run reports them as safety violations. Fixed seeds: whether the proofs
-/// race ahead of each other is up to the seed, so this is a demonstration
-/// of the checker, not a property to sweep.
+/// run reports them as safety violations with the seed that reproduces
+/// them. Whether the two sides' proofs race ahead of each other depends on
+/// the seed's timing (about half of seeds 100..140 did, and any engine
+/// timing change moves which), so this sweeps a range and asserts that
+/// violations appear in several runs and are always reported.
 #[test]
 fn beyond_one_third_byzantine_a_bridged_partition_breaks_safety_and_is_caught() {
-    for seed in [100, 101, 103] {
+    let mut violated = 0;
+    for seed in 100..112 {
         let mut c = small(seed, 10);
         c.byzantine_ppm = 400_000;
         c.strategy = Strategy::ValidForAll;
@@ -259,15 +262,15 @@ fn beyond_one_third_byzantine_a_bridged_partition_breaks_safety_and_is_caught() 
             bridges: (0..10).filter(|i| !honest.contains(i)).collect(),
         }];
         let report = sim::run(&c).unwrap();
-        assert!(
-            report.safety_violations() > 0,
-            "expected a safety violation\n{report}\nreproduce with SIM_SEED={seed}"
-        );
-        assert!(report
-            .check()
-            .unwrap_err()
-            .contains(&format!("SIM_SEED={seed}")));
+        if report.safety_violations() > 0 {
+            violated += 1;
+            assert!(report
+                .check()
+                .unwrap_err()
+                .contains(&format!("SIM_SEED={seed}")));
+        }
     }
+    assert!(violated >= 3, "only {violated} of 12 seeds broke safety");
 }
 
 /// Found by this simulator (seeds 1005, 1008, 1011 of the long swarm with
