@@ -55,6 +55,11 @@ fn sync_request_gap_ms() -> u64 {
     let per_sec = u64::from(RateLimits::default().block.per_sec.max(1));
     1000 * 5 / (per_sec * 4)
 }
+/// How long a peer that pushed a block on an unknown parent has to send
+/// that parent when asked (two sync request timeouts).
+const PARENT_CLAIM_TIMEOUT_MS: u64 = 2 * SYNC_REQUEST_TIMEOUT_MS;
+/// Open parent claims at once (one per peer; more are not recorded).
+const MAX_PARENT_CLAIMS: usize = 256;
 /// Verified block votes remembered: a few blocks' worth at design load.
 const VERIFIED_VOTES_KEPT: usize = 16_384;
 /// Bytes of out-of-order blocks kept while the blocks below them arrive.
@@ -262,6 +267,9 @@ pub struct BlockThread<C: Clock> {
     /// Votes already verified in blocks: a vote repeats in the proof of
     /// every txid it covers, and in rival and synced blocks.
     verified_votes: VerifiedVotes,
+    /// Peers that pushed a block on a parent we do not know, and must send
+    /// that parent when asked.
+    parent_claims: ParentClaims,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -300,6 +308,7 @@ impl<C: Clock> BlockThread<C> {
             waiting: WaitingBlocks::default(),
             progress: None,
             verified_votes: VerifiedVotes::new(VERIFIED_VOTES_KEPT),
+            parent_claims: ParentClaims::default(),
         })
     }
 
@@ -354,6 +363,15 @@ impl<C: Clock> BlockThread<C> {
 
     fn on_time(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
         self.sync.handle_timeout(now);
+        for (peer, parent) in self.parent_claims.expired(now) {
+            if self.store.block_record(&parent)?.is_none() {
+                log::warn!(
+                    "peer {peer:?} pushed a block on parent {parent} (UnknownParent) and never \
+                     sent that parent when asked"
+                );
+                self.penalize(peer, "block on a parent it could not produce");
+            }
+        }
         self.request_blocks(now);
         self.plan_slot(now);
         if self.plan.is_some_and(|p| p.publish_at <= now) {
@@ -543,6 +561,9 @@ impl<C: Clock> BlockThread<C> {
         }
         let first = blocks.first().map(|b| b.header.height);
         self.sync.on_response(now, from, first, blocks.len());
+        for block in &blocks {
+            self.parent_claims.backed(from, &block.hash());
+        }
         self.learn_finalized(now, from, &blocks)?;
         for block in blocks {
             self.accept_block(now, Some(from), block)?;
@@ -574,7 +595,7 @@ impl<C: Clock> BlockThread<C> {
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
             Err(IgnoreReason::UnknownParent { .. }) => {
                 return match from {
-                    Some(from) => self.on_unlinked(from, block),
+                    Some(from) => self.on_unlinked(now, from, block),
                     None => Ok(()),
                 };
             }
@@ -606,7 +627,12 @@ impl<C: Clock> BlockThread<C> {
     /// hold, or too old to switch to, is dropped; one in between means the
     /// sender's chain forks from ours, so sync asks it for the blocks from
     /// the oldest one we could still switch at.
-    fn on_unlinked(&mut self, from: NodeId, block: Block) -> Result<(), BlockThreadError> {
+    fn on_unlinked(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        block: Block,
+    ) -> Result<(), BlockThreadError> {
         let height = block.header.height;
         let hash = block.hash();
         let tip = self.fork_choice.tip();
@@ -622,14 +648,18 @@ impl<C: Clock> BlockThread<C> {
             log::debug!("ignoring block {hash} at height {height}: held already or too old");
             return Ok(());
         }
-        // Not provably wrong (a fork older than our window looks the same),
-        // so not scored; said at info so an operator sees forks.
+        // Not provably wrong yet (a fork older than our window looks the
+        // same): the sender is asked for the blocks from our window on, and
+        // is scored only if that parent never comes (`ParentClaims`).
         log::info!(
             "not adopting block {hash} at height {height} from {from:?} (UnknownParent): its \
              parent {} is not a recent canonical block; asking for blocks from height {}",
             block.header.prev_hash,
             oldest + 1
         );
+        let deadline = now.plus_ms(PARENT_CLAIM_TIMEOUT_MS);
+        self.parent_claims
+            .insert(from, block.header.prev_hash, deadline);
         self.sync.on_fork(from, oldest.saturating_add(1));
         Ok(())
     }
@@ -942,6 +972,46 @@ impl<C: Clock> BlockThread<C> {
     }
 }
 
+/// Blocks pushed on a parent this node does not know: each sender owes
+/// that parent, and answers our `GetBlocks`. One open claim per peer,
+/// bounded in count; a claim never backed by its deadline is a false one.
+#[derive(Default)]
+struct ParentClaims {
+    open: BTreeMap<NodeId, (Hash, Timestamp)>,
+}
+
+impl ParentClaims {
+    fn insert(&mut self, peer: NodeId, parent: Hash, deadline: Timestamp) {
+        if self.open.len() < MAX_PARENT_CLAIMS || self.open.contains_key(&peer) {
+            self.open.insert(peer, (parent, deadline));
+        }
+    }
+
+    /// `peer` sent block `hash`: a claim on it is backed.
+    fn backed(&mut self, peer: NodeId, hash: &Hash) {
+        if self
+            .open
+            .get(&peer)
+            .is_some_and(|(parent, _)| parent == hash)
+        {
+            self.open.remove(&peer);
+        }
+    }
+
+    /// Removes and returns the claims past their deadline.
+    fn expired(&mut self, now: Timestamp) -> Vec<(NodeId, Hash)> {
+        let due: Vec<NodeId> = self
+            .open
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        due.into_iter()
+            .filter_map(|peer| self.open.remove(&peer).map(|(parent, _)| (peer, parent)))
+            .collect()
+    }
+}
+
 /// The chain state a block on `parent` is validated against, read from one
 /// store snapshot.
 fn chain_view<'a>(
@@ -1027,6 +1097,31 @@ mod tests {
     use crate::chain::{BlockHeader, RewardTx, BLOCK_VERSION};
     use crate::types::validator::{VrfOutputBytes, VrfProofBytes};
     use crate::types::{PublicKeyBytes, SignatureBytes};
+
+    #[test]
+    fn a_parent_claim_is_cleared_when_backed_and_returned_once_when_it_expires() {
+        let (a, b) = (PublicKeyBytes([1; 32]), PublicKeyBytes([2; 32]));
+        let (pa, pb) = (Hash([10; 32]), Hash([20; 32]));
+        let mut claims = ParentClaims::default();
+        claims.insert(a, pa, Timestamp(100));
+        claims.insert(b, pb, Timestamp(200));
+        claims.backed(a, &pb); // another peer's parent does not back a's claim
+        claims.backed(b, &pb);
+        assert!(claims.expired(Timestamp(99)).is_empty());
+        assert_eq!(claims.expired(Timestamp(250)), vec![(a, pa)]);
+        assert!(claims.expired(Timestamp(300)).is_empty());
+    }
+
+    #[test]
+    fn parent_claims_are_bounded() {
+        let mut claims = ParentClaims::default();
+        for i in 0..MAX_PARENT_CLAIMS + 10 {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            claims.insert(PublicKeyBytes(id), Hash([1; 32]), Timestamp(0));
+        }
+        assert_eq!(claims.expired(Timestamp(1)).len(), MAX_PARENT_CLAIMS);
+    }
 
     fn block_at(height: u64) -> Block {
         Block {
