@@ -202,7 +202,7 @@ fn lossy_duplicating_reordering_network_stays_safe_and_live_after_faults() {
 }
 
 /// The long swarm: bigger clusters, every strategy, every fault at once
-/// (equal weights: see the next test for mixed tiers). About 11 minutes:
+/// (equal weights: see the next test for mixed tiers). About 14 minutes:
 /// `cargo test --release --test sim_swarm long -- --ignored`
 #[test]
 #[ignore]
