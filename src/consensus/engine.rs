@@ -990,13 +990,11 @@ impl Engine {
             .collect();
         valid.sort_unstable();
         valid.dedup();
-        let unvoted: Vec<Hash> = request
+        let unvoted = request
             .txids
             .iter()
-            .filter(|t| valid.binary_search(t).is_err())
-            .copied()
-            .collect();
-        self.retry_vote_rounds(&unvoted, retry_at);
+            .filter(|t| valid.binary_search(t).is_err());
+        self.retry_vote_rounds(unvoted, retry_at);
         let tree = MerkleTree::new(&valid);
         if tree.root() != vote.root || !self.verified_votes.check(&vote) {
             self.metrics.bad_finality_votes += 1;
@@ -1038,7 +1036,7 @@ impl Engine {
     }
 
     /// Brings the next vote round of each still-unproven `txids` forward to `at`.
-    fn retry_vote_rounds(&mut self, txids: &[Hash], at: Timestamp) {
+    fn retry_vote_rounds<'a>(&mut self, txids: impl IntoIterator<Item = &'a Hash>, at: Timestamp) {
         for txid in txids {
             let collecting = self
                 .mempool
@@ -1111,9 +1109,7 @@ impl Engine {
                 Ok(Some(by)) if by == txid => {
                     // Durable already (e.g. learned from a block): its
                     // pending conflicts here lose now, not at expiry.
-                    for loser in self.mempool.conflicts_of(&txid, &proof.tx) {
-                        self.reject(loser, RejectReason::ConflictFinalized { winner: txid });
-                    }
+                    self.reject_conflicts_of_finalized(txid, &proof.tx);
                     return;
                 }
                 Ok(Some(finalized)) => {
@@ -1148,10 +1144,15 @@ impl Engine {
             self.mempool
                 .insert_finalized(txid, proof.tx.clone(), now, TxState::default());
         }
-        for loser in self.mempool.conflicts_of(&txid, &proof.tx) {
+        self.reject_conflicts_of_finalized(txid, &proof.tx);
+        self.finalize(now, txid, proof, view);
+    }
+
+    /// Every pending spend that conflicts with finalized `tx` loses.
+    fn reject_conflicts_of_finalized(&mut self, txid: Hash, tx: &Tx) {
+        for loser in self.mempool.conflicts_of(&txid, tx) {
             self.reject(loser, RejectReason::ConflictFinalized { winner: txid });
         }
-        self.finalize(now, txid, proof, view);
     }
 
     fn safety_violation(&mut self, outpoint: OutPoint, finalized: Hash, conflicting: Hash) {
