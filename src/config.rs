@@ -399,7 +399,7 @@ mod tests {
             ),
             (
                 "publish_step_ms = 500",
-                "publish_step_ms = 100",
+                "publish_step_ms = 250",
                 "blocks.publish_step_ms",
             ),
             (

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub ledger_commits: AtomicU64,
     /// LMDB puts and deletes of the ledger thread (the disk ceiling's unit).
     pub ledger_writes: AtomicU64,
+    /// LMDB puts and deletes of the block thread: archiving, undoing.
+    pub block_writes: AtomicU64,
     /// Mirrors of the engine's ed25519 checks (the CPU ceiling's unit).
     pub vote_signatures_verified: AtomicU64,
     pub tx_signatures_verified: AtomicU64,
@@ -141,6 +143,7 @@ impl Default for Metrics {
             ledger_batches: AtomicU64::new(0),
             ledger_commits: AtomicU64::new(0),
             ledger_writes: AtomicU64::new(0),
+            block_writes: AtomicU64::new(0),
             vote_signatures_verified: AtomicU64::new(0),
             tx_signatures_verified: AtomicU64::new(0),
             rpc_requests: AtomicU64::new(0),
@@ -175,7 +178,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 17] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -225,6 +228,11 @@ impl Metrics {
                 "timecoin_ledger_writes_total",
                 "LMDB puts and deletes committed by the ledger thread",
                 &self.ledger_writes,
+            ),
+            (
+                "timecoin_block_writes_total",
+                "LMDB puts and deletes committed by the block thread",
+                &self.block_writes,
             ),
             (
                 "timecoin_vote_signatures_verified_total",

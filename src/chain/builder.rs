@@ -178,13 +178,18 @@ fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
 
 /// How long a producer waits into the slot before publishing: its ticket's
 /// estimated rank among `n_validators` (the score as a fraction of 2^256,
-/// times N) times `step_ms`. The best possible ticket waits 0 ms, so the
-/// likely winner publishes at once and worse tickets only publish if it
-/// stayed silent.
+/// times N, not rounded) times `step_ms`. The best possible ticket waits
+/// 0 ms, so the likely winner publishes at once and worse tickets only
+/// publish if it stayed silent. Not rounding the rank keeps two tickets
+/// that share a whole rank from publishing at the same moment as rivals.
+/// A lone validator has no rival to wait for.
 pub fn publish_delay_ms(score: &SortitionScore, n_validators: usize, step_ms: u64) -> u64 {
+    if n_validators <= 1 {
+        return 0;
+    }
     let n = u128::try_from(n_validators).unwrap_or(u128::MAX);
-    let rank = (u128::from(score.top_u64()).saturating_mul(n)) >> 64;
-    u64::try_from(rank.saturating_mul(u128::from(step_ms))).unwrap_or(u64::MAX)
+    let spread = n.saturating_mul(u128::from(step_ms));
+    u64::try_from(u128::from(score.top_u64()).saturating_mul(spread) >> 64).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -197,9 +202,14 @@ mod tests {
         let worst = SortitionScore([0xff; 32]);
         let mut middle = [0; 32];
         middle[0] = 0x80;
+        let mut just_worse = middle;
+        just_worse[0] = 0x88;
         assert_eq!(publish_delay_ms(&best, 100, 50), 0);
         assert_eq!(publish_delay_ms(&SortitionScore(middle), 100, 50), 50 * 50);
-        assert_eq!(publish_delay_ms(&worst, 100, 50), 99 * 50);
+        // Inside one whole rank, a worse ticket still waits longer.
+        assert_eq!(publish_delay_ms(&SortitionScore(just_worse), 4, 100), 212);
+        assert_eq!(publish_delay_ms(&SortitionScore(middle), 4, 100), 200);
+        assert_eq!(publish_delay_ms(&worst, 100, 50), 100 * 50 - 1);
         assert_eq!(publish_delay_ms(&worst, 1, 50), 0);
     }
 

@@ -27,7 +27,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -698,14 +698,10 @@ impl NetLoop {
         if conn.connecting {
             return;
         }
-        loop {
-            let Some(front) = conn.peer.write_queue().front() else {
-                return;
-            };
-            match conn.stream.write(front) {
+        while !conn.peer.write_queue().is_empty() {
+            match conn.peer.write_queue().write_to(&mut conn.stream) {
                 Ok(0) => return self.close(token, Close::Quiet, now),
                 Ok(n) => {
-                    conn.peer.write_queue().advance(n);
                     self.shared
                         .metrics
                         .bytes_out

@@ -18,6 +18,7 @@ use crate::crypto::Keypair;
 use crate::time::Timestamp;
 use crate::types::Hash;
 use std::collections::{BTreeSet, VecDeque};
+use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub const UNKNOWN_TAG_PENALTY: u32 = 20;
 /// reward...): an honest producer never sends one, but a node on a buggy
 /// build might, so it takes several to ban.
 pub const INVALID_BLOCK_PENALTY: u32 = 25;
+
+/// Frames handed to one vectored write (Linux allows 1,024).
+const MAX_IOVECS: usize = 64;
 
 /// Frames waiting for the socket, capped in bytes.
 #[derive(Debug, Default)]
@@ -71,20 +75,38 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// The unwritten bytes of the front frame.
-    pub fn front(&self) -> Option<&[u8]> {
-        self.frames.front().and_then(|f| f.get(self.offset..))
+    /// Writes as many queued frames as `out` takes in one vectored write
+    /// (one syscall and, on TCP, as few segments as the kernel can make of
+    /// them, instead of one of each per frame). Returns the bytes written.
+    pub fn write_to(&mut self, out: &mut impl Write) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut used = 0;
+        for (slot, frame) in slices.iter_mut().zip(&self.frames) {
+            let unwritten = if used == 0 {
+                frame.get(self.offset..).unwrap_or_default()
+            } else {
+                frame
+            };
+            *slot = IoSlice::new(unwritten);
+            used += 1;
+        }
+        let n = out.write_vectored(slices.get(..used).unwrap_or_default())?;
+        self.advance(n);
+        Ok(n)
     }
 
-    /// Records that `n` bytes of [`WriteQueue::front`] were written.
-    pub fn advance(&mut self, n: usize) {
-        self.offset += n;
+    /// Records that `n` bytes from the front of the queue were written.
+    fn advance(&mut self, mut n: usize) {
         self.bytes = self.bytes.saturating_sub(n);
-        if let Some(front) = self.frames.front() {
-            if self.offset >= front.len() {
-                self.frames.pop_front();
-                self.offset = 0;
+        while let Some(front) = self.frames.front() {
+            let left = front.len().saturating_sub(self.offset);
+            if n < left {
+                self.offset += n;
+                return;
             }
+            n -= left;
+            self.frames.pop_front();
+            self.offset = 0;
         }
     }
 
@@ -404,10 +426,8 @@ pub(crate) mod tests {
 
     fn drain(peer: &mut Peer) -> Vec<u8> {
         let mut out = Vec::new();
-        while let Some(front) = peer.write_queue().front() {
-            let n = front.len();
-            out.extend_from_slice(front);
-            peer.write_queue().advance(n);
+        while !peer.write_queue().is_empty() {
+            peer.write_queue().write_to(&mut out).unwrap();
         }
         out
     }
@@ -595,11 +615,54 @@ pub(crate) mod tests {
             })
         );
         q.advance(4);
-        assert_eq!(q.front(), Some(&[0u8, 0][..]));
+        assert_eq!(q.bytes(), 2);
         q.push(vec![1; 5]).unwrap();
         q.advance(2);
-        assert_eq!(q.front(), Some(&[1u8; 5][..]));
         assert_eq!(q.bytes(), 5);
+    }
+
+    /// A socket that takes at most `max` bytes per write, like a full one.
+    struct Trickle {
+        written: Vec<u8>,
+        max: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.max);
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.write(&all)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_vectored_writes_resume_mid_frame_and_keep_order() {
+        let frames: Vec<Vec<u8>> = (1..=5u8).map(|i| vec![i; usize::from(i) * 3]).collect();
+        let mut q = WriteQueue::new(1_000);
+        for frame in &frames {
+            q.push(frame.clone()).unwrap();
+        }
+        let mut out = Trickle {
+            written: Vec::new(),
+            max: 7,
+        };
+        let mut calls = 0;
+        while !q.is_empty() {
+            assert!(q.write_to(&mut out).unwrap() > 0);
+            calls += 1;
+        }
+        assert_eq!(out.written, frames.concat());
+        assert_eq!(q.bytes(), 0);
+        assert_eq!(calls, frames.concat().len().div_ceil(7));
     }
 
     #[test]

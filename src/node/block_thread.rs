@@ -32,6 +32,7 @@ use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
 use crate::finality::{verify_proof_with, ValidatorSet};
 use crate::genesis::validator_vrf_key;
+use crate::metrics::Metrics;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
@@ -41,6 +42,7 @@ use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,7 +190,7 @@ impl Producer {
     }
 }
 
-/// The block thread's channels.
+/// The block thread's links to the rest of the node.
 pub struct BlockChannels {
     /// The net thread's block outbox (`never()` without a network).
     pub net_events: Receiver<NetEvent>,
@@ -196,6 +198,8 @@ pub struct BlockChannels {
     pub consensus: Sender<NodeEvent>,
     /// Dropped by the node to stop the thread.
     pub stop: Receiver<()>,
+    /// Where it counts its LMDB writes.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Our candidate for a slot, drawn at the slot's start.
@@ -824,11 +828,17 @@ impl<C: Clock> BlockThread<C> {
 
     fn undo(&mut self, hash: Hash) -> Result<(), StoreError> {
         let report = self.store.undo_tip(&hash)?;
+        self.count_writes(report.writes);
         log::info!(
             "undid block {hash}: a better rival replaces it; tip back to height {}",
             report.tip.height
         );
         Ok(())
+    }
+
+    fn count_writes(&self, writes: usize) {
+        let counter = &self.channels.metrics.block_writes;
+        counter.fetch_add(u64::try_from(writes).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// Writes `valid` on the tip; returns its bytes for the announcement.
@@ -844,6 +854,7 @@ impl<C: Clock> BlockThread<C> {
             self.settings.reward_maturity_blocks,
         );
         let report = self.store.apply_block(&commit)?;
+        self.count_writes(report.writes);
         let producer = self
             .validators
             .index_of(&h.producer)

@@ -246,6 +246,7 @@ impl Node {
                     .map_or_else(crossbeam_channel::never, |n| n.block_events.clone()),
                 consensus: inbox.clone(),
                 stop: block_stop_rx,
+                metrics: Arc::clone(&metrics),
             },
             clock,
         )?;

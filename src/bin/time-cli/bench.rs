@@ -174,8 +174,9 @@ pub struct NodeCounters {
     queue_drops: u64,
     /// ed25519 checks (finality votes and tx inputs): the CPU ceiling's unit.
     signatures_verified: u64,
-    /// LMDB puts and deletes committed: the disk ceiling's unit.
-    ledger_writes: u64,
+    /// LMDB puts and deletes committed (ledger and block threads): the
+    /// disk ceiling's unit.
+    lmdb_writes: u64,
 }
 
 impl NodeCounters {
@@ -201,7 +202,9 @@ impl NodeCounters {
                 }
                 "timecoin_vote_signatures_verified_total"
                 | "timecoin_tx_signatures_verified_total" => &mut c.signatures_verified,
-                "timecoin_ledger_writes_total" => &mut c.ledger_writes,
+                "timecoin_ledger_writes_total" | "timecoin_block_writes_total" => {
+                    &mut c.lmdb_writes
+                }
                 _ if name.starts_with("timecoin_net_rate_limited_total{") => &mut c.rate_limited,
                 _ => continue,
             };
@@ -229,7 +232,7 @@ impl NodeCounters {
             signatures_verified: self
                 .signatures_verified
                 .saturating_sub(before.signatures_verified),
-            ledger_writes: self.ledger_writes.saturating_sub(before.ledger_writes),
+            lmdb_writes: self.lmdb_writes.saturating_sub(before.lmdb_writes),
         }
     }
 }
@@ -861,7 +864,7 @@ fn cost_per_tx(r: &Report) -> Option<CostPerTx> {
     let per_tx = |total: u64| total as f64 / r.finalized as f64;
     Some(CostPerTx {
         signatures: per_tx(counted.iter().map(|c| c.signatures_verified).sum()),
-        puts: per_tx(counted.iter().map(|c| c.ledger_writes).sum()),
+        puts: per_tx(counted.iter().map(|c| c.lmdb_writes).sum()),
     })
 }
 
