@@ -13,7 +13,7 @@ use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub type PollId = u64;
 
@@ -62,6 +62,21 @@ pub struct Polls {
     deadlines: BTreeSet<(Timestamp, u64)>,
     next_poll_id: PollId,
     next_request_id: u64,
+    /// Poll queries in flight per validator.
+    in_flight: BTreeMap<NodeId, u32>,
+    /// Poll slots held back while their validator already has its share of
+    /// queries in flight (Nagle-style): under load each validator gets
+    /// fewer, fuller queries; an idle validator is asked at once.
+    held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
+    /// A query ended for a validator with held slots: they may go now.
+    released: bool,
+}
+
+/// Poll slots for one validator, ready to go as queries.
+pub struct Release {
+    pub to: NodeId,
+    pub txids: Vec<Hash>,
+    pub polls: Vec<PollSlots>,
 }
 
 impl Polls {
@@ -89,6 +104,9 @@ impl Polls {
     pub fn send(&mut self, request: Request) -> u64 {
         self.next_request_id += 1;
         let id = self.next_request_id;
+        if !request.polls.is_empty() {
+            *self.in_flight.entry(request.to).or_default() += 1;
+        }
         self.deadlines.insert((request.deadline, id));
         self.requests.insert(id, request);
         id
@@ -102,6 +120,7 @@ impl Polls {
         }
         let request = self.requests.remove(&request_id)?;
         self.deadlines.remove(&(request.deadline, request_id));
+        self.ended(&request);
         Some(request)
     }
 
@@ -112,7 +131,63 @@ impl Polls {
             return None;
         }
         self.deadlines.pop_first();
-        self.requests.remove(&id)
+        let request = self.requests.remove(&id)?;
+        self.ended(&request);
+        Some(request)
+    }
+
+    fn ended(&mut self, request: &Request) {
+        if request.polls.is_empty() {
+            return;
+        }
+        if let Some(n) = self.in_flight.get_mut(&request.to) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&request.to);
+            }
+        }
+        self.released |= self.held.contains_key(&request.to);
+    }
+
+    /// Holds one poll's slots for `to` until [`Polls::release`]. Slots of
+    /// polls already decided are dropped whenever the hold grows past
+    /// `max_held`, so it never holds more than the open polls.
+    pub fn hold(&mut self, to: NodeId, txid: Hash, at: PollSlots, max_held: usize) {
+        let held = self.held.entry(to).or_default();
+        if held.len() >= max_held {
+            held.retain(|(_, at)| self.polls.contains_key(&at.poll));
+        }
+        held.push((txid, at));
+    }
+
+    /// The held slots of every validator with fewer than `max_in_flight`
+    /// poll queries in flight, without those of polls decided meanwhile
+    /// (their answers could not change anything).
+    pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
+        self.released = false;
+        let ready: Vec<NodeId> = self
+            .held
+            .keys()
+            .filter(|to| self.in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .copied()
+            .collect();
+        let mut out = Vec::with_capacity(ready.len());
+        for to in ready {
+            let Some(held) = self.held.remove(&to) else {
+                continue;
+            };
+            let (txids, polls) = held
+                .into_iter()
+                .filter(|(_, at)| self.polls.contains_key(&at.poll))
+                .unzip();
+            out.push(Release { to, txids, polls });
+        }
+        out
+    }
+
+    /// Some held slots may be released now.
+    pub fn has_releasable(&self) -> bool {
+        self.released
     }
 
     /// Counts one sampled validator's answer (`None` = missing) into each
