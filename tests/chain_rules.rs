@@ -610,7 +610,8 @@ fn best_possible_ticket_publishes_at_once() {
     assert_eq!(publish_delay_ms(&SortitionScore([0; 32]), 1_000, 100), 0);
     assert_eq!(
         publish_delay_ms(&SortitionScore([0xff; 32]), 1_000, 100),
-        999 * 100
+        1_000 * 100 - 1,
+        "the worst ticket waits until just before the last rank's turn ends"
     );
 }
 

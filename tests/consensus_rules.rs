@@ -331,13 +331,16 @@ fn preference_switches_to_the_higher_counter() {
     o.deliver(peer, ConsensusMessage::Tx(high.clone()));
     assert_eq!(o.ask(0, &[low.txid(), high.txid()])[0], Verdict::Valid);
     let winner = high.txid();
-    o.answer(&[], |_, t| {
+    let verdict = |_, t: &Hash| {
         if *t == winner {
             Verdict::Valid
         } else {
             Verdict::Invalid
         }
-    });
+    };
+    // `high`'s first poll waited for the answers to `low`'s: two rounds.
+    o.answer(&[], verdict);
+    o.answer(&[], verdict);
     assert_eq!(o.status(&high.txid()).counter, 1);
     assert_eq!(o.status(&low.txid()).counter, 0);
     assert_eq!(
@@ -441,8 +444,15 @@ fn at_most_max_concurrent_polls_of_a_tx_are_outstanding() {
         outstanding.push(o.status(&txid).polls_outstanding);
     }
     assert_eq!(outstanding, [1, 2, 3, 3]);
-    // k' = 4 validators asked per poll, once each.
-    assert_eq!(o.pending.len(), 3 * 4);
+    // k' = 4 validators asked by the first poll; the next polls' slots wait
+    // for each validator's answer to it, not a query each.
+    assert_eq!(o.pending.len(), 4);
+    assert!(o.pending.iter().all(|q| q.txids == [txid]));
+    // Each answer lets one more poll of the tx out to that validator: never
+    // two of one tx in a query (one answer would count twice).
+    o.answer(&[], |_, _| Verdict::Valid);
+    assert_eq!(o.pending.len(), 4);
+    assert!(o.pending.iter().all(|q| q.txids == [txid]));
 }
 
 /// A locally accepted tx whose proof is short asks, every `poll_timeout`,
@@ -552,7 +562,11 @@ fn unknown_tx_is_answered_unknown_and_fetched_from_the_asker() {
         },
     );
     assert!(o.events().contains(&Event::Accepted { txid }));
-    assert!(o.log.contains(&Output::Broadcast(ConsensusMessage::Tx(tx))));
+    // Relayed, but not back to the peer it came from.
+    assert!(o.log.contains(&Output::Broadcast {
+        msg: ConsensusMessage::Tx(tx),
+        skip: vec![asker],
+    }));
     assert_eq!(o.ask(1, &[txid]), [Verdict::Valid]);
 }
 
@@ -761,12 +775,13 @@ fn gossiped_proof_finalizes_without_sampling_and_is_relayed_once() {
     assert!(o.pending.is_empty(), "no poll for a proven tx");
     assert_eq!(o.engine.metrics().signatures_verified, 3);
     o.deliver(o.id(1), ConsensusMessage::Proof(proof.clone()));
-    let relays = o
-        .log
-        .iter()
-        .filter(|out| **out == Output::Broadcast(ConsensusMessage::Proof(proof.clone())))
-        .count();
-    assert_eq!(relays, 1);
+    // Relayed once, and not to its voters: they assemble their own.
+    let voters: Vec<_> = proof.votes.iter().map(|(vote, _)| vote.voter).collect();
+    let relayed = Output::Broadcast {
+        msg: ConsensusMessage::Proof(proof.clone()),
+        skip: voters,
+    };
+    assert_eq!(o.log.iter().filter(|out| **out == relayed).count(), 1);
     assert_eq!(o.status(&txid).status, TxStatus::Finalized);
 }
 

@@ -36,11 +36,19 @@ fn three_nodes_connect_discover_each_other_and_exchange_consensus_messages() {
         inputs: vec![],
         outputs: vec![],
     }));
-    c.send(NetCommand::Broadcast(tx.clone())).unwrap();
+    c.send(NetCommand::Broadcast {
+        msg: tx.clone(),
+        skip: vec![],
+    })
+    .unwrap();
     wait_message(&a, c.node_id(), &tx);
     wait_message(&b, c.node_id(), &tx);
     // Relaying the same transaction again is suppressed, not re-sent.
-    c.send(NetCommand::Broadcast(tx)).unwrap();
+    c.send(NetCommand::Broadcast {
+        msg: tx,
+        skip: vec![],
+    })
+    .unwrap();
     eventually("the second broadcast is suppressed", || {
         c.metrics().gossip_suppressed == 1
     });

@@ -583,8 +583,15 @@ impl Engine {
         self.metrics.txs_admitted += 1;
         self.schedule_poll(txid, now);
         self.emit(Event::Accepted { txid });
-        self.outputs
-            .push_back(Output::Broadcast(ConsensusMessage::Tx(tx)));
+        // Not back to the peer it came from.
+        let skip = match origin {
+            Origin::Local => Vec::new(),
+            Origin::Peer(from) => vec![from],
+        };
+        self.outputs.push_back(Output::Broadcast {
+            msg: ConsensusMessage::Tx(tx),
+            skip,
+        });
         Ok(txid)
     }
 
@@ -1072,8 +1079,14 @@ impl Engine {
             self.vote_schedule.remove(&(at, txid));
         }
         self.seen_proofs.insert(txid, ());
-        self.outputs
-            .push_back(Output::Broadcast(ConsensusMessage::Proof(proof.clone())));
+        // Not to its voters: each locally accepted the tx and assembles its
+        // own proof (a validator cut off from the others catches up on the
+        // proofs sent at connect, and from blocks).
+        let skip = proof.votes.iter().map(|(vote, _)| vote.voter).collect();
+        self.outputs.push_back(Output::Broadcast {
+            msg: ConsensusMessage::Proof(proof.clone()),
+            skip,
+        });
         self.emit(Event::Finalized { tx, proof });
         for (child, from) in self.orphans.take_children(&txid) {
             let _ = self.admit(now, child, Origin::Peer(from), view);
@@ -1226,8 +1239,7 @@ impl Engine {
             entry.state.polls_outstanding += 1;
             let pipeline_open = entry.state.polls_outstanding < max_concurrent;
             for drawn in &self.sample_scratch {
-                let Some(to) = self.validators.validators().get(drawn.member).map(|v| v.id)
-                else {
+                let Some(to) = self.validators.validators().get(drawn.member).map(|v| v.id) else {
                     continue;
                 };
                 let at = PollSlots {
@@ -1238,8 +1250,7 @@ impl Engine {
                     own_txids.push(txid);
                     own_polls.push(at);
                 } else {
-                    self.polls
-                        .hold(to, txid, at, limits.max_outstanding_polls);
+                    self.polls.hold(to, txid, at, limits.max_outstanding_polls);
                 }
             }
             self.metrics.polls_started += 1;

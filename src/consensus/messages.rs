@@ -62,8 +62,11 @@ pub enum Output {
         to: NodeId,
         msg: ConsensusMessage,
     },
-    /// To every connected peer.
-    Broadcast(ConsensusMessage),
+    /// To every connected peer but those in `skip`, which have it already.
+    Broadcast {
+        msg: ConsensusMessage,
+        skip: Vec<NodeId>,
+    },
     Event(Event),
 }
 

@@ -13,7 +13,7 @@ use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub type PollId = u64;
 
@@ -162,7 +162,9 @@ impl Polls {
 
     /// The held slots of every validator with fewer than `max_in_flight`
     /// poll queries in flight, without those of polls decided meanwhile
-    /// (their answers could not change anything).
+    /// (their answers could not change anything). At most one poll of a
+    /// txid goes in one release: two polls answered by the same message
+    /// would count one sample twice, so the later one stays held.
     pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
         self.released = false;
         let ready: Vec<NodeId> = self
@@ -176,11 +178,28 @@ impl Polls {
             let Some(held) = self.held.remove(&to) else {
                 continue;
             };
-            let (txids, polls) = held
-                .into_iter()
-                .filter(|(_, at)| self.polls.contains_key(&at.poll))
-                .unzip();
-            out.push(Release { to, txids, polls });
+            let mut release = Release {
+                to,
+                txids: Vec::with_capacity(held.len()),
+                polls: Vec::with_capacity(held.len()),
+            };
+            let mut included = HashSet::with_capacity(held.len());
+            let mut later = Vec::new();
+            for (txid, at) in held {
+                if !self.polls.contains_key(&at.poll) {
+                    continue;
+                }
+                if included.insert(txid) {
+                    release.txids.push(txid);
+                    release.polls.push(at);
+                } else {
+                    later.push((txid, at));
+                }
+            }
+            if !later.is_empty() {
+                self.held.insert(to, later);
+            }
+            out.push(release);
         }
         out
     }
@@ -245,6 +264,43 @@ mod tests {
         let done = p.record(PollSlots { poll, slots: 1 }, None).unwrap();
         assert_eq!(done.tally.valid, 2, "one answer fills both of its slots");
         assert_eq!(p.outstanding_polls(), 0);
+    }
+
+    #[test]
+    fn held_slots_wait_for_an_answer_and_skip_decided_polls_and_repeats() {
+        let mut p = Polls::default();
+        let a = PublicKeyBytes([1; 32]);
+        let (x, y) = (Hash([1; 32]), Hash([2; 32]));
+        let at = |poll| PollSlots { poll, slots: 1 };
+        let first = p.start(x, 1, 1);
+        let id = p.send(Request {
+            to: a,
+            deadline: Timestamp(10),
+            txids: vec![x],
+            polls: vec![at(first)],
+            want_votes: false,
+        });
+        let (second, decided, other) = (p.start(x, 1, 1), p.start(y, 1, 1), p.start(y, 1, 1));
+        for (txid, poll) in [(x, second), (y, decided), (y, other)] {
+            p.hold(a, txid, at(poll), 100);
+        }
+        assert!(p.release(1).is_empty(), "one query in flight: all held");
+        assert!(!p.has_releasable());
+        assert!(p.record(at(decided), Some(Verdict::Valid)).is_some());
+        assert!(p.take_answered(id, &a).is_some());
+        assert!(p.has_releasable());
+        let released = p.release(1);
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].txids, [x, y], "the decided poll is dropped");
+        assert_eq!(released[0].polls, [at(second), at(other)]);
+        // A second poll of one txid waits for the next release.
+        for _ in 0..2 {
+            let poll = p.start(x, 1, 1);
+            p.hold(a, x, at(poll), 100);
+        }
+        assert_eq!(p.release(1)[0].txids, [x]);
+        assert_eq!(p.release(1)[0].txids, [x]);
+        assert!(p.release(1).is_empty());
     }
 
     #[test]

@@ -109,8 +109,12 @@ impl NetConfig {
 #[derive(Clone, Debug)]
 pub enum NetCommand {
     SendTo(NodeId, Message),
-    /// To every established peer; a `Tx` or `Proof` already relayed is not sent again.
-    Broadcast(Message),
+    /// To every established peer but `skip`; a `Tx` or `Proof` already
+    /// relayed is not sent again.
+    Broadcast {
+        msg: Message,
+        skip: Vec<NodeId>,
+    },
     Disconnect(NodeId),
     /// Adds to a peer's misbehaviour score for a fault found above the
     /// wire (e.g. an invalid block); at the ban score it is cut off and banned.
@@ -787,7 +791,7 @@ impl NetLoop {
                         self.send(token, &msg, now);
                     }
                 }
-                NetCommand::Broadcast(msg) => self.broadcast(&msg, now),
+                NetCommand::Broadcast { msg, skip } => self.broadcast(&msg, &skip, now),
                 NetCommand::Disconnect(node_id) => {
                     if let Some(&token) = self.by_node.get(&node_id) {
                         self.close(token, Close::Quiet, now);
@@ -817,13 +821,18 @@ impl NetLoop {
         }
     }
 
-    fn broadcast(&mut self, msg: &Message, now: Timestamp) {
+    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], now: Timestamp) {
         let payload = msg.encode();
         if msg.tag().is_gossip() && !self.relayed.insert(Hash::digest(&payload)) {
             bump(&self.shared.metrics.gossip_suppressed);
             return;
         }
-        let tokens: Vec<Token> = self.by_node.values().copied().collect();
+        let tokens: Vec<Token> = self
+            .by_node
+            .iter()
+            .filter(|(node, _)| !skip.contains(node))
+            .map(|(_, token)| *token)
+            .collect();
         for token in tokens {
             self.send_payload(token, msg.tag(), &payload, now);
         }
@@ -854,13 +863,13 @@ impl NetLoop {
         if now.saturating_since(self.last_ping).as_millis() as u64 >= self.config.ping_interval_ms {
             self.last_ping = now;
             let nonce = self.rng.next_u64();
-            self.broadcast(&Message::Ping { nonce }, now);
+            self.broadcast(&Message::Ping { nonce }, &[], now);
         }
         if now.saturating_since(self.last_get_peers).as_millis() as u64
             >= self.config.get_peers_interval_ms
         {
             self.last_get_peers = now;
-            self.broadcast(&Message::GetPeers, now);
+            self.broadcast(&Message::GetPeers, &[], now);
         }
         self.book.expire_bans(now);
         self.publish();

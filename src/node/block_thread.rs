@@ -617,7 +617,7 @@ impl<C: Clock> BlockThread<C> {
         match validated {
             Ok(valid) => {
                 let actions = self.fork_choice.handle_block(now, valid);
-                self.execute(now, actions)
+                self.execute(now, from, actions)
             }
             Err(rejection) => {
                 self.refuse(from, hash, height, &rejection);
@@ -792,6 +792,7 @@ impl<C: Clock> BlockThread<C> {
     fn execute(
         &mut self,
         now: Timestamp,
+        from: Option<NodeId>,
         actions: Vec<ChainAction>,
     ) -> Result<(), BlockThreadError> {
         let mut adopted = None;
@@ -803,7 +804,7 @@ impl<C: Clock> BlockThread<C> {
                 }),
                 ChainAction::Announce(_) => {
                     if let Some((valid, bytes)) = adopted.take() {
-                        self.announce(now, &valid, bytes);
+                        self.announce(now, &valid, bytes, from);
                     }
                     Ok(())
                 }
@@ -876,7 +877,13 @@ impl<C: Clock> BlockThread<C> {
     /// if the block is recent enough to matter to fork choice: a block
     /// adopted by sync is old news to the peers it came from, and relaying
     /// a whole chain would flood their block rate limits.
-    fn announce(&mut self, now: Timestamp, valid: &ValidBlock, encoded: Vec<u8>) {
+    fn announce(
+        &mut self,
+        now: Timestamp,
+        valid: &ValidBlock,
+        encoded: Vec<u8>,
+        from: Option<NodeId>,
+    ) {
         let header = &valid.block().header;
         let height = header.height;
         let now_slot = self.settings.slot_clock.slot_at(now);
@@ -888,13 +895,21 @@ impl<C: Clock> BlockThread<C> {
             self.send(NetCommand::SetTipHeight(height));
             return;
         }
-        self.send(NetCommand::Broadcast(Message::Blocks {
-            blocks: vec![encoded],
-        }));
-        self.send(NetCommand::Broadcast(Message::BlockAnnounce {
-            height,
-            hash: valid.hash(),
-        }));
+        // Not back to the peer that sent it.
+        let skip: Vec<NodeId> = from.into_iter().collect();
+        self.send(NetCommand::Broadcast {
+            msg: Message::Blocks {
+                blocks: vec![encoded],
+            },
+            skip: skip.clone(),
+        });
+        self.send(NetCommand::Broadcast {
+            msg: Message::BlockAnnounce {
+                height,
+                hash: valid.hash(),
+            },
+            skip,
+        });
         self.send(NetCommand::SetTipHeight(height));
     }
 

@@ -163,7 +163,8 @@ pub struct Durable {
 /// implements it; `--dev` (no peers) uses [`NoNet`].
 pub trait NetSink: Send {
     fn send(&mut self, to: NodeId, msg: ConsensusMessage);
-    fn broadcast(&mut self, msg: ConsensusMessage);
+    /// To every connected peer but those in `skip`.
+    fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
 }
 
 /// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
@@ -171,8 +172,8 @@ impl NetSink for Box<dyn NetSink> {
     fn send(&mut self, to: NodeId, msg: ConsensusMessage) {
         (**self).send(to, msg);
     }
-    fn broadcast(&mut self, msg: ConsensusMessage) {
-        (**self).broadcast(msg);
+    fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        (**self).broadcast(msg, skip);
     }
 }
 
@@ -186,7 +187,7 @@ impl NetSink for NoNet {
         log::trace!("no network: dropping a message to {to:?}: {}", kind(&msg));
     }
 
-    fn broadcast(&mut self, msg: ConsensusMessage) {
+    fn broadcast(&mut self, msg: ConsensusMessage, _skip: Vec<NodeId>) {
         log::trace!("no network: dropping a broadcast {}", kind(&msg));
     }
 }

@@ -504,7 +504,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Send { to, msg } => self.net.send(to, msg),
-                Output::Broadcast(msg) => self.net.broadcast(msg),
+                Output::Broadcast { msg, skip } => self.net.broadcast(msg, skip),
                 Output::Event(event) => self.on_event(now, event),
             }
         }

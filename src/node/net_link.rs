@@ -14,8 +14,9 @@ impl NetSink for NetClient {
         deliver(self, NetCommand::SendTo(to, Message::Consensus(msg)));
     }
 
-    fn broadcast(&mut self, msg: ConsensusMessage) {
-        deliver(self, NetCommand::Broadcast(Message::Consensus(msg)));
+    fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        let msg = Message::Consensus(msg);
+        deliver(self, NetCommand::Broadcast { msg, skip });
     }
 }
 

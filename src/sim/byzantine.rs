@@ -179,7 +179,7 @@ impl Adversary {
         out: Output,
     ) -> Vec<Output> {
         let withheld = match &out {
-            Output::Send { msg, .. } | Output::Broadcast(msg) => {
+            Output::Send { msg, .. } | Output::Broadcast { msg, .. } => {
                 strategy == Strategy::ValidForAll
                     && matches!(msg, ConsensusMessage::Tx(_) | ConsensusMessage::Txs { .. })
             }

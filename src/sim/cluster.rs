@@ -519,13 +519,20 @@ impl Cluster {
         for out in outs {
             let (targets, msg) = match out {
                 Output::Send { to, msg } => (self.ids.get(&to).copied().into_iter().collect(), msg),
-                Output::Broadcast(msg) => (
-                    self.nodes
-                        .get(node)
-                        .map(|n| n.peers.clone())
-                        .unwrap_or_default(),
-                    msg,
-                ),
+                Output::Broadcast { msg, skip } => {
+                    let skipped: Vec<usize> = skip
+                        .iter()
+                        .filter_map(|id| self.ids.get(id).copied())
+                        .collect();
+                    let peers = self.nodes.get(node).map(|n| n.peers.as_slice());
+                    let targets = peers
+                        .unwrap_or_default()
+                        .iter()
+                        .copied()
+                        .filter(|peer| !skipped.contains(peer))
+                        .collect();
+                    (targets, msg)
+                }
                 Output::Event(_) => continue,
             };
             if self.has_byzantine {

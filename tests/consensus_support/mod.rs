@@ -224,8 +224,9 @@ impl Cluster {
                         self.in_flight.push_back((at, i, j, msg));
                     }
                 }
-                Output::Broadcast(msg) => {
-                    for j in (0..self.ids.len()).filter(|&j| j != i) {
+                Output::Broadcast { msg, skip } => {
+                    let ids = &self.ids;
+                    for j in (0..ids.len()).filter(|&j| j != i && !skip.contains(&ids[j])) {
                         self.in_flight.push_back((at, i, j, msg.clone()));
                     }
                 }
