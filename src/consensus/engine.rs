@@ -33,7 +33,7 @@ use crate::time::Timestamp;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 /// Caps on everything a peer can make the engine remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +53,8 @@ pub struct EngineLimits {
     pub seen_proofs: usize,
     /// Verified finality votes remembered so each signature is checked once.
     pub verified_votes: usize,
-    /// Poll queries in flight to one validator before further polls of it
-    /// wait for an answer (and then go together in one query).
+    /// Poll queries (and, apart, vote requests) in flight to one validator
+    /// before further ones wait for an answer, and then go together.
     pub poll_queries_in_flight: u32,
 }
 
@@ -1269,7 +1269,8 @@ impl Engine {
     /// Asks every validator that has not voted for a locally accepted,
     /// still unproven transaction; repeats every `poll_timeout` until complete.
     fn start_due_vote_rounds(&mut self, now: Timestamp, own: &mut Vec<Request>) {
-        let mut batches: BTreeMap<usize, Vec<Hash>> = BTreeMap::new();
+        let me = self.signer.as_ref().map(Keypair::public);
+        let mut own_txids = Vec::new();
         while let Some(&(at, txid)) = self.vote_schedule.first() {
             if at > now {
                 break;
@@ -1285,18 +1286,38 @@ impl Engine {
             if entry.status != TxStatus::LocallyAccepted || builder.is_complete() {
                 continue;
             }
-            for (member, v) in self.validators.validators().iter().enumerate() {
-                if !builder.has_voted(&self.validators, &v.id) {
-                    batches.entry(member).or_default().push(txid);
+            for v in self.validators.validators() {
+                if builder.has_voted(&self.validators, &v.id) {
+                    continue;
+                }
+                if me == Some(v.id) {
+                    own_txids.push(txid);
+                } else {
+                    self.polls.hold_vote_request(v.id, txid);
                 }
             }
             self.schedule_vote_round(txid, now.plus_ms(self.config.snowball.poll_timeout_ms));
         }
-        for (member, txids) in batches {
-            if let Some(to) = self.validators.validators().get(member).map(|v| v.id) {
-                self.send_queries(now, to, &txids, &[], own);
-            }
+        if let Some(me) = me {
+            self.send_queries(now, me, &own_txids, &[], own);
         }
+        let limit = self.config.limits.poll_queries_in_flight;
+        for (to, mut txids) in self.polls.release_vote_requests(limit) {
+            txids.retain(|txid| self.needs_vote_from(txid, &to));
+            self.send_queries(now, to, &txids, &[], own);
+        }
+    }
+
+    /// `txid` is locally accepted, its proof short, and `voter` not in it.
+    fn needs_vote_from(&self, txid: &Hash, voter: &NodeId) -> bool {
+        self.mempool.get(txid).is_some_and(|entry| {
+            entry.status == TxStatus::LocallyAccepted
+                && entry
+                    .state
+                    .proof
+                    .as_ref()
+                    .is_some_and(|b| !b.is_complete() && !b.has_voted(&self.validators, voter))
+        })
     }
 
     /// Sends `txids` to validator `to` in queries of at most

@@ -68,6 +68,11 @@ pub struct Polls {
     /// queries in flight (Nagle-style): under load each validator gets
     /// fewer, fuller queries; an idle validator is asked at once.
     held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
+    /// Vote requests in flight per validator, and the txids held back
+    /// meanwhile (a vote is one signature per answer: fuller requests,
+    /// fewer signatures to make and check).
+    votes_in_flight: BTreeMap<NodeId, u32>,
+    held_votes: BTreeMap<NodeId, BTreeSet<Hash>>,
     /// A query ended for a validator with held slots: they may go now.
     released: bool,
 }
@@ -104,9 +109,12 @@ impl Polls {
     pub fn send(&mut self, request: Request) -> u64 {
         self.next_request_id += 1;
         let id = self.next_request_id;
-        if !request.polls.is_empty() {
-            *self.in_flight.entry(request.to).or_default() += 1;
-        }
+        let in_flight = if request.want_votes {
+            &mut self.votes_in_flight
+        } else {
+            &mut self.in_flight
+        };
+        *in_flight.entry(request.to).or_default() += 1;
         self.deadlines.insert((request.deadline, id));
         self.requests.insert(id, request);
         id
@@ -137,16 +145,43 @@ impl Polls {
     }
 
     fn ended(&mut self, request: &Request) {
-        if request.polls.is_empty() {
-            return;
-        }
-        if let Some(n) = self.in_flight.get_mut(&request.to) {
+        let (in_flight, held) = if request.want_votes {
+            let held = self.held_votes.contains_key(&request.to);
+            (&mut self.votes_in_flight, held)
+        } else {
+            (&mut self.in_flight, self.held.contains_key(&request.to))
+        };
+        if let Some(n) = in_flight.get_mut(&request.to) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.in_flight.remove(&request.to);
+                in_flight.remove(&request.to);
             }
         }
-        self.released |= self.held.contains_key(&request.to);
+        self.released |= held;
+    }
+
+    /// Holds a vote request for `txid` to `to` until
+    /// [`Polls::release_vote_requests`] (once per txid).
+    pub fn hold_vote_request(&mut self, to: NodeId, txid: Hash) {
+        self.held_votes.entry(to).or_default().insert(txid);
+    }
+
+    /// The held vote requests of every validator with fewer than
+    /// `max_in_flight` vote requests in flight.
+    pub fn release_vote_requests(&mut self, max_in_flight: u32) -> Vec<(NodeId, Vec<Hash>)> {
+        let ready: Vec<NodeId> = self
+            .held_votes
+            .keys()
+            .filter(|to| self.votes_in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .copied()
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|to| {
+                let txids = self.held_votes.remove(&to)?;
+                Some((to, txids.into_iter().collect()))
+            })
+            .collect()
     }
 
     /// Holds one poll's slots for `to` until [`Polls::release`]. Slots of

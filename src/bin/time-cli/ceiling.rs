@@ -6,7 +6,8 @@
 //! as a share of it. Both divisors come from the nodes' own `/metrics`.
 //!
 //! The micro-benchmarks run after the load so they never steal its CPU,
-//! and they use only this process and a scratch directory it deletes.
+//! best of three rounds each, and they use only this process and a scratch
+//! directory it deletes.
 
 use crate::bench::now as clock;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -20,8 +21,13 @@ const VERIFY_BATCH: usize = 64;
 /// Puts per durable commit in the disk probe: the ledger commits in
 /// batches, so the probe does too.
 const PUTS_PER_COMMIT: usize = 1_000;
-/// How long each probe runs.
+/// How long each probe round runs.
 const PROBE: Duration = Duration::from_secs(2);
+/// Rounds of each probe; the best one counts. Right after the load the
+/// kernel may still be writing the nodes' pages back, and neighbours on a
+/// shared host come and go: a ceiling is what the machine can do, so the
+/// fastest round is the estimate.
+const PROBE_ROUNDS: usize = 3;
 /// Value size of the disk probe (keys are 32-byte hashes, like txids).
 const VALUE_BYTES: usize = 64;
 
@@ -64,8 +70,8 @@ pub fn measure(
     finalized_per_sec: f64,
 ) -> Result<Ceiling, CeilingError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let verify = batched_verify_rate()?;
-    let puts = durable_put_rate(scratch_parent)?;
+    let verify = best_of(batched_verify_rate)?;
+    let puts = best_of(|| durable_put_rate(scratch_parent))?;
     let cpu_tx_per_sec = cores as f64 * verify / cost.signatures.max(f64::EPSILON);
     let disk_tx_per_sec = puts / cost.puts.max(f64::EPSILON);
     let (binding, ceiling) = if cpu_tx_per_sec <= disk_tx_per_sec {
@@ -84,6 +90,17 @@ pub fn measure(
         ceiling_tx_per_sec: ceiling,
         reached_percent: 100.0 * finalized_per_sec / ceiling.max(f64::EPSILON),
     })
+}
+
+/// The best of [`PROBE_ROUNDS`] rounds of `probe`.
+fn best_of(
+    mut probe: impl FnMut() -> Result<f64, CeilingError>,
+) -> Result<f64, CeilingError> {
+    let mut best = 0.0_f64;
+    for _ in 0..PROBE_ROUNDS {
+        best = best.max(probe()?);
+    }
+    Ok(best)
 }
 
 /// Signatures per second one core verifies in batches of [`VERIFY_BATCH`].
