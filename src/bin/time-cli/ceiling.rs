@@ -93,9 +93,7 @@ pub fn measure(
 }
 
 /// The best of [`PROBE_ROUNDS`] rounds of `probe`.
-fn best_of(
-    mut probe: impl FnMut() -> Result<f64, CeilingError>,
-) -> Result<f64, CeilingError> {
+fn best_of(mut probe: impl FnMut() -> Result<f64, CeilingError>) -> Result<f64, CeilingError> {
     let mut best = 0.0_f64;
     for _ in 0..PROBE_ROUNDS {
         best = best.max(probe()?);
