@@ -290,7 +290,7 @@ impl Engine {
                 verdicts,
                 finality_vote,
             } => self.on_votes(now, from, request_id, &verdicts, finality_vote, view),
-            ConsensusMessage::Proof(proof) => self.on_proof(now, proof, view),
+            ConsensusMessage::Proof(proof) => self.on_proof(now, from, proof, view),
         }
     }
 
@@ -1045,7 +1045,7 @@ impl Engine {
                 continue;
             };
             self.metrics.proofs_assembled += 1;
-            self.finalize(now, txid, proof, view);
+            self.finalize(now, txid, proof, None, view);
         }
     }
 
@@ -1064,7 +1064,15 @@ impl Engine {
 
     /// Marks `txid` finalized with `proof`, reports it, gossips the proof
     /// once, and admits orphans that were waiting for its outputs.
-    fn finalize(&mut self, now: Timestamp, txid: Hash, proof: FinalityProof, view: &impl UtxoView) {
+    /// `from`: the peer whose proof finalized it, which needs no copy back.
+    fn finalize(
+        &mut self,
+        now: Timestamp,
+        txid: Hash,
+        proof: FinalityProof,
+        from: Option<NodeId>,
+        view: &impl UtxoView,
+    ) {
         if self.halted {
             return;
         }
@@ -1079,13 +1087,11 @@ impl Engine {
             self.vote_schedule.remove(&(at, txid));
         }
         self.seen_proofs.insert(txid, ());
-        // Not to its voters: each locally accepted the tx and assembles its
-        // own proof (a validator cut off from the others catches up on the
-        // proofs sent at connect, and from blocks).
-        let skip = proof.votes.iter().map(|(vote, _)| vote.voter).collect();
+        // To its voters too: most would finish their own proof only after
+        // one more vote round (measured: p50 finality 23 → 62 ms at 500 tx/s).
         self.outputs.push_back(Output::Broadcast {
             msg: ConsensusMessage::Proof(proof.clone()),
-            skip,
+            skip: from.into_iter().collect(),
         });
         self.emit(Event::Finalized { tx, proof });
         for (child, from) in self.orphans.take_children(&txid) {
@@ -1096,7 +1102,13 @@ impl Engine {
     /// A proof by gossip finalizes its tx without sampling, if it verifies
     /// against our snapshot and its tx applies; a proof for a tx conflicting
     /// with a finalized one is a safety violation.
-    fn on_proof(&mut self, now: Timestamp, proof: FinalityProof, view: &impl UtxoView) {
+    fn on_proof(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        proof: FinalityProof,
+        view: &impl UtxoView,
+    ) {
         let txid = proof.tx.txid();
         let already_final = self.seen_proofs.contains(&txid)
             || self.mempool.settled(&txid) == Some(TxStatus::Finalized)
@@ -1165,7 +1177,7 @@ impl Engine {
                 .insert_finalized(txid, proof.tx.clone(), now, TxState::default());
         }
         self.reject_conflicts_of_finalized(txid, &proof.tx);
-        self.finalize(now, txid, proof, view);
+        self.finalize(now, txid, proof, Some(from), view);
     }
 
     /// Every pending spend that conflicts with finalized `tx` loses.
