@@ -331,13 +331,16 @@ fn preference_switches_to_the_higher_counter() {
     o.deliver(peer, ConsensusMessage::Tx(high.clone()));
     assert_eq!(o.ask(0, &[low.txid(), high.txid()])[0], Verdict::Valid);
     let winner = high.txid();
-    o.answer(&[], |_, t| {
+    let verdict = |_, t: &Hash| {
         if *t == winner {
             Verdict::Valid
         } else {
             Verdict::Invalid
         }
-    });
+    };
+    // `high`'s first poll waited for the answers to `low`'s: two rounds.
+    o.answer(&[], verdict);
+    o.answer(&[], verdict);
     assert_eq!(o.status(&high.txid()).counter, 1);
     assert_eq!(o.status(&low.txid()).counter, 0);
     assert_eq!(
@@ -441,8 +444,15 @@ fn at_most_max_concurrent_polls_of_a_tx_are_outstanding() {
         outstanding.push(o.status(&txid).polls_outstanding);
     }
     assert_eq!(outstanding, [1, 2, 3, 3]);
-    // k' = 4 validators asked per poll, once each.
-    assert_eq!(o.pending.len(), 3 * 4);
+    // k' = 4 validators asked by the first poll; the next polls' slots wait
+    // for each validator's answer to it, not a query each.
+    assert_eq!(o.pending.len(), 4);
+    assert!(o.pending.iter().all(|q| q.txids == [txid]));
+    // Each answer lets one more poll of the tx out to that validator: never
+    // two of one tx in a query (one answer would count twice).
+    o.answer(&[], |_, _| Verdict::Valid);
+    assert_eq!(o.pending.len(), 4);
+    assert!(o.pending.iter().all(|q| q.txids == [txid]));
 }
 
 /// A locally accepted tx whose proof is short asks, every `poll_timeout`,

@@ -33,7 +33,7 @@ use crate::time::Timestamp;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 /// Caps on everything a peer can make the engine remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct EngineLimits {
     pub seen_proofs: usize,
     /// Verified finality votes remembered so each signature is checked once.
     pub verified_votes: usize,
+    /// Poll queries (and, apart, vote requests) in flight to one validator
+    /// before further ones wait for an answer, and then go together.
+    pub poll_queries_in_flight: u32,
 }
 
 impl Default for EngineLimits {
@@ -67,6 +70,7 @@ impl Default for EngineLimits {
             settled_txs: 65_536,
             seen_proofs: 16_384,
             verified_votes: 16_384,
+            poll_queries_in_flight: 1,
         }
     }
 }
@@ -401,8 +405,11 @@ impl Engine {
         let poll_due = (self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls)
             .then(|| self.poll_schedule.first().map(|(at, _)| *at))
             .flatten();
+        // Held poll slots whose validator answered may go at once.
+        let released = self.polls.has_releasable().then_some(Timestamp(0));
         [
             poll_due,
+            released,
             self.vote_schedule.first().map(|(at, _)| *at),
             self.polls.next_deadline(),
             self.fetches.next_deadline(),
@@ -1212,10 +1219,14 @@ impl Engine {
     }
 
     /// One new poll per due transaction (at most `max_concurrent_polls`
-    /// outstanding each, `max_outstanding_polls` in all), `k'` stake slots each.
+    /// outstanding each, `max_outstanding_polls` in all), `k'` stake slots
+    /// each; our own slots are answered at once, the others' wait in
+    /// [`Polls::hold`] until their validator has room for another query.
     fn start_due_polls(&mut self, now: Timestamp, own: &mut Vec<Request>) {
         let params = self.config.snowball;
-        let mut batches: BTreeMap<usize, (Vec<Hash>, Vec<PollSlots>)> = BTreeMap::new();
+        let limits = self.config.limits;
+        let me = self.signer.as_ref().map(Keypair::public);
+        let (mut own_txids, mut own_polls) = (Vec::new(), Vec::new());
         while self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls {
             let Some(&(at, txid)) = self.poll_schedule.first() else {
                 break;
@@ -1240,27 +1251,38 @@ impl Engine {
             entry.state.polls_outstanding += 1;
             let pipeline_open = entry.state.polls_outstanding < max_concurrent;
             for drawn in &self.sample_scratch {
-                let batch = batches.entry(drawn.member).or_default();
-                batch.0.push(txid);
-                batch.1.push(PollSlots {
+                let Some(to) = self.validators.validators().get(drawn.member).map(|v| v.id) else {
+                    continue;
+                };
+                let at = PollSlots {
                     poll,
                     slots: drawn.slots,
-                });
+                };
+                if me == Some(to) {
+                    own_txids.push(txid);
+                    own_polls.push(at);
+                } else {
+                    self.polls.hold(to, txid, at, limits.max_outstanding_polls);
+                }
             }
             self.metrics.polls_started += 1;
             if pipeline_open {
                 self.schedule_poll(txid, now.plus_ms(params.poll_interval_ms()));
             }
         }
-        for (member, (txids, polls)) in batches {
-            self.send_queries(now, member, &txids, &polls, own);
+        if let Some(me) = me {
+            self.send_queries(now, me, &own_txids, &own_polls, own);
+        }
+        for release in self.polls.release(limits.poll_queries_in_flight) {
+            self.send_queries(now, release.to, &release.txids, &release.polls, own);
         }
     }
 
     /// Asks every validator that has not voted for a locally accepted,
     /// still unproven transaction; repeats every `poll_timeout` until complete.
     fn start_due_vote_rounds(&mut self, now: Timestamp, own: &mut Vec<Request>) {
-        let mut batches: BTreeMap<usize, Vec<Hash>> = BTreeMap::new();
+        let me = self.signer.as_ref().map(Keypair::public);
+        let mut own_txids = Vec::new();
         while let Some(&(at, txid)) = self.vote_schedule.first() {
             if at > now {
                 break;
@@ -1276,32 +1298,51 @@ impl Engine {
             if entry.status != TxStatus::LocallyAccepted || builder.is_complete() {
                 continue;
             }
-            for (member, v) in self.validators.validators().iter().enumerate() {
-                if !builder.has_voted(&self.validators, &v.id) {
-                    batches.entry(member).or_default().push(txid);
+            for v in self.validators.validators() {
+                if builder.has_voted(&self.validators, &v.id) {
+                    continue;
+                }
+                if me == Some(v.id) {
+                    own_txids.push(txid);
+                } else {
+                    self.polls.hold_vote_request(v.id, txid);
                 }
             }
             self.schedule_vote_round(txid, now.plus_ms(self.config.snowball.poll_timeout_ms));
         }
-        for (member, txids) in batches {
-            self.send_queries(now, member, &txids, &[], own);
+        if let Some(me) = me {
+            self.send_queries(now, me, &own_txids, &[], own);
+        }
+        let limit = self.config.limits.poll_queries_in_flight;
+        for (to, mut txids) in self.polls.release_vote_requests(limit) {
+            txids.retain(|txid| self.needs_vote_from(txid, &to));
+            self.send_queries(now, to, &txids, &[], own);
         }
     }
 
-    /// Sends `txids` to validator `member` in queries of at most
+    /// `txid` is locally accepted, its proof short, and `voter` not in it.
+    fn needs_vote_from(&self, txid: &Hash, voter: &NodeId) -> bool {
+        self.mempool.get(txid).is_some_and(|entry| {
+            entry.status == TxStatus::LocallyAccepted
+                && entry
+                    .state
+                    .proof
+                    .as_ref()
+                    .is_some_and(|b| !b.is_complete() && !b.has_voted(&self.validators, voter))
+        })
+    }
+
+    /// Sends `txids` to validator `to` in queries of at most
     /// `max_txs_per_query`; `polls` empty means a vote request. Queries to
     /// ourselves go to `own`, to be answered inline.
     fn send_queries(
         &mut self,
         now: Timestamp,
-        member: usize,
+        to: NodeId,
         txids: &[Hash],
         polls: &[PollSlots],
         own: &mut Vec<Request>,
     ) {
-        let Some(to) = self.validators.validators().get(member).map(|v| v.id) else {
-            return;
-        };
         let want_votes = polls.is_empty();
         let per_query = (self.config.snowball.max_txs_per_query as usize).max(1);
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);

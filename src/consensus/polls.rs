@@ -13,7 +13,7 @@ use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub type PollId = u64;
 
@@ -62,6 +62,26 @@ pub struct Polls {
     deadlines: BTreeSet<(Timestamp, u64)>,
     next_poll_id: PollId,
     next_request_id: u64,
+    /// Poll queries in flight per validator.
+    in_flight: BTreeMap<NodeId, u32>,
+    /// Poll slots held back while their validator already has its share of
+    /// queries in flight (Nagle-style): under load each validator gets
+    /// fewer, fuller queries; an idle validator is asked at once.
+    held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
+    /// Vote requests in flight per validator, and the txids held back
+    /// meanwhile (a vote is one signature per answer: fuller requests,
+    /// fewer signatures to make and check).
+    votes_in_flight: BTreeMap<NodeId, u32>,
+    held_votes: BTreeMap<NodeId, BTreeSet<Hash>>,
+    /// A query ended for a validator with held slots: they may go now.
+    released: bool,
+}
+
+/// Poll slots for one validator, ready to go as queries.
+pub struct Release {
+    pub to: NodeId,
+    pub txids: Vec<Hash>,
+    pub polls: Vec<PollSlots>,
 }
 
 impl Polls {
@@ -89,6 +109,12 @@ impl Polls {
     pub fn send(&mut self, request: Request) -> u64 {
         self.next_request_id += 1;
         let id = self.next_request_id;
+        let in_flight = if request.want_votes {
+            &mut self.votes_in_flight
+        } else {
+            &mut self.in_flight
+        };
+        *in_flight.entry(request.to).or_default() += 1;
         self.deadlines.insert((request.deadline, id));
         self.requests.insert(id, request);
         id
@@ -102,6 +128,7 @@ impl Polls {
         }
         let request = self.requests.remove(&request_id)?;
         self.deadlines.remove(&(request.deadline, request_id));
+        self.ended(&request);
         Some(request)
     }
 
@@ -112,7 +139,109 @@ impl Polls {
             return None;
         }
         self.deadlines.pop_first();
-        self.requests.remove(&id)
+        let request = self.requests.remove(&id)?;
+        self.ended(&request);
+        Some(request)
+    }
+
+    fn ended(&mut self, request: &Request) {
+        let (in_flight, held) = if request.want_votes {
+            let held = self.held_votes.contains_key(&request.to);
+            (&mut self.votes_in_flight, held)
+        } else {
+            (&mut self.in_flight, self.held.contains_key(&request.to))
+        };
+        if let Some(n) = in_flight.get_mut(&request.to) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(&request.to);
+            }
+        }
+        self.released |= held;
+    }
+
+    /// Holds a vote request for `txid` to `to` until
+    /// [`Polls::release_vote_requests`] (once per txid).
+    pub fn hold_vote_request(&mut self, to: NodeId, txid: Hash) {
+        self.held_votes.entry(to).or_default().insert(txid);
+    }
+
+    /// The held vote requests of every validator with fewer than
+    /// `max_in_flight` vote requests in flight.
+    pub fn release_vote_requests(&mut self, max_in_flight: u32) -> Vec<(NodeId, Vec<Hash>)> {
+        let ready: Vec<NodeId> = self
+            .held_votes
+            .keys()
+            .filter(|to| self.votes_in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .copied()
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|to| {
+                let txids = self.held_votes.remove(&to)?;
+                Some((to, txids.into_iter().collect()))
+            })
+            .collect()
+    }
+
+    /// Holds one poll's slots for `to` until [`Polls::release`]. Slots of
+    /// polls already decided are dropped whenever the hold grows past
+    /// `max_held`, so it never holds more than the open polls.
+    pub fn hold(&mut self, to: NodeId, txid: Hash, at: PollSlots, max_held: usize) {
+        let held = self.held.entry(to).or_default();
+        if held.len() >= max_held {
+            held.retain(|(_, at)| self.polls.contains_key(&at.poll));
+        }
+        held.push((txid, at));
+    }
+
+    /// The held slots of every validator with fewer than `max_in_flight`
+    /// poll queries in flight, without those of polls decided meanwhile
+    /// (their answers could not change anything). At most one poll of a
+    /// txid goes in one release: two polls answered by the same message
+    /// would count one sample twice, so the later one stays held.
+    pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
+        self.released = false;
+        let ready: Vec<NodeId> = self
+            .held
+            .keys()
+            .filter(|to| self.in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .copied()
+            .collect();
+        let mut out = Vec::with_capacity(ready.len());
+        for to in ready {
+            let Some(held) = self.held.remove(&to) else {
+                continue;
+            };
+            let mut release = Release {
+                to,
+                txids: Vec::with_capacity(held.len()),
+                polls: Vec::with_capacity(held.len()),
+            };
+            let mut included = HashSet::with_capacity(held.len());
+            let mut later = Vec::new();
+            for (txid, at) in held {
+                if !self.polls.contains_key(&at.poll) {
+                    continue;
+                }
+                if included.insert(txid) {
+                    release.txids.push(txid);
+                    release.polls.push(at);
+                } else {
+                    later.push((txid, at));
+                }
+            }
+            if !later.is_empty() {
+                self.held.insert(to, later);
+            }
+            out.push(release);
+        }
+        out
+    }
+
+    /// Some held slots may be released now.
+    pub fn has_releasable(&self) -> bool {
+        self.released
     }
 
     /// Counts one sampled validator's answer (`None` = missing) into each
@@ -170,6 +299,43 @@ mod tests {
         let done = p.record(PollSlots { poll, slots: 1 }, None).unwrap();
         assert_eq!(done.tally.valid, 2, "one answer fills both of its slots");
         assert_eq!(p.outstanding_polls(), 0);
+    }
+
+    #[test]
+    fn held_slots_wait_for_an_answer_and_skip_decided_polls_and_repeats() {
+        let mut p = Polls::default();
+        let a = PublicKeyBytes([1; 32]);
+        let (x, y) = (Hash([1; 32]), Hash([2; 32]));
+        let at = |poll| PollSlots { poll, slots: 1 };
+        let first = p.start(x, 1, 1);
+        let id = p.send(Request {
+            to: a,
+            deadline: Timestamp(10),
+            txids: vec![x],
+            polls: vec![at(first)],
+            want_votes: false,
+        });
+        let (second, decided, other) = (p.start(x, 1, 1), p.start(y, 1, 1), p.start(y, 1, 1));
+        for (txid, poll) in [(x, second), (y, decided), (y, other)] {
+            p.hold(a, txid, at(poll), 100);
+        }
+        assert!(p.release(1).is_empty(), "one query in flight: all held");
+        assert!(!p.has_releasable());
+        assert!(p.record(at(decided), Some(Verdict::Valid)).is_some());
+        assert!(p.take_answered(id, &a).is_some());
+        assert!(p.has_releasable());
+        let released = p.release(1);
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].txids, [x, y], "the decided poll is dropped");
+        assert_eq!(released[0].polls, [at(second), at(other)]);
+        // A second poll of one txid waits for the next release.
+        for _ in 0..2 {
+            let poll = p.start(x, 1, 1);
+            p.hold(a, x, at(poll), 100);
+        }
+        assert_eq!(p.release(1)[0].txids, [x]);
+        assert_eq!(p.release(1)[0].txids, [x]);
+        assert!(p.release(1).is_empty());
     }
 
     #[test]
