@@ -73,6 +73,10 @@ pub struct Polls {
     /// fewer signatures to make and check).
     votes_in_flight: BTreeMap<NodeId, u32>,
     held_votes: BTreeMap<NodeId, BTreeSet<Hash>>,
+    /// Validators whose last query expired unanswered: nothing waits for
+    /// them (behind a silent validator a held slot would wait a whole
+    /// `poll_timeout`, and its poll twice as long to fail) until they answer.
+    unresponsive: BTreeSet<NodeId>,
     /// A query ended for a validator with held slots: they may go now.
     released: bool,
 }
@@ -128,6 +132,7 @@ impl Polls {
         }
         let request = self.requests.remove(&request_id)?;
         self.deadlines.remove(&(request.deadline, request_id));
+        self.unresponsive.remove(from);
         self.ended(&request);
         Some(request)
     }
@@ -140,6 +145,7 @@ impl Polls {
         }
         self.deadlines.pop_first();
         let request = self.requests.remove(&id)?;
+        self.unresponsive.insert(request.to);
         self.ended(&request);
         Some(request)
     }
@@ -167,12 +173,12 @@ impl Polls {
     }
 
     /// The held vote requests of every validator with fewer than
-    /// `max_in_flight` vote requests in flight.
+    /// `max_in_flight` vote requests in flight (or unresponsive).
     pub fn release_vote_requests(&mut self, max_in_flight: u32) -> Vec<(NodeId, Vec<Hash>)> {
         let ready: Vec<NodeId> = self
             .held_votes
             .keys()
-            .filter(|to| self.votes_in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .filter(|to| self.has_room(&self.votes_in_flight, to, max_in_flight))
             .copied()
             .collect();
         ready
@@ -196,7 +202,7 @@ impl Polls {
     }
 
     /// The held slots of every validator with fewer than `max_in_flight`
-    /// poll queries in flight, without those of polls decided meanwhile
+    /// poll queries in flight (or unresponsive), without those of polls decided meanwhile
     /// (their answers could not change anything). At most one poll of a
     /// txid goes in one release: two polls answered by the same message
     /// would count one sample twice, so the later one stays held.
@@ -205,7 +211,7 @@ impl Polls {
         let ready: Vec<NodeId> = self
             .held
             .keys()
-            .filter(|to| self.in_flight.get(*to).copied().unwrap_or(0) < max_in_flight)
+            .filter(|to| self.has_room(&self.in_flight, to, max_in_flight))
             .copied()
             .collect();
         let mut out = Vec::with_capacity(ready.len());
@@ -237,6 +243,10 @@ impl Polls {
             out.push(release);
         }
         out
+    }
+
+    fn has_room(&self, in_flight: &BTreeMap<NodeId, u32>, to: &NodeId, max: u32) -> bool {
+        in_flight.get(to).copied().unwrap_or(0) < max || self.unresponsive.contains(to)
     }
 
     /// Some held slots may be released now.
@@ -335,6 +345,40 @@ mod tests {
         }
         assert_eq!(p.release(1)[0].txids, [x]);
         assert_eq!(p.release(1)[0].txids, [x]);
+        assert!(p.release(1).is_empty());
+    }
+
+    #[test]
+    fn nothing_waits_for_a_validator_whose_last_query_expired() {
+        let mut p = Polls::default();
+        let a = PublicKeyBytes([1; 32]);
+        let x = Hash([1; 32]);
+        let at = |poll| PollSlots { poll, slots: 1 };
+        let mut send = |p: &mut Polls, deadline| {
+            let poll = p.start(x, 1, 1);
+            p.send(Request {
+                to: a,
+                deadline: Timestamp(deadline),
+                txids: vec![x],
+                polls: vec![at(poll)],
+                want_votes: false,
+            })
+        };
+        send(&mut p, 10);
+        let later = send(&mut p, 20);
+        assert!(p.take_expired(Timestamp(10)).is_some());
+        let poll = p.start(x, 1, 1);
+        p.hold(a, x, at(poll), 100);
+        assert_eq!(
+            p.release(1).len(),
+            1,
+            "silent: not held, one query still in flight"
+        );
+        // It answers again: held behind its queries once more.
+        assert!(p.take_answered(later, &a).is_some());
+        send(&mut p, 30);
+        let poll = p.start(x, 1, 1);
+        p.hold(a, x, at(poll), 100);
         assert!(p.release(1).is_empty());
     }
 
