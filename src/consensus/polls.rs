@@ -354,7 +354,7 @@ mod tests {
         let a = PublicKeyBytes([1; 32]);
         let x = Hash([1; 32]);
         let at = |poll| PollSlots { poll, slots: 1 };
-        let mut send = |p: &mut Polls, deadline| {
+        let send = |p: &mut Polls, deadline| {
             let poll = p.start(x, 1, 1);
             p.send(Request {
                 to: a,
