@@ -7,6 +7,10 @@
 //! it reached a `Valid` or an `Invalid` quorum, so a silent validator costs
 //! a poll nothing once the others have decided it.
 //!
+//! While a validator has a query in flight, further slots for it are held
+//! and go together once it answers (or once it has proven unresponsive):
+//! fuller queries under load, no wait when idle.
+//!
 //! Pure bookkeeping: it never samples, decides or sends anything.
 
 use super::messages::{NodeId, Verdict};
@@ -202,10 +206,11 @@ impl Polls {
     }
 
     /// The held slots of every validator with fewer than `max_in_flight`
-    /// poll queries in flight (or unresponsive), without those of polls decided meanwhile
-    /// (their answers could not change anything). At most one poll of a
-    /// txid goes in one release: two polls answered by the same message
-    /// would count one sample twice, so the later one stays held.
+    /// poll queries in flight (or unresponsive), without those of polls
+    /// decided meanwhile (their answers could not change anything). At
+    /// most one poll of a txid goes in one release: two polls answered by
+    /// the same message would count one sample twice, so the later one
+    /// stays held.
     pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
         self.released = false;
         let ready: Vec<NodeId> = self
