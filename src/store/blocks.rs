@@ -105,7 +105,9 @@ impl ReadView<'_> {
 
     pub fn unarchived(&self, limit: usize) -> Result<Vec<Hash>, StoreError> {
         self.scan(self.tables().unarchived, None, |key, _| {
-            schema::txid_from_key(key).ok_or_else(|| "key is not a txid".to_string())
+            schema::sequenced_from_key(key)
+                .map(|(_, txid)| txid)
+                .ok_or_else(|| "key is not sequence ‖ txid".to_string())
         })?
         .take(limit)
         .collect()
@@ -213,7 +215,8 @@ fn apply_block_in(
             block: hash,
         };
         put(txn, t.txs, &txid.0, &encode(&tx))?;
-        delete_existing(txn, t.unarchived, &txid.0, "a finalized tx is not listed")?;
+        let listed = schema::sequenced_key(tx.sequence, txid);
+        delete_existing(txn, t.unarchived, &listed, "a finalized tx is not listed")?;
         writes += 2;
     }
     let matures = UtxoState::Immature {
@@ -325,7 +328,7 @@ fn undo_tip_in(
         }
         tx.status = TxStatus::Finalized;
         put(txn, t.txs, &txid.0, &encode(&tx))?;
-        put(txn, t.unarchived, &txid.0, &[])?;
+        put(txn, t.unarchived, &schema::sequenced_key(tx.sequence, txid), &[])?;
         writes += 2;
     }
     let missing = "the tip block is missing here";

@@ -187,7 +187,7 @@ fn check_archival(view: &ReadView<'_>, archived: u64) -> Result<u64, StoreError>
         match record.status {
             TxStatus::Archived { .. } => archived_found += 1,
             TxStatus::Finalized => {
-                if !view.contains(t.unarchived, &txid.0)? {
+                if !view.contains(t.unarchived, &schema::sequenced_key(record.sequence, &txid))? {
                     let reason = "finalized and archived by no block, yet not listed";
                     return Err(StoreError::corrupt(t.unarchived.name(), &txid.0, reason));
                 }

@@ -21,6 +21,7 @@
 //! on it forever. Only one process may use a datadir at a time (another
 //! process would not see the new map size).
 
+use super::mempool_index::{MempoolIndex, MempoolKeys};
 use super::schema::{self, ChainTip, TableSpec, TxRecord, TxStatus};
 use super::{
     ApplyReport, BatchReport, FinalizedTx, LedgerBatch, RefusedAcceptance, StoreError,
@@ -38,7 +39,7 @@ use ::lmdb::{
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 /// Map sizes are rounded up to this, a multiple of every OS page size.
 const MAP_SIZE_GRANULE: u64 = 1 << 16;
@@ -99,6 +100,9 @@ pub struct Store {
     max_map_size_bytes: u64,
     /// Shared by every transaction, exclusive for a map resize (see module doc).
     resize_gate: RwLock<()>,
+    /// Where each pending tx sits in `mempool`; held for a whole ledger
+    /// commit, which is the only writer of that table.
+    mempool_index: Mutex<MempoolIndex>,
 }
 
 impl Store {
@@ -150,14 +154,17 @@ impl Store {
             unarchived: table(schema::UNARCHIVED)?,
         };
         debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
-        let store = Store {
+        let mut store = Store {
             env,
             tables,
             path,
             max_map_size_bytes: round_map_size(options.max_map_size_bytes).max(map_size),
             resize_gate: RwLock::new(()),
+            mempool_index: Mutex::new(MempoolIndex::default()),
         };
         store.initialize_or_check(spec)?;
+        let index = MempoolIndex::load(&store.read()?, store.tables.mempool)?;
+        store.mempool_index = Mutex::new(index);
         Ok(store)
     }
 
@@ -258,12 +265,18 @@ impl Store {
         let puts = encode_txs(batch.mempool_puts, schema::MEMPOOL)?;
         let accepted = encode_txs(batch.accepted, schema::ACCEPTED)?;
         let finalized_txids: Vec<Hash> = batch.finalized.iter().map(|f| f.tx.txid()).collect();
-        let (mut report, grown) = self.write_with_growth(|txn, t| {
+        let mut index = self
+            .mempool_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ((mut report, staged), grown) = self.write_with_growth(|txn, t| {
+            let mut keys = index.stage();
             let mut report = BatchReport::default();
             for (txid, bytes) in &puts {
-                put(txn, t.mempool, &txid.0, bytes)?;
+                report.writes += usize::from(keys.put(txn, t.mempool, *txid, bytes)?);
             }
-            report.finalized = apply_finalized_in(txn, t, batch.finalized, &finalized_txids)?;
+            report.finalized =
+                apply_finalized_in(txn, t, &mut keys, batch.finalized, &finalized_txids)?;
             for ((txid, bytes), tx) in accepted.iter().zip(batch.accepted) {
                 match record_acceptance(txn, t, *txid, tx, bytes)? {
                     Acceptance::Recorded { writes } => {
@@ -275,11 +288,12 @@ impl Store {
                 }
             }
             for txid in batch.mempool_removes {
-                report.mempool_removed += usize::from(delete(txn, t.mempool, &txid.0)?);
+                report.mempool_removed += usize::from(keys.delete(txn, t.mempool, *txid)?);
             }
-            report.writes += puts.len() + report.finalized.writes + report.mempool_removed;
-            Ok(report)
+            report.writes += report.finalized.writes + report.mempool_removed;
+            Ok((report, keys.finish()))
         })?;
+        index.apply(staged);
         report.map_grown_to_bytes = grown;
         Ok(report)
     }
@@ -480,6 +494,13 @@ impl Store {
         self.write(|txn, _| delete(txn, table, key)).unwrap();
     }
 
+    pub(super) fn mempool_index_len(&self) -> usize {
+        self.mempool_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     fn table_of(&self, spec: TableSpec) -> Table {
         self.tables
             .all()
@@ -493,6 +514,7 @@ impl Store {
 fn apply_finalized_in(
     txn: &mut RwTransaction<'_>,
     t: &Tables,
+    keys: &mut MempoolKeys<'_>,
     batch: &[FinalizedTx],
     txids: &[Hash],
 ) -> Result<ApplyReport, StoreError> {
@@ -507,11 +529,12 @@ fn apply_finalized_in(
     for (finalized, txid) in batch.iter().zip(txids) {
         if get(txn, t.txs, &txid.0)?.is_some() {
             // A recorded tx is never pending, even if re-added since.
-            report.writes += usize::from(delete(txn, t.mempool, &txid.0)?);
+            report.writes += usize::from(keys.delete(txn, t.mempool, *txid)?);
             report.already_recorded += 1;
             continue;
         }
         report.writes += apply_one(txn, t, finalized, *txid, sequence)?;
+        report.writes += usize::from(keys.delete(txn, t.mempool, *txid)?);
         report.applied += 1;
         sequence += 1;
     }
@@ -648,9 +671,8 @@ fn apply_one(
     };
     put(txn, t.txs, &txid.0, &encode(&record))?;
     put(txn, t.proofs, &txid.0, &finalized.proof)?;
-    put(txn, t.unarchived, &txid.0, &[])?;
+    put(txn, t.unarchived, &schema::sequenced_key(sequence, &txid), &[])?;
     writes += 3;
-    writes += usize::from(delete(txn, t.mempool, &txid.0)?);
     Ok(writes)
 }
 
@@ -968,12 +990,12 @@ impl<'s> ReadView<'s> {
         Ok(Some(bytes.to_vec()))
     }
 
-    /// Pending transactions in txid order, at most `limit`.
+    /// Pending transactions in the order they were admitted, at most `limit`.
     pub fn mempool_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
         let mempool = self.tables().mempool;
         self.scan(mempool, None, move |key, value| {
             let tx: Tx = decode_value(mempool, value).map_err(|e| e.to_string())?;
-            if Some(tx.txid()) != schema::txid_from_key(key) {
+            if Some(tx.txid()) != schema::sequenced_from_key(key).map(|(_, txid)| txid) {
                 return Err("stored under a key that is not its txid".to_string());
             }
             Ok(tx)

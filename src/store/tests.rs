@@ -420,18 +420,65 @@ fn address_index_holds_only_unspent_outputs_and_honours_the_limit() {
 }
 
 #[test]
-fn mempool_round_trips_and_load_is_bounded() {
+fn mempool_round_trips_in_admission_order_and_load_is_bounded() {
     let f = Fixture::new();
     let pending: Vec<Tx> = (1..=5).map(|n| f.spend(&[f.genesis_coin()], n)).collect();
-    assert_eq!(f.store.mempool_put(&pending).unwrap(), 5);
-    let mut sorted = pending.clone();
-    sorted.sort_by_key(Tx::txid);
-    assert_eq!(f.store.mempool_load(usize::MAX).unwrap(), sorted);
-    assert_eq!(f.store.mempool_load(3).unwrap(), sorted[..3]);
+    assert_eq!(f.store.mempool_put(&pending[..3]).unwrap(), 3);
+    // A tx stored again keeps its place and is not duplicated.
+    f.store.mempool_put(&pending[..1]).unwrap();
+    f.store.mempool_put(&pending[3..]).unwrap();
+    assert_eq!(f.store.mempool_load(usize::MAX).unwrap(), pending);
+    assert_eq!(f.store.mempool_load(3).unwrap(), pending[..3]);
     let gone = [pending[0].txid(), pending[1].txid()];
     assert_eq!(f.store.mempool_remove(&gone).unwrap(), 2);
     assert_eq!(f.store.mempool_remove(&gone).unwrap(), 0);
     assert_eq!(f.store.stats().unwrap().mempool, 3);
+}
+
+#[test]
+fn mempool_removal_by_txid_works_after_reopen_and_new_puts_go_last() {
+    let f = Fixture::new();
+    let pending: Vec<Tx> = (1..=4).map(|n| f.spend(&[f.genesis_coin()], n)).collect();
+    f.store.mempool_put(&pending[..3]).unwrap();
+    f.store.mempool_remove(&[pending[2].txid()]).unwrap();
+    let f = f.reopen();
+    assert_eq!(f.store.mempool_remove(&[pending[0].txid()]).unwrap(), 1);
+    f.store.mempool_put(&pending[3..]).unwrap();
+    let expected = [pending[1].clone(), pending[3].clone()];
+    assert_eq!(f.store.mempool_load(10).unwrap(), expected);
+    assert_eq!(f.store.mempool_index_len(), 2);
+}
+
+#[test]
+fn mempool_put_and_removal_in_one_batch_leave_nothing() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    let report = f
+        .store
+        .commit_batch(&LedgerBatch {
+            mempool_puts: std::slice::from_ref(&tx),
+            mempool_removes: &[tx.txid()],
+            ..LedgerBatch::default()
+        })
+        .unwrap();
+    assert_eq!(report.mempool_removed, 1);
+    assert!(f.store.mempool_load(10).unwrap().is_empty());
+    assert_eq!(f.store.mempool_index_len(), 0);
+}
+
+#[test]
+fn mempool_key_that_is_not_sequence_and_txid_fails_the_open() {
+    let f = Fixture::new();
+    let tx = f.spend(&[f.genesis_coin()], 1);
+    f.store.put_raw(schema::MEMPOOL, &tx.txid().0, &tx.encode());
+    let spec = f.spec.clone();
+    assert!(matches!(
+        f.reopen_as(&spec),
+        Err(StoreError::Corrupt {
+            table: "mempool",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -645,7 +692,8 @@ fn corrupt_meta_record_is_refused_at_open() {
 fn mempool_record_under_another_txid_is_corrupt() {
     let f = Fixture::new();
     let tx = f.spend(&[f.genesis_coin()], 1);
-    f.store.put_raw(schema::MEMPOOL, &[7; 32], &tx.encode());
+    let key = schema::sequenced_key(0, &Hash([7; 32]));
+    f.store.put_raw(schema::MEMPOOL, &key, &tx.encode());
     assert!(matches!(
         f.store.mempool_load(10),
         Err(StoreError::Corrupt {
@@ -954,10 +1002,14 @@ fn chain_check_names_the_table_of_each_kind_of_damage() {
                 .put_raw(schema::TXS, &c.archived.0, &encode(&record));
         }),
         ("unarchived", |c| {
-            c.f.store.delete_raw(schema::UNARCHIVED, &c.pending.0)
+            let sequence = c.f.store.tx(&c.pending).unwrap().unwrap().sequence;
+            let key = schema::sequenced_key(sequence, &c.pending);
+            c.f.store.delete_raw(schema::UNARCHIVED, &key)
         }),
         ("unarchived", |c| {
-            c.f.store.put_raw(schema::UNARCHIVED, &c.archived.0, &[])
+            let sequence = c.f.store.tx(&c.archived).unwrap().unwrap().sequence;
+            let key = schema::sequenced_key(sequence, &c.archived);
+            c.f.store.put_raw(schema::UNARCHIVED, &key, &[])
         }),
         ("utxos", |c| {
             let reward = OutPoint {
