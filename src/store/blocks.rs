@@ -106,7 +106,7 @@ impl ReadView<'_> {
     pub fn unarchived(&self, limit: usize) -> Result<Vec<Hash>, StoreError> {
         self.scan(self.tables().unarchived, None, |key, _| {
             schema::sequenced_from_key(key)
-                .map(|(_, txid)| txid)
+                .map(|(_, txid): (u64, Hash)| txid)
                 .ok_or_else(|| "key is not sequence ‖ txid".to_string())
         })?
         .take(limit)

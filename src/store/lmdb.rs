@@ -21,7 +21,7 @@
 //! on it forever. Only one process may use a datadir at a time (another
 //! process would not see the new map size).
 
-use super::mempool_index::{MempoolIndex, MempoolKeys};
+use super::sequence_index::{SequenceIndex, SequencedKeys, StagedChanges};
 use super::schema::{self, ChainTip, TableSpec, TxRecord, TxStatus};
 use super::{
     ApplyReport, BatchReport, FinalizedTx, LedgerBatch, RefusedAcceptance, StoreError,
@@ -100,9 +100,52 @@ pub struct Store {
     max_map_size_bytes: u64,
     /// Shared by every transaction, exclusive for a map resize (see module doc).
     resize_gate: RwLock<()>,
-    /// Where each pending tx sits in `mempool`; held for a whole ledger
-    /// commit, which is the only writer of that table.
-    mempool_index: Mutex<MempoolIndex>,
+    /// Where each entry of the sequence-keyed tables sits; held for a whole
+    /// ledger commit, the only writer of those tables.
+    indexes: Mutex<Indexes>,
+}
+
+/// The in-memory halves of `mempool` and `accepted` (see `sequence_index`).
+#[derive(Default)]
+struct Indexes {
+    mempool: SequenceIndex<Hash>,
+    accepted: SequenceIndex<OutPoint>,
+}
+
+/// Both tables' changes inside one ledger write transaction.
+struct Staged<'a> {
+    mempool: SequencedKeys<'a, Hash>,
+    accepted: SequencedKeys<'a, OutPoint>,
+}
+
+type IndexChanges = (StagedChanges<Hash>, StagedChanges<OutPoint>);
+
+impl Indexes {
+    fn load(view: &ReadView<'_>) -> Result<Indexes, StoreError> {
+        let t = view.tables();
+        Ok(Indexes {
+            mempool: SequenceIndex::load(view, t.mempool)?,
+            accepted: SequenceIndex::load(view, t.accepted)?,
+        })
+    }
+
+    fn stage(&self) -> Staged<'_> {
+        Staged {
+            mempool: self.mempool.stage(),
+            accepted: self.accepted.stage(),
+        }
+    }
+
+    fn apply(&mut self, (mempool, accepted): IndexChanges) {
+        self.mempool.apply(mempool);
+        self.accepted.apply(accepted);
+    }
+}
+
+impl Staged<'_> {
+    fn finish(self) -> IndexChanges {
+        (self.mempool.finish(), self.accepted.finish())
+    }
 }
 
 impl Store {
@@ -160,11 +203,11 @@ impl Store {
             path,
             max_map_size_bytes: round_map_size(options.max_map_size_bytes).max(map_size),
             resize_gate: RwLock::new(()),
-            mempool_index: Mutex::new(MempoolIndex::default()),
+            indexes: Mutex::default(),
         };
         store.initialize_or_check(spec)?;
-        let index = MempoolIndex::load(&store.read()?, store.tables.mempool)?;
-        store.mempool_index = Mutex::new(index);
+        let indexes = Indexes::load(&store.read()?)?;
+        store.indexes = Mutex::new(indexes);
         Ok(store)
     }
 
@@ -265,20 +308,17 @@ impl Store {
         let puts = encode_txs(batch.mempool_puts, schema::MEMPOOL)?;
         let accepted = encode_txs(batch.accepted, schema::ACCEPTED)?;
         let finalized_txids: Vec<Hash> = batch.finalized.iter().map(|f| f.tx.txid()).collect();
-        let mut index = self
-            .mempool_index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut indexes = self.indexes.lock().unwrap_or_else(PoisonError::into_inner);
         let ((mut report, staged), grown) = self.write_with_growth(|txn, t| {
-            let mut keys = index.stage();
+            let mut keys = indexes.stage();
             let mut report = BatchReport::default();
             for (txid, bytes) in &puts {
-                report.writes += usize::from(keys.put(txn, t.mempool, *txid, bytes)?);
+                report.writes += usize::from(keys.mempool.put(txn, t.mempool, *txid, bytes)?);
             }
             report.finalized =
                 apply_finalized_in(txn, t, &mut keys, batch.finalized, &finalized_txids)?;
             for ((txid, bytes), tx) in accepted.iter().zip(batch.accepted) {
-                match record_acceptance(txn, t, *txid, tx, bytes)? {
+                match record_acceptance(txn, t, &mut keys.accepted, *txid, tx, bytes)? {
                     Acceptance::Recorded { writes } => {
                         report.accepted.push(*txid);
                         report.writes += writes;
@@ -288,12 +328,13 @@ impl Store {
                 }
             }
             for txid in batch.mempool_removes {
-                report.mempool_removed += usize::from(keys.delete(txn, t.mempool, *txid)?);
+                report.mempool_removed +=
+                    usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
             }
             report.writes += report.finalized.writes + report.mempool_removed;
             Ok((report, keys.finish()))
         })?;
-        index.apply(staged);
+        indexes.apply(staged);
         report.map_grown_to_bytes = grown;
         Ok(report)
     }
@@ -494,11 +535,10 @@ impl Store {
         self.write(|txn, _| delete(txn, table, key)).unwrap();
     }
 
-    pub(super) fn mempool_index_len(&self) -> usize {
-        self.mempool_index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    /// Entries of the in-memory `mempool` and `accepted` indexes.
+    pub(super) fn index_lens(&self) -> (usize, usize) {
+        let indexes = self.indexes.lock().unwrap_or_else(PoisonError::into_inner);
+        (indexes.mempool.len(), indexes.accepted.len())
     }
 
     fn table_of(&self, spec: TableSpec) -> Table {
@@ -514,7 +554,7 @@ impl Store {
 fn apply_finalized_in(
     txn: &mut RwTransaction<'_>,
     t: &Tables,
-    keys: &mut MempoolKeys<'_>,
+    keys: &mut Staged<'_>,
     batch: &[FinalizedTx],
     txids: &[Hash],
 ) -> Result<ApplyReport, StoreError> {
@@ -529,12 +569,12 @@ fn apply_finalized_in(
     for (finalized, txid) in batch.iter().zip(txids) {
         if get(txn, t.txs, &txid.0)?.is_some() {
             // A recorded tx is never pending, even if re-added since.
-            report.writes += usize::from(keys.delete(txn, t.mempool, *txid)?);
+            report.writes += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
             report.already_recorded += 1;
             continue;
         }
-        report.writes += apply_one(txn, t, finalized, *txid, sequence)?;
-        report.writes += usize::from(keys.delete(txn, t.mempool, *txid)?);
+        report.writes += apply_one(txn, t, &mut keys.accepted, finalized, *txid, sequence)?;
+        report.writes += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
         report.applied += 1;
         sequence += 1;
     }
@@ -566,6 +606,7 @@ enum Acceptance {
 fn record_acceptance(
     txn: &mut RwTransaction<'_>,
     t: &Tables,
+    accepted: &mut SequencedKeys<'_, OutPoint>,
     txid: Hash,
     tx: &Tx,
     bytes: &[u8],
@@ -582,9 +623,12 @@ fn record_acceptance(
                 state: UtxoState::Spent { by },
                 ..
             }) => Some(by),
-            _ => get_decoded::<Tx>(txn, t.accepted, &key)?
-                .map(|accepted| accepted.txid())
-                .filter(|holder| *holder != txid),
+            _ => match accepted.key_of(&outpoint) {
+                Some(key) => get_decoded::<Tx>(txn, t.accepted, &key)?
+                    .map(|record| record.txid())
+                    .filter(|holder| *holder != txid),
+                None => None,
+            },
         };
         if let Some(holder) = holder {
             return Ok(Acceptance::Refused(RefusedAcceptance {
@@ -594,12 +638,11 @@ fn record_acceptance(
             }));
         }
     }
+    let mut writes = 0;
     for input in &tx.inputs {
-        put(txn, t.accepted, &schema::outpoint_key(&input.prev), bytes)?;
+        writes += usize::from(accepted.put(txn, t.accepted, input.prev, bytes)?);
     }
-    Ok(Acceptance::Recorded {
-        writes: tx.inputs.len(),
-    })
+    Ok(Acceptance::Recorded { writes })
 }
 
 /// Encodes each tx for `table`, refusing one over the table's limit.
@@ -617,6 +660,7 @@ fn encode_txs(txs: &[Tx], table: TableSpec) -> Result<Vec<(Hash, Vec<u8>)>, Stor
 fn apply_one(
     txn: &mut RwTransaction<'_>,
     t: &Tables,
+    accepted: &mut SequencedKeys<'_, OutPoint>,
     finalized: &FinalizedTx,
     txid: Hash,
     sequence: u64,
@@ -644,7 +688,7 @@ fn apply_one(
         };
         put(txn, t.utxos, &key, &encode(&spent))?;
         // Spent durably: no vote-safety record is needed for it any more.
-        writes += usize::from(delete(txn, t.accepted, &key)?);
+        writes += usize::from(accepted.delete(txn, t.accepted, outpoint)?);
         let index_key = schema::addr_utxo_key(&entry.output.address, &outpoint);
         if !delete(txn, t.addr_utxos, &index_key)? {
             return Err(StoreError::corrupt(
@@ -995,7 +1039,7 @@ impl<'s> ReadView<'s> {
         let mempool = self.tables().mempool;
         self.scan(mempool, None, move |key, value| {
             let tx: Tx = decode_value(mempool, value).map_err(|e| e.to_string())?;
-            if Some(tx.txid()) != schema::sequenced_from_key(key).map(|(_, txid)| txid) {
+            if Some(tx.txid()) != schema::sequenced_from_key(key).map(|(_, txid): (u64, Hash)| txid) {
                 return Err("stored under a key that is not its txid".to_string());
             }
             Ok(tx)
@@ -1005,14 +1049,14 @@ impl<'s> ReadView<'s> {
     }
 
     /// The vote-safety record: each transaction this node locally accepted
-    /// and has not seen durably spent, once, in the order of its lowest
-    /// outpoint; at most `limit`.
+    /// and has not seen durably spent, once, in the order of acceptance; at
+    /// most `limit`.
     pub fn accepted_load(&self, limit: usize) -> Result<Vec<Tx>, StoreError> {
         let accepted = self.tables().accepted;
         let records = self.scan(accepted, None, move |key, value| {
             let tx: Tx = decode_value(accepted, value).map_err(|e| e.to_string())?;
-            let outpoint = schema::outpoint_from_key(key)
-                .ok_or_else(|| "key is not an outpoint".to_string())?;
+            let (_, outpoint): (u64, OutPoint) = schema::sequenced_from_key(key)
+                .ok_or_else(|| "key is not sequence ‖ outpoint".to_string())?;
             if !tx.inputs.iter().any(|input| input.prev == outpoint) {
                 return Err("stored under an outpoint the tx does not spend".to_string());
             }

@@ -14,14 +14,14 @@
 //! * [`schema`]: every table, key layout, stored record and limit.
 //! * [`lmdb`]: [`Store`] (open, commit a ledger batch) and [`ReadView`] (snapshots).
 //! * `blocks`: apply and undo the tip block; chain reads.
-//! * `mempool_index`: txid → key of each pending tx in `mempool`.
+//! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
 
 mod blocks;
 mod chain_check;
 mod error;
 pub mod lmdb;
-mod mempool_index;
+mod sequence_index;
 pub mod schema;
 
 #[cfg(test)]

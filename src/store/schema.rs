@@ -19,7 +19,7 @@
 //! | `txs`        | txid (32)                              | encoded [`TxRecord`]       |
 //! | `proofs`     | txid (32)                              | finality proof bytes, as given |
 //! | `mempool`    | admission seq `u64` BE (8) ‖ txid (32) | encoded `Tx`               |
-//! | `accepted`   | txid (32) ‖ vout `u32` BE (4)          | encoded `Tx` spending it   |
+//! | `accepted`   | seq `u64` BE (8) ‖ txid (32) ‖ vout BE (4) | encoded `Tx` spending it |
 //! | `unarchived` | `TxRecord::sequence` BE (8) ‖ txid (32) | empty; finalized, in no block yet |
 //!
 //! # Checkpoint blocks
@@ -38,9 +38,10 @@
 //! finalization order (oldest first): what the block builder reads. `commit_batch` adds a tx when
 //! it finalizes it; applying a block removes its txs, undoing it restores them.
 //!
-//! `mempool` is keyed by admission order for the same reason; the store
-//! keeps its txid → sequence map in memory (rebuilt from the keys at open),
-//! so removing a pending tx by txid needs no scan.
+//! `mempool` (by admission) and `accepted` (by acceptance) are keyed in
+//! order for the same reason; the store keeps their id → sequence maps in
+//! memory (rebuilt from the keys at open), so a removal by txid or
+//! outpoint needs no scan.
 //!
 //! Reward outputs are stored `Immature { matures_at }` (in `utxos` and the
 //! address index, as unspent outputs) and keep that state: maturity is a
@@ -69,7 +70,7 @@
 //! * one `txs` put, one `proofs` put and one `unarchived` put (3);
 //! * one `mempool` delete if the tx was pending here (found in memory);
 //! * one `accepted` delete per input this node had accepted a spender of
-//!   (a lookup otherwise).
+//!   (found in memory).
 //!
 //! Plus, once per batch, one `meta` put of the finalization counter. A
 //! 2-in/2-out transfer thus costs 11 writes (12 if it was in our mempool,
@@ -108,7 +109,7 @@ use serde::{Deserialize, Serialize};
 /// blocks: `block_records`, `unarchived`, the `tip` meta record,
 /// `TxStatus::Archived` and immature reward outputs (a version-2 datadir
 /// lacks the `unarchived` index of its finalized txs). Version 4 keys
-/// `mempool` and `unarchived` by sequence ‖ txid instead of txid.
+/// `mempool`, `unarchived` and `accepted` by sequence first.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// A named database and the largest value it may hold; every read of it is
@@ -203,7 +204,6 @@ pub const META_TIP: &[u8] = b"tip";
 pub const TXID_KEY_LEN: usize = 32;
 pub const OUTPOINT_KEY_LEN: usize = 32 + 4;
 pub const ADDR_UTXO_KEY_LEN: usize = 20 + OUTPOINT_KEY_LEN;
-pub const SEQUENCED_KEY_LEN: usize = 8 + 32;
 
 /// What the store knows about a finalized transaction.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -253,7 +253,7 @@ pub struct BlockRecord {
     pub archived: Vec<Hash>,
 }
 
-/// `utxos` and `accepted` key: txid ‖ vout big-endian.
+/// `utxos` key (and the id in `accepted`): txid ‖ vout big-endian.
 pub fn outpoint_key(outpoint: &OutPoint) -> [u8; OUTPOINT_KEY_LEN] {
     let mut key = [0u8; OUTPOINT_KEY_LEN];
     key[..32].copy_from_slice(&outpoint.txid.0);
@@ -291,25 +291,51 @@ pub fn addr_utxo_from_key(key: &[u8]) -> Option<(Address, OutPoint)> {
     ))
 }
 
-/// `mempool` and `unarchived` key: a sequence number big-endian ‖ txid.
-/// Sequence-first keys put new entries at the end of the B-tree and old
-/// ones at its front, so a batch of puts (or of removals of old entries)
-/// dirties one or two leaf pages instead of one random leaf per tx: at
-/// saturation each random leaf is a 4 KiB page written and synced.
-pub fn sequenced_key(sequence: u64, txid: &Hash) -> [u8; SEQUENCED_KEY_LEN] {
-    let mut key = [0u8; SEQUENCED_KEY_LEN];
-    key[..8].copy_from_slice(&sequence.to_be_bytes());
-    key[8..].copy_from_slice(&txid.0);
+/// What follows the sequence number in a sequenced key: a txid
+/// (`mempool`, `unarchived`) or an outpoint (`accepted`).
+pub trait SequencedId: Copy + Eq + std::hash::Hash {
+    fn id_bytes(&self) -> Vec<u8>;
+    /// `None` if `bytes` is not an id of this kind.
+    fn from_id_bytes(bytes: &[u8]) -> Option<Self>;
+}
+
+impl SequencedId for Hash {
+    fn id_bytes(&self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+
+    fn from_id_bytes(bytes: &[u8]) -> Option<Hash> {
+        txid_from_key(bytes)
+    }
+}
+
+impl SequencedId for OutPoint {
+    fn id_bytes(&self) -> Vec<u8> {
+        outpoint_key(self).to_vec()
+    }
+
+    fn from_id_bytes(bytes: &[u8]) -> Option<OutPoint> {
+        outpoint_from_key(bytes)
+    }
+}
+
+/// `mempool`, `unarchived` and `accepted` key: a sequence number big-endian
+/// ‖ id. Sequence-first keys put new entries at the end of the B-tree and
+/// old ones at its front, so a batch of puts (or of removals of old
+/// entries) dirties one or two leaf pages instead of one random leaf per
+/// tx: at saturation each random leaf is a 4 KiB page written and synced.
+pub fn sequenced_key(sequence: u64, id: &impl SequencedId) -> Vec<u8> {
+    let mut key = sequence.to_be_bytes().to_vec();
+    key.extend_from_slice(&id.id_bytes());
     key
 }
 
-/// Inverse of [`sequenced_key`]; `None` if `key` has the wrong length.
-pub fn sequenced_from_key(key: &[u8]) -> Option<(u64, Hash)> {
-    let key: &[u8; SEQUENCED_KEY_LEN] = key.try_into().ok()?;
-    let (sequence, txid) = key.split_at(8);
+/// Inverse of [`sequenced_key`]; `None` if `key` is not sequence ‖ id.
+pub fn sequenced_from_key<I: SequencedId>(key: &[u8]) -> Option<(u64, I)> {
+    let (sequence, id) = key.split_at_checked(8)?;
     Some((
         u64::from_be_bytes(sequence.try_into().ok()?),
-        Hash(txid.try_into().ok()?),
+        I::from_id_bytes(id)?,
     ))
 }
 

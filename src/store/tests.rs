@@ -446,7 +446,7 @@ fn mempool_removal_by_txid_works_after_reopen_and_new_puts_go_last() {
     f.store.mempool_put(&pending[3..]).unwrap();
     let expected = [pending[1].clone(), pending[3].clone()];
     assert_eq!(f.store.mempool_load(10).unwrap(), expected);
-    assert_eq!(f.store.mempool_index_len(), 2);
+    assert_eq!(f.store.index_lens().0, 2);
 }
 
 #[test]
@@ -463,7 +463,7 @@ fn mempool_put_and_removal_in_one_batch_leave_nothing() {
         .unwrap();
     assert_eq!(report.mempool_removed, 1);
     assert!(f.store.mempool_load(10).unwrap().is_empty());
-    assert_eq!(f.store.mempool_index_len(), 0);
+    assert_eq!(f.store.index_lens().0, 0);
 }
 
 #[test]
@@ -496,12 +496,14 @@ fn acceptance_record_survives_reopen_and_goes_with_finalization() {
         std::slice::from_ref(&tx)
     );
     assert_eq!(f.store.stats().unwrap().accepted, 2);
+    assert_eq!(f.store.index_lens().1, 2);
     let applied = f.store.apply_finalized(&[finalized(&tx)]).unwrap();
     // 2 inputs, 1 output: 2·2 + 2·1 + txs + proofs + unarchived + meta,
     // + 2 record deletes.
     assert_eq!(applied.writes, 4 + 2 + 3 + 1 + 2);
     assert!(f.store.accepted_load(10).unwrap().is_empty());
     assert_eq!(f.store.stats().unwrap().accepted, 0);
+    assert_eq!(f.store.index_lens().1, 0);
 }
 
 #[test]
