@@ -115,6 +115,8 @@ pub struct Metrics {
     /// Mirrors of the engine's ed25519 checks (the CPU ceiling's unit).
     pub vote_signatures_verified: AtomicU64,
     pub tx_signatures_verified: AtomicU64,
+    /// The block thread's ed25519 checks of the votes in blocks' proofs.
+    pub block_vote_signatures_verified: AtomicU64,
     pub rpc_requests: AtomicU64,
     pub rpc_errors: AtomicU64,
     /// Consensus messages from peers handed to the engine.
@@ -146,6 +148,7 @@ impl Default for Metrics {
             block_writes: AtomicU64::new(0),
             vote_signatures_verified: AtomicU64::new(0),
             tx_signatures_verified: AtomicU64::new(0),
+            block_vote_signatures_verified: AtomicU64::new(0),
             rpc_requests: AtomicU64::new(0),
             rpc_errors: AtomicU64::new(0),
             peer_messages: AtomicU64::new(0),
@@ -178,7 +181,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &AtomicU64); 19] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -243,6 +246,11 @@ impl Metrics {
                 "timecoin_tx_signatures_verified_total",
                 "ed25519 checks of transaction inputs",
                 &self.tx_signatures_verified,
+            ),
+            (
+                "timecoin_block_vote_signatures_verified_total",
+                "ed25519 checks of finality votes in blocks (each vote once)",
+                &self.block_vote_signatures_verified,
             ),
             (
                 "timecoin_rpc_requests_total",

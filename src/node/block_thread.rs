@@ -614,6 +614,7 @@ impl<C: Clock> BlockThread<C> {
             let view = chain_view(&self.store, &self.settings, &self.validators, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
+        self.count_verified_votes();
         match validated {
             Ok(valid) => {
                 let actions = self.fork_choice.handle_block(now, valid);
@@ -725,6 +726,7 @@ impl<C: Clock> BlockThread<C> {
             unknown.retain(|p| {
                 verify_proof_with(p, chain_id, |_| Some(validators), |v| cache.check(v)).is_ok()
             });
+            self.count_verified_votes();
             spending_order(&read, unknown)?
         };
         if ordered.is_empty() {
@@ -835,6 +837,11 @@ impl<C: Clock> BlockThread<C> {
             report.tip.height
         );
         Ok(())
+    }
+
+    fn count_verified_votes(&self) {
+        let counter = &self.channels.metrics.block_vote_signatures_verified;
+        counter.store(self.verified_votes.checked(), Relaxed);
     }
 
     fn count_writes(&self, writes: usize) {

@@ -207,7 +207,8 @@ impl NodeCounters {
                     &mut c.queue_drops
                 }
                 "timecoin_vote_signatures_verified_total"
-                | "timecoin_tx_signatures_verified_total" => &mut c.signatures_verified,
+                | "timecoin_tx_signatures_verified_total"
+                | "timecoin_block_vote_signatures_verified_total" => &mut c.signatures_verified,
                 "timecoin_ledger_writes_total" | "timecoin_block_writes_total" => {
                     &mut c.lmdb_writes
                 }
