@@ -126,6 +126,11 @@ impl Block {
         encoding::decode(bytes, max_len.min(MAX_BLOCK_BYTES), "block")
     }
 
+    /// The header of an encoded block, without decoding the body.
+    pub fn decode_header(bytes: &[u8]) -> Result<BlockHeader, DecodeError> {
+        encoding::decode_prefix(bytes, "block header").map(|(header, _)| header)
+    }
+
     /// Length of [`Block::encode`] without building it.
     pub fn encoded_len(&self) -> usize {
         encoded_len(self)
@@ -211,6 +216,7 @@ mod tests {
         let block = sample();
         let bytes = block.encode();
         assert_eq!(block.encoded_len(), bytes.len());
+        assert_eq!(Block::decode_header(&bytes), Ok(block.header.clone()));
         assert_eq!(Block::decode(&bytes, bytes.len()), Ok(block));
         assert!(matches!(
             Block::decode(&bytes, bytes.len() - 1),

@@ -552,10 +552,29 @@ impl<C: Clock> BlockThread<C> {
         from: NodeId,
         encoded: Vec<Vec<u8>>,
     ) -> Result<(), BlockThreadError> {
+        let (mut first, mut received) = (None, 0);
         let mut blocks = Vec::with_capacity(encoded.len());
         for bytes in &encoded {
-            match Block::decode(bytes, self.settings.max_block_bytes()) {
-                Ok(block) => blocks.push(block),
+            let decoded = Block::decode_header(bytes).and_then(|header| {
+                // Every validator relays a new block to its peers, so most
+                // arrive more than once: a copy of a canonical block is
+                // dropped before its body (megabytes) is decoded.
+                let held = matches!(
+                    self.fork_choice.place(&header, now),
+                    Err(IgnoreReason::AlreadyCanonical(_))
+                );
+                let body = (!held)
+                    .then(|| Block::decode(bytes, self.settings.max_block_bytes()))
+                    .transpose()?;
+                Ok((header, body))
+            });
+            match decoded {
+                Ok((header, body)) => {
+                    first.get_or_insert(header.height);
+                    received += 1;
+                    self.parent_claims.backed(from, &header.hash());
+                    blocks.extend(body);
+                }
                 Err(e) => {
                     log::warn!("refused an undecodable block from {from:?}: {e}");
                     self.penalize(from, "undecodable block");
@@ -563,11 +582,7 @@ impl<C: Clock> BlockThread<C> {
                 }
             }
         }
-        let first = blocks.first().map(|b| b.header.height);
-        self.sync.on_response(now, from, first, blocks.len());
-        for block in &blocks {
-            self.parent_claims.backed(from, &block.hash());
-        }
+        self.sync.on_response(now, from, first, received);
         self.learn_finalized(now, from, &blocks)?;
         for block in blocks {
             self.accept_block(now, Some(from), block)?;

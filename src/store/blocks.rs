@@ -328,7 +328,12 @@ fn undo_tip_in(
         }
         tx.status = TxStatus::Finalized;
         put(txn, t.txs, &txid.0, &encode(&tx))?;
-        put(txn, t.unarchived, &schema::sequenced_key(tx.sequence, txid), &[])?;
+        put(
+            txn,
+            t.unarchived,
+            &schema::sequenced_key(tx.sequence, txid),
+            &[],
+        )?;
         writes += 2;
     }
     let missing = "the tip block is missing here";

@@ -21,8 +21,8 @@
 //! on it forever. Only one process may use a datadir at a time (another
 //! process would not see the new map size).
 
-use super::sequence_index::{SequenceIndex, SequencedKeys, StagedChanges};
 use super::schema::{self, ChainTip, TableSpec, TxRecord, TxStatus};
+use super::sequence_index::{SequenceIndex, SequencedKeys, StagedChanges};
 use super::{
     ApplyReport, BatchReport, FinalizedTx, LedgerBatch, RefusedAcceptance, StoreError,
     StoreOptions, StoreStats,
@@ -328,8 +328,7 @@ impl Store {
                 }
             }
             for txid in batch.mempool_removes {
-                report.mempool_removed +=
-                    usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
+                report.mempool_removed += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
             }
             report.writes += report.finalized.writes + report.mempool_removed;
             Ok((report, keys.finish()))
@@ -714,8 +713,18 @@ fn apply_one(
         tx: tx.clone(),
     };
     put(txn, t.txs, &txid.0, &encode(&record))?;
-    put(txn, t.proofs, &txid.0, &finalized.proof)?;
-    put(txn, t.unarchived, &schema::sequenced_key(sequence, &txid), &[])?;
+    append(
+        txn,
+        t.proofs,
+        &schema::proof_key(sequence),
+        &finalized.proof,
+    )?;
+    put(
+        txn,
+        t.unarchived,
+        &schema::sequenced_key(sequence, &txid),
+        &[],
+    )?;
     writes += 3;
     Ok(writes)
 }
@@ -776,6 +785,24 @@ pub(super) fn put(
 ) -> Result<(), StoreError> {
     txn.put(table.db, &key, &value, WriteFlags::empty())
         .map_err(put_error(table))
+}
+
+/// Puts `key` after every key of `table` (`MDB_APPEND`: no search, full
+/// pages). A key that is not the greatest means the table is damaged.
+fn append(
+    txn: &mut RwTransaction<'_>,
+    table: Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StoreError> {
+    match txn.put(table.db, &key, &value, WriteFlags::APPEND) {
+        Err(::lmdb::Error::KeyExist) => Err(StoreError::corrupt(
+            table.name(),
+            key,
+            "a record is already stored at or after this sequence",
+        )),
+        other => other.map_err(put_error(table)),
+    }
 }
 
 /// Deletes `key`; `false` if it was not there.
@@ -1009,9 +1036,20 @@ impl<'s> ReadView<'s> {
         self.get_decoded(self.tables().txs, &txid.0)
     }
 
-    /// The finality proof bytes of a finalized tx.
+    /// The finality proof bytes of a finalized tx (found through its record).
     pub fn proof(&self, txid: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_opaque(self.tables().proofs, &txid.0)
+        let Some(record) = self.tx(txid)? else {
+            return Ok(None);
+        };
+        let key = schema::proof_key(record.sequence);
+        match self.get_opaque(self.tables().proofs, &key)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(StoreError::corrupt(
+                self.tables().proofs.name(),
+                &key,
+                format!("the proof of finalized tx {txid} is missing"),
+            )),
+        }
     }
 
     /// Bytes stored as given (proofs, blocks), within the table's limit.
@@ -1039,7 +1077,8 @@ impl<'s> ReadView<'s> {
         let mempool = self.tables().mempool;
         self.scan(mempool, None, move |key, value| {
             let tx: Tx = decode_value(mempool, value).map_err(|e| e.to_string())?;
-            if Some(tx.txid()) != schema::sequenced_from_key(key).map(|(_, txid): (u64, Hash)| txid) {
+            if Some(tx.txid()) != schema::sequenced_from_key(key).map(|(_, txid): (u64, Hash)| txid)
+            {
                 return Err("stored under a key that is not its txid".to_string());
             }
             Ok(tx)

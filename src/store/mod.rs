@@ -21,8 +21,8 @@ mod blocks;
 mod chain_check;
 mod error;
 pub mod lmdb;
-mod sequence_index;
 pub mod schema;
+mod sequence_index;
 
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@
 //! | `utxos`      | txid (32) ‖ vout `u32` BE (4)          | encoded `ledger::UtxoEntry` |
 //! | `addr_utxos` | address (20) ‖ txid (32) ‖ vout BE (4) | empty; *unspent* outputs only |
 //! | `txs`        | txid (32)                              | encoded [`TxRecord`]       |
-//! | `proofs`     | txid (32)                              | finality proof bytes, as given |
+//! | `proofs`     | `TxRecord::sequence` BE (8)            | finality proof bytes, as given |
 //! | `mempool`    | admission seq `u64` BE (8) ‖ txid (32) | encoded `Tx`               |
 //! | `accepted`   | seq `u64` BE (8) ‖ txid (32) ‖ vout BE (4) | encoded `Tx` spending it |
 //! | `unarchived` | `TxRecord::sequence` BE (8) ‖ txid (32) | empty; finalized, in no block yet |
@@ -95,7 +95,8 @@
 //! lookups and the idempotency check of every applied tx touch few pages, and
 //! the archival step (a later issue) rewrites only the small record
 //! (`Finalized` → `Archived` at a height) instead of copying the whole proof.
-//! Proofs are written once and read rarely (RPC, block building, sync).
+//! Proofs are written once, in finalization order (keyed by the tx record's
+//! sequence, so they append), and read rarely (RPC, block building, sync).
 
 use crate::types::encoding::MAX_DECODE_BYTES;
 use crate::types::tx::MAX_TX_BYTES_HARD;
@@ -109,7 +110,8 @@ use serde::{Deserialize, Serialize};
 /// blocks: `block_records`, `unarchived`, the `tip` meta record,
 /// `TxStatus::Archived` and immature reward outputs (a version-2 datadir
 /// lacks the `unarchived` index of its finalized txs). Version 4 keys
-/// `mempool`, `unarchived` and `accepted` by sequence first.
+/// `mempool`, `unarchived` and `accepted` by sequence first, and
+/// `proofs` by `TxRecord::sequence` alone.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// A named database and the largest value it may hold; every read of it is
@@ -339,7 +341,15 @@ pub fn sequenced_from_key<I: SequencedId>(key: &[u8]) -> Option<(u64, I)> {
     ))
 }
 
-/// `txs` and `proofs` key: the txid itself.
+/// `proofs` key: the tx's `TxRecord::sequence`, big-endian. A proof is the
+/// largest record (1.5–2 KB: one or two per page), so under random txid
+/// keys nearly every put split a leaf; in finalization order they append
+/// to the last page. A proof is found through its tx record.
+pub fn proof_key(sequence: u64) -> [u8; 8] {
+    sequence.to_be_bytes()
+}
+
+/// `txs` key: the txid itself.
 pub fn txid_from_key(key: &[u8]) -> Option<Hash> {
     let key: [u8; TXID_KEY_LEN] = key.try_into().ok()?;
     Some(Hash(key))

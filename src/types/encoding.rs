@@ -72,14 +72,7 @@ pub fn decode<T: DeserializeOwned>(
             max: max_len,
         });
     }
-    let seed = Untrusted(PhantomData::<T>);
-    let (value, used) =
-        bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(|e| {
-            DecodeError::Malformed {
-                what,
-                reason: e.to_string(),
-            }
-        })?;
+    let (value, used) = decode_prefix(bytes, what)?;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes {
             what,
@@ -87,6 +80,22 @@ pub fn decode<T: DeserializeOwned>(
         });
     }
     Ok(value)
+}
+
+/// Decodes a `T` from the start of `bytes` and returns how many bytes it
+/// took; the rest is not read (e.g. a block's header, to skip a block
+/// already held without decoding its body). `T`'s own limits still apply.
+pub fn decode_prefix<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<(T, usize), DecodeError> {
+    let seed = Untrusted(PhantomData::<T>);
+    bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(|e| {
+        DecodeError::Malformed {
+            what,
+            reason: e.to_string(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -103,6 +112,10 @@ mod tests {
         ));
         let mut longer = bytes.clone();
         longer.push(0);
+        assert_eq!(
+            decode_prefix::<(u32, u64)>(&longer, "pair"),
+            Ok(((7, 9), bytes.len()))
+        );
         assert!(matches!(
             decode::<(u32, u64)>(&longer, 64, "pair"),
             Err(DecodeError::TrailingBytes { extra: 1, .. })
