@@ -2,7 +2,7 @@
 //! over the Merkle root of the sorted txids it attests in that response.
 //! Pure: signing needs a key passed in, verification reads nothing but the vote.
 
-use crate::crypto::{merkle, signing_message, verify, Domain, Keypair, SignatureError};
+use crate::crypto::{merkle, signing_message, Domain, Keypair, PublicKey, SignatureError};
 use crate::types::{ChainId, Hash, PublicKeyBytes, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -68,8 +68,17 @@ impl FinalityVote {
     /// `verify_strict` of the signature by `voter`. Says nothing about
     /// membership or weight; proofs check those against a snapshot.
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
+        self.verify_signature_with(&PublicKey::parse(&self.voter)?)
+    }
+
+    /// [`Self::verify_signature`] with the voter's key parsed already
+    /// (another key than the voter's fails).
+    pub fn verify_signature_with(&self, key: &PublicKey) -> Result<(), SignatureError> {
+        if key.bytes() != self.voter {
+            return Err(SignatureError::BadPublicKey);
+        }
         let message = signing_message(Domain::FinalityVote, self.chain_id, &self.body_hash());
-        verify(&self.voter, &message, &self.sig)
+        key.verify(&message, &self.sig)
     }
 }
 

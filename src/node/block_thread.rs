@@ -724,7 +724,7 @@ impl<C: Clock> BlockThread<C> {
                 let is_live = now_slot.saturating_sub(block.header.slot) <= window;
                 for proof in &block.entries {
                     let txid = proof.tx.txid();
-                    if read.tx(&txid)?.is_none() {
+                    if !read.has_tx(&txid)? {
                         unknown.push(proof);
                         if is_live {
                             live.insert(txid);

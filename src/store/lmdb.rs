@@ -1036,6 +1036,11 @@ impl<'s> ReadView<'s> {
         self.get_decoded(self.tables().txs, &txid.0)
     }
 
+    /// Whether `txid` is finalized here, without decoding its record.
+    pub fn has_tx(&self, txid: &Hash) -> Result<bool, StoreError> {
+        self.contains(self.tables().txs, &txid.0)
+    }
+
     /// The finality proof bytes of a finalized tx (found through its record).
     pub fn proof(&self, txid: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(record) = self.tx(txid)? else {
