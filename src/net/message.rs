@@ -321,7 +321,11 @@ impl Message {
                 encoding::encode_into(&(height, hash), &mut out)
             }
             Message::GetBlocks { from, max } => encoding::encode_into(&(from, max), &mut out),
-            Message::Blocks { blocks } => encoding::encode_into(blocks, &mut out),
+            Message::Blocks { blocks } => {
+                let blobs: Vec<&serde_bytes::Bytes> =
+                    blocks.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
+                encoding::encode_into(&blobs, &mut out)
+            }
         }
         out
     }
@@ -426,9 +430,18 @@ impl Message {
                 }
             }
             MessageTag::Blocks => {
-                let blocks: Vec<Vec<u8>> = encoding::decode(body, max, name).map_err(body_err)?;
+                // As byte blobs: one copy per block, where `Vec<u8>`'s
+                // serde impl visits (and grows by) megabytes one byte at a
+                // time. Same bytes on the wire: a length, then the bytes.
+                let blocks: Vec<serde_bytes::ByteBuf> =
+                    encoding::decode(body, max, name).map_err(body_err)?;
                 count("blocks", blocks.len(), limits.max_blocks_per_message)?;
-                Message::Blocks { blocks }
+                Message::Blocks {
+                    blocks: blocks
+                        .into_iter()
+                        .map(serde_bytes::ByteBuf::into_vec)
+                        .collect(),
+                }
             }
         };
         Ok(msg)
@@ -539,6 +552,20 @@ mod tests {
                 "{msg:?}"
             );
         }
+    }
+
+    #[test]
+    fn blocks_are_byte_blobs_on_the_wire() {
+        let blocks = vec![vec![7u8; 300], vec![], vec![1, 2, 3]];
+        let bytes = Message::Blocks {
+            blocks: blocks.clone(),
+        }
+        .encode();
+        // Tag, then exactly what a plain `Vec<Vec<u8>>` encodes to.
+        assert_eq!(&bytes[..2], &[0x03, 0x02]);
+        assert_eq!(bytes[2..], encoding::encode(&blocks));
+        let decoded = Message::decode(&bytes, &limits());
+        assert_eq!(decoded, Ok(Message::Blocks { blocks }));
     }
 
     #[test]
