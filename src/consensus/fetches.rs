@@ -6,7 +6,8 @@
 use super::messages::NodeId;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub struct Fetches {

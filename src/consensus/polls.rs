@@ -17,7 +17,8 @@ use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
 use crate::time::Timestamp;
 use crate::types::Hash;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type PollId = u64;
 

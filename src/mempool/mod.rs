@@ -17,7 +17,8 @@ pub use recent::RecentMap;
 
 use crate::time::Timestamp;
 use crate::types::{Hash, OutPoint, Tx};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 
 /// Where a transaction is in its life (DESIGN §4): `Seen → Sampling →
 /// LocallyAccepted → Finalized`, or `Rejected`/`Expired`.

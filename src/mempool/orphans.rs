@@ -4,7 +4,8 @@
 
 use crate::time::Timestamp;
 use crate::types::{Hash, PublicKeyBytes, Tx};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 struct Orphan {

@@ -2,7 +2,8 @@
 //! proofs, verified votes): the oldest entry is forgotten first, so peers
 //! can never grow it past its capacity.
 
-use std::collections::{HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::hash::Hash as StdHash;
 
 #[derive(Clone, Debug)]

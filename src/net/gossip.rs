@@ -3,7 +3,8 @@
 //! never (DESIGN §12 relay loops). Pure; never grows past its capacity.
 
 use crate::types::Hash;
-use std::collections::{HashSet, VecDeque};
+use foldhash::{HashSet, HashSetExt};
+use std::collections::VecDeque;
 
 /// Each peer relays gossip as soon as it admits it, so duplicates arrive
 /// within seconds of the original: a seen-set remembers this many seconds.
