@@ -550,6 +550,29 @@ fn cached_vote_check_skips_verified_votes() {
     assert_eq!(asked, 2 * 3);
 }
 
+#[test]
+fn a_proof_held_byte_for_byte_is_not_checked_again_another_is() {
+    let mut f = Fixture::new(2);
+    let block = block_with(&f, 2);
+    let held = block.entries[0].clone();
+    f.chain.held_proofs.insert(held.tx.txid(), held.clone());
+    let mut asked = 0;
+    timecoin::chain::validate_block_with(block.clone(), &f.chain, |v| {
+        asked += 1;
+        v.verify_signature().is_ok()
+    })
+    .unwrap();
+    // Only the second entry's three votes were checked.
+    assert_eq!(asked, 3);
+    // Held for that txid, but not this proof: checked (and refused).
+    let mut forged = block;
+    forged.entries[0].votes[2].0.sig.0[0] ^= 1;
+    let err =
+        timecoin::chain::validate_block_with(forged, &f.chain, |v| v.verify_signature().is_ok())
+            .unwrap_err();
+    assert!(matches!(err, BlockRejection::InvalidProof { index: 0, .. }));
+}
+
 // ---------------------------------------------------------------- builder
 
 #[test]

@@ -17,7 +17,7 @@ use crate::ledger::UtxoState;
 use crate::store::schema::PROOFS;
 use crate::store::{BlockCommit, ReadView, StoreError, TxStatus};
 use crate::time::Timestamp;
-use crate::types::encoding::decode;
+use crate::types::encoding::{decode, encode};
 use crate::types::{Amount, ChainId, Hash, OutPoint, Tx};
 use std::collections::HashSet;
 
@@ -47,6 +47,11 @@ impl ChainView for StoreChainView<'_> {
 
     fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
         Some(self.validators)
+    }
+
+    /// Byte-equal to the proof stored at finalization (read errors: no).
+    fn holds_proof(&self, txid: &Hash, proof: &FinalityProof) -> bool {
+        matches!(self.read.proof(txid), Ok(Some(stored)) if stored == encode(proof))
     }
 
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {

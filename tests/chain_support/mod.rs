@@ -123,6 +123,8 @@ pub struct MemChain {
     pub tips: Vec<ChainTip>,
     /// txid → height of the block that archived it.
     pub archived: HashMap<Hash, u64>,
+    /// Proofs this "node" finalized its txs with (see `ChainView::holds_proof`).
+    pub held_proofs: HashMap<Hash, FinalityProof>,
 }
 
 impl MemChain {
@@ -139,6 +141,7 @@ impl MemChain {
                 slot: GENESIS_SLOT,
             }],
             archived: HashMap::new(),
+            held_proofs: HashMap::new(),
         }
     }
 
@@ -212,6 +215,10 @@ impl ChainView for MemChain {
 
     fn slot_clock(&self) -> SlotClock {
         slot_clock()
+    }
+
+    fn holds_proof(&self, txid: &Hash, proof: &FinalityProof) -> bool {
+        self.held_proofs.get(txid) == Some(proof)
     }
 }
 
