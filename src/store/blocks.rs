@@ -74,7 +74,7 @@ impl super::Store {
         self.read()?.block_record(hash)
     }
 
-    /// Finalized txids no block archives yet, in txid order, at most `limit`.
+    /// Finalized txids no block archives yet, oldest finalized first, at most `limit`.
     pub fn unarchived(&self, limit: usize) -> Result<Vec<Hash>, StoreError> {
         self.read()?.unarchived(limit)
     }
