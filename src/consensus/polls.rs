@@ -180,13 +180,7 @@ impl Polls {
     /// The held vote requests of every validator with fewer than
     /// `max_in_flight` vote requests in flight (or unresponsive).
     pub fn release_vote_requests(&mut self, max_in_flight: u32) -> Vec<(NodeId, Vec<Hash>)> {
-        let ready: Vec<NodeId> = self
-            .held_votes
-            .keys()
-            .filter(|to| self.has_room(&self.votes_in_flight, to, max_in_flight))
-            .copied()
-            .collect();
-        ready
+        self.with_room(self.held_votes.keys(), &self.votes_in_flight, max_in_flight)
             .into_iter()
             .filter_map(|to| {
                 let txids = self.held_votes.remove(&to)?;
@@ -214,12 +208,7 @@ impl Polls {
     /// stays held.
     pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
         self.released = false;
-        let ready: Vec<NodeId> = self
-            .held
-            .keys()
-            .filter(|to| self.has_room(&self.in_flight, to, max_in_flight))
-            .copied()
-            .collect();
+        let ready = self.with_room(self.held.keys(), &self.in_flight, max_in_flight);
         let mut out = Vec::with_capacity(ready.len());
         for to in ready {
             let Some(held) = self.held.remove(&to) else {
@@ -251,8 +240,19 @@ impl Polls {
         out
     }
 
-    fn has_room(&self, in_flight: &BTreeMap<NodeId, u32>, to: &NodeId, max: u32) -> bool {
-        in_flight.get(to).copied().unwrap_or(0) < max || self.unresponsive.contains(to)
+    /// Those of `waiting` with fewer than `max` in `in_flight` (or unresponsive).
+    fn with_room<'a>(
+        &self,
+        waiting: impl Iterator<Item = &'a NodeId>,
+        in_flight: &BTreeMap<NodeId, u32>,
+        max: u32,
+    ) -> Vec<NodeId> {
+        waiting
+            .filter(|to| {
+                in_flight.get(*to).copied().unwrap_or(0) < max || self.unresponsive.contains(*to)
+            })
+            .copied()
+            .collect()
     }
 
     /// Some held slots may be released now.

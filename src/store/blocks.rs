@@ -11,7 +11,8 @@
 //! tip, or one that would unspend a finalized spend.
 
 use super::lmdb::{
-    create_output, decode_value, delete, get, get_decoded, get_utxo, put, ReadView, Table, Tables,
+    create_output, decode_value, delete, get, get_decoded, get_utxo, put, put_checked, ReadView,
+    Table, Tables,
 };
 use super::schema::{self, BlockRecord, ChainTip, TxRecord, TxStatus};
 use super::{BlockCommit, BlockReport, StoreError, StoredBlock};
@@ -375,14 +376,8 @@ fn put_new(
     key: &[u8],
     value: &[u8],
 ) -> Result<(), StoreError> {
-    match txn.put(table.db, &key, &value, WriteFlags::NO_OVERWRITE) {
-        Err(::lmdb::Error::KeyExist) => Err(StoreError::corrupt(
-            table.name(),
-            key,
-            "already present above the tip",
-        )),
-        other => other.map_err(StoreError::lmdb(format!("put into {}", table.name()))),
-    }
+    let reason = "already present above the tip";
+    put_checked(txn, table, (key, value), WriteFlags::NO_OVERWRITE, reason)
 }
 
 /// Deletes a record that must exist; `reason` says what its absence means.

@@ -713,11 +713,12 @@ fn apply_one(
         tx: tx.clone(),
     };
     put(txn, t.txs, &txid.0, &encode(&record))?;
-    append(
+    put_checked(
         txn,
         t.proofs,
-        &schema::proof_key(sequence),
-        &finalized.proof,
+        (&schema::proof_key(sequence), &finalized.proof),
+        WriteFlags::APPEND,
+        "a proof is already stored at or after this finalization sequence",
     )?;
     put(
         txn,
@@ -743,16 +744,13 @@ pub(super) fn create_output(
         output: *output,
         state,
     };
-    match txn.put(t.utxos.db, &key, &encode(&entry), WriteFlags::NO_OVERWRITE) {
-        Err(::lmdb::Error::KeyExist) => {
-            return Err(StoreError::corrupt(
-                t.utxos.name(),
-                &key,
-                "output already exists, but its transaction is not recorded",
-            ))
-        }
-        other => other.map_err(put_error(t.utxos))?,
-    }
+    put_checked(
+        txn,
+        t.utxos,
+        (&key, &encode(&entry)),
+        WriteFlags::NO_OVERWRITE,
+        "output already exists, but its transaction is not recorded",
+    )?;
     put(
         txn,
         t.addr_utxos,
@@ -787,20 +785,19 @@ pub(super) fn put(
         .map_err(put_error(table))
 }
 
-/// Puts `key` after every key of `table` (`MDB_APPEND`: no search, full
-/// pages). A key that is not the greatest means the table is damaged.
-fn append(
+/// Puts with `flags` that make LMDB refuse a key: `NO_OVERWRITE` (it
+/// exists) or `APPEND` (it is not after every key, and then no search and
+/// full pages). A refusal means the table disagrees with what the caller
+/// knows: corruption, which `reason` names.
+pub(super) fn put_checked(
     txn: &mut RwTransaction<'_>,
     table: Table,
-    key: &[u8],
-    value: &[u8],
+    (key, value): (&[u8], &[u8]),
+    flags: WriteFlags,
+    reason: &'static str,
 ) -> Result<(), StoreError> {
-    match txn.put(table.db, &key, &value, WriteFlags::APPEND) {
-        Err(::lmdb::Error::KeyExist) => Err(StoreError::corrupt(
-            table.name(),
-            key,
-            "a record is already stored at or after this sequence",
-        )),
+    match txn.put(table.db, &key, &value, flags) {
+        Err(::lmdb::Error::KeyExist) => Err(StoreError::corrupt(table.name(), key, reason)),
         other => other.map_err(put_error(table)),
     }
 }
