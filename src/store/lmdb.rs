@@ -566,14 +566,13 @@ fn apply_finalized_in(
             StoreError::corrupt(t.meta.name(), schema::META_FINALIZED_COUNT, "missing")
         })?;
     for (finalized, txid) in batch.iter().zip(txids) {
+        // Finalized (now or before, even if re-added since): never pending.
+        report.writes += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
         if get(txn, t.txs, &txid.0)?.is_some() {
-            // A recorded tx is never pending, even if re-added since.
-            report.writes += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
             report.already_recorded += 1;
             continue;
         }
         report.writes += apply_one(txn, t, &mut keys.accepted, finalized, *txid, sequence)?;
-        report.writes += usize::from(keys.mempool.delete(txn, t.mempool, *txid)?);
         report.applied += 1;
         sequence += 1;
     }
