@@ -117,6 +117,11 @@ impl<P: Ord + Copy> BlockSync<P> {
         self.target() > self.tip_height
     }
 
+    /// The peers whose tips are tracked.
+    pub fn peers(&self) -> impl Iterator<Item = P> + '_ {
+        self.peers.keys().copied()
+    }
+
     /// Requests that timed out so far.
     pub fn timeouts(&self) -> u64 {
         self.timeouts

@@ -16,7 +16,13 @@
 //! finalized only because the proof is valid. It never holds a read
 //! snapshot across its own writes, and it stops only between two writes.
 //! A peer is scored for a block only when the block is provably wrong
-//! (`BlockRejection::is_peer_fault`).
+//! (`BlockRejection::is_peer_fault`); disagreeing about the chain (an
+//! unknown parent, a rival branch, a parent it cannot send) is never a
+//! fault, or one fork would make honest validators ban each other.
+//!
+//! After it starts, and after it wakes from a pause (a stopped process, a
+//! suspended host), the node produces nothing until it has heard its
+//! peers' tips ([`CatchUp`]): a block built on a stale tip is a fork.
 
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
@@ -41,7 +47,7 @@ use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,11 +63,17 @@ fn sync_request_gap_ms() -> u64 {
     let per_sec = u64::from(RateLimits::default().block.per_sec.max(1));
     1000 * 5 / (per_sec * 4)
 }
-/// How long a peer that pushed a block on an unknown parent has to send
-/// that parent when asked (two sync request timeouts).
-const PARENT_CLAIM_TIMEOUT_MS: u64 = 2 * SYNC_REQUEST_TIMEOUT_MS;
-/// Open parent claims at once (one per peer; more are not recorded).
-const MAX_PARENT_CLAIMS: usize = 256;
+/// A gap this long between two turns of the thread's loop (which turns at
+/// least every [`MAX_SLEEP_MS`]) means the process was paused: catch up
+/// before producing again.
+const WAKE_GAP_MS: u64 = 3 * MAX_SLEEP_MS;
+/// How long catching up waits for peers' answers before it settles for
+/// those that came (a paused peer must not stop production for good).
+const CATCH_UP_TIMEOUT_MS: u64 = SYNC_REQUEST_TIMEOUT_MS;
+/// Least time between two fork probes of one peer prompted by its
+/// announcements, so a peer whose chain forks from ours below the switch
+/// window costs a few requests a minute, not a request loop.
+const FORK_PROBE_GAP_MS: u64 = 10_000;
 /// Verified block votes remembered: a few blocks' worth at design load.
 const VERIFIED_VOTES_KEPT: usize = 16_384;
 /// Bytes of out-of-order blocks kept while the blocks below them arrive.
@@ -271,9 +283,12 @@ pub struct BlockThread<C: Clock> {
     /// Votes already verified in blocks: a vote repeats in the proof of
     /// every txid it covers, and in rival and synced blocks.
     verified_votes: VerifiedVotes,
-    /// Peers that pushed a block on a parent we do not know, and must send
-    /// that parent when asked.
-    parent_claims: ParentClaims,
+    /// `Some` while production waits for peers' tips (after start or a pause).
+    catch_up: Option<CatchUp>,
+    /// When each connected peer was last probed for a fork it announced.
+    fork_probes: BTreeMap<NodeId, Timestamp>,
+    /// When the loop last turned, to notice a pause.
+    last_turn: Timestamp,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -296,7 +311,9 @@ impl<C: Clock> BlockThread<C> {
             tip.slot,
             tip.hash
         );
-        let last_planned_slot = settings.slot_clock.slot_at(clock.now());
+        let now = clock.now();
+        let last_planned_slot = settings.slot_clock.slot_at(now);
+        let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now, "starting"));
         Ok(BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
@@ -312,7 +329,9 @@ impl<C: Clock> BlockThread<C> {
             waiting: WaitingBlocks::default(),
             progress: None,
             verified_votes: VerifiedVotes::new(VERIFIED_VOTES_KEPT),
-            parent_claims: ParentClaims::default(),
+            catch_up,
+            fork_probes: BTreeMap::new(),
+            last_turn: now,
         })
     }
 
@@ -322,6 +341,7 @@ impl<C: Clock> BlockThread<C> {
         let mut net_events = self.channels.net_events.clone();
         loop {
             let now = self.clock.now();
+            self.notice_pause(now);
             self.on_time(now)?;
             let wait = self.next_deadline(now).saturating_since(now);
             let stop = &self.channels.stop;
@@ -365,17 +385,61 @@ impl<C: Clock> BlockThread<C> {
         .max(now)
     }
 
+    /// A long gap since the loop last turned means the process was paused:
+    /// our tip may be stale, so production waits for the peers' tips again.
+    fn notice_pause(&mut self, now: Timestamp) {
+        let gap = now.saturating_since(self.last_turn);
+        self.last_turn = now;
+        let paused = gap >= Duration::from_millis(WAKE_GAP_MS);
+        if paused && self.catch_up.is_none() && hears_peers(&self.net, &self.validators) {
+            log::info!(
+                "no turn for {} ms (paused?): catching up with peers' tips before producing",
+                gap.as_millis()
+            );
+            self.start_catch_up(now, "woke from a pause");
+        }
+    }
+
+    fn start_catch_up(&mut self, now: Timestamp, reason: &'static str) {
+        self.catch_up = Some(CatchUp::new(now, reason));
+        let peers: Vec<NodeId> = self.sync.peers().collect();
+        for peer in peers {
+            self.probe_tip(peer);
+        }
+    }
+
+    /// Asks `peer` for its blocks from our tip's height: the answer shows
+    /// whether it is ahead, level, or on another branch.
+    fn probe_tip(&mut self, peer: NodeId) {
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.asked.insert(peer);
+        }
+        self.sync.on_fork(peer, self.fork_choice.tip().height);
+    }
+
+    /// Ends catching up once the peers' tips are heard and none is ahead;
+    /// asks again if nobody answered in time.
+    fn advance_catch_up(&mut self, now: Timestamp) {
+        let Some(catch_up) = &self.catch_up else {
+            return;
+        };
+        if catch_up.heard(now) && !self.sync.is_behind() {
+            log::info!(
+                "caught up with peers' tips at height {} ({} answered, after {}): producing again",
+                self.fork_choice.tip().height,
+                catch_up.answered,
+                catch_up.reason
+            );
+            self.catch_up = None;
+        } else if now >= catch_up.deadline && catch_up.answered == 0 {
+            log::debug!("no peer answered our tip probe yet; asking those connected now");
+            self.start_catch_up(now, catch_up.reason);
+        }
+    }
+
     fn on_time(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
         self.sync.handle_timeout(now);
-        for (peer, parent) in self.parent_claims.expired(now) {
-            if self.store.block_record(&parent)?.is_none() {
-                log::warn!(
-                    "peer {peer:?} pushed a block on parent {parent} (UnknownParent) and never \
-                     sent that parent when asked"
-                );
-                self.penalize(peer, "block on a parent it could not produce");
-            }
-        }
+        self.advance_catch_up(now);
         self.request_blocks(now);
         self.plan_slot(now);
         if self.plan.is_some_and(|p| p.publish_at <= now) {
@@ -390,10 +454,23 @@ impl<C: Clock> BlockThread<C> {
                 node_id,
                 tip_height,
                 ..
-            } => self.sync.on_peer_height(node_id, tip_height),
-            NetEvent::PeerDisconnected { node_id } => self.sync.on_peer_gone(node_id),
+            } => {
+                self.sync.on_peer_height(node_id, tip_height);
+                if self.catch_up.is_some() {
+                    self.probe_tip(node_id);
+                }
+            }
+            NetEvent::PeerDisconnected { node_id } => {
+                self.sync.on_peer_gone(node_id);
+                self.fork_probes.remove(&node_id);
+                if let Some(catch_up) = &mut self.catch_up {
+                    catch_up.asked.remove(&node_id);
+                }
+            }
             NetEvent::Message { from, msg } => match msg {
-                Message::BlockAnnounce { height, hash } => self.on_announce(from, height, hash),
+                Message::BlockAnnounce { height, hash } => {
+                    self.on_announce(now, from, height, hash)?
+                }
                 Message::GetBlocks { from: height, max } => self.serve(from, height, max)?,
                 Message::Blocks { blocks } => self.on_blocks(now, from, blocks)?,
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
@@ -419,6 +496,10 @@ impl<C: Clock> BlockThread<C> {
         };
         if self.sync.is_behind() {
             log::debug!("slot {slot}: not producing while behind peers (syncing)");
+            return;
+        }
+        if self.catch_up.is_some() {
+            log::debug!("slot {slot}: not producing until peers' tips are heard (catching up)");
             return;
         }
         // A block for this slot adopted already (a peer's clock runs a
@@ -572,7 +653,6 @@ impl<C: Clock> BlockThread<C> {
                 Ok((header, body)) => {
                     first.get_or_insert(header.height);
                     received += 1;
-                    self.parent_claims.backed(from, &header.hash());
                     blocks.extend(body);
                 }
                 Err(e) => {
@@ -583,6 +663,9 @@ impl<C: Clock> BlockThread<C> {
             }
         }
         self.sync.on_response(now, from, first, received);
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.on_answer(from);
+        }
         self.learn_finalized(now, from, &blocks)?;
         for block in blocks {
             self.accept_block(now, Some(from), block)?;
@@ -591,12 +674,37 @@ impl<C: Clock> BlockThread<C> {
         Ok(())
     }
 
-    fn on_announce(&mut self, from: NodeId, height: u64, hash: Hash) {
+    /// A higher tip is synced; an unknown block at or below our height
+    /// (a rival branch after a partition or a pause) is fetched, at most
+    /// once per [`FORK_PROBE_GAP_MS`] per peer, so fork choice sees it.
+    fn on_announce(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        height: u64,
+        hash: Hash,
+    ) -> Result<(), BlockThreadError> {
         let tip = self.fork_choice.tip();
-        let known = self.fork_choice.canonical().any(|b| b.hash == hash);
-        if !known && height > tip.height {
-            self.sync.on_peer_height(from, height);
+        if self.fork_choice.canonical().any(|b| b.hash == hash) {
+            return Ok(());
         }
+        if height > tip.height {
+            self.sync.on_peer_height(from, height);
+            return Ok(());
+        }
+        let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
+        let recent = self
+            .fork_probes
+            .get(&from)
+            .is_some_and(|at| now.saturating_since(*at) < Duration::from_millis(FORK_PROBE_GAP_MS));
+        if height > oldest && !recent && self.store.block_record(&hash)?.is_none() {
+            self.fork_probes.insert(from, now);
+            log::debug!(
+                "{from:?} announces block {hash} at height {height}, not ours: fetching it"
+            );
+            self.sync.on_fork(from, height);
+        }
+        Ok(())
     }
 
     /// Places, validates and adopts one block (ours when `from` is `None`).
@@ -614,7 +722,7 @@ impl<C: Clock> BlockThread<C> {
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
             Err(IgnoreReason::UnknownParent { .. }) => {
                 return match from {
-                    Some(from) => self.on_unlinked(now, from, block),
+                    Some(from) => self.on_unlinked(from, block),
                     None => Ok(()),
                 };
             }
@@ -647,12 +755,7 @@ impl<C: Clock> BlockThread<C> {
     /// hold, or too old to switch to, is dropped; one in between means the
     /// sender's chain forks from ours, so sync asks it for the blocks from
     /// the oldest one we could still switch at.
-    fn on_unlinked(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        block: Block,
-    ) -> Result<(), BlockThreadError> {
+    fn on_unlinked(&mut self, from: NodeId, block: Block) -> Result<(), BlockThreadError> {
         let height = block.header.height;
         let hash = block.hash();
         let tip = self.fork_choice.tip();
@@ -668,18 +771,24 @@ impl<C: Clock> BlockThread<C> {
             log::debug!("ignoring block {hash} at height {height}: held already or too old");
             return Ok(());
         }
-        // Not provably wrong yet (a fork older than our window looks the
-        // same): the sender is asked for the blocks from our window on, and
-        // is scored only if that parent never comes (`ParentClaims`).
+        if height == oldest.saturating_add(1) {
+            // Its parent sits at our oldest switchable height and is not
+            // ours: the chains fork below the switch window. Asking again
+            // would return this very block; a disagreement, not a fault.
+            log::info!(
+                "not adopting block {hash} at height {height} from {from:?} (UnknownParent): \
+                 its chain forks from ours below the switch window"
+            );
+            return Ok(());
+        }
+        // A disagreement, never scored: the sender's chain forks from ours
+        // (or it is ahead); it is asked for the blocks from our window on.
         log::info!(
             "not adopting block {hash} at height {height} from {from:?} (UnknownParent): its \
              parent {} is not a recent canonical block; asking for blocks from height {}",
             block.header.prev_hash,
             oldest + 1
         );
-        let deadline = now.plus_ms(PARENT_CLAIM_TIMEOUT_MS);
-        self.parent_claims
-            .insert(from, block.header.prev_hash, deadline);
         self.sync.on_fork(from, oldest.saturating_add(1));
         Ok(())
     }
@@ -1020,44 +1129,48 @@ impl<C: Clock> BlockThread<C> {
     }
 }
 
-/// Blocks pushed on a parent this node does not know: each sender owes
-/// that parent, and answers our `GetBlocks`. One open claim per peer,
-/// bounded in count; a claim never backed by its deadline is a false one.
-#[derive(Default)]
-struct ParentClaims {
-    open: BTreeMap<NodeId, (Hash, Timestamp)>,
+/// Production held until the peers' tips are heard: every connected peer
+/// is asked for its blocks from our tip's height; done when all asked
+/// answered (or the timeout passed and at least one did), after which the
+/// usual rule holds (never produce while some peer claims a longer chain).
+#[derive(Debug)]
+struct CatchUp {
+    /// Why it started (for the log).
+    reason: &'static str,
+    /// Asked and not yet answered.
+    asked: BTreeSet<NodeId>,
+    answered: usize,
+    deadline: Timestamp,
 }
 
-impl ParentClaims {
-    fn insert(&mut self, peer: NodeId, parent: Hash, deadline: Timestamp) {
-        if self.open.len() < MAX_PARENT_CLAIMS || self.open.contains_key(&peer) {
-            self.open.insert(peer, (parent, deadline));
+impl CatchUp {
+    fn new(now: Timestamp, reason: &'static str) -> CatchUp {
+        CatchUp {
+            reason,
+            asked: BTreeSet::new(),
+            answered: 0,
+            deadline: now.plus_ms(CATCH_UP_TIMEOUT_MS),
         }
     }
 
-    /// `peer` sent block `hash`: a claim on it is backed.
-    fn backed(&mut self, peer: NodeId, hash: &Hash) {
-        if self
-            .open
-            .get(&peer)
-            .is_some_and(|(parent, _)| parent == hash)
-        {
-            self.open.remove(&peer);
+    fn on_answer(&mut self, peer: NodeId) {
+        if self.asked.remove(&peer) {
+            self.answered += 1;
         }
     }
 
-    /// Removes and returns the claims past their deadline.
-    fn expired(&mut self, now: Timestamp) -> Vec<(NodeId, Hash)> {
-        let due: Vec<NodeId> = self
-            .open
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        due.into_iter()
-            .filter_map(|peer| self.open.remove(&peer).map(|(parent, _)| (peer, parent)))
-            .collect()
+    /// Heard enough: every asked peer answered, or the time is up and at
+    /// least one did. With no answer at all it keeps waiting (and the
+    /// caller asks the peers connected by then again).
+    fn heard(&self, now: Timestamp) -> bool {
+        self.answered > 0 && (self.asked.is_empty() || now >= self.deadline)
     }
+}
+
+/// Whether production must hear peers' tips first: not for a node without
+/// a network or the only validator (it has nobody to hear).
+fn hears_peers(net: &Option<NetClient>, validators: &ValidatorSet) -> bool {
+    net.is_some() && validators.len() > 1
 }
 
 /// The chain state a block on `parent` is validated against, read from one
@@ -1146,29 +1259,31 @@ mod tests {
     use crate::types::validator::{VrfOutputBytes, VrfProofBytes};
     use crate::types::{PublicKeyBytes, SignatureBytes};
 
-    #[test]
-    fn a_parent_claim_is_cleared_when_backed_and_returned_once_when_it_expires() {
-        let (a, b) = (PublicKeyBytes([1; 32]), PublicKeyBytes([2; 32]));
-        let (pa, pb) = (Hash([10; 32]), Hash([20; 32]));
-        let mut claims = ParentClaims::default();
-        claims.insert(a, pa, Timestamp(100));
-        claims.insert(b, pb, Timestamp(200));
-        claims.backed(a, &pb); // another peer's parent does not back a's claim
-        claims.backed(b, &pb);
-        assert!(claims.expired(Timestamp(99)).is_empty());
-        assert_eq!(claims.expired(Timestamp(250)), vec![(a, pa)]);
-        assert!(claims.expired(Timestamp(300)).is_empty());
+    fn peer(i: u8) -> NodeId {
+        PublicKeyBytes([i; 32])
     }
 
     #[test]
-    fn parent_claims_are_bounded() {
-        let mut claims = ParentClaims::default();
-        for i in 0..MAX_PARENT_CLAIMS + 10 {
-            let mut id = [0u8; 32];
-            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            claims.insert(PublicKeyBytes(id), Hash([1; 32]), Timestamp(0));
-        }
-        assert_eq!(claims.expired(Timestamp(1)).len(), MAX_PARENT_CLAIMS);
+    fn catching_up_ends_when_every_asked_peer_answered() {
+        let mut catch_up = CatchUp::new(Timestamp(0), "starting");
+        catch_up.asked.extend([peer(1), peer(2)]);
+        assert!(!catch_up.heard(Timestamp(1)));
+        catch_up.on_answer(peer(1));
+        assert!(!catch_up.heard(Timestamp(1)), "peer 2 has not answered");
+        catch_up.on_answer(peer(3)); // never asked: does not count
+        catch_up.on_answer(peer(2));
+        assert!(catch_up.heard(Timestamp(1)));
+    }
+
+    #[test]
+    fn catching_up_settles_for_the_answers_at_the_timeout_but_never_for_none() {
+        let mut catch_up = CatchUp::new(Timestamp(0), "woke");
+        catch_up.asked.extend([peer(1), peer(2)]);
+        let timeout = Timestamp(CATCH_UP_TIMEOUT_MS);
+        assert!(!catch_up.heard(timeout), "no peer answered at all");
+        catch_up.on_answer(peer(2));
+        assert!(!catch_up.heard(Timestamp(CATCH_UP_TIMEOUT_MS - 1)));
+        assert!(catch_up.heard(timeout), "a paused peer holds nobody up");
     }
 
     fn block_at(height: u64) -> Block {
