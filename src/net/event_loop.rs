@@ -723,6 +723,9 @@ impl NetLoop {
             return;
         };
         let (addr, inbound, dialed) = (conn.peer.addr, conn.peer.inbound, conn.dialed);
+        if let Some(d) = dialed {
+            self.book.dial_proved(d, hello.node_id);
+        }
         if self.book.is_banned(&BanKey::Node(hello.node_id), now) {
             return self.close(token, Close::Quiet, now);
         }

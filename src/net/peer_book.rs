@@ -55,6 +55,9 @@ struct KnownAddr {
     next_dial_at: Timestamp,
     state: DialState,
     node_id: Option<NodeId>,
+    /// The node that proved its key on a connection we dialed to this
+    /// address (an inbound peer's announced address proves nothing).
+    proven: Option<NodeId>,
 }
 
 /// Addresses, dial schedule and bans.
@@ -121,6 +124,7 @@ impl PeerBook {
             next_dial_at: now,
             state: DialState::Idle,
             node_id: None,
+            proven: None,
         });
         k.configured = true;
     }
@@ -202,6 +206,10 @@ impl PeerBook {
         }
         self.insert_bounded(addr, now);
         if let Some(k) = self.known.get_mut(&addr) {
+            // A stranger announcing a configured peer's address is not that peer.
+            if k.configured && k.proven.is_some_and(|p| p != node_id) {
+                return;
+            }
             k.failures = 0;
             k.state = DialState::Connected;
             k.node_id = Some(node_id);
@@ -261,6 +269,7 @@ impl PeerBook {
                 next_dial_at: now,
                 state: DialState::Idle,
                 node_id: None,
+                proven: None,
             },
         );
     }
@@ -295,11 +304,18 @@ impl PeerBook {
         self.bans.remove(&BanKey::Ip(ip));
     }
 
-    /// Whether `node_id` is the node we reach at a configured address.
+    /// A connection we dialed to `addr` proved `node_id`'s key.
+    pub fn dial_proved(&mut self, addr: SocketAddr, node_id: NodeId) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.proven = Some(node_id);
+        }
+    }
+
+    /// Whether `node_id` proved its key at a configured address we dialed.
     pub fn is_configured_node(&self, node_id: &NodeId) -> bool {
         self.known
             .values()
-            .any(|k| k.configured && k.node_id.as_ref() == Some(node_id))
+            .any(|k| k.configured && k.proven.as_ref() == Some(node_id))
     }
 
     /// Bans `key` for `ban_duration_ms`; the table stays within `max_bans`.
@@ -527,10 +543,26 @@ mod tests {
             due,
             vec![addr("10.0.0.1:1"), addr("10.0.0.2:1"), addr("10.0.0.3:1")]
         );
-        book.connected(addr("10.0.0.1:1"), node(1), Timestamp(0));
+        book.dial_proved(addr("10.0.0.1:1"), node(1));
         assert!(book.is_configured_node(&node(1)));
-        book.connected(addr("10.0.0.3:1"), node(3), Timestamp(0));
+        book.dial_proved(addr("10.0.0.3:1"), node(3));
         assert!(!book.is_configured_node(&node(3)));
+    }
+
+    #[test]
+    fn a_stranger_announcing_a_configured_address_is_not_that_peer() {
+        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, Timestamp(0));
+        book.dials_due(Timestamp(0), 8, |_| false);
+        book.dial_proved(addr("10.0.0.1:1"), node(1));
+        book.dial_failed(addr("10.0.0.1:1"), Timestamp(0));
+        // An inbound stranger claims the address as its listen address.
+        book.connected(addr("10.0.0.1:1"), node(66), Timestamp(0));
+        assert!(!book.is_configured_node(&node(66)));
+        assert_eq!(
+            book.dials_due(Timestamp(u64::MAX / 2), 8, |n| *n == node(66)),
+            vec![addr("10.0.0.1:1")],
+            "the real peer is still dialed"
+        );
     }
 
     #[test]
