@@ -10,6 +10,9 @@
 //! queued during one wake-up is written once at its end, so a poll's small
 //! messages neither wait for Nagle nor cost one syscall each.
 
+use super::admission::{
+    admit_inbound, budget_victim, Admission, AdmissionLimits, Holder, Refusal, Slot,
+};
 use super::gossip::{seen_capacity, SeenSet};
 use super::handshake::{HandshakeError, LocalHello, PeerHello};
 use super::message::{Message, MessageClass, MessageLimits, MessageTag};
@@ -38,7 +41,9 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_PEER_TOKEN: usize = 2;
 /// Bytes read from a socket per `read` call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The smallest pre-handshake frame cap that still carries a `Hello`.
+const MIN_HANDSHAKE_FRAME_BYTES: usize = 1024;
 
 /// Everything the net layer is configured with; units are in the names.
 #[derive(Clone, Debug)]
@@ -49,9 +54,18 @@ pub struct NetConfig {
     pub configured_peers: Vec<SocketAddr>,
     /// Frame and per-message count limits (`messages.max_frame_bytes` is the frame cap).
     pub messages: MessageLimits,
-    /// Connections of any kind, established or not.
-    pub max_peers: usize,
+    /// Inbound budget, per-address caps and eviction protections for
+    /// strangers; validators and configured peers hold reserved slots.
+    pub admission: AdmissionLimits,
+    /// Dialed gossiped addresses; configured peers are dialed beyond it.
+    pub max_outbound_peers: usize,
+    /// Per peer; at least one largest frame, so any message can be sent.
     pub write_queue_bytes_max: usize,
+    /// Frame cap until the handshake completes (a `Hello` fits).
+    pub handshake_frame_bytes_max: usize,
+    /// Read buffers plus write queues over all connections: past it the
+    /// largest holders are disconnected (not banned).
+    pub buffer_budget_bytes: usize,
     /// Request limits per peer (see [`RateLimits::for_load`]).
     pub rate_limits: RateLimits,
     /// The validator set's node ids: once one proves its id, its messages
@@ -84,12 +98,17 @@ impl NetConfig {
             listen_addr,
             configured_peers: Vec::new(),
             messages: MessageLimits::default(),
-            max_peers: 64,
-            write_queue_bytes_max: 16 * 1024 * 1024,
+            admission: AdmissionLimits::default(),
+            max_outbound_peers: 16,
+            // One largest frame (a `Blocks` answer) plus room for ordinary traffic.
+            write_queue_bytes_max: MessageLimits::default().max_frame_bytes + 1024 * 1024,
+            handshake_frame_bytes_max: 4 * 1024,
+            // With an idle node at ~15 MiB, keeps a node under attack within ~64 MiB.
+            buffer_budget_bytes: 32 * 1024 * 1024,
             rate_limits: RateLimits::default(),
             validators: Vec::new(),
             ban_duration_ms: 60 * 60 * 1000,
-            handshake_timeout_ms: 10_000,
+            handshake_timeout_ms: 5_000,
             ping_interval_ms: 30_000,
             get_peers_interval_ms: 60_000,
             dial_backoff_base_ms: 1_000,
@@ -102,6 +121,24 @@ impl NetConfig {
             rng_seed: None,
             tip_height: 0,
         }
+    }
+
+    /// Refuses settings under which the limits would defeat themselves.
+    pub fn check(&self) -> Result<(), String> {
+        self.admission.check()?;
+        if self.handshake_frame_bytes_max < MIN_HANDSHAKE_FRAME_BYTES {
+            return Err(format!(
+                "handshake_frame_bytes_max ({}) must be at least {MIN_HANDSHAKE_FRAME_BYTES}: a Hello must fit",
+                self.handshake_frame_bytes_max
+            ));
+        }
+        if self.buffer_budget_bytes < self.write_queue_bytes_max {
+            return Err(format!(
+                "buffer_budget_bytes ({}) must be at least write_queue_bytes_max ({})",
+                self.buffer_budget_bytes, self.write_queue_bytes_max
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +194,8 @@ pub struct PeerInfo {
     pub connected_at: Timestamp,
     pub tip_height: Option<u64>,
     pub queued_bytes: usize,
+    /// Its share of the buffer budget: the frame being received plus `queued_bytes`.
+    pub buffered_bytes: usize,
     pub misbehaviour_score: u32,
 }
 
@@ -299,6 +338,9 @@ pub fn spawn_net(
     chain_id: ChainId,
     genesis_hash: Hash,
 ) -> io::Result<NetHandle> {
+    config
+        .check()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let poll = Poll::new()?;
     let mut listener = TcpListener::bind(config.listen_addr)?;
     let local_addr = listener.local_addr()?;
@@ -342,6 +384,7 @@ pub fn spawn_net(
             write_queue_bytes_max: config.write_queue_bytes_max,
             rate_limits: config.rate_limits,
             handshake_timeout_ms: config.handshake_timeout_ms,
+            handshake_frame_bytes_max: config.handshake_frame_bytes_max,
             validators: Arc::new(config.validators.iter().copied().collect()),
         },
         identity,
@@ -357,6 +400,7 @@ pub fn spawn_net(
         delivered: SeenSet::new(config.gossip_seen_capacity),
         relayed: SeenSet::new(config.gossip_seen_capacity),
         shared: shared.clone(),
+        buffered_bytes: 0,
         last_ping: now,
         last_get_peers: now,
         config,
@@ -387,6 +431,12 @@ struct Conn {
     connecting: bool,
     /// The address we dialed (outbound only).
     dialed: Option<SocketAddr>,
+    /// A proven validator or configured peer: a reserved slot, never evicted or banned by IP.
+    reserved: bool,
+    /// When it last sent something new (protects it from eviction).
+    last_useful_at: Option<Timestamp>,
+    /// Its share of [`NetLoop::buffered_bytes`] at the last accounting.
+    accounted_bytes: usize,
 }
 
 /// How a connection ended, for the peer book, bans and metrics.
@@ -395,6 +445,10 @@ enum Close {
     Quiet,
     /// Lost the one-connection-per-pair tie-break: no events, no backoff.
     Duplicate,
+    /// An inbound stranger evicted to admit a newcomer.
+    Evicted,
+    /// The largest holder when all buffers together passed the budget.
+    OverBudget,
     Error(PeerError),
 }
 
@@ -419,6 +473,8 @@ struct NetLoop {
     delivered: SeenSet,
     relayed: SeenSet,
     shared: Arc<Shared>,
+    /// Read buffers plus write queues over all connections (see `account`).
+    buffered_bytes: usize,
     last_ping: Timestamp,
     last_get_peers: Timestamp,
 }
@@ -499,20 +555,31 @@ impl NetLoop {
                 peer,
                 connecting: dialed.is_some(),
                 dialed,
+                reserved: false,
+                last_useful_at: None,
+                accounted_bytes: 0,
             },
         );
+        self.account(token);
     }
 
     fn accept_all(&mut self, now: Timestamp) {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
-                    if self.conns.len() >= self.config.max_peers
-                        || self.book.is_banned(&BanKey::Ip(addr.ip()), now)
-                    {
-                        bump(&self.shared.metrics.inbound_refused);
-                        continue; // dropping the stream closes it
+                    match self.admission(addr, now) {
+                        Admission::Admit => {}
+                        Admission::Evict(victim) => {
+                            bump(&self.shared.metrics.inbound_evicted);
+                            self.close(Token(victim), Close::Evicted, now);
+                        }
+                        Admission::Refuse(refusal) => {
+                            log::debug!("refusing {addr}: {}", refusal.name());
+                            self.shared.metrics.refused(refusal);
+                            continue; // dropping the stream closes it
+                        }
                     }
+                    bump(&self.shared.metrics.inbound_admitted);
                     self.add_conn(stream, addr, None, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -523,6 +590,65 @@ impl NetLoop {
                     return;
                 }
             }
+        }
+    }
+
+    /// Whether a connection just accepted from `addr` may stay (see [`super::admission`]).
+    fn admission(&self, addr: SocketAddr, now: Timestamp) -> Admission {
+        let ip = addr.ip();
+        if self.book.is_banned(&BanKey::Ip(ip), now) {
+            return Admission::Refuse(Refusal::Banned);
+        }
+        let inbound: Vec<Slot> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer.inbound)
+            .map(|(token, c)| Slot {
+                id: token.0,
+                ip: c.peer.addr.ip(),
+                connected_at: c.peer.connected_at,
+                reserved: c.reserved,
+                established: c.peer.node_id().is_some(),
+                last_useful_at: c.last_useful_at,
+            })
+            .collect();
+        let trusted = self.book.is_protected_ip(&ip);
+        admit_inbound(&self.config.admission, &inbound, ip, trusted)
+    }
+
+    /// Brings `token`'s share of the buffer total up to date.
+    fn account(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let held = conn.peer.buffered_bytes();
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(conn.accounted_bytes) + held;
+        conn.accounted_bytes = held;
+        let metrics = &self.shared.metrics;
+        let total = self.buffered_bytes as u64;
+        metrics.buffered_bytes.store(total, Ordering::Relaxed);
+        metrics
+            .buffered_bytes_peak
+            .fetch_max(total, Ordering::Relaxed);
+    }
+
+    /// Closes the largest holders until all buffers fit the budget.
+    fn enforce_budget(&mut self, now: Timestamp) {
+        while self.buffered_bytes > self.config.buffer_budget_bytes {
+            let holders: Vec<Holder> = self
+                .conns
+                .iter()
+                .map(|(token, c)| Holder {
+                    id: token.0,
+                    bytes: c.accounted_bytes,
+                    reserved: c.reserved,
+                })
+                .collect();
+            let Some(victim) = budget_victim(&holders) else {
+                return;
+            };
+            bump(&self.shared.metrics.budget_disconnects);
+            self.close(Token(victim), Close::OverBudget, now);
         }
     }
 
@@ -564,6 +690,9 @@ impl NetLoop {
                         break Err(Close::Error(e));
                     }
                     self.handle_peer_events(token, &mut peer_events, now);
+                    // Checked at every chunk: one fast sender cannot overshoot by more.
+                    self.account(token);
+                    self.enforce_budget(now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -594,6 +723,9 @@ impl NetLoop {
             return;
         };
         let (addr, inbound, dialed) = (conn.peer.addr, conn.peer.inbound, conn.dialed);
+        if let Some(d) = dialed {
+            self.book.dial_proved(d, hello.node_id);
+        }
         if self.book.is_banned(&BanKey::Node(hello.node_id), now) {
             return self.close(token, Close::Quiet, now);
         }
@@ -628,6 +760,14 @@ impl NetLoop {
         if let Some(reachable) = dialed.or(hello.listen_addr) {
             self.book.connected(reachable, hello.node_id, now);
         }
+        let validator = self.limits.validators.contains(&hello.node_id);
+        if validator {
+            self.book.validator_seen(hello.node_id, addr.ip());
+        }
+        let reserved = validator || self.book.is_configured_node(&hello.node_id);
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.reserved = reserved;
+        }
         self.send(token, &Message::GetPeers, now);
     }
 
@@ -654,7 +794,14 @@ impl NetLoop {
             _ if hash.is_some_and(|h| !self.delivered.insert(h)) => {
                 bump(&self.shared.metrics.gossip_duplicates);
             }
-            msg => self.deliver(tag.class(), NetEvent::Message { from, msg }),
+            msg => {
+                if is_useful(tag) {
+                    if let Some(conn) = self.conns.get_mut(&token) {
+                        conn.last_useful_at = Some(now);
+                    }
+                }
+                self.deliver(tag.class(), NetEvent::Message { from, msg });
+            }
         }
     }
 
@@ -682,6 +829,8 @@ impl NetLoop {
             Ok(()) => {
                 self.shared.metrics.message_out(tag);
                 self.unflushed.insert(token);
+                self.account(token);
+                self.enforce_budget(now);
             }
             Err(e) => self.close(token, Close::Error(e), now),
         }
@@ -702,20 +851,27 @@ impl NetLoop {
         if conn.connecting {
             return;
         }
+        let result = Self::write_queued(conn, &self.shared.metrics);
+        self.account(token);
+        if result.is_err() {
+            self.close(token, Close::Quiet, now);
+        }
+    }
+
+    /// Writes until the queue is empty or the socket would block; `Err` if it is closed.
+    fn write_queued(conn: &mut Conn, metrics: &NetMetrics) -> Result<(), ()> {
         while !conn.peer.write_queue().is_empty() {
             match conn.peer.write_queue().write_to(&mut conn.stream) {
-                Ok(0) => return self.close(token, Close::Quiet, now),
+                Ok(0) => return Err(()),
                 Ok(n) => {
-                    self.shared
-                        .metrics
-                        .bytes_out
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    metrics.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.close(token, Close::Quiet, now),
+                Err(_) => return Err(()),
             }
         }
+        Ok(())
     }
 
     fn close(&mut self, token: Token, close: Close, now: Timestamp) {
@@ -723,8 +879,22 @@ impl NetLoop {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(conn.accounted_bytes);
         let node_id = conn.peer.node_id();
         let metrics = &self.shared.metrics;
+        metrics
+            .buffered_bytes
+            .store(self.buffered_bytes as u64, Ordering::Relaxed);
+        match &close {
+            Close::Evicted => log::debug!("evicted inbound {} ({node_id:?})", conn.peer.addr),
+            Close::OverBudget => log::info!(
+                "closing {} ({node_id:?}): its {} buffered bytes passed the budget of {} over all peers",
+                conn.peer.addr,
+                conn.accounted_bytes,
+                self.config.buffer_budget_bytes
+            ),
+            Close::Quiet | Close::Duplicate | Close::Error(_) => {}
+        }
         if let Some(dialed) = conn.dialed {
             match (&close, node_id) {
                 (Close::Error(PeerError::Handshake(HandshakeError::SelfConnection)), _) => {
@@ -741,9 +911,10 @@ impl NetLoop {
         if let Close::Error(e) = &close {
             if e.deserves_ban() {
                 bump(&metrics.misbehaviour_disconnects);
-                // A validator's IP may host other validators: its id answers for it.
-                let ip_banned = !conn.peer.is_validator()
-                    && self.book.ban(BanKey::Ip(conn.peer.addr.ip()), now);
+                // A validator's or configured peer's IP may host other
+                // nodes: its id answers for it.
+                let ip_banned =
+                    !conn.reserved && self.book.ban(BanKey::Ip(conn.peer.addr.ip()), now);
                 if let Some(n) = node_id {
                     self.book.ban(BanKey::Node(n), now);
                 }
@@ -751,13 +922,16 @@ impl NetLoop {
                     (true, true) => "banned by address and node id",
                     (true, false) => "banned by address",
                     (false, true) => "banned by node id",
-                    (false, false) => "not banned: a configured peer's host",
+                    (false, false) => "not banned: a configured peer's or validator's host",
                 };
                 log::info!("closing {} ({node_id:?}), {banned}: {e}", conn.peer.addr);
             } else {
                 log::debug!("closing {}: {e}", conn.peer.addr);
-                if matches!(e, PeerError::WriteQueueFull(_)) {
-                    bump(&metrics.write_queue_overflows);
+                match e {
+                    PeerError::WriteQueueFull(_) => bump(&metrics.write_queue_overflows),
+                    PeerError::Handshake(HandshakeError::SelfConnection) => {}
+                    PeerError::Handshake(_) => bump(&metrics.handshake_drops),
+                    _ => {}
                 }
             }
         }
@@ -848,7 +1022,8 @@ impl NetLoop {
         for (token, e) in expired {
             self.close(token, Close::Error(e), now);
         }
-        let budget = self.config.max_peers.saturating_sub(self.conns.len());
+        let outbound = self.conns.values().filter(|c| !c.peer.inbound).count();
+        let budget = self.config.max_outbound_peers.saturating_sub(outbound);
         let by_node = &self.by_node;
         for addr in self
             .book
@@ -890,6 +1065,7 @@ impl NetLoop {
                 connected_at: c.peer.connected_at,
                 tip_height: c.peer.hello().map(|h| h.tip_height),
                 queued_bytes: c.peer.queued_bytes(),
+                buffered_bytes: c.accounted_bytes,
                 misbehaviour_score: c.peer.score(),
             })
             .collect();
@@ -902,4 +1078,14 @@ impl NetLoop {
             Err(poisoned) => *poisoned.into_inner() = infos,
         }
     }
+}
+
+/// Whether a message shows the peer serves us (fresh gossip, answers,
+/// blocks): such peers are protected from eviction.
+fn is_useful(tag: MessageTag) -> bool {
+    tag.is_gossip()
+        || matches!(
+            tag,
+            MessageTag::Votes | MessageTag::Txs | MessageTag::BlockAnnounce | MessageTag::Blocks
+        )
 }

@@ -8,6 +8,9 @@
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
+/// Most a frame's buffer grows by at once, so memory accounting checked
+/// after each read never lags the bytes really held by more than this.
+pub const MAX_GROWTH_BYTES: usize = 1024 * 1024;
 
 /// Why a byte stream is not a valid sequence of frames. Always the sender's fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +46,16 @@ impl FrameDecoder {
     /// Consumes `bytes`, appending every completed payload to `frames`.
     /// After an error the stream is unusable: close the connection.
     pub fn push(&mut self, mut bytes: &[u8], frames: &mut Vec<Vec<u8>>) -> Result<(), FrameError> {
+        while let Some(frame) = self.next_frame(&mut bytes)? {
+            frames.push(frame);
+        }
+        Ok(())
+    }
+
+    /// Consumes `bytes` up to the end of the next completed payload and
+    /// returns it, or consumes them all and returns `None`. Lets the caller
+    /// act on a frame (e.g. raise the cap after a handshake) before the next.
+    pub fn next_frame(&mut self, bytes: &mut &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
         while !bytes.is_empty() {
             match self.body_len {
                 None => {
@@ -50,7 +63,7 @@ impl FrameDecoder {
                     let (head, rest) = bytes.split_at(take);
                     self.header[self.header_have..self.header_have + take].copy_from_slice(head);
                     self.header_have += take;
-                    bytes = rest;
+                    *bytes = rest;
                     if self.header_have == FRAME_HEADER_BYTES {
                         let len = u32::from_le_bytes(self.header);
                         // Checked before any allocation: a 1 GiB prefix costs nothing.
@@ -67,22 +80,35 @@ impl FrameDecoder {
                 Some(len) => {
                     let take = (len - self.body.len()).min(bytes.len());
                     let (part, rest) = bytes.split_at(take);
-                    // Memory follows the bytes actually received.
+                    // Memory follows the bytes actually received: at most
+                    // double them (or MAX_GROWTH_BYTES more), never past
+                    // the announced length.
+                    let need = self.body.len() + take;
+                    let cap = self.body.capacity();
+                    if need > cap {
+                        let grown = need.max(cap + cap.min(MAX_GROWTH_BYTES)).min(len);
+                        self.body.reserve_exact(grown - self.body.len());
+                    }
                     self.body.extend_from_slice(part);
-                    bytes = rest;
+                    *bytes = rest;
                 }
             }
             if self.body_len == Some(self.body.len()) {
                 self.body_len = None;
-                frames.push(std::mem::take(&mut self.body));
+                return Ok(Some(std::mem::take(&mut self.body)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Bytes of the frame in progress (for memory accounting).
+    /// Memory held by the frame in progress (for the buffer budget).
     pub fn buffered_bytes(&self) -> usize {
-        self.header_have + self.body.len()
+        self.header_have + self.body.capacity()
+    }
+
+    /// Changes the cap for frames not yet started (raised once the handshake completes).
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
     }
 }
 
@@ -150,6 +176,38 @@ mod tests {
         decoder.push(&frame[6..], &mut frames).unwrap();
         assert_eq!(frames, vec![b"hello".to_vec()]);
         assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_frame_in_progress_holds_at_most_twice_what_arrived_and_never_past_its_length() {
+        let len = 100_000usize;
+        let mut decoder = FrameDecoder::new(len);
+        let mut frames = Vec::new();
+        decoder
+            .push(&(len as u32).to_le_bytes(), &mut frames)
+            .unwrap();
+        let mut arrived = 0;
+        while arrived < len - 1 {
+            let chunk = 7_000.min(len - 1 - arrived);
+            decoder.push(&vec![0; chunk], &mut frames).unwrap();
+            arrived += chunk;
+            let held = decoder.buffered_bytes();
+            assert!(held <= (2 * arrived).min(arrived + MAX_GROWTH_BYTES).min(len));
+        }
+        decoder.push(&[0], &mut frames).unwrap();
+        assert_eq!(frames.len(), 1);
+    }
+
+    #[test]
+    fn the_cap_applies_to_frames_not_yet_started() {
+        let frame = encode_frame(&[1; 100], 100).unwrap();
+        let mut decoder = FrameDecoder::new(64);
+        let mut frames = Vec::new();
+        assert!(decoder.push(&frame, &mut frames).is_err());
+        let mut decoder = FrameDecoder::new(64);
+        decoder.set_max_frame_bytes(100);
+        decoder.push(&frame, &mut frames).unwrap();
+        assert_eq!(frames.len(), 1);
     }
 
     #[test]

@@ -46,9 +46,17 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
-    /// A connection to ourselves is not misbehaviour; everything else is refused and banned.
+    /// Whether the peer is at fault. An honest peer may run another
+    /// release (version) or be slow (timeout): disconnect, let it retry
+    /// with backoff. A connection to ourselves is no one's fault. Another
+    /// chain, a bad key or signature, or a message out of order is banned.
     pub fn deserves_ban(&self) -> bool {
-        !matches!(self, HandshakeError::SelfConnection)
+        !matches!(
+            self,
+            HandshakeError::SelfConnection
+                | HandshakeError::WrongVersion { .. }
+                | HandshakeError::Timeout { .. }
+        )
     }
 }
 
@@ -252,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_chain_genesis_or_version_is_refused_and_banned() {
+    fn wrong_chain_genesis_or_version_is_refused_and_only_another_chain_is_banned() {
         let ((_, _, hello_a), (kb, _, _)) = pair();
         let cases = [
             (
@@ -281,7 +289,8 @@ mod tests {
             let (mut hb, _) = Handshake::start(local(&kb), Hash::ZERO, Timestamp(0), 1000);
             let err = hb.on_hello(hello, &kb).unwrap_err();
             assert!(format!("{err:?}").starts_with(want), "{err:?}");
-            assert!(err.deserves_ban());
+            // Another release of the software is not an attack.
+            assert_eq!(err.deserves_ban(), want != "WrongVersion", "{err:?}");
         }
     }
 
@@ -326,6 +335,8 @@ mod tests {
             ha.check_deadline(Timestamp(1000)),
             Err(HandshakeError::Timeout { timeout_ms: 1000 })
         );
+        // A slow peer is disconnected, not banned.
+        assert!(!HandshakeError::Timeout { timeout_ms: 1000 }.deserves_ban());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! `getnetworkinfo`, Prometheus). Relaxed atomics: each counter is
 //! independent. Never holds anything keyed by outside input.
 
+use super::admission::Refusal;
 use super::message::{MessageClass, MessageTag};
 use crate::consensus::messages::Verdict;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const TAGS: usize = MessageTag::ALL.len();
 const CLASSES: usize = MessageClass::ALL.len();
+const REFUSALS: usize = Refusal::ALL.len();
 const VERDICTS: [(Verdict, &str); 3] = [
     (Verdict::Valid, "valid"),
     (Verdict::Invalid, "invalid"),
@@ -46,8 +48,20 @@ pub struct NetMetrics {
     pub gossip_duplicates: AtomicU64,
     /// Broadcasts of gossip already relayed, not sent again.
     pub gossip_suppressed: AtomicU64,
-    /// Inbound connections refused (banned address or `max_peers` reached).
-    pub inbound_refused: AtomicU64,
+    /// Inbound connections refused, per [`Refusal`].
+    inbound_refused: [AtomicU64; REFUSALS],
+    /// Inbound connections accepted (some after evicting another).
+    pub inbound_admitted: AtomicU64,
+    /// Inbound strangers closed to make room for a newcomer.
+    pub inbound_evicted: AtomicU64,
+    /// Connections closed because all buffers together passed the budget.
+    pub budget_disconnects: AtomicU64,
+    /// Handshakes that failed without blame (another version, too slow): no ban.
+    pub handshake_drops: AtomicU64,
+    /// Read buffers plus write queues over all connections, in bytes (gauge).
+    pub buffered_bytes: AtomicU64,
+    /// Highest `buffered_bytes` seen since start.
+    pub buffered_bytes_peak: AtomicU64,
     /// Second connections to an already connected node, closed by the tie-break.
     pub duplicate_connections: AtomicU64,
     pub dials: AtomicU64,
@@ -77,7 +91,16 @@ pub struct NetMetricsSnapshot {
     pub verdicts_in: Vec<(&'static str, u64)>,
     pub gossip_duplicates: u64,
     pub gossip_suppressed: u64,
+    /// Over every reason.
     pub inbound_refused: u64,
+    /// `(reason name, count)` for every [`Refusal`].
+    pub inbound_refused_by_reason: Vec<(&'static str, u64)>,
+    pub inbound_admitted: u64,
+    pub inbound_evicted: u64,
+    pub budget_disconnects: u64,
+    pub handshake_drops: u64,
+    pub buffered_bytes: u64,
+    pub buffered_bytes_peak: u64,
     pub duplicate_connections: u64,
     pub dials: u64,
 }
@@ -91,6 +114,12 @@ impl NetMetricsSnapshot {
         self.messages_out.get(tag.index()).map_or(0, |(_, n)| *n)
     }
 
+    pub fn inbound_refused_of(&self, refusal: Refusal) -> u64 {
+        self.inbound_refused_by_reason
+            .get(refusal.index())
+            .map_or(0, |(_, n)| *n)
+    }
+
     pub fn rate_limited_of(&self, class: MessageClass) -> u64 {
         self.rate_limited_by_class
             .get(class.index())
@@ -101,7 +130,7 @@ impl NetMetricsSnapshot {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let scalars: [(&str, &str, u64); 15] = [
+        let scalars: [(&str, &str, u64); 20] = [
             ("bytes_in_total", "Bytes received from peers", self.bytes_in),
             ("bytes_out_total", "Bytes sent to peers", self.bytes_out),
             ("peers", "Established peer connections", self.peers),
@@ -147,9 +176,34 @@ impl NetMetricsSnapshot {
                 self.gossip_suppressed,
             ),
             (
-                "inbound_refused_total",
-                "Inbound connections refused",
-                self.inbound_refused,
+                "inbound_admitted_total",
+                "Inbound connections accepted",
+                self.inbound_admitted,
+            ),
+            (
+                "inbound_evicted_total",
+                "Inbound strangers evicted to make room",
+                self.inbound_evicted,
+            ),
+            (
+                "budget_disconnects_total",
+                "Connections closed because all buffers together passed the budget",
+                self.budget_disconnects,
+            ),
+            (
+                "handshake_drops_total",
+                "Handshakes failed without blame (version, timeout), not banned",
+                self.handshake_drops,
+            ),
+            (
+                "buffered_bytes",
+                "Read buffers and write queues over all connections",
+                self.buffered_bytes,
+            ),
+            (
+                "buffered_bytes_peak",
+                "Highest buffered_bytes since start",
+                self.buffered_bytes_peak,
             ),
             (
                 "duplicate_connections_total",
@@ -187,6 +241,12 @@ impl NetMetricsSnapshot {
                 "verdict",
                 &self.verdicts_in,
             ),
+            (
+                "inbound_refused_total",
+                "Inbound connections refused, by reason",
+                "reason",
+                &self.inbound_refused_by_reason,
+            ),
         ];
         for (name, help, label, counts) in labelled {
             let _ = writeln!(
@@ -219,6 +279,10 @@ impl NetMetrics {
         self.rate_limited.get(class.index()).map(bump);
     }
 
+    pub fn refused(&self, refusal: Refusal) {
+        self.inbound_refused.get(refusal.index()).map(bump);
+    }
+
     pub fn verdict_in(&self, verdict: Verdict) {
         if let Some(i) = VERDICTS.iter().position(|(v, _)| *v == verdict) {
             self.verdicts_in.get(i).map(bump);
@@ -238,6 +302,11 @@ impl NetMetrics {
             .iter()
             .zip(&self.rate_limited)
             .map(|(class, c)| (class.name(), get(c)))
+            .collect();
+        let inbound_refused_by_reason: Vec<(&str, u64)> = Refusal::ALL
+            .iter()
+            .zip(&self.inbound_refused)
+            .map(|(r, c)| (r.name(), get(c)))
             .collect();
         NetMetricsSnapshot {
             bytes_in: get(&self.bytes_in),
@@ -261,7 +330,14 @@ impl NetMetrics {
                 .collect(),
             gossip_duplicates: get(&self.gossip_duplicates),
             gossip_suppressed: get(&self.gossip_suppressed),
-            inbound_refused: get(&self.inbound_refused),
+            inbound_refused: inbound_refused_by_reason.iter().map(|(_, n)| n).sum(),
+            inbound_refused_by_reason,
+            inbound_admitted: get(&self.inbound_admitted),
+            inbound_evicted: get(&self.inbound_evicted),
+            budget_disconnects: get(&self.budget_disconnects),
+            handshake_drops: get(&self.handshake_drops),
+            buffered_bytes: get(&self.buffered_bytes),
+            buffered_bytes_peak: get(&self.buffered_bytes_peak),
             duplicate_connections: get(&self.duplicate_connections),
             dials: get(&self.dials),
         }

@@ -5,10 +5,12 @@
 //! clock through `time::SystemClock`, and drives the pure parts:
 //! [`frame`] (length-prefixed frames), [`message`] (tagged wire messages),
 //! [`handshake`], [`peer`] (one connection), [`rate_limit`] (what a peer
-//! may ask of us), [`peer_book`] (addresses, dialing, bans, one connection
+//! may ask of us), [`admission`] (who holds an inbound slot, whose buffers
+//! go over the memory budget), [`peer_book`] (addresses, dialing, bans, one connection
 //! per node pair) and [`gossip`] (dedup).
 //! It must never touch disk or block on anything but `poll`.
 
+pub mod admission;
 pub mod event_loop;
 pub mod frame;
 pub mod gossip;
@@ -19,6 +21,7 @@ pub mod peer;
 pub mod peer_book;
 pub mod rate_limit;
 
+pub use admission::{AdmissionLimits, Refusal};
 pub use event_loop::{
     spawn_net, NetClient, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
 };

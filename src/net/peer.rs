@@ -126,6 +126,9 @@ pub struct PeerLimits {
     pub write_queue_bytes_max: usize,
     pub rate_limits: RateLimits,
     pub handshake_timeout_ms: u64,
+    /// The frame cap until the handshake completes: a `Hello` fits, so a
+    /// stranger cannot make us buffer a large frame before proving anything.
+    pub handshake_frame_bytes_max: usize,
     /// Node ids (the validator set) whose messages over a limit are dropped
     /// without a score: an honest validator is never at fault for our
     /// limits, and disconnecting one costs every poll that samples it.
@@ -206,7 +209,7 @@ impl Peer {
     ) -> Peer {
         let (handshake, hello) = Handshake::start(local, nonce, now, limits.handshake_timeout_ms);
         let r = limits.rate_limits;
-        let decoder = FrameDecoder::new(limits.messages.max_frame_bytes);
+        let decoder = FrameDecoder::new(limits.handshake_frame_bytes_max);
         let queue = WriteQueue::new(limits.write_queue_bytes_max);
         let mut peer = Peer {
             addr,
@@ -249,6 +252,13 @@ impl Peer {
 
     pub fn queued_bytes(&self) -> usize {
         self.queue.bytes()
+    }
+
+    /// Memory this connection holds in buffers: the frame being received and the write queue.
+    pub fn buffered_bytes(&self) -> usize {
+        self.decoder
+            .buffered_bytes()
+            .saturating_add(self.queue.bytes())
     }
 
     /// Whether the peer proved a node id of the validator set.
@@ -294,9 +304,9 @@ impl Peer {
         identity: &Keypair,
         events: &mut Vec<PeerEvent>,
     ) -> Result<(), PeerError> {
-        let mut frames = Vec::new();
-        self.decoder.push(bytes, &mut frames)?;
-        for payload in frames {
+        // Frame by frame: the handshake's completion raises the cap for the next one.
+        let mut rest = bytes;
+        while let Some(payload) = self.decoder.next_frame(&mut rest)? {
             self.receive_frame(now, &payload, identity, events)?;
         }
         Ok(())
@@ -381,6 +391,8 @@ impl Peer {
             if let Some(hello) = hs.completed() {
                 events.push(PeerEvent::Established(hello.clone()));
                 self.state = PeerState::Established(hello);
+                self.decoder
+                    .set_max_frame_bytes(self.limits.messages.max_frame_bytes);
             }
         }
         Ok(())
@@ -400,6 +412,7 @@ pub(crate) mod tests {
             write_queue_bytes_max: 4096,
             rate_limits: RateLimits::default(),
             handshake_timeout_ms: 1000,
+            handshake_frame_bytes_max: 1024,
             validators: Arc::default(),
         }
     }
@@ -458,6 +471,20 @@ pub(crate) mod tests {
         (ka, a, kb, b)
     }
 
+    /// An inbound connection before its handshake, and the local key.
+    fn stranger() -> (Keypair, Peer) {
+        let kb = Keypair::from_seed_label("b");
+        let peer = Peer::new(
+            "127.0.0.1:1".parse().unwrap(),
+            true,
+            local(&kb),
+            Hash::ZERO,
+            Timestamp(0),
+            limits(),
+        );
+        (kb, peer)
+    }
+
     fn frame_of(msg: &Message) -> Vec<u8> {
         encode_frame(&msg.encode(), 1 << 20).unwrap()
     }
@@ -475,15 +502,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_message_before_the_handshake_is_refused() {
-        let kb = Keypair::from_seed_label("b");
-        let mut b = Peer::new(
-            "127.0.0.1:1".parse().unwrap(),
-            true,
-            local(&kb),
-            Hash::ZERO,
-            Timestamp(0),
-            limits(),
-        );
+        let (kb, mut b) = stranger();
         let err = b
             .receive(
                 Timestamp(0),
@@ -680,6 +699,25 @@ pub(crate) mod tests {
         assert!(!err.deserves_ban());
         assert!(a.queued_bytes() <= limits().write_queue_bytes_max);
         assert!(sent > 0);
+    }
+
+    #[test]
+    fn a_large_frame_is_refused_before_the_handshake_and_allowed_after() {
+        let big = encode_frame(&[0; 2048], 1 << 20).unwrap();
+        let (kb, mut newcomer) = stranger();
+        let err = newcomer
+            .receive(Timestamp(0), &big[..8], &kb, &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, PeerError::Frame(_)), "{err:?}");
+        // Nothing reserved for the body: only the length prefix was held.
+        assert_eq!(
+            newcomer.buffered_bytes() - newcomer.queued_bytes(),
+            crate::net::frame::FRAME_HEADER_BYTES
+        );
+        let (_, _, kb, mut b) = connected(limits());
+        b.receive(Timestamp(0), &big[..8], &kb, &mut Vec::new())
+            .unwrap();
+        assert!(b.buffered_bytes() > b.queued_bytes());
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! exponential backoff and jitter, timed bans, addresses learned by
 //! `GetPeers/Peers`, and the tie-break that keeps one connection per node pair.
 //!
-//! An IP a configured peer lives on is never banned: on one host (a devnet
-//! on 127.0.0.1) or behind one NAT, one hostile peer would otherwise cut
-//! every validator there off. Peers from such an IP are banned by node id
-//! after the handshake instead.
+//! An IP a configured peer or a proven validator lives on is never banned:
+//! on one host (a devnet on 127.0.0.1) or behind one NAT, one hostile peer
+//! would otherwise cut every validator there off. Peers from such an IP are
+//! banned by node id after the handshake instead.
 //!
 //! Sans-IO: `now` is passed in and the jitter comes from a seeded RNG, so a
 //! run replays exactly. It never opens a socket; the event loop asks it what
@@ -55,6 +55,9 @@ struct KnownAddr {
     next_dial_at: Timestamp,
     state: DialState,
     node_id: Option<NodeId>,
+    /// The node that proved its key on a connection we dialed to this
+    /// address (an inbound peer's announced address proves nothing).
+    proven: Option<NodeId>,
 }
 
 /// Addresses, dial schedule and bans.
@@ -66,6 +69,9 @@ pub struct PeerBook {
     own_addrs: BTreeSet<SocketAddr>,
     /// IPs of configured peers: never banned by IP.
     protected_ips: BTreeSet<IpAddr>,
+    /// Where each validator last proved its key from: never banned by IP.
+    /// Bounded by the validator set (only proven validators are entered).
+    validator_ips: BTreeMap<NodeId, IpAddr>,
     bans: BTreeMap<BanKey, Timestamp>,
 }
 
@@ -95,6 +101,7 @@ impl PeerBook {
             known: BTreeMap::new(),
             own_addrs: own_listen_addr.into_iter().collect(),
             protected_ips: BTreeSet::new(),
+            validator_ips: BTreeMap::new(),
             bans: BTreeMap::new(),
             config,
         };
@@ -117,6 +124,7 @@ impl PeerBook {
             next_dial_at: now,
             state: DialState::Idle,
             node_id: None,
+            proven: None,
         });
         k.configured = true;
     }
@@ -134,8 +142,9 @@ impl PeerBook {
         half + self.rng.next_u64() % (full - half + 1)
     }
 
-    /// Addresses to dial now (at most `budget`), skipping connected nodes,
-    /// ourselves and bans; each is marked as being dialed.
+    /// Addresses to dial now, skipping connected nodes, ourselves and
+    /// bans; each is marked as being dialed. Configured peers have reserved
+    /// slots; at most `budget` gossiped addresses are dialed.
     pub fn dials_due(
         &mut self,
         now: Timestamp,
@@ -143,9 +152,10 @@ impl PeerBook {
         is_connected: impl Fn(&NodeId) -> bool,
     ) -> Vec<SocketAddr> {
         let mut due = Vec::new();
+        let mut gossiped = 0;
         for (addr, k) in &self.known {
-            if due.len() >= budget {
-                break;
+            if !k.configured && gossiped >= budget {
+                continue;
             }
             let banned = self
                 .bans
@@ -161,6 +171,7 @@ impl PeerBook {
                 && !k.node_id.as_ref().is_some_and(&is_connected)
             {
                 due.push(*addr);
+                gossiped += usize::from(!k.configured);
             }
         }
         for addr in &due {
@@ -195,6 +206,10 @@ impl PeerBook {
         }
         self.insert_bounded(addr, now);
         if let Some(k) = self.known.get_mut(&addr) {
+            // A stranger announcing a configured peer's address is not that peer.
+            if k.configured && k.proven.is_some_and(|p| p != node_id) {
+                return;
+            }
             k.failures = 0;
             k.state = DialState::Connected;
             k.node_id = Some(node_id);
@@ -254,6 +269,7 @@ impl PeerBook {
                 next_dial_at: now,
                 state: DialState::Idle,
                 node_id: None,
+                proven: None,
             },
         );
     }
@@ -276,9 +292,30 @@ impl PeerBook {
         live
     }
 
-    /// Whether a configured peer lives on `ip` (so it is never banned by IP).
+    /// Whether a configured peer or a proven validator lives on `ip` (so
+    /// it is never banned by IP).
     pub fn is_protected_ip(&self, ip: &IpAddr) -> bool {
-        self.protected_ips.contains(ip)
+        self.protected_ips.contains(ip) || self.validator_ips.values().any(|v| v == ip)
+    }
+
+    /// `validator` proved its key from `ip`: protect that address from IP bans.
+    pub fn validator_seen(&mut self, validator: NodeId, ip: IpAddr) {
+        self.validator_ips.insert(validator, ip);
+        self.bans.remove(&BanKey::Ip(ip));
+    }
+
+    /// A connection we dialed to `addr` proved `node_id`'s key.
+    pub fn dial_proved(&mut self, addr: SocketAddr, node_id: NodeId) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.proven = Some(node_id);
+        }
+    }
+
+    /// Whether `node_id` proved its key at a configured address we dialed.
+    pub fn is_configured_node(&self, node_id: &NodeId) -> bool {
+        self.known
+            .values()
+            .any(|k| k.configured && k.proven.as_ref() == Some(node_id))
     }
 
     /// Bans `key` for `ban_duration_ms`; the table stays within `max_bans`.
@@ -485,6 +522,47 @@ mod tests {
         book.add_configured(addr("10.0.0.5:1"), Timestamp(1));
         assert!(!book.is_banned(&BanKey::Ip(other), Timestamp(1)));
         assert!(!book.ban(BanKey::Ip(other), Timestamp(2)));
+    }
+
+    #[test]
+    fn a_validators_address_is_never_banned_by_ip() {
+        let mut book = PeerBook::new(config(&[]), None, 1, Timestamp(0));
+        let host = addr("10.0.0.7:1").ip();
+        assert!(book.ban(BanKey::Ip(host), Timestamp(0)));
+        book.validator_seen(node(7), host);
+        assert!(!book.is_banned(&BanKey::Ip(host), Timestamp(1)));
+        assert!(!book.ban(BanKey::Ip(host), Timestamp(2)));
+    }
+
+    #[test]
+    fn configured_peers_are_dialed_beyond_the_outbound_budget() {
+        let mut book = PeerBook::new(config(&["10.0.0.1:1", "10.0.0.2:1"]), None, 1, Timestamp(0));
+        book.add_gossiped(&[addr("10.0.0.3:1"), addr("10.0.0.4:1")], Timestamp(0));
+        let due = book.dials_due(Timestamp(0), 1, |_| false);
+        assert_eq!(
+            due,
+            vec![addr("10.0.0.1:1"), addr("10.0.0.2:1"), addr("10.0.0.3:1")]
+        );
+        book.dial_proved(addr("10.0.0.1:1"), node(1));
+        assert!(book.is_configured_node(&node(1)));
+        book.dial_proved(addr("10.0.0.3:1"), node(3));
+        assert!(!book.is_configured_node(&node(3)));
+    }
+
+    #[test]
+    fn a_stranger_announcing_a_configured_address_is_not_that_peer() {
+        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, Timestamp(0));
+        book.dials_due(Timestamp(0), 8, |_| false);
+        book.dial_proved(addr("10.0.0.1:1"), node(1));
+        book.dial_failed(addr("10.0.0.1:1"), Timestamp(0));
+        // An inbound stranger claims the address as its listen address.
+        book.connected(addr("10.0.0.1:1"), node(66), Timestamp(0));
+        assert!(!book.is_configured_node(&node(66)));
+        assert_eq!(
+            book.dials_due(Timestamp(u64::MAX / 2), 8, |n| *n == node(66)),
+            vec![addr("10.0.0.1:1")],
+            "the real peer is still dialed"
+        );
     }
 
     #[test]

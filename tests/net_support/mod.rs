@@ -91,6 +91,20 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A stranger sends garbage before its handshake: it is cut off and
+/// counted, and no address is banned (`server`'s validators or configured
+/// peers live on 127.0.0.1 too).
+pub fn garbage_from_a_protected_host_bans_nobody(server: &NetHandle) {
+    let mut hostile = RawPeer::connect(server.local_addr(), "hostile");
+    hostile.recv_hello();
+    hostile.send_raw(&[0xff; 64]).unwrap();
+    hostile.expect_closed();
+    eventually("the hostile peer is counted", || {
+        server.metrics().misbehaviour_disconnects >= 1
+    });
+    assert_eq!(server.metrics().bans, 0, "the protected host is not banned");
+}
+
 pub fn established(handle: &NetHandle) -> Vec<NodeId> {
     handle.peers().iter().filter_map(|p| p.node_id).collect()
 }
@@ -159,6 +173,19 @@ impl RawPeer {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// This peer's `Hello` on `chain_id` speaking protocol `version`, to send by hand.
+    pub fn hello(&self, chain_id: ChainId, version: u32) -> Message {
+        Message::Hello(timecoin::net::Hello {
+            chain_id,
+            genesis_hash: genesis(),
+            version,
+            node_id: self.key.public(),
+            listen_addr: None,
+            tip_height: 0,
+            nonce: Hash::digest(b"hand-made nonce"),
+        })
     }
 
     /// Reads the node's Hello: proof the node accepted the connection.
