@@ -2,24 +2,30 @@
 //! a small worker pool, cookie or user/password auth, Bitcoin-shaped methods
 //! plus TIME's own, and `/metrics` in Prometheus text.
 //!
-//! Request bodies are hostile: sizes are capped before reading and every bad
-//! input is a JSON-RPC error naming what is wrong. Reads go straight to LMDB
+//! Clients are hostile, even local ones: connections are capped and
+//! evicted, every request phase has a deadline, credentials are checked
+//! before a body is read, body sizes and parse costs are capped, and every
+//! bad input is a JSON-RPC error naming what is wrong. Reads go straight to LMDB
 //! snapshots; submissions and engine questions go to the consensus thread
 //! with a reply channel and a timeout, so a worker never waits on consensus
 //! forever (DESIGN §12).
 //!
-//! * [`server`]: HTTP, auth check, body limit, batch handling.
+//! * [`server`]: HTTP, deadlines, auth check, body limit, batch handling.
+//! * [`admission`]: which connections are held, per-source caps, eviction.
+//! * [`json_cost`]: the parse-cost bound of a body, before it is parsed.
 //! * [`methods`]: the typed [`methods::Method`] enum and its dispatch.
 //! * [`blocks`]: the checkpoint chain's methods (`getblock`, `verifychain`, …).
 //! * [`archive`]: the store read as the chain archive `verifychain` replays.
 //! * [`errors`]: error codes. [`auth`]: cookie file and Basic credentials.
 //! * [`client`]: the blocking client `time-cli` and tests use.
 
+pub mod admission;
 pub mod archive;
 pub mod auth;
 pub mod blocks;
 pub mod client;
 pub mod errors;
+pub mod json_cost;
 pub mod methods;
 pub mod server;
 
@@ -58,8 +64,9 @@ impl Default for RpcConfig {
             user: None,
             password: None,
             workers: 4,
-            // A batch of the largest transactions in hex, with room to spare.
-            max_body_bytes: 4 * 1024 * 1024,
+            // A full batch of ordinary calls with room to spare; raised to
+            // fit the chain's largest transaction (see `server`).
+            max_body_bytes: 1024 * 1024,
             consensus_timeout: Duration::from_secs(5),
         }
     }

@@ -1,49 +1,83 @@
 //! The HTTP side of the RPC: a listener on 127.0.0.1, one thread per open
-//! connection (`rpc-conn`, at most [`MAX_CONNECTIONS`], keep-alive) that reads
-//! and answers its requests in turn, and a pool of named worker threads
-//! (`rpc-0`, …) that run them. Each request is authenticated and
-//! size-checked before its body is read, parsed as JSON-RPC 2.0 (single or
-//! batch), dispatched through [`methods`], and answered.
+//! connection (`rpc-conn`, keep-alive) that reads and answers its requests
+//! in turn, and a pool of named worker threads (`rpc-0`, …) that run them.
+//! Each request is authenticated and size-checked on its head, before any
+//! body byte is read, bounded in parse cost ([`json_cost`]), parsed as
+//! JSON-RPC 2.0 (single or batch), dispatched through [`methods`], and
+//! answered.
 //!
 //! A connection owns its reader thread for its whole life, so a burst of
 //! keep-alive clients is served at once. (tiny_http's shared pool, used
 //! before, counted woken-but-not-yet-running threads as idle: a burst of
 //! connections could leave one queued until another connection closed,
-//! which the load generator saw as 10 s submit stalls.)
+//! which the load generator saw as 10 s submit stalls. It also has no
+//! deadline on a whole request nor a way to drop idle connections for new
+//! ones, which the limits below need.)
 //!
-//! Everything a client sends is hostile: the head is capped in bytes and
-//! lines, a body needs a `Content-Length` within the limit, a silent
-//! connection is closed after [`IDLE_TIMEOUT`], and the connection count
-//! is capped. It writes `<datadir>/.cookie` and `<datadir>/rpc.port` at
-//! start (the port file last: its presence means ready) and removes both
-//! at stop.
+//! Everything a client sends is hostile, and any local process may connect:
+//! * slots are capped in total and per source address, and a new
+//!   connection takes the slot of an idle or not-yet-speaking one
+//!   ([`admission`]), so silent sockets cannot lock clients out;
+//! * every phase has a deadline on its total time, which a client sending
+//!   one byte at a time cannot extend: [`HEAD_TIMEOUT`] to a complete first
+//!   head, [`KEEP_ALIVE_TIMEOUT`] to the next, [`BODY_TIMEOUT`] to a
+//!   complete body, [`WRITE_TIMEOUT`] to take the answer;
+//! * the head is capped in bytes and lines, a body needs a `Content-Length`
+//!   within the limit, and the bodies held at once share one budget.
+//!
+//! It writes `<datadir>/.cookie` and `<datadir>/rpc.port` at start (the
+//! port file last: its presence means ready) and removes both at stop.
 
+use super::admission::{self, Phase, Table};
 use super::auth::{Cookie, Credentials, COOKIE_USER};
 use super::errors::{self, RpcError};
+use super::json_cost;
 use super::methods::{self, Method};
 use super::{RpcConfig, RpcContext};
 use crossbeam_channel::{bounded, Sender};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const PORT_FILE: &str = "rpc.port";
 /// Requests in one JSON-RPC batch.
 pub const MAX_BATCH: usize = 1_000;
-/// Connections served at once; one more is answered 503 and closed.
-pub const MAX_CONNECTIONS: usize = 64;
-/// A connection silent (or stuck writing) this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections held at once; when all are serving requests, one more is
+/// answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Connections held by one source address. The server listens on loopback,
+/// so this mostly keeps room for a second local address; what keeps one
+/// source's silent sockets from starving another client is eviction.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 64;
+/// From accept to a complete first request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// From an answer to the complete head of the next request on the connection.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// From a complete head to a complete body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// For the client to take an answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bodies held in memory at once, over all connections (at least one
+/// largest body).
+const BODY_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+/// Room beside a transaction's hex in a `sendrawtransaction` body.
+const BODY_SLACK_BYTES: usize = 4 * 1024;
 /// Request line plus headers.
 const MAX_HEAD_BYTES: u64 = 16 * 1024;
 const MAX_HEADER_LINES: usize = 100;
+/// For a refusal to reach a client that is not reading.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a refusal, unread request bytes are drained this long (up to
+/// [`LINGER_BYTES`]) before the close, so the client reads the refusal
+/// rather than a reset.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcStartError {
@@ -65,9 +99,8 @@ pub struct RpcServer {
     listener: TcpListener,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
-    connections: Arc<Connections>,
     /// Dropped at stop, after the connections: workers then run out of work.
-    work: Option<Sender<Job>>,
+    shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     cookie: Cookie,
     port_file: PathBuf,
@@ -78,6 +111,122 @@ struct Handler {
     ctx: RpcContext,
     credentials: Credentials,
     max_body_bytes: usize,
+    stats: Stats,
+}
+
+/// What the accept and connection threads share.
+struct Shared {
+    handler: Arc<Handler>,
+    work: Sender<Job>,
+    connections: Mutex<Table<Open>>,
+    /// Body bytes that may still be taken in.
+    body_budget: AtomicUsize,
+}
+
+impl Shared {
+    fn connections(&self) -> MutexGuard<'_, Table<Open>> {
+        // A panicking connection thread leaves a consistent table behind.
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `id` still holds its slot, now in `phase`.
+    fn enter(&self, id: u64, phase: Phase) -> bool {
+        self.connections().set_phase(id, phase)
+    }
+
+    /// Reserves `bytes` of the body budget until the guard drops.
+    fn take_body_budget(&self, bytes: usize) -> Option<BodyBudget<'_>> {
+        self.body_budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .ok()
+            .map(|_| BodyBudget {
+                budget: &self.body_budget,
+                bytes,
+            })
+    }
+}
+
+struct BodyBudget<'a> {
+    budget: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Drop for BodyBudget<'_> {
+    fn drop(&mut self) {
+        self.budget.fetch_add(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// An open connection's socket (to end it) and reader thread.
+struct Open {
+    stream: TcpStream,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Refusals and evictions, for `/metrics`.
+#[derive(Default)]
+struct Stats {
+    evicted: AtomicU64,
+    refused_full: AtomicU64,
+    timed_out: AtomicU64,
+    unauthorized: AtomicU64,
+    bodies_refused: AtomicU64,
+    over_cost: AtomicU64,
+}
+
+impl Stats {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        use std::fmt::Write;
+        let counters = [
+            (
+                "timecoin_rpc_connections_evicted_total",
+                "Idle or not-yet-speaking RPC connections closed to admit a new one",
+                &self.evicted,
+            ),
+            (
+                "timecoin_rpc_connections_refused_total",
+                "RPC connections answered 503: every slot was serving a request",
+                &self.refused_full,
+            ),
+            (
+                "timecoin_rpc_requests_timed_out_total",
+                "RPC connections closed for a request head or body not complete in time",
+                &self.timed_out,
+            ),
+            (
+                "timecoin_rpc_unauthorized_total",
+                "RPC requests refused 401 before their body was read",
+                &self.unauthorized,
+            ),
+            (
+                "timecoin_rpc_bodies_refused_total",
+                "RPC request bodies refused for their size or the memory budget (413, 503)",
+                &self.bodies_refused,
+            ),
+            (
+                "timecoin_rpc_json_over_cost_total",
+                "JSON-RPC bodies refused for too many values or too deep nesting",
+                &self.over_cost,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
 }
 
 /// A request read off a connection, for a worker to answer on `reply`.
@@ -116,20 +265,53 @@ impl Reply {
     }
 }
 
-/// Each open connection's socket and reader thread, by connection number.
-type OpenConnections = BTreeMap<u64, (TcpStream, JoinHandle<()>)>;
-
-/// The open connections, so `stop` can end them.
-#[derive(Default)]
-struct Connections {
-    open: Mutex<OpenConnections>,
-    next_id: AtomicU64,
+/// The thread drivers' clock: socket deadlines are I/O, not protocol logic.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
 }
 
-impl Connections {
-    fn lock(&self) -> MutexGuard<'_, OpenConnections> {
-        // A panicking connection thread leaves a consistent map behind.
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+/// A socket whose reads (or writes) must all be done by `deadline`: each
+/// call waits only for what is left, so trickling bytes cannot extend it.
+struct Deadlined {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(now());
+        if left.is_zero() {
+            Err(io::ErrorKind::TimedOut.into())
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+/// A socket timeout surfaces as `WouldBlock` on Unix: name it for what it is.
+fn timed_out(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut.into(),
+        _ => e,
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf).map_err(timed_out)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf).map_err(timed_out)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -154,10 +336,15 @@ impl RpcServer {
         if let (Some(user), Some(password)) = (&config.user, &config.password) {
             pairs.push((user.as_str(), password.as_str()));
         }
+        // A `sendrawtransaction` of the largest transaction the chain allows
+        // always fits.
+        let largest_tx_hex = 2 * ctx.spec.config.ledger.max_tx_bytes as usize;
+        let max_body_bytes = config.max_body_bytes.max(largest_tx_hex + BODY_SLACK_BYTES);
         let handler = Arc::new(Handler {
             credentials: Credentials::new(pairs),
             ctx,
-            max_body_bytes: config.max_body_bytes,
+            max_body_bytes,
+            stats: Stats::default(),
         });
         // One request in flight per connection at most.
         let (work, jobs) = bounded::<Job>(MAX_CONNECTIONS);
@@ -175,15 +362,22 @@ impl RpcServer {
                 .map_err(RpcStartError::Spawn)?;
             workers.push(worker);
         }
+        let shared = Arc::new(Shared {
+            handler,
+            work,
+            connections: Mutex::new(Table::new(admission::Limits {
+                total: MAX_CONNECTIONS,
+                per_source: MAX_CONNECTIONS_PER_SOURCE,
+            })),
+            body_budget: AtomicUsize::new(BODY_BUDGET_BYTES.max(max_body_bytes)),
+        });
         let stopping = Arc::new(AtomicBool::new(false));
-        let connections = Arc::new(Connections::default());
         let accepting = listener.try_clone().map_err(RpcStartError::Spawn)?;
         let acceptor = {
-            let (stopping, connections) = (Arc::clone(&stopping), Arc::clone(&connections));
-            let work = work.clone();
+            let (stopping, shared) = (Arc::clone(&stopping), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("rpc-accept".into())
-                .spawn(move || accept_loop(&accepting, &stopping, &connections, &handler, &work))
+                .spawn(move || accept_loop(&accepting, &stopping, &shared))
                 .map_err(RpcStartError::Spawn)?
         };
         let port_file = datadir.join(PORT_FILE);
@@ -199,8 +393,7 @@ impl RpcServer {
             listener,
             stopping,
             acceptor: Some(acceptor),
-            connections,
-            work: Some(work),
+            shared,
             workers,
             cookie,
             port_file,
@@ -224,15 +417,17 @@ impl RpcServer {
                 log::error!("the RPC accept thread panicked");
             }
         }
-        let open = std::mem::take(&mut *self.connections.lock());
-        for (stream, thread) in open.into_values() {
+        let open: Vec<Open> = self.shared.connections().drain().collect();
+        for Open { stream, thread } in open {
             // Reads end; an answer being written still goes out.
             let _ = stream.shutdown(Shutdown::Read);
-            if thread.join().is_err() {
+            if thread.is_some_and(|thread| thread.join().is_err()) {
                 log::error!("an RPC connection thread panicked");
             }
         }
-        drop(self.work.take());
+        // The last sender of work goes (evicted connections' threads end at
+        // once on their shut socket): the workers finish.
+        drop(self.shared);
         for worker in self.workers.drain(..) {
             if worker.join().is_err() {
                 log::error!("an RPC worker panicked");
@@ -245,19 +440,14 @@ impl RpcServer {
     }
 }
 
-/// Accepts until stopped; each connection gets its own thread.
-fn accept_loop(
-    listener: &TcpListener,
-    stopping: &AtomicBool,
-    connections: &Arc<Connections>,
-    handler: &Arc<Handler>,
-    work: &Sender<Job>,
-) {
+/// Accepts until stopped; each connection gets a slot (see [`admission`])
+/// and its own thread.
+fn accept_loop(listener: &TcpListener, stopping: &AtomicBool, shared: &Arc<Shared>) {
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let mut stream = match stream {
+        let stream = match stream {
             Ok(stream) => stream,
             Err(e) => {
                 // EMFILE and friends: give the system a moment, then go on.
@@ -266,98 +456,188 @@ fn accept_loop(
                 continue;
             }
         };
-        let mut open = connections.lock();
-        if open.len() >= MAX_CONNECTIONS {
-            drop(open);
-            let reply = Reply::text(
-                503,
-                &format!("too many RPC connections (limit {MAX_CONNECTIONS}); retry later\n"),
-            );
-            let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
-            let _ = write_reply(&mut stream, &reply, true);
-            continue;
-        }
-        let id = connections.next_id.fetch_add(1, Ordering::Relaxed);
-        let Ok(registered) = stream.try_clone() else {
+        let accepted_at = now();
+        let (Ok(peer), Ok(registered)) = (stream.peer_addr(), stream.try_clone()) else {
             continue;
         };
-        let (handler, work, connections_of_thread) =
-            (Arc::clone(handler), work.clone(), Arc::clone(connections));
+        let open = Open {
+            stream: registered,
+            thread: None,
+        };
+        let mut table = shared.connections();
+        let admitted = match table.admit(peer.ip(), open) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                drop(table);
+                Stats::count(&shared.handler.stats.refused_full);
+                let mut writer = Deadlined {
+                    stream,
+                    deadline: now() + REFUSAL_WRITE_TIMEOUT,
+                };
+                let _ = write_reply(&mut writer, &Reply::text(503, &format!("{full}\n")), true);
+                continue;
+            }
+        };
+        if let Some(evicted) = admitted.evicted {
+            Stats::count(&shared.handler.stats.evicted);
+            log::debug!(
+                "RPC connection evicted ({:?}) for one from {peer}",
+                evicted.phase
+            );
+            // Its thread, blocked reading, ends at once; it is not joined.
+            let _ = evicted.io.stream.shutdown(Shutdown::Both);
+        }
+        let id = admitted.id;
+        let shared_of_thread = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("rpc-conn".into())
             .spawn(move || {
-                serve_connection(stream, &handler, &work);
-                connections_of_thread.lock().remove(&id);
+                serve_connection(&shared_of_thread, id, stream, accepted_at);
+                shared_of_thread.connections().remove(id);
             });
         match thread {
             Ok(thread) => {
-                open.insert(id, (registered, thread));
+                if let Some(open) = table.get_mut(id) {
+                    open.thread = Some(thread);
+                }
             }
-            Err(e) => log::warn!("cannot start an RPC connection thread: {e}"),
+            Err(e) => {
+                table.remove(id);
+                log::warn!("cannot start an RPC connection thread: {e}");
+            }
         }
     }
 }
 
-/// Reads requests off one connection and answers each, until the client
-/// closes, asks to close, errs or stays silent past [`IDLE_TIMEOUT`].
-fn serve_connection(stream: TcpStream, handler: &Handler, work: &Sender<Job>) {
-    let setup = stream
-        .set_read_timeout(Some(IDLE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(IDLE_TIMEOUT)))
+/// One connection's reading side (buffered) and writing side.
+struct Connection {
+    reader: BufReader<Deadlined>,
+    writer: Deadlined,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, head_deadline: Instant) -> io::Result<Connection> {
         // Answers are small and awaited: never hold one back for Nagle.
-        .and_then(|()| stream.set_nodelay(true));
-    let Ok(reader) = setup.and_then(|()| stream.try_clone()) else {
+        stream.set_nodelay(true)?;
+        let reader = Deadlined {
+            stream: stream.try_clone()?,
+            deadline: head_deadline,
+        };
+        Ok(Connection {
+            reader: BufReader::new(reader),
+            writer: Deadlined {
+                stream,
+                deadline: head_deadline,
+            },
+        })
+    }
+
+    fn reply_continue(&mut self) -> io::Result<()> {
+        self.writer.deadline = now() + REFUSAL_WRITE_TIMEOUT;
+        self.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+    }
+
+    fn reply(&mut self, reply: &Reply, close: bool) -> io::Result<()> {
+        self.writer.deadline = now() + WRITE_TIMEOUT;
+        write_reply(&mut self.writer, reply, close)
+    }
+
+    /// Answers a request that cannot go on (its body, if any, unread) and
+    /// closes: the answer, then a short drain of what the client already
+    /// sent, so it reads the answer rather than a reset.
+    fn refuse(mut self, reply: &Reply) {
+        self.writer.deadline = now() + REFUSAL_WRITE_TIMEOUT;
+        if write_reply(&mut self.writer, reply, true).is_err() {
+            return;
+        }
+        let _ = self.writer.stream.shutdown(Shutdown::Write);
+        self.reader.get_mut().deadline = now() + LINGER;
+        let _ = io::copy(&mut self.reader.take(LINGER_BYTES), &mut io::sink());
+    }
+}
+
+/// Reads requests off one connection and answers each, until the client
+/// closes or asks to close, a deadline passes, an error, or eviction.
+fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: Instant) {
+    let Ok(mut connection) = Connection::new(stream, accepted_at + HEAD_TIMEOUT) else {
         return;
     };
-    let mut reader = BufReader::new(reader);
-    let mut writer = stream;
+    let handler = &shared.handler;
+    let mut head_timeout = HEAD_TIMEOUT;
     loop {
-        let head = match read_head(&mut reader).and_then(|lines| match lines {
+        let head = match read_head(&mut connection.reader).and_then(|lines| match lines {
             Some(lines) => parse_head(&lines).map(Some),
             None => Ok(None),
         }) {
             Ok(Some(head)) => head,
             Ok(None) => return,
-            Err(HttpError::Io(_)) => return,
-            Err(e) => {
-                let _ = write_reply(
-                    &mut writer,
-                    &Reply::text(e.status(), &format!("{e}\n")),
-                    true,
+            Err(HttpError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                Stats::count(&handler.stats.timed_out);
+                let text = format!(
+                    "request head not complete within {} s\n",
+                    head_timeout.as_secs()
                 );
-                return;
+                return connection.refuse(&Reply::text(408, &text));
             }
+            Err(HttpError::Io(_)) => return,
+            Err(e) => return connection.refuse(&Reply::text(e.status(), &format!("{e}\n"))),
         };
-        let route = match handler.admit(&head) {
-            Ok(route) => route,
-            Err(reply) => {
-                // The body (if any) is left unread: the connection cannot go on.
-                let _ = write_reply(&mut writer, &reply, true);
-                return;
-            }
-        };
-        let length = head.content_length.unwrap_or(0);
-        if head.expect_continue
-            && length > 0
-            && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
-        {
+        // Evicted while the head came in: the socket is already shut.
+        if !shared.enter(id, Phase::Busy) {
             return;
         }
+        let length = head.content_length.unwrap_or(0);
+        let admitted = handler.admit(&head).and_then(|route| {
+            let budget = shared.take_body_budget(length).ok_or_else(|| {
+                Stats::count(&handler.stats.bodies_refused);
+                let text = "the node is holding its limit of RPC request bodies; retry shortly\n";
+                Reply::text(503, text)
+            })?;
+            Ok((route, budget))
+        });
+        let (route, _budget) = match admitted {
+            Ok(admitted) => admitted,
+            Err(reply) => {
+                // A refused connection only lingers: its slot may go first.
+                shared.enter(id, Phase::Idle);
+                return connection.refuse(&reply);
+            }
+        };
+        if head.expect_continue && length > 0 && connection.reply_continue().is_err() {
+            return;
+        }
+        connection.reader.get_mut().deadline = now() + BODY_TIMEOUT;
         let mut body = Vec::with_capacity(length);
-        match (&mut reader).take(length as u64).read_to_end(&mut body) {
+        match (&mut connection.reader)
+            .take(length as u64)
+            .read_to_end(&mut body)
+        {
             Ok(n) if n == length => {}
-            _ => return, // cut short or timed out
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Stats::count(&handler.stats.timed_out);
+                let text = format!(
+                    "request body not complete within {} s\n",
+                    BODY_TIMEOUT.as_secs()
+                );
+                return connection.refuse(&Reply::text(408, &text));
+            }
+            _ => return, // cut short
         }
         let (reply, answer) = bounded(1);
-        if work.send(Job { route, body, reply }).is_err() {
+        if shared.work.send(Job { route, body, reply }).is_err() {
             return; // stopping
         }
         let Ok(reply) = answer.recv() else {
             return;
         };
-        if write_reply(&mut writer, &reply, !head.keep_alive).is_err() || !head.keep_alive {
+        if connection.reply(&reply, !head.keep_alive).is_err()
+            || !head.keep_alive
+            || !shared.enter(id, Phase::Idle)
+        {
             return;
         }
+        head_timeout = KEEP_ALIVE_TIMEOUT;
+        connection.reader.get_mut().deadline = now() + KEEP_ALIVE_TIMEOUT;
     }
 }
 
@@ -491,6 +771,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
@@ -501,7 +782,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_reply(stream: &mut TcpStream, reply: &Reply, close: bool) -> io::Result<()> {
+fn write_reply(stream: &mut impl Write, reply: &Reply, close: bool) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
         reply.status,
@@ -531,7 +812,7 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 
 impl Handler {
     /// Routes a request by its head, refusing it (401, 411, 413) before its
-    /// body is read.
+    /// body is read. Only an authenticated JSON-RPC request has a body.
     fn admit(&self, head: &Head) -> Result<Route, Reply> {
         let route = match (head.method.as_str(), head.path.as_str()) {
             ("GET", "/metrics") => Route::Metrics,
@@ -540,6 +821,7 @@ impl Handler {
         };
         if route == Route::JsonRpc {
             if !self.credentials.check(head.authorization.as_deref()) {
+                Stats::count(&self.stats.unauthorized);
                 let mut reply = Reply::text(
                     401,
                     "unauthorized: use HTTP Basic auth with the datadir's .cookie or the configured user\n",
@@ -553,8 +835,16 @@ impl Handler {
                     "a JSON-RPC request needs a Content-Length header\n",
                 ));
             }
+        } else if head.content_length.is_some_and(|n| n > 0) {
+            // Unauthenticated routes: nothing of theirs is read into memory.
+            Stats::count(&self.stats.bodies_refused);
+            return Err(Reply::text(
+                413,
+                "only a JSON-RPC POST to / carries a body\n",
+            ));
         }
         if head.content_length.is_some_and(|n| n > self.max_body_bytes) {
+            Stats::count(&self.stats.bodies_refused);
             return Err(Reply::text(
                 413,
                 &format!(
@@ -573,6 +863,7 @@ impl Handler {
                 if let Some(net) = &self.ctx.net {
                     text.push_str(&net.metrics().render());
                 }
+                text.push_str(&self.stats.render());
                 Reply {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
@@ -595,6 +886,11 @@ impl Handler {
 
     /// A whole JSON-RPC body: one request or a batch.
     fn json_rpc_body(&self, body: &[u8]) -> Value {
+        if let Err(e) = json_cost::check(body) {
+            Stats::count(&self.stats.over_cost);
+            let error = RpcError::new(errors::INVALID_REQUEST, format!("request refused: {e}"));
+            return self.error_reply(Value::Null, &error);
+        }
         let parsed: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
