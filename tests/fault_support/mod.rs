@@ -22,6 +22,8 @@ use timecoin::types::{Amount, Hash, OutPoint};
 pub const AGREE_ON: TipKind = TipKind::Best;
 /// Poll period of the checks: fast next to a 2 s slot.
 const POLL: Duration = Duration::from_millis(100);
+/// Longest a node's chain may keep moving under a tip's two reads.
+const RACE_LIMIT: Duration = Duration::from_secs(10);
 /// Longest uncertified suffix walked back to find a certified block.
 const MAX_UNCERTIFIED_WALK: u64 = 500;
 
@@ -99,41 +101,50 @@ pub struct Tip {
     pub certified: Option<bool>,
 }
 
-fn block(node: &Validator, hash: &str) -> Value {
-    node.call("getblock", json!([hash, 1]))
+/// `getblock`, or `None` if the block left the node's chain (a reorg
+/// between two reads).
+fn block(node: &Validator, hash: &str) -> Option<Value> {
+    node.client().call("getblock", json!([hash, 1])).ok()
 }
 
 /// Node `node`'s tip of `kind`.
 pub fn tip_of(node: &Validator, kind: TipKind) -> Tip {
+    // A block read a moment ago may be reorganized away: read again.
+    poll_within(RACE_LIMIT, || read_tip(node, kind))
+        .unwrap_or_else(|| panic!("node {}: its chain kept changing under reads", node.index))
+}
+
+fn read_tip(node: &Validator, kind: TipKind) -> Option<Tip> {
     let info = node.call("getblockchaininfo", json!([]));
-    let mut height = info["blocks"].as_u64().unwrap();
+    let best = info["blocks"].as_u64().unwrap();
+    let mut height = best;
     let mut hash = info["bestblockhash"].as_str().unwrap().to_string();
     loop {
-        let certified = (height > 0)
-            .then(|| block(node, &hash)["certified"].as_bool())
-            .flatten();
+        let header = if height > 0 {
+            Some(block(node, &hash)?)
+        } else {
+            None
+        };
+        let certified = header.as_ref().and_then(|b| b["certified"].as_bool());
         if kind == TipKind::Best || height == 0 || certified == Some(true) {
-            return Tip {
+            return Some(Tip {
                 height,
                 hash,
                 certified,
-            };
+            });
         }
-        let walked = info["blocks"].as_u64().unwrap() - height;
         assert!(
             certified.is_some(),
             "node {}: getblock shows no `certified` field: certified blocks have not landed",
             node.index
         );
         assert!(
-            walked < MAX_UNCERTIFIED_WALK,
-            "node {}: no certified block in the {walked} blocks under its tip",
-            node.index
+            best - height < MAX_UNCERTIFIED_WALK,
+            "node {}: no certified block in the {} blocks under its tip",
+            node.index,
+            best - height
         );
-        hash = block(node, &hash)["previousblockhash"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        hash = header?["previousblockhash"].as_str()?.to_string();
         height -= 1;
     }
 }
@@ -150,7 +161,10 @@ pub fn agreed_tip(devnet: &Devnet, nodes: &[usize], kind: TipKind) -> Option<Tip
     let high = tips.iter().map(|t| t.height).max()?;
     let same_block = nodes.iter().zip(&tips).all(|(&i, tip)| {
         tip.height == low.height && tip.hash == low.hash
-            || devnet.nodes[i].call("getblockhash", json!([low.height])) == json!(low.hash)
+            || devnet.nodes[i]
+                .client()
+                .call("getblockhash", json!([low.height]))
+                .is_ok_and(|h| h == json!(low.hash))
     });
     (same_block && high <= low.height + 1).then_some(low)
 }
