@@ -386,12 +386,3 @@ pub fn evidence(devnet: &Devnet) -> String {
     }
     out
 }
-
-/// Lines of node `i`'s log matching `pattern`.
-pub fn log_count(devnet: &Devnet, i: usize, pattern: &str) -> usize {
-    devnet.nodes[i]
-        .log()
-        .lines()
-        .filter(|l| l.contains(pattern))
-        .count()
-}

@@ -59,7 +59,6 @@ pub struct ProxyStats {
 
 pub struct FaultProxy {
     shared: Arc<Shared>,
-    fronts: Vec<SocketAddr>,
     acceptors: Vec<JoinHandle<()>>,
 }
 
@@ -104,9 +103,8 @@ impl FaultProxy {
     /// the chain config first) to `targets[i]`; every node on one side.
     pub fn start(fronts: Vec<TcpListener>, targets: Vec<Target>) -> FaultProxy {
         assert_eq!(fronts.len(), targets.len(), "one front port per target");
-        let addrs: Vec<SocketAddr> = fronts.iter().map(|l| l.local_addr().unwrap()).collect();
         let shared = Arc::new(Shared {
-            fronts: addrs.clone(),
+            fronts: fronts.iter().map(|l| l.local_addr().unwrap()).collect(),
             state: Mutex::new(State {
                 side: vec![0; targets.len()],
                 links: Vec::new(),
@@ -130,20 +128,12 @@ impl FaultProxy {
                     .unwrap()
             })
             .collect();
-        FaultProxy {
-            shared,
-            fronts: addrs,
-            acceptors,
-        }
+        FaultProxy { shared, acceptors }
     }
 
-    /// The address node `i` is dialled at.
-    pub fn front(&self, i: usize) -> SocketAddr {
-        self.fronts[i]
-    }
-
+    /// The addresses the nodes are dialled at, by node index.
     pub fn fronts(&self) -> &[SocketAddr] {
-        &self.fronts
+        &self.shared.fronts
     }
 
     /// Splits the nodes into `groups` (a node in no group is alone): links
