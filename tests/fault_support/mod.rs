@@ -354,10 +354,11 @@ pub fn fresh_transfer_finalizes(
 }
 
 /// Log lines that show block disagreement and bans.
-const EVIDENCE: [&str; 6] = [
+const EVIDENCE: [&str; 7] = [
     "not adopting block",
     "refused block",
-    "could not produce",
+    "never sent that parent",
+    "undid block",
     ", banned by",
     "misbehaviour",
     "sync: ",
