@@ -1,9 +1,12 @@
 //! A fault proxy between real `timed` processes: every node is dialled at a
-//! front port the proxy owns, and the proxy forwards the bytes both ways
-//! unless a partition puts the two nodes on different sides. Cutting closes
-//! the forwarded connections that cross the sides and refuses new ones
-//! (accepted, then closed before the handshake completes: a failed dial to
-//! the node behind); healing lets dials through again.
+//! front port the proxy owns, and the proxy forwards frames both ways
+//! unless a partition puts the two nodes on different sides. A partition
+//! comes in two kinds. A cut closes the forwarded connections that cross
+//! the sides. A silent one keeps them open but drops every frame across
+//! (a blackhole: TCP survives, nothing arrives), as a pulled cable between
+//! two switches does. Either refuses new dials across (accepted, then
+//! closed before the handshake completes: a failed dial to the node
+//! behind); healing lets frames and dials through again.
 //!
 //! The proxy reads the first frame of each direction, the `Hello`, for two
 //! reasons. It names the dialler by the node id in it, not by the port it
@@ -13,7 +16,7 @@
 //! (`Peers`), so without that a node cut off from a peer would redial the
 //! real address and walk around the partition. (`listen_addr` is not covered
 //! by the handshake signature, so this needs no key.) After the `Hello`s,
-//! bytes pass untouched.
+//! frames pass untouched.
 //!
 //! Threads: one acceptor per front port, one thread per direction of each
 //! forwarded connection. Every blocking call has a timeout and every loop
@@ -27,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use timecoin::consensus::messages::NodeId;
-use timecoin::net::frame::{encode_frame, FRAME_HEADER_BYTES};
+use timecoin::net::frame::{encode_frame, FrameDecoder, FRAME_HEADER_BYTES};
 use timecoin::net::{Message, MessageLimits};
 
 /// How often idle loops look at the stop flag.
@@ -55,6 +58,8 @@ pub struct ProxyStats {
     pub refused: u64,
     /// Forwarded connections closed by a partition.
     pub cut: u64,
+    /// Frames dropped by a silent partition.
+    pub dropped: u64,
 }
 
 pub struct FaultProxy {
@@ -72,6 +77,7 @@ struct Shared {
     forwarded: AtomicU64,
     refused: AtomicU64,
     cut: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// The partition and the live links it applies to, under one lock so a
@@ -116,6 +122,7 @@ impl FaultProxy {
             forwarded: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             cut: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         });
         let acceptors = fronts
             .into_iter()
@@ -139,25 +146,26 @@ impl FaultProxy {
     /// Splits the nodes into `groups` (a node in no group is alone): links
     /// between groups are closed now and refused until [`FaultProxy::heal`].
     pub fn partition(&self, groups: &[&[usize]]) {
-        let n = self.shared.targets.len();
-        // A node no group names gets a side of its own.
-        let mut side: Vec<usize> = (n..2 * n).collect();
-        for (g, members) in groups.iter().enumerate() {
-            for &i in *members {
-                side[i] = g;
-            }
-        }
-        self.set_sides(side);
+        self.set_sides(sides_of(self.shared.targets.len(), groups), true);
     }
 
-    /// Every node on one side again: dials pass, nothing is closed.
+    /// Like [`FaultProxy::partition`], but links between groups stay open
+    /// and carry nothing until [`FaultProxy::heal`].
+    pub fn silence(&self, groups: &[&[usize]]) {
+        self.set_sides(sides_of(self.shared.targets.len(), groups), false);
+    }
+
+    /// Every node on one side again: frames and dials pass, nothing is closed.
     pub fn heal(&self) {
-        self.set_sides(vec![0; self.shared.targets.len()]);
+        self.set_sides(vec![0; self.shared.targets.len()], true);
     }
 
-    fn set_sides(&self, side: Vec<usize>) {
+    fn set_sides(&self, side: Vec<usize>, cut: bool) {
         let mut state = self.shared.state.lock().unwrap();
         state.side = side;
+        if !cut {
+            return;
+        }
         let (keep, cross): (Vec<Link>, Vec<Link>) = std::mem::take(&mut state.links)
             .into_iter()
             .partition(|l| state.allowed(l.from, l.to));
@@ -175,8 +183,20 @@ impl FaultProxy {
             forwarded: s.forwarded.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             cut: s.cut.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
         }
     }
+}
+
+/// `side[i]` for `groups`; a node no group names gets a side of its own.
+fn sides_of(n: usize, groups: &[&[usize]]) -> Vec<usize> {
+    let mut side: Vec<usize> = (n..2 * n).collect();
+    for (g, members) in groups.iter().enumerate() {
+        for &i in *members {
+            side[i] = g;
+        }
+    }
+    side
 }
 
 impl Drop for FaultProxy {
@@ -305,9 +325,9 @@ fn forward(shared: &Arc<Shared>, mut client: TcpStream, to: usize) -> io::Result
     shared.forwarded.fetch_add(1, Ordering::Relaxed);
     let (back_from, back_to) = (server.try_clone()?, client.try_clone()?);
     shared.spawn(format!("proxy-{to}-back"), move |shared| {
-        pump(shared, back_from, back_to);
+        pump(shared, (from, to), back_from, back_to);
     });
-    pump(shared, client, server);
+    pump(shared, (from, to), client, server);
     shared.unregister(id);
     Ok(())
 }
@@ -339,11 +359,15 @@ fn write_hello(stream: &mut TcpStream, hello: timecoin::net::Hello) -> io::Resul
     stream.write_all(&frame)
 }
 
-/// Copies `from` to `to` until either closes, a cut shuts them, or the
-/// proxy stops; then shuts both so the other direction ends too.
-fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream) {
+/// Copies the frames of `from` to `to` until either closes, a cut shuts
+/// them, or the proxy stops (then shuts both so the other direction ends
+/// too); drops each frame while a silent partition separates `ends`.
+fn pump(shared: &Shared, ends: (Option<usize>, usize), mut from: TcpStream, mut to: TcpStream) {
     let _ = from.set_read_timeout(Some(TICK));
     let _ = to.set_write_timeout(Some(TICK));
+    let max_frame = MessageLimits::default().max_frame_bytes;
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut frames = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     'copy: while !shared.stopped() {
         let n = match from.read(&mut buf) {
@@ -352,23 +376,42 @@ fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream) {
             Err(e) if is_timeout(&e) => continue,
             Err(_) => break,
         };
-        // A frozen receiver (SIGSTOP) fills its socket buffer: keep
-        // trying, as the kernel would, until it reads or the proxy stops.
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            if shared.stopped() {
-                break 'copy;
+        if decoder.push(&buf[..n], &mut frames).is_err() {
+            break;
+        }
+        for payload in frames.drain(..) {
+            if !shared.allowed(ends.0, ends.1) {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            match to.write(rest) {
-                Ok(0) => break 'copy,
-                Ok(k) => rest = &rest[k..],
-                Err(e) if is_timeout(&e) => {}
-                Err(_) => break 'copy,
+            let Ok(frame) = encode_frame(&payload, max_frame) else {
+                break 'copy;
+            };
+            if !write_until_stopped(shared, &mut to, &frame) {
+                break 'copy;
             }
         }
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Writes all of `bytes`; a frozen receiver (SIGSTOP) fills its socket
+/// buffer, so keep trying, as the kernel would, until it reads or the
+/// proxy stops. False if the socket failed or the proxy stopped.
+fn write_until_stopped(shared: &Shared, to: &mut TcpStream, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        if shared.stopped() {
+            return false;
+        }
+        match to.write(bytes) {
+            Ok(0) => return false,
+            Ok(k) => bytes = &bytes[k..],
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn is_timeout(e: &io::Error) -> bool {
