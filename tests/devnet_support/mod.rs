@@ -57,7 +57,7 @@ pub struct Devnet {
 }
 
 /// Ports free right now (bound then released).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -86,11 +86,28 @@ impl Devnet {
     /// Lays out the chain config, datadirs and keys of `n` validators
     /// without starting any (e.g. to fill a datadir first).
     pub fn prepare(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
-        let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
-        // Generated with ports 1, 3, 5…, then pointed at the free ones.
+        Devnet::prepare_on(&ports, &ports, edit)
+    }
+
+    /// [`Devnet::prepare`] with validator `i` listening on `ports[i]` but
+    /// known to its peers (genesis `addr`) as `127.0.0.1:advertised[i]`,
+    /// e.g. a fault proxy's front port that forwards to it.
+    pub fn prepare_on(
+        ports: &[u16],
+        advertised: &[u16],
+        edit: impl FnOnce(String) -> String,
+    ) -> Devnet {
+        assert_eq!(
+            ports.len(),
+            advertised.len(),
+            "one advertised port per node"
+        );
+        let n = ports.len();
+        let dir = tempfile::tempdir().unwrap();
+        // Generated with ports 1, 3, 5…, then pointed at the advertised ones.
         let mut text = local_chain_toml(Network::Devnet, n, 1, DEVNET_BLOCK_INTERVAL_SECS);
-        for (i, port) in ports.iter().enumerate() {
+        for (i, port) in advertised.iter().enumerate() {
             let from = format!("addr = \"127.0.0.1:{}\"", 1 + 2 * i);
             let to = format!("addr = \"127.0.0.1:{port}\"");
             text = text.replacen(&from, &to, 1);
@@ -144,9 +161,9 @@ impl Devnet {
             .arg(&node.datadir);
         if let Some(key_file) = &node.key_file {
             command.arg("--validator-key").arg(key_file);
-        } else {
-            command.args(["--listen", &format!("127.0.0.1:{}", node.p2p_port)]);
         }
+        // Validators too: their genesis address may be a proxy in front of them.
+        command.args(["--listen", &format!("127.0.0.1:{}", node.p2p_port)]);
         for port in &node.peer_ports {
             command.args(["--peer", &format!("127.0.0.1:{port}")]);
         }
@@ -247,9 +264,33 @@ impl Drop for Devnet {
 impl Validator {
     /// SIGKILL from a shared reference (e.g. while other threads load the devnet).
     pub fn sigkill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open, it answers nothing.
+    pub fn sigstop(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a process frozen by [`Validator::sigstop`].
+    pub fn sigcont(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let child = self.child.as_ref().expect("node running");
         // SAFETY: kill(2) on our own unreaped child.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    }
+
+    /// A client of this node's RPC with its own timeout (e.g. short, for a
+    /// load thread that must not hang on a frozen node).
+    pub fn client_with_timeout(&self, timeout: Duration) -> RpcClient {
+        RpcClient::new(
+            self.client().addr(),
+            read_cookie(&self.datadir).unwrap(),
+            timeout,
+        )
     }
 
     pub fn client(&self) -> &RpcClient {
@@ -317,6 +358,15 @@ pub fn transfer(spec: &ChainSpec, coin: (OutPoint, Amount), outputs: &[TxOut]) -
         spec.chain_id(),
     )
     .unwrap()
+}
+
+/// A 1 TIME transfer of demo-wallet `coin` to `to`'s label address.
+pub fn pay(spec: &ChainSpec, coin: (OutPoint, Amount), to: &str) -> Tx {
+    let out = TxOut {
+        value: Amount::from_time(1).unwrap(),
+        address: address_of(to),
+    };
+    transfer(spec, coin, &[out])
 }
 
 pub fn coin(tx: &Tx, vout: u32) -> (OutPoint, Amount) {
