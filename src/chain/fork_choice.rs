@@ -11,16 +11,18 @@
 //! reward maturity so no undone reward was ever spendable.
 //!
 //! Rule: among blocks with the same parent, the better is the one for the
-//! earlier slot, then the lower VRF score, then the lower block hash. For
-//! one slot this is the protocol's "lowest VRF output, tie → lowest hash";
+//! earlier slot, then the better stake-weighted ticket
+//! ([`Ticket`]), then the lower block hash. For one slot this is the
+//! protocol's "best rank, tie → lowest hash";
 //! the earlier-slot rule makes the order total, so two nodes that saw a
 //! late block for a skipped slot and its successor in different orders
 //! still converge.
 
 use super::block::BlockHeader;
 use super::slot::SlotClock;
+use super::sortition::Ticket;
 use super::validity::{ChainTip, ValidBlock};
-use crate::crypto::vrf::SortitionScore;
+use crate::finality::ValidatorSet;
 use crate::time::Timestamp;
 use crate::types::Hash;
 use std::collections::{BTreeMap, VecDeque};
@@ -85,17 +87,31 @@ pub struct BlockSummary {
     pub prev_hash: Hash,
     pub height: u64,
     pub slot: u64,
-    pub score: SortitionScore,
+    pub ticket: Ticket,
 }
 
 impl BlockSummary {
-    pub fn of(header: &BlockHeader) -> BlockSummary {
+    /// `header`'s summary, its ticket weighted by the producer's weight in
+    /// `set` (the slot's validator set).
+    pub fn of(header: &BlockHeader, set: &ValidatorSet) -> BlockSummary {
         BlockSummary {
             hash: header.hash(),
             prev_hash: header.prev_hash,
             height: header.height,
             slot: header.slot,
-            score: header.score(),
+            ticket: Ticket::new(header.score(), &header.producer, set),
+        }
+    }
+
+    /// The summary of a validated block (its ticket is already weighted).
+    pub fn of_valid(block: &ValidBlock) -> BlockSummary {
+        let header = &block.block().header;
+        BlockSummary {
+            hash: block.hash(),
+            prev_hash: header.prev_hash,
+            height: header.height,
+            slot: header.slot,
+            ticket: block.ticket(),
         }
     }
 
@@ -106,7 +122,7 @@ impl BlockSummary {
             prev_hash: Hash::ZERO,
             height: 0,
             slot: genesis_slot,
-            score: SortitionScore([0; 32]),
+            ticket: Ticket::BEST,
         }
     }
 
@@ -119,8 +135,8 @@ impl BlockSummary {
     }
 
     /// Lower is better among blocks with the same parent.
-    fn rank(&self) -> (u64, SortitionScore, Hash) {
-        (self.slot, self.score, self.hash)
+    fn rank(&self) -> (u64, Ticket, Hash) {
+        (self.slot, self.ticket, self.hash)
     }
 }
 
@@ -144,7 +160,7 @@ pub enum IgnoreReason {
     AlreadyCanonical(Hash),
     #[error("parent {prev_hash} is not a recent canonical block (sync from peers if it is ahead)")]
     UnknownParent { prev_hash: Hash },
-    #[error("canonical block {held} for the same parent is better (earlier slot, lower VRF score, lower hash)")]
+    #[error("canonical block {held} for the same parent is better (earlier slot, better weighted ticket, lower hash)")]
     NotBetter { held: Hash },
     #[error("slot {slot} is more than {window} slots behind the current slot {now_slot}: finality never moves, and archival no longer does")]
     OutsideSwitchWindow {
@@ -171,7 +187,7 @@ pub struct ForkChoice {
     /// Recent canonical blocks, oldest first; the last is the tip.
     canonical: VecDeque<BlockSummary>,
     /// The best ticket seen per recent slot (any parent), for `should_publish`.
-    best_by_slot: BTreeMap<u64, SortitionScore>,
+    best_by_slot: BTreeMap<u64, Ticket>,
 }
 
 impl ForkChoice {
@@ -222,9 +238,15 @@ impl ForkChoice {
     }
 
     /// Where `header`'s block would go, or why it would be ignored, so the
-    /// caller validates only blocks that can matter, against the right parent.
-    pub fn place(&self, header: &BlockHeader, now: Timestamp) -> Result<Placement, IgnoreReason> {
-        self.place_summary(&BlockSummary::of(header), now)
+    /// caller validates only blocks that can matter, against the right
+    /// parent. `set` is the slot's validator set (it weights the ticket).
+    pub fn place(
+        &self,
+        header: &BlockHeader,
+        set: &ValidatorSet,
+        now: Timestamp,
+    ) -> Result<Placement, IgnoreReason> {
+        self.place_summary(&BlockSummary::of(header, set), now)
     }
 
     fn place_summary(
@@ -269,7 +291,7 @@ impl ForkChoice {
     /// actions in order; if it cannot, it rebuilds fork choice from its store.
     #[must_use]
     pub fn handle_block(&mut self, now: Timestamp, block: ValidBlock) -> Vec<ChainAction> {
-        let summary = BlockSummary::of(&block.block().header);
+        let summary = BlockSummary::of_valid(&block);
         self.remember_ticket(&summary, now);
         match self.place_summary(&summary, now) {
             Err(reason) => vec![ChainAction::Ignore(reason)],
@@ -295,10 +317,10 @@ impl ForkChoice {
         }
     }
 
-    /// False if a ticket at least as good as `my_score` is already held for
+    /// False if a ticket at least as good as `mine` is already held for
     /// `slot`: publishing would only lose (or repeat our own block).
-    pub fn should_publish(&self, slot: u64, my_score: &SortitionScore) -> bool {
-        !matches!(self.best_by_slot.get(&slot), Some(best) if best <= my_score)
+    pub fn should_publish(&self, slot: u64, mine: &Ticket) -> bool {
+        !matches!(self.best_by_slot.get(&slot), Some(best) if best <= mine)
     }
 
     /// Records `block`'s ticket as its slot's best if it is, keeping only
@@ -309,9 +331,9 @@ impl ForkChoice {
         if block.slot < oldest {
             return;
         }
-        let best = self.best_by_slot.entry(block.slot).or_insert(block.score);
-        if block.score < *best {
-            *best = block.score;
+        let best = self.best_by_slot.entry(block.slot).or_insert(block.ticket);
+        if block.ticket < *best {
+            *best = block.ticket;
         }
         self.best_by_slot = self.best_by_slot.split_off(&oldest);
         while self.best_by_slot.len() > self.config.canonical_capacity() {

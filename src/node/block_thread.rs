@@ -30,7 +30,7 @@ use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
     BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
     ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
-    SyncConfig, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -220,7 +220,7 @@ struct PlannedBlock {
     slot: u64,
     /// The tip when the ticket was drawn: the block to extend.
     parent: BlockSummary,
-    score: SortitionScore,
+    ticket: Ticket,
     publish_at: Timestamp,
 }
 
@@ -303,7 +303,7 @@ impl<C: Clock> BlockThread<C> {
         channels: BlockChannels,
         clock: C,
     ) -> Result<BlockThread<C>, BlockThreadError> {
-        let fork_choice = load_fork_choice(&store, &settings)?;
+        let fork_choice = load_fork_choice(&store, &settings, &validators)?;
         let tip = fork_choice.tip();
         log::info!(
             "chain tip: height {} slot {} block {}",
@@ -526,16 +526,20 @@ impl<C: Clock> BlockThread<C> {
             slot,
         };
         let (output, _) = producer.vrf.sign_slot(&input);
-        let score = SortitionScore::of(&output);
+        let ticket = Ticket::new(
+            SortitionScore::of(&output),
+            &producer.identity.public(),
+            &self.validators,
+        );
         let delay_ms = if self.settings.all_producers_publish {
             0
         } else {
-            publish_delay_ms(&score, self.validators.len(), self.settings.publish_step_ms)
+            publish_delay_ms(&ticket, &self.validators, self.settings.publish_step_ms)
         };
         self.plan = Some(PlannedBlock {
             slot,
             parent,
-            score,
+            ticket,
             publish_at: Timestamp(clock.slot_start_ms(slot)).plus_ms(delay_ms),
         });
     }
@@ -551,7 +555,7 @@ impl<C: Clock> BlockThread<C> {
             return Ok(());
         }
         if !self.settings.all_producers_publish
-            && !self.fork_choice.should_publish(plan.slot, &plan.score)
+            && !self.fork_choice.should_publish(plan.slot, &plan.ticket)
         {
             log::debug!(
                 "slot {}: a better candidate is held; staying silent",
@@ -641,7 +645,7 @@ impl<C: Clock> BlockThread<C> {
                 // arrive more than once: a copy of a canonical block is
                 // dropped before its body (megabytes) is decoded.
                 let held = matches!(
-                    self.fork_choice.place(&header, now),
+                    self.fork_choice.place(&header, &self.validators, now),
                     Err(IgnoreReason::AlreadyCanonical(_))
                 );
                 let body = (!held)
@@ -716,7 +720,7 @@ impl<C: Clock> BlockThread<C> {
     ) -> Result<(), BlockThreadError> {
         let hash = block.hash();
         let height = block.header.height;
-        let parent = match self.fork_choice.place(&block.header, now) {
+        let parent = match self.fork_choice.place(&block.header, &self.validators, now) {
             Ok(Placement::ExtendsTip(parent)) => parent,
             Ok(Placement::Replaces { parent, .. }) => parent,
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
@@ -944,7 +948,7 @@ impl<C: Clock> BlockThread<C> {
                     return Err(e.into());
                 }
                 log::error!("the store refused a fork-choice action ({e}); reloading the chain");
-                self.fork_choice = load_fork_choice(&self.store, &self.settings)?;
+                self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
                 break;
             }
         }
@@ -1197,6 +1201,7 @@ fn chain_view<'a>(
 fn load_fork_choice(
     store: &Store,
     settings: &BlockSettings,
+    validators: &ValidatorSet,
 ) -> Result<ForkChoice, BlockThreadError> {
     let read = store.read()?;
     let tip = read.tip()?;
@@ -1222,7 +1227,7 @@ fn load_fork_choice(
                 source,
             }
         })?;
-        recent.push(BlockSummary::of(&block.header));
+        recent.push(BlockSummary::of(&block.header, validators));
     }
     Ok(ForkChoice::new(settings.fork_choice, recent)?)
 }
