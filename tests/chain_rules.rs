@@ -853,6 +853,71 @@ fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
 }
 
 #[test]
+fn a_certified_block_is_never_undone_by_a_better_rival() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    fc.certify(worse.block().header.height, worse.hash());
+    assert_eq!(fc.final_height(), worse.block().header.height);
+    let expected = IgnoreReason::Certified {
+        held: worse.hash(),
+        height: worse.block().header.height,
+    };
+    assert_eq!(
+        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        Err(expected)
+    );
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT), better),
+        vec![ChainAction::Ignore(expected)]
+    );
+    assert_eq!(fc.tip().hash, worse.hash());
+}
+
+#[test]
+fn a_certified_rival_replaces_a_better_block_even_outside_the_switch_window() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), better.clone());
+    // The network certified the worse-ranked block: it wins, however late.
+    fc.certify(worse.block().header.height, worse.hash());
+    let late = slot_start(NEXT + WINDOW + 5);
+    assert_eq!(
+        fc.handle_block(late, worse.clone()),
+        vec![
+            ChainAction::Undo(better.hash()),
+            ChainAction::Apply(Box::new(worse.clone())),
+            ChainAction::Announce(worse.hash())
+        ]
+    );
+    assert_eq!(fc.final_height(), worse.block().header.height);
+}
+
+#[test]
+fn a_rival_of_a_certified_block_is_ignored_and_certified_blocks_above_the_tip_are_known() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    let elsewhere = Hash::digest(b"certified elsewhere");
+    fc.certify(worse.block().header.height, elsewhere);
+    assert_eq!(
+        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        Err(IgnoreReason::ConflictsWithCertified {
+            hash: better.hash(),
+            height: better.block().header.height,
+            certified: elsewhere,
+        })
+    );
+    assert_eq!(fc.final_height(), 0, "our block is not the certified one");
+    assert_eq!(fc.certified_above_tip(), None);
+    fc.certify(9, elsewhere);
+    assert_eq!(fc.certified_above_tip(), Some((9, elsewhere)));
+}
+
+#[test]
 fn switch_undoes_the_descendants_of_the_worse_block_too() {
     let mut f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);

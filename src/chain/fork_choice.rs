@@ -4,11 +4,13 @@
 //!
 //! A sans-IO state machine: validated blocks and `now` in, [`ChainAction`]s
 //! out; the caller performs them (store writes, announcements) in order.
-//! Memory is bounded: the canonical headers of the switch window and the
-//! best ticket of each recent slot. It must never reorganize deeper than
-//! the window: blocks only archive, finality never moves, so a reorg can
-//! only move archival state and rewards, and the window is kept below the
-//! reward maturity so no undone reward was ever spendable.
+//! Memory is bounded: the canonical headers of the switch window, the
+//! best ticket of each recent slot and the certified hashes of recent
+//! heights. It must never reorganize deeper than the window, and never
+//! undo a certified block (DESIGN §6): a certified block and its ancestors
+//! are final. A certified rival always wins, whatever its rank or age;
+//! the deep switch to a certified branch beyond the window is the block
+//! thread's (undo to the last certified block, then sync).
 //!
 //! Rule: among blocks with the same parent, the better is the one for the
 //! earlier slot, then the better stake-weighted ticket
@@ -162,6 +164,14 @@ pub enum IgnoreReason {
     UnknownParent { prev_hash: Hash },
     #[error("canonical block {held} for the same parent is better (earlier slot, better weighted ticket, lower hash)")]
     NotBetter { held: Hash },
+    #[error("canonical block {held} at height {height} is certified (or an ancestor of a certified block): it is final")]
+    Certified { held: Hash, height: u64 },
+    #[error("block {hash} at height {height} conflicts with the certified block {certified}")]
+    ConflictsWithCertified {
+        hash: Hash,
+        height: u64,
+        certified: Hash,
+    },
     #[error("slot {slot} is more than {window} slots behind the current slot {now_slot}: finality never moves, and archival no longer does")]
     OutsideSwitchWindow {
         slot: u64,
@@ -188,6 +198,11 @@ pub struct ForkChoice {
     canonical: VecDeque<BlockSummary>,
     /// The best ticket seen per recent slot (any parent), for `should_publish`.
     best_by_slot: BTreeMap<u64, Ticket>,
+    /// Certified block per recent height (ours or not yet held).
+    certified: BTreeMap<u64, Hash>,
+    /// The highest canonical height known certified: nothing at or below
+    /// it is ever undone.
+    final_height: u64,
 }
 
 impl ForkChoice {
@@ -216,6 +231,8 @@ impl ForkChoice {
             config,
             canonical,
             best_by_slot: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            final_height: 0,
         })
     }
 
@@ -230,6 +247,39 @@ impl ForkChoice {
     /// The recent canonical blocks, oldest first.
     pub fn canonical(&self) -> impl Iterator<Item = &BlockSummary> {
         self.canonical.iter()
+    }
+
+    /// Records that `hash` is certified at `height`. If it is canonical,
+    /// it and every block below it become final.
+    pub fn certify(&mut self, height: u64, hash: Hash) {
+        self.certified.insert(height, hash);
+        let oldest = self.canonical.front().map_or(0, |b| b.height);
+        self.certified = self.certified.split_off(&oldest);
+        while self.certified.len() > self.config.canonical_capacity().saturating_mul(2) {
+            self.certified.pop_first();
+        }
+        if self
+            .canonical
+            .iter()
+            .any(|b| b.hash == hash && b.height == height)
+        {
+            self.final_height = self.final_height.max(height);
+        }
+    }
+
+    /// The highest canonical height that is final.
+    pub fn final_height(&self) -> u64 {
+        self.final_height
+    }
+
+    /// A certified block above our tip (one we lack): sync towards it
+    /// rather than produce beside it.
+    pub fn certified_above_tip(&self) -> Option<(u64, Hash)> {
+        let tip = self.tip().height;
+        self.certified
+            .range(tip.saturating_add(1)..)
+            .next_back()
+            .map(|(h, hash)| (*h, *hash))
     }
 
     /// How many slots currently hold a remembered best ticket.
@@ -264,9 +314,32 @@ impl ForkChoice {
         let parent = from_parent.next().ok_or(IgnoreReason::UnknownParent {
             prev_hash: block.prev_hash,
         })?;
+        let certified = self.certified.get(&block.height).copied();
         let Some(rival) = from_parent.next() else {
             return Ok(Placement::ExtendsTip(parent.tip()));
         };
+        if rival.height <= self.final_height {
+            return Err(IgnoreReason::Certified {
+                held: rival.hash,
+                height: rival.height,
+            });
+        }
+        match certified {
+            Some(c) if c == block.hash => {
+                return Ok(Placement::Replaces {
+                    parent: parent.tip(),
+                    rival: rival.hash,
+                })
+            }
+            Some(c) => {
+                return Err(IgnoreReason::ConflictsWithCertified {
+                    hash: block.hash,
+                    height: block.height,
+                    certified: c,
+                })
+            }
+            None => {}
+        }
         if block.rank() >= rival.rank() {
             return Err(IgnoreReason::NotBetter { held: rival.hash });
         }
@@ -309,6 +382,9 @@ impl ForkChoice {
                 self.canonical.push_back(summary);
                 if self.canonical.len() > self.config.canonical_capacity() {
                     self.canonical.pop_front();
+                }
+                if self.certified.get(&summary.height) == Some(&summary.hash) {
+                    self.final_height = self.final_height.max(summary.height);
                 }
                 actions.push(ChainAction::Apply(Box::new(block)));
                 actions.push(ChainAction::Announce(summary.hash));

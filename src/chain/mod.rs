@@ -9,6 +9,7 @@
 
 pub mod block;
 pub mod builder;
+pub mod certificate;
 pub mod fixed_point;
 pub mod fork_choice;
 pub mod reward;
@@ -22,6 +23,9 @@ pub use block::{
     entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 pub use builder::{build_block, BlockTemplate, BuildError};
+pub use certificate::{
+    BlockVote, Certificate, CertificateError, Endorsements, Equivocation, VoteContext, VoteOutcome,
+};
 pub use fork_choice::{
     BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
     Placement,

@@ -24,13 +24,15 @@
 //! suspended host), the node produces nothing until it has heard its
 //! peers' tips ([`CatchUp`]): a block built on a stale tip is a fork.
 
+mod certify;
+
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
 use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
-    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
-    ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
-    SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, Endorsements,
+    ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock,
+    SlotClockError, SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -289,6 +291,11 @@ pub struct BlockThread<C: Clock> {
     fork_probes: BTreeMap<NodeId, Timestamp>,
     /// When the loop last turned, to notice a pause.
     last_turn: Timestamp,
+    /// Endorsements of recent heights (see `certify`).
+    endorsements: Endorsements,
+    /// The tip this node last endorsed (or declined to), so each tip
+    /// costs one guard write at most.
+    endorsed_tip: Option<Hash>,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -332,6 +339,8 @@ impl<C: Clock> BlockThread<C> {
             catch_up,
             fork_probes: BTreeMap::new(),
             last_turn: now,
+            endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
+            endorsed_tip: None,
         })
     }
 
@@ -445,7 +454,7 @@ impl<C: Clock> BlockThread<C> {
         if self.plan.is_some_and(|p| p.publish_at <= now) {
             self.publish(now)?;
         }
-        Ok(())
+        self.endorse_tip()
     }
 
     fn on_net_event(&mut self, now: Timestamp, event: NetEvent) -> Result<(), BlockThreadError> {
@@ -473,6 +482,11 @@ impl<C: Clock> BlockThread<C> {
                 }
                 Message::GetBlocks { from: height, max } => self.serve(from, height, max)?,
                 Message::Blocks { blocks } => self.on_blocks(now, from, blocks)?,
+                Message::BlockVote(vote) => self.on_block_vote(Some(from), *vote)?,
+                Message::Certificates { certificates } => {
+                    self.on_certificates(from, certificates)?
+                }
+                Message::Evidence(evidence) => self.on_evidence(from, *evidence)?,
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
             },
         }
@@ -500,6 +514,10 @@ impl<C: Clock> BlockThread<C> {
         }
         if self.catch_up.is_some() {
             log::debug!("slot {slot}: not producing until peers' tips are heard (catching up)");
+            return;
+        }
+        if let Some((height, hash)) = self.fork_choice.certified_above_tip() {
+            log::debug!("slot {slot}: not producing below certified block {hash} at {height}");
             return;
         }
         // A block for this slot adopted already (a peer's clock runs a
@@ -770,6 +788,9 @@ impl<C: Clock> BlockThread<C> {
             self.waiting.insert(from, block, max_count.max(1));
             return Ok(());
         }
+        if self.switch_towards_certified(from, height)? {
+            return Ok(());
+        }
         let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
         if height <= oldest || self.store.block_record(&hash)?.is_some() {
             log::debug!("ignoring block {hash} at height {height}: held already or too old");
@@ -954,6 +975,16 @@ impl<C: Clock> BlockThread<C> {
         }
         let tip = self.fork_choice.tip().height;
         self.sync.on_tip(tip);
+        self.endorsements.on_tip(tip);
+        self.endorse_tip()
+    }
+
+    /// Rebuilds fork choice from the store (after a deep undo).
+    fn reload_fork_choice(&mut self) -> Result<(), BlockThreadError> {
+        self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
+        let tip = self.fork_choice.tip().height;
+        self.sync.on_tip(tip);
+        self.endorsements.on_tip(tip);
         Ok(())
     }
 
@@ -1063,6 +1094,7 @@ impl<C: Clock> BlockThread<C> {
             .saturating_sub(BLOCKS_FRAME_OVERHEAD);
         let mut blocks = Vec::new();
         let mut bytes = 0usize;
+        let mut last_height = None;
         {
             let read = self.store.read()?;
             for stored in read.scan_blocks_from(from)?.take(max) {
@@ -1073,11 +1105,16 @@ impl<C: Clock> BlockThread<C> {
                     break;
                 }
                 bytes += len;
+                last_height = Some(stored.height);
                 blocks.push(stored.encoded);
             }
         }
         self.send(NetCommand::SendTo(peer, Message::Blocks { blocks }));
-        Ok(())
+        // The certificates of those heights follow in their own message.
+        match last_height {
+            Some(last) => self.serve_certificates(peer, from, last),
+            None => Ok(()),
+        }
     }
 
     fn request_blocks(&mut self, now: Timestamp) {
@@ -1229,7 +1266,16 @@ fn load_fork_choice(
         })?;
         recent.push(BlockSummary::of(&block.header, validators));
     }
-    Ok(ForkChoice::new(settings.fork_choice, recent)?)
+    let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
+    for height in first..=tip.height {
+        if let Some(record) = read.certificate_at(height)? {
+            fork_choice.certify(height, record.hash);
+        }
+    }
+    if let Some((height, hash)) = read.certified_tip()? {
+        fork_choice.certify(height, hash);
+    }
+    Ok(fork_choice)
 }
 
 /// The variant name of a rejection, as the log's short reason.
@@ -1253,6 +1299,7 @@ fn is_refusal(e: &StoreError) -> bool {
             | StoreError::BlockTooLarge { .. }
             | StoreError::UndoNotTip { .. }
             | StoreError::UndoGenesis { .. }
+            | StoreError::UndoFinal { .. }
             | StoreError::RewardSpent { .. }
     )
 }
