@@ -296,6 +296,7 @@ fn drive(
 ) -> Result<(), DevnetError> {
     let mut coin = demo_coin(nodes);
     let mut round = 0usize;
+    let mut next_block = 1u64;
     loop {
         for node in nodes.iter_mut() {
             node.check_alive()?;
@@ -304,6 +305,9 @@ fn drive(
             if let Some(current) = coin {
                 coin = send_one(spec, nodes, round, current);
                 round = round.wrapping_add(1);
+            }
+            if let Some(client) = nodes.first().and_then(|n| n.client.as_ref()) {
+                next_block = print_certified(client, next_block);
             }
         }
         match stop.recv_timeout(Duration::from_secs(1)) {
@@ -390,6 +394,44 @@ fn send_one(
         Err(e) => println!("tx {txid} via node{}: {e}", node.index),
     }
     change
+}
+
+/// Blocks a line is printed for once certified, or once this many blocks
+/// deep without a certificate.
+const UNCERTIFIED_DEPTH: u64 = 3;
+
+/// Prints one line per block of node 0's chain from `next` up, once it is
+/// certified (or deep without a certificate): height, hash prefix,
+/// certified, signers' weight. Returns the next height to print.
+fn print_certified(client: &RpcClient, mut next: u64) -> u64 {
+    let Some(tip) = client
+        .call("getblockcount", json!([]))
+        .ok()
+        .and_then(|v| v.as_u64())
+    else {
+        return next;
+    };
+    while next <= tip {
+        let block = client
+            .call("getblockhash", json!([next]))
+            .and_then(|hash| client.call("getblock", json!([hash, 1])));
+        let Ok(block) = block else {
+            return next;
+        };
+        let certified = block["certified"].as_bool().unwrap_or(false);
+        if !certified && tip.saturating_sub(next) < UNCERTIFIED_DEPTH {
+            return next;
+        }
+        let hash = block["hash"].as_str().unwrap_or_default();
+        println!(
+            "block {next} {} certified {certified} weight {}/{}",
+            hash.get(..16).unwrap_or(hash),
+            block["certified_weight"],
+            block["total_weight"]
+        );
+        next += 1;
+    }
+    next
 }
 
 /// Polls `gettxstatus` until finalized; returns the node's `finality_ms`.

@@ -7,11 +7,12 @@ mod consensus_support;
 use chain_support::*;
 use consensus_support::{CHAIN, COIN, FEE};
 use proptest::prelude::*;
-use timecoin::chain::reward::ln_q60;
+use timecoin::chain::fixed_point::ln_q60;
 use timecoin::chain::{
     block_reward, build_block, publish_delay_ms, split_reward, validate_block, Block,
     BlockRejection, BlockSummary, BuildError, ChainAction, ChainView, ForkChoice, ForkChoiceConfig,
-    ForkChoiceError, IgnoreReason, Placement, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    ForkChoiceError, IgnoreReason, Placement, Ticket, ValidBlock, MAX_BLOCK_BYTES,
+    MAX_BLOCK_ENTRIES,
 };
 use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
 use timecoin::crypto::Keypair;
@@ -630,10 +631,15 @@ fn builder_refuses_a_non_validator_or_a_foreign_vrf_key() {
 
 #[test]
 fn best_possible_ticket_publishes_at_once() {
-    assert_eq!(publish_delay_ms(&SortitionScore([0; 32]), 1_000, 100), 0);
+    let f = Fixture::new(0);
+    let set = &f.validators.set;
+    let id = f.validators.ids[0].public();
+    let best = Ticket::new(SortitionScore([0; 32]), &id, set);
+    let worst = Ticket::new(SortitionScore([0xff; 32]), &id, set);
+    assert_eq!(publish_delay_ms(&best, set, 100), 0);
     assert_eq!(
-        publish_delay_ms(&SortitionScore([0xff; 32]), 1_000, 100),
-        1_000 * 100 - 1,
+        publish_delay_ms(&worst, set, 100),
+        set.len() as u64 * 100 - 1,
         "the worst ticket waits until just before the last rank's turn ends"
     );
 }
@@ -747,7 +753,7 @@ fn candidates(f: &Fixture, slot: u64) -> Vec<ValidBlock> {
 fn best_of(blocks: &[ValidBlock]) -> Hash {
     blocks
         .iter()
-        .min_by_key(|b| (b.score(), b.hash()))
+        .min_by_key(|b| (b.ticket(), b.hash()))
         .unwrap()
         .hash()
 }
@@ -788,7 +794,7 @@ fn equal_tickets_resolve_to_the_lowest_block_hash() {
     let f = Fixture::new(2);
     let a = f.validate(f.build(0, NEXT, &f.payments(0..1)));
     let b = f.validate(f.build(0, NEXT, &f.payments(0..2)));
-    assert_eq!(a.score(), b.score());
+    assert_eq!(a.ticket(), b.ticket());
     let lowest = a.hash().min(b.hash());
     for pair in [[a.clone(), b.clone()], [b, a]] {
         let mut fc = fork_choice(&f);
@@ -802,7 +808,7 @@ fn equal_tickets_resolve_to_the_lowest_block_hash() {
 /// Two candidates for `NEXT`, worse first.
 fn worse_and_better(f: &Fixture) -> (ValidBlock, ValidBlock) {
     let mut blocks = candidates(f, NEXT);
-    blocks.sort_by_key(|b| (b.score(), b.hash()));
+    blocks.sort_by_key(|b| (b.ticket(), b.hash()));
     let better = blocks.remove(0);
     (blocks.pop().unwrap(), better)
 }
@@ -822,7 +828,7 @@ fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
     );
     let now = slot_start(NEXT + WINDOW);
     assert_eq!(
-        fc.place(&better.block().header, now),
+        fc.place(&better.block().header, &f.validators.set, now),
         Ok(Placement::Replaces {
             parent: f.chain.tip(),
             rival: worse.hash()
@@ -844,6 +850,71 @@ fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
             held: better.hash()
         })]
     );
+}
+
+#[test]
+fn a_certified_block_is_never_undone_by_a_better_rival() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    fc.certify(worse.block().header.height, worse.hash());
+    assert_eq!(fc.final_height(), worse.block().header.height);
+    let expected = IgnoreReason::Certified {
+        held: worse.hash(),
+        height: worse.block().header.height,
+    };
+    assert_eq!(
+        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        Err(expected)
+    );
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT), better),
+        vec![ChainAction::Ignore(expected)]
+    );
+    assert_eq!(fc.tip().hash, worse.hash());
+}
+
+#[test]
+fn a_certified_rival_replaces_a_better_block_even_outside_the_switch_window() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), better.clone());
+    // The network certified the worse-ranked block: it wins, however late.
+    fc.certify(worse.block().header.height, worse.hash());
+    let late = slot_start(NEXT + WINDOW + 5);
+    assert_eq!(
+        fc.handle_block(late, worse.clone()),
+        vec![
+            ChainAction::Undo(better.hash()),
+            ChainAction::Apply(Box::new(worse.clone())),
+            ChainAction::Announce(worse.hash())
+        ]
+    );
+    assert_eq!(fc.final_height(), worse.block().header.height);
+}
+
+#[test]
+fn a_rival_of_a_certified_block_is_ignored_and_certified_blocks_above_the_tip_are_known() {
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    let elsewhere = Hash::digest(b"certified elsewhere");
+    fc.certify(worse.block().header.height, elsewhere);
+    assert_eq!(
+        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        Err(IgnoreReason::ConflictsWithCertified {
+            hash: better.hash(),
+            height: better.block().header.height,
+            certified: elsewhere,
+        })
+    );
+    assert_eq!(fc.final_height(), 0, "our block is not the certified one");
+    assert_eq!(fc.certified_above_tip(), None);
+    fc.certify(9, elsewhere);
+    assert_eq!(fc.certified_above_tip(), Some((9, elsewhere)));
 }
 
 #[test]
@@ -943,12 +1014,12 @@ fn producer_stays_silent_when_a_better_ticket_is_held() {
     let f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);
     let mut fc = fork_choice(&f);
-    assert!(fc.should_publish(NEXT, &worse.score()));
+    assert!(fc.should_publish(NEXT, &worse.ticket()));
     let _ = fc.handle_block(slot_start(NEXT), better.clone());
-    assert!(!fc.should_publish(NEXT, &worse.score()));
-    assert!(!fc.should_publish(NEXT, &better.score()));
-    assert!(fc.should_publish(NEXT, &SortitionScore([0; 32])));
-    assert!(fc.should_publish(NEXT + 1, &worse.score()));
+    assert!(!fc.should_publish(NEXT, &worse.ticket()));
+    assert!(!fc.should_publish(NEXT, &better.ticket()));
+    assert!(fc.should_publish(NEXT, &Ticket::BEST));
+    assert!(fc.should_publish(NEXT + 1, &worse.ticket()));
 }
 
 #[test]

@@ -299,6 +299,7 @@ fn immature_reward_is_refused_until_maturity_then_spendable() {
     let genesis_coins = spendable(&f);
     let matures_at = block.matures_at_height;
     while f.tip().height < matures_at {
+        certify_tip(&f);
         let tip = f.tip().height;
         let view = f.store.read().unwrap();
         let overlay = OverlayView {
@@ -336,6 +337,7 @@ fn immature_reward_is_refused_until_maturity_then_spendable() {
         );
         f.apply(&[], 0);
     }
+    certify_tip(&f);
     assert_eq!(
         validate(&spend, &f.store, &params).unwrap().txid,
         spend.txid()
@@ -431,4 +433,15 @@ fn reopen_keeps_the_chain_and_its_tip() {
         (summary.tip.height, summary.archived, summary.reward_outputs),
         (2, 3, 3)
     );
+}
+
+/// Certifies the tip (rewards mature only under a certified block).
+fn certify_tip(f: &Fixture) {
+    let tip = f.tip();
+    let record = timecoin::store::CertificateRecord {
+        hash: tip.hash,
+        weight: 1,
+        certificate: Vec::new(),
+    };
+    f.store.put_certificate(tip.height, &record).unwrap();
 }

@@ -1,6 +1,5 @@
 //! Producing a checkpoint block: choose the entries, pay the reward, draw
-//! the VRF ticket and sign; and how long a producer waits before
-//! publishing, by its ticket's rank.
+//! the VRF ticket and sign.
 //!
 //! Pure: the caller passes the finalized-not-archived proofs with their
 //! fees, the keys and `now`. It must never build a block that
@@ -13,7 +12,7 @@ use super::block::{
 use super::reward::expected_reward;
 use super::slot::SlotClock;
 use super::validity::ChainTip;
-use crate::crypto::vrf::{SortitionInput, SortitionScore, VrfKeypair};
+use crate::crypto::vrf::{SortitionInput, VrfKeypair};
 use crate::crypto::Keypair;
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::time::Timestamp;
@@ -176,42 +175,9 @@ fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
         + encoded_len(&reward)
 }
 
-/// How long a producer waits into the slot before publishing: its ticket's
-/// estimated rank among `n_validators` (the score as a fraction of 2^256,
-/// times N, not rounded) times `step_ms`. The best possible ticket waits
-/// 0 ms, so the likely winner publishes at once and worse tickets only
-/// publish if it stayed silent. Not rounding the rank keeps two tickets
-/// that share a whole rank from publishing at the same moment as rivals.
-/// A lone validator has no rival to wait for.
-pub fn publish_delay_ms(score: &SortitionScore, n_validators: usize, step_ms: u64) -> u64 {
-    if n_validators <= 1 {
-        return 0;
-    }
-    let n = u128::try_from(n_validators).unwrap_or(u128::MAX);
-    let spread = n.saturating_mul(u128::from(step_ms));
-    u64::try_from(u128::from(score.top_u64()).saturating_mul(spread) >> 64).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn publish_delay_grows_with_rank() {
-        let best = SortitionScore([0; 32]);
-        let worst = SortitionScore([0xff; 32]);
-        let mut middle = [0; 32];
-        middle[0] = 0x80;
-        let mut just_worse = middle;
-        just_worse[0] = 0x88;
-        assert_eq!(publish_delay_ms(&best, 100, 50), 0);
-        assert_eq!(publish_delay_ms(&SortitionScore(middle), 100, 50), 50 * 50);
-        // Inside one whole rank, a worse ticket still waits longer.
-        assert_eq!(publish_delay_ms(&SortitionScore(just_worse), 4, 100), 212);
-        assert_eq!(publish_delay_ms(&SortitionScore(middle), 4, 100), 200);
-        assert_eq!(publish_delay_ms(&worst, 100, 50), 100 * 50 - 1);
-        assert_eq!(publish_delay_ms(&worst, 1, 50), 0);
-    }
 
     #[test]
     fn timestamp_is_clamped_into_the_slot() {

@@ -4,23 +4,27 @@
 //!
 //! A sans-IO state machine: validated blocks and `now` in, [`ChainAction`]s
 //! out; the caller performs them (store writes, announcements) in order.
-//! Memory is bounded: the canonical headers of the switch window and the
-//! best ticket of each recent slot. It must never reorganize deeper than
-//! the window: blocks only archive, finality never moves, so a reorg can
-//! only move archival state and rewards, and the window is kept below the
-//! reward maturity so no undone reward was ever spendable.
+//! Memory is bounded: the canonical headers of the switch window, the
+//! best ticket of each recent slot and the certified hashes of recent
+//! heights. It must never reorganize deeper than the window, and never
+//! undo a certified block (DESIGN §6): a certified block and its ancestors
+//! are final. A certified rival always wins, whatever its rank or age;
+//! the deep switch to a certified branch beyond the window is the block
+//! thread's (undo to the last certified block, then sync).
 //!
 //! Rule: among blocks with the same parent, the better is the one for the
-//! earlier slot, then the lower VRF score, then the lower block hash. For
-//! one slot this is the protocol's "lowest VRF output, tie → lowest hash";
+//! earlier slot, then the better stake-weighted ticket
+//! ([`Ticket`]), then the lower block hash. For one slot this is the
+//! protocol's "best rank, tie → lowest hash";
 //! the earlier-slot rule makes the order total, so two nodes that saw a
 //! late block for a skipped slot and its successor in different orders
 //! still converge.
 
 use super::block::BlockHeader;
 use super::slot::SlotClock;
+use super::sortition::Ticket;
 use super::validity::{ChainTip, ValidBlock};
-use crate::crypto::vrf::SortitionScore;
+use crate::finality::ValidatorSet;
 use crate::time::Timestamp;
 use crate::types::Hash;
 use std::collections::{BTreeMap, VecDeque};
@@ -85,17 +89,31 @@ pub struct BlockSummary {
     pub prev_hash: Hash,
     pub height: u64,
     pub slot: u64,
-    pub score: SortitionScore,
+    pub ticket: Ticket,
 }
 
 impl BlockSummary {
-    pub fn of(header: &BlockHeader) -> BlockSummary {
+    /// `header`'s summary, its ticket weighted by the producer's weight in
+    /// `set` (the slot's validator set).
+    pub fn of(header: &BlockHeader, set: &ValidatorSet) -> BlockSummary {
         BlockSummary {
             hash: header.hash(),
             prev_hash: header.prev_hash,
             height: header.height,
             slot: header.slot,
-            score: header.score(),
+            ticket: Ticket::new(header.score(), &header.producer, set),
+        }
+    }
+
+    /// The summary of a validated block (its ticket is already weighted).
+    pub fn of_valid(block: &ValidBlock) -> BlockSummary {
+        let header = &block.block().header;
+        BlockSummary {
+            hash: block.hash(),
+            prev_hash: header.prev_hash,
+            height: header.height,
+            slot: header.slot,
+            ticket: block.ticket(),
         }
     }
 
@@ -106,7 +124,7 @@ impl BlockSummary {
             prev_hash: Hash::ZERO,
             height: 0,
             slot: genesis_slot,
-            score: SortitionScore([0; 32]),
+            ticket: Ticket::BEST,
         }
     }
 
@@ -119,8 +137,8 @@ impl BlockSummary {
     }
 
     /// Lower is better among blocks with the same parent.
-    fn rank(&self) -> (u64, SortitionScore, Hash) {
-        (self.slot, self.score, self.hash)
+    fn rank(&self) -> (u64, Ticket, Hash) {
+        (self.slot, self.ticket, self.hash)
     }
 }
 
@@ -144,8 +162,16 @@ pub enum IgnoreReason {
     AlreadyCanonical(Hash),
     #[error("parent {prev_hash} is not a recent canonical block (sync from peers if it is ahead)")]
     UnknownParent { prev_hash: Hash },
-    #[error("canonical block {held} for the same parent is better (earlier slot, lower VRF score, lower hash)")]
+    #[error("canonical block {held} for the same parent is better (earlier slot, better weighted ticket, lower hash)")]
     NotBetter { held: Hash },
+    #[error("canonical block {held} at height {height} is certified (or an ancestor of a certified block): it is final")]
+    Certified { held: Hash, height: u64 },
+    #[error("block {hash} at height {height} conflicts with the certified block {certified}")]
+    ConflictsWithCertified {
+        hash: Hash,
+        height: u64,
+        certified: Hash,
+    },
     #[error("slot {slot} is more than {window} slots behind the current slot {now_slot}: finality never moves, and archival no longer does")]
     OutsideSwitchWindow {
         slot: u64,
@@ -171,7 +197,12 @@ pub struct ForkChoice {
     /// Recent canonical blocks, oldest first; the last is the tip.
     canonical: VecDeque<BlockSummary>,
     /// The best ticket seen per recent slot (any parent), for `should_publish`.
-    best_by_slot: BTreeMap<u64, SortitionScore>,
+    best_by_slot: BTreeMap<u64, Ticket>,
+    /// Certified block per recent height (ours or not yet held).
+    certified: BTreeMap<u64, Hash>,
+    /// The highest canonical height known certified: nothing at or below
+    /// it is ever undone.
+    final_height: u64,
 }
 
 impl ForkChoice {
@@ -200,6 +231,8 @@ impl ForkChoice {
             config,
             canonical,
             best_by_slot: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            final_height: 0,
         })
     }
 
@@ -216,15 +249,54 @@ impl ForkChoice {
         self.canonical.iter()
     }
 
+    /// Records that `hash` is certified at `height`. If it is canonical,
+    /// it and every block below it become final.
+    pub fn certify(&mut self, height: u64, hash: Hash) {
+        self.certified.insert(height, hash);
+        let oldest = self.canonical.front().map_or(0, |b| b.height);
+        self.certified = self.certified.split_off(&oldest);
+        while self.certified.len() > self.config.canonical_capacity().saturating_mul(2) {
+            self.certified.pop_first();
+        }
+        if self
+            .canonical
+            .iter()
+            .any(|b| b.hash == hash && b.height == height)
+        {
+            self.final_height = self.final_height.max(height);
+        }
+    }
+
+    /// The highest canonical height that is final.
+    pub fn final_height(&self) -> u64 {
+        self.final_height
+    }
+
+    /// A certified block above our tip (one we lack): sync towards it
+    /// rather than produce beside it.
+    pub fn certified_above_tip(&self) -> Option<(u64, Hash)> {
+        let tip = self.tip().height;
+        self.certified
+            .range(tip.saturating_add(1)..)
+            .next_back()
+            .map(|(h, hash)| (*h, *hash))
+    }
+
     /// How many slots currently hold a remembered best ticket.
     pub fn tracked_slots(&self) -> usize {
         self.best_by_slot.len()
     }
 
     /// Where `header`'s block would go, or why it would be ignored, so the
-    /// caller validates only blocks that can matter, against the right parent.
-    pub fn place(&self, header: &BlockHeader, now: Timestamp) -> Result<Placement, IgnoreReason> {
-        self.place_summary(&BlockSummary::of(header), now)
+    /// caller validates only blocks that can matter, against the right
+    /// parent. `set` is the slot's validator set (it weights the ticket).
+    pub fn place(
+        &self,
+        header: &BlockHeader,
+        set: &ValidatorSet,
+        now: Timestamp,
+    ) -> Result<Placement, IgnoreReason> {
+        self.place_summary(&BlockSummary::of(header, set), now)
     }
 
     fn place_summary(
@@ -242,9 +314,32 @@ impl ForkChoice {
         let parent = from_parent.next().ok_or(IgnoreReason::UnknownParent {
             prev_hash: block.prev_hash,
         })?;
+        let certified = self.certified.get(&block.height).copied();
         let Some(rival) = from_parent.next() else {
             return Ok(Placement::ExtendsTip(parent.tip()));
         };
+        if rival.height <= self.final_height {
+            return Err(IgnoreReason::Certified {
+                held: rival.hash,
+                height: rival.height,
+            });
+        }
+        match certified {
+            Some(c) if c == block.hash => {
+                return Ok(Placement::Replaces {
+                    parent: parent.tip(),
+                    rival: rival.hash,
+                })
+            }
+            Some(c) => {
+                return Err(IgnoreReason::ConflictsWithCertified {
+                    hash: block.hash,
+                    height: block.height,
+                    certified: c,
+                })
+            }
+            None => {}
+        }
         if block.rank() >= rival.rank() {
             return Err(IgnoreReason::NotBetter { held: rival.hash });
         }
@@ -269,7 +364,7 @@ impl ForkChoice {
     /// actions in order; if it cannot, it rebuilds fork choice from its store.
     #[must_use]
     pub fn handle_block(&mut self, now: Timestamp, block: ValidBlock) -> Vec<ChainAction> {
-        let summary = BlockSummary::of(&block.block().header);
+        let summary = BlockSummary::of_valid(&block);
         self.remember_ticket(&summary, now);
         match self.place_summary(&summary, now) {
             Err(reason) => vec![ChainAction::Ignore(reason)],
@@ -288,6 +383,9 @@ impl ForkChoice {
                 if self.canonical.len() > self.config.canonical_capacity() {
                     self.canonical.pop_front();
                 }
+                if self.certified.get(&summary.height) == Some(&summary.hash) {
+                    self.final_height = self.final_height.max(summary.height);
+                }
                 actions.push(ChainAction::Apply(Box::new(block)));
                 actions.push(ChainAction::Announce(summary.hash));
                 actions
@@ -295,10 +393,10 @@ impl ForkChoice {
         }
     }
 
-    /// False if a ticket at least as good as `my_score` is already held for
+    /// False if a ticket at least as good as `mine` is already held for
     /// `slot`: publishing would only lose (or repeat our own block).
-    pub fn should_publish(&self, slot: u64, my_score: &SortitionScore) -> bool {
-        !matches!(self.best_by_slot.get(&slot), Some(best) if best <= my_score)
+    pub fn should_publish(&self, slot: u64, mine: &Ticket) -> bool {
+        !matches!(self.best_by_slot.get(&slot), Some(best) if best <= mine)
     }
 
     /// Records `block`'s ticket as its slot's best if it is, keeping only
@@ -309,9 +407,9 @@ impl ForkChoice {
         if block.slot < oldest {
             return;
         }
-        let best = self.best_by_slot.entry(block.slot).or_insert(block.score);
-        if block.score < *best {
-            *best = block.score;
+        let best = self.best_by_slot.entry(block.slot).or_insert(block.ticket);
+        if block.ticket < *best {
+            *best = block.ticket;
         }
         self.best_by_slot = self.best_by_slot.split_off(&oldest);
         while self.best_by_slot.len() > self.config.canonical_capacity() {

@@ -9,9 +9,12 @@
 
 pub mod block;
 pub mod builder;
+pub mod certificate;
+pub mod fixed_point;
 pub mod fork_choice;
 pub mod reward;
 pub mod slot;
+pub mod sortition;
 pub mod sync;
 pub mod validity;
 pub mod verify;
@@ -19,13 +22,17 @@ pub mod verify;
 pub use block::{
     entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
-pub use builder::{build_block, publish_delay_ms, BlockTemplate, BuildError};
+pub use builder::{build_block, BlockTemplate, BuildError};
+pub use certificate::{
+    BlockVote, Certificate, CertificateError, Endorsements, Equivocation, VoteContext, VoteOutcome,
+};
 pub use fork_choice::{
     BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
     Placement,
 };
 pub use reward::{block_reward, expected_reward, split_reward};
 pub use slot::{SlotClock, SlotClockError};
+pub use sortition::{publish_delay_ms, Ticket};
 pub use sync::{BlockRequest, BlockSync, SyncConfig};
 pub use validity::{
     check_signatures, validate_block, validate_block_with, BlockRejection, ChainTip, ChainView,

@@ -12,7 +12,8 @@ use super::block::{
 };
 use super::reward::expected_reward;
 use super::slot::SlotClock;
-use crate::crypto::vrf::{verify_slot, SortitionScore, VrfError};
+use super::sortition::Ticket;
+use crate::crypto::vrf::{verify_slot, VrfError};
 use crate::crypto::PublicKey;
 use crate::finality::{verify_proof_with, FinalityProof, FinalityVote, ProofError, ValidatorSet};
 use crate::time::Timestamp;
@@ -181,6 +182,7 @@ impl BlockRejection {
 pub struct ValidBlock {
     block: Block,
     hash: Hash,
+    ticket: Ticket,
 }
 
 impl ValidBlock {
@@ -192,8 +194,9 @@ impl ValidBlock {
         self.hash
     }
 
-    pub fn score(&self) -> SortitionScore {
-        self.block.header.score()
+    /// The producer's ticket, weighted by its weight in the slot's set.
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
     }
 
     pub fn into_block(self) -> Block {
@@ -235,7 +238,12 @@ pub fn validate_block_with(
         })?;
     }
     let hash = block.hash();
-    Ok(ValidBlock { block, hash })
+    let ticket = Ticket::new(block.header.score(), &block.header.producer, set);
+    Ok(ValidBlock {
+        block,
+        hash,
+        ticket,
+    })
 }
 
 /// Header rules against the parent, the clock and the producer's

@@ -14,6 +14,8 @@ pub enum Domain {
     Handshake,
     /// Block producer signature, payload = header hash.
     Block,
+    /// A validator's block endorsement, payload = hash of the vote body.
+    BlockVote,
 }
 
 impl Domain {
@@ -23,6 +25,7 @@ impl Domain {
             Domain::FinalityVote => b"timecoin/vote/v1",
             Domain::Handshake => b"timecoin/hello/1",
             Domain::Block => b"timecoin/block/1",
+            Domain::BlockVote => b"timecoin/bvote/1",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! checked against [`MessageLimits`] after decoding (decoding itself never
 //! allocates more than the bytes received). This module never touches a socket.
 
+use crate::chain::certificate::{BlockVote, Certificate, Equivocation, MAX_CERTIFICATE_VOTES};
 use crate::consensus::messages::{ConsensusMessage, NodeId, Verdict};
 use crate::finality::{FinalityProof, FinalityVote, MAX_PROOF_VOTES};
 use crate::types::encoding::{self, DecodeError};
@@ -39,10 +40,13 @@ pub enum MessageTag {
     BlockAnnounce = 0x0201,
     GetBlocks = 0x0202,
     Blocks = 0x0203,
+    BlockVote = 0x0204,
+    Certificates = 0x0205,
+    Evidence = 0x0206,
 }
 
 impl MessageTag {
-    pub const ALL: [MessageTag; 15] = [
+    pub const ALL: [MessageTag; 18] = [
         MessageTag::Hello,
         MessageTag::HelloAck,
         MessageTag::Ping,
@@ -58,6 +62,9 @@ impl MessageTag {
         MessageTag::BlockAnnounce,
         MessageTag::GetBlocks,
         MessageTag::Blocks,
+        MessageTag::BlockVote,
+        MessageTag::Certificates,
+        MessageTag::Evidence,
     ];
 
     pub fn from_u16(tag: u16) -> Option<MessageTag> {
@@ -89,6 +96,9 @@ impl MessageTag {
             MessageTag::BlockAnnounce => "blockannounce",
             MessageTag::GetBlocks => "getblocks",
             MessageTag::Blocks => "blocks",
+            MessageTag::BlockVote => "blockvote",
+            MessageTag::Certificates => "certificates",
+            MessageTag::Evidence => "evidence",
         }
     }
 
@@ -110,9 +120,12 @@ impl MessageTag {
                 MessageClass::TxGossip
             }
             MessageTag::Query | MessageTag::Votes => MessageClass::Poll,
-            MessageTag::BlockAnnounce | MessageTag::GetBlocks | MessageTag::Blocks => {
-                MessageClass::Block
-            }
+            MessageTag::BlockAnnounce
+            | MessageTag::GetBlocks
+            | MessageTag::Blocks
+            | MessageTag::BlockVote
+            | MessageTag::Certificates
+            | MessageTag::Evidence => MessageClass::Block,
         }
     }
 }
@@ -199,6 +212,15 @@ pub enum Message {
     Blocks {
         blocks: Vec<Vec<u8>>,
     },
+    /// A validator's endorsement of one block (DESIGN §6); relayed once.
+    BlockVote(Box<BlockVote>),
+    /// Certificates of blocks: one, gossiped once it forms; or those of
+    /// the heights a `Blocks` answer carries, sent right after it in sync.
+    Certificates {
+        certificates: Vec<Certificate>,
+    },
+    /// Two endorsements of different blocks at one height by one voter.
+    Evidence(Box<Equivocation>),
 }
 
 /// Size and count limits applied to every received message.
@@ -265,6 +287,8 @@ const ADDR_BYTES_MAX: usize = 4 + 16 + 2;
 const VERDICT_BYTES_MAX: usize = HASH_BYTES + 4;
 /// Upper bound of an encoded `FinalityVote` (option byte + fields, generous).
 const VOTE_BYTES_MAX: usize = 256;
+/// Upper bound of an encoded `BlockVote` (about 230 bytes, generous).
+const BLOCK_VOTE_BYTES_MAX: usize = 512;
 
 impl Message {
     pub fn tag(&self) -> MessageTag {
@@ -286,6 +310,9 @@ impl Message {
             Message::BlockAnnounce { .. } => MessageTag::BlockAnnounce,
             Message::GetBlocks { .. } => MessageTag::GetBlocks,
             Message::Blocks { .. } => MessageTag::Blocks,
+            Message::BlockVote(_) => MessageTag::BlockVote,
+            Message::Certificates { .. } => MessageTag::Certificates,
+            Message::Evidence(_) => MessageTag::Evidence,
         }
     }
 
@@ -326,6 +353,9 @@ impl Message {
                     blocks.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
                 encoding::encode_into(&blobs, &mut out)
             }
+            Message::BlockVote(vote) => encoding::encode_into(vote, &mut out),
+            Message::Certificates { certificates } => encoding::encode_into(certificates, &mut out),
+            Message::Evidence(evidence) => encoding::encode_into(evidence, &mut out),
         }
         out
     }
@@ -443,6 +473,25 @@ impl Message {
                         .collect(),
                 }
             }
+            MessageTag::BlockVote => {
+                Message::BlockVote(encoding::decode(body, max, name).map_err(body_err)?)
+            }
+            MessageTag::Certificates => {
+                let certificates: Vec<Certificate> =
+                    encoding::decode(body, max, name).map_err(body_err)?;
+                count(
+                    "certificates",
+                    certificates.len(),
+                    limits.max_blocks_per_message,
+                )?;
+                for c in &certificates {
+                    count("votes", c.votes.len(), MAX_CERTIFICATE_VOTES)?;
+                }
+                Message::Certificates { certificates }
+            }
+            MessageTag::Evidence => {
+                Message::Evidence(encoding::decode(body, max, name).map_err(body_err)?)
+            }
         };
         Ok(msg)
     }
@@ -465,7 +514,11 @@ fn body_limit(tag: MessageTag, limits: &MessageLimits) -> usize {
         MessageTag::Votes => list(limits.max_txs_per_query, VERDICT_BYTES_MAX) + 8 + VOTE_BYTES_MAX,
         MessageTag::BlockAnnounce => 8 + HASH_BYTES,
         MessageTag::GetBlocks => 8 + 4,
-        MessageTag::Txs | MessageTag::Proof | MessageTag::Blocks => frame,
+        MessageTag::BlockVote => BLOCK_VOTE_BYTES_MAX,
+        MessageTag::Evidence => 2 * BLOCK_VOTE_BYTES_MAX,
+        MessageTag::Txs | MessageTag::Proof | MessageTag::Blocks | MessageTag::Certificates => {
+            frame
+        }
     };
     limit.min(frame)
 }
@@ -491,6 +544,7 @@ mod tests {
     pub(crate) fn one_of_each() -> Vec<Message> {
         let key = Keypair::from_seed_label("m");
         let vote = FinalityVote::sign_root(&key, ChainId(3), 7, Hash::digest(b"root"));
+        let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 4, Hash::ZERO);
         vec![
             Message::Hello(Hello {
                 chain_id: ChainId(3),
@@ -537,6 +591,18 @@ mod tests {
             Message::Blocks {
                 blocks: vec![vec![1, 2, 3]],
             },
+            Message::BlockVote(Box::new(block_vote.clone())),
+            Message::Certificates {
+                certificates: vec![Certificate {
+                    height: 4,
+                    hash: Hash::digest(b"b"),
+                    votes: vec![block_vote.clone()],
+                }],
+            },
+            Message::Evidence(Box::new(Equivocation {
+                first: block_vote.clone(),
+                second: block_vote,
+            })),
         ]
     }
 

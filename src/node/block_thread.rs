@@ -24,13 +24,15 @@
 //! suspended host), the node produces nothing until it has heard its
 //! peers' tips ([`CatchUp`]): a block built on a stale tip is a fork.
 
+mod certify;
+
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
 use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
-    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, ForkChoice,
-    ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock, SlotClockError,
-    SyncConfig, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, Endorsements,
+    ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock,
+    SlotClockError, SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -220,7 +222,7 @@ struct PlannedBlock {
     slot: u64,
     /// The tip when the ticket was drawn: the block to extend.
     parent: BlockSummary,
-    score: SortitionScore,
+    ticket: Ticket,
     publish_at: Timestamp,
 }
 
@@ -289,6 +291,11 @@ pub struct BlockThread<C: Clock> {
     fork_probes: BTreeMap<NodeId, Timestamp>,
     /// When the loop last turned, to notice a pause.
     last_turn: Timestamp,
+    /// Endorsements of recent heights (see `certify`).
+    endorsements: Endorsements,
+    /// The tip this node last endorsed (or declined to), so each tip
+    /// costs one guard write at most.
+    endorsed_tip: Option<Hash>,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -303,7 +310,7 @@ impl<C: Clock> BlockThread<C> {
         channels: BlockChannels,
         clock: C,
     ) -> Result<BlockThread<C>, BlockThreadError> {
-        let fork_choice = load_fork_choice(&store, &settings)?;
+        let fork_choice = load_fork_choice(&store, &settings, &validators)?;
         let tip = fork_choice.tip();
         log::info!(
             "chain tip: height {} slot {} block {}",
@@ -332,6 +339,8 @@ impl<C: Clock> BlockThread<C> {
             catch_up,
             fork_probes: BTreeMap::new(),
             last_turn: now,
+            endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
+            endorsed_tip: None,
         })
     }
 
@@ -445,7 +454,7 @@ impl<C: Clock> BlockThread<C> {
         if self.plan.is_some_and(|p| p.publish_at <= now) {
             self.publish(now)?;
         }
-        Ok(())
+        self.endorse_tip()
     }
 
     fn on_net_event(&mut self, now: Timestamp, event: NetEvent) -> Result<(), BlockThreadError> {
@@ -473,6 +482,11 @@ impl<C: Clock> BlockThread<C> {
                 }
                 Message::GetBlocks { from: height, max } => self.serve(from, height, max)?,
                 Message::Blocks { blocks } => self.on_blocks(now, from, blocks)?,
+                Message::BlockVote(vote) => self.on_block_vote(Some(from), *vote)?,
+                Message::Certificates { certificates } => {
+                    self.on_certificates(from, certificates)?
+                }
+                Message::Evidence(evidence) => self.on_evidence(from, *evidence)?,
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
             },
         }
@@ -502,6 +516,10 @@ impl<C: Clock> BlockThread<C> {
             log::debug!("slot {slot}: not producing until peers' tips are heard (catching up)");
             return;
         }
+        if let Some((height, hash)) = self.fork_choice.certified_above_tip() {
+            log::debug!("slot {slot}: not producing below certified block {hash} at {height}");
+            return;
+        }
         // A block for this slot adopted already (a peer's clock runs a
         // little ahead) does not end the lottery: our ticket on its parent
         // may still be the better one.
@@ -526,16 +544,20 @@ impl<C: Clock> BlockThread<C> {
             slot,
         };
         let (output, _) = producer.vrf.sign_slot(&input);
-        let score = SortitionScore::of(&output);
+        let ticket = Ticket::new(
+            SortitionScore::of(&output),
+            &producer.identity.public(),
+            &self.validators,
+        );
         let delay_ms = if self.settings.all_producers_publish {
             0
         } else {
-            publish_delay_ms(&score, self.validators.len(), self.settings.publish_step_ms)
+            publish_delay_ms(&ticket, &self.validators, self.settings.publish_step_ms)
         };
         self.plan = Some(PlannedBlock {
             slot,
             parent,
-            score,
+            ticket,
             publish_at: Timestamp(clock.slot_start_ms(slot)).plus_ms(delay_ms),
         });
     }
@@ -551,7 +573,7 @@ impl<C: Clock> BlockThread<C> {
             return Ok(());
         }
         if !self.settings.all_producers_publish
-            && !self.fork_choice.should_publish(plan.slot, &plan.score)
+            && !self.fork_choice.should_publish(plan.slot, &plan.ticket)
         {
             log::debug!(
                 "slot {}: a better candidate is held; staying silent",
@@ -641,7 +663,7 @@ impl<C: Clock> BlockThread<C> {
                 // arrive more than once: a copy of a canonical block is
                 // dropped before its body (megabytes) is decoded.
                 let held = matches!(
-                    self.fork_choice.place(&header, now),
+                    self.fork_choice.place(&header, &self.validators, now),
                     Err(IgnoreReason::AlreadyCanonical(_))
                 );
                 let body = (!held)
@@ -716,7 +738,7 @@ impl<C: Clock> BlockThread<C> {
     ) -> Result<(), BlockThreadError> {
         let hash = block.hash();
         let height = block.header.height;
-        let parent = match self.fork_choice.place(&block.header, now) {
+        let parent = match self.fork_choice.place(&block.header, &self.validators, now) {
             Ok(Placement::ExtendsTip(parent)) => parent,
             Ok(Placement::Replaces { parent, .. }) => parent,
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
@@ -764,6 +786,9 @@ impl<C: Clock> BlockThread<C> {
             let max_count = self.settings.sync.max_requests_in_flight
                 * self.settings.sync.batch_blocks as usize;
             self.waiting.insert(from, block, max_count.max(1));
+            return Ok(());
+        }
+        if self.switch_towards_certified(from, height)? {
             return Ok(());
         }
         let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
@@ -944,12 +969,22 @@ impl<C: Clock> BlockThread<C> {
                     return Err(e.into());
                 }
                 log::error!("the store refused a fork-choice action ({e}); reloading the chain");
-                self.fork_choice = load_fork_choice(&self.store, &self.settings)?;
+                self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
                 break;
             }
         }
         let tip = self.fork_choice.tip().height;
         self.sync.on_tip(tip);
+        self.endorsements.on_tip(tip);
+        self.endorse_tip()
+    }
+
+    /// Rebuilds fork choice from the store (after a deep undo).
+    fn reload_fork_choice(&mut self) -> Result<(), BlockThreadError> {
+        self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
+        let tip = self.fork_choice.tip().height;
+        self.sync.on_tip(tip);
+        self.endorsements.on_tip(tip);
         Ok(())
     }
 
@@ -1059,6 +1094,7 @@ impl<C: Clock> BlockThread<C> {
             .saturating_sub(BLOCKS_FRAME_OVERHEAD);
         let mut blocks = Vec::new();
         let mut bytes = 0usize;
+        let mut last_height = None;
         {
             let read = self.store.read()?;
             for stored in read.scan_blocks_from(from)?.take(max) {
@@ -1069,11 +1105,16 @@ impl<C: Clock> BlockThread<C> {
                     break;
                 }
                 bytes += len;
+                last_height = Some(stored.height);
                 blocks.push(stored.encoded);
             }
         }
         self.send(NetCommand::SendTo(peer, Message::Blocks { blocks }));
-        Ok(())
+        // The certificates of those heights follow in their own message.
+        match last_height {
+            Some(last) => self.serve_certificates(peer, from, last),
+            None => Ok(()),
+        }
     }
 
     fn request_blocks(&mut self, now: Timestamp) {
@@ -1197,6 +1238,7 @@ fn chain_view<'a>(
 fn load_fork_choice(
     store: &Store,
     settings: &BlockSettings,
+    validators: &ValidatorSet,
 ) -> Result<ForkChoice, BlockThreadError> {
     let read = store.read()?;
     let tip = read.tip()?;
@@ -1222,9 +1264,18 @@ fn load_fork_choice(
                 source,
             }
         })?;
-        recent.push(BlockSummary::of(&block.header));
+        recent.push(BlockSummary::of(&block.header, validators));
     }
-    Ok(ForkChoice::new(settings.fork_choice, recent)?)
+    let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
+    for height in first..=tip.height {
+        if let Some(record) = read.certificate_at(height)? {
+            fork_choice.certify(height, record.hash);
+        }
+    }
+    if let Some((height, hash)) = read.certified_tip()? {
+        fork_choice.certify(height, hash);
+    }
+    Ok(fork_choice)
 }
 
 /// The variant name of a rejection, as the log's short reason.
@@ -1248,6 +1299,7 @@ fn is_refusal(e: &StoreError) -> bool {
             | StoreError::BlockTooLarge { .. }
             | StoreError::UndoNotTip { .. }
             | StoreError::UndoGenesis { .. }
+            | StoreError::UndoFinal { .. }
             | StoreError::RewardSpent { .. }
     )
 }

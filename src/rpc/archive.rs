@@ -1,18 +1,21 @@
 //! The store seen as the chain archive that `verifychain` replays
-//! ([`StoreArchive`], one LMDB snapshot), and [`verify_store`]: the replay
-//! followed by the store's own consistency check of its chain tables.
+//! ([`StoreArchive`], one LMDB snapshot), and [`verify_store`]: the replay,
+//! the store's own consistency check of its chain tables, and the check of
+//! every stored certificate (signatures, weight, canonical block).
 //!
 //! Reads only. The replay's root of trust is the chain config (genesis and
 //! validator set), never the datadir.
 
 use crate::chain::{
-    verify_chain, ArchiveView, ArchivedBlock, ChainTip, ChainViewError, IndexedFacts, SlotClock,
-    SlotClockError, TxLocation, VerifyParams, VerifyReport,
+    verify_chain, ArchiveView, ArchivedBlock, Certificate, CertificateError, ChainTip,
+    ChainViewError, IndexedFacts, SlotClock, SlotClockError, TxLocation, VerifyParams,
+    VerifyReport, VoteContext,
 };
 use crate::config::ChainSpec;
 use crate::finality::ValidatorSet;
 use crate::store::{ChainSummary, ReadView, Store, StoreError, TxStatus};
 use crate::time::Timestamp;
+use crate::types::encoding::DecodeError;
 use crate::types::{Amount, ChainId, Hash, Tx};
 
 /// The genesis as the chain config defines it (the store derives its first
@@ -128,12 +131,100 @@ pub struct ChainVerification {
     pub replay: VerifyReport,
     /// The store's check of its chain tables against each other.
     pub tables: Result<ChainSummary, StoreError>,
+    /// How many stored certificates verified, or the first that did not.
+    pub certificates: Result<u64, CertificateFault>,
 }
 
 impl ChainVerification {
     pub fn is_ok(&self) -> bool {
-        self.replay.is_ok() && self.tables.is_ok()
+        self.replay.is_ok() && self.tables.is_ok() && self.certificates.is_ok()
     }
+}
+
+/// Why a stored certificate fails `verifychain`.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateFault {
+    #[error("the certificate stored at height {height} does not decode: {source}")]
+    Undecodable { height: u64, source: DecodeError },
+    #[error("the certificate stored at height {height} is for height {found}")]
+    WrongHeight { height: u64, found: u64 },
+    #[error("the certificate at height {height} is invalid: {source}")]
+    Invalid {
+        height: u64,
+        source: CertificateError,
+    },
+    #[error(
+        "the certificate at height {height} certifies {certified}, but the canonical block          there is {canonical}: the chain left a final block"
+    )]
+    NotCanonical {
+        height: u64,
+        certified: Hash,
+        canonical: Hash,
+    },
+    #[error("the certificate record at height {height} disagrees with its certificate")]
+    RecordMismatch { height: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CertificateFault {
+    pub fn height(&self) -> Option<u64> {
+        match self {
+            CertificateFault::Undecodable { height, .. }
+            | CertificateFault::WrongHeight { height, .. }
+            | CertificateFault::Invalid { height, .. }
+            | CertificateFault::NotCanonical { height, .. }
+            | CertificateFault::RecordMismatch { height } => Some(*height),
+            CertificateFault::Store(_) => None,
+        }
+    }
+}
+
+/// Checks every stored certificate: it decodes, its votes verify and
+/// reach the weight, its record agrees, and at a height the chain holds it
+/// certifies the canonical block (a certificate above the tip is for a
+/// block not synced yet).
+pub fn verify_certificates(
+    view: &ReadView<'_>,
+    spec: &ChainSpec,
+    validators: &ValidatorSet,
+) -> Result<u64, CertificateFault> {
+    let context = VoteContext {
+        chain_id: spec.chain_id(),
+        genesis_hash: spec.genesis_hash(),
+        validators,
+    };
+    let tip = view.tip()?;
+    let mut checked = 0u64;
+    for item in view.scan_certificates_from(0)? {
+        let (height, record) = item?;
+        let certificate = Certificate::decode(&record.certificate)
+            .map_err(|source| CertificateFault::Undecodable { height, source })?;
+        if certificate.height != height {
+            return Err(CertificateFault::WrongHeight {
+                height,
+                found: certificate.height,
+            });
+        }
+        let weight = certificate
+            .verify(&context)
+            .map_err(|source| CertificateFault::Invalid { height, source })?;
+        if certificate.hash != record.hash || weight != record.weight {
+            return Err(CertificateFault::RecordMismatch { height });
+        }
+        if height <= tip.height {
+            let canonical = view.block_hash_at(height)?.unwrap_or(Hash::ZERO);
+            if canonical != record.hash {
+                return Err(CertificateFault::NotCanonical {
+                    height,
+                    certified: record.hash,
+                    canonical,
+                });
+            }
+        }
+        checked += 1;
+    }
+    Ok(checked)
 }
 
 /// Replays the chain from one snapshot, then runs the store's consistency
@@ -145,6 +236,7 @@ pub fn verify_store(
     validators: ValidatorSet,
     params: &VerifyParams,
 ) -> Result<ChainVerification, StoreError> {
+    let certificates = verify_certificates(&store.read()?, spec, &validators);
     let replay = {
         let archive = StoreArchive::new(store.read()?, spec, validators);
         verify_chain(&archive, params)
@@ -152,5 +244,6 @@ pub fn verify_store(
     Ok(ChainVerification {
         replay,
         tables: store.check_chain_consistency(),
+        certificates,
     })
 }

@@ -1,7 +1,8 @@
 //! The checkpoint chain's RPC methods (Bitcoin shapes where Bitcoin has
 //! them): `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
 //! `getblockhash`, `getblock`, the block location of `getrawtransaction`,
-//! `getvalidators`, `getrewardinfo` and `verifychain`.
+//! `getvalidators`, `getrewardinfo`, `verifychain`, and of certified blocks
+//! `getchaintips` and `getevidence`.
 //!
 //! Each answer is read from one LMDB snapshot. Stored blocks are decoded
 //! with the block limit; one that does not decode is a store error that
@@ -11,7 +12,7 @@ use super::archive;
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use crate::chain::reward::payout_address;
-use crate::chain::{block_reward, Block, MAX_BLOCK_BYTES};
+use crate::chain::{block_reward, Block, Equivocation, VoteContext, MAX_BLOCK_BYTES};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
 use crate::store::{ReadView, TxRecord, TxStatus};
@@ -158,6 +159,16 @@ pub(super) fn block(
             .collect(),
     };
     let reward = reward_view(&view, &block, tip.height, ctx)?;
+    let certificate = view.certificate_at(h.height)?.filter(|c| c.hash == hash);
+    let certified_tip = view.certified_tip()?;
+    // Final: certified, or an ancestor of a certified block of our chain.
+    let is_final = certificate.is_some()
+        || match certified_tip {
+            Some((height, certified)) => {
+                height >= h.height && view.block_hash_at(height)? == Some(certified)
+            }
+            None => false,
+        };
     Ok(json!({
         "hash": hash.to_string(),
         "confirmations": confirmations(tip.height, h.height),
@@ -178,6 +189,10 @@ pub(super) fn block(
         "nTx": block.entries.len(),
         "tx": txs,
         "reward": reward,
+        "certified": certificate.is_some(),
+        "certified_weight": certificate.as_ref().map_or(0, |c| c.weight),
+        "total_weight": set.total_weight(),
+        "final": is_final,
     }))
 }
 
@@ -271,7 +286,8 @@ fn reward_view(
     let network = ctx.spec.config.network;
     let maturity = u64::from(ctx.spec.config.ledger.reward_maturity_blocks);
     let matures_at = crate::chain::reward_matures_at(block.header.height, maturity);
-    let mature = tip >= matures_at;
+    // `tip` reaches the maturity, and a certified block covers the reward's.
+    let mature = tip >= matures_at && view.maturity_height()? >= matures_at;
     let outputs: Vec<Value> = block
         .reward
         .outputs
@@ -407,20 +423,26 @@ pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
     let found = archive::verify_store(&ctx.store, &ctx.spec, set, &params)?;
     let elapsed_ms = ctx.clock.now().saturating_since(started).as_millis();
     let replay = &found.replay;
-    let failure = match (&replay.failure, &found.tables) {
-        (Some(f), _) => json!({
+    let failure = match (&replay.failure, &found.tables, &found.certificates) {
+        (Some(f), _, _) => json!({
             "height": f.height,
             "block": f.block.map(|h| h.to_string()),
             "reason": f.fault.reason(),
             "message": f.fault.to_string(),
         }),
-        (None, Err(e)) => json!({
+        (None, Err(e), _) => json!({
             "height": Value::Null,
             "block": Value::Null,
             "reason": "tables_disagree",
             "message": e.to_string(),
         }),
-        (None, Ok(_)) => Value::Null,
+        (None, Ok(_), Err(e)) => json!({
+            "height": e.height(),
+            "block": Value::Null,
+            "reason": "bad_certificate",
+            "message": e.to_string(),
+        }),
+        (None, Ok(_), Ok(_)) => Value::Null,
     };
     let tables = found.tables.as_ref().ok().map(|s| {
         json!({
@@ -437,8 +459,81 @@ pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
         "txs": replay.txs,
         "proofs": replay.txs,
         "votes": replay.votes,
+        "certificates": found.certificates.as_ref().ok(),
         "tables": tables,
         "elapsed_ms": u64::try_from(elapsed_ms).unwrap_or(u64::MAX),
         "failure": failure,
     }))
+}
+
+/// Most heights `getchaintips` walks down to find where a branch leaves ours.
+const MAX_BRANCH_WALK: u64 = 100_000;
+/// Most pieces of evidence `getevidence` lists.
+const MAX_EVIDENCE_LISTED: usize = 1_000;
+
+/// `getchaintips`, Bitcoin Core's shape (`height`, `hash`, `branchlen`,
+/// `status`) plus `certified`. The store keeps one chain: the active tip,
+/// and, when the highest certificate names a block our chain lacks, that
+/// block as `headers-only` (known certified, not held; sync fetches it).
+pub(super) fn chain_tips(ctx: &RpcContext) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    let tip_certified = view
+        .certificate_at(tip.height)?
+        .is_some_and(|c| c.hash == tip.hash);
+    let mut tips = vec![json!({
+        "height": tip.height,
+        "hash": tip.hash.to_string(),
+        "branchlen": 0,
+        "status": "active",
+        "certified": tip_certified,
+    })];
+    if let Some((height, hash)) = view.certified_tip()? {
+        if view.block_hash_at(height)? != Some(hash) {
+            // Its branch leaves ours at or above our last certified block.
+            let top = height.saturating_sub(1).min(tip.height);
+            let mut base = top;
+            while base > 0 && top - base < MAX_BRANCH_WALK {
+                let certified = view.certificate_at(base)?.map(|c| c.hash);
+                if certified.is_some() && certified == view.block_hash_at(base)? {
+                    break;
+                }
+                base -= 1;
+            }
+            tips.push(json!({
+                "height": height,
+                "hash": hash.to_string(),
+                "branchlen": height.saturating_sub(base),
+                "status": "headers-only",
+                "certified": true,
+            }));
+        }
+    }
+    Ok(json!(tips))
+}
+
+/// `getevidence`: the equivocation evidence this node stored, each checked
+/// again against the validator set.
+pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
+    let set = super::methods::validator_set(ctx)?;
+    let context = VoteContext {
+        chain_id: ctx.spec.chain_id(),
+        genesis_hash: ctx.spec.genesis_hash(),
+        validators: &set,
+    };
+    let stored = ctx.store.read()?.evidence(MAX_EVIDENCE_LISTED)?;
+    let listed: Vec<Value> = stored
+        .iter()
+        .map(|bytes| match Equivocation::decode(bytes) {
+            Ok(e) => json!({
+                "voter": hex::encode(e.first.voter.0),
+                "height": e.first.height,
+                "blocks": [e.first.hash.to_string(), e.second.hash.to_string()],
+                "valid": e.verify(&context).is_ok(),
+                "hex": hex::encode(bytes),
+            }),
+            Err(e) => json!({ "error": format!("stored evidence does not decode: {e}") }),
+        })
+        .collect();
+    Ok(json!(listed))
 }

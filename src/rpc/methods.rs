@@ -75,6 +75,8 @@ pub enum Method {
         height: Option<u64>,
     },
     VerifyChain,
+    GetChainTips,
+    GetEvidence,
 }
 
 /// A request's params, positional or named.
@@ -202,6 +204,8 @@ impl Method {
             "getconsensusinfo" => no_params(Method::GetConsensusInfo),
             "getvalidators" => no_params(Method::GetValidators),
             "verifychain" => no_params(Method::VerifyChain),
+            "getchaintips" => no_params(Method::GetChainTips),
+            "getevidence" => no_params(Method::GetEvidence),
             "getrewardinfo" => {
                 p.expect(&["height"])?;
                 let height = match p.get(0, "height") {
@@ -461,6 +465,8 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         Method::GetValidators => blocks::validators(ctx),
         Method::GetRewardInfo { height } => blocks::reward_info(ctx, height),
         Method::VerifyChain => blocks::verify_chain(ctx),
+        Method::GetChainTips => blocks::chain_tips(ctx),
+        Method::GetEvidence => blocks::evidence(ctx),
     }
 }
 

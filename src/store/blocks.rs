@@ -252,6 +252,7 @@ fn apply_block_in(
     };
     put(txn, t.meta, schema::META_TIP, &encode(&new_tip))?;
     writes += 4;
+    super::certified::raise_final_height(txn, t, block.height, &hash)?;
     Ok(BlockReport {
         tip: new_tip,
         writes,
@@ -273,6 +274,14 @@ fn undo_tip_in(
     }
     if tip.height == 0 {
         return Err(StoreError::UndoGenesis { genesis: tip.hash });
+    }
+    let final_height: u64 = get_decoded(txn, t.meta, schema::META_FINAL_HEIGHT)?.unwrap_or(0);
+    if tip.height <= final_height {
+        return Err(StoreError::UndoFinal {
+            block: tip.hash,
+            height: tip.height,
+            final_height,
+        });
     }
     let hash = tip.hash;
     let corrupt = |table: Table, key: &[u8], reason: &str| {

@@ -150,6 +150,15 @@ pub enum StoreError {
     #[error("cannot undo the genesis {genesis}: it is the root of the chain")]
     UndoGenesis { genesis: Hash },
     #[error(
+        "cannot undo block {block} at height {height}: blocks up to height {final_height} are \
+         final (certified); nothing written"
+    )]
+    UndoFinal {
+        block: Hash,
+        height: u64,
+        final_height: u64,
+    },
+    #[error(
         "cannot undo block {block}: its reward output {outpoint} was spent by \
          finalized transaction {by}, and finality never moves; nothing written"
     )]

@@ -70,6 +70,9 @@ pub(super) struct Tables {
     pub(super) mempool: Table,
     pub(super) accepted: Table,
     pub(super) unarchived: Table,
+    pub(super) endorsed: Table,
+    pub(super) certificates: Table,
+    pub(super) evidence: Table,
 }
 
 impl Tables {
@@ -86,6 +89,9 @@ impl Tables {
             self.mempool,
             self.accepted,
             self.unarchived,
+            self.endorsed,
+            self.certificates,
+            self.evidence,
         ]
     }
 }
@@ -100,6 +106,8 @@ pub struct Store {
     max_map_size_bytes: u64,
     /// Shared by every transaction, exclusive for a map resize (see module doc).
     resize_gate: RwLock<()>,
+    /// Blocks a reward waits before it may mature (the chain config's).
+    reward_maturity_blocks: u64,
     /// Where each entry of the sequence-keyed tables sits; held for a whole
     /// ledger commit, the only writer of those tables.
     indexes: Mutex<Indexes>,
@@ -195,6 +203,9 @@ impl Store {
             mempool: table(schema::MEMPOOL)?,
             accepted: table(schema::ACCEPTED)?,
             unarchived: table(schema::UNARCHIVED)?,
+            endorsed: table(schema::ENDORSED)?,
+            certificates: table(schema::CERTIFICATES)?,
+            evidence: table(schema::EVIDENCE)?,
         };
         debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
         let mut store = Store {
@@ -203,6 +214,7 @@ impl Store {
             path,
             max_map_size_bytes: round_map_size(options.max_map_size_bytes).max(map_size),
             resize_gate: RwLock::new(()),
+            reward_maturity_blocks: u64::from(spec.config.ledger.reward_maturity_blocks),
             indexes: Mutex::default(),
         };
         store.initialize_or_check(spec)?;
@@ -876,6 +888,10 @@ impl<'s> ReadView<'s> {
         &self.store.tables
     }
 
+    pub(super) fn reward_maturity_blocks(&self) -> u64 {
+        self.store.reward_maturity_blocks
+    }
+
     pub(super) fn get_decoded<T: DeserializeOwned>(
         &self,
         table: Table,
@@ -993,7 +1009,7 @@ impl<'s> ReadView<'s> {
         if let UtxoState::Immature { matures_at } = state {
             let tip = match *tip_height {
                 Some(tip) => tip,
-                None => *tip_height.insert(self.tip()?.height),
+                None => *tip_height.insert(self.maturity_height()?),
             };
             if tip < matures_at {
                 return Ok(None);
@@ -1205,9 +1221,10 @@ impl UtxoView for Store {
         Store::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
     }
 
+    /// The maturity height (see `schema`): rewards need a certified block too.
     fn tip_height(&self) -> Result<u64, ViewError> {
-        Store::tip(self)
-            .map(|tip| tip.height)
+        self.read()
+            .and_then(|view| view.maturity_height())
             .map_err(|e| ViewError(e.to_string()))
     }
 }
@@ -1217,10 +1234,9 @@ impl UtxoView for ReadView<'_> {
         ReadView::utxo(self, outpoint).map_err(|e| ViewError(e.to_string()))
     }
 
+    /// The maturity height (see `schema`): rewards need a certified block too.
     fn tip_height(&self) -> Result<u64, ViewError> {
-        ReadView::tip(self)
-            .map(|tip| tip.height)
-            .map_err(|e| ViewError(e.to_string()))
+        self.maturity_height().map_err(|e| ViewError(e.to_string()))
     }
 }
 

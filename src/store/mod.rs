@@ -14,10 +14,12 @@
 //! * [`schema`]: every table, key layout, stored record and limit.
 //! * [`lmdb`]: [`Store`] (open, commit a ledger batch) and [`ReadView`] (snapshots).
 //! * `blocks`: apply and undo the tip block; chain reads.
+//! * `certified`: the endorsement guard, certificates and evidence.
 //! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
 
 mod blocks;
+mod certified;
 mod chain_check;
 mod error;
 pub mod lmdb;
@@ -28,8 +30,9 @@ mod sequence_index;
 mod tests;
 
 pub use self::lmdb::{ReadView, Scan, Store};
+pub use certified::EndorseGuard;
 pub use error::StoreError;
-pub use schema::{BlockRecord, ChainTip, TxRecord, TxStatus};
+pub use schema::{BlockRecord, CertificateRecord, ChainTip, TxRecord, TxStatus};
 
 use crate::types::{Hash, OutPoint, Tx, TxOut};
 

@@ -21,6 +21,9 @@
 //! | `mempool`    | admission seq `u64` BE (8) ‖ txid (32) | encoded `Tx`               |
 //! | `accepted`   | seq `u64` BE (8) ‖ txid (32) ‖ vout BE (4) | encoded `Tx` spending it |
 //! | `unarchived` | `TxRecord::sequence` BE (8) ‖ txid (32) | empty; finalized, in no block yet |
+//! | `endorsed`   | height `u64` BE (8)                    | block hash this validator endorsed |
+//! | `certificates` | height `u64` BE (8)                  | encoded [`CertificateRecord`] |
+//! | `evidence`   | voter (32) ‖ height `u64` BE (8)       | encoded equivocation evidence, as given |
 //!
 //! # Checkpoint blocks
 //!
@@ -45,7 +48,11 @@
 //!
 //! Reward outputs are stored `Immature { matures_at }` (in `utxos` and the
 //! address index, as unspent outputs) and keep that state: maturity is a
-//! function of the tip, so undoing a block needs no rewrite of older rewards.
+//! function of the tip and the final height, so undoing a block needs no
+//! rewrite of older rewards. A reward of the block at `h` is spendable once
+//! the tip is at `h + reward_maturity_blocks` AND a canonical block at or
+//! above `h` is certified (DESIGN §6): `matures_at ≤ min(tip, final +
+//! maturity)`, the *maturity height*.
 //!
 //! # The vote-safety record (`accepted`)
 //!
@@ -100,7 +107,7 @@
 
 use crate::types::encoding::MAX_DECODE_BYTES;
 use crate::types::tx::MAX_TX_BYTES_HARD;
-use crate::types::{Address, Hash, OutPoint, Tx};
+use crate::types::{Address, Hash, OutPoint, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
 
 /// Version of this layout. Bump it on any change to a key or a stored record;
@@ -111,8 +118,11 @@ use serde::{Deserialize, Serialize};
 /// `TxStatus::Archived` and immature reward outputs (a version-2 datadir
 /// lacks the `unarchived` index of its finalized txs). Version 4 keys
 /// `mempool`, `unarchived` and `accepted` by sequence first, and
-/// `proofs` by `TxRecord::sequence` alone.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `proofs` by `TxRecord::sequence` alone. Version 5 added certified
+/// blocks: `endorsed` (a version-4 build would not know what this validator
+/// endorsed and could endorse a conflicting block), `certificates`,
+/// `evidence` and the `certified_tip` meta record.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -179,8 +189,24 @@ pub const UNARCHIVED: TableSpec = TableSpec {
     max_value_bytes: 0,
 };
 
+/// The endorsement guard: height → the one block hash this validator signed.
+pub const ENDORSED: TableSpec = TableSpec {
+    name: "endorsed",
+    max_value_bytes: 64,
+};
+/// Height → certificate (its votes, one per signer).
+pub const CERTIFICATES: TableSpec = TableSpec {
+    name: "certificates",
+    max_value_bytes: 4 * 1024 * 1024,
+};
+/// Two conflicting endorsements of one voter.
+pub const EVIDENCE: TableSpec = TableSpec {
+    name: "evidence",
+    max_value_bytes: 4096,
+};
+
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 11] = [
+pub const TABLES: [TableSpec; 14] = [
     META,
     BLOCKS,
     BLOCK_RECORDS,
@@ -192,6 +218,9 @@ pub const TABLES: [TableSpec; 11] = [
     MEMPOOL,
     ACCEPTED,
     UNARCHIVED,
+    ENDORSED,
+    CERTIFICATES,
+    EVIDENCE,
 ];
 
 /// `meta` keys.
@@ -202,6 +231,11 @@ pub const META_GENESIS_HASH: &[u8] = b"genesis_hash";
 pub const META_FINALIZED_COUNT: &[u8] = b"finalized_count";
 /// The tip block as a [`ChainTip`]; the genesis until a block is applied.
 pub const META_TIP: &[u8] = b"tip";
+/// The highest certified `(height, hash)`; absent until a block is certified.
+pub const META_CERTIFIED_TIP: &[u8] = b"certified_tip";
+/// The highest height whose canonical block is certified (`u64`): it and
+/// every block below are final, never undone; rewards mature under it.
+pub const META_FINAL_HEIGHT: &[u8] = b"final_height";
 
 pub const TXID_KEY_LEN: usize = 32;
 pub const OUTPOINT_KEY_LEN: usize = 32 + 4;
@@ -253,6 +287,23 @@ pub struct BlockRecord {
     pub matures_at_height: u64,
     /// The txids the block archives, in the block's order.
     pub archived: Vec<Hash>,
+}
+
+/// A certified block: its hash, the signers' weight and the certificate's
+/// encoding (opaque to the store; `chain::Certificate`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    pub hash: Hash,
+    pub weight: u64,
+    pub certificate: Vec<u8>,
+}
+
+/// `evidence` key: voter ‖ height big-endian.
+pub fn evidence_key(voter: &PublicKeyBytes, height: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(&voter.0);
+    key[32..].copy_from_slice(&height.to_be_bytes());
+    key
 }
 
 /// `utxos` key (and the id in `accepted`): txid ‖ vout big-endian.

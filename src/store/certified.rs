@@ -1,0 +1,184 @@
+//! Block certification in the store (DESIGN §6): this validator's
+//! endorsement guard, the certificates it learned and the equivocation
+//! evidence it caught, each change in ONE write transaction.
+//!
+//! The guard (`endorsed`, height → hash) is slashing protection: a
+//! validator writes it before its signature leaves the node and never
+//! signs a different hash at a height it holds, so a SIGKILL between the
+//! write and the send can cost an endorsement, never cause a conflicting
+//! one. Certificates and evidence are opaque bytes here (their format
+//! belongs to `chain`); the store never judges them.
+
+use super::lmdb::{get_decoded, put, ReadView, Tables};
+use super::schema::{self, CertificateRecord};
+use super::StoreError;
+use crate::types::encoding::encode;
+use crate::types::{Hash, PublicKeyBytes};
+use ::lmdb::RwTransaction;
+
+/// What the endorsement guard said about signing `hash` at a height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndorseGuard {
+    /// Recorded now: sign it.
+    Recorded,
+    /// This very hash was endorsed before: signing it again is harmless.
+    AlreadyEndorsed,
+    /// Another block was endorsed at that height: never sign this one.
+    Conflicts { endorsed: Hash },
+}
+
+impl super::Store {
+    /// Records that this validator endorses `hash` at `height`, unless it
+    /// endorsed another block there; one write transaction, committed
+    /// before the caller signs.
+    pub fn record_endorsement(&self, height: u64, hash: &Hash) -> Result<EndorseGuard, StoreError> {
+        let key = schema::height_key(height);
+        self.write(|txn, t| match get_decoded::<Hash>(txn, t.endorsed, &key)? {
+            Some(endorsed) if endorsed == *hash => Ok(EndorseGuard::AlreadyEndorsed),
+            Some(endorsed) => Ok(EndorseGuard::Conflicts { endorsed }),
+            None => {
+                put(txn, t.endorsed, &key, &encode(hash))?;
+                Ok(EndorseGuard::Recorded)
+            }
+        })
+    }
+
+    /// Stores the certificate of `record.hash` at `height` (a later one for
+    /// the same height replaces nothing) and raises the certified tip if
+    /// it is higher; one write transaction. `false` if one was held.
+    pub fn put_certificate(
+        &self,
+        height: u64,
+        record: &CertificateRecord,
+    ) -> Result<bool, StoreError> {
+        let key = schema::height_key(height);
+        self.write(|txn, t| {
+            if get_decoded::<CertificateRecord>(txn, t.certificates, &key)?.is_some() {
+                return Ok(false);
+            }
+            put(txn, t.certificates, &key, &encode(record))?;
+            raise_final_height(txn, t, height, &record.hash)?;
+            let tip: Option<(u64, Hash)> = get_decoded(txn, t.meta, schema::META_CERTIFIED_TIP)?;
+            if !matches!(tip, Some((held, _)) if held >= height) {
+                put(
+                    txn,
+                    t.meta,
+                    schema::META_CERTIFIED_TIP,
+                    &encode(&(height, record.hash)),
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Stores equivocation evidence against `voter` at `height`, one per
+    /// pair; `false` if held already.
+    pub fn put_evidence(
+        &self,
+        voter: &PublicKeyBytes,
+        height: u64,
+        encoded: &[u8],
+    ) -> Result<bool, StoreError> {
+        let key = schema::evidence_key(voter, height);
+        self.write(|txn, t| {
+            if super::lmdb::get(txn, t.evidence, &key)?.is_some() {
+                return Ok(false);
+            }
+            put(txn, t.evidence, &key, encoded)?;
+            Ok(true)
+        })
+    }
+}
+
+/// Raises the final height to `height` if `hash` is both its canonical
+/// block and its certified one (whichever of the two is written last).
+pub(super) fn raise_final_height(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    height: u64,
+    hash: &Hash,
+) -> Result<(), StoreError> {
+    let key = schema::height_key(height);
+    let canonical: Option<Hash> = get_decoded(txn, t.heights, &key)?;
+    let certified: Option<CertificateRecord> = get_decoded(txn, t.certificates, &key)?;
+    if canonical != Some(*hash) || !certified.is_some_and(|c| c.hash == *hash) {
+        return Ok(());
+    }
+    let held: Option<u64> = get_decoded(txn, t.meta, schema::META_FINAL_HEIGHT)?;
+    if held.is_none() || held < Some(height) {
+        put(txn, t.meta, schema::META_FINAL_HEIGHT, &encode(&height))?;
+    }
+    Ok(())
+}
+
+impl ReadView<'_> {
+    /// The highest height whose canonical block is certified (0: none).
+    pub fn final_height(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .get_decoded(self.tables().meta, schema::META_FINAL_HEIGHT)?
+            .unwrap_or(0))
+    }
+
+    /// The height reward maturity is judged at: `min(tip, final + maturity)`,
+    /// so a reward matures only `maturity` blocks on AND under a certified block.
+    pub fn maturity_height(&self) -> Result<u64, StoreError> {
+        let tip = self.tip()?.height;
+        let bound = self
+            .final_height()?
+            .saturating_add(self.reward_maturity_blocks());
+        Ok(tip.min(bound))
+    }
+
+    /// The hash this validator endorsed at `height`, if any.
+    pub fn endorsed_at(&self, height: u64) -> Result<Option<Hash>, StoreError> {
+        self.get_decoded(self.tables().endorsed, &schema::height_key(height))
+    }
+
+    pub fn certificate_at(&self, height: u64) -> Result<Option<CertificateRecord>, StoreError> {
+        self.get_decoded(self.tables().certificates, &schema::height_key(height))
+    }
+
+    /// The highest certified height and its block.
+    pub fn certified_tip(&self) -> Result<Option<(u64, Hash)>, StoreError> {
+        self.get_decoded(self.tables().meta, schema::META_CERTIFIED_TIP)
+    }
+
+    /// Stored certificates from `height` up, in height order.
+    pub fn scan_certificates_from(
+        &self,
+        height: u64,
+    ) -> Result<super::Scan<'_, (u64, CertificateRecord)>, StoreError> {
+        let table = self.tables().certificates;
+        self.scan(
+            table,
+            Some(&schema::height_key(height)),
+            move |key, value| {
+                let key: [u8; 8] = key
+                    .try_into()
+                    .map_err(|_| "key is not a height".to_string())?;
+                let record = super::lmdb::decode_value(table, value).map_err(|e| e.to_string())?;
+                Ok((u64::from_be_bytes(key), record))
+            },
+        )
+    }
+
+    pub fn has_evidence(&self, voter: &PublicKeyBytes, height: u64) -> Result<bool, StoreError> {
+        self.contains(self.tables().evidence, &schema::evidence_key(voter, height))
+    }
+
+    /// Stored evidence, at most `limit` pieces, by voter then height.
+    pub fn evidence(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let max = schema::EVIDENCE.max_value_bytes;
+        self.scan(self.tables().evidence, None, move |_, value| {
+            if value.len() > max {
+                return Err(format!(
+                    "value is {} bytes, over the limit of {max}",
+                    value.len()
+                ));
+            }
+            Ok(value.to_vec())
+        })?
+        .take(limit)
+        .collect()
+    }
+}
