@@ -16,6 +16,8 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// A day: slots longer than that are a typo, and the slot arithmetic in
 /// milliseconds must never overflow.
 pub const MAX_BLOCK_INTERVAL_SECS: u64 = 86_400;
+/// Most uncertified blocks a config may allow (each is kept in memory).
+pub const MAX_UNCERTIFIED_BLOCKS: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,8 +53,8 @@ pub struct LedgerConfig {
 }
 
 /// Checkpoint-block timing (DESIGN §6): how far clocks may disagree, how
-/// long a better rival may still replace a block, how long each rank waits
-/// before publishing. Not part of the genesis hash: nodes of one chain
+/// long an uncertified branch may grow, how long each rank waits before
+/// publishing. Not part of the genesis hash: nodes of one chain
 /// should share them, but a differing value only costs convergence speed.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,8 +62,10 @@ pub struct BlocksConfig {
     /// A block for a slot that starts more than this ahead of our clock is
     /// refused as a future block; timestamps may stray this far from their slot.
     pub max_clock_skew_ms: u64,
-    /// Slots after a block's slot during which a better rival still replaces it.
-    pub switch_window_slots: u64,
+    /// Most blocks a node keeps (and builds) above its last certified block.
+    /// A partition side without the quorum stops producing there; any
+    /// uncertified block within it may still be replaced by a better rival.
+    pub max_uncertified_blocks: u64,
     /// Publish delay per estimated rank of a producer's VRF ticket.
     pub publish_step_ms: u64,
     /// Test knob: every validator publishes at slot start and none stays
@@ -73,7 +77,7 @@ impl Default for BlocksConfig {
     fn default() -> BlocksConfig {
         BlocksConfig {
             max_clock_skew_ms: 500,
-            switch_window_slots: 3,
+            max_uncertified_blocks: 256,
             publish_step_ms: 100,
             all_producers_publish: false,
         }
@@ -304,14 +308,13 @@ impl ChainConfig {
                 ),
             ));
         }
-        let maturity = u64::from(self.ledger.reward_maturity_blocks);
-        if b.switch_window_slots == 0 || b.switch_window_slots >= maturity {
+        if !(1..=MAX_UNCERTIFIED_BLOCKS).contains(&b.max_uncertified_blocks) {
             return Err(invalid(
-                "blocks.switch_window_slots",
+                "blocks.max_uncertified_blocks",
                 format!(
-                    "{} must be at least 1 and below ledger.reward_maturity_blocks ({maturity}), \
-                     or a reorg could undo a spendable reward",
-                    b.switch_window_slots
+                    "{} must be from 1 to {MAX_UNCERTIFIED_BLOCKS}: at least one block must be \
+                     buildable, and the node keeps every one in memory",
+                    b.max_uncertified_blocks
                 ),
             ));
         }
@@ -388,14 +391,14 @@ mod tests {
                 "blocks.max_clock_skew_ms",
             ),
             (
-                "switch_window_slots = 10",
-                "switch_window_slots = 3",
-                "blocks.switch_window_slots",
+                "max_uncertified_blocks = 100000",
+                "max_uncertified_blocks = 256",
+                "blocks.max_uncertified_blocks",
             ),
             (
-                "switch_window_slots = 0",
-                "switch_window_slots = 3",
-                "blocks.switch_window_slots",
+                "max_uncertified_blocks = 0",
+                "max_uncertified_blocks = 256",
+                "blocks.max_uncertified_blocks",
             ),
             (
                 "publish_step_ms = 500",

@@ -735,11 +735,14 @@ proptest! {
 
 // ---------------------------------------------------------------- fork choice
 
-/// Window of 3 slots, below the devnet reward maturity of 10.
-const WINDOW: u64 = 3;
+/// Uncertified blocks kept above the last final one (a small number, so
+/// the memory bound shows within a short test).
+const MAX_UNCERTIFIED: u64 = 8;
+/// Slots after which the old rule refused any rival.
+const OLD_SWITCH_WINDOW: u64 = 3;
 
 fn fork_choice(f: &Fixture) -> ForkChoice {
-    let config = ForkChoiceConfig::new(slot_clock(), WINDOW, 10).unwrap();
+    let config = ForkChoiceConfig::new(slot_clock(), MAX_UNCERTIFIED).unwrap();
     ForkChoice::new(config, [f.chain.genesis_summary()]).unwrap()
 }
 
@@ -814,7 +817,7 @@ fn worse_and_better(f: &Fixture) -> (ValidBlock, ValidBlock) {
 }
 
 #[test]
-fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
+fn better_rival_undoes_exactly_the_worse_block() {
     let f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);
     let mut fc = fork_choice(&f);
@@ -826,9 +829,9 @@ fn better_rival_within_the_window_undoes_exactly_the_worse_block() {
             ChainAction::Announce(worse.hash())
         ]
     );
-    let now = slot_start(NEXT + WINDOW);
+    let now = slot_start(NEXT + OLD_SWITCH_WINDOW);
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set, now),
+        fc.place(&better.block().header, &f.validators.set),
         Ok(Placement::Replaces {
             parent: f.chain.tip(),
             rival: worse.hash()
@@ -865,7 +868,7 @@ fn a_certified_block_is_never_undone_by_a_better_rival() {
         height: worse.block().header.height,
     };
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        fc.place(&better.block().header, &f.validators.set),
         Err(expected)
     );
     assert_eq!(
@@ -876,14 +879,14 @@ fn a_certified_block_is_never_undone_by_a_better_rival() {
 }
 
 #[test]
-fn a_certified_rival_replaces_a_better_block_even_outside_the_switch_window() {
+fn a_certified_rival_replaces_a_better_ranked_block() {
     let f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);
     let mut fc = fork_choice(&f);
     let _ = fc.handle_block(slot_start(NEXT), better.clone());
     // The network certified the worse-ranked block: it wins, however late.
     fc.certify(worse.block().header.height, worse.hash());
-    let late = slot_start(NEXT + WINDOW + 5);
+    let late = slot_start(NEXT + OLD_SWITCH_WINDOW + 5);
     assert_eq!(
         fc.handle_block(late, worse.clone()),
         vec![
@@ -904,7 +907,7 @@ fn a_rival_of_a_certified_block_is_ignored_and_certified_blocks_above_the_tip_ar
     let elsewhere = Hash::digest(b"certified elsewhere");
     fc.certify(worse.block().header.height, elsewhere);
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set, slot_start(NEXT)),
+        fc.place(&better.block().header, &f.validators.set),
         Err(IgnoreReason::ConflictsWithCertified {
             hash: better.hash(),
             height: better.block().header.height,
@@ -940,7 +943,7 @@ fn switch_undoes_the_descendants_of_the_worse_block_too() {
 }
 
 #[test]
-fn late_block_for_a_skipped_slot_displaces_its_successor_within_the_window() {
+fn late_block_for_a_skipped_slot_displaces_its_successor() {
     // Both build on the genesis; the block for the earlier slot arrives last.
     let mut f = Fixture::new(2);
     let early = f.validate(f.build(0, NEXT, &[]));
@@ -959,21 +962,85 @@ fn late_block_for_a_skipped_slot_displaces_its_successor_within_the_window() {
 }
 
 #[test]
-fn better_rival_outside_the_window_is_ignored() {
+fn a_better_rival_replaces_an_uncertified_block_however_late_it_arrives() {
     let f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);
     let mut fc = fork_choice(&f);
     let _ = fc.handle_block(slot_start(NEXT), worse.clone());
-    let late = slot_start(NEXT + WINDOW + 1);
+    let late = slot_start(NEXT + 100 * OLD_SWITCH_WINDOW);
     assert_eq!(
-        fc.handle_block(late, better),
-        vec![ChainAction::Ignore(IgnoreReason::OutsideSwitchWindow {
-            slot: NEXT,
-            now_slot: NEXT + WINDOW + 1,
-            window: WINDOW
+        fc.handle_block(late, better.clone()),
+        vec![
+            ChainAction::Undo(worse.hash()),
+            ChainAction::Apply(Box::new(better.clone())),
+            ChainAction::Announce(better.hash())
+        ]
+    );
+}
+
+/// `len` empty blocks by `producer` on the genesis, one per slot from NEXT.
+fn branch(f: &mut Fixture, producer: usize, len: u64) -> Vec<ValidBlock> {
+    f.chain.tips.truncate(1);
+    (NEXT..NEXT + len)
+        .map(|slot| {
+            f.chain.now = slot_start(slot);
+            let block = f.validate(f.build(producer, slot, &[]));
+            f.chain.apply(block.block());
+            block
+        })
+        .collect()
+}
+
+/// Feeds `first` then `second` to a fresh fork choice, long after their
+/// slots (as after a partition heals); returns the tip and the store's stack.
+fn heal(f: &Fixture, first: &[ValidBlock], second: &[ValidBlock]) -> (Hash, Vec<Hash>) {
+    let mut fc = fork_choice(f);
+    let mut stack = vec![f.chain.tips[0].hash];
+    let late = slot_start(NEXT + 1_000);
+    for block in first.iter().chain(second) {
+        perform(&mut stack, &fc.handle_block(late, block.clone()));
+    }
+    assert_eq!(fc.tip().hash, *stack.last().unwrap());
+    (fc.tip().hash, stack)
+}
+
+#[test]
+fn two_partitioned_branches_converge_in_either_order_however_long_they_grew() {
+    // Each side of a 2|2 split built its own branch on the last final block
+    // (the genesis here); after the heal both sides see both branches.
+    let mut f = Fixture::new(0);
+    let a = branch(&mut f, 0, 6);
+    let b = branch(&mut f, 1, 5);
+    let winner = if a[0].ticket() < b[0].ticket() { &a } else { &b };
+    let (tip_ab, stack_ab) = heal(&f, &a, &b);
+    let (tip_ba, stack_ba) = heal(&f, &b, &a);
+    assert_eq!(tip_ab, winner.last().unwrap().hash());
+    assert_eq!(tip_ab, tip_ba);
+    assert_eq!(stack_ab, stack_ba);
+    assert_eq!(stack_ab.len(), winner.len() + 1);
+}
+
+#[test]
+fn a_rival_beside_a_certified_block_is_refused_however_good() {
+    let mut f = Fixture::new(0);
+    let a = branch(&mut f, 0, 3);
+    let b = branch(&mut f, 1, 3);
+    let (loser, winner) = if a[0].ticket() < b[0].ticket() { (&b, &a) } else { (&a, &b) };
+    let mut fc = fork_choice(&f);
+    let late = slot_start(NEXT + 1_000);
+    for block in loser {
+        let _ = fc.handle_block(late, block.clone());
+    }
+    fc.certify(2, loser[1].hash());
+    assert_eq!(fc.final_height(), 2);
+    assert_eq!(fc.oldest_switchable(), 3);
+    assert_eq!(
+        fc.handle_block(late, winner[0].clone()),
+        vec![ChainAction::Ignore(IgnoreReason::UnknownParent {
+            prev_hash: f.chain.tips[0].hash
         })]
     );
-    assert_eq!(fc.tip().hash, worse.hash());
+    assert_eq!(fc.tip().hash, loser[2].hash());
 }
 
 #[test]
@@ -1002,8 +1069,8 @@ fn fork_choice_memory_stays_bounded_over_many_slots() {
         f.chain.apply(block.block());
         let actions = fc.handle_block(slot_start(slot), block);
         assert!(matches!(actions[0], ChainAction::Apply(_)));
-        assert!(fc.canonical().count() <= WINDOW as usize + 2);
-        assert!(fc.tracked_slots() <= WINDOW as usize + 2);
+        assert!(fc.canonical().count() <= MAX_UNCERTIFIED as usize + 2);
+        assert!(fc.tracked_slots() <= 5);
     }
     assert_eq!(fc.tip().hash, f.chain.tip().hash);
     assert_eq!(fc.tip().height, 20);
@@ -1023,15 +1090,12 @@ fn producer_stays_silent_when_a_better_ticket_is_held() {
 }
 
 #[test]
-fn switch_window_must_be_below_reward_maturity() {
+fn fork_choice_needs_room_for_an_uncertified_block_and_a_linked_chain() {
     assert_eq!(
-        ForkChoiceConfig::new(slot_clock(), 10, 10),
-        Err(ForkChoiceError::WindowNotBelowMaturity {
-            switch_window_slots: 10,
-            reward_maturity_blocks: 10
-        })
+        ForkChoiceConfig::new(slot_clock(), 0),
+        Err(ForkChoiceError::NoUncertifiedRoom)
     );
-    let config = ForkChoiceConfig::new(slot_clock(), 2, 10).unwrap();
+    let config = ForkChoiceConfig::new(slot_clock(), 2).unwrap();
     let genesis = BlockSummary::genesis(Hash::digest(b"g"), 0);
     let unlinked = BlockSummary {
         height: 1,

@@ -3,18 +3,18 @@
 //! (`fault_support::proxy`), which splits them 2|2, then 3|1, and heals.
 //!
 //! 2|2: neither side has the 67 % quorum, so neither finalizes a transfer
-//! (nor, once blocks are certified, certifies a block); after the heal
-//! every node reaches one tip within [`HEAL_LIMIT`], `verifychain` passes
-//! everywhere and a fresh transfer finalizes. 3|1: the three finalize (and
-//! certify) on their own; the lone node catches up after the heal.
+//! nor certifies a block; after the heal every node reaches one certified
+//! tip above every block held at the heal within [`HEAL_LIMIT`] (fork
+//! choice compares the two branches where they part, and all validators
+//! endorse the next block of the winner), `verifychain` passes everywhere
+//! and a fresh transfer finalizes. 3|1: the three finalize and certify on
+//! their own; the lone node drops its fork for the certified branch.
 //!
 //! Two kinds of split: a cut (links closed, dials refused) and a silent one
 //! (links kept open, every frame across dropped), so a failure to heal can
-//! be told apart from a failure to reconnect. The splits last [`SPLIT_CI`]
-//! (past the 6 s fork-choice switch window, which is what stops today's
-//! chains from healing); the issue's 60 s sequence is
-//! `full_partition_sequence`. Only the proxy's own test passes today; the
-//! rest are ignored until issue 12 lands.
+//! be told apart from a failure to reconnect. CI runs the issue's sequence
+//! (`full_partition_sequence`: 60 s 2|2, then 60 s 3|1, cut) and a silent
+//! 2|2 of [`SPLIT_SHORT`]; the short cuts are quick reproducers.
 
 mod devnet_support;
 mod fault_support;
@@ -31,13 +31,14 @@ use timecoin::types::{Amount, Hash, OutPoint};
 
 /// The issue's partition length.
 const SPLIT_FULL: Duration = Duration::from_secs(60);
-/// The CI partition: over the 6 s switch window (a 4 s partition heals today).
-const SPLIT_CI: Duration = Duration::from_secs(12);
+/// The quick partition: 6 slots, long enough for both sides to fork.
+const SPLIT_SHORT: Duration = Duration::from_secs(12);
 /// From the heal to one tip on every node (reconnecting included).
 const HEAL_LIMIT: Duration = Duration::from_secs(30);
-/// From the heal to every link back: a node redials a peer it failed to
-/// reach after a backoff that doubles up to 60 s (`dial_backoff_max_ms`).
-const RECONNECT_LIMIT: Duration = Duration::from_secs(75);
+/// From the heal to every link back: a node redials a configured peer it
+/// failed to reach after a backoff that doubles up to 5 s
+/// (`CONFIGURED_BACKOFF_MAX_MS`).
+const RECONNECT_LIMIT: Duration = Duration::from_secs(30);
 /// A transfer with a quorum behind it finalizes in milliseconds; this only bounds a failure.
 const FINALITY_LIMIT: Duration = Duration::from_secs(30);
 /// Time for a cut to close every crossing link.
@@ -77,46 +78,39 @@ fn the_proxy_cuts_and_heals_links_between_real_nodes() {
 }
 
 #[test]
-#[ignore = "fails until issue 12 steps 0 and 3 land (catch-up gate, certified blocks): 30 s \
-            after a 12 s 2|2 split the sides still hold two chains of one height, every node \
-            logging thousands of `not adopting block … (UnknownParent)`"]
+#[ignore = "a quick reproducer (20 s); CI runs the 60 s sequence"]
 fn a_two_two_partition_heals_to_one_chain() {
     let (devnet, proxy) = start_behind_proxy(4);
     let coins = funded_coins(&devnet, 1, 4);
-    let report = split_two_two(&devnet, &proxy, &coins, SPLIT_CI, Fault::Cut)
+    let report = split_two_two(&devnet, &proxy, &coins, SPLIT_SHORT, Fault::Cut)
         .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("2|2 for {SPLIT_CI:?}: {report}");
+    eprintln!("2|2 for {SPLIT_SHORT:?}: {report}");
 }
 
 /// The same over a blackhole: the links across stay open, nothing crosses,
 /// so reconnecting plays no part in the recovery.
 #[test]
-#[ignore = "fails until issue 12 steps 0 and 3 land: 30 s after a 12 s silent 2|2 split, \
-            every link up the whole time (3 peers each, 0 bans), the sides still hold two \
-            chains of one height (`not adopting block … (UnknownParent)`)"]
 fn a_silent_two_two_partition_heals_to_one_chain() {
     let (devnet, proxy) = start_behind_proxy(4);
     let coins = funded_coins(&devnet, 1, 4);
-    let report = split_two_two(&devnet, &proxy, &coins, SPLIT_CI, Fault::Silent)
+    let report = split_two_two(&devnet, &proxy, &coins, SPLIT_SHORT, Fault::Silent)
         .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("silent 2|2 for {SPLIT_CI:?}: {report}; {:?}", proxy.stats());
+    eprintln!("silent 2|2 for {SPLIT_SHORT:?}: {report}; {:?}", proxy.stats());
 }
 
 #[test]
-#[ignore = "fails until issue 12 steps 0 and 3 land (catch-up gate, certified blocks): 30 s \
-            after a 12 s 3|1 split the lone node still holds its own fork, refusing the \
-            majority's blocks as `UnknownParent` (the three finalize fine while split)"]
+#[ignore = "a quick reproducer (25 s); CI runs the 60 s sequence"]
 fn a_three_one_partition_finalizes_on_the_three_and_the_lone_node_catches_up() {
     let (devnet, proxy) = start_behind_proxy(4);
     let coins = funded_coins(&devnet, 1, 8);
     let report =
-        split_three_one(&devnet, &proxy, &coins, SPLIT_CI).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("3|1 for {SPLIT_CI:?}: {report}");
+        split_three_one(&devnet, &proxy, &coins, SPLIT_SHORT).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("3|1 for {SPLIT_SHORT:?}: {report}");
 }
 
-/// The issue's sequence on one devnet: 2|2 for 60 s, heal, 3|1 for 60 s, heal.
+/// The issue's sequence on one devnet: 2|2 for 60 s, heal, 3|1 for 60 s,
+/// heal (about 2.5 minutes).
 #[test]
-#[ignore = "about 3 minutes; fails until issue 12 steps 0 and 3 land"]
 fn full_partition_sequence() {
     let (devnet, proxy) = start_behind_proxy(4);
     let coins = funded_coins(&devnet, 1, 12);

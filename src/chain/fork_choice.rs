@@ -4,13 +4,20 @@
 //!
 //! A sans-IO state machine: validated blocks and `now` in, [`ChainAction`]s
 //! out; the caller performs them (store writes, announcements) in order.
-//! Memory is bounded: the canonical headers of the switch window, the
-//! best ticket of each recent slot and the certified hashes of recent
-//! heights. It must never reorganize deeper than the window, and never
-//! undo a certified block (DESIGN §6): a certified block and its ancestors
-//! are final. A certified rival always wins, whatever its rank or age;
-//! the deep switch to a certified branch beyond the window is the block
-//! thread's (undo to the last certified block, then sync).
+//! Memory is bounded: the last final block and at most
+//! `max_uncertified_blocks` canonical blocks above it, the best ticket of
+//! the last few slots and the certified hashes of recent heights.
+//!
+//! A certified block and its ancestors are final: never undone. Above the
+//! last final block only the rule decides, whenever a rival arrives: a
+//! time limit on switching would make two nodes that saw the same blocks
+//! at different times keep different chains, which is how a partition
+//! used to leave the network forked for good. Every node holding both
+//! branches of a fork compares them where they part, so all converge on
+//! one branch, whose next height every validator can endorse; that
+//! certificate finalizes the whole branch. A certified rival always wins,
+//! whatever its rank; the switch to a certified branch beyond the kept
+//! blocks is the block thread's (undo to the last certified block, then sync).
 //!
 //! Rule: among blocks with the same parent, the better is the one for the
 //! earlier slot, then the better stake-weighted ticket
@@ -29,24 +36,23 @@ use crate::time::Timestamp;
 use crate::types::Hash;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Slots whose best ticket is remembered for [`ForkChoice::should_publish`]:
+/// a producer asks about the current slot only, a peer's clock may run a
+/// little ahead or behind.
+const TICKET_SLOTS: u64 = 4;
+
 /// Fork-choice settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ForkChoiceConfig {
     slot_clock: SlotClock,
-    switch_window_slots: u64,
+    max_uncertified_blocks: u64,
 }
 
 /// Why a fork-choice setting or starting chain is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ForkChoiceError {
-    #[error(
-        "switch window of {switch_window_slots} slots must be below the reward maturity of \
-         {reward_maturity_blocks} blocks, or a reorg could undo a spendable reward"
-    )]
-    WindowNotBelowMaturity {
-        switch_window_slots: u64,
-        reward_maturity_blocks: u64,
-    },
+    #[error("at least one uncertified block must be allowed above the last certified one")]
+    NoUncertifiedRoom,
     #[error("fork choice needs at least the tip to start from")]
     NoTip,
     #[error("recent block {index} does not extend the block before it")]
@@ -54,29 +60,30 @@ pub enum ForkChoiceError {
 }
 
 impl ForkChoiceConfig {
-    /// `switch_window_slots`: how many slots after a slot a better rival
-    /// for its block still replaces it. Must be below the reward maturity.
+    /// `max_uncertified_blocks`: most canonical blocks kept (and switchable)
+    /// above the last certified one.
     pub fn new(
         slot_clock: SlotClock,
-        switch_window_slots: u64,
-        reward_maturity_blocks: u64,
+        max_uncertified_blocks: u64,
     ) -> Result<ForkChoiceConfig, ForkChoiceError> {
-        if switch_window_slots >= reward_maturity_blocks {
-            return Err(ForkChoiceError::WindowNotBelowMaturity {
-                switch_window_slots,
-                reward_maturity_blocks,
-            });
+        if max_uncertified_blocks == 0 {
+            return Err(ForkChoiceError::NoUncertifiedRoom);
         }
         Ok(ForkChoiceConfig {
             slot_clock,
-            switch_window_slots,
+            max_uncertified_blocks,
         })
     }
 
-    /// Canonical headers kept: a fork point and up to `window + 1` blocks
-    /// after it, which also bounds the depth of any reorg.
-    fn canonical_capacity(&self) -> usize {
-        usize::try_from(self.switch_window_slots)
+    pub fn max_uncertified_blocks(&self) -> u64 {
+        self.max_uncertified_blocks
+    }
+
+    /// Canonical headers kept: the last final block (the fork point of any
+    /// rival branch), its parent (to name a rival of it as such) and the
+    /// uncertified blocks after it.
+    pub fn canonical_capacity(&self) -> usize {
+        usize::try_from(self.max_uncertified_blocks)
             .unwrap_or(usize::MAX)
             .saturating_add(2)
     }
@@ -172,12 +179,6 @@ pub enum IgnoreReason {
         height: u64,
         certified: Hash,
     },
-    #[error("slot {slot} is more than {window} slots behind the current slot {now_slot}: finality never moves, and archival no longer does")]
-    OutsideSwitchWindow {
-        slot: u64,
-        now_slot: u64,
-        window: u64,
-    },
 }
 
 /// Where a block would go, before the cost of validating it.
@@ -264,7 +265,38 @@ impl ForkChoice {
             .any(|b| b.hash == hash && b.height == height)
         {
             self.final_height = self.final_height.max(height);
+            self.trim();
         }
+    }
+
+    /// Drops canonical blocks below the last final one's parent (no rival
+    /// can replace them, nor anything built on them), and the oldest beyond
+    /// the capacity. The tip always stays.
+    fn trim(&mut self) {
+        let keep_from = self.final_height.saturating_sub(1);
+        while self.canonical.len() > 1
+            && self
+                .canonical
+                .front()
+                .is_some_and(|b| b.height < keep_from)
+        {
+            self.canonical.pop_front();
+        }
+        while self.canonical.len() > self.config.canonical_capacity() {
+            self.canonical.pop_front();
+        }
+    }
+
+    /// The lowest height a rival block may still replace: above the last
+    /// final block, and with its parent among the kept blocks.
+    pub fn oldest_switchable(&self) -> u64 {
+        let front = self.canonical.front().map_or(0, |b| b.height);
+        front.max(self.final_height).saturating_add(1)
+    }
+
+    /// How many canonical blocks sit above the last final one.
+    pub fn uncertified_depth(&self) -> u64 {
+        self.tip().height.saturating_sub(self.final_height)
     }
 
     /// The highest canonical height that is final.
@@ -294,16 +326,11 @@ impl ForkChoice {
         &self,
         header: &BlockHeader,
         set: &ValidatorSet,
-        now: Timestamp,
     ) -> Result<Placement, IgnoreReason> {
-        self.place_summary(&BlockSummary::of(header, set), now)
+        self.place_summary(&BlockSummary::of(header, set))
     }
 
-    fn place_summary(
-        &self,
-        block: &BlockSummary,
-        now: Timestamp,
-    ) -> Result<Placement, IgnoreReason> {
+    fn place_summary(&self, block: &BlockSummary) -> Result<Placement, IgnoreReason> {
         if self.canonical.iter().any(|b| b.hash == block.hash) {
             return Err(IgnoreReason::AlreadyCanonical(block.hash));
         }
@@ -343,16 +370,6 @@ impl ForkChoice {
         if block.rank() >= rival.rank() {
             return Err(IgnoreReason::NotBetter { held: rival.hash });
         }
-        let slot = block.slot.min(rival.slot);
-        let now_slot = self.config.slot_clock.slot_at(now);
-        let window = self.config.switch_window_slots;
-        if now_slot > slot.saturating_add(window) {
-            return Err(IgnoreReason::OutsideSwitchWindow {
-                slot,
-                now_slot,
-                window,
-            });
-        }
         Ok(Placement::Replaces {
             parent: parent.tip(),
             rival: rival.hash,
@@ -366,7 +383,7 @@ impl ForkChoice {
     pub fn handle_block(&mut self, now: Timestamp, block: ValidBlock) -> Vec<ChainAction> {
         let summary = BlockSummary::of_valid(&block);
         self.remember_ticket(&summary, now);
-        match self.place_summary(&summary, now) {
+        match self.place_summary(&summary) {
             Err(reason) => vec![ChainAction::Ignore(reason)],
             Ok(placement) => {
                 let mut actions = Vec::new();
@@ -380,12 +397,10 @@ impl ForkChoice {
                     }
                 }
                 self.canonical.push_back(summary);
-                if self.canonical.len() > self.config.canonical_capacity() {
-                    self.canonical.pop_front();
-                }
                 if self.certified.get(&summary.height) == Some(&summary.hash) {
                     self.final_height = self.final_height.max(summary.height);
                 }
+                self.trim();
                 actions.push(ChainAction::Apply(Box::new(block)));
                 actions.push(ChainAction::Announce(summary.hash));
                 actions
@@ -400,10 +415,10 @@ impl ForkChoice {
     }
 
     /// Records `block`'s ticket as its slot's best if it is, keeping only
-    /// the most recent slots of the switch window, so memory stays bounded.
+    /// the last [`TICKET_SLOTS`] slots, so memory stays bounded.
     fn remember_ticket(&mut self, block: &BlockSummary, now: Timestamp) {
         let now_slot = self.config.slot_clock.slot_at(now);
-        let oldest = now_slot.saturating_sub(self.config.switch_window_slots);
+        let oldest = now_slot.saturating_sub(TICKET_SLOTS);
         if block.slot < oldest {
             return;
         }
@@ -412,7 +427,7 @@ impl ForkChoice {
             *best = block.ticket;
         }
         self.best_by_slot = self.best_by_slot.split_off(&oldest);
-        while self.best_by_slot.len() > self.config.canonical_capacity() {
+        while self.best_by_slot.len() as u64 > TICKET_SLOTS.saturating_add(1) {
             self.best_by_slot.pop_first();
         }
     }

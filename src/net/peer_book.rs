@@ -22,6 +22,10 @@ use std::net::{IpAddr, SocketAddr};
 pub const MAX_GOSSIP_FAILURES: u32 = 6;
 /// Own addresses remembered (learned from connections to ourselves).
 const MAX_OWN_ADDRS: usize = 16;
+/// Longest backoff for a configured peer: there are few of them, a dial
+/// costs little, and after a partition heals the chain converges only
+/// once they are linked again.
+pub const CONFIGURED_BACKOFF_MAX_MS: u64 = 5_000;
 
 #[derive(Clone, Debug)]
 pub struct PeerBookConfig {
@@ -132,12 +136,18 @@ impl PeerBook {
     /// The delay before the next dial after `failures` failures in a row:
     /// `base·2^failures` capped at the max, then a uniform draw in its upper
     /// half ("equal jitter") so restarted nodes do not redial in lockstep.
-    pub fn backoff_ms(&mut self, failures: u32) -> u64 {
+    /// A configured peer's cap is at most [`CONFIGURED_BACKOFF_MAX_MS`].
+    pub fn backoff_ms(&mut self, failures: u32, configured: bool) -> u64 {
         let c = &self.config;
+        let max = if configured {
+            c.dial_backoff_max_ms.min(CONFIGURED_BACKOFF_MAX_MS)
+        } else {
+            c.dial_backoff_max_ms
+        };
         let full = c
             .dial_backoff_base_ms
             .saturating_mul(1u64.checked_shl(failures.min(32)).unwrap_or(u64::MAX))
-            .min(c.dial_backoff_max_ms);
+            .min(max);
         let half = full / 2;
         half + self.rng.next_u64() % (full - half + 1)
     }
@@ -184,10 +194,11 @@ impl PeerBook {
 
     /// A dial (or its handshake) failed: back off, and forget gossip that keeps failing.
     pub fn dial_failed(&mut self, addr: SocketAddr, now: Timestamp) {
-        let Some(failures) = self.known.get(&addr).map(|k| k.failures) else {
+        let Some((failures, configured)) = self.known.get(&addr).map(|k| (k.failures, k.configured))
+        else {
             return;
         };
-        let delay = self.backoff_ms(failures);
+        let delay = self.backoff_ms(failures, configured);
         if let Some(k) = self.known.get_mut(&addr) {
             k.failures = k.failures.saturating_add(1);
             k.state = DialState::Idle;
@@ -218,7 +229,7 @@ impl PeerBook {
 
     /// A connection to `addr` closed: it may be redialed after the base backoff.
     pub fn disconnected(&mut self, addr: SocketAddr, now: Timestamp) {
-        let delay = self.backoff_ms(0);
+        let delay = self.backoff_ms(0, false);
         if let Some(k) = self.known.get_mut(&addr) {
             k.state = DialState::Idle;
             k.next_dial_at = now.plus_ms(delay);
@@ -389,7 +400,7 @@ mod tests {
         for failures in 0..12 {
             let full = (100u64 << failures).min(10_000);
             for _ in 0..50 {
-                let d = book.backoff_ms(failures);
+                let d = book.backoff_ms(failures, false);
                 assert!(
                     d >= full / 2 && d <= full,
                     "failures {failures}: {d} not in [{}, {full}]",
@@ -399,9 +410,12 @@ mod tests {
         }
         // Two books with different seeds do not redial in lockstep.
         let mut other = PeerBook::new(config(&[]), None, 8, Timestamp(0));
-        let a: Vec<u64> = (0..8).map(|_| book.backoff_ms(5)).collect();
-        let b: Vec<u64> = (0..8).map(|_| other.backoff_ms(5)).collect();
+        let a: Vec<u64> = (0..8).map(|_| book.backoff_ms(5, false)).collect();
+        let b: Vec<u64> = (0..8).map(|_| other.backoff_ms(5, false)).collect();
         assert_ne!(a, b);
+        // A configured peer is redialed within its shorter cap.
+        let cap = CONFIGURED_BACKOFF_MAX_MS.min(10_000);
+        assert!((0..50).all(|_| book.backoff_ms(20, true) <= cap));
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,10 +72,17 @@ const WAKE_GAP_MS: u64 = 3 * MAX_SLEEP_MS;
 /// How long catching up waits for peers' answers before it settles for
 /// those that came (a paused peer must not stop production for good).
 const CATCH_UP_TIMEOUT_MS: u64 = SYNC_REQUEST_TIMEOUT_MS;
-/// Least time between two fork probes of one peer prompted by its
-/// announcements, so a peer whose chain forks from ours below the switch
-/// window costs a few requests a minute, not a request loop.
+/// Least time between two fork probes of one peer (prompted by its
+/// announcements or by its blocks on an unknown parent), so a peer whose
+/// chain lost to ours costs a few requests a minute, not a request loop.
 const FORK_PROBE_GAP_MS: u64 = 10_000;
+/// A block of a slot at most this many slots old is live: relayed to
+/// peers, and its proofs sent to consensus to clean its mempool. Older
+/// ones come from sync: old news to the peers they came from.
+const LIVE_SLOTS: u64 = 3;
+/// Blocks remembered as on a branch that lost to ours, so their
+/// descendants are dropped quietly instead of prompting fork probes.
+const LOST_BLOCKS_KEPT: usize = 1_024;
 /// Verified block votes remembered: a few blocks' worth at design load.
 const VERIFIED_VOTES_KEPT: usize = 16_384;
 /// Bytes of out-of-order blocks kept while the blocks below them arrive.
@@ -118,7 +125,6 @@ pub struct BlockSettings {
     pub genesis: BlockSummary,
     pub slot_clock: SlotClock,
     pub fork_choice: ForkChoiceConfig,
-    pub switch_window_slots: u64,
     pub publish_step_ms: u64,
     pub all_producers_publish: bool,
     pub reward_maturity_blocks: u64,
@@ -138,11 +144,7 @@ impl BlockSettings {
             blocks.max_clock_skew_ms,
         )?;
         let reward_maturity_blocks = u64::from(ledger.reward_maturity_blocks);
-        let fork_choice = ForkChoiceConfig::new(
-            slot_clock,
-            blocks.switch_window_slots,
-            reward_maturity_blocks,
-        )?;
+        let fork_choice = ForkChoiceConfig::new(slot_clock, blocks.max_uncertified_blocks)?;
         // The store gives the genesis this slot (`Store::open`).
         let genesis_slot = spec.config.genesis.timestamp / ledger.block_interval_secs.max(1);
         Ok(BlockSettings {
@@ -150,7 +152,6 @@ impl BlockSettings {
             genesis: BlockSummary::genesis(spec.genesis_hash(), genesis_slot),
             slot_clock,
             fork_choice,
-            switch_window_slots: blocks.switch_window_slots,
             publish_step_ms: blocks.publish_step_ms,
             all_producers_publish: blocks.all_producers_publish,
             reward_maturity_blocks,
@@ -260,6 +261,30 @@ impl WaitingBlocks {
     }
 }
 
+/// Hashes of blocks on branches that lost to ours, the oldest forgotten first.
+#[derive(Default)]
+struct LostBlocks {
+    order: VecDeque<Hash>,
+    hashes: HashSet<Hash>,
+}
+
+impl LostBlocks {
+    fn insert(&mut self, hash: Hash) {
+        if self.hashes.insert(hash) {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > LOST_BLOCKS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.hashes.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
+    }
+}
+
 /// Sync progress, logged while the node is behind.
 #[derive(Clone, Copy, Debug)]
 struct SyncProgress {
@@ -289,6 +314,8 @@ pub struct BlockThread<C: Clock> {
     catch_up: Option<CatchUp>,
     /// When each connected peer was last probed for a fork it announced.
     fork_probes: BTreeMap<NodeId, Timestamp>,
+    /// Recent blocks of branches that lost to ours (see [`LOST_BLOCKS_KEPT`]).
+    lost: LostBlocks,
     /// When the loop last turned, to notice a pause.
     last_turn: Timestamp,
     /// Endorsements of recent heights (see `certify`).
@@ -299,8 +326,9 @@ pub struct BlockThread<C: Clock> {
 }
 
 impl<C: Clock> BlockThread<C> {
-    /// Loads the tip and the recent canonical blocks from the store (no
-    /// replay: at most the switch window's blocks are read).
+    /// Loads the tip and the canonical blocks above the last certified one
+    /// from the store (no replay: headers only, at most
+    /// `max_uncertified_blocks` of them).
     pub fn new(
         settings: BlockSettings,
         store: Arc<Store>,
@@ -338,6 +366,7 @@ impl<C: Clock> BlockThread<C> {
             verified_votes: VerifiedVotes::new(VERIFIED_VOTES_KEPT),
             catch_up,
             fork_probes: BTreeMap::new(),
+            lost: LostBlocks::default(),
             last_turn: now,
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
@@ -520,6 +549,13 @@ impl<C: Clock> BlockThread<C> {
             log::debug!("slot {slot}: not producing below certified block {hash} at {height}");
             return;
         }
+        let depth = self.fork_choice.uncertified_depth();
+        if depth >= self.settings.fork_choice.max_uncertified_blocks() {
+            // Without a quorum (a partition side, most validators down) a
+            // longer branch only means more to undo after the heal.
+            log::debug!("slot {slot}: not producing on {depth} uncertified blocks");
+            return;
+        }
         // A block for this slot adopted already (a peer's clock runs a
         // little ahead) does not end the lottery: our ticket on its parent
         // may still be the better one.
@@ -663,7 +699,7 @@ impl<C: Clock> BlockThread<C> {
                 // arrive more than once: a copy of a canonical block is
                 // dropped before its body (megabytes) is decoded.
                 let held = matches!(
-                    self.fork_choice.place(&header, &self.validators, now),
+                    self.fork_choice.place(&header, &self.validators),
                     Err(IgnoreReason::AlreadyCanonical(_))
                 );
                 let body = (!held)
@@ -697,8 +733,10 @@ impl<C: Clock> BlockThread<C> {
     }
 
     /// A higher tip is synced; an unknown block at or below our height
-    /// (a rival branch after a partition or a pause) is fetched, at most
-    /// once per [`FORK_PROBE_GAP_MS`] per peer, so fork choice sees it.
+    /// (a rival branch after a partition or a pause) is fetched with its
+    /// branch from above our last final block, at most once per
+    /// [`FORK_PROBE_GAP_MS`] per peer, so fork choice compares the two
+    /// branches where they part.
     fn on_announce(
         &mut self,
         now: Timestamp,
@@ -714,19 +752,31 @@ impl<C: Clock> BlockThread<C> {
             self.sync.on_peer_height(from, height);
             return Ok(());
         }
-        let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
-        let recent = self
-            .fork_probes
-            .get(&from)
-            .is_some_and(|at| now.saturating_since(*at) < Duration::from_millis(FORK_PROBE_GAP_MS));
-        if height > oldest && !recent && self.store.block_record(&hash)?.is_none() {
-            self.fork_probes.insert(from, now);
+        let oldest = self.fork_choice.oldest_switchable();
+        if height >= oldest
+            && !self.lost.contains(&hash)
+            && self.store.block_record(&hash)?.is_none()
+            && self.may_probe(now, from)
+        {
             log::debug!(
-                "{from:?} announces block {hash} at height {height}, not ours: fetching it"
+                "{from:?} announces block {hash} at height {height}, not ours: fetching its \
+                 branch from height {oldest}"
             );
-            self.sync.on_fork(from, height);
+            self.sync.on_fork(from, oldest);
         }
         Ok(())
+    }
+
+    /// Whether `peer` may be probed for its branch now (and if so, notes it).
+    fn may_probe(&mut self, now: Timestamp, peer: NodeId) -> bool {
+        let recent = self
+            .fork_probes
+            .get(&peer)
+            .is_some_and(|at| now.saturating_since(*at) < Duration::from_millis(FORK_PROBE_GAP_MS));
+        if !recent {
+            self.fork_probes.insert(peer, now);
+        }
+        !recent
     }
 
     /// Places, validates and adopts one block (ours when `from` is `None`).
@@ -738,17 +788,19 @@ impl<C: Clock> BlockThread<C> {
     ) -> Result<(), BlockThreadError> {
         let hash = block.hash();
         let height = block.header.height;
-        let parent = match self.fork_choice.place(&block.header, &self.validators, now) {
+        let parent = match self.fork_choice.place(&block.header, &self.validators) {
             Ok(Placement::ExtendsTip(parent)) => parent,
             Ok(Placement::Replaces { parent, .. }) => parent,
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
             Err(IgnoreReason::UnknownParent { .. }) => {
                 return match from {
-                    Some(from) => self.on_unlinked(from, block),
+                    Some(from) => self.on_unlinked(now, from, block),
                     None => Ok(()),
                 };
             }
             Err(reason) => {
+                // A worse rival (or one beside a final block): its branch lost.
+                self.lost.insert(hash);
                 log::debug!("ignoring block {hash} at height {height}: {reason}");
                 return Ok(());
             }
@@ -772,12 +824,19 @@ impl<C: Clock> BlockThread<C> {
         }
     }
 
-    /// A block whose parent is not among our recent canonical blocks: one
-    /// from above our tip waits for the blocks below it; one we already
-    /// hold, or too old to switch to, is dropped; one in between means the
-    /// sender's chain forks from ours, so sync asks it for the blocks from
-    /// the oldest one we could still switch at.
-    fn on_unlinked(&mut self, from: NodeId, block: Block) -> Result<(), BlockThreadError> {
+    /// A block whose parent is not among our canonical blocks above the
+    /// last final one: one from above our tip waits for the blocks below
+    /// it; one we hold, one below our final block, or one on a branch that
+    /// lost to ours is dropped; otherwise the sender's chain forks from
+    /// ours, and sync asks it for its branch from above our last final
+    /// block (at most once per [`FORK_PROBE_GAP_MS`]). A disagreement,
+    /// never scored.
+    fn on_unlinked(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        block: Block,
+    ) -> Result<(), BlockThreadError> {
         let height = block.header.height;
         let hash = block.hash();
         let tip = self.fork_choice.tip();
@@ -791,30 +850,30 @@ impl<C: Clock> BlockThread<C> {
         if self.switch_towards_certified(from, height)? {
             return Ok(());
         }
-        let oldest = self.fork_choice.canonical().next().map_or(0, |b| b.height);
+        let oldest = self.fork_choice.oldest_switchable();
+        if self.lost.contains(&block.header.prev_hash) {
+            self.lost.insert(hash);
+            log::debug!("ignoring block {hash} at height {height}: its branch lost to ours");
+            return Ok(());
+        }
         if height <= oldest || self.store.block_record(&hash)?.is_some() {
-            log::debug!("ignoring block {hash} at height {height}: held already or too old");
+            // At `oldest` its parent would be our final block (or the
+            // oldest kept one): it is not, so its branch forks below a
+            // block this node holds final.
+            log::debug!("ignoring block {hash} at height {height}: held already or below final");
             return Ok(());
         }
-        if height == oldest.saturating_add(1) {
-            // Its parent sits at our oldest switchable height and is not
-            // ours: the chains fork below the switch window. Asking again
-            // would return this very block; a disagreement, not a fault.
-            log::info!(
-                "not adopting block {hash} at height {height} from {from:?} (UnknownParent): \
-                 its chain forks from ours below the switch window"
-            );
+        if !self.may_probe(now, from) {
+            log::debug!("not adopting block {hash} at height {height} from {from:?} yet: its branch is being fetched");
             return Ok(());
         }
-        // A disagreement, never scored: the sender's chain forks from ours
-        // (or it is ahead); it is asked for the blocks from our window on.
         log::info!(
             "not adopting block {hash} at height {height} from {from:?} (UnknownParent): its \
-             parent {} is not a recent canonical block; asking for blocks from height {}",
+             parent {} is not one of our blocks above the last final one; asking for its \
+             branch from height {oldest}",
             block.header.prev_hash,
-            oldest + 1
         );
-        self.sync.on_fork(from, oldest.saturating_add(1));
+        self.sync.on_fork(from, oldest);
         Ok(())
     }
 
@@ -844,7 +903,6 @@ impl<C: Clock> BlockThread<C> {
         // A live block's proofs also go to consensus, so its mempool drops
         // their conflicts; old ones would only flood peers with proof gossip.
         let now_slot = self.settings.slot_clock.slot_at(now);
-        let window = self.settings.switch_window_slots;
         let mut live = HashSet::new();
         let ordered = {
             let read = self.store.read()?;
@@ -855,7 +913,7 @@ impl<C: Clock> BlockThread<C> {
                 .iter()
                 .filter(|b| check_signatures(b, &self.validators).is_ok());
             for block in made_by_validators {
-                let is_live = now_slot.saturating_sub(block.header.slot) <= window;
+                let is_live = now_slot.saturating_sub(block.header.slot) <= LIVE_SLOTS;
                 for proof in &block.entries {
                     let txid = proof.tx.txid();
                     if !read.has_tx(&txid)? {
@@ -1053,11 +1111,7 @@ impl<C: Clock> BlockThread<C> {
         let header = &valid.block().header;
         let height = header.height;
         let now_slot = self.settings.slot_clock.slot_at(now);
-        if now_slot
-            > header
-                .slot
-                .saturating_add(self.settings.switch_window_slots)
-        {
+        if now_slot > header.slot.saturating_add(LIVE_SLOTS) {
             self.send(NetCommand::SetTipHeight(height));
             return;
         }
@@ -1233,8 +1287,8 @@ fn chain_view<'a>(
     })
 }
 
-/// Fork choice over the stored tip and the blocks before it that the
-/// switch window may still replace.
+/// Fork choice over the stored tip and the canonical blocks above the
+/// last certified one (at most `max_uncertified_blocks`), read as headers.
 fn load_fork_choice(
     store: &Store,
     settings: &BlockSettings,
@@ -1242,9 +1296,14 @@ fn load_fork_choice(
 ) -> Result<ForkChoice, BlockThreadError> {
     let read = store.read()?;
     let tip = read.tip()?;
-    // A fork point and the window's blocks after it (see `ForkChoice`).
-    let kept = settings.switch_window_slots.saturating_add(2);
-    let first = tip.height.saturating_sub(kept.saturating_sub(1));
+    let kept = settings.fork_choice.max_uncertified_blocks();
+    let mut first = tip.height.saturating_sub(kept);
+    let certified_tip = read.certified_tip()?;
+    if let Some((height, hash)) = certified_tip {
+        if height <= tip.height && read.block_hash_at(height)? == Some(hash) {
+            first = first.max(height);
+        }
+    }
     let mut recent = Vec::new();
     for height in first..=tip.height {
         if height == 0 {
@@ -1257,14 +1316,14 @@ fn load_fork_choice(
         let bytes = read
             .block(&hash)?
             .ok_or(BlockThreadError::MissingHeight { height })?;
-        let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|source| {
+        let header = Block::decode_header(&bytes).map_err(|source| {
             BlockThreadError::CorruptBlock {
                 height,
                 hash,
                 source,
             }
         })?;
-        recent.push(BlockSummary::of(&block.header, validators));
+        recent.push(BlockSummary::of(&header, validators));
     }
     let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
     for height in first..=tip.height {
@@ -1272,7 +1331,7 @@ fn load_fork_choice(
             fork_choice.certify(height, record.hash);
         }
     }
-    if let Some((height, hash)) = read.certified_tip()? {
+    if let Some((height, hash)) = certified_tip {
         fork_choice.certify(height, hash);
     }
     Ok(fork_choice)

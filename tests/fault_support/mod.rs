@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use timecoin::genesis::devnet_validator_keys;
 use timecoin::types::{Amount, Hash, OutPoint};
 
-/// What "the same tip" means after a fault. When issue 12's certified
-/// blocks land, switch this to [`TipKind::Certified`].
-pub const AGREE_ON: TipKind = TipKind::Best;
+/// What "the same tip" means after a fault: the issue asks for one
+/// certified tip (a best tip may still be replaced).
+pub const AGREE_ON: TipKind = TipKind::Certified;
 /// Poll period of the checks: fast next to a 2 s slot.
 const POLL: Duration = Duration::from_millis(100);
 /// Longest a node's chain may keep moving under a tip's two reads.
@@ -184,14 +184,23 @@ pub fn describe_tips(devnet: &Devnet) -> String {
 }
 
 /// Waits up to `limit` for every running node to share one [`AGREE_ON`]
-/// tip; returns it and how long that took, or why not.
+/// tip at least as high as the highest best tip when the wait began (so
+/// the blocks held then, forks included, were settled by a certificate);
+/// returns it and how long that took, or why not.
 pub fn wait_one_tip(devnet: &Devnet, limit: Duration) -> Result<(Tip, Duration), String> {
     let nodes: Vec<usize> = devnet.running().map(|v| v.index).collect();
+    let floor = devnet
+        .running()
+        .map(|v| tip_of(v, TipKind::Best).height)
+        .max()
+        .unwrap_or(0);
     let clock = Stopwatch::start();
-    match poll_within(limit, || agreed_tip(devnet, &nodes, AGREE_ON)) {
+    let settled = || agreed_tip(devnet, &nodes, AGREE_ON).filter(|tip| tip.height >= floor);
+    match poll_within(limit, settled) {
         Some(tip) => Ok((tip, clock.elapsed())),
         None => Err(format!(
-            "nodes {nodes:?} did not share one {AGREE_ON:?} tip within {limit:?}:\n{}{}",
+            "nodes {nodes:?} did not share one {AGREE_ON:?} tip at height {floor} or above \
+             within {limit:?}:\n{}{}",
             describe_tips(devnet),
             evidence(devnet)
         )),

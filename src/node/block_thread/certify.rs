@@ -248,7 +248,8 @@ impl<C: Clock> BlockThread<C> {
 
     /// A block from a peer that does not link while a certified block
     /// above our tip is known: our chain forks from the certified one below
-    /// the window, so the uncertified suffix goes and sync refetches.
+    /// the blocks fork choice keeps, so the uncertified suffix goes and
+    /// sync refetches.
     pub(super) fn switch_towards_certified(
         &mut self,
         from: NodeId,
