@@ -1011,7 +1011,11 @@ fn two_partitioned_branches_converge_in_either_order_however_long_they_grew() {
     let mut f = Fixture::new(0);
     let a = branch(&mut f, 0, 6);
     let b = branch(&mut f, 1, 5);
-    let winner = if a[0].ticket() < b[0].ticket() { &a } else { &b };
+    let winner = if a[0].ticket() < b[0].ticket() {
+        &a
+    } else {
+        &b
+    };
     let (tip_ab, stack_ab) = heal(&f, &a, &b);
     let (tip_ba, stack_ba) = heal(&f, &b, &a);
     assert_eq!(tip_ab, winner.last().unwrap().hash());
@@ -1025,7 +1029,11 @@ fn a_rival_beside_a_certified_block_is_refused_however_good() {
     let mut f = Fixture::new(0);
     let a = branch(&mut f, 0, 3);
     let b = branch(&mut f, 1, 3);
-    let (loser, winner) = if a[0].ticket() < b[0].ticket() { (&b, &a) } else { (&a, &b) };
+    let (loser, winner) = if a[0].ticket() < b[0].ticket() {
+        (&b, &a)
+    } else {
+        (&a, &b)
+    };
     let mut fc = fork_choice(&f);
     let late = slot_start(NEXT + 1_000);
     for block in loser {

@@ -95,7 +95,10 @@ fn a_silent_two_two_partition_heals_to_one_chain() {
     let coins = funded_coins(&devnet, 1, 4);
     let report = split_two_two(&devnet, &proxy, &coins, SPLIT_SHORT, Fault::Silent)
         .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("silent 2|2 for {SPLIT_SHORT:?}: {report}; {:?}", proxy.stats());
+    eprintln!(
+        "silent 2|2 for {SPLIT_SHORT:?}: {report}; {:?}",
+        proxy.stats()
+    );
 }
 
 #[test]

@@ -275,10 +275,7 @@ impl ForkChoice {
     fn trim(&mut self) {
         let keep_from = self.final_height.saturating_sub(1);
         while self.canonical.len() > 1
-            && self
-                .canonical
-                .front()
-                .is_some_and(|b| b.height < keep_from)
+            && self.canonical.front().is_some_and(|b| b.height < keep_from)
         {
             self.canonical.pop_front();
         }

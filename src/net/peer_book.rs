@@ -194,7 +194,8 @@ impl PeerBook {
 
     /// A dial (or its handshake) failed: back off, and forget gossip that keeps failing.
     pub fn dial_failed(&mut self, addr: SocketAddr, now: Timestamp) {
-        let Some((failures, configured)) = self.known.get(&addr).map(|k| (k.failures, k.configured))
+        let Some((failures, configured)) =
+            self.known.get(&addr).map(|k| (k.failures, k.configured))
         else {
             return;
         };

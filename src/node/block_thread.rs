@@ -1316,13 +1316,12 @@ fn load_fork_choice(
         let bytes = read
             .block(&hash)?
             .ok_or(BlockThreadError::MissingHeight { height })?;
-        let header = Block::decode_header(&bytes).map_err(|source| {
-            BlockThreadError::CorruptBlock {
+        let header =
+            Block::decode_header(&bytes).map_err(|source| BlockThreadError::CorruptBlock {
                 height,
                 hash,
                 source,
-            }
-        })?;
+            })?;
         recent.push(BlockSummary::of(&header, validators));
     }
     let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
