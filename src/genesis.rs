@@ -22,14 +22,24 @@ impl ChainSpec {
         self.config.network.chain_id()
     }
 
-    pub fn genesis_hash(&self) -> Hash {
-        Hash::of(&GenesisBody {
+    fn genesis_body(&self) -> GenesisBody<'_> {
+        GenesisBody {
             chain_id: self.chain_id(),
             timestamp: self.config.genesis.timestamp,
             ledger: &self.config.ledger,
             validators: &self.validators,
             allocations: &self.allocations,
-        })
+        }
+    }
+
+    pub fn genesis_hash(&self) -> Hash {
+        Hash::of(&self.genesis_body())
+    }
+
+    /// The canonical encoding the genesis hash is taken of (`getblock` at
+    /// verbosity 0 shows it).
+    pub fn genesis_bytes(&self) -> Vec<u8> {
+        crate::types::encoding::encode(&self.genesis_body())
     }
 
     /// Genesis allocations as spendable outputs: output `i` of the genesis hash.

@@ -65,6 +65,15 @@ impl Histogram {
         self.count.load(Relaxed)
     }
 
+    /// Each bucket's upper bound (`None`: the rest) and its own count.
+    pub fn buckets(&self) -> Vec<(Option<u64>, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (self.bounds_ms.get(i).copied(), b.load(Relaxed)))
+            .collect()
+    }
+
     /// Prometheus wants cumulative buckets in seconds.
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
@@ -104,6 +113,9 @@ pub struct Metrics {
     pub polls_failed: AtomicU64,
     pub mempool_txs: AtomicU64,
     pub safety_violations: AtomicU64,
+    /// 1 while the block thread is catching up with peers' tips (Bitcoin's
+    /// `initialblockdownload`), else 0.
+    pub block_syncing: AtomicU64,
     /// Batches the ledger thread drained and committed.
     pub ledger_batches: AtomicU64,
     /// LMDB write transactions (fsyncs) of the ledger thread: one per batch.
@@ -142,6 +154,7 @@ impl Default for Metrics {
             polls_failed: AtomicU64::new(0),
             mempool_txs: AtomicU64::new(0),
             safety_violations: AtomicU64::new(0),
+            block_syncing: AtomicU64::new(0),
             ledger_batches: AtomicU64::new(0),
             ledger_commits: AtomicU64::new(0),
             ledger_writes: AtomicU64::new(0),
@@ -285,7 +298,12 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicU64); 2] = [
+        let gauges: [(&str, &str, &AtomicU64); 3] = [
+            (
+                "timecoin_block_syncing",
+                "1 while catching up with peers' chain tips",
+                &self.block_syncing,
+            ),
             (
                 "timecoin_mempool_txs",
                 "Transactions in the mempool",

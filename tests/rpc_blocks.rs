@@ -98,6 +98,7 @@ fn serve(chain: &ArchiveChain) -> Served {
         clock,
         consensus_timeout: Duration::from_secs(1),
         net: None,
+        waiters: Default::default(),
     };
     let datadir = chain.dir.path().to_path_buf();
     let server = RpcServer::start(RpcConfig::default(), &datadir, ctx).unwrap();
@@ -206,7 +207,8 @@ fn getblock_shows_each_verbosity_level() {
     assert_eq!(entries.len(), TXS_PER_BLOCK);
     for (entry, proof) in entries.iter().zip(&block.entries) {
         assert_eq!(entry["txid"], proof.tx.txid().to_string());
-        assert_eq!(units(&entry["fee"]), chain.funded.min_fee().units());
+        assert_eq!(entry["fee_units"], chain.funded.min_fee().units());
+        assert!(entry["fee"].is_number(), "Bitcoin's fee is a number");
         assert_eq!(entry["proof"]["votes"], 3);
         assert_eq!(entry["proof"]["weight"], 30);
         assert_eq!(entry["proof"]["required_weight"], 27);
@@ -218,6 +220,23 @@ fn getblock_shows_each_verbosity_level() {
     assert_eq!(genesis["height"], 0);
     assert_eq!(genesis["confirmations"], BLOCKS + 1);
     assert_eq!(genesis["nextblockhash"], blocks[0].hash().to_string());
+    assert_eq!(genesis["nTx"], 1);
+    assert_eq!(
+        genesis["tx"],
+        json!([chain.spec().genesis_hash().to_string()])
+    );
+    // Verbosity 0: the canonical encoding the genesis hash is taken of.
+    let bytes = hex::decode(
+        node.call(
+            "getblock",
+            json!([chain.spec().genesis_hash().to_string(), 0]),
+        )
+        .as_str()
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(genesis["size"], bytes.len());
+    assert_eq!(Hash::digest(&bytes), chain.spec().genesis_hash());
 }
 
 #[test]
@@ -309,7 +328,6 @@ fn bad_block_params_are_refused_with_clear_errors() {
     let (chain, blocks) = chain("rpc errors");
     let node = serve(&chain);
     let hash = blocks[0].hash().to_string();
-    let genesis = chain.spec().genesis_hash().to_string();
     node.assert_error(
         "getblock",
         json!([]),
@@ -330,21 +348,20 @@ fn bad_block_params_are_refused_with_clear_errors() {
         "'verbosity'",
     );
     node.assert_error(
-        "getblock",
-        json!([genesis, 0]),
-        INVALID_PARAMS,
-        "no block encoding",
-    );
-    node.assert_error(
         "getblockhash",
         json!([4]),
-        INVALID_PARAMS,
-        "out of range (the tip is at 3)",
+        INVALID_PARAMETER,
+        "out of range: 4 (the tip is at 3)",
     );
     node.assert_error("getblockhash", json!([-1]), INVALID_PARAMS, "'height'");
     node.assert_error("getblockcount", json!([1]), INVALID_PARAMS, "at most 0");
     node.assert_error("getrewardinfo", json!([0]), INVALID_PARAMS, "genesis");
-    node.assert_error("getrewardinfo", json!([9]), INVALID_PARAMS, "out of range");
+    node.assert_error(
+        "getrewardinfo",
+        json!([9]),
+        INVALID_PARAMETER,
+        "out of range",
+    );
     node.assert_error("getrewardinfo", json!(["x"]), INVALID_PARAMS, "'height'");
     node.assert_error("verifychain", json!([1]), INVALID_PARAMS, "at most 0");
     let unknown_tx = Hash::digest(b"no such tx").to_string();

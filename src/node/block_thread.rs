@@ -44,6 +44,7 @@ use crate::metrics::Metrics;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
+use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
@@ -215,6 +216,8 @@ pub struct BlockChannels {
     pub stop: Receiver<()>,
     /// Where it counts its LMDB writes.
     pub metrics: Arc<Metrics>,
+    /// Parked RPC calls woken when the tip moves or txs are learned.
+    pub waiters: Arc<Waiters>,
 }
 
 /// Our candidate for a slot, drawn at the slot's start.
@@ -381,6 +384,11 @@ impl<C: Clock> BlockThread<C> {
             let now = self.clock.now();
             self.notice_pause(now);
             self.on_time(now)?;
+            let syncing = self.catch_up.is_some() || self.sync.is_behind();
+            self.channels
+                .metrics
+                .block_syncing
+                .store(u64::from(syncing), Relaxed);
             let wait = self.next_deadline(now).saturating_since(now);
             let stop = &self.channels.stop;
             let mut batch = Vec::new();
@@ -959,6 +967,8 @@ impl<C: Clock> BlockThread<C> {
             finalized: &finalized,
             ..LedgerBatch::default()
         })?;
+        let learned: Vec<Hash> = finalized.iter().map(|f| f.tx.txid()).collect();
+        self.channels.waiters.publish_txs(&learned);
         log::info!(
             "learned {} finalized txs from {} blocks sent by {from:?}",
             report.finalized.applied,
@@ -1049,6 +1059,7 @@ impl<C: Clock> BlockThread<C> {
     fn undo(&mut self, hash: Hash) -> Result<(), StoreError> {
         let report = self.store.undo_tip(&hash)?;
         self.count_writes(report.writes);
+        self.channels.waiters.publish_block();
         log::info!(
             "undid block {hash}: a better rival replaces it; tip back to height {}",
             report.tip.height
@@ -1080,6 +1091,7 @@ impl<C: Clock> BlockThread<C> {
         );
         let report = self.store.apply_block(&commit)?;
         self.count_writes(report.writes);
+        self.channels.waiters.publish_block();
         let producer = self
             .validators
             .index_of(&h.producer)

@@ -9,6 +9,7 @@
 
 use super::channels::{Durable, LedgerCommand};
 use crate::metrics::Metrics;
+use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::Clock;
 use crate::types::{Hash, Tx};
@@ -23,6 +24,8 @@ pub struct LedgerThread<C: Clock> {
     pub durable: Sender<Durable>,
     pub metrics: Arc<Metrics>,
     pub clock: C,
+    /// Parked `waitfortx` calls, woken once their tx is durable or removed.
+    pub waiters: Arc<Waiters>,
 }
 
 /// One drained batch, sorted by kind. The store applies the kinds in a
@@ -100,8 +103,11 @@ impl<C: Clock> LedgerThread<C> {
             report.accepted.len(),
             removes.len(),
         );
+        let finalized: Vec<Hash> = batch.finalized.iter().map(|f| f.tx.txid()).collect();
+        self.waiters.publish_final(&finalized, at.as_millis());
+        self.waiters.publish_txs(&removes);
         let durable = Durable {
-            finalized: batch.finalized.iter().map(|f| f.tx.txid()).collect(),
+            finalized,
             accepted: report.accepted,
             admitted: batch.puts.iter().map(Tx::txid).collect(),
             at,

@@ -44,6 +44,7 @@ use crate::finality::{ValidatorSet, ValidatorSetError};
 use crate::genesis::{devnet_validator_keys, local_chain_toml, DEVNET_BLOCK_INTERVAL_SECS};
 use crate::metrics::Metrics;
 use crate::net::{spawn_net, MessageLimits, NetConfig, NetHandle};
+use crate::rpc::notify::Waiters;
 use crate::rpc::{RpcConfig, RpcContext, RpcServer, RpcStartError};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::time::{Clock, SystemClock};
@@ -223,7 +224,9 @@ impl Node {
         thread.reload_mempool(accepted, pending)?;
         let consensus = spawn_consensus(thread, exits_tx.clone())?;
 
+        let waiters = Arc::new(Waiters::default());
         let ledger = LedgerThread {
+            waiters: Arc::clone(&waiters),
             store: Arc::clone(&store),
             commands: ledger_rx,
             durable: durable_tx,
@@ -247,6 +250,7 @@ impl Node {
                 consensus: inbox.clone(),
                 stop: block_stop_rx,
                 metrics: Arc::clone(&metrics),
+                waiters: Arc::clone(&waiters),
             },
             clock,
         )?;
@@ -274,6 +278,7 @@ impl Node {
             clock: Arc::new(clock),
             consensus_timeout: rpc.consensus_timeout,
             net: net_client,
+            waiters,
         };
         let rpc = RpcServer::start(rpc, &datadir, context)?;
         Ok(Node {

@@ -8,16 +8,19 @@
 //! with the block limit; one that does not decode is a store error that
 //! points at `verifychain`, never a panic.
 
-use super::archive;
 use super::errors::{self, RpcError};
 use super::RpcContext;
+use super::{archive, bitcoin};
 use crate::chain::reward::payout_address;
-use crate::chain::{block_reward, Block, Equivocation, VoteContext, MAX_BLOCK_BYTES};
+use crate::chain::{
+    block_reward, Block, Equivocation, VoteContext, BLOCK_VERSION, MAX_BLOCK_BYTES,
+};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
 use crate::store::{ReadView, TxRecord, TxStatus};
 use crate::types::{json, Amount, Hash, Network, Tier};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
 
 /// How much of a block `getblock` shows (bitcoind's verbosity levels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +61,31 @@ pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
     let current_slot = ctx.clock.now().as_millis() / 1_000 / interval_secs;
     let network = ctx.spec.config.network;
     let genesis = ctx.spec.genesis_hash();
+    // The highest block known certified, held or not (sync fetches it).
+    let headers = view
+        .certified_tip()?
+        .map_or(tip.height, |(height, _)| height.max(tip.height));
+    let syncing = ctx.metrics.block_syncing.load(Ordering::Relaxed) != 0;
+    let progress = if syncing && headers > 0 {
+        // Heights, not work: blocks are alike in cost here.
+        format!("{:.8}", tip.height as f64 / headers as f64)
+    } else {
+        "1.00000000".to_string()
+    };
     Ok(json!({
         "chain": network.name(),
-        "chain_id": ctx.spec.chain_id().0,
         "blocks": tip.height,
+        "headers": headers,
         "bestblockhash": tip.hash.to_string(),
+        "difficulty": 1,
+        "mediantime": tip.slot.saturating_mul(interval_secs),
+        "verificationprogress": progress.parse::<serde_json::Number>().map_or(json!(1), Value::Number),
+        "initialblockdownload": syncing,
+        "chainwork": format!("{:064x}", tip.height),
+        "size_on_disk": stats.used_bytes,
+        "pruned": false,
+        "warnings": "",
+        "chain_id": ctx.spec.chain_id().0,
         "bestblockslot": tip.slot,
         // The tip slot's start, cheap to know (the block's own timestamp lies in it).
         "time": tip.slot.saturating_mul(interval_secs),
@@ -75,7 +98,6 @@ pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
         "archived_txs": stats.txs.saturating_sub(stats.unarchived),
         "unarchived_txs": stats.unarchived,
         "unspent_outputs": stats.unspent,
-        "size_on_disk": stats.used_bytes,
     }))
 }
 
@@ -97,10 +119,11 @@ pub(super) fn block_hash(ctx: &RpcContext, height: u64) -> Result<Value, RpcErro
     Ok(json!(hash.to_string()))
 }
 
+/// Bitcoin's -8 "Block height out of range".
 fn out_of_range(height: u64, tip: u64) -> RpcError {
-    RpcError::invalid_param(
-        "height",
-        format!("block height {height} out of range (the tip is at {tip})"),
+    RpcError::new(
+        errors::INVALID_PARAMETER,
+        format!("Block height out of range: {height} (the tip is at {tip})"),
     )
 }
 
@@ -201,36 +224,104 @@ fn confirmations(tip: u64, height: u64) -> u64 {
     tip.saturating_sub(height).saturating_add(1)
 }
 
-/// The genesis is the chain config, not a stored block: no hex form.
+/// The genesis is the chain config, not a stored block: its encoding is
+/// the canonical form its hash is taken of, and its one "transaction" is
+/// the allocations (outputs `genesis_hash:i`), like Bitcoin's coinbase.
 fn genesis_block(
     ctx: &RpcContext,
     view: &ReadView<'_>,
     verbosity: BlockVerbosity,
 ) -> Result<Value, RpcError> {
+    let bytes = ctx.spec.genesis_bytes();
     if verbosity == BlockVerbosity::Hex {
-        return Err(RpcError::invalid_param(
-            "verbosity",
-            "the genesis is defined by the chain config and has no block encoding; use 1",
-        ));
+        return Ok(json!(hex::encode(&bytes)));
     }
     let network = ctx.spec.config.network;
     let genesis = ctx.spec.genesis_hash();
     let tip = view.tip()?;
+    let allocations: Vec<Value> = ctx
+        .spec
+        .allocations
+        .iter()
+        .enumerate()
+        .map(|(n, o)| {
+            json!({
+                "value": bitcoin::amount(o.value),
+                "n": n,
+                "scriptPubKey": bitcoin::script_pubkey(&o.address, network),
+                "value_units": o.value.units(),
+            })
+        })
+        .collect();
+    let tx = match verbosity {
+        BlockVerbosity::Full => json!([{
+            "txid": genesis.to_string(),
+            "hash": genesis.to_string(),
+            "vin": [],
+            "vout": allocations,
+        }]),
+        _ => json!([genesis.to_string()]),
+    };
     Ok(json!({
         "hash": genesis.to_string(),
         "confirmations": confirmations(tip.height, 0),
         "height": 0,
-        "slot": archive::genesis_tip(&ctx.spec).slot,
+        "version": BLOCK_VERSION,
         "time": ctx.spec.config.genesis.timestamp,
+        "size": bytes.len(),
+        "nTx": 1,
+        "tx": tx,
+        "previousblockhash": Value::Null,
         "nextblockhash": view.block_hash_at(1)?.map(|n| n.to_string()),
-        "allocations": ctx
-            .spec
-            .allocations
-            .iter()
-            .enumerate()
-            .map(|(vout, o)| json::tx_output(vout, o, network))
-            .collect::<Vec<_>>(),
+        "slot": archive::genesis_tip(&ctx.spec).slot,
+        "chain_id": ctx.spec.chain_id().0,
     }))
+}
+
+/// `getblockheader`: Bitcoin's header fields (TIME's header has no nonce
+/// or bits: blocks are drawn by VRF sortition), or its hex at `verbose=false`.
+pub(super) fn block_header(ctx: &RpcContext, hash: Hash, verbose: bool) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let tip = view.tip()?;
+    if hash == ctx.spec.genesis_hash() {
+        if !verbose {
+            return Ok(json!(hex::encode(ctx.spec.genesis_bytes())));
+        }
+        return Ok(json!({
+            "hash": hash.to_string(),
+            "confirmations": confirmations(tip.height, 0),
+            "height": 0,
+            "version": BLOCK_VERSION,
+            "merkleroot": Hash::ZERO.to_string(),
+            "time": ctx.spec.config.genesis.timestamp,
+            "nTx": 1,
+            "nextblockhash": view.block_hash_at(1)?.map(|n| n.to_string()),
+        }));
+    }
+    let (block, _) = stored_block(&view, &hash)?
+        .ok_or_else(|| RpcError::new(errors::NOT_FOUND, format!("Block not found: {hash}")))?;
+    let h = &block.header;
+    if !verbose {
+        return Ok(json!(hex::encode(crate::types::encoding::encode(h))));
+    }
+    Ok(json!({
+        "hash": hash.to_string(),
+        "confirmations": confirmations(tip.height, h.height),
+        "height": h.height,
+        "version": h.version,
+        "merkleroot": h.entries_root.to_string(),
+        "time": h.timestamp_ms / 1_000,
+        "nTx": block.entries.len(),
+        "previousblockhash": h.prev_hash.to_string(),
+        "nextblockhash": view.block_hash_at(h.height.saturating_add(1))?.map(|n| n.to_string()),
+        "slot": h.slot,
+        "timestamp_ms": h.timestamp_ms,
+    }))
+}
+
+/// The time (Unix seconds) of the stored block `hash`, if held.
+pub(super) fn block_time(view: &ReadView<'_>, hash: &Hash) -> Result<Option<u64>, RpcError> {
+    Ok(stored_block(view, hash)?.map(|(block, _)| block.header.timestamp_ms / 1_000))
 }
 
 /// Summary of a proof's votes as the validator set weighs them.
@@ -267,13 +358,12 @@ fn full_entry(
     set: &ValidatorSet,
     network: Network,
 ) -> Result<Value, RpcError> {
-    let mut entry = json::tx(&proof.tx, network);
+    let mut entry = bitcoin::tx(&proof.tx, network);
     let fee = view.fee_of(&proof.tx)?;
-    if let Some(map) = entry.as_object_mut() {
-        map.insert("fee".into(), json!(fee.map(json::amount)));
-        map.insert("proof".into(), Value::Object(proof_summary(proof, set)));
-    }
-    Ok(entry)
+    entry.insert("fee".into(), json!(fee.map(bitcoin::amount)));
+    entry.insert("fee_units".into(), json!(fee.map(Amount::units)));
+    entry.insert("proof".into(), Value::Object(proof_summary(proof, set)));
+    Ok(Value::Object(entry))
 }
 
 /// A block's reward tx: its outputs with their state, and maturity.

@@ -17,14 +17,18 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 /// A parameter is missing, of the wrong type or out of range (message names it).
 pub const INVALID_PARAMS: i32 = -32602;
 pub const INTERNAL_ERROR: i32 = -32603;
+/// A parameter out of range, e.g. a height above the tip (bitcoind `RPC_INVALID_PARAMETER`).
+pub const INVALID_PARAMETER: i32 = -8;
 /// No such transaction, block or output (bitcoind `RPC_INVALID_ADDRESS_OR_KEY`).
 pub const NOT_FOUND: i32 = -5;
 /// Bad hex or an undecodable transaction (bitcoind `RPC_DESERIALIZATION_ERROR`).
 pub const DESERIALIZATION_ERROR: i32 = -22;
-/// The transaction breaks a validation rule (bitcoind `RPC_VERIFY_ERROR`).
+/// An input is missing: unknown, or its tx still pending (bitcoind
+/// `RPC_VERIFY_ERROR`, "bad-txns-inputs-missingorspent").
 pub const VERIFY_ERROR: i32 = -25;
-/// Refused as a double spend of a pending or finalized tx, or rejected by
-/// the network (bitcoind `RPC_VERIFY_REJECTED`).
+/// The transaction breaks a validation rule (bad signature, fee, …), is a
+/// double spend of a pending or finalized tx, or was rejected by the
+/// network (bitcoind `RPC_VERIFY_REJECTED`).
 pub const VERIFY_REJECTED: i32 = -26;
 /// Already finalized (bitcoind `RPC_VERIFY_ALREADY_IN_CHAIN`).
 pub const ALREADY_FINALIZED: i32 = -27;
@@ -71,9 +75,10 @@ impl From<SubmitRefused> for RpcError {
         let code = match &refused {
             SubmitRefused::Engine(e) => match e {
                 // Spending what a finalized tx spent is a double spend, not a malformed tx.
-                SubmitError::Invalid(TxError::AlreadySpent { .. }) => VERIFY_REJECTED,
+                SubmitError::Invalid(TxError::UnknownOutpoint { .. }) => VERIFY_ERROR,
                 SubmitError::Invalid(TxError::View(_)) => STORE_ERROR,
-                SubmitError::Invalid(_) => VERIFY_ERROR,
+                // As bitcoind: every other rule broken (signature, fee, double spend).
+                SubmitError::Invalid(_) => VERIFY_REJECTED,
                 SubmitError::Mempool(MempoolError::Full { .. }) => MEMPOOL_FULL,
                 SubmitError::Mempool(_)
                 | SubmitError::OutpointLocked { .. }
@@ -134,7 +139,11 @@ mod tests {
             ),
             VERIFY_REJECTED
         );
-        assert_eq!(code_of(TxError::NoInputs.into()), VERIFY_ERROR);
+        assert_eq!(code_of(TxError::NoInputs.into()), VERIFY_REJECTED);
+        assert_eq!(
+            code_of(TxError::UnknownOutpoint { index: 0, outpoint }.into()),
+            VERIFY_ERROR
+        );
         assert_eq!(
             code_of(SubmitError::AlreadyFinalized(by)),
             ALREADY_FINALIZED

@@ -8,10 +8,11 @@
 
 use super::blocks::{self, BlockVerbosity};
 use super::errors::{self, RpcError};
-use super::RpcContext;
+use super::wait::{Wait, DEFAULT_TX_WAIT, MAX_WAIT};
+use super::{bitcoin, help, mempool, status, utxos, RpcContext};
 use crate::consensus::{SubmitError, TxStatusReport};
 use crate::finality::{FinalityProof, ValidatorSet};
-use crate::ledger::UtxoState;
+use crate::ledger::TxError;
 use crate::mempool::TxStatus;
 use crate::metrics::Channel;
 use crate::node::channels::{
@@ -22,12 +23,9 @@ use crate::store::schema::PROOFS;
 use crate::time::Timestamp;
 use crate::types::encoding::decode;
 use crate::types::tx::MAX_TX_BYTES_HARD;
-use crate::types::{json, Address, Hash, OutPoint, Tx};
+use crate::types::{Address, Hash, OutPoint, Tx};
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError};
 use serde_json::{json, Map, Value};
-
-/// `listunspent` returns at most this many outputs.
-pub const MAX_LISTUNSPENT: usize = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -52,8 +50,33 @@ pub enum Method {
         outpoint: OutPoint,
     },
     GetMempoolInfo,
-    GetRawMempool,
+    GetRawMempool {
+        verbose: bool,
+    },
+    GetMempoolEntry {
+        txid: Hash,
+    },
     GetPeerInfo,
+    GetConnectionCount,
+    Ping,
+    Help {
+        method: Option<String>,
+    },
+    GetBlockHeader {
+        hash: Hash,
+        verbose: bool,
+    },
+    DecodeRawTransaction {
+        tx: Box<Tx>,
+    },
+    ValidateAddress {
+        address: String,
+    },
+    GetTxOutSetInfo,
+    EstimateSmartFee,
+    /// A long poll; parked on the connection's thread (see [`super::wait`]).
+    Wait(Wait),
+    GetStatus,
     GetNetworkInfo,
     Uptime,
     Stop,
@@ -65,10 +88,13 @@ pub enum Method {
     },
     GetConsensusInfo,
     ListUnspent {
-        address: Address,
+        minconf: u64,
+        maxconf: u64,
+        addresses: Vec<Address>,
     },
     GetBalance {
         address: Address,
+        minconf: u64,
     },
     GetValidators,
     GetRewardInfo {
@@ -168,6 +194,20 @@ impl<'a> Params<'a> {
             .ok_or_else(|| RpcError::invalid_param(name, "expected a non-negative integer"))
     }
 
+    fn u64_or(&self, index: usize, name: &str, default: u64) -> Result<u64, RpcError> {
+        match self.get(index, name) {
+            None => Ok(default),
+            Some(_) => self.u64(index, name),
+        }
+    }
+
+    fn opt_u64(&self, index: usize, name: &str) -> Result<Option<u64>, RpcError> {
+        match self.get(index, name) {
+            None => Ok(None),
+            Some(_) => self.u64(index, name).map(Some),
+        }
+    }
+
     /// `true`/`false`, or bitcoind's verbosity integers (0 = false).
     fn flag(&self, index: usize, name: &str) -> Result<bool, RpcError> {
         match self.get(index, name) {
@@ -182,7 +222,49 @@ impl<'a> Params<'a> {
 
     fn address(&self, index: usize, name: &str, ctx: &RpcContext) -> Result<Address, RpcError> {
         Address::parse(self.str(index, name)?, ctx.spec.config.network)
-            .map_err(|e| RpcError::invalid_param(name, e))
+            .map_err(|e| RpcError::new(errors::NOT_FOUND, format!("Invalid address '{name}': {e}")))
+    }
+
+    /// A JSON array of address strings, at most [`utxos::MAX_LISTUNSPENT_ADDRESSES`].
+    fn addresses(
+        &self,
+        index: usize,
+        name: &str,
+        ctx: &RpcContext,
+    ) -> Result<Vec<Address>, RpcError> {
+        let missing = || {
+            RpcError::invalid_param(
+                name,
+                "this node keeps no wallet: pass the addresses to list, e.g. listunspent 0 9999999 '[\"dtime1...\"]'",
+            )
+        };
+        let list = self
+            .get(index, name)
+            .ok_or_else(missing)?
+            .as_array()
+            .ok_or_else(|| RpcError::invalid_param(name, "expected an array of addresses"))?;
+        if list.is_empty() {
+            return Err(missing());
+        }
+        if list.len() > utxos::MAX_LISTUNSPENT_ADDRESSES {
+            return Err(RpcError::invalid_param(
+                name,
+                format!("at most {} addresses", utxos::MAX_LISTUNSPENT_ADDRESSES),
+            ));
+        }
+        list.iter()
+            .map(|v| {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| RpcError::invalid_param(name, "expected address strings"))?;
+                Address::parse(text, ctx.spec.config.network).map_err(|e| {
+                    RpcError::new(
+                        errors::NOT_FOUND,
+                        format!("Invalid address '{}': {e}", clip(text)),
+                    )
+                })
+            })
+            .collect()
     }
 }
 
@@ -196,8 +278,83 @@ impl Method {
             "getblockcount" => no_params(Method::GetBlockCount),
             "getbestblockhash" => no_params(Method::GetBestBlockHash),
             "getmempoolinfo" => no_params(Method::GetMempoolInfo),
-            "getrawmempool" => no_params(Method::GetRawMempool),
+            "getrawmempool" => {
+                p.expect(&["verbose", "mempool_sequence"])?;
+                Ok(Method::GetRawMempool {
+                    verbose: p.flag(0, "verbose")?,
+                })
+            }
+            "getmempoolentry" => {
+                p.expect(&["txid"])?;
+                Ok(Method::GetMempoolEntry {
+                    txid: p.hash(0, "txid")?,
+                })
+            }
             "getpeerinfo" => no_params(Method::GetPeerInfo),
+            "getconnectioncount" => no_params(Method::GetConnectionCount),
+            "ping" => no_params(Method::Ping),
+            "gettxoutsetinfo" => {
+                // Bitcoin's hash_type / hash_or_height / use_index: one digest here.
+                p.expect(&["hash_type", "hash_or_height", "use_index"])?;
+                Ok(Method::GetTxOutSetInfo)
+            }
+            "estimatesmartfee" => {
+                p.expect(&["conf_target", "estimate_mode"])?;
+                p.u64(0, "conf_target")?;
+                Ok(Method::EstimateSmartFee)
+            }
+            "getstatus" => no_params(Method::GetStatus),
+            "help" => {
+                p.expect(&["command"])?;
+                let method = match p.get(0, "command") {
+                    None => None,
+                    Some(_) => Some(clip(p.str(0, "command")?)),
+                };
+                Ok(Method::Help { method })
+            }
+            "getblockheader" => {
+                p.expect(&["blockhash", "verbose"])?;
+                let verbose = match p.get(1, "verbose") {
+                    None => true,
+                    Some(_) => p.flag(1, "verbose")?,
+                };
+                Ok(Method::GetBlockHeader {
+                    hash: p.hash(0, "blockhash")?,
+                    verbose,
+                })
+            }
+            "decoderawtransaction" => {
+                p.expect(&["hexstring", "iswitness"])?;
+                Ok(Method::DecodeRawTransaction {
+                    tx: Box::new(decode_tx_hex(p.str(0, "hexstring")?, ctx)?),
+                })
+            }
+            "validateaddress" => {
+                p.expect(&["address"])?;
+                Ok(Method::ValidateAddress {
+                    address: clip(p.str(0, "address")?),
+                })
+            }
+            "waitfortx" => {
+                p.expect(&["txid", "timeout"])?;
+                Ok(Method::Wait(Wait::Tx {
+                    txid: p.hash(0, "txid")?,
+                    timeout: Wait::timeout_from_ms(p.opt_u64(1, "timeout")?, DEFAULT_TX_WAIT),
+                }))
+            }
+            "waitfornewblock" => {
+                p.expect(&["timeout"])?;
+                Ok(Method::Wait(Wait::NewBlock {
+                    timeout: Wait::timeout_from_ms(p.opt_u64(0, "timeout")?, MAX_WAIT),
+                }))
+            }
+            "waitforblockheight" => {
+                p.expect(&["height", "timeout"])?;
+                Ok(Method::Wait(Wait::BlockHeight {
+                    height: p.u64(0, "height")?,
+                    timeout: Wait::timeout_from_ms(p.opt_u64(1, "timeout")?, MAX_WAIT),
+                }))
+            }
             "getnetworkinfo" => no_params(Method::GetNetworkInfo),
             "uptime" => no_params(Method::Uptime),
             "stop" => no_params(Method::Stop),
@@ -262,15 +419,25 @@ impl Method {
                 })
             }
             "listunspent" => {
-                p.expect(&["address"])?;
+                p.expect(&["minconf", "maxconf", "addresses", "include_unsafe"])?;
                 Ok(Method::ListUnspent {
-                    address: p.address(0, "address", ctx)?,
+                    minconf: p.u64_or(0, "minconf", 0)?,
+                    maxconf: p.u64_or(1, "maxconf", 9_999_999)?,
+                    addresses: p.addresses(2, "addresses", ctx)?,
                 })
             }
             "getbalance" => {
-                p.expect(&["address"])?;
+                // Bitcoin's first slot (the dummy "*"): a wallet-less node needs the address.
+                p.expect(&["address", "minconf", "include_watchonly", "avoid_reuse"])?;
+                if p.get(0, "address").and_then(Value::as_str) == Some("*") {
+                    return Err(RpcError::invalid_param(
+                        "address",
+                        "this node keeps no wallet: pass the address to total, e.g. getbalance dtime1... 0",
+                    ));
+                }
                 Ok(Method::GetBalance {
                     address: p.address(0, "address", ctx)?,
+                    minconf: p.u64_or(1, "minconf", 0)?,
                 })
             }
             _ => Err(RpcError::new(
@@ -321,52 +488,37 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         Method::GetBestBlockHash => blocks::best_block_hash(ctx),
         Method::GetBlockHash { height } => blocks::block_hash(ctx, height),
         Method::GetBlock { hash, verbosity } => blocks::block(ctx, hash, verbosity),
-        Method::GetRawTransaction { txid, verbose } => {
-            let view = ctx.store.read()?;
-            let record = view.tx(&txid)?.ok_or_else(|| {
-                RpcError::new(
-                    errors::NOT_FOUND,
-                    format!(
-                        "no finalized transaction {txid} here; see gettxstatus for pending ones"
-                    ),
-                )
-            })?;
-            if !verbose {
-                return Ok(json!(hex::encode(record.tx.encode())));
-            }
-            let tip = view.tip()?;
-            let mut answer = json::tx(&record.tx, network);
-            if let Some(map) = answer.as_object_mut() {
-                blocks::insert_location(map, &record, tip.height);
-                map.insert("sequence".into(), json!(record.sequence));
-                map.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
-                map.insert("hex".into(), json!(hex::encode(record.tx.encode())));
-            }
-            Ok(answer)
+        Method::GetRawTransaction { txid, verbose } => raw_transaction(ctx, txid, verbose),
+        Method::DecodeRawTransaction { tx } => Ok(Value::Object(bitcoin::tx(&tx, network))),
+        Method::SendRawTransaction { tx } => send_raw_transaction(ctx, *tx),
+        Method::GetTxOut { outpoint } => utxos::tx_out(ctx, outpoint),
+        Method::GetTxOutSetInfo => utxos::tx_out_set_info(ctx),
+        Method::ValidateAddress { address } => Ok(utxos::validate_address(ctx, &address)),
+        Method::EstimateSmartFee => Ok(json!({
+            // The fee is fixed by the chain: any target gets the minimum.
+            "feerate": bitcoin::amount(ctx.spec.config.ledger.min_fee),
+            "blocks": 1,
+            "feerate_units": ctx.spec.config.ledger.min_fee.units(),
+            "per": "transaction",
+        })),
+        Method::GetMempoolEntry { txid } => mempool::mempool_entry(ctx, txid),
+        Method::GetRawMempool { verbose: true } => mempool::raw_mempool_verbose(ctx),
+        Method::GetBlockHeader { hash, verbose } => blocks::block_header(ctx, hash, verbose),
+        Method::GetConnectionCount => Ok(json!(ctx.net.as_ref().map_or(0, |n| n.metrics().peers))),
+        Method::Ping => Ok(Value::Null),
+        Method::Help { method } => {
+            help::text(method.as_deref())
+                .map(Value::String)
+                .ok_or_else(|| {
+                    RpcError::new(
+                        errors::METHOD_NOT_FOUND,
+                        format!("help: unknown command: {}", method.unwrap_or_default()),
+                    )
+                })
         }
-        Method::SendRawTransaction { tx } => {
-            let txid = tx.txid();
-            // The engine forgets settled txs after a while (and at restart); the store does not.
-            if ctx.store.tx(&txid)?.is_some() {
-                return Err(SubmitRefused::from(SubmitError::AlreadyFinalized(txid)).into());
-            }
-            // Answered only once the admitted tx is durable in the mempool
-            // table (the consensus thread hears it from the ledger's group
-            // commit), so an acknowledged tx survives a crash.
-            let (reply, answer) = bounded(1);
-            ask(ctx, NodeEvent::Submit { tx: *tx, reply }, &answer)?
-                .map(|txid| json!(txid.to_string()))
-                .map_err(RpcError::from)
-        }
-        Method::GetTxOut { outpoint } => match ctx.store.utxo(&outpoint)? {
-            Some(entry) if entry.state == UtxoState::Unspent => Ok(json!({
-                "outpoint": json::outpoint(&outpoint),
-                "value": json::amount(entry.output.value),
-                "address": entry.output.address.to_text(network),
-            })),
-            // Like bitcoind: spent or unknown outputs are `null`.
-            _ => Ok(Value::Null),
-        },
+        // Outside a single request (in a batch) a wait answers at once.
+        Method::Wait(wait) => super::wait::answer_now(ctx, wait),
+        Method::GetStatus => status::status(ctx),
         Method::GetMempoolInfo => {
             let snapshot = query(ctx, |reply| ConsensusQuery::Mempool { reply })?;
             Ok(json!({
@@ -375,7 +527,7 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 "maxmempool": ctx.spec.config.consensus.mempool_max_txs,
             }))
         }
-        Method::GetRawMempool => {
+        Method::GetRawMempool { verbose: false } => {
             let snapshot = query(ctx, |reply| ConsensusQuery::Mempool { reply })?;
             Ok(json!(snapshot
                 .txids
@@ -402,8 +554,16 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         Method::GetNetworkInfo => {
             let metrics = ctx.net.as_ref().map(|net| net.metrics());
             Ok(json!({
-                "version": env!("CARGO_PKG_VERSION"),
+                "version": numeric_version(),
                 "subversion": concat!("/timecoin:", env!("CARGO_PKG_VERSION"), "/"),
+                "protocolversion": crate::net::message::PROTOCOL_VERSION,
+                "localservices": "0000000000000000",
+                "localrelay": true,
+                "timeoffset": 0,
+                "relayfee": bitcoin::amount(ctx.spec.config.ledger.min_fee),
+                "incrementalfee": bitcoin::amount(ctx.spec.config.ledger.min_fee),
+                "localaddresses": [],
+                "warnings": "",
                 "network": network.name(),
                 "networkactive": metrics.is_some(),
                 "connections": metrics.as_ref().map_or(0, |m| m.peers),
@@ -449,19 +609,12 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 "next_timeout_ms": info.next_timeout.map(Timestamp::as_millis),
             }))
         }
-        Method::ListUnspent { address } => {
-            let unspent = ctx.store.unspent_by_address(&address, MAX_LISTUNSPENT)?;
-            Ok(json!(unspent
-                .iter()
-                .map(|(op, out)| json!({
-                    "txid": op.txid.to_string(),
-                    "vout": op.vout,
-                    "value": json::amount(out.value),
-                    "address": out.address.to_text(network),
-                }))
-                .collect::<Vec<_>>()))
-        }
-        Method::GetBalance { address } => Ok(json::amount(ctx.store.balance(&address)?)),
+        Method::ListUnspent {
+            minconf,
+            maxconf,
+            addresses,
+        } => utxos::list_unspent(ctx, minconf, maxconf, &addresses),
+        Method::GetBalance { address, minconf } => utxos::balance(ctx, &address, minconf),
         Method::GetValidators => blocks::validators(ctx),
         Method::GetRewardInfo { height } => blocks::reward_info(ctx, height),
         Method::VerifyChain => blocks::verify_chain(ctx),
@@ -501,7 +654,7 @@ fn ask<T>(ctx: &RpcContext, event: NodeEvent, answer: &Receiver<T>) -> Result<T,
         .map_err(|_| RpcError::busy("consensus did not answer in time"))
 }
 
-fn query<T>(
+pub(super) fn query<T>(
     ctx: &RpcContext,
     make: impl FnOnce(crossbeam_channel::Sender<T>) -> ConsensusQuery,
 ) -> Result<T, RpcError> {
@@ -524,13 +677,7 @@ fn tx_status(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
     }
     let status = match (&record, report.map(|r| r.status)) {
         (Some(_), _) => "finalized",
-        (None, Some(TxStatus::Seen)) => "seen",
-        (None, Some(TxStatus::Sampling)) => "sampling",
-        (None, Some(TxStatus::LocallyAccepted)) => "locally_accepted",
-        // Proof complete, commit pending: not yet reported as finalized.
-        (None, Some(TxStatus::Finalized)) => "committing",
-        (None, Some(TxStatus::Rejected)) => "rejected",
-        (None, Some(TxStatus::Expired)) => "expired",
+        (None, Some(status)) => status_name(status),
         (None, None) => "unknown",
     };
     let mut view = json!({
@@ -567,6 +714,104 @@ fn tx_status(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
         map.insert("sequence".into(), json!(record.sequence));
     }
     Ok(view)
+}
+
+/// A pending tx's engine status as the RPC names it.
+pub(super) fn status_name(status: TxStatus) -> &'static str {
+    match status {
+        TxStatus::Seen => "seen",
+        TxStatus::Sampling => "sampling",
+        TxStatus::LocallyAccepted => "locally_accepted",
+        // Proof complete, commit pending: not yet reported as finalized.
+        TxStatus::Finalized => "committing",
+        TxStatus::Rejected => "rejected",
+        TxStatus::Expired => "expired",
+    }
+}
+
+/// Bitcoin Core's integer form of the version: 0.1.0 is 100.
+fn numeric_version() -> u64 {
+    let part = |s: &str| s.parse::<u64>().unwrap_or(0);
+    part(env!("CARGO_PKG_VERSION_MAJOR")) * 10_000
+        + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// `getrawtransaction`: the hex, or Bitcoin's verbose view (`vin`, `vout`,
+/// `blockhash`, `confirmations`, `time`, `blocktime`) with TIME's `finality`.
+fn raw_transaction(ctx: &RpcContext, txid: Hash, verbose: bool) -> Result<Value, RpcError> {
+    let view = ctx.store.read()?;
+    let record = view.tx(&txid)?.ok_or_else(|| {
+        RpcError::new(
+            errors::NOT_FOUND,
+            format!(
+                "no finalized transaction {txid} here; see gettxstatus (or waitfortx) for pending ones"
+            ),
+        )
+    })?;
+    if !verbose {
+        return Ok(json!(hex::encode(record.tx.encode())));
+    }
+    let tip = view.tip()?;
+    let mut answer = bitcoin::tx(&record.tx, ctx.spec.config.network);
+    blocks::insert_location(&mut answer, &record, tip.height);
+    let final_secs = record.finalized_at_ms / 1_000;
+    let block_time = match record.status {
+        crate::store::TxStatus::Archived { block, .. } => blocks::block_time(&view, &block)?,
+        crate::store::TxStatus::Finalized => None,
+    };
+    // Bitcoin's `time` is when the tx was first final; TIME knows it before any block.
+    answer.insert("time".into(), json!(block_time.unwrap_or(final_secs)));
+    if let Some(block_time) = block_time {
+        answer.insert("blocktime".into(), json!(block_time));
+    }
+    answer.insert("finality".into(), bitcoin::finality(&record));
+    answer.insert("sequence".into(), json!(record.sequence));
+    answer.insert("finalized_at_ms".into(), json!(record.finalized_at_ms));
+    Ok(Value::Object(answer))
+}
+
+/// `sendrawtransaction`; a spend of a still-pending parent says so.
+fn send_raw_transaction(ctx: &RpcContext, tx: Tx) -> Result<Value, RpcError> {
+    let txid = tx.txid();
+    // The engine forgets settled txs after a while (and at restart); the store does not.
+    if ctx.store.tx(&txid)?.is_some() {
+        return Err(SubmitRefused::from(SubmitError::AlreadyFinalized(txid)).into());
+    }
+    // Answered only once the admitted tx is durable in the mempool
+    // table (the consensus thread hears it from the ledger's group
+    // commit), so an acknowledged tx survives a crash.
+    let (reply, answer) = bounded(1);
+    match ask(ctx, NodeEvent::Submit { tx, reply }, &answer)? {
+        Ok(txid) => Ok(json!(txid.to_string())),
+        Err(SubmitRefused::Engine(SubmitError::Invalid(TxError::UnknownOutpoint {
+            index,
+            outpoint,
+        }))) => Err(unknown_outpoint(ctx, index, outpoint)),
+        Err(refused) => Err(refused.into()),
+    }
+}
+
+/// -25 for a missing input; when its tx is pending here, the fix is to wait.
+fn unknown_outpoint(ctx: &RpcContext, index: usize, outpoint: OutPoint) -> RpcError {
+    let parent = outpoint.txid;
+    let pending = query(ctx, |reply| ConsensusQuery::TxStatus {
+        txid: parent,
+        reply,
+    })
+    .ok()
+    .and_then(|a| a.report)
+    .is_some_and(|r| !matches!(r.status, TxStatus::Rejected | TxStatus::Expired));
+    let message = if pending {
+        format!(
+            "input {index} spends {outpoint}, an output of transaction {parent}, which is still \
+             pending (not yet final) on this node: wait for its finality \
+             (time-cli status {parent} --wait, or the waitfortx RPC) and send again"
+        )
+    } else {
+        format!("input {index} spends unknown outpoint {outpoint} (missing or spent inputs)")
+    };
+    RpcError::new(errors::VERIFY_ERROR, message)
 }
 
 fn insert_report(map: &mut Map<String, Value>, r: &TxStatusReport) {

@@ -14,6 +14,11 @@
 //! * [`admission`]: which connections are held, per-source caps, eviction.
 //! * [`json_cost`]: the parse-cost bound of a body, before it is parsed.
 //! * [`methods`]: the typed [`methods::Method`] enum and its dispatch.
+//! * [`bitcoin`]: Bitcoin Core's JSON shapes (amounts, vin/vout, scriptPubKey).
+//! * [`utxos`], [`mempool`]: the UTXO set's and the mempool's Bitcoin-named methods.
+//! * [`wait`], [`notify`]: long polls (`waitfortx`, `waitfornewblock`) and their wake-ups.
+//! * [`status`]: the status page at `GET /` and its `getstatus` data.
+//! * [`help`]: every method in one table.
 //! * [`blocks`]: the checkpoint chain's methods (`getblock`, `verifychain`, …).
 //! * [`archive`]: the store read as the chain archive `verifychain` replays.
 //! * [`errors`]: error codes. [`auth`]: cookie file and Basic credentials.
@@ -22,12 +27,19 @@
 pub mod admission;
 pub mod archive;
 pub mod auth;
+pub mod bitcoin;
 pub mod blocks;
 pub mod client;
 pub mod errors;
+pub mod help;
 pub mod json_cost;
+pub mod mempool;
 pub mod methods;
+pub mod notify;
 pub mod server;
+pub mod status;
+pub mod utxos;
+pub mod wait;
 
 pub use errors::RpcError;
 pub use server::{RpcServer, RpcStartError};
@@ -86,4 +98,6 @@ pub struct RpcContext {
     pub consensus_timeout: Duration,
     /// Peers and net counters; `None` without a network.
     pub net: Option<NetClient>,
+    /// Long-polling calls parked until the ledger or block thread moves.
+    pub waiters: Arc<notify::Waiters>,
 }

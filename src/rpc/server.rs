@@ -33,11 +33,13 @@ use super::auth::{Cookie, Credentials, COOKIE_USER};
 use super::errors::{self, RpcError};
 use super::json_cost;
 use super::methods::{self, Method};
+use super::status;
+use super::wait::{self, Parked};
 use super::{RpcConfig, RpcContext};
 use crossbeam_channel::{bounded, Sender};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +70,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 /// Room beside a transaction's hex in a `sendrawtransaction` body.
 const BODY_SLACK_BYTES: usize = 4 * 1024;
+/// A wait request is parked only below this size (it is a few dozen bytes).
+const MAX_WAIT_BODY_BYTES: usize = 1024;
 /// Request line plus headers.
 const MAX_HEAD_BYTES: u64 = 16 * 1024;
 const MAX_HEADER_LINES: usize = 100;
@@ -233,7 +237,23 @@ impl Stats {
 struct Job {
     route: Route,
     body: Vec<u8>,
-    reply: Sender<Reply>,
+    /// Whom a parked wait is counted against.
+    source: IpAddr,
+    reply: Sender<Answer>,
+}
+
+/// A worker's answer: the reply, or a wait call for the connection's own
+/// thread to park on (a parked call never holds a worker).
+enum Answer {
+    Now(Reply),
+    Park(Box<ParkedCall>),
+}
+
+/// A single JSON-RPC wait request, registered, with what its reply needs.
+struct ParkedCall {
+    parked: Parked,
+    id: Value,
+    legacy: bool,
 }
 
 /// Where a request goes, decided from its head alone.
@@ -241,6 +261,8 @@ struct Job {
 enum Route {
     Metrics,
     JsonRpc,
+    /// The status page (`GET /`), behind the same auth as the RPC.
+    StatusPage,
     NotFound,
 }
 
@@ -356,7 +378,8 @@ impl RpcServer {
                 .spawn(move || {
                     for job in jobs {
                         // The connection may have gone: nobody to answer.
-                        let _ = job.reply.send(handler.respond(job.route, &job.body));
+                        let answer = handler.respond(job.route, &job.body, job.source);
+                        let _ = job.reply.send(answer);
                     }
                 })
                 .map_err(RpcStartError::Spawn)?;
@@ -408,6 +431,8 @@ impl RpcServer {
     /// connection, joins the threads, and removes the port and cookie files.
     pub fn stop(mut self) {
         self.stopping.store(true, Ordering::SeqCst);
+        // Parked waits answer now, so their connections close promptly.
+        self.shared.handler.ctx.waiters.close();
         // On Linux, shutting a listening socket down fails the blocking
         // accept (EINVAL); the acceptor then sees `stopping` and returns.
         // SAFETY: shutdown(2) on a descriptor `self.listener` owns and keeps open.
@@ -559,6 +584,9 @@ impl Connection {
 /// Reads requests off one connection and answers each, until the client
 /// closes or asks to close, a deadline passes, an error, or eviction.
 fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: Instant) {
+    let Ok(source) = stream.peer_addr().map(|a| a.ip()) else {
+        return;
+    };
     let Ok(mut connection) = Connection::new(stream, accepted_at + HEAD_TIMEOUT) else {
         return;
     };
@@ -624,11 +652,19 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: In
             _ => return, // cut short
         }
         let (reply, answer) = bounded(1);
-        if shared.work.send(Job { route, body, reply }).is_err() {
+        let job = Job {
+            route,
+            body,
+            source,
+            reply,
+        };
+        if shared.work.send(job).is_err() {
             return; // stopping
         }
-        let Ok(reply) = answer.recv() else {
-            return;
+        let reply = match answer.recv() {
+            Ok(Answer::Now(reply)) => reply,
+            Ok(Answer::Park(call)) => handler.finish_parked(*call),
+            Err(_) => return,
         };
         if connection.reply(&reply, !head.keep_alive).is_err()
             || !head.keep_alive
@@ -817,9 +853,10 @@ impl Handler {
         let route = match (head.method.as_str(), head.path.as_str()) {
             ("GET", "/metrics") => Route::Metrics,
             ("POST", "/") => Route::JsonRpc,
+            ("GET", "/") => Route::StatusPage,
             _ => Route::NotFound,
         };
-        if route == Route::JsonRpc {
+        if matches!(route, Route::JsonRpc | Route::StatusPage) {
             if !self.credentials.check(head.authorization.as_deref()) {
                 Stats::count(&self.stats.unauthorized);
                 let mut reply = Reply::text(
@@ -829,13 +866,14 @@ impl Handler {
                 reply.challenge = true;
                 return Err(reply);
             }
-            if head.content_length.is_none() {
+            if route == Route::JsonRpc && head.content_length.is_none() {
                 return Err(Reply::text(
                     411,
                     "a JSON-RPC request needs a Content-Length header\n",
                 ));
             }
-        } else if head.content_length.is_some_and(|n| n > 0) {
+        }
+        if route != Route::JsonRpc && head.content_length.is_some_and(|n| n > 0) {
             // Unauthenticated routes: nothing of theirs is read into memory.
             Stats::count(&self.stats.bodies_refused);
             return Err(Reply::text(
@@ -856,7 +894,62 @@ impl Handler {
         Ok(route)
     }
 
-    fn respond(&self, route: Route, body: &[u8]) -> Reply {
+    fn respond(&self, route: Route, body: &[u8], source: IpAddr) -> Answer {
+        if route == Route::JsonRpc {
+            if let Some(call) = self.parked_call(body, source) {
+                return call;
+            }
+        }
+        Answer::Now(self.reply(route, body))
+    }
+
+    /// A single (not batched) wait request is parked, not run here.
+    fn parked_call(&self, body: &[u8], source: IpAddr) -> Option<Answer> {
+        // Wait calls are tiny; anything large is answered the usual way.
+        if body.len() > MAX_WAIT_BODY_BYTES || json_cost::check(body).is_err() {
+            return None;
+        }
+        let request: Value = serde_json::from_slice(body).ok()?;
+        let name = request.get("method")?.as_str()?;
+        if !name.starts_with("waitfor") {
+            return None;
+        }
+        let params = request.get("params").unwrap_or(&Value::Null);
+        let Ok(Method::Wait(wait)) = Method::parse(name, params, &self.ctx) else {
+            return None;
+        };
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let legacy = is_legacy(&request);
+        self.ctx
+            .metrics
+            .rpc_requests
+            .fetch_add(1, Ordering::Relaxed);
+        Some(match wait::park(&self.ctx, source, wait) {
+            Ok(parked) => Answer::Park(Box::new(ParkedCall { parked, id, legacy })),
+            Err(error) => Answer::Now(self.json_reply(&self.error_reply(id, legacy, &error))),
+        })
+    }
+
+    /// Runs on the connection's thread: waits, then answers.
+    fn finish_parked(&self, call: ParkedCall) -> Reply {
+        let ParkedCall { parked, id, legacy } = call;
+        let body = match parked.finish(&self.ctx) {
+            Ok(result) => success(id, legacy, false, result),
+            Err(error) => self.error_reply(id, legacy, &error),
+        };
+        self.json_reply(&body)
+    }
+
+    fn json_reply(&self, body: &Value) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+            challenge: false,
+        }
+    }
+
+    fn reply(&self, route: Route, body: &[u8]) -> Reply {
         match route {
             Route::Metrics => {
                 let mut text = self.ctx.metrics.render();
@@ -871,15 +964,19 @@ impl Handler {
                     challenge: false,
                 }
             }
-            Route::JsonRpc => Reply {
-                status: 200,
-                content_type: "application/json",
-                body: self.json_rpc_body(body).to_string().into_bytes(),
-                challenge: false,
+            Route::JsonRpc => self.json_reply(&self.json_rpc_body(body)),
+            Route::StatusPage => match status::status(&self.ctx) {
+                Ok(data) => Reply {
+                    status: 200,
+                    content_type: "text/html; charset=utf-8",
+                    body: status::page(&data).into_bytes(),
+                    challenge: false,
+                },
+                Err(e) => Reply::text(500, &format!("status unavailable: {}\n", e.message)),
             },
             Route::NotFound => Reply::text(
                 404,
-                "not found: send JSON-RPC as POST to /, or GET /metrics\n",
+                "not found: send JSON-RPC as POST to /, GET / for the status page, or GET /metrics\n",
             ),
         }
     }
@@ -889,13 +986,13 @@ impl Handler {
         if let Err(e) = json_cost::check(body) {
             Stats::count(&self.stats.over_cost);
             let error = RpcError::new(errors::INVALID_REQUEST, format!("request refused: {e}"));
-            return self.error_reply(Value::Null, &error);
+            return self.error_reply(Value::Null, false, &error);
         }
         let parsed: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
                 let error = RpcError::new(errors::PARSE_ERROR, format!("malformed JSON: {e}"));
-                return self.error_reply(Value::Null, &error);
+                return self.error_reply(Value::Null, false, &error);
             }
         };
         match parsed {
@@ -907,22 +1004,26 @@ impl Handler {
                         batch.len()
                     ),
                 );
-                self.error_reply(Value::Null, &error)
+                self.error_reply(Value::Null, false, &error)
             }
-            Value::Array(batch) => Value::Array(batch.iter().map(|r| self.single(r)).collect()),
-            single => self.single(&single),
+            Value::Array(batch) => {
+                Value::Array(batch.iter().map(|r| self.single(r, true)).collect())
+            }
+            single => self.single(&single, false),
         }
     }
 
-    fn single(&self, request: &Value) -> Value {
+    /// One request; `in_batch` successes carry `"error": null` (see [`success`]).
+    fn single(&self, request: &Value, in_batch: bool) -> Value {
         let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let legacy = is_legacy(request);
         let Some(object) = request.as_object() else {
             let error = RpcError::new(errors::INVALID_REQUEST, "a request must be a JSON object");
-            return self.error_reply(id, &error);
+            return self.error_reply(id, legacy, &error);
         };
         let Some(name) = object.get("method").and_then(Value::as_str) else {
             let error = RpcError::new(errors::INVALID_REQUEST, "'method' must be a string");
-            return self.error_reply(id, &error);
+            return self.error_reply(id, legacy, &error);
         };
         let params = object.get("params").unwrap_or(&Value::Null);
         self.ctx
@@ -932,14 +1033,38 @@ impl Handler {
         let result = Method::parse(name, params, &self.ctx)
             .and_then(|method| methods::call(&self.ctx, method));
         match result {
-            Ok(result) => json!({ "jsonrpc": "2.0", "result": result, "id": id }),
-            Err(error) => self.error_reply(id, &error),
+            Ok(result) => success(id, legacy, in_batch, result),
+            Err(error) => self.error_reply(id, legacy, &error),
         }
     }
 
-    fn error_reply(&self, id: Value, error: &RpcError) -> Value {
+    fn error_reply(&self, id: Value, legacy: bool, error: &RpcError) -> Value {
         self.ctx.metrics.rpc_errors.fetch_add(1, Ordering::Relaxed);
-        json!({ "jsonrpc": "2.0", "error": error.to_json(), "id": id })
+        if legacy {
+            json!({ "result": Value::Null, "error": error.to_json(), "id": id })
+        } else {
+            json!({ "jsonrpc": "2.0", "error": error.to_json(), "id": id })
+        }
+    }
+}
+
+/// A JSON-RPC 1.0/1.1-style request (no `"jsonrpc": "2.0"`, as
+/// `python-bitcoinrpc` and bitcoin-cli send): its replies carry both
+/// `result` and `error`, one of them null, as bitcoind's do.
+fn is_legacy(request: &Value) -> bool {
+    request.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
+}
+
+/// A success reply. Inside a batch it also carries `"error": null`, as
+/// Bitcoin Core's did before v28: `python-bitcoinrpc`'s `batch_()` sends
+/// 2.0-style requests yet reads `error` from every answer.
+fn success(id: Value, legacy: bool, in_batch: bool, result: Value) -> Value {
+    match (legacy, in_batch) {
+        (true, _) => json!({ "result": result, "error": Value::Null, "id": id }),
+        (false, true) => {
+            json!({ "jsonrpc": "2.0", "result": result, "error": Value::Null, "id": id })
+        }
+        (false, false) => json!({ "jsonrpc": "2.0", "result": result, "id": id }),
     }
 }
 

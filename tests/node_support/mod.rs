@@ -91,6 +91,13 @@ impl DevNode {
         }
     }
 
+    /// `http://user:secret@127.0.0.1:PORT/` from the cookie, as Python's
+    /// `AuthServiceProxy` and browsers take credentials.
+    pub fn url_with_credentials(&self) -> String {
+        let cookie = std::fs::read_to_string(self.datadir.join(".cookie")).unwrap();
+        format!("http://{}@{}/", cookie.trim(), self.client.addr())
+    }
+
     pub fn submit(&self, tx: &Tx) -> Result<Hash, RpcError> {
         rpc::submit(&self.client, tx)
     }
@@ -106,7 +113,8 @@ impl DevNode {
 
     pub fn balance(&self, address: &Address) -> Amount {
         let v = self.call("getbalance", json!([address.to_text(Network::Devnet)]));
-        Amount(v["units"].as_u64().unwrap())
+        // Bitcoin's bare number with 8 decimals, parsed exactly.
+        v.as_number().unwrap().to_string().parse().unwrap()
     }
 
     pub fn pid(&self) -> i32 {

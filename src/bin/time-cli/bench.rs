@@ -541,9 +541,14 @@ impl Funder<'_> {
     }
 
     fn largest_coin(&self, needed: Amount) -> Result<(OutPoint, Amount), CliError> {
-        let unspent = self
-            .client
-            .call("listunspent", json!([self.own.to_text(self.network)]))?;
+        let unspent = self.client.call(
+            "listunspent",
+            json!([
+                0,
+                crate::LISTUNSPENT_MAXCONF,
+                [self.own.to_text(self.network)]
+            ]),
+        )?;
         unspent
             .as_array()
             .into_iter()
@@ -551,7 +556,7 @@ impl Funder<'_> {
             .filter_map(|o| {
                 let txid: Hash = o.get("txid")?.as_str()?.parse().ok()?;
                 let vout = u32::try_from(o.get("vout")?.as_u64()?).ok()?;
-                let value = Amount(o.get("value")?.get("units")?.as_u64()?);
+                let value = Amount(o.get("amount_units")?.as_u64()?);
                 Some((OutPoint { txid, vout }, value))
             })
             .filter(|(_, value)| *value >= needed)

@@ -656,11 +656,14 @@ fn passthrough(client: &RpcClient, words: &[String]) -> Result<String, CliError>
     Ok(pretty(&client.call(method, Value::Array(params))?))
 }
 
+/// A Bitcoin-style amount (a JSON number with up to 8 decimals), exactly.
+/// `listunspent`'s `maxconf` for "any".
+pub const LISTUNSPENT_MAXCONF: u64 = 9_999_999;
+
 fn amount_of(value: &Value) -> Result<Amount, CliError> {
     value
-        .get("units")
-        .and_then(Value::as_u64)
-        .map(Amount)
+        .as_number()
+        .and_then(|n| n.to_string().parse().ok())
         .ok_or_else(|| CliError::Unexpected(format!("not an amount: {value}")))
 }
 
@@ -699,7 +702,7 @@ fn send(
     let mut available = Amount::ZERO;
     'keys: for key in wallet.keys() {
         let address = key.address().to_text(network);
-        let unspent = client.call("listunspent", json!([address]))?;
+        let unspent = client.call("listunspent", json!([0, LISTUNSPENT_MAXCONF, [address]]))?;
         for output in unspent.as_array().into_iter().flatten() {
             let txid: Hash = output
                 .get("txid")
@@ -711,7 +714,7 @@ fn send(
                 .and_then(Value::as_u64)
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| CliError::Unexpected(format!("bad listunspent entry {output}")))?;
-            let amount = amount_of(output.get("value").unwrap_or(&Value::Null))?;
+            let amount = amount_of(output.get("amount").unwrap_or(&Value::Null))?;
             chosen.push(Spendable {
                 outpoint: OutPoint { txid, vout },
                 value: amount,
