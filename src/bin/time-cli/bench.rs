@@ -89,6 +89,11 @@ pub struct BenchArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+    /// Follow the sampled transactions (1 in 10) with this many parked
+    /// `waitfortx` calls instead of polling `gettxstatus` for them: what a
+    /// client sees when it waits for finality without polling [default: poll]
+    #[arg(long, default_value_t = 0)]
+    waiters: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +152,8 @@ struct Tracked {
     status: Option<String>,
     /// Asked from the start (see `OBSERVED_SAMPLE`).
     sampled: bool,
+    /// Followed by a `waitfortx` call (`--waiters`), not by polling.
+    waited: bool,
     observed_final: Option<Duration>,
     accept_ms: Option<u64>,
     finality_ms: Option<u64>,
@@ -285,6 +292,11 @@ pub struct Report {
     submit_to_final_ms: Option<Percentiles>,
     submit_to_durable_ms: Option<Percentiles>,
     client_observed_final_ms: Option<Percentiles>,
+    /// How long after the node's durable finality the client saw it, per
+    /// sampled tx (client-observed minus submit→durable), in microseconds.
+    client_gap_after_durable_us: Option<Percentiles>,
+    /// `waitfortx` (`--waiters`) or `gettxstatus polling`.
+    observed_by: &'static str,
     nodes: Vec<NodeUsage>,
     /// `None` with `--no-ceiling`, or when no node's `/metrics` was readable.
     ceiling: Option<Ceiling>,
@@ -338,14 +350,27 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<String, CliError> {
     let counters_before: Vec<Option<NodeCounters>> = nodes.iter().map(counters).collect();
     let started = now();
     let (sent_tx, sent_rx) = unbounded();
+    let (waited_tx, waited_rx) = unbounded();
     let send_phase = std::thread::scope(|scope| -> Result<_, CliError> {
+        let to_wait = match args.waiters {
+            0 => None,
+            count => Some(spawn_waiters(scope, &nodes, &jobs, count, &waited_tx)?),
+        };
+        drop(waited_tx);
         let tracker = std::thread::Builder::new()
             .name("bench-status".into())
             .spawn_scoped(scope, || {
-                track(&nodes, &jobs, sent_rx, Duration::from_secs(args.drain_secs))
+                let waited = (args.waiters > 0).then_some(waited_rx);
+                track(
+                    &nodes,
+                    &jobs,
+                    sent_rx,
+                    waited,
+                    Duration::from_secs(args.drain_secs),
+                )
             })
             .map_err(BenchError::Spawn)?;
-        let send_time = send_all(&nodes, &jobs, args, started, sent_tx)?;
+        let send_time = send_all(&nodes, &jobs, args, started, sent_tx, to_wait)?;
         let tracked = tracker
             .join()
             .map_err(|_| CliError::Unexpected("the status thread panicked".to_string()))?;
@@ -646,6 +671,53 @@ fn plan_jobs(
     Ok(jobs)
 }
 
+/// A parked `waitfortx` call lasts at most this long (under the client's timeout).
+const WAIT_TIMEOUT_MS: u64 = 20_000;
+
+/// `count` threads that each park one `waitfortx` call at a time for the
+/// sampled jobs they are handed, and report when the answer came (`None`
+/// when it was not a finality). They end when the senders are done.
+fn spawn_waiters<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    nodes: &'scope [Node],
+    jobs: &'scope [Job],
+    count: usize,
+    waited: &Sender<(usize, Option<Duration>)>,
+) -> Result<Sender<(usize, Instant)>, CliError> {
+    let (to_wait, waits) = unbounded::<(usize, Instant)>();
+    for thread in 0..count {
+        let (waits, waited) = (waits.clone(), waited.clone());
+        std::thread::Builder::new()
+            .name(format!("bench-wait-{thread}"))
+            .spawn_scoped(scope, move || {
+                let mut connections: Vec<RpcConnection> =
+                    nodes.iter().map(|n| n.client.connection()).collect();
+                for (index, sent_at) in waits {
+                    let Some(job) = jobs.get(index) else {
+                        continue;
+                    };
+                    let answer = connections.get_mut(job.node).map(|c| {
+                        c.call(
+                            "waitfortx",
+                            json!([job.txid.to_string(), WAIT_TIMEOUT_MS]),
+                        )
+                    });
+                    let seen = now();
+                    let finalized = matches!(
+                        answer,
+                        Some(Ok(ref v)) if v.get("status").and_then(Value::as_str) == Some("finalized")
+                    );
+                    let observed = finalized.then(|| seen.saturating_duration_since(sent_at));
+                    if waited.send((index, observed)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(BenchError::Spawn)?;
+    }
+    Ok(to_wait)
+}
+
 /// Offers every job at its scheduled instant (`started` + i / rate), from
 /// `args.threads` threads, job i on thread i mod threads. Returns how long
 /// the sending took.
@@ -655,12 +727,14 @@ fn send_all(
     args: &BenchArgs,
     started: Instant,
     sent: Sender<Sent>,
+    to_wait: Option<Sender<(usize, Instant)>>,
 ) -> Result<Duration, CliError> {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(args.threads);
         for thread in 0..args.threads {
             let sent = sent.clone();
+            let to_wait = to_wait.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("bench-send-{thread}"))
                 .spawn_scoped(scope, move || {
@@ -676,6 +750,12 @@ fn send_all(
                             .map(|c| c.call("sendrawtransaction", json!([job.hex])))
                             .and_then(|answer| answer.err())
                             .map(|e| e.to_string());
+                        if let (Some(to_wait), None) = (&to_wait, &refused) {
+                            if index % OBSERVED_SAMPLE == 0 {
+                                // The waiters outlive the senders: it cannot fail.
+                                let _ = to_wait.send((index, at));
+                            }
+                        }
                         let report = Sent {
                             job: index,
                             at,
@@ -691,6 +771,7 @@ fn send_all(
             senders.push(handle);
         }
         drop(sent);
+        drop(to_wait);
         for handle in senders {
             handle
                 .join()
@@ -701,9 +782,18 @@ fn send_all(
 }
 
 /// Polls `gettxstatus` in batches, per node, for every sent job until all
-/// have settled, or `drain` after the last send.
-fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) -> Vec<Tracked> {
+/// have settled, or `drain` after the last send. With `waited` (the
+/// `--waiters` mode) the sampled jobs' observed finality comes from there,
+/// and they are polled only for the nodes' timings, like the rest.
+fn track(
+    nodes: &[Node],
+    jobs: &[Job],
+    sent: Receiver<Sent>,
+    waited: Option<Receiver<(usize, Option<Duration>)>>,
+    drain: Duration,
+) -> Vec<Tracked> {
     let mut tracked = vec![Tracked::default(); jobs.len()];
+    let mut awaiting_waits = 0usize;
     let mut connections: Vec<RpcConnection> = nodes.iter().map(|n| n.client.connection()).collect();
     let mut pending: HashMap<usize, ()> = HashMap::new();
     let mut deadline: Option<Instant> = None;
@@ -716,6 +806,8 @@ fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) ->
                         t.submit_ms = Some(millis(s.took));
                         t.refused = s.refused.is_some();
                         t.sampled = s.job % OBSERVED_SAMPLE == 0;
+                        t.waited = t.sampled && waited.is_some() && s.refused.is_none();
+                        awaiting_waits += usize::from(t.waited);
                         if s.refused.is_none() {
                             pending.insert(s.job, ());
                         }
@@ -728,8 +820,15 @@ fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) ->
                 }
             }
         }
-        let due =
-            |t: &Tracked| t.sampled || t.sent_at.is_some_and(|at| at + FIRST_ASK_AFTER <= now());
+        for (job, observed) in waited.iter().flat_map(|w| w.try_iter()) {
+            if let Some(t) = tracked.get_mut(job) {
+                t.observed_final = t.observed_final.or(observed);
+                awaiting_waits = awaiting_waits.saturating_sub(1);
+            }
+        }
+        let due = |t: &Tracked| {
+            (t.sampled && !t.waited) || t.sent_at.is_some_and(|at| at + FIRST_ASK_AFTER <= now())
+        };
         for (node, connection) in connections.iter_mut().enumerate() {
             let mine: Vec<usize> = pending
                 .keys()
@@ -757,7 +856,7 @@ fn track(nodes: &[Node], jobs: &[Job], sent: Receiver<Sent>, drain: Duration) ->
                 }
             }
         }
-        let done = deadline.is_some() && pending.is_empty();
+        let done = deadline.is_some() && pending.is_empty() && awaiting_waits == 0;
         if done || deadline.is_some_and(|d| now() >= d) {
             return tracked;
         }
@@ -784,7 +883,7 @@ fn record(t: &mut Tracked, report: &Value, now: Instant) -> bool {
         "rejected" | "expired" => true,
         _ => false,
     };
-    if status == "finalized" && t.observed_final.is_none() {
+    if status == "finalized" && t.observed_final.is_none() && !t.waited {
         t.observed_final = t.sent_at.map(|at| now.saturating_duration_since(at));
     }
     t.status = Some(status);
@@ -900,6 +999,21 @@ fn summarize(
         submit_to_final_ms: collect(|t| t.finality_ms),
         submit_to_durable_ms: collect(|t| t.durable_ms),
         client_observed_final_ms: collect(|t| t.observed_final.filter(|_| t.sampled).map(millis)),
+        client_gap_after_durable_us: percentiles(
+            tracked
+                .iter()
+                .filter(|t| t.sampled)
+                .filter_map(|t| {
+                    let observed = u64::try_from(t.observed_final?.as_micros()).ok()?;
+                    Some(observed.saturating_sub(t.durable_ms?.saturating_mul(1_000)))
+                })
+                .collect(),
+        ),
+        observed_by: if args.waiters > 0 {
+            "waitfortx"
+        } else {
+            "gettxstatus polling"
+        },
         nodes,
         ceiling: None,
     }
@@ -959,6 +1073,12 @@ fn table(r: &Report) -> String {
             )),
             None => line(format!("{name:<28}{:>7}", 0)),
         }
+    }
+    if let Some(p) = &r.client_gap_after_durable_us {
+        line(format!(
+            "client sees finality after the node (µs, by {}): p50 {} p90 {} p99 {} max {} ({} txs)",
+            r.observed_by, p.p50, p.p90, p.p99, p.max, p.count
+        ));
     }
     let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
     for n in &r.nodes {
