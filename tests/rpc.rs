@@ -389,3 +389,104 @@ fn read_methods_describe_a_finalized_transfer() {
         );
     }
 }
+
+#[test]
+fn help_lists_every_method_and_each_listed_name_parses() {
+    let (_dir, node) = node();
+    let listing = node.call("help", json!([]));
+    let text = listing.as_str().unwrap();
+    for (name, _, _) in timecoin::rpc::help::METHODS {
+        assert!(text.contains(name), "help lists {name}");
+        // An unknown named param is refused by the method's own parser,
+        // before it runs: the name is known.
+        assert_error(
+            &node,
+            name,
+            json!({"no_such_param": 1}),
+            INVALID_PARAMS,
+            "no such parameter",
+        );
+    }
+    assert!(node
+        .call("help", json!(["getblock"]))
+        .as_str()
+        .unwrap()
+        .starts_with("getblock "));
+    assert_error(
+        &node,
+        "help",
+        json!(["nope"]),
+        METHOD_NOT_FOUND,
+        "unknown command",
+    );
+}
+
+#[test]
+fn waitfortx_answers_once_the_tx_is_durable_final_and_unknown_txs_at_the_timeout() {
+    let (_dir, node) = node();
+    let tx = pay(
+        genesis_coin(),
+        address_of("waiter"),
+        Amount::from_time(2).unwrap(),
+    );
+    let txid = node.submit(&tx).unwrap();
+    let answer = node.call("waitfortx", json!([txid.to_string(), 30_000]));
+    assert_eq!(answer["status"], "finalized", "{answer}");
+    assert_eq!(answer["durable"], true);
+    // What waitfortx reported is what every reader sees from then on.
+    assert_eq!(node.status(&txid)["status"], "finalized");
+    let unknown = Hash::digest(b"never sent").to_string();
+    assert_error(
+        &node,
+        "waitfortx",
+        json!([unknown, 50]),
+        NOT_FOUND,
+        "unknown",
+    );
+}
+
+#[test]
+fn parked_waits_leave_the_workers_free_for_other_clients() {
+    let (_dir, node) = node();
+    let height = node.call("getblockcount", json!([])).as_u64().unwrap();
+    // More parked calls than RPC workers (4), on a height not reached for
+    // long: each parks until its 5 s timeout.
+    let far = height + 1_000;
+    let parked: Vec<_> = (0..8)
+        .map(|_| {
+            let client = node.client.clone();
+            std::thread::spawn(move || client.call("waitforblockheight", json!([far, 5_000])))
+        })
+        .collect();
+    for _ in 0..20 {
+        assert_eq!(node.call("ping", json!([])), Value::Null);
+    }
+    assert!(
+        parked.iter().all(|call| !call.is_finished()),
+        "other clients were served while the waits stayed parked"
+    );
+    for call in parked {
+        // At the timeout a wait answers with the tip it has.
+        let tip = call.join().unwrap().unwrap();
+        assert!(tip["height"].as_u64().unwrap() < far, "{tip}");
+    }
+    let tip = node.call("waitfornewblock", json!([30_000]));
+    assert!(tip["height"].as_u64().unwrap() > height);
+}
+
+#[test]
+fn batches_answer_waits_at_once_and_carry_error_null_on_success() {
+    let (_dir, node) = node();
+    let reply = post(
+        &node,
+        r#"[{"jsonrpc":"2.0","method":"waitfornewblock","params":[60000],"id":1},
+            {"jsonrpc":"2.0","method":"getblockcount","id":2}]"#,
+    );
+    assert!(reply[0]["result"]["height"].is_u64(), "{reply}");
+    assert!(reply[1]["error"].is_null() && reply[1].get("error").is_some());
+    let legacy = post(
+        &node,
+        r#"{"version":"1.1","method":"getblockcount","id":3}"#,
+    );
+    assert!(legacy.get("error").is_some_and(Value::is_null), "{legacy}");
+}

@@ -17,15 +17,19 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 use timecoin::chain::{block_reward, Block, ChainTip, MAX_BLOCK_ENTRIES};
+use timecoin::consensus::{SubmitError, TxStatusReport};
+use timecoin::ledger::TxError;
+use timecoin::mempool::TxStatus as MempoolStatus;
 use timecoin::metrics::Metrics;
 use timecoin::node::channels::NodeEvent;
+use timecoin::node::channels::{ConsensusQuery, SubmitRefused, TxStatusAnswer};
 use timecoin::node::StopReason;
 use timecoin::rpc::auth::read_cookie;
 use timecoin::rpc::client::{ClientError, RpcClient};
 use timecoin::rpc::errors::*;
 use timecoin::rpc::{RpcConfig, RpcContext, RpcError, RpcServer};
 use timecoin::time::{Clock, ManualClock};
-use timecoin::types::{Amount, Hash, SignatureBytes};
+use timecoin::types::{Amount, Hash, OutPoint, SignatureBytes};
 
 /// Blocks of [`chain`] and transfers per block.
 const BLOCKS: usize = 3;
@@ -35,8 +39,8 @@ const TXS_PER_BLOCK: usize = 4;
 struct Served {
     client: RpcClient,
     server: Option<RpcServer>,
-    /// Keeps the consensus inbox open (nothing answers it here).
-    _inbox: Receiver<NodeEvent>,
+    /// The consensus inbox: kept open; a test may answer it.
+    inbox: Receiver<NodeEvent>,
     _stop: Receiver<StopReason>,
     datadir: std::path::PathBuf,
 }
@@ -106,7 +110,7 @@ fn serve(chain: &ArchiveChain) -> Served {
     Served {
         client: RpcClient::new(server.local_addr(), cookie, Duration::from_secs(60)),
         server: Some(server),
-        _inbox: inbox_rx,
+        inbox: inbox_rx,
         _stop: stop_rx,
         datadir,
     }
@@ -483,4 +487,62 @@ fn verifychain_names_a_block_that_does_not_link_to_its_parent() {
         .as_str()
         .unwrap()
         .contains(&tip.hash.to_string()));
+}
+
+#[test]
+fn a_spend_of_a_pending_parent_is_minus_25_saying_to_wait_for_the_parent() {
+    let (chain, blocks) = chain("rpc pending parent");
+    let node = serve(&chain);
+    let mut child = blocks[0].entries[0].tx.clone();
+    child.outputs[0].value = Amount(child.outputs[0].value.units() - 1);
+    let parent = Hash::digest(b"a parent still sampling");
+    let outpoint = OutPoint {
+        txid: parent,
+        vout: 0,
+    };
+    // A stand-in consensus thread for one submission: the child's input is
+    // unknown to the ledger, and the parent is pending in the engine.
+    let inbox = node.inbox.clone();
+    let consensus = std::thread::spawn(move || {
+        for _ in 0..2 {
+            match inbox.recv_timeout(Duration::from_secs(10)).unwrap() {
+                NodeEvent::Submit { reply, .. } => {
+                    let invalid = TxError::UnknownOutpoint { index: 0, outpoint };
+                    let refused = SubmitRefused::Engine(SubmitError::Invalid(invalid));
+                    reply.send(Err(refused)).unwrap();
+                }
+                NodeEvent::Query(ConsensusQuery::TxStatus { txid, reply }) => {
+                    assert_eq!(txid, parent, "the RPC asks about the parent");
+                    let report = TxStatusReport {
+                        status: MempoolStatus::Sampling,
+                        durable: false,
+                        confidence: 0,
+                        counter: 0,
+                        polls_completed: 0,
+                        polls_outstanding: 1,
+                        proof_weight: 0,
+                        proof_needed: 27,
+                        first_seen: None,
+                        locally_accepted_at: None,
+                        finalized_at: None,
+                        expires_at: None,
+                    };
+                    reply
+                        .send(TxStatusAnswer {
+                            report: Some(report),
+                            timings: None,
+                        })
+                        .unwrap();
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    node.assert_error(
+        "sendrawtransaction",
+        json!([hex::encode(child.encode())]),
+        VERIFY_ERROR,
+        &format!("{parent}, which is still pending"),
+    );
+    consensus.join().unwrap();
 }

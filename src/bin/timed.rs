@@ -87,7 +87,8 @@ struct DevnetArgs {
     /// Directory of the chain config, node datadirs, keys and demo wallet (reused)
     #[arg(long, default_value = "devnet")]
     dir: PathBuf,
-    /// Node i listens for peers on 127.0.0.1:(base-port + i)
+    /// Node i listens for peers on 127.0.0.1:(base-port + 2i) (the chain
+    /// config `timed devnet` writes; the odd ports stay free)
     #[arg(long, default_value_t = 24100)]
     base_port: u16,
     /// Only run the nodes; send no demo transfers

@@ -67,7 +67,7 @@ impl fmt::Debug for Amount {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseAmountError {
-    #[error("'{0}' is not an amount: expected digits with an optional '.' and up to 8 decimals, e.g. 12.345 or '12.345 TIME'")]
+    #[error("'{0}' is not an amount: expected digits with an optional '.' and up to 8 decimals, e.g. 12.345, 12.345TIME or '12.345 TIME'")]
     Syntax(String),
     #[error("'{0}' has more than 8 decimal places (1 unit = 0.00000001 TIME)")]
     TooPrecise(String),

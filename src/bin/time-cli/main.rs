@@ -134,16 +134,24 @@ Example:
   time-cli --wallet demo.json devnet-wallet")]
     DevnetWallet,
     /// Balance of every wallet address, from the node
+    #[command(after_help = "Example:\n  time-cli --datadir /tmp/dev --wallet demo.json balance")]
     Balance,
     /// Pay AMOUNT to ADDRESS from the wallet's unspent outputs; prints the txid
     #[command(
-        after_help = "Example:\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5"
+        after_help = "Examples:\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5\n  time-cli --datadir /tmp/dev --wallet demo.json send dtime1... 12.5TIME --fee 0.002"
     )]
     Send(SendArgs),
     /// Show a transaction's consensus status; --wait blocks until it settles
+    #[command(after_help = "\
+--wait parks in the node's waitfortx call (no polling): it returns the
+moment the tx is durable-final, rejected or expired.
+
+Example:
+  time-cli --datadir /tmp/dev status <TXID> --wait")]
     Status(StatusArgs),
     /// Fetch a transaction's finality proof and verify it offline against the
     /// genesis validator set
+    #[command(after_help = "Example:\n  time-cli --datadir /tmp/dev proof <TXID>")]
     Proof(ProofArgs),
     /// Replay the node's whole chain from the genesis (every block, proof
     /// and reward) and check its tables; exit 1 names the first bad block
@@ -157,7 +165,8 @@ Examples:
   time-cli --wallet demo.json bench --rate 1000 --duration 5 --conflicts 0.1 \\
       --nodes /tmp/devnet/node0 /tmp/devnet/node1 --json")]
     Bench(bench::BenchArgs),
-    /// Any RPC method: time-cli METHOD [PARAM...], each PARAM JSON or plain text
+    /// Any RPC method: time-cli METHOD [PARAM...], each PARAM JSON or plain
+    /// text (`time-cli help` lists the node's methods)
     #[command(external_subcommand)]
     Rpc(Vec<String>),
 }
@@ -166,7 +175,7 @@ Examples:
 struct SendArgs {
     /// Recipient address
     address: String,
-    /// Amount in TIME, e.g. 12.5
+    /// Amount in TIME: 12.5, 12.5TIME or '12.5 TIME'
     amount: String,
     /// Fee [default: the network's minimum fee]
     #[arg(long, value_name = "AMOUNT")]
@@ -760,6 +769,11 @@ fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
     let deadline = SystemClock
         .now()
         .plus_ms(args.timeout_secs.saturating_mul(1000));
+    if args.wait {
+        // An unknown txid fails here at once rather than at the timeout.
+        client.call("gettxstatus", json!([txid.to_string()]))?;
+        wait_settled(client, txid, args.timeout_secs)?;
+    }
     let mut timing_polls_left = DURABLE_TIMING_POLLS;
     let report = loop {
         let report = client.call("gettxstatus", json!([txid.to_string()]))?;
@@ -795,6 +809,38 @@ fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
         out.push_str(&format!("finalized in {durable_ms} ms (durable)\n"));
     }
     Ok(out)
+}
+
+/// A parked `waitfortx` call lasts at most this long: under [`RPC_TIMEOUT`].
+const WAIT_CALL_MS: u64 = 20_000;
+
+/// Blocks in `waitfortx` (no polling) until the node says the tx is
+/// durable-final, rejected or expired, or `timeout_secs` pass.
+fn wait_settled(client: &RpcClient, txid: Hash, timeout_secs: u64) -> Result<(), CliError> {
+    let deadline = SystemClock.now().plus_ms(timeout_secs.saturating_mul(1000));
+    loop {
+        let left_ms = deadline
+            .as_millis()
+            .saturating_sub(SystemClock.now().as_millis());
+        let answer = client.call(
+            "waitfortx",
+            json!([txid.to_string(), left_ms.clamp(1, WAIT_CALL_MS)]),
+        )?;
+        let status = answer
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        if is_settled(status) {
+            return Ok(());
+        }
+        if SystemClock.now() >= deadline {
+            return Err(CliError::WaitTimeout {
+                txid,
+                secs: timeout_secs,
+                status: status.to_string(),
+            });
+        }
+    }
 }
 
 /// The chain whose genesis validators judge a proof: `--config`, else the
