@@ -327,7 +327,10 @@ fn demo_coin(nodes: &[DevnetNode]) -> Option<(OutPoint, Amount)> {
     let wallet = Address::from_pubkey(&devnet_wallet_key().public());
     let client = nodes.first()?.client.as_ref()?;
     let unspent = client
-        .call("listunspent", json!([wallet.to_text(Network::Devnet)]))
+        .call(
+            "listunspent",
+            json!([0, 9_999_999, [wallet.to_text(Network::Devnet)]]),
+        )
         .ok()?;
     let coin = unspent
         .as_array()?
@@ -335,7 +338,7 @@ fn demo_coin(nodes: &[DevnetNode]) -> Option<(OutPoint, Amount)> {
         .filter_map(|c| {
             let txid: Hash = c["txid"].as_str()?.parse().ok()?;
             let vout = u32::try_from(c["vout"].as_u64()?).ok()?;
-            let units = c["value"]["units"].as_u64()?;
+            let units = c["amount_units"].as_u64()?;
             Some((OutPoint { txid, vout }, Amount(units)))
         })
         .max_by_key(|(_, value)| *value);

@@ -21,7 +21,8 @@ fn pay(devnet: &Devnet, coin: (timecoin::types::OutPoint, Amount), to: &str) -> 
     transfer(&devnet.spec, coin, &[out])
 }
 
-/// Node `i`'s view of every output of `txs` (`null` if spent or unknown).
+/// Node `i`'s view of every output of `txs`: value and owner (`null` if
+/// spent or unknown). `bestblock` and `confirmations` follow each node's tip.
 fn outputs_seen(devnet: &Devnet, i: usize, txs: &[Tx]) -> Vec<Value> {
     let node = &devnet.nodes[i];
     txs.iter()
@@ -30,6 +31,10 @@ fn outputs_seen(devnet: &Devnet, i: usize, txs: &[Tx]) -> Vec<Value> {
             (0..tx.outputs.len()).map(move |vout| (txid.clone(), vout))
         })
         .map(|(txid, vout)| node.call("gettxout", json!([txid, vout])))
+        .map(|out| match out {
+            Value::Null => Value::Null,
+            out => json!([out["value_units"], out["scriptPubKey"]["address"]]),
+        })
         .collect()
 }
 
@@ -82,6 +87,23 @@ fn thousand_transfers_round_robin_finalize_on_every_node_with_one_utxo_state() {
     for (n, txid) in txids.iter().enumerate().step_by(50) {
         assert_proof_verifies(&devnet, n % 4, txid);
     }
+    // The whole UTXO set: one digest and supply on every node at one height
+    // (asked until no block lands between two answers).
+    wait_for("every node to report one UTXO set at one height", || {
+        let sets: Vec<Value> = devnet
+            .nodes
+            .iter()
+            .map(|node| {
+                let info = node.call("gettxoutsetinfo", json!([]));
+                json!([
+                    info["height"],
+                    info["hash_serialized_3"],
+                    info["total_amount_units"]
+                ])
+            })
+            .collect();
+        sets.windows(2).all(|w| w[0] == w[1]).then_some(())
+    });
     let peers = devnet.nodes[0].call("getpeerinfo", json!([]));
     assert_eq!(peers.as_array().unwrap().len(), 3, "{peers}");
     let metrics = devnet.nodes[0].client().get("/metrics").unwrap();
