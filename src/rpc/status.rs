@@ -216,13 +216,16 @@ pub fn page(status: &Value) -> String {
             text(&p["tip_height"]),
         );
     }
-    html.push_str("</table></div></div><h2>Recently finalized</h2><table><tr><th>txid</th><th>durable at (ms)</th></tr>");
+    html.push_str("</table></div></div><h2>Recently finalized</h2><table><tr><th>txid</th><th>durable</th></tr>");
+    let now_ms = status["now_ms"].as_u64().unwrap_or(0);
     for t in status["recent_final"].as_array().into_iter().flatten() {
+        let age_ms = now_ms.saturating_sub(t["durable_at_ms"].as_u64().unwrap_or(now_ms));
         let _ = write!(
             html,
-            "<tr><td><code>{}</code></td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"num\">{}.{} s ago</td></tr>",
             text(&t["txid"]),
-            text(&t["durable_at_ms"]),
+            age_ms / 1_000,
+            age_ms % 1_000 / 100,
         );
     }
     html.push_str("</table><p>Reloads every 2 s. The same data as JSON: the <code>getstatus</code> RPC.</p></body></html>\n");
