@@ -290,3 +290,27 @@ fn stop_rpc_exits_zero_after_committing_and_removes_the_cookie() {
     let node = DevNode::start(&datadir);
     assert_eq!(node.status(&txid)["status"], "finalized");
 }
+
+#[test]
+fn txfinal_notify_runs_the_command_with_each_durable_final_txid() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("final.txt");
+    let command = format!("echo %s >> {}", log.display());
+    let node = DevNode::start_with(&dir.path().join("node"), &["--txfinal-notify", &command]);
+    let split = split_genesis(2, Amount::from_time(3).unwrap());
+    let child = pay(
+        coin(&split, 0),
+        address_of("notify"),
+        Amount::from_time(1).unwrap(),
+    );
+    let first = node.submit(&split).unwrap();
+    node.wait_finalized(&[first]);
+    let second = node.submit(&child).unwrap();
+    node.wait_finalized(&[second]);
+    let lines = wait_for("both txids in the notify log", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        (lines.len() >= 2).then_some(lines)
+    });
+    assert_eq!(lines, [first.to_string(), second.to_string()]);
+}

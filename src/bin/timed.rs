@@ -69,6 +69,11 @@ struct Args {
     rpc_user: Option<String>,
     #[arg(long, requires = "rpc_user")]
     rpc_password: Option<String>,
+    /// Run this shell command for each transaction once it is durable-final;
+    /// %s in it is replaced by the txid (like bitcoind's -walletnotify),
+    /// e.g. --txfinal-notify 'echo %s >> /tmp/final.txt'
+    #[arg(long, value_name = "CMD")]
+    txfinal_notify: Option<String>,
     /// Print the genesis (network, chain id, hash, validators, supply) and exit
     #[arg(long)]
     print_genesis: bool,
@@ -235,6 +240,7 @@ fn start_and_wait(args: &Args, spec: ChainSpec, datadir: PathBuf) -> Result<(), 
         identity,
         rpc,
         net,
+        tx_final_notify: args.txfinal_notify.clone(),
     })?;
     // Only once the datadir is ours: a refused second node must not touch it.
     let pid_file = PidFile::create(&datadir);

@@ -8,6 +8,7 @@
 //! drops its sender, after a final commit of everything it received.
 
 use super::channels::{Durable, LedgerCommand};
+use super::tx_notify::TxFinalNotify;
 use crate::metrics::Metrics;
 use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
@@ -26,6 +27,8 @@ pub struct LedgerThread<C: Clock> {
     pub clock: C,
     /// Parked `waitfortx` calls, woken once their tx is durable or removed.
     pub waiters: Arc<Waiters>,
+    /// `--txfinal-notify`: told each durable-final txid, never blocking.
+    pub notify: Option<TxFinalNotify>,
 }
 
 /// One drained batch, sorted by kind. The store applies the kinds in a
@@ -105,6 +108,9 @@ impl<C: Clock> LedgerThread<C> {
         );
         let finalized: Vec<Hash> = batch.finalized.iter().map(|f| f.tx.txid()).collect();
         self.waiters.publish_final(&finalized, at.as_millis());
+        if let Some(notify) = &self.notify {
+            notify.publish(&finalized);
+        }
         self.waiters.publish_txs(&removes);
         let durable = Durable {
             finalized,

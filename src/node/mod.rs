@@ -29,6 +29,7 @@ pub mod ledger_thread;
 pub mod net_link;
 pub mod signals;
 pub mod thread;
+pub mod tx_notify;
 
 use self::block_thread::{BlockChannels, BlockSettings, BlockThread, BlockThreadError, Producer};
 use self::channels::{
@@ -65,6 +66,8 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Peers to talk to; `None` runs without a network (`timed --dev`).
     pub net: Option<NetConfig>,
+    /// Shell command run per durable-final tx, `%s` = txid (`--txfinal-notify`).
+    pub tx_final_notify: Option<String>,
 }
 
 /// Why the node is stopping.
@@ -146,6 +149,7 @@ impl Node {
             identity,
             rpc,
             net: net_config,
+            tx_final_notify,
         } = config;
         std::fs::create_dir_all(&datadir).map_err(|source| StartError::Datadir {
             path: datadir.clone(),
@@ -225,7 +229,22 @@ impl Node {
         let consensus = spawn_consensus(thread, exits_tx.clone())?;
 
         let waiters = Arc::new(Waiters::default());
+        let notify = match tx_final_notify {
+            Some(command) => {
+                let (notify, runner) = tx_notify::channel(command);
+                // Not joined at stop: a slow command must not hold the shutdown.
+                thread::spawn("txnotify", exits_tx.clone(), move || runner.run()).map_err(
+                    |source| StartError::Spawn {
+                        name: "txnotify",
+                        source,
+                    },
+                )?;
+                Some(notify)
+            }
+            None => None,
+        };
         let ledger = LedgerThread {
+            notify,
             waiters: Arc::clone(&waiters),
             store: Arc::clone(&store),
             commands: ledger_rx,

@@ -42,6 +42,11 @@ pub struct DevNode {
 impl DevNode {
     /// Starts `timed --dev` on `datadir` and waits until its RPC answers.
     pub fn start(datadir: &Path) -> DevNode {
+        DevNode::start_with(datadir, &[])
+    }
+
+    /// [`DevNode::start`] with more `timed` arguments.
+    pub fn start_with(datadir: &Path, extra: &[&str]) -> DevNode {
         std::fs::create_dir_all(datadir).unwrap();
         // A killed node leaves its port file behind; wait for the new one.
         let _ = std::fs::remove_file(datadir.join("rpc.port"));
@@ -53,6 +58,7 @@ impl DevNode {
         let child = Command::new(env!("CARGO_BIN_EXE_timed"))
             .args(["--dev", "--rpc-port", "0", "--datadir"])
             .arg(datadir)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
