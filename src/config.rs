@@ -5,6 +5,7 @@
 //! The devnet and testnet files are compiled in, so `timed` runs without any
 //! file on disk; `--config` loads another one.
 
+use crate::finality::MAX_WINDOW_TXS;
 use crate::types::{Address, Amount, Network, PublicKeyBytes, TxOut, Validator, VrfPublicBytes};
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -96,6 +97,12 @@ pub struct ConsensusConfig {
     pub max_concurrent_polls: u32,
     pub mempool_expiry_ms: u64,
     pub mempool_max_txs: u32,
+    /// A validator's window vote goes out this long after its first txid
+    /// (DESIGN §5): the latency a window adds, against one signature per
+    /// window for every node to check.
+    pub vote_window_ms: u64,
+    /// ... or as soon as it holds this many txids (at most `MAX_WINDOW_TXS`).
+    pub max_window_txs: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -224,10 +231,18 @@ impl ChainConfig {
             ),
             ("consensus.mempool_expiry_ms", c.mempool_expiry_ms),
             ("consensus.mempool_max_txs", c.mempool_max_txs as u64),
+            ("consensus.vote_window_ms", c.vote_window_ms),
+            ("consensus.max_window_txs", c.max_window_txs as u64),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if c.max_window_txs as usize > MAX_WINDOW_TXS {
+            return Err(invalid(
+                "consensus.max_window_txs",
+                format!("must be at most {MAX_WINDOW_TXS}"),
+            ));
         }
 
         let g = &self.genesis;

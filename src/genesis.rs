@@ -136,7 +136,9 @@ pub fn local_chain_toml(
          max_txs_per_query = 64\n\
          max_concurrent_polls = 4\n\
          mempool_expiry_ms = 60000\n\
-         mempool_max_txs = 100000\n\n\
+         mempool_max_txs = 100000\n\
+         vote_window_ms = 10\n\
+         max_window_txs = 1024\n\n\
          [genesis]\n\
          timestamp = 1764028800\n\n\
          [[genesis.allocations]]\n\

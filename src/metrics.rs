@@ -107,6 +107,8 @@ pub struct Metrics {
     pub txs_finalized: AtomicU64,
     pub txs_rejected: AtomicU64,
     pub txs_expired: AtomicU64,
+    /// Validators caught signing window votes for conflicting txs.
+    pub equivocations: AtomicU64,
     /// Mirrors of the engine's own counters, refreshed by the consensus thread.
     pub polls_started: AtomicU64,
     pub polls_succeeded: AtomicU64,
@@ -149,6 +151,7 @@ impl Default for Metrics {
             txs_finalized: AtomicU64::new(0),
             txs_rejected: AtomicU64::new(0),
             txs_expired: AtomicU64::new(0),
+            equivocations: AtomicU64::new(0),
             polls_started: AtomicU64::new(0),
             polls_succeeded: AtomicU64::new(0),
             polls_failed: AtomicU64::new(0),
@@ -194,7 +197,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 19] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -214,6 +217,11 @@ impl Metrics {
                 "timecoin_txs_expired_total",
                 "Transactions expired without a quorum",
                 &self.txs_expired,
+            ),
+            (
+                "timecoin_window_equivocations_total",
+                "Conflicting txs signed in one validator's window votes",
+                &self.equivocations,
             ),
             (
                 "timecoin_polls_started_total",

@@ -505,7 +505,7 @@ fn tampered_blocks_are_refused_everywhere_with_their_reason_and_the_sender_score
 /// block over its txids), in consecutive slots after the genesis.
 fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
     use timecoin::crypto::merkle::MerkleTree;
-    use timecoin::finality::FinalityVote;
+    use timecoin::finality::{FinalityVote, VoteScope};
     use timecoin::node::chain_view::block_commit;
     use timecoin::store::{FinalizedTx, LedgerBatch};
     use timecoin::types::encoding::encode;
@@ -543,7 +543,12 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
         let mut sorted: Vec<Hash> = txs.iter().map(Tx::txid).collect();
         sorted.sort();
         let tree = MerkleTree::new(&sorted);
-        let vote = FinalityVote::sign_root(&identity, spec.chain_id(), slot, tree.root());
+        let scope = VoteScope {
+            chain_id: spec.chain_id(),
+            genesis_hash: spec.genesis_hash(),
+            epoch: 0,
+        };
+        let vote = FinalityVote::sign_root(&identity, scope, slot, tree.root());
         let proofs: Vec<(FinalityProof, Amount)> = txs
             .iter()
             .zip(&fees)

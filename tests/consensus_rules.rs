@@ -13,7 +13,7 @@ use timecoin::consensus::{
 };
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::Keypair;
-use timecoin::finality::{verify_proof, FinalityProof, FinalityVote};
+use timecoin::finality::{verify_proof, FinalityProof, WindowVote};
 use timecoin::mempool::TxStatus;
 use timecoin::time::Timestamp;
 use timecoin::types::{Hash, Tx};
@@ -34,7 +34,6 @@ struct Query {
     to: NodeId,
     request_id: u64,
     txids: Vec<Hash>,
-    want_votes: bool,
 }
 
 /// One engine that is not a validator itself; the test plays its validators.
@@ -46,6 +45,8 @@ struct Observer {
     now: Timestamp,
     pending: Vec<Query>,
     log: Vec<Output>,
+    /// The next seq of the windows the test signs for its validators.
+    next_seq: u64,
 }
 
 impl Observer {
@@ -63,7 +64,10 @@ impl Observer {
         let (keys, set) = validator_set(weights);
         let now = Timestamp(1_000_000);
         let identity = me.map(|i| keys[i].clone());
-        let engine = Engine::new(engine_config(params, 7), set, identity, now);
+        let mut config = engine_config(params, 7);
+        // Not a validator, but it polls, so the test can play every validator.
+        config.observer_polls = me.is_none();
+        let engine = Engine::new(config, set, identity, now);
         Observer {
             engine,
             keys,
@@ -72,6 +76,7 @@ impl Observer {
             now,
             pending: Vec::new(),
             log: Vec::new(),
+            next_seq: 1,
         }
     }
 
@@ -97,19 +102,13 @@ impl Observer {
             while let Some(out) = self.engine.poll_output() {
                 if let Output::Send {
                     to,
-                    msg:
-                        ConsensusMessage::Query {
-                            request_id,
-                            txids,
-                            want_votes,
-                        },
+                    msg: ConsensusMessage::Query { request_id, txids },
                 } = &out
                 {
                     self.pending.push(Query {
                         to: *to,
                         request_id: *request_id,
                         txids: txids.clone(),
-                        want_votes: *want_votes,
                     });
                 }
                 self.log.push(out);
@@ -135,7 +134,7 @@ impl Observer {
         let queries: Vec<Query> = std::mem::take(&mut self.pending);
         for q in queries {
             let v = self.keys.iter().position(|k| k.public() == q.to).unwrap();
-            if silent.contains(&v) || q.want_votes {
+            if silent.contains(&v) {
                 continue;
             }
             let verdicts = q.txids.iter().map(|t| (*t, verdict(v, t))).collect();
@@ -144,7 +143,6 @@ impl Observer {
                 ConsensusMessage::Votes {
                     request_id: q.request_id,
                     verdicts,
-                    finality_vote: None,
                 },
             );
         }
@@ -167,64 +165,52 @@ impl Observer {
 
     /// The verdicts the engine gives validator `asker` about `txids`.
     fn ask(&mut self, asker: usize, txids: &[Hash]) -> Vec<Verdict> {
-        self.query(self.id(asker), txids, false).0
-    }
-
-    /// The engine's answer to a query from `from`: its verdicts and, for a
-    /// vote request, its finality vote.
-    fn query(
-        &mut self,
-        from: NodeId,
-        txids: &[Hash],
-        want_votes: bool,
-    ) -> (Vec<Verdict>, Option<FinalityVote>) {
+        let from = self.id(asker);
         let start = self.log.len();
         self.deliver(
             from,
             ConsensusMessage::Query {
                 request_id: 99,
                 txids: txids.to_vec(),
-                want_votes,
             },
         );
         sent_to(&self.log[start..], &from)
             .into_iter()
             .find_map(|m| match m {
-                ConsensusMessage::Votes {
-                    verdicts,
-                    finality_vote,
-                    ..
-                } => Some((
-                    verdicts.into_iter().map(|(_, v)| v).collect(),
-                    finality_vote,
-                )),
+                ConsensusMessage::Votes { verdicts, .. } => {
+                    Some(verdicts.into_iter().map(|(_, v)| v).collect())
+                }
                 _ => None,
             })
             .expect("a Votes reply")
     }
 
-    /// Validators in `signers` answer every pending vote request addressed
-    /// to them: `Valid` for every txid, with a signed finality vote.
-    fn answer_votes(&mut self, signers: &[usize]) {
-        let queries: Vec<Query> = std::mem::take(&mut self.pending);
-        for q in queries.into_iter().filter(|q| q.want_votes) {
-            let v = self.keys.iter().position(|k| k.public() == q.to).unwrap();
-            if !signers.contains(&v) {
-                continue;
-            }
-            let mut sorted = q.txids.clone();
-            sorted.sort();
-            let vote = FinalityVote::sign(&self.keys[v], CHAIN, 1, &sorted);
-            let verdicts = q.txids.iter().map(|t| (*t, Verdict::Valid)).collect();
-            self.deliver(
-                q.to,
-                ConsensusMessage::Votes {
-                    request_id: q.request_id,
-                    verdicts,
-                    finality_vote: Some(vote),
-                },
-            );
+    /// A window vote of validator `v` over `txids`, with its next seq.
+    fn window(&mut self, v: usize, txids: &[Hash]) -> WindowVote {
+        self.next_seq += 1;
+        WindowVote::sign(&self.keys[v], scope(0), self.next_seq, txids.to_vec())
+    }
+
+    /// Validators in `signers` each deliver a window vote over `txids`.
+    fn window_votes(&mut self, signers: &[usize], txids: &[Hash]) {
+        for &v in signers {
+            let window = self.window(v, txids);
+            self.deliver(self.id(v), ConsensusMessage::WindowVote(Box::new(window)));
         }
+    }
+
+    /// The window votes the engine broadcast.
+    fn own_windows(&self) -> Vec<WindowVote> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Broadcast {
+                    msg: ConsensusMessage::WindowVote(w),
+                    ..
+                } => Some((**w).clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn finalized(&self, txid: &Hash) -> Option<FinalityProof> {
@@ -455,28 +441,159 @@ fn at_most_max_concurrent_polls_of_a_tx_are_outstanding() {
     assert!(o.pending.iter().all(|q| q.txids == [txid]));
 }
 
-/// A locally accepted tx whose proof is short asks, every `poll_timeout`,
-/// only the validators that have not voted yet, until the proof completes.
+/// Window votes are counted once per voter, relayed once, and finalize at
+/// the quorum, whatever order they arrive in relative to acceptance.
 #[test]
-fn a_short_proof_asks_only_the_validators_that_have_not_voted() {
+fn window_votes_finalize_at_the_quorum_and_each_counts_once() {
     let mut o = Observer::new(&[1; 4], sequential(2));
     let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
-    o.answer(&[], all_valid);
-    o.answer(&[], all_valid);
-    assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
-    o.answer_votes(&[0]);
+    // A vote before any poll completed still counts.
+    o.window_votes(&[0], &[txid, Hash::digest(b"another tx")]);
     let s = o.status(&txid);
     assert_eq!((s.proof_weight, s.proof_needed), (1, 3));
-    o.advance(o.params.poll_timeout_ms);
-    let mut asked: Vec<usize> = o
-        .pending
-        .iter()
-        .filter(|q| q.want_votes && q.txids.contains(&txid))
-        .map(|q| o.keys.iter().position(|k| k.public() == q.to).unwrap())
-        .collect();
-    asked.sort_unstable();
-    assert_eq!(asked, [1, 2, 3]);
-    o.answer_votes(&[1, 2]);
+    // The relay copy of that window, and a second window of validator 0, add nothing.
+    let first = o.window(0, &[txid]);
+    let relays = |o: &Observer| {
+        o.log
+            .iter()
+            .filter(|out| {
+                matches!(
+                    out,
+                    Output::Broadcast {
+                        msg: ConsensusMessage::WindowVote(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    o.deliver(
+        o.id(1),
+        ConsensusMessage::WindowVote(Box::new(first.clone())),
+    );
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(first)));
+    assert_eq!(o.status(&txid).proof_weight, 1);
+    assert_eq!(o.engine.metrics().windows_duplicate, 1);
+    assert_eq!(relays(&o), 2, "each new window is relayed once");
+    o.window_votes(&[1, 2], &[txid]);
+    let proof = o.finalized(&txid).expect("three of four votes finalize");
+    let (_, set) = validator_set(&[1; 4]);
+    assert_eq!(
+        verify_proof(&proof, CHAIN, GENESIS, |_| Some(&set)),
+        Ok(txid)
+    );
+    // An observer never polls after that, and never signed anything.
+    assert!(o.own_windows().iter().all(|w| w.vote.voter != o.id(3)));
+}
+
+#[test]
+fn malformed_foreign_or_forged_windows_count_for_nothing() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    let good = o.window(0, &[txid]);
+    let mut unsorted = o.window(1, &[txid, Hash::ZERO]);
+    unsorted.txids.reverse();
+    let mut forged = o.window(2, &[txid]);
+    forged.vote.voter = o.id(3);
+    let stranger = Keypair::from_seed_label("not a validator");
+    let outsider = WindowVote::sign(&stranger, scope(0), 1, vec![txid]);
+    let other_genesis = WindowVote::sign(
+        &o.keys[1],
+        timecoin::finality::VoteScope {
+            genesis_hash: Hash::ZERO,
+            ..scope(0)
+        },
+        1,
+        vec![txid],
+    );
+    let mut wrong_root = good.clone();
+    wrong_root.vote.seq += 100;
+    wrong_root.txids = vec![Hash::ZERO];
+    for bad in [unsorted, forged, outsider, other_genesis, wrong_root] {
+        o.deliver(o.id(1), ConsensusMessage::WindowVote(Box::new(bad)));
+    }
+    assert_eq!(o.engine.metrics().bad_finality_votes, 5);
+    assert_eq!(o.status(&txid).proof_weight, 0);
+    o.deliver(o.id(1), ConsensusMessage::WindowVote(Box::new(good)));
+    assert_eq!(o.status(&txid).proof_weight, 1);
+}
+
+#[test]
+fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    let early = o.window(0, &[Hash::digest(b"a")]);
+    o.deliver(
+        o.id(1),
+        ConsensusMessage::WindowVote(Box::new(early.clone())),
+    );
+    let skipped = o.window(0, &[txid]);
+    let late = o.window(0, &[Hash::digest(b"b")]);
+    let start = o.log.len();
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(late)));
+    let asked: Vec<ConsensusMessage> = sent_to(&o.log[start..], &o.id(2));
+    assert!(asked.contains(&ConsensusMessage::GetWindowVote {
+        voter: o.id(0),
+        seq: skipped.vote.seq
+    }));
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(skipped)));
+    assert_eq!(o.status(&txid).proof_weight, 1);
+    // A peer that missed the early window gets it from us.
+    let start = o.log.len();
+    o.deliver(
+        o.id(3),
+        ConsensusMessage::GetWindowVote {
+            voter: o.id(0),
+            seq: early.vote.seq,
+        },
+    );
+    assert_eq!(
+        sent_to(&o.log[start..], &o.id(3)),
+        vec![ConsensusMessage::WindowVote(Box::new(early))]
+    );
+}
+
+#[test]
+fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
+    let (tx_x, tx_y) = (x.txid(), y.txid());
+    o.deliver(o.id(1), ConsensusMessage::Tx(x));
+    o.deliver(o.id(2), ConsensusMessage::Tx(y));
+    o.window_votes(&[3], &[tx_x]);
+    o.window_votes(&[3], &[tx_y]);
+    assert!(o.events().contains(&Event::Equivocation {
+        voter: o.id(3),
+        outpoint: o.wallet.coins[0],
+        first: tx_x,
+        second: tx_y,
+    }));
+    assert_eq!(o.engine.metrics().equivocations, 1);
+}
+
+#[test]
+fn only_validators_poll() {
+    let (_, set) = validator_set(&[1; 4]);
+    let wallet = Wallet::funded(1);
+    let now = Timestamp(1_000_000);
+    let mut engine = Engine::new(engine_config(sequential(20), 7), set, None, now);
+    engine
+        .handle_submit(now, wallet.pay(0, "payee"), &wallet.utxos)
+        .unwrap();
+    engine.handle_timeout(now.plus_ms(5_000), &wallet.utxos);
+    assert_eq!(engine.metrics().polls_started, 0);
+    assert!(drain(&mut engine).iter().all(|o| !matches!(
+        o,
+        Output::Send {
+            msg: ConsensusMessage::Query { .. },
+            ..
+        }
+    )));
+    // The same engine with the test knob polls, and finalizes from votes either way.
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    assert!(!o.pending.is_empty());
+    o.window_votes(&[0, 1, 2], &[txid]);
     assert!(o.finalized(&txid).is_some());
 }
 
@@ -624,7 +741,6 @@ fn batched_queries_respect_max_txs_per_query() {
         ConsensusMessage::Query {
             request_id: 1,
             txids: many,
-            want_votes: false,
         },
     );
     assert_eq!(o.engine.metrics().messages_oversized, 1);
@@ -647,7 +763,6 @@ fn votes_for_a_request_the_sender_was_not_asked_are_dropped() {
             ConsensusMessage::Votes {
                 request_id,
                 verdicts: vec![(txid, Verdict::Valid)],
-                finality_vote: None,
             },
         );
     }
@@ -722,7 +837,10 @@ fn four_validators_finalize_a_payment_with_a_valid_proof() {
     assert_eq!(nodes, [0, 1, 2, 3]);
     let (_, set) = validator_set(&[10, 10, 10, 10]);
     for proof in c.proofs_of(&txid) {
-        assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(txid));
+        assert_eq!(
+            verify_proof(&proof, CHAIN, GENESIS, |_| Some(&set)),
+            Ok(txid)
+        );
     }
     for node in 0..4 {
         let s = c.engines[node].tx_status(&txid).unwrap();
@@ -761,12 +879,12 @@ fn double_spend_finalizes_exactly_one() {
 }
 
 #[test]
-fn gossiped_proof_finalizes_without_sampling_and_is_relayed_once() {
+fn a_proof_finalizes_without_sampling_and_is_not_relayed() {
     let mut o = Observer::new(&[1; 4], sequential(20));
     let tx = o.wallet.pay(0, "payee");
     let txid = tx.txid();
     let keys = o.keys[..3].to_vec();
-    let proof = signed_proof(&tx, &keys, 1, &[Hash([7; 32])]);
+    let proof = signed_proof(&tx, &keys, 0, &[Hash([7; 32])]);
     o.deliver(o.id(0), ConsensusMessage::Proof(proof.clone()));
     assert!(o.events().contains(&Event::Finalized {
         tx: tx.clone(),
@@ -775,12 +893,16 @@ fn gossiped_proof_finalizes_without_sampling_and_is_relayed_once() {
     assert!(o.pending.is_empty(), "no poll for a proven tx");
     assert_eq!(o.engine.metrics().signatures_verified, 3);
     o.deliver(o.id(1), ConsensusMessage::Proof(proof.clone()));
-    // Relayed once, and not back to the peer it came from.
-    let relayed = Output::Broadcast {
-        msg: ConsensusMessage::Proof(proof.clone()),
-        skip: vec![o.id(0)],
-    };
-    assert_eq!(o.log.iter().filter(|out| **out == relayed).count(), 1);
+    // Every node assembles proofs from the window votes it relays: a proof
+    // (catch-up) is never gossiped on, and a second copy costs nothing.
+    assert!(!o.log.iter().any(|out| matches!(
+        out,
+        Output::Broadcast {
+            msg: ConsensusMessage::Proof(_),
+            ..
+        }
+    )));
+    assert_eq!(o.engine.metrics().signatures_verified, 3);
     assert_eq!(o.status(&txid).status, TxStatus::Finalized);
 }
 
@@ -794,7 +916,7 @@ fn a_proof_for_a_tx_already_durable_rejects_its_pending_conflicts() {
     let b = o.wallet.pay(0, "bob");
     o.submit(a.clone()).unwrap();
     o.wallet.utxos.apply(&b);
-    let proof = signed_proof(&b, &o.keys[..3], 1, &[]);
+    let proof = signed_proof(&b, &o.keys[..3], 0, &[]);
     o.deliver(o.id(0), ConsensusMessage::Proof(proof));
     assert!(o.events().contains(&Event::Rejected {
         txid: a.txid(),
@@ -809,7 +931,7 @@ fn payments_chain_on_finalized_outputs_before_they_are_durable() {
     let keys = o.keys[..3].to_vec();
     o.deliver(
         o.id(0),
-        ConsensusMessage::Proof(signed_proof(&parent, &keys, 1, &[])),
+        ConsensusMessage::Proof(signed_proof(&parent, &keys, 0, &[])),
     );
     // Spend the parent's change output: only the engine's overlay knows it.
     let change = parent.outpoint(1);
@@ -831,11 +953,11 @@ fn conflicting_proofs_raise_a_safety_violation_and_halt_finalization() {
     let keys = o.keys[..3].to_vec();
     o.deliver(
         o.id(0),
-        ConsensusMessage::Proof(signed_proof(&a, &keys, 1, &[])),
+        ConsensusMessage::Proof(signed_proof(&a, &keys, 0, &[])),
     );
     o.deliver(
         o.id(0),
-        ConsensusMessage::Proof(signed_proof(&b, &keys, 1, &[])),
+        ConsensusMessage::Proof(signed_proof(&b, &keys, 0, &[])),
     );
     assert!(o.events().contains(&Event::SafetyViolation {
         outpoint: o.wallet.coins[0],
@@ -846,7 +968,7 @@ fn conflicting_proofs_raise_a_safety_violation_and_halt_finalization() {
     let other = o.wallet.pay(1, "carol");
     o.deliver(
         o.id(0),
-        ConsensusMessage::Proof(signed_proof(&other, &keys, 1, &[])),
+        ConsensusMessage::Proof(signed_proof(&other, &keys, 0, &[])),
     );
     let finalized = o
         .events()
@@ -888,7 +1010,6 @@ fn fetches_are_bounded_per_peer() {
             ConsensusMessage::Query {
                 request_id: round as u64,
                 txids,
-                want_votes: false,
             },
         );
     }
@@ -936,7 +1057,7 @@ fn child_arriving_before_its_parent_finalizes_waits_as_an_orphan() {
     let keys = o.keys[..3].to_vec();
     o.deliver(
         o.id(0),
-        ConsensusMessage::Proof(signed_proof(&parent, &keys, 1, &[])),
+        ConsensusMessage::Proof(signed_proof(&parent, &keys, 0, &[])),
     );
     assert!(o.events().contains(&Event::Accepted { txid: child_id }));
     assert_eq!(o.status(&child_id).status, TxStatus::Sampling);
@@ -948,7 +1069,8 @@ fn a_single_validator_finalizes_alone_with_its_own_vote() {
     let wallet = Wallet::funded(1);
     let mut c = Cluster::new(&[1], devnet_params(), &wallet.utxos, 4);
     let txid = c.submit(0, wallet.pay(0, "payee"));
-    c.run_for(1);
+    // Accepted at once; final when its first window closes.
+    c.run_for(10);
     assert_eq!(c.finalized_at(&txid), [0]);
     let s = c.engines[0].tx_status(&txid).unwrap();
     assert_eq!((s.status, s.durable), (TxStatus::Finalized, true));
@@ -958,29 +1080,78 @@ fn a_single_validator_finalizes_alone_with_its_own_vote() {
 // ---- vote safety: a signature only once the acceptance is durable ----
 
 #[test]
-fn no_finality_vote_before_local_acceptance_is_durable() {
+fn no_window_vote_before_local_acceptance_is_durable() {
     // `timed --dev`: one validator; its own vote is the whole weight.
     let mut o = Observer::validator(&[1], devnet_params(), 0);
     let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
     assert!(o.events().contains(&Event::LocallyAccepted { txid }));
     assert_eq!(o.status(&txid).status, TxStatus::LocallyAccepted);
-    assert_eq!(o.engine.metrics().finality_votes_signed, 0);
-    assert_eq!(o.finalized(&txid), None);
-    // Asked for votes meanwhile (e.g. by a peer), it does not sign either.
-    let peer = Keypair::from_seed_label("a peer").public();
-    assert_eq!(o.query(peer, &[txid], true), (vec![Verdict::Unknown], None));
     o.advance(1_000);
     assert_eq!(o.engine.metrics().finality_votes_signed, 0);
+    assert_eq!(o.finalized(&txid), None);
 
-    o.engine
-        .handle_acceptance_durable(o.now, &[txid], &o.wallet.utxos);
+    o.engine.handle_acceptance_durable(o.now, &[txid]);
     o.pump();
+    assert_eq!(o.finalized(&txid), None, "the window is still open");
+    o.advance(10);
     let proof = o.finalized(&txid).expect("finalized by its own vote");
     let (_, set) = validator_set(&[1]);
-    assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(txid));
-    let (verdicts, vote) = o.query(peer, &[txid], true);
-    assert_eq!(verdicts, [Verdict::Valid]);
-    assert!(vote.is_some());
+    assert_eq!(
+        verify_proof(&proof, CHAIN, GENESIS, |_| Some(&set)),
+        Ok(txid)
+    );
+    let windows = o.own_windows();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].txids, [txid]);
+    assert_eq!(windows[0].vote.verify_signature(), Ok(()));
+}
+
+#[test]
+fn a_window_closes_early_when_full_and_seqs_follow_the_session() {
+    let mut params = engine_config(devnet_params(), 7);
+    params.window.max_window_txs = 2;
+    params.window_session = 5;
+    let (keys, set) = validator_set(&[1, 1, 1, 1]);
+    let mut engine = Engine::new(params, set, Some(keys[0].clone()), Timestamp(0));
+    let wallet = Wallet::funded(3);
+    let mut txids = Vec::new();
+    for i in 0..3 {
+        let tx = wallet.pay(i, "payee");
+        txids.push(tx.txid());
+        engine
+            .restore_accepted(Timestamp(0), tx, &wallet.utxos)
+            .unwrap();
+    }
+    assert_eq!(
+        engine.poll_timeout(),
+        Some(Timestamp(0)),
+        "full: due at once"
+    );
+    engine.handle_timeout(Timestamp(0), &wallet.utxos);
+    let mut seqs = Vec::new();
+    while let Some(out) = engine.poll_output() {
+        if let Output::Broadcast {
+            msg: ConsensusMessage::WindowVote(w),
+            ..
+        } = out
+        {
+            assert_eq!(w.txids.len(), 2);
+            seqs.push(w.vote.seq);
+        }
+    }
+    assert_eq!(seqs, [5 << 32]);
+    // The third txid goes in the next window, one `vote_window_ms` later.
+    engine.handle_timeout(Timestamp(10), &wallet.utxos);
+    let next: Vec<u64> = std::iter::from_fn(|| engine.poll_output())
+        .filter_map(|o| match o {
+            Output::Broadcast {
+                msg: ConsensusMessage::WindowVote(w),
+                ..
+            } => Some(w.vote.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(next, [(5 << 32) + 1]);
 }
 
 #[test]
@@ -1028,21 +1199,20 @@ fn restored_engine_rejects_the_pending_conflict_and_signs_only_the_accepted_side
     }));
     assert_eq!(o.ask(1, &[tx_x, tx_y]), [Verdict::Valid, Verdict::Invalid]);
     let me = o.id(0);
-    let (verdicts, vote) = o.query(o.id(1), &[tx_x, tx_y], true);
-    assert_eq!(verdicts, [Verdict::Valid, Verdict::Invalid]);
-    let vote = vote.expect("a signed vote");
-    assert_eq!(vote.voter, me);
-    assert_eq!(
-        vote.root,
-        MerkleTree::new(&[tx_x]).root(),
-        "it covers X alone"
-    );
-    assert!(vote.verify_signature().is_ok());
+    o.advance(10);
+    let windows = o.own_windows();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].vote.voter, me);
+    assert_eq!(windows[0].txids, [tx_x], "it covers X alone");
+    assert_eq!(windows[0].vote.root, MerkleTree::new(&[tx_x]).root(),);
 
-    // It keeps collecting votes: two more validators complete its proof.
-    o.answer_votes(&[1, 2]);
+    // Two more validators' windows complete its proof.
+    o.window_votes(&[1, 2], &[tx_x]);
     let proof = o.finalized(&tx_x).expect("proof complete");
     let (_, set) = validator_set(&[1; 4]);
-    assert_eq!(verify_proof(&proof, CHAIN, |_| Some(&set)), Ok(tx_x));
+    assert_eq!(
+        verify_proof(&proof, CHAIN, GENESIS, |_| Some(&set)),
+        Ok(tx_x)
+    );
     assert!(proof.votes.iter().any(|(v, _)| v.voter == me));
 }

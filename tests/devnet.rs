@@ -44,7 +44,13 @@ fn assert_proof_verifies(devnet: &Devnet, i: usize, txid: &Hash) {
     let bytes = hex::decode(answer["hex"].as_str().unwrap()).unwrap();
     let proof: FinalityProof = decode(&bytes, 1 << 20, "finality proof").unwrap();
     let set = ValidatorSet::new(devnet.spec.validators.clone()).unwrap();
-    let proven = verify_proof(&proof, devnet.spec.chain_id(), |_| Some(&set)).unwrap();
+    let proven = verify_proof(
+        &proof,
+        devnet.spec.chain_id(),
+        devnet.spec.genesis_hash(),
+        |_| Some(&set),
+    )
+    .unwrap();
     assert_eq!(proven, *txid);
 }
 
@@ -347,7 +353,6 @@ fn hostile_peers_are_cut_off_while_the_validators_keep_finalizing() {
             let query = Message::Consensus(ConsensusMessage::Query {
                 request_id: i,
                 txids,
-                want_votes: false,
             });
             encode_frame(&query.encode(), 1 << 20).unwrap()
         })

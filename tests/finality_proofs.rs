@@ -37,7 +37,7 @@ impl Fixture {
     }
 
     fn verify(&self, proof: &FinalityProof) -> Result<Hash, ProofError> {
-        verify_proof(proof, CHAIN, |_| Some(&self.set))
+        verify_proof(proof, CHAIN, GENESIS, |_| Some(&self.set))
     }
 }
 
@@ -98,9 +98,9 @@ fn bad_signature_is_refused() {
             voter: f.keys[3].public()
         })
     );
-    // The slot is signed too: moving a vote to another slot breaks it.
+    // The epoch and seq are signed too: changing either breaks the vote.
     let mut proof = f.proof(0..14);
-    proof.votes[5].0.slot = 2;
+    proof.votes[5].0.seq = 2;
     assert!(matches!(
         f.verify(&proof),
         Err(ProofError::BadSignature { index: 5, .. })
@@ -118,7 +118,7 @@ fn wrong_path_is_refused() {
     ));
     // A vote whose root does not cover the txid at all.
     let mut proof = f.proof(0..14);
-    let other = FinalityVote::sign(&f.keys[4], CHAIN, 1, &neighbours());
+    let other = FinalityVote::sign(&f.keys[4], scope(1), 1, &neighbours());
     proof.votes[4].0 = other;
     assert!(matches!(
         f.verify(&proof),
@@ -176,29 +176,36 @@ fn wrong_chain_id_is_refused() {
     let f = fixture(&[1; 20]);
     let proof = f.proof(0..14);
     assert_eq!(
-        verify_proof(&proof, ChainId(1), |_| Some(&f.set)),
+        verify_proof(&proof, ChainId(1), GENESIS, |_| Some(&f.set)),
         Err(ProofError::WrongChain {
             index: 0,
             found: CHAIN,
+            genesis: GENESIS,
             expected: ChainId(1)
         })
     );
+    // Same chain id, another genesis (a relaunched testnet): refused too.
+    assert!(matches!(
+        verify_proof(&proof, CHAIN, Hash::ZERO, |_| Some(&f.set)),
+        Err(ProofError::WrongChain { index: 0, .. })
+    ));
 }
 
 #[test]
-fn unknown_slot_is_refused() {
+fn unknown_epoch_is_refused() {
     let f = fixture(&[1; 20]);
     let proof = f.proof(0..14);
     assert_eq!(
-        verify_proof(&proof, CHAIN, |slot| (slot == 7).then_some(&f.set)),
-        Err(ProofError::UnknownSlot { index: 0, slot: 1 })
+        verify_proof(&proof, CHAIN, GENESIS, |epoch| (epoch == 7)
+            .then_some(&f.set)),
+        Err(ProofError::UnknownEpoch { index: 0, epoch: 1 })
     );
 }
 
 #[test]
 fn votes_from_different_snapshots_are_refused() {
     let f = fixture(&[1; 20]);
-    // Same members, one weight changed: a different snapshot for slot 2.
+    // Same members, one weight changed: a different snapshot for epoch 2.
     let mut weights = vec![1; 20];
     weights[19] = 2;
     let (_, later) = validator_set(&weights);
@@ -206,14 +213,14 @@ fn votes_from_different_snapshots_are_refused() {
     proof
         .votes
         .extend(signed_proof(&f.tx, &f.keys[7..14], 2, &neighbours()).votes);
-    let sets = |slot| match slot {
+    let sets = |epoch| match epoch {
         1 => Some(&f.set),
         2 => Some(&later),
         _ => None,
     };
     assert_eq!(
-        verify_proof(&proof, CHAIN, sets),
-        Err(ProofError::MixedSnapshots { index: 7, slot: 2 })
+        verify_proof(&proof, CHAIN, GENESIS, sets),
+        Err(ProofError::MixedSnapshots { index: 7, epoch: 2 })
     );
 }
 
@@ -265,7 +272,7 @@ fn proof_builder_completes_exactly_at_the_required_weight() {
         Err(ProofError::DuplicateVoter { .. })
     ));
     let outsider = Keypair::from_seed_label("not a validator");
-    let stranger = FinalityVote::sign(&outsider, CHAIN, 1, &[txid]);
+    let stranger = FinalityVote::sign(&outsider, scope(1), 1, &[txid]);
     assert!(matches!(
         builder.add(&f.set, stranger, path.clone()),
         Err(ProofError::NotAMember { .. })

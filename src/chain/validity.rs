@@ -38,10 +38,17 @@ pub struct ChainViewError(pub String);
 /// an adopted block, that block's parent, with archival state as of it.
 pub trait ChainView {
     fn chain_id(&self) -> ChainId;
+    /// Finality votes sign it (DESIGN §5): a vote of another genesis is foreign.
+    fn genesis_hash(&self) -> Hash;
     /// The block the candidate must extend.
     fn tip(&self) -> ChainTip;
-    /// The validator-set snapshot for `slot` (producers and proof votes).
+    /// The validator-set snapshot for `slot` (block producers).
     fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
+    /// The validator-set snapshot of vote epoch `epoch` (proof votes): one
+    /// set, epoch 0, until registration (DESIGN §7) brings epochs.
+    fn validators_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        (epoch == 0).then(|| self.validators_for_slot(0)).flatten()
+    }
     /// Whether `txid` was archived by [`ChainView::tip`] or an ancestor.
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError>;
     /// Inputs minus outputs of a finalized transaction; `None` if its
@@ -228,7 +235,8 @@ pub fn validate_block_with(
         verify_proof_with(
             proof,
             view.chain_id(),
-            |slot| view.validators_for_slot(slot),
+            view.genesis_hash(),
+            |epoch| view.validators_for_epoch(epoch),
             &mut signature_ok,
         )
         .map_err(|source| BlockRejection::InvalidProof {

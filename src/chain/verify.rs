@@ -395,6 +395,10 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
         self.archive.chain_id()
     }
 
+    fn genesis_hash(&self) -> Hash {
+        self.archive.genesis().hash
+    }
+
     fn tip(&self) -> ChainTip {
         self.parent
     }

@@ -2,12 +2,13 @@
 //! `handle_message`, `handle_timeout`, `handle_durable`,
 //! `handle_acceptance_durable` take input with `now`; `poll_output` and
 //! `poll_timeout` say what to send and when to call back. It owns the
-//! mempool, every poll, vote collection and proof assembly.
+//! mempool, every poll (validators only), our window votes, the tallies of
+//! everyone's window votes and proof assembly.
 //!
 //! It must never finalize on a timer or on local knowledge: a transaction is
-//! finalized only by a proof whose weight, read from the `ValidatorSet`
-//! snapshot, reaches `ceil(0.67 · total)`. It must never sign a finality
-//! vote for a transaction whose local acceptance (or finalization) the
+//! finalized only by verified window votes (or a proof) whose weight, read
+//! from the `ValidatorSet` snapshot, reaches `ceil(0.67 · total)`. It must
+//! never sign a window covering a transaction whose local acceptance the
 //! driver has not yet made durable, so a crash cannot make it forget what
 //! it signed and sign a conflict (slashing protection). No clocks, sockets,
 //! threads or global RNG; a seed and the same inputs replay the same outputs.
@@ -21,11 +22,12 @@ use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
 use super::vote_cache::VerifiedVotes;
+use super::windows::{OwnWindow, WindowBook, WindowLimits};
 use crate::config::ChainSpec;
 use crate::crypto::merkle::MerkleTree;
 use crate::crypto::Keypair;
 use crate::finality::{
-    verify_proof_with, FinalityProof, FinalityVote, ProofBuilder, ValidatorSet, VoteAdded,
+    verify_proof_with, FinalityProof, ProofBuilder, ValidatorSet, VoteAdded, VoteScope, WindowVote,
 };
 use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
 use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
@@ -34,6 +36,7 @@ use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Caps on everything a peer can make the engine remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +56,16 @@ pub struct EngineLimits {
     pub seen_proofs: usize,
     /// Verified finality votes remembered so each signature is checked once.
     pub verified_votes: usize,
-    /// Poll queries (and, apart, vote requests) in flight to one validator
-    /// before further ones wait for an answer, and then go together.
+    /// Window votes remembered as seen `(voter, seq)`, so each is relayed once.
+    pub windows_seen: usize,
+    /// Whole recent windows kept to answer peers that missed one.
+    pub windows_kept: usize,
+    /// Txids whose window votes are being collected.
+    pub vote_tallies: usize,
+    /// `(voter, outpoint)` pairs remembered to catch a voter signing two spends.
+    pub signed_spends: usize,
+    /// Poll queries in flight to one validator before further ones wait
+    /// for an answer, and then go together.
     pub poll_queries_in_flight: u32,
 }
 
@@ -70,6 +81,10 @@ impl Default for EngineLimits {
             settled_txs: 65_536,
             seen_proofs: 16_384,
             verified_votes: 16_384,
+            windows_seen: 65_536,
+            windows_kept: 512,
+            vote_tallies: 16_384,
+            signed_spends: 65_536,
             poll_queries_in_flight: 1,
         }
     }
@@ -80,12 +95,26 @@ pub struct EngineConfig {
     pub validation: ValidationParams,
     pub snowball: SnowballParams,
     pub limits: EngineLimits,
-    /// Length of a slot: finality votes name the slot of their snapshot.
-    /// The engine holds one snapshot, used for every slot, until validator
-    /// registration (DESIGN §7 "Later") brings a snapshot per slot.
-    pub slot_duration_ms: u64,
+    /// Binds our window votes to this chain; the engine holds one snapshot
+    /// (epoch 0) until registration (DESIGN §7) brings one per epoch.
+    pub scope: VoteScope,
+    pub window: WindowParams,
+    /// Test knob: a non-validator that polls as a validator would (it still
+    /// signs nothing), so a test can play every validator. Nodes leave it
+    /// off: only validators poll (DESIGN §5).
+    pub observer_polls: bool,
+    /// This incarnation's seq session, made durable by the driver before
+    /// the engine starts (see [`super::windows::SEQS_PER_SESSION`]).
+    pub window_session: u32,
     /// Seeds the sampling RNG: the same seed and inputs give the same outputs.
     pub rng_seed: u64,
+}
+
+/// When a validator's window closes (DESIGN §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowParams {
+    pub vote_window_ms: u64,
+    pub max_window_txs: usize,
 }
 
 impl EngineConfig {
@@ -94,12 +123,17 @@ impl EngineConfig {
             validation: spec.validation_params(),
             snowball: SnowballParams::from(&spec.config.consensus),
             limits: EngineLimits::default(),
-            slot_duration_ms: spec
-                .config
-                .ledger
-                .block_interval_secs
-                .saturating_mul(1000)
-                .max(1),
+            scope: VoteScope {
+                chain_id: spec.chain_id(),
+                genesis_hash: spec.genesis_hash(),
+                epoch: 0,
+            },
+            window: WindowParams {
+                vote_window_ms: spec.config.consensus.vote_window_ms,
+                max_window_txs: spec.config.consensus.max_window_txs as usize,
+            },
+            observer_polls: false,
+            window_session: 0,
             rng_seed,
         }
     }
@@ -121,7 +155,16 @@ pub struct EngineMetrics {
     pub verdicts_processed: u64,
     /// `Votes` for a request id the sender was not asked (or was asked, but too late).
     pub votes_dropped: u64,
+    /// Window votes we signed.
     pub finality_votes_signed: u64,
+    /// Window votes received that were new and valid (each relayed once).
+    pub windows_received: u64,
+    /// Window votes received again (relay copies), dropped unchecked.
+    pub windows_duplicate: u64,
+    /// Missing windows asked for by `(voter, seq)`.
+    pub windows_fetched: u64,
+    /// Conflicting txids under one voter's window votes.
+    pub equivocations: u64,
     /// ed25519 verifications of finality votes (each vote at most once).
     pub signatures_verified: u64,
     /// ed25519 verifications of transaction inputs (one per input of every
@@ -168,10 +211,6 @@ struct TxState {
     polls_outstanding: u32,
     /// When its next poll is due (its key in `poll_schedule`).
     next_poll_at: Option<Timestamp>,
-    /// When its next vote-collection round is due (its key in `vote_schedule`).
-    next_vote_round_at: Option<Timestamp>,
-    /// Votes collected since local acceptance.
-    proof: Option<ProofBuilder>,
     /// The driver recorded our acceptance durably: our vote may cover it.
     acceptance_durable: bool,
     locally_accepted_at: Option<Timestamp>,
@@ -199,7 +238,9 @@ pub struct Engine {
     polls: Polls,
     fetches: Fetches,
     poll_schedule: BTreeSet<(Timestamp, Hash)>,
-    vote_schedule: BTreeSet<(Timestamp, Hash)>,
+    /// Our window (validators only).
+    own_window: OwnWindow,
+    windows: WindowBook,
     seen_proofs: RecentMap<Hash, ()>,
     verified_votes: VerifiedVotes,
     /// Set by a safety violation: nothing is finalized or signed any more.
@@ -243,7 +284,13 @@ impl Engine {
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
             poll_schedule: BTreeSet::new(),
-            vote_schedule: BTreeSet::new(),
+            own_window: OwnWindow::new(config.window_session),
+            windows: WindowBook::new(WindowLimits {
+                seen: limits.windows_seen,
+                kept: limits.windows_kept,
+                tallies: limits.vote_tallies,
+                signed_spends: limits.signed_spends,
+            }),
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
             halted: false,
@@ -280,23 +327,24 @@ impl Engine {
             }
             ConsensusMessage::GetTxs { txids } => self.on_get_txs(from, &txids),
             ConsensusMessage::Txs { txs } => self.on_txs(now, from, txs, view),
-            ConsensusMessage::Query {
-                request_id,
-                txids,
-                want_votes,
-            } => self.on_query(now, from, request_id, &txids, want_votes),
+            ConsensusMessage::Query { request_id, txids } => {
+                self.on_query(now, from, request_id, &txids)
+            }
             ConsensusMessage::Votes {
                 request_id,
                 verdicts,
-                finality_vote,
-            } => self.on_votes(now, from, request_id, &verdicts, finality_vote, view),
-            ConsensusMessage::Proof(proof) => self.on_proof(now, from, proof, view),
+            } => self.on_votes(now, from, request_id, &verdicts),
+            ConsensusMessage::WindowVote(window) => {
+                self.on_window_vote(now, from, Arc::from(window), view)
+            }
+            ConsensusMessage::GetWindowVote { voter, seq } => self.on_get_window(from, voter, seq),
+            ConsensusMessage::Proof(proof) => self.on_proof(now, proof, view),
         }
     }
 
     /// Runs everything due at `now`: request deadlines (missing answers
-    /// count as not `Valid`), fetch and orphan deadlines, mempool expiry, and
-    /// then every poll and vote round due. Polls start only here, so all
+    /// count as not `Valid`), fetch and orphan deadlines, mempool expiry,
+    /// our window if it is due, and then every poll due. Polls start only here, so all
     /// txids due at one instant (e.g. after a burst of input) share one
     /// `Query` per validator: call it whenever `poll_timeout() <= now`.
     pub fn handle_timeout(&mut self, now: Timestamp, view: &impl UtxoView) {
@@ -315,13 +363,17 @@ impl Engine {
                 self.emit(Event::Expired { txid });
             }
         }
-        self.start_due_work(now, view);
+        if self.window_due_at().is_some_and(|at| at <= now) {
+            self.close_window(now, view);
+        }
+        self.start_due_work(now);
     }
 
     /// The ledger committed these finalized transactions: the UTXO view
     /// passed from now on shows them, so the overlay forgets them.
     pub fn handle_durable(&mut self, _now: Timestamp, txids: &[Hash]) {
         for txid in txids {
+            self.windows.forget(txid);
             let Some(tx) = self.mempool.get(txid).map(|e| e.tx.clone()) else {
                 self.mempool.remember(*txid, TxStatus::Finalized);
                 continue;
@@ -337,16 +389,8 @@ impl Engine {
     }
 
     /// The driver recorded these local acceptances durably (the vote-safety
-    /// record): our finality vote may cover them from now on, and we cast
-    /// it for our own proofs at once.
-    pub fn handle_acceptance_durable(
-        &mut self,
-        now: Timestamp,
-        txids: &[Hash],
-        view: &impl UtxoView,
-    ) {
-        let me = self.signer.as_ref().map(Keypair::public);
-        let mut own_vote_due = Vec::new();
+    /// record): our next window vote covers them.
+    pub fn handle_acceptance_durable(&mut self, now: Timestamp, txids: &[Hash]) {
         for txid in txids {
             let Some(entry) = self.mempool.get_mut(txid) else {
                 continue;
@@ -354,18 +398,15 @@ impl Engine {
             if !matches!(
                 entry.status,
                 TxStatus::LocallyAccepted | TxStatus::Finalized
-            ) {
+            ) || entry.state.acceptance_durable
+            {
                 continue;
             }
             entry.state.acceptance_durable = true;
-            let wants_our_vote = entry.state.proof.as_ref().is_some_and(|b| {
-                !b.is_complete() && me.is_some_and(|me| !b.has_voted(&self.validators, &me))
-            });
-            if wants_our_vote {
-                own_vote_due.push(*txid);
+            if self.signer.is_some() && !self.halted {
+                self.own_window.push(now, *txid);
             }
         }
-        self.vote_own(now, own_vote_due, view);
     }
 
     /// Brings back a transaction this node had locally accepted before a
@@ -389,7 +430,7 @@ impl Engine {
         if self.mempool.get(&txid).map(|e| e.status) == Some(TxStatus::Sampling) {
             self.accept(now, txid);
         }
-        self.handle_acceptance_durable(now, &[txid], view);
+        self.handle_acceptance_durable(now, &[txid]);
         Ok(txid)
     }
 
@@ -410,7 +451,7 @@ impl Engine {
         [
             poll_due,
             released,
-            self.vote_schedule.first().map(|(at, _)| *at),
+            self.window_due_at(),
             self.polls.next_deadline(),
             self.fetches.next_deadline(),
             self.mempool.next_expiry(),
@@ -431,7 +472,7 @@ impl Engine {
                 counter: s.snowball.counter,
                 polls_completed: s.snowball.polls_completed,
                 polls_outstanding: s.polls_outstanding,
-                proof_weight: s.proof.as_ref().map_or(0, ProofBuilder::weight),
+                proof_weight: self.windows.tally(txid).map_or(0, ProofBuilder::weight),
                 proof_needed: self.validators.required_weight(),
                 first_seen: Some(entry.first_seen),
                 locally_accepted_at: s.locally_accepted_at,
@@ -451,7 +492,7 @@ impl Engine {
             counter: 0,
             polls_completed: 0,
             polls_outstanding: 0,
-            proof_weight: 0,
+            proof_weight: self.windows.tally(txid).map_or(0, ProofBuilder::weight),
             proof_needed: self.validators.required_weight(),
             first_seen: None,
             locally_accepted_at: None,
@@ -581,7 +622,10 @@ impl Engine {
         self.mempool
             .insert(txid, tx.clone(), now, expires_at, TxState::default())?;
         self.metrics.txs_admitted += 1;
-        self.schedule_poll(txid, now);
+        // Only validators poll (DESIGN §5): others finalize from window votes.
+        if self.signer.is_some() || self.config.observer_polls {
+            self.schedule_poll(txid, now);
+        }
         self.emit(Event::Accepted { txid });
         // Not back to the peer it came from.
         let skip = match origin {
@@ -592,6 +636,8 @@ impl Engine {
             msg: ConsensusMessage::Tx(tx),
             skip,
         });
+        // Window votes may have reached the quorum before the tx reached us.
+        self.finalize_if_voted(now, txid, origin_peer(origin), view);
         Ok(txid)
     }
 
@@ -623,26 +669,24 @@ impl Engine {
             return;
         }
         for tx in txs {
-            if self.fetches.take(&tx.txid(), &from) {
-                let _ = self.admit(now, tx, Origin::Peer(from), view);
-            } else {
+            let txid = tx.txid();
+            if !self.fetches.take(&txid, &from) {
                 self.metrics.txs_unsolicited += 1;
+            } else if let Some(proof) = self.voted_proof(&txid, &tx) {
+                // Fetched because its votes are complete: it needs no admission.
+                self.metrics.proofs_assembled += 1;
+                self.apply_proof(now, proof, view);
+            } else {
+                let _ = self.admit(now, tx, Origin::Peer(from), view);
             }
         }
     }
 
-    fn on_query(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        request_id: u64,
-        txids: &[Hash],
-        want_votes: bool,
-    ) {
+    fn on_query(&mut self, now: Timestamp, from: NodeId, request_id: u64, txids: &[Hash]) {
         if self.oversized(txids.len()) {
             return;
         }
-        let (verdicts, finality_vote) = self.answer_query(now, txids, want_votes);
+        let verdicts = self.answer_query(txids);
         self.metrics.queries_answered += 1;
         self.fetch_unknown(now, from, &verdicts);
         self.send(
@@ -650,7 +694,6 @@ impl Engine {
             ConsensusMessage::Votes {
                 request_id,
                 verdicts,
-                finality_vote,
             },
         );
     }
@@ -661,8 +704,6 @@ impl Engine {
         from: NodeId,
         request_id: u64,
         verdicts: &[(Hash, Verdict)],
-        finality_vote: Option<FinalityVote>,
-        view: &impl UtxoView,
     ) {
         if self.oversized(verdicts.len()) {
             return;
@@ -671,49 +712,23 @@ impl Engine {
             self.metrics.votes_dropped += 1;
             return;
         };
-        self.apply_response(now, from, request, verdicts, finality_vote, view);
+        self.count_verdicts(now, &request, verdicts);
     }
 
     // ---- responder ----
 
-    /// Our verdicts on `txids` and, for a vote request, our signature over
-    /// the ones we answered `Valid`.
-    fn answer_query(
-        &mut self,
-        now: Timestamp,
-        txids: &[Hash],
-        want_votes: bool,
-    ) -> (Vec<(Hash, Verdict)>, Option<FinalityVote>) {
-        let verdicts: Vec<(Hash, Verdict)> = txids
-            .iter()
-            .map(|t| (*t, self.local_verdict(t, want_votes)))
-            .collect();
-        let vote = if want_votes {
-            self.sign_vote(now, &verdicts)
-        } else {
-            None
-        };
-        (verdicts, vote)
+    fn answer_query(&self, txids: &[Hash]) -> Vec<(Hash, Verdict)> {
+        txids.iter().map(|t| (*t, self.local_verdict(t))).collect()
     }
 
-    /// The responder rule (DESIGN §4). `Valid` iff locally valid and
-    /// preferred on every input (for a vote request: and we may sign it,
-    /// see [`Self::may_sign`]); `Invalid` iff invalid or a conflicting tx is
-    /// preferred; `Unknown` iff we lack it (or, for a vote request, have not
-    /// decided yet or not durably).
-    fn local_verdict(&self, txid: &Hash, want_votes: bool) -> Verdict {
+    /// The responder rule (DESIGN §4): `Valid` iff locally valid and
+    /// preferred on every input; `Invalid` iff invalid or a conflicting tx
+    /// is preferred; `Unknown` iff we lack it.
+    fn local_verdict(&self, txid: &Hash) -> Verdict {
         match self.mempool.get(txid).map(|e| e.status) {
-            Some(TxStatus::LocallyAccepted | TxStatus::Finalized)
-                if want_votes && !self.may_sign(txid) =>
-            {
-                Verdict::Unknown
-            }
             Some(TxStatus::LocallyAccepted | TxStatus::Finalized) => Verdict::Valid,
-            Some(TxStatus::Sampling) => match (self.is_preferred_everywhere(txid), want_votes) {
-                (false, _) => Verdict::Invalid,
-                (true, false) => Verdict::Valid,
-                (true, true) => Verdict::Unknown,
-            },
+            Some(TxStatus::Sampling) if self.is_preferred_everywhere(txid) => Verdict::Valid,
+            Some(TxStatus::Sampling) => Verdict::Invalid,
             Some(_) => Verdict::Unknown,
             None => match self.mempool.settled(txid) {
                 Some(TxStatus::Finalized) => Verdict::Valid,
@@ -723,65 +738,217 @@ impl Engine {
         }
     }
 
-    /// Signs once over the sorted txids answered `Valid`. Only txs we may
-    /// sign (durably accepted or durably finalized) are ever `Valid` in a
-    /// vote request, and acceptance rejects every conflict, so an honest
-    /// validator never signs two conflicting transactions, crashes included.
-    fn sign_vote(&mut self, now: Timestamp, verdicts: &[(Hash, Verdict)]) -> Option<FinalityVote> {
+    // ---- window votes ----
+
+    /// When our open window must close, if we have one.
+    fn window_due_at(&self) -> Option<Timestamp> {
+        let w = self.config.window;
+        self.own_window
+            .due_at(w.vote_window_ms, w.max_window_txs.max(1))
+    }
+
+    /// Signs our window over every txid whose acceptance became durable
+    /// since our previous vote, broadcasts it once and counts it here too.
+    /// Only durably accepted txs enter a window, and acceptance rejects
+    /// every conflict, so an honest validator never signs two conflicting
+    /// transactions, crashes included.
+    fn close_window(&mut self, now: Timestamp, view: &impl UtxoView) {
+        let max_txs = self.config.window.max_window_txs.max(1);
+        let Some(signer) = self.signer.as_ref() else {
+            return;
+        };
         if self.halted {
-            return None;
+            return;
         }
-        let mut valid: Vec<Hash> = verdicts
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Valid)
-            .map(|(t, _)| *t)
-            .collect();
-        if valid.is_empty() {
-            return None;
-        }
-        if let Some(txid) = valid.iter().find(|t| !self.may_sign(t)) {
-            log::error!("refusing to sign a finality vote covering {txid}: not durably accepted");
-            return None;
-        }
-        let signer = self.signer.as_ref()?;
-        valid.sort_unstable();
-        valid.dedup();
-        let slot = now.as_millis() / self.config.slot_duration_ms.max(1);
+        let Some((seq, txids)) = self.own_window.close(now, max_txs) else {
+            log::error!("window vote sequence exhausted; restart the node to sign again");
+            return;
+        };
+        let me = signer.public();
+        let window = Arc::new(WindowVote::sign(signer, self.config.scope, seq, txids));
         self.metrics.finality_votes_signed += 1;
-        let vote = FinalityVote::sign(signer, self.config.validation.chain_id, slot, &valid);
-        // Our own signature needs no check when it comes back in a proof.
-        self.verified_votes.insert_own(&vote);
-        Some(vote)
-    }
-
-    /// Whether our finality vote may cover `txid`: only once a crash can no
-    /// longer make us forget it: its local acceptance is recorded durably
-    /// (`handle_acceptance_durable`), or its finalization is durable.
-    fn may_sign(&self, txid: &Hash) -> bool {
-        match self.mempool.get(txid) {
-            Some(entry) => entry.state.acceptance_durable,
-            None => self.mempool.settled(txid) == Some(TxStatus::Finalized),
+        // Our own signature needs no check.
+        self.verified_votes.insert_own(&window.vote);
+        self.outputs.push_back(Output::Broadcast {
+            msg: ConsensusMessage::WindowVote(Box::new((*window).clone())),
+            skip: Vec::new(),
+        });
+        match window.check_shape() {
+            Ok(tree) => {
+                self.windows.record(&window);
+                self.tally_window(now, me, &window, &tree, view);
+            }
+            Err(e) => log::error!("our own window vote {seq} is malformed: {e}"),
         }
     }
 
-    /// Adds our own finality vote to the proofs of `txids` (answered inline,
-    /// as a vote request to ourselves would be).
-    fn vote_own(&mut self, now: Timestamp, txids: Vec<Hash>, view: &impl UtxoView) {
-        let Some(me) = self.signer.as_ref().map(Keypair::public) else {
-            return;
-        };
-        if txids.is_empty() {
+    /// A window vote from a peer: checked once (dedupe by `(voter, seq)`,
+    /// shape, root, membership, signature), relayed once, counted for every
+    /// txid it lists; a gap in the voter's seqs is asked of the sender.
+    fn on_window_vote(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        window: Arc<WindowVote>,
+        view: &impl UtxoView,
+    ) {
+        let key = window.key();
+        if self.windows.is_seen(&key) {
+            self.metrics.windows_duplicate += 1;
             return;
         }
-        let (verdicts, vote) = self.answer_query(now, &txids, true);
-        let request = Request {
-            to: me,
-            deadline: now,
-            txids,
-            polls: Vec::new(),
-            want_votes: true,
+        let vote = &window.vote;
+        let tree = match window.check_shape() {
+            Ok(tree)
+                if vote.scope() == self.config.scope
+                    && self.validators.contains(&vote.voter)
+                    && self.verified_votes.check(vote) =>
+            {
+                tree
+            }
+            _ => {
+                self.metrics.bad_finality_votes += 1;
+                return;
+            }
         };
-        self.apply_response(now, me, request, &verdicts, vote, view);
+        self.metrics.windows_received += 1;
+        let missing = self.windows.record(&window);
+        for seq in missing {
+            self.metrics.windows_fetched += 1;
+            self.send(from, ConsensusMessage::GetWindowVote { voter: key.0, seq });
+        }
+        self.outputs.push_back(Output::Broadcast {
+            msg: ConsensusMessage::WindowVote(Box::new((*window).clone())),
+            skip: vec![from, key.0],
+        });
+        self.tally_window(now, from, &window, &tree, view);
+    }
+
+    /// Answers a peer that missed a window we still keep.
+    fn on_get_window(&mut self, from: NodeId, voter: NodeId, seq: u64) {
+        if let Some(window) = self.windows.kept(&voter, seq) {
+            let msg = ConsensusMessage::WindowVote(Box::new((**window).clone()));
+            self.send(from, msg);
+        }
+    }
+
+    /// Credits `window`'s voter on every listed txid not yet final here,
+    /// notes each spend it signed (two for one outpoint: equivocation),
+    /// and finalizes the txids whose tally reaches the quorum.
+    fn tally_window(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        window: &WindowVote,
+        tree: &MerkleTree,
+        view: &impl UtxoView,
+    ) {
+        let voter = window.vote.voter;
+        let mut complete = Vec::new();
+        for (index, txid) in window.txids.iter().enumerate() {
+            if self.is_final_here(txid) {
+                continue;
+            }
+            self.note_spends(voter, txid);
+            let validators = &self.validators;
+            let tally = self
+                .windows
+                .tally_mut(*txid, || ProofBuilder::new(*txid, validators));
+            if tally.is_complete() || tally.has_voted(validators, &voter) {
+                continue;
+            }
+            let Some(path) = tree.path(index) else {
+                continue;
+            };
+            if let Ok(VoteAdded::Complete) = tally.add(validators, window.vote.clone(), path) {
+                complete.push(*txid);
+            }
+        }
+        for txid in complete {
+            self.finalize_if_voted(now, txid, Some(from), view);
+        }
+    }
+
+    /// Records the outpoints `voter` signed a spend of, if we know the tx.
+    fn note_spends(&mut self, voter: NodeId, txid: &Hash) {
+        let Some(inputs) = self
+            .mempool
+            .get(txid)
+            .map(|e| e.tx.inputs.iter().map(|i| i.prev).collect::<Vec<_>>())
+        else {
+            return;
+        };
+        for outpoint in inputs {
+            if let Some(first) = self.windows.signed_spend(voter, outpoint, *txid) {
+                self.metrics.equivocations += 1;
+                log::warn!(
+                    "validator {voter:?} signed window votes for conflicting txs {first} and {txid} (both spend {outpoint})"
+                );
+                self.emit(Event::Equivocation {
+                    voter,
+                    outpoint,
+                    first,
+                    second: *txid,
+                });
+            }
+        }
+    }
+
+    fn is_final_here(&self, txid: &Hash) -> bool {
+        self.seen_proofs.contains(txid)
+            || self.mempool.settled(txid) == Some(TxStatus::Finalized)
+            || self
+                .mempool
+                .get(txid)
+                .is_some_and(|e| e.status == TxStatus::Finalized)
+    }
+
+    /// The proof of `tx` if its window votes reached the quorum.
+    fn voted_proof(&self, txid: &Hash, tx: &Tx) -> Option<FinalityProof> {
+        self.windows
+            .tally(txid)
+            .filter(|t| t.is_complete())
+            .map(|t| t.to_proof(tx))
+    }
+
+    /// Finalizes `txid` if its votes are complete and we hold the tx; if
+    /// we lack it, fetches it from `from` (who relayed the deciding vote).
+    fn finalize_if_voted(
+        &mut self,
+        now: Timestamp,
+        txid: Hash,
+        from: Option<NodeId>,
+        view: &impl UtxoView,
+    ) {
+        if self.is_final_here(&txid) || self.halted {
+            return;
+        }
+        if !self
+            .windows
+            .tally(&txid)
+            .is_some_and(ProofBuilder::is_complete)
+        {
+            return;
+        }
+        let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
+            let Some(from) = from.filter(|f| Some(*f) != self.signer.as_ref().map(Keypair::public))
+            else {
+                return;
+            };
+            let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
+            if self.fetches.request(txid, from, deadline) {
+                self.metrics.fetches_sent += 1;
+                self.send(from, ConsensusMessage::GetTxs { txids: vec![txid] });
+            } else {
+                self.metrics.fetches_refused += 1;
+            }
+            return;
+        };
+        let Some(proof) = self.voted_proof(&txid, &tx) else {
+            return;
+        };
+        self.metrics.proofs_assembled += 1;
+        self.apply_proof(now, proof, view);
     }
 
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`
@@ -810,22 +977,6 @@ impl Engine {
     }
 
     // ---- requester: polls ----
-
-    fn apply_response(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        request: Request,
-        verdicts: &[(Hash, Verdict)],
-        finality_vote: Option<FinalityVote>,
-        view: &impl UtxoView,
-    ) {
-        if request.want_votes {
-            self.collect_votes(now, from, &request, verdicts, finality_vote, view);
-        } else {
-            self.count_verdicts(now, &request, verdicts);
-        }
-    }
 
     /// Counts one validator's verdicts into the polls of `request`. A txid
     /// the answer leaves out counts as not `Valid`; extra or repeated
@@ -942,14 +1093,14 @@ impl Engine {
         })
     }
 
-    /// Local acceptance: every conflict is rejected, vote collection starts.
+    /// Local acceptance: every conflict is rejected; once the driver made it
+    /// durable, our next window covers it.
     fn accept(&mut self, now: Timestamp, txid: Hash) {
         self.mempool.set_status(&txid, TxStatus::LocallyAccepted);
         let Some(entry) = self.mempool.get_mut(&txid) else {
             return;
         };
         entry.state.locally_accepted_at = Some(now);
-        entry.state.proof = Some(ProofBuilder::new(txid, &self.validators));
         if let Some(at) = entry.state.next_poll_at.take() {
             self.poll_schedule.remove(&(at, txid));
         }
@@ -958,7 +1109,6 @@ impl Engine {
         for loser in self.mempool.conflicts_of(&txid, &tx) {
             self.reject(loser, RejectReason::ConflictAccepted { winner: txid });
         }
-        self.schedule_vote_round(txid, now);
     }
 
     fn reject(&mut self, txid: Hash, reason: RejectReason) {
@@ -968,111 +1118,10 @@ impl Engine {
         }
     }
 
-    // ---- requester: finality votes ----
-
-    /// Adds a validator's finality vote to the proofs of the txids it covers.
-    /// The vote must come from the validator itself, be a member's, sign the
-    /// root of exactly the txids answered `Valid`, and verify.
-    fn collect_votes(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        request: &Request,
-        verdicts: &[(Hash, Verdict)],
-        finality_vote: Option<FinalityVote>,
-        view: &impl UtxoView,
-    ) {
-        // A validator that has not locally accepted a txid yet (typically
-        // milliseconds behind us) is asked again after one pipeline step,
-        // not a whole poll timeout: that wait was the p90 of finality.
-        let retry_at = now.plus_ms(self.config.snowball.poll_interval_ms());
-        let Some(vote) = finality_vote else {
-            self.retry_vote_rounds(&request.txids, retry_at);
-            return;
-        };
-        if vote.voter != from
-            || vote.chain_id != self.config.validation.chain_id
-            || !self.validators.contains(&vote.voter)
-        {
-            self.metrics.bad_finality_votes += 1;
-            return;
-        }
-        let mut valid: Vec<Hash> = verdicts
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Valid)
-            .map(|(t, _)| *t)
-            .collect();
-        valid.sort_unstable();
-        valid.dedup();
-        let unvoted = request
-            .txids
-            .iter()
-            .filter(|t| valid.binary_search(t).is_err());
-        self.retry_vote_rounds(unvoted, retry_at);
-        let tree = MerkleTree::new(&valid);
-        if tree.root() != vote.root || !self.verified_votes.check(&vote) {
-            self.metrics.bad_finality_votes += 1;
-            return;
-        }
-        let mut complete = Vec::new();
-        for txid in &request.txids {
-            let Ok(index) = valid.binary_search(txid) else {
-                continue;
-            };
-            let Some(entry) = self.mempool.get_mut(txid) else {
-                continue;
-            };
-            let Some(builder) = entry.state.proof.as_mut() else {
-                continue;
-            };
-            if entry.status != TxStatus::LocallyAccepted
-                || builder.has_voted(&self.validators, &vote.voter)
-            {
-                continue;
-            }
-            let Some(path) = tree.path(index) else {
-                continue;
-            };
-            if let Ok(VoteAdded::Complete) = builder.add(&self.validators, vote.clone(), path) {
-                complete.push(*txid);
-            }
-        }
-        for txid in complete {
-            let Some(entry) = self.mempool.get(&txid) else {
-                continue;
-            };
-            let Some(proof) = entry.state.proof.as_ref().map(|b| b.to_proof(&entry.tx)) else {
-                continue;
-            };
-            self.metrics.proofs_assembled += 1;
-            self.finalize(now, txid, proof, None, view);
-        }
-    }
-
-    /// Brings the next vote round of each still-unproven `txids` forward to `at`.
-    fn retry_vote_rounds<'a>(&mut self, txids: impl IntoIterator<Item = &'a Hash>, at: Timestamp) {
-        for txid in txids {
-            let collecting = self
-                .mempool
-                .get(txid)
-                .is_some_and(|e| e.status == TxStatus::LocallyAccepted);
-            if collecting {
-                self.schedule_vote_round(*txid, at);
-            }
-        }
-    }
-
-    /// Marks `txid` finalized with `proof`, reports it, gossips the proof
-    /// once, and admits orphans that were waiting for its outputs.
-    /// `from`: the peer whose proof finalized it, which needs no copy back.
-    fn finalize(
-        &mut self,
-        now: Timestamp,
-        txid: Hash,
-        proof: FinalityProof,
-        from: Option<NodeId>,
-        view: &impl UtxoView,
-    ) {
+    /// Marks `txid` finalized with `proof`, reports it, and admits orphans
+    /// that were waiting for its outputs. The proof is not gossiped: every
+    /// node assembles its own from the window votes it relays.
+    fn finalize(&mut self, now: Timestamp, txid: Hash, proof: FinalityProof, view: &impl UtxoView) {
         if self.halted {
             return;
         }
@@ -1082,41 +1131,18 @@ impl Engine {
         };
         entry.state.finalized_at = Some(now);
         let tx = entry.tx.clone();
-        let state = std::mem::take(&mut entry.state.next_vote_round_at);
-        if let Some(at) = state {
-            self.vote_schedule.remove(&(at, txid));
-        }
         self.seen_proofs.insert(txid, ());
-        // To its voters too: most would finish their own proof only after
-        // one more vote round (measured: p50 finality 23 → 62 ms at 500 tx/s).
-        self.outputs.push_back(Output::Broadcast {
-            msg: ConsensusMessage::Proof(proof.clone()),
-            skip: from.into_iter().collect(),
-        });
         self.emit(Event::Finalized { tx, proof });
         for (child, from) in self.orphans.take_children(&txid) {
             let _ = self.admit(now, child, Origin::Peer(from), view);
         }
     }
 
-    /// A proof by gossip finalizes its tx without sampling, if it verifies
-    /// against our snapshot and its tx applies; a proof for a tx conflicting
-    /// with a finalized one is a safety violation.
-    fn on_proof(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        proof: FinalityProof,
-        view: &impl UtxoView,
-    ) {
+    /// A proof from a peer (catch-up) finalizes its tx without sampling, if
+    /// it verifies against our snapshot and its tx applies.
+    fn on_proof(&mut self, now: Timestamp, proof: FinalityProof, view: &impl UtxoView) {
         let txid = proof.tx.txid();
-        let already_final = self.seen_proofs.contains(&txid)
-            || self.mempool.settled(&txid) == Some(TxStatus::Finalized)
-            || self
-                .mempool
-                .get(&txid)
-                .is_some_and(|e| e.status == TxStatus::Finalized);
-        if already_final || self.halted {
+        if self.is_final_here(&txid) || self.halted {
             return;
         }
         self.metrics.proofs_received += 1;
@@ -1124,12 +1150,23 @@ impl Engine {
         let cache = &mut self.verified_votes;
         let verified = verify_proof_with(
             &proof,
-            self.config.validation.chain_id,
-            |_slot| Some(validators),
+            self.config.scope.chain_id,
+            self.config.scope.genesis_hash,
+            |epoch| (epoch == 0).then_some(validators),
             |vote| cache.check(vote),
         );
         if verified.is_err() {
             self.metrics.proofs_invalid += 1;
+            return;
+        }
+        self.apply_proof(now, proof, view);
+    }
+
+    /// Finalizes the tx of a verified `proof` if it applies here; a proof
+    /// for a tx conflicting with a finalized one is a safety violation.
+    fn apply_proof(&mut self, now: Timestamp, proof: FinalityProof, view: &impl UtxoView) {
+        let txid = proof.tx.txid();
+        if self.is_final_here(&txid) || self.halted {
             return;
         }
         let overlay = OverlayView {
@@ -1177,7 +1214,7 @@ impl Engine {
                 .insert_finalized(txid, proof.tx.clone(), now, TxState::default());
         }
         self.reject_conflicts_of_finalized(txid, &proof.tx);
-        self.finalize(now, txid, proof, Some(from), view);
+        self.finalize(now, txid, proof, view);
     }
 
     /// Every pending spend that conflicts with finalized `tx` loses.
@@ -1203,18 +1240,14 @@ impl Engine {
 
     // ---- scheduling and sending ----
 
-    /// Starts every poll and vote round that is due, batched per validator,
-    /// then answers the queries addressed to ourselves.
-    fn start_due_work(&mut self, now: Timestamp, view: &impl UtxoView) {
+    /// Starts every poll that is due, batched per validator, then answers
+    /// the queries addressed to ourselves.
+    fn start_due_work(&mut self, now: Timestamp) {
         let mut own = Vec::new();
         self.start_due_polls(now, &mut own);
-        self.start_due_vote_rounds(now, &mut own);
-        let Some(me) = self.signer.as_ref().map(Keypair::public) else {
-            return;
-        };
         for request in own {
-            let (verdicts, vote) = self.answer_query(now, &request.txids, request.want_votes);
-            self.apply_response(now, me, request, &verdicts, vote, view);
+            let verdicts = self.answer_query(&request.txids);
+            self.count_verdicts(now, &request, &verdicts);
         }
     }
 
@@ -1278,63 +1311,8 @@ impl Engine {
         }
     }
 
-    /// Asks every validator that has not voted for a locally accepted,
-    /// still unproven transaction; repeats every `poll_timeout` until complete.
-    fn start_due_vote_rounds(&mut self, now: Timestamp, own: &mut Vec<Request>) {
-        let me = self.signer.as_ref().map(Keypair::public);
-        let mut own_txids = Vec::new();
-        while let Some(&(at, txid)) = self.vote_schedule.first() {
-            if at > now {
-                break;
-            }
-            self.vote_schedule.pop_first();
-            let Some(entry) = self.mempool.get_mut(&txid) else {
-                continue;
-            };
-            entry.state.next_vote_round_at = None;
-            let Some(builder) = entry.state.proof.as_ref() else {
-                continue;
-            };
-            if entry.status != TxStatus::LocallyAccepted || builder.is_complete() {
-                continue;
-            }
-            for v in self.validators.validators() {
-                if builder.has_voted(&self.validators, &v.id) {
-                    continue;
-                }
-                if me == Some(v.id) {
-                    own_txids.push(txid);
-                } else {
-                    self.polls.hold_vote_request(v.id, txid);
-                }
-            }
-            self.schedule_vote_round(txid, now.plus_ms(self.config.snowball.poll_timeout_ms));
-        }
-        if let Some(me) = me {
-            self.send_queries(now, me, &own_txids, &[], own);
-        }
-        let limit = self.config.limits.poll_queries_in_flight;
-        for (to, mut txids) in self.polls.release_vote_requests(limit) {
-            txids.retain(|txid| self.needs_vote_from(txid, &to));
-            self.send_queries(now, to, &txids, &[], own);
-        }
-    }
-
-    /// `txid` is locally accepted, its proof short, and `voter` not in it.
-    fn needs_vote_from(&self, txid: &Hash, voter: &NodeId) -> bool {
-        self.mempool.get(txid).is_some_and(|entry| {
-            entry.status == TxStatus::LocallyAccepted
-                && entry
-                    .state
-                    .proof
-                    .as_ref()
-                    .is_some_and(|b| !b.is_complete() && !b.has_voted(&self.validators, voter))
-        })
-    }
-
     /// Sends `txids` to validator `to` in queries of at most
-    /// `max_txs_per_query`; `polls` empty means a vote request. Queries to
-    /// ourselves go to `own`, to be answered inline.
+    /// `max_txs_per_query`. Queries to ourselves go to `own`, to be answered inline.
     fn send_queries(
         &mut self,
         now: Timestamp,
@@ -1343,7 +1321,6 @@ impl Engine {
         polls: &[PollSlots],
         own: &mut Vec<Request>,
     ) {
-        let want_votes = polls.is_empty();
         let per_query = (self.config.snowball.max_txs_per_query as usize).max(1);
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
         let me = self.signer.as_ref().map(Keypair::public);
@@ -1358,7 +1335,6 @@ impl Engine {
                 deadline,
                 txids: chunk.to_vec(),
                 polls: chunk_polls,
-                want_votes,
             };
             if me == Some(to) {
                 own.push(request);
@@ -1371,7 +1347,6 @@ impl Engine {
                 ConsensusMessage::Query {
                     request_id,
                     txids: chunk.to_vec(),
-                    want_votes,
                 },
             );
         }
@@ -1389,24 +1364,10 @@ impl Engine {
         }
     }
 
-    fn schedule_vote_round(&mut self, txid: Hash, at: Timestamp) {
-        if let Some(entry) = self.mempool.get_mut(&txid) {
-            reschedule(
-                &mut self.vote_schedule,
-                &mut entry.state.next_vote_round_at,
-                txid,
-                at,
-            );
-        }
-    }
-
     /// Drops a removed transaction's pending timers.
     fn unschedule(&mut self, txid: &Hash, state: &TxState) {
         if let Some(at) = state.next_poll_at {
             self.poll_schedule.remove(&(at, *txid));
-        }
-        if let Some(at) = state.next_vote_round_at {
-            self.vote_schedule.remove(&(at, *txid));
         }
     }
 
@@ -1416,6 +1377,14 @@ impl Engine {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+}
+
+/// The peer a transaction came from, if any.
+fn origin_peer(origin: Origin) -> Option<NodeId> {
+    match origin {
+        Origin::Local => None,
+        Origin::Peer(from) => Some(from),
     }
 }
 

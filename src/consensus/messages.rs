@@ -2,7 +2,7 @@
 //! what the engine hands back to its driver. Plain data: the net layer frames
 //! and tags these; the engine re-checks every size limit on arrival.
 
-use crate::finality::{FinalityProof, FinalityVote};
+use crate::finality::{FinalityProof, WindowVote};
 use crate::mempool::TxStatus;
 use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
@@ -10,14 +10,11 @@ use serde::{Deserialize, Serialize};
 /// Validators are identified by their ed25519 identity key.
 pub type NodeId = PublicKeyBytes;
 
-/// A responder's answer about one txid.
-///
-/// In a sampling query (`want_votes: false`): `Valid` iff the tx is locally
-/// valid and preferred on every input's conflict set; `Invalid` iff it is
-/// invalid or a conflicting tx is preferred; `Unknown` iff the responder
-/// lacks it (and then fetches it). In a vote request (`want_votes: true`),
-/// `Valid` additionally requires that the responder has locally accepted the
-/// tx: those txids, and only those, are under the signed root.
+/// A responder's answer about one txid in a Snowball poll: `Valid` iff the
+/// tx is locally valid and preferred on every input's conflict set;
+/// `Invalid` iff it is invalid or a conflicting tx is preferred; `Unknown`
+/// iff the responder lacks it (and then fetches it). Unsigned: finality
+/// comes from window votes, never from poll answers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Verdict {
     Valid,
@@ -36,22 +33,25 @@ pub enum ConsensusMessage {
     Txs {
         txs: Vec<Tx>,
     },
-    /// A poll (or, with `want_votes`, a request for finality votes) of at
-    /// most `max_txs_per_query` txids.
+    /// A Snowball poll of at most `max_txs_per_query` txids (validators only).
     Query {
         request_id: u64,
         txids: Vec<Hash>,
-        want_votes: bool,
     },
-    /// The answer to `Query` `request_id`, one verdict per txid, in query
-    /// order. `finality_vote` signs the root of the sorted `Valid` txids and
-    /// is present only when votes were requested and at least one is `Valid`.
+    /// The answer to `Query` `request_id`, one verdict per txid, in query order.
     Votes {
         request_id: u64,
         verdicts: Vec<(Hash, Verdict)>,
-        finality_vote: Option<FinalityVote>,
     },
-    /// A complete finality proof: finalizes its tx without sampling.
+    /// A validator's signed window with its txids: broadcast once by the
+    /// voter, relayed once by every node (dedupe by `(voter, seq)`).
+    WindowVote(Box<WindowVote>),
+    /// Asks for window `seq` of `voter`, missed (a gap in its sequence).
+    GetWindowVote {
+        voter: NodeId,
+        seq: u64,
+    },
+    /// A complete finality proof (catch-up): finalizes its tx without sampling.
     Proof(FinalityProof),
 }
 
@@ -90,12 +90,12 @@ pub enum Event {
     },
     /// Confidence reached `beta` while preferred on every input. The driver
     /// must record it durably (vote safety), then call
-    /// `Engine::handle_acceptance_durable`: our vote covers it only then.
+    /// `Engine::handle_acceptance_durable`: our window vote covers it only then.
     LocallyAccepted {
         txid: Hash,
     },
-    /// The proof is complete (or arrived by gossip). The driver must persist
-    /// tx and proof, then call `Engine::handle_durable`.
+    /// Window votes reached the quorum (or a proof arrived). The driver must
+    /// persist tx and proof, then call `Engine::handle_durable`.
     Finalized {
         tx: Tx,
         proof: FinalityProof,
@@ -107,6 +107,14 @@ pub enum Event {
     /// No local acceptance within `mempool_expiry_ms`; its locks are released.
     Expired {
         txid: Hash,
+    },
+    /// One validator's window votes cover two conflicting transactions
+    /// (both votes verified): equivocation evidence against `voter`.
+    Equivocation {
+        voter: NodeId,
+        outpoint: OutPoint,
+        first: Hash,
+        second: Hash,
     },
     /// Two valid proofs for conflicting transactions: more than a third of
     /// the weight signed both. Finalization halts on this node.

@@ -15,8 +15,9 @@ pub mod polls;
 pub mod sampler;
 pub mod snowball;
 pub mod vote_cache;
+pub mod windows;
 
-pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError};
+pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError, WindowParams};
 pub use messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };

@@ -55,9 +55,8 @@ pub struct Request {
     pub to: NodeId,
     pub deadline: Timestamp,
     pub txids: Vec<Hash>,
-    /// `polls[i]` is the poll `txids[i]` answers; empty for a vote request.
+    /// `polls[i]` is the poll `txids[i]` answers.
     pub polls: Vec<PollSlots>,
-    pub want_votes: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -73,11 +72,6 @@ pub struct Polls {
     /// queries in flight (Nagle-style): under load each validator gets
     /// fewer, fuller queries; an idle validator is asked at once.
     held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
-    /// Vote requests in flight per validator, and the txids held back
-    /// meanwhile (a vote is one signature per answer: fuller requests,
-    /// fewer signatures to make and check).
-    votes_in_flight: BTreeMap<NodeId, u32>,
-    held_votes: BTreeMap<NodeId, BTreeSet<Hash>>,
     /// Validators whose last query expired unanswered: nothing waits for
     /// them (behind a silent validator a held slot would wait a whole
     /// `poll_timeout`, and its poll twice as long to fail) until they answer.
@@ -118,12 +112,7 @@ impl Polls {
     pub fn send(&mut self, request: Request) -> u64 {
         self.next_request_id += 1;
         let id = self.next_request_id;
-        let in_flight = if request.want_votes {
-            &mut self.votes_in_flight
-        } else {
-            &mut self.in_flight
-        };
-        *in_flight.entry(request.to).or_default() += 1;
+        *self.in_flight.entry(request.to).or_default() += 1;
         self.deadlines.insert((request.deadline, id));
         self.requests.insert(id, request);
         id
@@ -156,37 +145,13 @@ impl Polls {
     }
 
     fn ended(&mut self, request: &Request) {
-        let (in_flight, held) = if request.want_votes {
-            let held = self.held_votes.contains_key(&request.to);
-            (&mut self.votes_in_flight, held)
-        } else {
-            (&mut self.in_flight, self.held.contains_key(&request.to))
-        };
-        if let Some(n) = in_flight.get_mut(&request.to) {
+        if let Some(n) = self.in_flight.get_mut(&request.to) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                in_flight.remove(&request.to);
+                self.in_flight.remove(&request.to);
             }
         }
-        self.released |= held;
-    }
-
-    /// Holds a vote request for `txid` to `to` until
-    /// [`Polls::release_vote_requests`] (once per txid).
-    pub fn hold_vote_request(&mut self, to: NodeId, txid: Hash) {
-        self.held_votes.entry(to).or_default().insert(txid);
-    }
-
-    /// The held vote requests of every validator with fewer than
-    /// `max_in_flight` vote requests in flight (or unresponsive).
-    pub fn release_vote_requests(&mut self, max_in_flight: u32) -> Vec<(NodeId, Vec<Hash>)> {
-        self.with_room(self.held_votes.keys(), &self.votes_in_flight, max_in_flight)
-            .into_iter()
-            .filter_map(|to| {
-                let txids = self.held_votes.remove(&to)?;
-                Some((to, txids.into_iter().collect()))
-            })
-            .collect()
+        self.released |= self.held.contains_key(&request.to);
     }
 
     /// Holds one poll's slots for `to` until [`Polls::release`]. Slots of
@@ -305,7 +270,6 @@ mod tests {
             deadline: Timestamp(10),
             txids: vec![Hash::ZERO],
             polls: vec![at],
-            want_votes: false,
         });
         assert!(p.take_answered(id, &b).is_none());
         assert!(p.take_answered(id, &a).is_some());
@@ -329,7 +293,6 @@ mod tests {
             deadline: Timestamp(10),
             txids: vec![x],
             polls: vec![at(first)],
-            want_votes: false,
         });
         let (second, decided, other) = (p.start(x, 1, 1), p.start(y, 1, 1), p.start(y, 1, 1));
         for (txid, poll) in [(x, second), (y, decided), (y, other)] {
@@ -367,7 +330,6 @@ mod tests {
                 deadline: Timestamp(deadline),
                 txids: vec![x],
                 polls: vec![at(poll)],
-                want_votes: false,
             })
         };
         send(&mut p, 10);

@@ -70,13 +70,19 @@ impl VerifiedVotes {
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
+    use crate::finality::VoteScope;
     use crate::types::ChainId;
 
     #[test]
     fn checks_each_vote_once_with_its_voters_parsed_key() {
         let key = Keypair::from_seed_label("voter");
-        let vote = FinalityVote::sign(&key, ChainId(3), 9, &[Hash::digest(b"a")]);
-        let other = FinalityVote::sign(&key, ChainId(3), 10, &[Hash::digest(b"a")]);
+        let scope = VoteScope {
+            chain_id: ChainId(3),
+            genesis_hash: Hash::ZERO,
+            epoch: 0,
+        };
+        let vote = FinalityVote::sign(&key, scope, 9, &[Hash::digest(b"a")]);
+        let other = FinalityVote::sign(&key, scope, 10, &[Hash::digest(b"a")]);
         let forged = FinalityVote {
             sig: other.sig,
             ..vote.clone()

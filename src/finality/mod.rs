@@ -1,4 +1,4 @@
-//! Objective finality (DESIGN §5): validator-set snapshots, signed finality
+//! Objective finality (DESIGN §5): validator-set snapshots, signed window
 //! votes, and proofs that anyone can verify against a snapshot.
 //!
 //! Pure: no clocks, no I/O, no sampling. It must never take a weight or a
@@ -7,10 +7,12 @@
 pub mod proof;
 pub mod validator_set;
 pub mod vote;
+pub mod window;
 
 pub use proof::{
     verify_proof, verify_proof_with, FinalityProof, ProofBuilder, ProofError, VoteAdded,
     MAX_PROOF_VOTES,
 };
 pub use validator_set::{required_weight, ValidatorSet, ValidatorSetError};
-pub use vote::FinalityVote;
+pub use vote::{FinalityVote, VoteScope};
+pub use window::{WindowError, WindowVote, MAX_WINDOW_TXS};

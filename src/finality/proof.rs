@@ -27,18 +27,19 @@ pub enum ProofError {
     NoVotes,
     #[error("proof carries {count} votes, more than the {max} allowed")]
     TooManyVotes { count: usize, max: usize },
-    #[error("vote {index} is for chain {found}, not this chain ({expected})")]
+    #[error("vote {index} is for chain {found} (genesis {genesis}), not this chain ({expected})")]
     WrongChain {
         index: usize,
         found: ChainId,
+        genesis: Hash,
         expected: ChainId,
     },
-    #[error("vote {index} is for slot {slot}, which has no known validator set")]
-    UnknownSlot { index: usize, slot: u64 },
+    #[error("vote {index} is for epoch {epoch}, which has no known validator set")]
+    UnknownEpoch { index: usize, epoch: u64 },
     #[error(
-        "vote {index} (slot {slot}) belongs to a different validator-set snapshot than vote 0"
+        "vote {index} (epoch {epoch}) belongs to a different validator-set snapshot than vote 0"
     )]
-    MixedSnapshots { index: usize, slot: u64 },
+    MixedSnapshots { index: usize, epoch: u64 },
     #[error("vote {index}: {voter:?} is not a validator of the snapshot")]
     NotAMember { index: usize, voter: PublicKeyBytes },
     #[error("vote {index}: {voter:?} already voted earlier in this proof")]
@@ -53,7 +54,7 @@ pub enum ProofError {
 
 /// Verifies `proof` and returns its txid. Valid iff: at most
 /// [`MAX_PROOF_VOTES`] and at most one vote per snapshot member; every vote
-/// is for `chain_id`; every vote's slot maps (via `validators_for_slot`) to
+/// is for `chain_id` and `genesis_hash`; every vote's epoch maps (via `validators_for_epoch`) to
 /// one and the same snapshot; voters are distinct members; each path proves
 /// the txid under its vote's root; summed weight ≥ `required_weight()`
 /// (`ceil(0.67·total)` in integers); every signature passes `verify_strict`.
@@ -61,11 +62,16 @@ pub enum ProofError {
 pub fn verify_proof<'a>(
     proof: &FinalityProof,
     chain_id: ChainId,
-    validators_for_slot: impl Fn(u64) -> Option<&'a ValidatorSet>,
+    genesis_hash: Hash,
+    validators_for_epoch: impl Fn(u64) -> Option<&'a ValidatorSet>,
 ) -> Result<Hash, ProofError> {
-    verify_proof_with(proof, chain_id, validators_for_slot, |vote| {
-        vote.verify_signature().is_ok()
-    })
+    verify_proof_with(
+        proof,
+        chain_id,
+        genesis_hash,
+        validators_for_epoch,
+        |vote| vote.verify_signature().is_ok(),
+    )
 }
 
 /// [`verify_proof`] with the signature check supplied by the caller, so a
@@ -73,7 +79,8 @@ pub fn verify_proof<'a>(
 pub fn verify_proof_with<'a>(
     proof: &FinalityProof,
     chain_id: ChainId,
-    validators_for_slot: impl Fn(u64) -> Option<&'a ValidatorSet>,
+    genesis_hash: Hash,
+    validators_for_epoch: impl Fn(u64) -> Option<&'a ValidatorSet>,
     mut signature_ok: impl FnMut(&FinalityVote) -> bool,
 ) -> Result<Hash, ProofError> {
     let count = proof.votes.len();
@@ -91,15 +98,16 @@ pub fn verify_proof_with<'a>(
     let mut voted: Vec<bool> = Vec::new();
     let mut have: u64 = 0;
     for (index, (vote, path)) in proof.votes.iter().enumerate() {
-        if vote.chain_id != chain_id {
+        if vote.chain_id != chain_id || vote.genesis_hash != genesis_hash {
             return Err(ProofError::WrongChain {
                 index,
                 found: vote.chain_id,
+                genesis: vote.genesis_hash,
                 expected: chain_id,
             });
         }
-        let slot = vote.slot;
-        let set = validators_for_slot(slot).ok_or(ProofError::UnknownSlot { index, slot })?;
+        let epoch = vote.epoch;
+        let set = validators_for_epoch(epoch).ok_or(ProofError::UnknownEpoch { index, epoch })?;
         let set = match snapshot {
             None => {
                 if count > set.len() {
@@ -112,7 +120,7 @@ pub fn verify_proof_with<'a>(
                 *snapshot.insert(set)
             }
             Some(first) if first.set_hash() == set.set_hash() => first,
-            Some(_) => return Err(ProofError::MixedSnapshots { index, slot }),
+            Some(_) => return Err(ProofError::MixedSnapshots { index, epoch }),
         };
         let voter = vote.voter;
         let member = set

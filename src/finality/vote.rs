@@ -1,18 +1,34 @@
-//! A validator's finality vote: one ed25519 signature per `Votes` response,
-//! over the Merkle root of the sorted txids it attests in that response.
+//! A validator's window vote (DESIGN §5): one ed25519 signature per window
+//! over the Merkle root of the sorted txids it durably accepted since its
+//! previous vote. Not tied to who asks, so every node verifies each vote once
+//! and assembles every proof from the same signatures.
 //! Pure: signing needs a key passed in, verification reads nothing but the vote.
 
 use crate::crypto::{merkle, signing_message, Domain, Keypair, PublicKey, SignatureError};
 use crate::types::{ChainId, Hash, PublicKeyBytes, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
-/// `sig` signs `H(chain_id, slot, voter, root)` in domain [`Domain::FinalityVote`].
+/// What every vote of one chain and validator-set epoch shares.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VoteScope {
+    pub chain_id: ChainId,
+    /// Binds the vote to one genesis: a testnet relaunched with the same
+    /// chain id cannot replay it.
+    pub genesis_hash: Hash,
+    /// The validator-set snapshot the voter belongs to.
+    pub epoch: u64,
+}
+
+/// `sig` signs `H(chain_id, genesis_hash, epoch, voter, seq, root)` in
+/// domain [`Domain::FinalityVote`].
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct FinalityVote {
     pub chain_id: ChainId,
-    /// Slot whose validator-set snapshot the voter belongs to.
-    pub slot: u64,
+    pub genesis_hash: Hash,
+    pub epoch: u64,
     pub voter: PublicKeyBytes,
+    /// The voter's window number: increasing, never reused (dedupe key with `voter`).
+    pub seq: u64,
     /// Merkle root of the sorted txids this vote attests.
     pub root: Hash,
     pub sig: SignatureBytes,
@@ -22,8 +38,10 @@ pub struct FinalityVote {
 #[derive(Serialize)]
 struct VoteBody<'a> {
     chain_id: ChainId,
-    slot: u64,
+    genesis_hash: &'a Hash,
+    epoch: u64,
     voter: &'a PublicKeyBytes,
+    seq: u64,
     root: &'a Hash,
 }
 
@@ -32,31 +50,51 @@ impl FinalityVote {
     /// order every verifier rebuilds the tree in).
     pub fn sign(
         keypair: &Keypair,
-        chain_id: ChainId,
-        slot: u64,
+        scope: VoteScope,
+        seq: u64,
         valid_txids_sorted: &[Hash],
     ) -> FinalityVote {
         debug_assert!(valid_txids_sorted.windows(2).all(|w| w[0] < w[1]));
-        Self::sign_root(keypair, chain_id, slot, merkle::root(valid_txids_sorted))
+        Self::sign_root(keypair, scope, seq, merkle::root(valid_txids_sorted))
     }
 
     /// Signs an already computed root.
-    pub fn sign_root(keypair: &Keypair, chain_id: ChainId, slot: u64, root: Hash) -> FinalityVote {
-        let voter = keypair.public();
-        let body = body_hash(chain_id, slot, &voter, &root);
-        let sig = keypair.sign(&signing_message(Domain::FinalityVote, chain_id, &body));
-        FinalityVote {
-            chain_id,
-            slot,
-            voter,
+    pub fn sign_root(keypair: &Keypair, scope: VoteScope, seq: u64, root: Hash) -> FinalityVote {
+        let mut vote = FinalityVote {
+            chain_id: scope.chain_id,
+            genesis_hash: scope.genesis_hash,
+            epoch: scope.epoch,
+            voter: keypair.public(),
+            seq,
             root,
-            sig,
+            sig: SignatureBytes([0; 64]),
+        };
+        vote.sig = keypair.sign(&vote.signing_message());
+        vote
+    }
+
+    pub fn scope(&self) -> VoteScope {
+        VoteScope {
+            chain_id: self.chain_id,
+            genesis_hash: self.genesis_hash,
+            epoch: self.epoch,
         }
     }
 
     /// Hash of the signed body (everything but the signature).
     pub fn body_hash(&self) -> Hash {
-        body_hash(self.chain_id, self.slot, &self.voter, &self.root)
+        Hash::of(&VoteBody {
+            chain_id: self.chain_id,
+            genesis_hash: &self.genesis_hash,
+            epoch: self.epoch,
+            voter: &self.voter,
+            seq: self.seq,
+            root: &self.root,
+        })
+    }
+
+    fn signing_message(&self) -> [u8; 52] {
+        signing_message(Domain::FinalityVote, self.chain_id, &self.body_hash())
     }
 
     /// Hash of the whole vote, signature included: the key under which a
@@ -77,18 +115,8 @@ impl FinalityVote {
         if key.bytes() != self.voter {
             return Err(SignatureError::BadPublicKey);
         }
-        let message = signing_message(Domain::FinalityVote, self.chain_id, &self.body_hash());
-        key.verify(&message, &self.sig)
+        key.verify(&self.signing_message(), &self.sig)
     }
-}
-
-fn body_hash(chain_id: ChainId, slot: u64, voter: &PublicKeyBytes, root: &Hash) -> Hash {
-    Hash::of(&VoteBody {
-        chain_id,
-        slot,
-        voter,
-        root,
-    })
 }
 
 #[cfg(test)]
@@ -101,12 +129,26 @@ mod tests {
         let txids = [Hash::digest(b"a"), Hash::digest(b"b")];
         let mut sorted = txids;
         sorted.sort();
-        let vote = FinalityVote::sign(&key, ChainId(3), 9, &sorted);
+        let scope = VoteScope {
+            chain_id: ChainId(3),
+            genesis_hash: Hash::digest(b"genesis"),
+            epoch: 0,
+        };
+        let vote = FinalityVote::sign(&key, scope, 9, &sorted);
         assert_eq!(vote.root, merkle::root(&sorted));
+        assert_eq!(vote.scope(), scope);
         assert_eq!(vote.verify_signature(), Ok(()));
         for tampered in [
             FinalityVote {
-                slot: 10,
+                seq: 10,
+                ..vote.clone()
+            },
+            FinalityVote {
+                epoch: 1,
+                ..vote.clone()
+            },
+            FinalityVote {
+                genesis_hash: Hash::ZERO,
                 ..vote.clone()
             },
             FinalityVote {

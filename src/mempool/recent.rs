@@ -1,6 +1,6 @@
 //! A bounded memory of recent facts keyed by hash (settled txids, seen
-//! proofs, verified votes): the oldest entry is forgotten first, so peers
-//! can never grow it past its capacity.
+//! proofs, verified votes, vote tallies): the oldest entry is forgotten
+//! first, so peers can never grow it past its capacity.
 
 use foldhash::{HashMap, HashMapExt};
 use std::collections::VecDeque;
@@ -8,8 +8,12 @@ use std::hash::Hash as StdHash;
 
 #[derive(Clone, Debug)]
 pub struct RecentMap<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
+    /// Value and the insertion number of its entry in `order`.
+    map: HashMap<K, (V, u64)>,
+    /// Keys oldest first; an entry whose number no longer matches the map
+    /// was removed (or re-inserted later) and is skipped.
+    order: VecDeque<(K, u64)>,
+    inserted: u64,
     capacity: usize,
 }
 
@@ -19,27 +23,62 @@ impl<K: StdHash + Eq + Copy, V> RecentMap<K, V> {
         RecentMap {
             map: HashMap::new(),
             order: VecDeque::new(),
+            inserted: 0,
             capacity: capacity.max(1),
         }
     }
 
     /// Inserts or overwrites; a new key may evict the oldest one.
     pub fn insert(&mut self, key: K, value: V) {
-        if let Some(v) = self.map.get_mut(&key) {
+        if let Some((v, _)) = self.map.get_mut(&key) {
             *v = value;
             return;
         }
-        if self.map.len() >= self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
+        let number = self.admit(key);
+        self.map.insert(key, (value, number));
+    }
+
+    /// The value of `key`, inserted from `make` if absent (which may evict the oldest).
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let number = if self.map.contains_key(&key) {
+            0
+        } else {
+            self.admit(key)
+        };
+        &mut self.map.entry(key).or_insert_with(|| (make(), number)).0
+    }
+
+    /// Makes room for new `key` and queues it; returns its insertion number.
+    fn admit(&mut self, key: K) -> u64 {
+        while self.map.len() >= self.capacity {
+            let Some((oldest, number)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&oldest).is_some_and(|(_, n)| *n == number) {
                 self.map.remove(&oldest);
             }
         }
-        self.map.insert(key, value);
-        self.order.push_back(key);
+        if self.order.len() >= self.capacity.saturating_mul(2) {
+            // Removals left stale entries: drop them, so the order stays bounded too.
+            let map = &self.map;
+            self.order
+                .retain(|(k, number)| map.get(k).is_some_and(|(_, n)| n == number));
+        }
+        self.inserted += 1;
+        self.order.push_back((key, self.inserted));
+        self.inserted
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key).map(|(v, _)| v)
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.map.remove(key).map(|(v, _)| v)
     }
 
     pub fn contains(&self, key: &K) -> bool {
@@ -70,5 +109,22 @@ mod tests {
         assert_eq!(r.get(&2), Some(&'b'));
         assert_eq!(r.get(&3), Some(&'d'));
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn removal_frees_room_and_the_order_stays_bounded() {
+        let mut r = RecentMap::new(3);
+        for i in 0..1_000u32 {
+            r.insert(i, i);
+            assert_eq!(r.remove(&i), Some(i));
+            r.insert(i % 5, i);
+        }
+        assert!(r.len() <= 3);
+        assert!(r.order.len() <= 7);
+        r.insert(100, 1);
+        if let Some(v) = r.get_mut(&100) {
+            *v = 2;
+        }
+        assert_eq!(r.get(&100), Some(&2));
     }
 }

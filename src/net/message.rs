@@ -9,14 +9,15 @@
 
 use crate::chain::certificate::{BlockVote, Certificate, Equivocation, MAX_CERTIFICATE_VOTES};
 use crate::consensus::messages::{ConsensusMessage, NodeId, Verdict};
-use crate::finality::{FinalityProof, FinalityVote, MAX_PROOF_VOTES};
+use crate::finality::{FinalityProof, WindowVote, MAX_PROOF_VOTES, MAX_WINDOW_TXS};
 use crate::types::encoding::{self, DecodeError};
 use crate::types::{ChainId, Hash, SignatureBytes, Tx};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// The wire protocol version sent in `Hello`; a peer with another is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: window votes replace per-request finality votes (DESIGN §5).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Bytes of the type tag in front of every body.
 pub const TAG_BYTES: usize = 2;
 
@@ -37,6 +38,8 @@ pub enum MessageTag {
     Query = 0x0104,
     Votes = 0x0105,
     Proof = 0x0106,
+    WindowVote = 0x0107,
+    GetWindowVote = 0x0108,
     BlockAnnounce = 0x0201,
     GetBlocks = 0x0202,
     Blocks = 0x0203,
@@ -46,7 +49,7 @@ pub enum MessageTag {
 }
 
 impl MessageTag {
-    pub const ALL: [MessageTag; 18] = [
+    pub const ALL: [MessageTag; 20] = [
         MessageTag::Hello,
         MessageTag::HelloAck,
         MessageTag::Ping,
@@ -59,6 +62,8 @@ impl MessageTag {
         MessageTag::Query,
         MessageTag::Votes,
         MessageTag::Proof,
+        MessageTag::WindowVote,
+        MessageTag::GetWindowVote,
         MessageTag::BlockAnnounce,
         MessageTag::GetBlocks,
         MessageTag::Blocks,
@@ -93,6 +98,8 @@ impl MessageTag {
             MessageTag::Query => "query",
             MessageTag::Votes => "votes",
             MessageTag::Proof => "proof",
+            MessageTag::WindowVote => "windowvote",
+            MessageTag::GetWindowVote => "getwindowvote",
             MessageTag::BlockAnnounce => "blockannounce",
             MessageTag::GetBlocks => "getblocks",
             MessageTag::Blocks => "blocks",
@@ -102,9 +109,13 @@ impl MessageTag {
         }
     }
 
-    /// Relayed to every peer once and deduplicated by hash (`Tx`, `Proof`).
+    /// Relayed to every peer once and deduplicated by hash (`Tx`, `Proof`,
+    /// `WindowVote`).
     pub fn is_gossip(self) -> bool {
-        matches!(self, MessageTag::Tx | MessageTag::Proof)
+        matches!(
+            self,
+            MessageTag::Tx | MessageTag::Proof | MessageTag::WindowVote
+        )
     }
 
     /// Which rate-limit bucket and which outbox the message belongs to.
@@ -116,9 +127,12 @@ impl MessageTag {
             | MessageTag::Pong
             | MessageTag::GetPeers
             | MessageTag::Peers => MessageClass::Session,
-            MessageTag::Tx | MessageTag::GetTxs | MessageTag::Txs | MessageTag::Proof => {
-                MessageClass::TxGossip
-            }
+            MessageTag::Tx
+            | MessageTag::GetTxs
+            | MessageTag::Txs
+            | MessageTag::Proof
+            | MessageTag::WindowVote
+            | MessageTag::GetWindowVote => MessageClass::TxGossip,
             MessageTag::Query | MessageTag::Votes => MessageClass::Poll,
             MessageTag::BlockAnnounce
             | MessageTag::GetBlocks
@@ -276,8 +290,8 @@ pub enum MessageError {
     },
 }
 
-type QueryBody = (u64, Vec<Hash>, bool);
-type VotesBody = (u64, Vec<(Hash, Verdict)>, Option<FinalityVote>);
+type QueryBody = (u64, Vec<Hash>);
+type VotesBody = (u64, Vec<(Hash, Verdict)>);
 
 /// Encoded bytes of one `Hash` (serde_bytes length prefix + 32).
 const HASH_BYTES: usize = 8 + 32;
@@ -285,8 +299,8 @@ const HASH_BYTES: usize = 8 + 32;
 const ADDR_BYTES_MAX: usize = 4 + 16 + 2;
 /// Upper bound of one encoded `(Hash, Verdict)`.
 const VERDICT_BYTES_MAX: usize = HASH_BYTES + 4;
-/// Upper bound of an encoded `FinalityVote` (option byte + fields, generous).
-const VOTE_BYTES_MAX: usize = 256;
+/// Upper bound of an encoded `FinalityVote` (fields, generous).
+const VOTE_BYTES_MAX: usize = 320;
 /// Upper bound of an encoded `BlockVote` (about 230 bytes, generous).
 const BLOCK_VOTE_BYTES_MAX: usize = 512;
 
@@ -306,6 +320,8 @@ impl Message {
                 ConsensusMessage::Query { .. } => MessageTag::Query,
                 ConsensusMessage::Votes { .. } => MessageTag::Votes,
                 ConsensusMessage::Proof(_) => MessageTag::Proof,
+                ConsensusMessage::WindowVote(_) => MessageTag::WindowVote,
+                ConsensusMessage::GetWindowVote { .. } => MessageTag::GetWindowVote,
             },
             Message::BlockAnnounce { .. } => MessageTag::BlockAnnounce,
             Message::GetBlocks { .. } => MessageTag::GetBlocks,
@@ -332,17 +348,18 @@ impl Message {
                 ConsensusMessage::Tx(tx) => encoding::encode_into(tx, &mut out),
                 ConsensusMessage::GetTxs { txids } => encoding::encode_into(txids, &mut out),
                 ConsensusMessage::Txs { txs } => encoding::encode_into(txs, &mut out),
-                ConsensusMessage::Query {
-                    request_id,
-                    txids,
-                    want_votes,
-                } => encoding::encode_into(&(request_id, txids, want_votes), &mut out),
+                ConsensusMessage::Query { request_id, txids } => {
+                    encoding::encode_into(&(request_id, txids), &mut out)
+                }
                 ConsensusMessage::Votes {
                     request_id,
                     verdicts,
-                    finality_vote,
-                } => encoding::encode_into(&(request_id, verdicts, finality_vote), &mut out),
+                } => encoding::encode_into(&(request_id, verdicts), &mut out),
                 ConsensusMessage::Proof(p) => encoding::encode_into(p, &mut out),
+                ConsensusMessage::WindowVote(w) => encoding::encode_into(w, &mut out),
+                ConsensusMessage::GetWindowVote { voter, seq } => {
+                    encoding::encode_into(&(voter, seq), &mut out)
+                }
             },
             Message::BlockAnnounce { height, hash } => {
                 encoding::encode_into(&(height, hash), &mut out)
@@ -418,29 +435,33 @@ impl Message {
                 Message::Consensus(ConsensusMessage::Txs { txs })
             }
             MessageTag::Query => {
-                let (request_id, txids, want_votes): QueryBody =
+                let (request_id, txids): QueryBody =
                     encoding::decode(body, max, name).map_err(body_err)?;
                 count("txids", txids.len(), limits.max_txs_per_query)?;
-                Message::Consensus(ConsensusMessage::Query {
-                    request_id,
-                    txids,
-                    want_votes,
-                })
+                Message::Consensus(ConsensusMessage::Query { request_id, txids })
             }
             MessageTag::Votes => {
-                let (request_id, verdicts, finality_vote): VotesBody =
+                let (request_id, verdicts): VotesBody =
                     encoding::decode(body, max, name).map_err(body_err)?;
                 count("verdicts", verdicts.len(), limits.max_txs_per_query)?;
                 Message::Consensus(ConsensusMessage::Votes {
                     request_id,
                     verdicts,
-                    finality_vote,
                 })
             }
             MessageTag::Proof => {
                 let proof: FinalityProof = encoding::decode(body, max, name).map_err(body_err)?;
                 count("votes", proof.votes.len(), MAX_PROOF_VOTES)?;
                 Message::Consensus(ConsensusMessage::Proof(proof))
+            }
+            MessageTag::WindowVote => {
+                let window: WindowVote = encoding::decode(body, max, name).map_err(body_err)?;
+                count("txids", window.txids.len(), MAX_WINDOW_TXS)?;
+                Message::Consensus(ConsensusMessage::WindowVote(Box::new(window)))
+            }
+            MessageTag::GetWindowVote => {
+                let (voter, seq) = encoding::decode(body, max, name).map_err(body_err)?;
+                Message::Consensus(ConsensusMessage::GetWindowVote { voter, seq })
             }
             MessageTag::BlockAnnounce => {
                 let (height, hash) = encoding::decode(body, max, name).map_err(body_err)?;
@@ -510,8 +531,10 @@ fn body_limit(tag: MessageTag, limits: &MessageLimits) -> usize {
         MessageTag::Peers => list(limits.max_peer_addrs, ADDR_BYTES_MAX),
         MessageTag::Tx => limits.max_tx_bytes,
         MessageTag::GetTxs => list(limits.max_txs_per_query, HASH_BYTES),
-        MessageTag::Query => list(limits.max_txs_per_query, HASH_BYTES) + 8 + 1,
-        MessageTag::Votes => list(limits.max_txs_per_query, VERDICT_BYTES_MAX) + 8 + VOTE_BYTES_MAX,
+        MessageTag::Query => list(limits.max_txs_per_query, HASH_BYTES) + 8,
+        MessageTag::Votes => list(limits.max_txs_per_query, VERDICT_BYTES_MAX) + 8,
+        MessageTag::WindowVote => VOTE_BYTES_MAX + list(MAX_WINDOW_TXS, HASH_BYTES),
+        MessageTag::GetWindowVote => HASH_BYTES + 8,
         MessageTag::BlockAnnounce => 8 + HASH_BYTES,
         MessageTag::GetBlocks => 8 + 4,
         MessageTag::BlockVote => BLOCK_VOTE_BYTES_MAX,
@@ -543,7 +566,12 @@ mod tests {
 
     pub(crate) fn one_of_each() -> Vec<Message> {
         let key = Keypair::from_seed_label("m");
-        let vote = FinalityVote::sign_root(&key, ChainId(3), 7, Hash::digest(b"root"));
+        let scope = crate::finality::VoteScope {
+            chain_id: ChainId(3),
+            genesis_hash: Hash::digest(b"g"),
+            epoch: 0,
+        };
+        let window = WindowVote::sign(&key, scope, 7, vec![Hash::digest(b"t"); 3]);
         let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 4, Hash::ZERO);
         vec![
             Message::Hello(Hello {
@@ -572,17 +600,20 @@ mod tests {
             Message::Consensus(ConsensusMessage::Query {
                 request_id: 9,
                 txids: vec![Hash::digest(b"t"); 64],
-                want_votes: true,
             }),
             Message::Consensus(ConsensusMessage::Votes {
                 request_id: 9,
                 verdicts: vec![(Hash::digest(b"t"), Verdict::Unknown); 64],
-                finality_vote: Some(vote),
             }),
             Message::Consensus(ConsensusMessage::Proof(FinalityProof {
                 tx: tx(),
                 votes: vec![],
             })),
+            Message::Consensus(ConsensusMessage::WindowVote(Box::new(window))),
+            Message::Consensus(ConsensusMessage::GetWindowVote {
+                voter: key.public(),
+                seq: u64::MAX,
+            }),
             Message::BlockAnnounce {
                 height: 4,
                 hash: Hash::digest(b"b"),
@@ -660,7 +691,6 @@ mod tests {
         let too_many_txids = over(Message::Consensus(ConsensusMessage::Query {
             request_id: 1,
             txids: vec![Hash::ZERO; 65],
-            want_votes: false,
         }));
         assert!(matches!(
             too_many_txids,

@@ -522,7 +522,6 @@ pub(crate) mod tests {
         frame_of(&Message::Consensus(ConsensusMessage::Query {
             request_id: 0,
             txids: vec![Hash::ZERO; txids],
-            want_votes: false,
         }))
     }
 
@@ -530,7 +529,6 @@ pub(crate) mod tests {
         frame_of(&Message::Consensus(ConsensusMessage::Votes {
             request_id: 0,
             verdicts: vec![(Hash::ZERO, Verdict::Valid)],
-            finality_vote: None,
         }))
     }
 
@@ -602,7 +600,6 @@ pub(crate) mod tests {
             b.send(&Message::Consensus(ConsensusMessage::Query {
                 request_id: 0,
                 txids: vec![],
-                want_votes: false,
             }))
             .unwrap();
             drain(&mut b);

@@ -321,7 +321,6 @@ mod tests {
             Message::Consensus(ConsensusMessage::Query {
                 request_id: 1,
                 txids: vec![Hash::ZERO; n],
-                want_votes: false,
             })
         };
         assert_eq!(cost(&query(64)), 64);

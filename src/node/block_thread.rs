@@ -935,11 +935,12 @@ impl<C: Clock> BlockThread<C> {
             if unknown.is_empty() {
                 return Ok(());
             }
-            let chain_id = self.settings.chain_id;
+            let (chain_id, genesis) = (self.settings.chain_id, self.settings.genesis.hash);
             let validators = &self.validators;
             let cache = &mut self.verified_votes;
             unknown.retain(|p| {
-                verify_proof_with(p, chain_id, |_| Some(validators), |v| cache.check(v)).is_ok()
+                let set = |epoch| (epoch == 0).then_some(validators);
+                verify_proof_with(p, chain_id, genesis, set, |v| cache.check(v)).is_ok()
             });
             self.count_verified_votes();
             spending_order(&read, unknown)?
@@ -1292,6 +1293,7 @@ fn chain_view<'a>(
     Ok(StoreChainView {
         read: store.read()?,
         chain_id: settings.chain_id,
+        genesis_hash: settings.genesis.hash,
         validators,
         parent,
         now,

@@ -24,6 +24,7 @@ use std::collections::HashSet;
 pub struct StoreChainView<'s> {
     pub read: ReadView<'s>,
     pub chain_id: ChainId,
+    pub genesis_hash: Hash,
     /// The genesis validator set: the snapshot of every slot so far.
     pub validators: &'s ValidatorSet,
     /// The block a candidate must extend.
@@ -39,6 +40,10 @@ fn view_error(e: StoreError) -> ChainViewError {
 impl ChainView for StoreChainView<'_> {
     fn chain_id(&self) -> ChainId {
         self.chain_id
+    }
+
+    fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
     }
 
     fn tip(&self) -> ChainTip {

@@ -200,5 +200,7 @@ fn kind(msg: &ConsensusMessage) -> &'static str {
         ConsensusMessage::Query { .. } => "Query",
         ConsensusMessage::Votes { .. } => "Votes",
         ConsensusMessage::Proof(_) => "Proof",
+        ConsensusMessage::WindowVote(_) => "WindowVote",
+        ConsensusMessage::GetWindowVote { .. } => "GetWindowVote",
     }
 }

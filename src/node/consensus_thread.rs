@@ -269,7 +269,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         let store = Arc::clone(&self.store);
         let view = store.read()?;
         for report in &batch.durable {
-            self.on_durable(now, report, &view);
+            self.on_durable(now, report);
         }
         let mut admitted = Vec::new();
         for event in batch.events.drain(..) {
@@ -403,7 +403,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// Records finality latency (admission to durable) and step times,
     /// lets the engine forget the committed transactions and sign for the
     /// recorded acceptances, and answers the submitters of admitted ones.
-    fn on_durable(&mut self, now: Timestamp, report: &Durable, view: &ReadView<'_>) {
+    fn on_durable(&mut self, now: Timestamp, report: &Durable) {
         for txid in &report.finalized {
             if self.recent_durable.len() == CATCH_UP_PROOFS {
                 self.recent_durable.pop_front();
@@ -430,8 +430,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             );
         }
         self.engine.handle_durable(report.at, &report.finalized);
-        self.engine
-            .handle_acceptance_durable(now, &report.accepted, view);
+        self.engine.handle_acceptance_durable(now, &report.accepted);
         for txid in &report.admitted {
             for reply in self.awaiting_durable.remove(txid).unwrap_or_default() {
                 self.submits_waiting = self.submits_waiting.saturating_sub(1);
@@ -548,6 +547,11 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 log::info!("tx {txid} expired without a quorum");
                 self.metrics.txs_expired.fetch_add(1, Relaxed);
                 self.backlog.push_back(LedgerCommand::MempoolRemove(txid));
+            }
+            // The engine logged it with both txids; storing and gossiping
+            // window-vote evidence comes with slashing (DESIGN §7).
+            Event::Equivocation { .. } => {
+                self.metrics.equivocations.fetch_add(1, Relaxed);
             }
             Event::SafetyViolation {
                 outpoint,

@@ -163,7 +163,8 @@ impl Node {
             .as_ref()
             .is_some_and(|k| validators.contains(&k.public()));
         // Sampling randomness need not replay in production; the simulator seeds its own.
-        let engine_config = EngineConfig::from_spec(&spec, OsRng.next_u64());
+        let mut engine_config = EngineConfig::from_spec(&spec, OsRng.next_u64());
+        engine_config.window_session = store.next_window_session()?;
         let message_limits = net_config
             .as_ref()
             .map_or_else(MessageLimits::default, |c| c.messages);

@@ -342,8 +342,12 @@ pub(super) fn proof_summary(proof: &FinalityProof, set: &ValidatorSet) -> Map<St
             .collect::<Vec<_>>()),
     );
     map.insert(
-        "slots".into(),
-        json!(proof.votes.iter().map(|(v, _)| v.slot).collect::<Vec<_>>()),
+        "epochs".into(),
+        json!(proof.votes.iter().map(|(v, _)| v.epoch).collect::<Vec<_>>()),
+    );
+    map.insert(
+        "seqs".into(),
+        json!(proof.votes.iter().map(|(v, _)| v.seq).collect::<Vec<_>>()),
     );
     map.insert("weight".into(), json!(weight));
     map.insert("required_weight".into(), json!(set.required_weight()));

@@ -8,34 +8,34 @@
 use super::rng::below;
 use crate::consensus::{ConsensusMessage, NodeId, Output, Verdict};
 use crate::crypto::Keypair;
-use crate::finality::FinalityVote;
-use crate::types::{ChainId, Hash, OutPoint, Tx};
+use crate::finality::WindowVote;
+use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
-/// Signed `Votes` responses the adversary keeps for replay.
+/// Window votes the adversary keeps for replay.
 const ARCHIVE_CAPACITY: usize = 256;
 
-/// How a Byzantine validator answers queries.
+/// How a Byzantine validator answers polls and signs windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Strategy {
-    /// `Invalid` for everything, never a finality vote.
+    /// `Invalid` for everything, never a window vote.
     AlwaysInvalid,
-    /// `Valid` for everything, both sides of a double spend included, and a
-    /// signed finality vote for all of it; relays no transactions, so each
-    /// side of a double spend spreads only as far as honest gossip takes it.
+    /// `Valid` for everything, and window votes over every tx it has seen,
+    /// both sides of a double spend included; relays no transactions, so
+    /// each side of a double spend spreads only as far as honest gossip takes it.
     ValidForAll,
-    /// `Valid` (and signed) for whichever side of a conflict is currently
-    /// losing among honest preferences, to keep the split alive.
+    /// `Valid` (and signed in its windows) for whichever side of a conflict
+    /// is currently losing among honest preferences, to keep the split alive.
     KeepSplit,
     /// Sends nothing at all.
     Silent,
-    /// Answers with finality votes replayed from earlier responses (its own
-    /// and other validators'), and resends old responses verbatim.
+    /// Sends, beside its own windows, window votes replayed from earlier
+    /// ones (its own and other validators').
     ReplayOldVotes,
-    /// Signs finality votes with a wrong key, or in another validator's name.
+    /// Sends window votes signed with a wrong key, or in another validator's name.
     ForgeVotes,
 }
 
@@ -82,43 +82,33 @@ impl FromStr for Strategy {
     }
 }
 
-/// The query a Byzantine node is answering, as it arrived.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryInfo {
-    pub request_id: u64,
-    pub want_votes: bool,
-}
-
 /// What the Byzantine validators know and share.
 pub struct Adversary {
-    chain_id: ChainId,
-    slot_duration_ms: u64,
     rng: ChaCha20Rng,
     /// Every spend of every outpoint seen in any message: the conflict sets.
     spends: BTreeMap<OutPoint, BTreeSet<Hash>>,
     inputs: BTreeMap<Hash, Vec<OutPoint>>,
+    /// Every txid seen, in order; each Byzantine voter's windows cover a
+    /// suffix of it (`signed_upto`).
+    seen: Vec<Hash>,
+    signed_upto: BTreeMap<NodeId, usize>,
     /// Honest nodes whose latest verdict on a txid was `Valid`.
     honest_valid: BTreeMap<Hash, BTreeSet<usize>>,
-    /// Recent `Votes` carrying a finality vote, from anyone.
-    archive: VecDeque<ConsensusMessage>,
+    /// Recent window votes, from anyone.
+    archive: VecDeque<WindowVote>,
     honest_ids: Vec<NodeId>,
     /// A key no validator owns, for votes signed with the wrong key.
     forger: Keypair,
 }
 
 impl Adversary {
-    pub fn new(
-        chain_id: ChainId,
-        slot_duration_ms: u64,
-        honest_ids: Vec<NodeId>,
-        rng: ChaCha20Rng,
-    ) -> Adversary {
+    pub fn new(honest_ids: Vec<NodeId>, rng: ChaCha20Rng) -> Adversary {
         Adversary {
-            chain_id,
-            slot_duration_ms: slot_duration_ms.max(1),
             rng,
             spends: BTreeMap::new(),
             inputs: BTreeMap::new(),
+            seen: Vec::new(),
+            signed_upto: BTreeMap::new(),
             honest_valid: BTreeMap::new(),
             archive: VecDeque::new(),
             honest_ids,
@@ -132,108 +122,84 @@ impl Adversary {
             ConsensusMessage::Tx(tx) => self.observe_tx(tx),
             ConsensusMessage::Txs { txs } => txs.iter().for_each(|tx| self.observe_tx(tx)),
             ConsensusMessage::Proof(proof) => self.observe_tx(&proof.tx),
-            ConsensusMessage::Votes {
-                verdicts,
-                finality_vote,
-                ..
-            } => {
-                if honest {
-                    for (txid, verdict) in verdicts {
-                        let nodes = self.honest_valid.entry(*txid).or_default();
-                        if *verdict == Verdict::Valid {
-                            nodes.insert(from);
-                        } else {
-                            nodes.remove(&from);
-                        }
+            ConsensusMessage::Votes { verdicts, .. } if honest => {
+                for (txid, verdict) in verdicts {
+                    let nodes = self.honest_valid.entry(*txid).or_default();
+                    if *verdict == Verdict::Valid {
+                        nodes.insert(from);
+                    } else {
+                        nodes.remove(&from);
                     }
-                }
-                if finality_vote.is_some() {
-                    if self.archive.len() == ARCHIVE_CAPACITY {
-                        self.archive.pop_front();
-                    }
-                    self.archive.push_back(msg.clone());
                 }
             }
-            ConsensusMessage::GetTxs { .. } | ConsensusMessage::Query { .. } => {}
+            ConsensusMessage::WindowVote(window) => {
+                if self.archive.len() == ARCHIVE_CAPACITY {
+                    self.archive.pop_front();
+                }
+                self.archive.push_back((**window).clone());
+            }
+            _ => {}
         }
     }
 
     pub fn observe_tx(&mut self, tx: &Tx) {
         let txid = tx.txid();
+        if self.inputs.contains_key(&txid) {
+            return;
+        }
         for input in &tx.inputs {
             self.spends.entry(input.prev).or_default().insert(txid);
         }
         self.inputs
-            .entry(txid)
-            .or_insert_with(|| tx.inputs.iter().map(|i| i.prev).collect());
+            .insert(txid, tx.inputs.iter().map(|i| i.prev).collect());
+        self.seen.push(txid);
     }
 
-    /// What a Byzantine node following `strategy` actually sends instead of
-    /// `out`. `query` is the query being answered, if `out` answers one.
-    pub fn rewrite(
-        &mut self,
-        strategy: Strategy,
-        me: &Keypair,
-        now_ms: u64,
-        query: Option<&QueryInfo>,
-        out: Output,
-    ) -> Vec<Output> {
-        let withheld = match &out {
-            Output::Send { msg, .. } | Output::Broadcast { msg, .. } => {
-                strategy == Strategy::ValidForAll
-                    && matches!(msg, ConsensusMessage::Tx(_) | ConsensusMessage::Txs { .. })
-            }
-            Output::Event(_) => false,
+    /// What a Byzantine node following `strategy` actually sends instead of `out`.
+    pub fn rewrite(&mut self, strategy: Strategy, me: &Keypair, out: Output) -> Vec<Output> {
+        let msg = match &out {
+            Output::Send { msg, .. } | Output::Broadcast { msg, .. } => msg,
+            Output::Event(_) => return vec![out],
         };
+        let withheld = strategy == Strategy::ValidForAll
+            && matches!(msg, ConsensusMessage::Tx(_) | ConsensusMessage::Txs { .. });
         if strategy == Strategy::Silent || withheld {
             return Vec::new();
         }
-        let Output::Send {
-            to,
-            msg:
-                ConsensusMessage::Votes {
-                    request_id,
-                    verdicts,
-                    finality_vote,
-                },
-        } = out
-        else {
-            return vec![out];
-        };
-        let want_votes = query
-            .filter(|q| q.request_id == request_id)
-            .map_or(finality_vote.is_some(), |q| q.want_votes);
-        let verdicts: Vec<(Hash, Verdict)> = verdicts
-            .into_iter()
-            .map(|(txid, honest)| (txid, self.verdict(strategy, &txid, honest)))
-            .collect();
-        let mut valid: Vec<Hash> = verdicts
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Valid)
-            .map(|(txid, _)| *txid)
-            .collect();
-        valid.sort_unstable();
-        valid.dedup();
-        let slot = finality_vote
-            .as_ref()
-            .map_or(now_ms / self.slot_duration_ms, |v| v.slot);
-        let vote = (want_votes && !valid.is_empty())
-            .then(|| self.vote(strategy, me, slot, &valid, finality_vote))
-            .flatten();
-        let mut sent = vec![Output::Send {
-            to,
-            msg: ConsensusMessage::Votes {
-                request_id,
-                verdicts,
-                finality_vote: vote,
-            },
-        }];
-        if strategy == Strategy::ReplayOldVotes {
-            if let Some(old) = self.pick_archived() {
-                sent.push(Output::Send { to, msg: old });
+        match out {
+            Output::Send {
+                to,
+                msg:
+                    ConsensusMessage::Votes {
+                        request_id,
+                        verdicts,
+                    },
+            } => {
+                let verdicts = verdicts
+                    .into_iter()
+                    .map(|(txid, honest)| (txid, self.verdict(strategy, &txid, honest)))
+                    .collect();
+                vec![Output::Send {
+                    to,
+                    msg: ConsensusMessage::Votes {
+                        request_id,
+                        verdicts,
+                    },
+                }]
             }
+            Output::Broadcast {
+                msg: ConsensusMessage::WindowVote(window),
+                skip,
+            } if window.vote.voter == me.public() => self
+                .windows(strategy, me, *window)
+                .into_iter()
+                .map(|w| Output::Broadcast {
+                    msg: ConsensusMessage::WindowVote(Box::new(w)),
+                    skip: skip.clone(),
+                })
+                .collect(),
+            out => vec![out],
         }
-        sent
     }
 
     fn verdict(&self, strategy: Strategy, txid: &Hash, honest: Verdict) -> Verdict {
@@ -272,45 +238,54 @@ impl Adversary {
         Some(leader != Some(*txid))
     }
 
-    fn vote(
-        &mut self,
-        strategy: Strategy,
-        me: &Keypair,
-        slot: u64,
-        valid_sorted: &[Hash],
-        honest: Option<FinalityVote>,
-    ) -> Option<FinalityVote> {
+    /// The windows sent in place of our honest `window`.
+    fn windows(&mut self, strategy: Strategy, me: &Keypair, window: WindowVote) -> Vec<WindowVote> {
+        let (scope, seq) = (window.vote.scope(), window.vote.seq);
+        let from = self.signed_upto.get(&me.public()).copied().unwrap_or(0);
+        let fresh: Vec<Hash> = self.seen.get(from..).unwrap_or_default().to_vec();
+        self.signed_upto.insert(me.public(), self.seen.len());
+        let with = |extra: Vec<Hash>| {
+            let mut txids = window.txids.clone();
+            txids.extend(extra);
+            WindowVote::sign(me, scope, seq, txids)
+        };
         match strategy {
-            Strategy::AlwaysInvalid | Strategy::Silent => None,
-            Strategy::ValidForAll | Strategy::KeepSplit => {
-                Some(FinalityVote::sign(me, self.chain_id, slot, valid_sorted))
+            Strategy::AlwaysInvalid | Strategy::Silent => Vec::new(),
+            Strategy::ValidForAll => vec![with(fresh)],
+            Strategy::KeepSplit => {
+                let losing = fresh
+                    .into_iter()
+                    .filter(|t| self.is_losing(t) == Some(true))
+                    .collect();
+                vec![with(losing)]
             }
-            Strategy::ReplayOldVotes => self
-                .pick_archived()
-                .and_then(|old| match old {
-                    ConsensusMessage::Votes { finality_vote, .. } => finality_vote,
-                    _ => None,
-                })
-                .or(honest),
+            Strategy::ReplayOldVotes => {
+                let old = self.pick_archived();
+                std::iter::once(window).chain(old).collect()
+            }
             Strategy::ForgeVotes => {
                 let pick = below(&mut self.rng, self.honest_ids.len() as u64 + 1) as usize;
-                Some(match self.honest_ids.get(pick) {
+                let forged = match self.honest_ids.get(pick) {
                     // In an honest validator's name, signed with our own key.
-                    Some(victim) => FinalityVote {
-                        voter: *victim,
-                        ..FinalityVote::sign(me, self.chain_id, slot, valid_sorted)
-                    },
+                    Some(victim) => {
+                        let mut w = window.clone();
+                        w.vote.voter = *victim;
+                        w
+                    }
                     // In our own name, signed with a key that is not ours.
-                    None => FinalityVote {
-                        voter: me.public(),
-                        ..FinalityVote::sign(&self.forger, self.chain_id, slot, valid_sorted)
-                    },
-                })
+                    None => {
+                        let mut w =
+                            WindowVote::sign(&self.forger, scope, seq, window.txids.clone());
+                        w.vote.voter = me.public();
+                        w
+                    }
+                };
+                vec![window, forged]
             }
         }
     }
 
-    fn pick_archived(&mut self) -> Option<ConsensusMessage> {
+    fn pick_archived(&mut self) -> Option<WindowVote> {
         let i = below(&mut self.rng, self.archive.len() as u64) as usize;
         self.archive.get(i).cloned()
     }
@@ -319,8 +294,9 @@ impl Adversary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finality::VoteScope;
     use crate::sim::rng::concern_rng;
-    use crate::types::{Address, Amount, PublicKeyBytes, SignatureBytes, TxIn, TxOut};
+    use crate::types::{Address, Amount, ChainId, PublicKeyBytes, SignatureBytes, TxIn, TxOut};
 
     fn spend(vout: u32, to: u8) -> Tx {
         Tx {
@@ -342,55 +318,61 @@ mod tests {
 
     fn adversary() -> Adversary {
         Adversary::new(
-            ChainId(3),
-            5000,
             vec![Keypair::from_seed_label("h").public()],
             concern_rng(1, "byz"),
         )
     }
 
-    fn answer(adv: &mut Adversary, strategy: Strategy, txids: &[Hash]) -> Vec<Output> {
+    fn byz() -> Keypair {
+        Keypair::from_seed_label("byz")
+    }
+
+    fn scope() -> VoteScope {
+        VoteScope {
+            chain_id: ChainId(3),
+            genesis_hash: Hash::digest(b"g"),
+            epoch: 0,
+        }
+    }
+
+    /// The windows sent in place of an honest window over `txids`.
+    fn sign(adv: &mut Adversary, strategy: Strategy, txids: Vec<Hash>) -> Vec<WindowVote> {
+        let honest = WindowVote::sign(&byz(), scope(), 5, txids);
+        let out = Output::Broadcast {
+            msg: ConsensusMessage::WindowVote(Box::new(honest)),
+            skip: Vec::new(),
+        };
+        adv.rewrite(strategy, &byz(), out)
+            .into_iter()
+            .map(|o| match o {
+                Output::Broadcast {
+                    msg: ConsensusMessage::WindowVote(w),
+                    ..
+                } => *w,
+                other => panic!("not a window: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn answer(adv: &mut Adversary, strategy: Strategy, txids: &[Hash]) -> Vec<Verdict> {
         let out = Output::Send {
             to: PublicKeyBytes([9; 32]),
             msg: ConsensusMessage::Votes {
                 request_id: 7,
                 verdicts: txids.iter().map(|t| (*t, Verdict::Invalid)).collect(),
-                finality_vote: None,
             },
         };
-        let query = QueryInfo {
-            request_id: 7,
-            want_votes: true,
-        };
-        adv.rewrite(
-            strategy,
-            &Keypair::from_seed_label("byz"),
-            0,
-            Some(&query),
-            out,
-        )
-    }
-
-    fn verdicts_and_vote(out: &[Output]) -> (Vec<Verdict>, Option<FinalityVote>) {
-        match &out[0] {
-            Output::Send {
-                msg:
-                    ConsensusMessage::Votes {
-                        verdicts,
-                        finality_vote,
-                        ..
-                    },
+        match adv.rewrite(strategy, &byz(), out).first() {
+            Some(Output::Send {
+                msg: ConsensusMessage::Votes { verdicts, .. },
                 ..
-            } => (
-                verdicts.iter().map(|(_, v)| *v).collect(),
-                finality_vote.clone(),
-            ),
+            }) => verdicts.iter().map(|(_, v)| *v).collect(),
             other => panic!("not votes: {other:?}"),
         }
     }
 
     #[test]
-    fn keep_split_backs_the_side_honest_nodes_abandon() {
+    fn keep_split_backs_the_side_honest_nodes_abandon_and_signs_it() {
         let (a, b) = (spend(0, 1), spend(0, 2));
         let mut adv = adversary();
         adv.observe_tx(&a);
@@ -398,34 +380,48 @@ mod tests {
         let votes_for = |txid: Hash| ConsensusMessage::Votes {
             request_id: 1,
             verdicts: vec![(txid, Verdict::Valid)],
-            finality_vote: None,
         };
         adv.observe(0, true, &votes_for(a.txid()));
         adv.observe(1, true, &votes_for(a.txid()));
         adv.observe(2, true, &votes_for(b.txid()));
-        let out = answer(&mut adv, Strategy::KeepSplit, &[a.txid(), b.txid()]);
-        let (verdicts, vote) = verdicts_and_vote(&out);
+        let verdicts = answer(&mut adv, Strategy::KeepSplit, &[a.txid(), b.txid()]);
         assert_eq!(verdicts, vec![Verdict::Invalid, Verdict::Valid]);
-        assert_eq!(vote.unwrap().root, crate::crypto::merkle::root(&[b.txid()]));
+        let sent = sign(&mut adv, Strategy::KeepSplit, vec![a.txid()]);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].position(&b.txid()).is_some());
+        assert_eq!(sent[0].check_shape().map(|_| ()), Ok(()));
     }
 
     #[test]
     fn valid_for_all_signs_both_sides_of_a_double_spend() {
         let (a, b) = (spend(0, 1), spend(0, 2));
         let mut adv = adversary();
-        let out = answer(&mut adv, Strategy::ValidForAll, &[a.txid(), b.txid()]);
-        let (verdicts, vote) = verdicts_and_vote(&out);
-        assert_eq!(verdicts, vec![Verdict::Valid; 2]);
-        assert_eq!(vote.unwrap().verify_signature(), Ok(()));
+        adv.observe_tx(&a);
+        adv.observe_tx(&b);
+        assert_eq!(
+            answer(&mut adv, Strategy::ValidForAll, &[a.txid(), b.txid()]),
+            vec![Verdict::Valid; 2]
+        );
+        let sent = sign(&mut adv, Strategy::ValidForAll, Vec::new());
+        assert!(sent[0].position(&a.txid()).is_some() && sent[0].position(&b.txid()).is_some());
+        assert_eq!(sent[0].vote.verify_signature(), Ok(()));
+        // Each seen tx is signed once: the next window adds nothing new.
+        let next = sign(&mut adv, Strategy::ValidForAll, vec![Hash::ZERO]);
+        assert_eq!(next[0].txids, vec![Hash::ZERO]);
     }
 
     #[test]
-    fn forged_votes_never_verify() {
+    fn forged_windows_never_verify() {
         let mut adv = adversary();
         for i in 0..20u8 {
-            let out = answer(&mut adv, Strategy::ForgeVotes, &[spend(i.into(), 1).txid()]);
-            let (_, vote) = verdicts_and_vote(&out);
-            assert!(vote.unwrap().verify_signature().is_err());
+            let sent = sign(
+                &mut adv,
+                Strategy::ForgeVotes,
+                vec![spend(i.into(), 1).txid()],
+            );
+            assert_eq!(sent.len(), 2);
+            assert_eq!(sent[0].vote.verify_signature(), Ok(()));
+            assert!(sent[1].vote.verify_signature().is_err());
         }
     }
 
@@ -433,27 +429,25 @@ mod tests {
     fn silent_sends_nothing_and_invalid_never_votes() {
         let mut adv = adversary();
         let txid = spend(0, 1).txid();
-        assert!(answer(&mut adv, Strategy::Silent, &[txid]).is_empty());
-        let (verdicts, vote) =
-            verdicts_and_vote(&answer(&mut adv, Strategy::AlwaysInvalid, &[txid]));
-        assert_eq!((verdicts, vote), (vec![Verdict::Invalid], None));
+        assert!(sign(&mut adv, Strategy::Silent, vec![txid]).is_empty());
+        assert!(sign(&mut adv, Strategy::AlwaysInvalid, vec![txid]).is_empty());
+        assert_eq!(
+            answer(&mut adv, Strategy::AlwaysInvalid, &[txid]),
+            vec![Verdict::Invalid]
+        );
     }
 
     #[test]
-    fn replay_answers_with_an_archived_vote_and_resends_it() {
+    fn replay_resends_an_archived_window_beside_its_own() {
         let mut adv = adversary();
-        let old = FinalityVote::sign(&Keypair::from_seed_label("h"), ChainId(3), 0, &[Hash::ZERO]);
+        let old = WindowVote::sign(&Keypair::from_seed_label("h"), scope(), 0, vec![Hash::ZERO]);
         adv.observe(
             0,
             true,
-            &ConsensusMessage::Votes {
-                request_id: 1,
-                verdicts: vec![(Hash::ZERO, Verdict::Valid)],
-                finality_vote: Some(old.clone()),
-            },
+            &ConsensusMessage::WindowVote(Box::new(old.clone())),
         );
-        let out = answer(&mut adv, Strategy::ReplayOldVotes, &[spend(0, 1).txid()]);
-        assert_eq!(out.len(), 2);
-        assert_eq!(verdicts_and_vote(&out).1, Some(old));
+        let sent = sign(&mut adv, Strategy::ReplayOldVotes, vec![spend(0, 1).txid()]);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1], old);
     }
 }

@@ -175,6 +175,8 @@ pub struct Period {
 pub struct Checkers {
     validators: ValidatorSet,
     params: ValidationParams,
+    /// What finality votes of this chain sign besides the chain id.
+    genesis_hash: Hash,
     honest: Vec<bool>,
     /// Genesis plus every transaction finalized anywhere honest, in first-finalization order.
     history: MemUtxoSet,
@@ -192,12 +194,14 @@ impl Checkers {
     pub fn new(
         validators: ValidatorSet,
         params: ValidationParams,
+        genesis_hash: Hash,
         honest: Vec<bool>,
         genesis: MemUtxoSet,
     ) -> Checkers {
         Checkers {
             validators,
             params,
+            genesis_hash,
             honest,
             history: genesis,
             winners: BTreeMap::new(),
@@ -280,7 +284,8 @@ impl Checkers {
         let verdict = if proof.tx != *tx {
             Err(ProofError::WrongPath { index: 0, txid })
         } else {
-            verify_proof(proof, self.params.chain_id, |_| Some(&self.validators)).map(|_| ())
+            let set = |epoch| (epoch == 0).then_some(&self.validators);
+            verify_proof(proof, self.params.chain_id, self.genesis_hash, set).map(|_| ())
         };
         if let Err(reason) = verdict {
             self.violations.push(Violation::BadProof {
@@ -422,11 +427,16 @@ impl Checkers {
 mod tests {
     use super::*;
     use crate::crypto::{merkle, Keypair};
-    use crate::finality::FinalityVote;
+    use crate::finality::{FinalityVote, VoteScope};
     use crate::types::{Amount, ChainId, TxOut, Validator, VrfPublicBytes};
     use crate::wallet::{build_transfer, Spendable};
 
     const CHAIN: ChainId = ChainId(3);
+    const SCOPE: VoteScope = VoteScope {
+        chain_id: CHAIN,
+        genesis_hash: Hash::ZERO,
+        epoch: 0,
+    };
 
     struct World {
         voters: Vec<Keypair>,
@@ -464,7 +474,8 @@ mod tests {
             min_fee: Amount(1_000),
             max_tx_bytes: 16_384,
         };
-        let checkers = Checkers::new(set, params, vec![true, true, false], genesis.clone());
+        let honest = vec![true, true, false];
+        let checkers = Checkers::new(set, params, SCOPE.genesis_hash, honest, genesis.clone());
         World {
             voters,
             wallet,
@@ -497,7 +508,7 @@ mod tests {
             let votes = self.voters[..signers]
                 .iter()
                 .map(|k| {
-                    let vote = FinalityVote::sign(k, CHAIN, 0, &[txid]);
+                    let vote = FinalityVote::sign(k, SCOPE, 0, &[txid]);
                     (vote, merkle::root_and_path(&[txid], 0).unwrap().1)
                 })
                 .collect();

@@ -8,7 +8,7 @@
 //! acceptances, like a process killed over an LMDB datadir. Owns the queue, the nodes and the run digest; judges
 //! nothing itself (the checkers do) and never looks inside an engine.
 
-use super::byzantine::{Adversary, QueryInfo, Strategy};
+use super::byzantine::{Adversary, Strategy};
 use super::checkers::Checkers;
 use super::network::Network;
 use super::rng::{below, concern_seed};
@@ -99,8 +99,6 @@ struct Node {
     accepted: BTreeSet<Hash>,
     /// Counters of crashed incarnations.
     retired: Vec<EngineMetrics>,
-    /// The query a Byzantine node is answering right now.
-    answering: Option<QueryInfo>,
 }
 
 /// One sent message, shared by all its deliveries (broadcasts, duplicates).
@@ -232,7 +230,6 @@ impl Cluster {
                 mempool: BTreeSet::new(),
                 accepted: BTreeSet::new(),
                 retired: Vec::new(),
-                answering: None,
             })
             .collect::<Vec<_>>();
         let has_byzantine = nodes.iter().any(|n| n.role != Role::Honest);
@@ -329,6 +326,8 @@ impl Cluster {
         };
         let mut config = self.engine_config.clone();
         config.rng_seed = concern_seed(self.seed, &format!("engine/{node}/{}", n.incarnation));
+        // A restart is a new seq session, as the node's store makes it.
+        config.window_session = n.incarnation;
         n.engine = Some(Engine::new(
             config,
             self.validators.clone(),
@@ -354,28 +353,11 @@ impl Cluster {
         };
         self.traffic.delivered += 1;
         self.traffic.bytes_delivered += packet.bytes;
-        if let (
-            Role::Byzantine(_),
-            ConsensusMessage::Query {
-                request_id,
-                want_votes,
-                ..
-            },
-        ) = (node.role, msg)
-        {
-            node.answering = Some(QueryInfo {
-                request_id: *request_id,
-                want_votes: *want_votes,
-            });
-        }
         engine.handle_message(now, from_id, msg.clone(), &node.ledger);
         let mut detail = (from as u64).to_le_bytes().to_vec();
         detail.extend_from_slice(packet.hash.as_bytes());
         self.record(b'D', to, &detail);
         self.drain(to);
-        if let Some(node) = self.nodes.get_mut(to) {
-            node.answering = None;
-        }
     }
 
     fn fire_timer(&mut self, node: usize, at_ms: u64) {
@@ -510,9 +492,8 @@ impl Cluster {
         let outs = match n.role {
             Role::Honest => vec![out],
             Role::Byzantine(strategy) => {
-                let (key, answering) = (n.key.clone(), n.answering.clone());
-                self.adversary
-                    .rewrite(strategy, &key, self.now_ms, answering.as_ref(), out)
+                let key = n.key.clone();
+                self.adversary.rewrite(strategy, &key, out)
             }
         };
         let honest = n.role == Role::Honest;
@@ -524,13 +505,22 @@ impl Cluster {
                         .iter()
                         .filter_map(|id| self.ids.get(id).copied())
                         .collect();
-                    let peers = self.nodes.get(node).map(|n| n.peers.as_slice());
-                    let targets = peers
-                        .unwrap_or_default()
-                        .iter()
-                        .copied()
-                        .filter(|peer| !skipped.contains(peer))
-                        .collect();
+                    // Validators hold slots for each other (DESIGN §8): a
+                    // voter's own window reaches every validator directly;
+                    // relays, like all other gossip, go to gossip peers.
+                    let own_window = matches!(&msg, ConsensusMessage::WindowVote(w)
+                        if self.ids.get(&w.vote.voter) == Some(&node));
+                    let targets = if own_window {
+                        (0..self.nodes.len()).filter(|&i| i != node).collect()
+                    } else {
+                        let peers = self.nodes.get(node).map(|n| n.peers.as_slice());
+                        peers
+                            .unwrap_or_default()
+                            .iter()
+                            .copied()
+                            .filter(|peer| !skipped.contains(peer))
+                            .collect()
+                    };
                     (targets, msg)
                 }
                 Output::Event(_) => continue,
@@ -575,6 +565,7 @@ impl Cluster {
             Event::Rejected { txid, .. } => (b'r', *txid),
             Event::Expired { txid } => (b'e', *txid),
             Event::SafetyViolation { conflicting, .. } => (b'v', *conflicting),
+            Event::Equivocation { second, .. } => (b'q', *second),
         };
         self.record(kind, node, txid.as_bytes());
         let Some(n) = self.nodes.get_mut(node) else {
@@ -588,12 +579,14 @@ impl Cluster {
                 // The ledger records the acceptance (vote safety), then tells the engine.
                 n.accepted.insert(txid);
                 if let Some(engine) = n.engine.as_mut() {
-                    engine.handle_acceptance_durable(now, &[txid], &n.ledger);
+                    engine.handle_acceptance_durable(now, &[txid]);
                 }
             }
             Event::Rejected { txid, .. } | Event::Expired { txid } => {
                 n.mempool.remove(&txid);
             }
+            // Counted by the engine (`equivocations`); punishment is §7's.
+            Event::Equivocation { .. } => {}
             Event::Finalized { tx, proof } => {
                 n.mempool.remove(&txid);
                 n.accepted.remove(&txid);

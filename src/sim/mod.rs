@@ -221,12 +221,16 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     genesis.add_outputs(workload.genesis_txid, &workload.allocations);
 
     let adversary = Adversary::new(
-        params.chain_id,
-        config.engine.slot_duration_ms,
         honest_nodes.iter().map(|&i| keys[i].public()).collect(),
         concern_rng(config.seed, "byzantine"),
     );
-    let checkers = Checkers::new(validators.clone(), params, honest.clone(), genesis.clone());
+    let checkers = Checkers::new(
+        validators.clone(),
+        params,
+        config.engine.scope.genesis_hash,
+        honest.clone(),
+        genesis.clone(),
+    );
     let mut cluster = Cluster::new(ClusterSetup {
         seed: config.seed,
         roles,

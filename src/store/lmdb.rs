@@ -350,6 +350,23 @@ impl Store {
         Ok(report)
     }
 
+    /// Takes the next window-vote seq session in one durable write, so
+    /// this start's window votes can never reuse a seq signed before a
+    /// crash (DESIGN §5). Fails once `u32::MAX` starts were made.
+    pub fn next_window_session(&self) -> Result<u32, StoreError> {
+        self.write(|txn, t| {
+            let last: Option<u32> = get_decoded(txn, t.meta, schema::META_WINDOW_SESSION)?;
+            let next = match last {
+                None => 0,
+                Some(last) => last.checked_add(1).ok_or_else(|| {
+                    StoreError::corrupt(t.meta.name(), schema::META_WINDOW_SESSION, "exhausted")
+                })?,
+            };
+            put(txn, t.meta, schema::META_WINDOW_SESSION, &encode(&next))?;
+            Ok(next)
+        })
+    }
+
     /// [`Self::commit_batch`] of finalized transactions only: inputs marked
     /// `Spent { by }`, outputs created and indexed, tx record and proof
     /// stored, txids dropped from the mempool and their inputs from the

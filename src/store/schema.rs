@@ -236,6 +236,9 @@ pub const META_CERTIFIED_TIP: &[u8] = b"certified_tip";
 /// The highest height whose canonical block is certified (`u64`): it and
 /// every block below are final, never undone; rewards mature under it.
 pub const META_FINAL_HEIGHT: &[u8] = b"final_height";
+/// The window-vote seq session of the latest start (`u32`; absent before
+/// the first): each start takes the next one, durably, before it signs.
+pub const META_WINDOW_SESSION: &[u8] = b"window_session";
 
 pub const TXID_KEY_LEN: usize = 32;
 pub const OUTPOINT_KEY_LEN: usize = 32 + 4;

@@ -48,11 +48,12 @@ impl ArchiveChain {
     /// wallet key) and registers the validators.
     pub fn new(label: &str, coins: usize) -> ArchiveChain {
         let mut funded = FundedChain::new(label, WALLET_KEYS, coins.div_ceil(WALLET_KEYS), COIN);
-        let validators = Validators::new(&[10; 4]);
+        let mut validators = Validators::new(&[10; 4]);
         funded.spec.validators = validators.set.validators().to_vec();
         // Blocks are built on `chain_support`'s slot clock: the spec the
         // node and the replay read must say the same interval.
         funded.spec.config.ledger.block_interval_secs = BLOCK_INTERVAL_MS / 1_000;
+        validators.genesis_hash = funded.spec.genesis_hash();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path(), &funded.spec));
         let wallet = store_support::Wallet::from_genesis(&funded);

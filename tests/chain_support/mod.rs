@@ -17,7 +17,7 @@ use timecoin::chain::{
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::vrf::VrfKeypair;
 use timecoin::crypto::Keypair;
-use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet};
+use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope};
 use timecoin::ledger::{MemUtxoSet, UtxoView};
 use timecoin::time::Timestamp;
 use timecoin::types::{Amount, ChainId, Hash, Tx, Validator};
@@ -25,6 +25,11 @@ use timecoin::types::{Amount, ChainId, Hash, Tx, Validator};
 /// Devnet timing: 5 s slots, 500 ms skew.
 pub const BLOCK_INTERVAL_MS: u64 = 5_000;
 pub const MAX_SKEW_MS: u64 = 500;
+/// The genesis block's hash: finality votes of this chain sign it.
+pub fn chain_genesis_hash() -> Hash {
+    Hash::digest(b"chain test genesis")
+}
+
 /// The genesis's slot; tests build from the next one on.
 pub const GENESIS_SLOT: u64 = 352_805_760;
 /// Txids per finality vote, as in a `Votes` response (`max_txs_per_query`).
@@ -44,6 +49,9 @@ pub struct Validators {
     pub ids: Vec<Keypair>,
     pub vrfs: Vec<VrfKeypair>,
     pub set: ValidatorSet,
+    /// What their finality votes sign: this chain's genesis, or the spec's
+    /// when a test stores their proofs in a real node's archive.
+    pub genesis_hash: Hash,
 }
 
 impl Validators {
@@ -64,7 +72,12 @@ impl Validators {
                 .collect(),
         )
         .unwrap();
-        Validators { ids, vrfs, set }
+        Validators {
+            ids,
+            vrfs,
+            set,
+            genesis_hash: chain_genesis_hash(),
+        }
     }
 
     /// Signers whose weight reaches the proof threshold (a prefix of the set).
@@ -84,19 +97,28 @@ impl Validators {
         &self.ids[..count]
     }
 
-    /// Proofs for `txs` as validators make them: each signer signs one vote
-    /// per batch of [`TXIDS_PER_VOTE`] sorted txids.
-    pub fn proofs(&self, txs: &[Tx], slot: u64) -> Vec<FinalityProof> {
+    /// What their finality votes sign besides the root.
+    pub fn vote_scope(&self) -> VoteScope {
+        VoteScope {
+            chain_id: CHAIN,
+            genesis_hash: self.genesis_hash,
+            epoch: 0,
+        }
+    }
+
+    /// Proofs for `txs` as validators make them: each signer signs one
+    /// window vote (seqs from `first_seq`) per batch of [`TXIDS_PER_VOTE`] sorted txids.
+    pub fn proofs(&self, txs: &[Tx], first_seq: u64) -> Vec<FinalityProof> {
         let mut by_txid: Vec<(Hash, &Tx)> = txs.iter().map(|tx| (tx.txid(), tx)).collect();
         by_txid.sort_by_key(|(txid, _)| *txid);
         let mut proofs = Vec::with_capacity(txs.len());
-        for batch in by_txid.chunks(TXIDS_PER_VOTE) {
+        for (seq, batch) in (first_seq..).zip(by_txid.chunks(TXIDS_PER_VOTE)) {
             let txids: Vec<Hash> = batch.iter().map(|(txid, _)| *txid).collect();
             let tree = MerkleTree::new(&txids);
             let votes: Vec<FinalityVote> = self
                 .quorum()
                 .iter()
-                .map(|k| FinalityVote::sign_root(k, CHAIN, slot, tree.root()))
+                .map(|k| FinalityVote::sign_root(k, self.vote_scope(), seq, tree.root()))
                 .collect();
             for (i, (_, tx)) in batch.iter().enumerate() {
                 let path = tree.path(i).unwrap();
@@ -136,7 +158,7 @@ impl MemChain {
             now: slot_start(GENESIS_SLOT + 1),
             known_sets_until_slot: u64::MAX,
             tips: vec![ChainTip {
-                hash: Hash::digest(b"chain test genesis"),
+                hash: chain_genesis_hash(),
                 height: 0,
                 slot: GENESIS_SLOT,
             }],
@@ -179,6 +201,10 @@ impl MemChain {
 impl ChainView for MemChain {
     fn chain_id(&self) -> ChainId {
         self.chain_id
+    }
+
+    fn genesis_hash(&self) -> Hash {
+        chain_genesis_hash()
     }
 
     fn tip(&self) -> ChainTip {

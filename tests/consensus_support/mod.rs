@@ -9,9 +9,10 @@
 use std::collections::VecDeque;
 use timecoin::consensus::{
     ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
+    WindowParams,
 };
 use timecoin::crypto::{merkle, Keypair};
-use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet};
+use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope};
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
 use timecoin::time::Timestamp;
 use timecoin::types::{
@@ -20,6 +21,17 @@ use timecoin::types::{
 use timecoin::wallet::{build_transfer, Spendable};
 
 pub const CHAIN: ChainId = ChainId(3);
+/// What this chain's votes sign besides the chain id.
+pub const GENESIS: Hash = Hash([7; 32]);
+
+/// Votes of `CHAIN` for validator-set epoch `epoch`.
+pub fn scope(epoch: u64) -> VoteScope {
+    VoteScope {
+        chain_id: CHAIN,
+        genesis_hash: GENESIS,
+        epoch,
+    }
+}
 
 /// Devnet's Snowball parameters (k 20, alpha 14, beta 20, 200 ms timeout).
 pub fn devnet_params() -> SnowballParams {
@@ -36,7 +48,13 @@ pub fn engine_config(params: SnowballParams, seed: u64) -> EngineConfig {
         },
         snowball: params,
         limits: EngineLimits::default(),
-        slot_duration_ms: 5_000,
+        scope: scope(0),
+        window: WindowParams {
+            vote_window_ms: 10,
+            max_window_txs: 1024,
+        },
+        observer_polls: false,
+        window_session: 0,
         rng_seed: seed,
     }
 }
@@ -119,9 +137,9 @@ impl Wallet {
     }
 }
 
-/// A proof for `tx` signed by `signers` (their vote roots cover only `tx`'s txid
-/// plus `others`, so paths are non-trivial).
-pub fn signed_proof(tx: &Tx, signers: &[Keypair], slot: u64, others: &[Hash]) -> FinalityProof {
+/// A proof for `tx` signed by `signers` in epoch `epoch` (their vote roots
+/// cover only `tx`'s txid plus `others`, so paths are non-trivial).
+pub fn signed_proof(tx: &Tx, signers: &[Keypair], epoch: u64, others: &[Hash]) -> FinalityProof {
     let txid = tx.txid();
     let mut leaves: Vec<Hash> = others.iter().copied().chain([txid]).collect();
     leaves.sort();
@@ -132,7 +150,12 @@ pub fn signed_proof(tx: &Tx, signers: &[Keypair], slot: u64, others: &[Hash]) ->
         tx: tx.clone(),
         votes: signers
             .iter()
-            .map(|k| (FinalityVote::sign(k, CHAIN, slot, &leaves), path.clone()))
+            .map(|k| {
+                (
+                    FinalityVote::sign(k, scope(epoch), 1, &leaves),
+                    path.clone(),
+                )
+            })
             .collect(),
     }
 }
@@ -233,11 +256,7 @@ impl Cluster {
                 Output::Event(event) => {
                     match &event {
                         Event::LocallyAccepted { txid } => {
-                            self.engines[i].handle_acceptance_durable(
-                                self.now,
-                                &[*txid],
-                                &self.ledgers[i],
-                            );
+                            self.engines[i].handle_acceptance_durable(self.now, &[*txid]);
                         }
                         Event::Finalized { tx, .. } => {
                             self.ledgers[i].apply(tx);

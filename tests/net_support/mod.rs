@@ -113,7 +113,6 @@ pub fn query(request_id: u64) -> Message {
     Message::Consensus(ConsensusMessage::Query {
         request_id,
         txids: vec![Hash::digest(&request_id.to_le_bytes())],
-        want_votes: false,
     })
 }
 

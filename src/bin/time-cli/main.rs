@@ -888,7 +888,8 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
     let validators = ValidatorSet::new(spec.validators.clone())
         .map_err(|e| CliError::Unexpected(format!("genesis validator set: {e}")))?;
-    let proven = verify_proof(&proof, spec.chain_id(), |_slot| Some(&validators))
+    let set = |epoch| (epoch == 0).then_some(&validators);
+    let proven = verify_proof(&proof, spec.chain_id(), spec.genesis_hash(), set)
         .map_err(|source| CliError::InvalidProof { txid, source })?;
     if proven != txid {
         return Err(CliError::ProofForOtherTx {

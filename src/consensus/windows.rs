@@ -1,0 +1,249 @@
+//! Window votes inside the engine (DESIGN §5): our own open window, and what
+//! every node keeps of everyone's windows: which it has seen (relay once,
+//! dedupe by `(voter, seq)`), the latest ones (to answer a peer that missed
+//! one), each voter's highest seq (to notice a gap) and, per txid, the
+//! verified votes and paths collected so far.
+//!
+//! Pure bookkeeping, every map bounded: the engine decides, signs and sends.
+
+use super::messages::NodeId;
+use crate::finality::{ProofBuilder, WindowVote};
+use crate::mempool::RecentMap;
+use crate::time::Timestamp;
+use crate::types::{Hash, OutPoint};
+use foldhash::{HashMap, HashMapExt};
+use std::sync::Arc;
+
+/// Seqs of one engine incarnation: `session << 32 | n`. The driver hands
+/// each start a session number it made durable first, so a restarted
+/// validator never reuses a seq and its windows always sort after the old.
+pub const SEQS_PER_SESSION: u64 = 1 << 32;
+
+/// Missing windows asked for at one gap, newest first (older ones are
+/// left to proofs in catch-up and block sync).
+pub const MAX_GAP_FETCH: u64 = 8;
+
+/// The window this validator is filling: txids whose local acceptance is
+/// durable, not yet under any of our votes.
+#[derive(Debug)]
+pub struct OwnWindow {
+    txids: Vec<Hash>,
+    opened_at: Option<Timestamp>,
+    session: u64,
+    next: u64,
+}
+
+impl OwnWindow {
+    pub fn new(session: u32) -> OwnWindow {
+        OwnWindow {
+            txids: Vec::new(),
+            opened_at: None,
+            session: u64::from(session),
+            next: 0,
+        }
+    }
+
+    /// Adds a txid we may sign; the first one opens the window.
+    pub fn push(&mut self, now: Timestamp, txid: Hash) {
+        self.opened_at.get_or_insert(now);
+        self.txids.push(txid);
+    }
+
+    /// When the window must close: `window_ms` after it opened, or at once
+    /// when it holds `max_txs`; `None` while empty (an empty window sends nothing).
+    pub fn due_at(&self, window_ms: u64, max_txs: usize) -> Option<Timestamp> {
+        let opened = self.opened_at?;
+        Some(if self.txids.len() >= max_txs {
+            opened
+        } else {
+            opened.plus_ms(window_ms)
+        })
+    }
+
+    /// Closes the window: its seq and up to `max_txs` txids (the rest stay,
+    /// and the window reopens at `now`). `None` once the session's seqs are
+    /// spent: we stop signing until a restart brings a new session.
+    pub fn close(&mut self, now: Timestamp, max_txs: usize) -> Option<(u64, Vec<Hash>)> {
+        if self.next >= SEQS_PER_SESSION {
+            return None;
+        }
+        let seq = self.session * SEQS_PER_SESSION + self.next;
+        self.next += 1;
+        let rest = self.txids.split_off(max_txs.min(self.txids.len()));
+        let txids = std::mem::replace(&mut self.txids, rest);
+        self.opened_at = (!self.txids.is_empty()).then_some(now);
+        Some((seq, txids))
+    }
+}
+
+/// What the engine keeps of received (and our own) windows.
+pub struct WindowBook {
+    seen: RecentMap<(NodeId, u64), ()>,
+    /// Recent windows, whole, for peers that ask for one they missed.
+    kept: RecentMap<(NodeId, u64), Arc<WindowVote>>,
+    /// Highest seq seen per voter (members only, so bounded by the set).
+    highest: HashMap<NodeId, u64>,
+    /// Verified votes per txid, collected until the quorum.
+    tallies: RecentMap<Hash, ProofBuilder>,
+    /// Which txid each voter signed for each outpoint, for equivocation.
+    signed_spends: RecentMap<(NodeId, OutPoint), Hash>,
+}
+
+/// Capacities of a [`WindowBook`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowLimits {
+    pub seen: usize,
+    pub kept: usize,
+    pub tallies: usize,
+    pub signed_spends: usize,
+}
+
+impl WindowBook {
+    pub fn new(limits: WindowLimits) -> WindowBook {
+        WindowBook {
+            seen: RecentMap::new(limits.seen),
+            kept: RecentMap::new(limits.kept),
+            highest: HashMap::new(),
+            tallies: RecentMap::new(limits.tallies),
+            signed_spends: RecentMap::new(limits.signed_spends),
+        }
+    }
+
+    pub fn is_seen(&self, key: &(NodeId, u64)) -> bool {
+        self.seen.contains(key)
+    }
+
+    /// Records a verified window; returns the seqs of `voter` missing just
+    /// before it (same session only: a new session starts a new count).
+    pub fn record(&mut self, window: &Arc<WindowVote>) -> Vec<u64> {
+        let (voter, seq) = window.key();
+        self.seen.insert((voter, seq), ());
+        self.kept.insert((voter, seq), Arc::clone(window));
+        let previous = self.highest.get(&voter).copied();
+        if previous.map_or(true, |p| seq > p) {
+            self.highest.insert(voter, seq);
+        }
+        let Some(previous) = previous else {
+            return Vec::new();
+        };
+        let same_session = previous / SEQS_PER_SESSION == seq / SEQS_PER_SESSION;
+        if !same_session || seq <= previous.saturating_add(1) {
+            return Vec::new();
+        }
+        let from = (previous + 1).max(seq.saturating_sub(MAX_GAP_FETCH));
+        (from..seq)
+            .filter(|s| !self.seen.contains(&(voter, *s)))
+            .collect()
+    }
+
+    pub fn kept(&self, voter: &NodeId, seq: u64) -> Option<&Arc<WindowVote>> {
+        self.kept.get(&(*voter, seq))
+    }
+
+    pub fn tally(&self, txid: &Hash) -> Option<&ProofBuilder> {
+        self.tallies.get(txid)
+    }
+
+    /// The tally of `txid`, opened with `open` if it has none.
+    pub fn tally_mut(
+        &mut self,
+        txid: Hash,
+        open: impl FnOnce() -> ProofBuilder,
+    ) -> &mut ProofBuilder {
+        self.tallies.get_or_insert_with(txid, open)
+    }
+
+    /// Forgets a settled txid's votes (its proof is durable or moot).
+    pub fn forget(&mut self, txid: &Hash) {
+        self.tallies.remove(txid);
+    }
+
+    /// Records that `voter` signed `txid` spending `outpoint`; returns the
+    /// other txid it signed for that outpoint before, if any (equivocation).
+    pub fn signed_spend(&mut self, voter: NodeId, outpoint: OutPoint, txid: Hash) -> Option<Hash> {
+        match self.signed_spends.get(&(voter, outpoint)) {
+            Some(other) if *other != txid => Some(*other),
+            Some(_) => None,
+            None => {
+                self.signed_spends.insert((voter, outpoint), txid);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::finality::VoteScope;
+    use crate::types::ChainId;
+
+    fn window(key: &Keypair, seq: u64) -> Arc<WindowVote> {
+        let scope = VoteScope {
+            chain_id: ChainId(1),
+            genesis_hash: Hash::ZERO,
+            epoch: 0,
+        };
+        Arc::new(WindowVote::sign(
+            key,
+            scope,
+            seq,
+            vec![Hash::digest(&seq.to_le_bytes())],
+        ))
+    }
+
+    fn book() -> WindowBook {
+        WindowBook::new(WindowLimits {
+            seen: 64,
+            kept: 8,
+            tallies: 8,
+            signed_spends: 8,
+        })
+    }
+
+    #[test]
+    fn own_window_closes_on_time_or_size_and_never_reuses_a_seq() {
+        let mut own = OwnWindow::new(3);
+        assert_eq!(own.due_at(50, 2), None);
+        own.push(Timestamp(10), Hash::digest(b"a"));
+        assert_eq!(own.due_at(50, 2), Some(Timestamp(60)));
+        own.push(Timestamp(20), Hash::digest(b"b"));
+        own.push(Timestamp(20), Hash::digest(b"c"));
+        assert_eq!(own.due_at(50, 2), Some(Timestamp(10)));
+        let (seq, txids) = own.close(Timestamp(20), 2).unwrap();
+        assert_eq!((seq, txids.len()), (3 * SEQS_PER_SESSION, 2));
+        assert_eq!(own.due_at(50, 2), Some(Timestamp(70)));
+        let (next, rest) = own.close(Timestamp(70), 2).unwrap();
+        assert_eq!((next, rest.len()), (seq + 1, 1));
+        assert_eq!(own.due_at(50, 2), None);
+    }
+
+    #[test]
+    fn a_gap_in_one_session_asks_for_the_latest_missing_seqs_only() {
+        let key = Keypair::from_seed_label("v");
+        let mut book = book();
+        assert!(book.record(&window(&key, 5)).is_empty());
+        assert!(book.record(&window(&key, 6)).is_empty());
+        assert_eq!(book.record(&window(&key, 9)), vec![7, 8]);
+        assert_eq!(book.record(&window(&key, 30)).len() as u64, MAX_GAP_FETCH);
+        // A new session restarts the count: nothing to fetch.
+        assert!(book.record(&window(&key, SEQS_PER_SESSION + 2)).is_empty());
+        assert!(book.is_seen(&(key.public(), 9)));
+        assert!(book.kept(&key.public(), SEQS_PER_SESSION + 2).is_some());
+    }
+
+    #[test]
+    fn a_second_txid_for_one_outpoint_is_reported() {
+        let mut book = book();
+        let voter = Keypair::from_seed_label("v").public();
+        let outpoint = OutPoint {
+            txid: Hash::ZERO,
+            vout: 0,
+        };
+        let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
+        assert_eq!(book.signed_spend(voter, outpoint, a), None);
+        assert_eq!(book.signed_spend(voter, outpoint, a), None);
+        assert_eq!(book.signed_spend(voter, outpoint, b), Some(a));
+    }
+}
