@@ -29,7 +29,9 @@ use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet};
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
 use timecoin::net::{Message, MessageLimits};
 use timecoin::time::Timestamp;
-use timecoin::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut, Validator, VrfPublicBytes};
+use timecoin::types::{
+    Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut, Validator, VrfPublicBytes,
+};
 use timecoin::wallet::{build_transfer, Spendable};
 
 const CHAIN: ChainId = ChainId(3);
@@ -80,7 +82,10 @@ fn fixture() -> &'static Fixture {
                 let payee = Keypair::from_seed_label(&format!("payee {label}")).public();
                 let tx = build_transfer(
                     &[Spendable {
-                        outpoint: OutPoint { txid: genesis, vout },
+                        outpoint: OutPoint {
+                            txid: genesis,
+                            vout,
+                        },
                         value: coin,
                         key: &owner,
                     }],
@@ -142,10 +147,22 @@ enum Msg {
     Submit(u8),
     GetTxs(Vec<u8>),
     Txs(Vec<u8>),
-    Query { request_id: u8, txids: Vec<u8>, want_votes: bool },
+    Query {
+        request_id: u8,
+        txids: Vec<u8>,
+        want_votes: bool,
+    },
     /// Answers the engine's `pending`-th outstanding query sent to this peer.
-    Answer { pending: u8, verdicts: Vec<u8>, vote: u8 },
-    Proof { tx: u8, signers: u8, slot_delta: u8 },
+    Answer {
+        pending: u8,
+        verdicts: Vec<u8>,
+        vote: u8,
+    },
+    Proof {
+        tx: u8,
+        signers: u8,
+        slot_delta: u8,
+    },
     Raw(Vec<u8>),
 }
 
@@ -213,7 +230,9 @@ fn peer_message(
             verdicts,
             vote,
         } => {
-            let mine: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].to == peer).collect();
+            let mine: Vec<usize> = (0..pending.len())
+                .filter(|&i| pending[i].to == peer)
+                .collect();
             let index = *mine.get(usize::from(which) % mine.len().max(1))?;
             let q = pending.swap_remove(index);
             let verdicts: Vec<(Hash, Verdict)> = q
@@ -324,17 +343,28 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
         valid.sort();
         valid.dedup();
         assert!(!valid.is_empty(), "a vote over no transaction");
-        assert_eq!(vote.root, merkle::root(&valid), "vote root is not its Valid txids");
+        assert_eq!(
+            vote.root,
+            merkle::root(&valid),
+            "vote root is not its Valid txids"
+        );
         for txid in valid {
             let inputs = f
                 .inputs
                 .get(&txid)
                 .cloned()
-                .or_else(|| engine.mempool_tx(&txid).map(|t| t.inputs.iter().map(|i| i.prev).collect()))
+                .or_else(|| {
+                    engine
+                        .mempool_tx(&txid)
+                        .map(|t| t.inputs.iter().map(|i| i.prev).collect())
+                })
                 .unwrap_or_default();
             for outpoint in inputs {
                 let prior = *signed.by_outpoint.entry(outpoint).or_insert(txid);
-                assert_eq!(prior, txid, "signed votes for conflicting txs on {outpoint}");
+                assert_eq!(
+                    prior, txid,
+                    "signed votes for conflicting txs on {outpoint}"
+                );
             }
         }
     }

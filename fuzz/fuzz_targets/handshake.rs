@@ -62,14 +62,23 @@ enum Step {
     },
 }
 
-fn ack_signature(signer: &Keypair, nonce: &Hash, recipient: &PublicKeyBytes, tamper: u8) -> SignatureBytes {
+fn ack_signature(
+    signer: &Keypair,
+    nonce: &Hash,
+    recipient: &PublicKeyBytes,
+    tamper: u8,
+) -> SignatureBytes {
     let (chain, nonce, recipient) = match tamper % 4 {
         0 => (CHAIN, *nonce, *recipient),
         1 => (ChainId(4), *nonce, *recipient),
         2 => (CHAIN, Hash::digest(b"other nonce"), *recipient),
         _ => (CHAIN, *nonce, signer.public()),
     };
-    signer.sign(&signing_message(Domain::Handshake, chain, &Hash::of(&(nonce, recipient))))
+    signer.sign(&signing_message(
+        Domain::Handshake,
+        chain,
+        &Hash::of(&(nonce, recipient)),
+    ))
 }
 
 fuzz_target!(|steps: Vec<Step>| {

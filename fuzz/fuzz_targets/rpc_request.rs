@@ -50,7 +50,8 @@ fn cost(value: &Value, depth: usize, values: &mut usize, max_depth: &mut usize) 
 /// channels lead nowhere (only `methods::call` would use them).
 fn context() -> RpcContext {
     let spec = ChainConfig::builtin(Network::Devnet).expect("builtin devnet config");
-    let dir: PathBuf = std::env::temp_dir().join(format!("timecoin-fuzz-rpc-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("timecoin-fuzz-rpc-{}", std::process::id()));
     let options = StoreOptions {
         map_size_bytes: 1 << 24,
         max_map_size_bytes: 1 << 26,
@@ -109,7 +110,10 @@ fuzz_target!(|body: &[u8]| {
     };
     let (mut values, mut depth) = (0, 0);
     cost(&parsed, 0, &mut values, &mut depth);
-    assert!(values <= MAX_VALUES, "{values} values passed the cost check");
+    assert!(
+        values <= MAX_VALUES,
+        "{values} values passed the cost check"
+    );
     assert!(depth <= MAX_DEPTH, "depth {depth} passed the cost check");
     CTX.with(|ctx| match &parsed {
         Value::Array(batch) if batch.is_empty() || batch.len() > MAX_BATCH => {}

@@ -2,7 +2,7 @@
 //! (`seed-*` files): every wire message, a signed tx, a block with a proof,
 //! a proof, frames of messages, both built-in chain configs and JSON-RPC
 //! requests of every method. Run from `fuzz/`:
-//! `cargo +nightly run --release --bin seed_corpora`, then `cargo fuzz cmin`.
+//! `cargo +nightly run --release --example seed_corpora`, then `cargo fuzz cmin`.
 
 use std::path::Path;
 use timecoin::chain::{Block, BlockHeader, BlockVote, Certificate, Equivocation, RewardTx};
@@ -122,7 +122,9 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
             ],
         },
         Message::Consensus(ConsensusMessage::Tx(tx.clone())),
-        Message::Consensus(ConsensusMessage::GetTxs { txids: vec![txid; 2] }),
+        Message::Consensus(ConsensusMessage::GetTxs {
+            txids: vec![txid; 2],
+        }),
         Message::Consensus(ConsensusMessage::Txs {
             txs: vec![tx.clone(); 2],
         }),
@@ -167,7 +169,11 @@ fn main() {
     let mut stream = Vec::new();
     for (i, m) in msgs.iter().enumerate() {
         let payload = m.encode();
-        write("wire_message", &format!("{i:02}-{}", m.tag().name()), &payload);
+        write(
+            "wire_message",
+            &format!("{i:02}-{}", m.tag().name()),
+            &payload,
+        );
         let frame = encode_frame(&payload, 1 << 20).expect("frame");
         stream.extend_from_slice(&frame);
     }
@@ -178,7 +184,11 @@ fn main() {
     write("frame_reader", "one-small", &[1, 3, 3, 0, 0, 0, 1, 2, 3]);
     write("tx_decode", "transfer", &tx.encode());
     write("block_decode", "one-entry", &block.encode());
-    write("proof_decode", "three-votes", &encoding::encode(&proof(&tx)));
+    write(
+        "proof_decode",
+        "three-votes",
+        &encoding::encode(&proof(&tx)),
+    );
     write("config_parse", "devnet", DEVNET_TOML.as_bytes());
     write("config_parse", "testnet", TESTNET_TOML.as_bytes());
     let txid = tx.txid();
