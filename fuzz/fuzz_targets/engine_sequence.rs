@@ -10,7 +10,11 @@
 //! step's outputs within a fixed bound; the engine never signs finality
 //! votes covering two transactions that spend one outpoint (its own
 //! votes, over the whole run); a vote it signs is by its key and over the
-//! sorted `Valid` txids of its answer.
+//! sorted `Valid` txids of its answer. Its own votes inside proofs count
+//! too. Acting as the driver, the harness records local acceptances
+//! durably at once (`handle_acceptance_durable`: only then may the engine
+//! vote) and commits finalized txs to its UTXO view (`handle_durable`).
+//! `FUZZ_VERBOSE=1` prints each vote the engine signs.
 //!
 //! Written against the current vote format (`Votes.finality_vote` over the
 //! root of the sorted valid txids); only `peer_message` and `collect`
@@ -22,7 +26,8 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use timecoin::consensus::{
-    ConsensusMessage, Engine, EngineConfig, EngineLimits, NodeId, Output, SnowballParams, Verdict,
+    ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
+    Verdict,
 };
 use timecoin::crypto::{merkle, Keypair};
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet};
@@ -295,8 +300,42 @@ struct Signed {
     by_outpoint: BTreeMap<OutPoint, Hash>,
 }
 
-fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed) {
+/// What the driver must do after a batch of outputs: record acceptances
+/// durably (so the engine may vote for them) and commit finalized txs.
+#[derive(Default)]
+struct Duties {
+    accepted: Vec<Hash>,
+    finalized: Vec<Tx>,
+}
+
+/// Records that the engine's own key signed a vote covering `txid`.
+fn record_signed(engine: &Engine, signed: &mut Signed, txid: Hash) {
     let f = fixture();
+    if std::env::var_os("FUZZ_VERBOSE").is_some() {
+        eprintln!("engine signed a vote covering {txid}");
+    }
+    let inputs = f
+        .inputs
+        .get(&txid)
+        .cloned()
+        .or_else(|| {
+            engine
+                .mempool_tx(&txid)
+                .map(|t| t.inputs.iter().map(|i| i.prev).collect())
+        })
+        .unwrap_or_default();
+    for outpoint in inputs {
+        let prior = *signed.by_outpoint.entry(outpoint).or_insert(txid);
+        assert_eq!(
+            prior, txid,
+            "signed votes for conflicting txs on {outpoint}"
+        );
+    }
+}
+
+fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed) -> Duties {
+    let f = fixture();
+    let mut duties = Duties::default();
     let me = f.keys[0].public();
     let mut outputs = 0;
     while let Some(out) = engine.poll_output() {
@@ -323,8 +362,25 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
                 msg
             }
             Output::Broadcast { msg, .. } => msg,
+            Output::Event(Event::LocallyAccepted { txid }) => {
+                duties.accepted.push(txid);
+                continue;
+            }
+            Output::Event(Event::Finalized { tx, proof }) => {
+                // Our own vote inside a proof covers its tx.
+                if proof.votes.iter().any(|(v, _)| v.voter == me) {
+                    record_signed(engine, signed, tx.txid());
+                }
+                duties.finalized.push(tx);
+                continue;
+            }
             Output::Event(_) => continue,
         };
+        if let ConsensusMessage::Proof(proof) = &msg {
+            if proof.votes.iter().any(|(v, _)| v.voter == me) {
+                record_signed(engine, signed, proof.tx.txid());
+            }
+        }
         let ConsensusMessage::Votes {
             verdicts,
             finality_vote: Some(vote),
@@ -349,23 +405,34 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
             "vote root is not its Valid txids"
         );
         for txid in valid {
-            let inputs = f
-                .inputs
-                .get(&txid)
-                .cloned()
-                .or_else(|| {
-                    engine
-                        .mempool_tx(&txid)
-                        .map(|t| t.inputs.iter().map(|i| i.prev).collect())
-                })
-                .unwrap_or_default();
-            for outpoint in inputs {
-                let prior = *signed.by_outpoint.entry(outpoint).or_insert(txid);
-                assert_eq!(
-                    prior, txid,
-                    "signed votes for conflicting txs on {outpoint}"
-                );
+            record_signed(engine, signed, txid);
+        }
+    }
+    duties
+}
+
+/// Drains outputs and does the driver's duties until none are left.
+fn pump(
+    engine: &mut Engine,
+    now: Timestamp,
+    utxos: &mut MemUtxoSet,
+    pending: &mut Vec<Pending>,
+    signed: &mut Signed,
+) {
+    for _ in 0..100 {
+        let duties = collect(engine, pending, signed);
+        if duties.accepted.is_empty() && duties.finalized.is_empty() {
+            return;
+        }
+        if !duties.accepted.is_empty() {
+            engine.handle_acceptance_durable(now, &duties.accepted, utxos);
+        }
+        if !duties.finalized.is_empty() {
+            let txids: Vec<Hash> = duties.finalized.iter().map(Tx::txid).collect();
+            for tx in &duties.finalized {
+                utxos.apply(tx);
             }
+            engine.handle_durable(now, &txids);
         }
     }
 }
@@ -397,13 +464,14 @@ fuzz_target!(|steps: Vec<Step>| {
     let outsider = Keypair::from_seed_label("fuzz outsider");
     let mut pending = Vec::new();
     let mut signed = Signed::default();
+    let mut utxos = f.utxos.clone();
 
     for step in steps.into_iter().take(MAX_STEPS) {
         now = now.plus_ms(u64::from(step.advance_ms));
         let mut rounds = 0;
         while engine.poll_timeout().is_some_and(|t| t <= now) && rounds < 1_000 {
-            engine.handle_timeout(now, &f.utxos);
-            collect(&mut engine, &mut pending, &mut signed);
+            engine.handle_timeout(now, &utxos);
+            pump(&mut engine, now, &mut utxos, &mut pending, &mut signed);
             rounds += 1;
         }
         // Peers 1..=3 are the other validators; anything else is an outsider.
@@ -414,11 +482,11 @@ fuzz_target!(|steps: Vec<Step>| {
         };
         let from = key.unwrap_or(&outsider).public();
         if let Msg::Submit(i) = step.msg {
-            let _ = engine.handle_submit(now, tx(i).clone(), &f.utxos);
+            let _ = engine.handle_submit(now, tx(i).clone(), &utxos);
         } else if let Some(msg) = peer_message(step.msg, key, from, now, &mut pending) {
-            engine.handle_message(now, from, msg, &f.utxos);
+            engine.handle_message(now, from, msg, &utxos);
         }
-        collect(&mut engine, &mut pending, &mut signed);
+        pump(&mut engine, now, &mut utxos, &mut pending, &mut signed);
         assert!(engine.mempool_len() <= f.params.mempool_max_txs as usize);
     }
 });
