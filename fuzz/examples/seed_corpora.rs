@@ -9,7 +9,7 @@ use timecoin::chain::{Block, BlockHeader, BlockVote, Certificate, Equivocation, 
 use timecoin::config::{DEVNET_TOML, TESTNET_TOML};
 use timecoin::consensus::{ConsensusMessage, Verdict};
 use timecoin::crypto::{merkle, Keypair};
-use timecoin::finality::{FinalityProof, FinalityVote};
+use timecoin::finality::{FinalityProof, FinalityVote, VoteScope, WindowVote};
 use timecoin::net::frame::encode_frame;
 use timecoin::net::{Hello, Message, PROTOCOL_VERSION};
 use timecoin::types::validator::{VrfOutputBytes, VrfProofBytes};
@@ -17,6 +17,16 @@ use timecoin::types::{encoding, Address, Amount, ChainId, Hash, OutPoint, Tx, Tx
 use timecoin::wallet::{build_transfer, Spendable};
 
 const CHAIN: ChainId = ChainId(3);
+
+/// What every seed vote is bound to: chain 3, a fixed genesis hash, epoch 0
+/// (the fuzz targets verify against the same).
+fn scope() -> VoteScope {
+    VoteScope {
+        chain_id: CHAIN,
+        genesis_hash: Hash::digest(b"fuzz genesis"),
+        epoch: 0,
+    }
+}
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new("corpus").join(target);
@@ -60,7 +70,7 @@ fn proof(tx: &Tx) -> FinalityProof {
         votes: keys()
             .iter()
             .skip(1)
-            .map(|k| (FinalityVote::sign(k, CHAIN, 200, &leaves), path.clone()))
+            .map(|k| (FinalityVote::sign(k, scope(), 200, &leaves), path.clone()))
             .collect(),
     }
 }
@@ -96,7 +106,7 @@ fn block(tx: &Tx) -> Block {
 fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
     let key = &keys()[1];
     let txid = tx.txid();
-    let vote = FinalityVote::sign(key, CHAIN, 200, &[txid]);
+    let window = WindowVote::sign(key, scope(), 200, vec![txid, Hash::ZERO]);
     let block_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 5, block.hash());
     let other_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 5, Hash::digest(b"x"));
     vec![
@@ -131,12 +141,15 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
         Message::Consensus(ConsensusMessage::Query {
             request_id: 9,
             txids: vec![txid],
-            want_votes: true,
         }),
         Message::Consensus(ConsensusMessage::Votes {
             request_id: 9,
             verdicts: vec![(txid, Verdict::Valid), (Hash::ZERO, Verdict::Unknown)],
-            finality_vote: Some(vote),
+        }),
+        Message::Consensus(ConsensusMessage::WindowVote(Box::new(window))),
+        Message::Consensus(ConsensusMessage::GetWindowVote {
+            voter: key.public(),
+            seq: 200,
         }),
         Message::Consensus(ConsensusMessage::Proof(proof(tx))),
         Message::BlockAnnounce {

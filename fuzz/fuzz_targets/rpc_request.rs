@@ -20,6 +20,7 @@ use timecoin::metrics::Metrics;
 use timecoin::rpc::json_cost::{self, MAX_DEPTH, MAX_VALUES};
 use timecoin::rpc::methods::Method;
 use timecoin::rpc::server::MAX_BATCH;
+use timecoin::rpc::notify::Waiters;
 use timecoin::rpc::{errors, RpcContext};
 use timecoin::store::{Store, StoreOptions};
 use timecoin::time::{ManualClock, Timestamp};
@@ -69,6 +70,7 @@ fn context() -> RpcContext {
         clock: Arc::new(ManualClock::new(Timestamp(0))),
         consensus_timeout: Duration::from_millis(1),
         net: None,
+        waiters: Arc::new(Waiters::default()),
     }
 }
 

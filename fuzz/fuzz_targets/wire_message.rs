@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use timecoin::consensus::ConsensusMessage;
+use timecoin::finality::MAX_WINDOW_TXS;
 use timecoin::net::{Message, MessageLimits};
 
 fn check(payload: &[u8], limits: &MessageLimits) {
@@ -35,7 +36,8 @@ fn check(payload: &[u8], limits: &MessageLimits) {
             ConsensusMessage::Votes { verdicts, .. } => {
                 assert!(verdicts.len() <= limits.max_txs_per_query)
             }
-            ConsensusMessage::Proof(_) => {}
+            ConsensusMessage::WindowVote(w) => assert!(w.txids.len() <= MAX_WINDOW_TXS),
+            ConsensusMessage::GetWindowVote { .. } | ConsensusMessage::Proof(_) => {}
         },
         _ => {}
     }
