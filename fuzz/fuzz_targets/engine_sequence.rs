@@ -1,24 +1,22 @@
-//! The consensus `Engine` (validator 0 of 4, so it signs finality votes)
+//! The consensus `Engine` (validator 0 of 4, so it signs window votes)
 //! fed arbitrary sequences of (peer, time advance, message) from the other
 //! validators and one outsider: transactions of a funded wallet (several
-//! spends of each coin, so conflicts abound), polls, answers to the
-//! engine's own queries with well- or badly-signed finality votes, proofs
-//! signed by any subset of the validators, local submissions, and raw wire
-//! bytes. Time advances run every timer due.
+//! spends of each coin, so conflicts abound), polls and answers to the
+//! engine's own queries, window votes (validly signed by any test key over
+//! chosen txids, forged, for the wrong scope, or malformed: empty, unsorted,
+//! wrong root), requests for window votes, proofs signed by any subset of
+//! the validators, local submissions, and raw wire bytes. Time advances run
+//! every timer due (which closes the engine's own windows).
 //!
 //! Asserts: no panic; the mempool stays within `mempool_max_txs` and every
-//! step's outputs within a fixed bound; the engine never signs finality
-//! votes covering two transactions that spend one outpoint (its own
-//! votes, over the whole run); a vote it signs is by its key and over the
-//! sorted `Valid` txids of its answer. Its own votes inside proofs count
+//! step's outputs within a fixed bound; across all `WindowVote`s the
+//! engine itself sends (voter == its key), no two listed txids spend the
+//! same outpoint (over the whole run); each such window is well formed,
+//! for the engine's scope and verifies. Its own votes inside proofs count
 //! too. Acting as the driver, the harness records local acceptances
-//! durably at once (`handle_acceptance_durable`: only then may the engine
-//! vote) and commits finalized txs to its UTXO view (`handle_durable`).
-//! `FUZZ_VERBOSE=1` prints each vote the engine signs.
-//!
-//! Written against the current vote format (`Votes.finality_vote` over the
-//! root of the sorted valid txids); only `peer_message` and `collect`
-//! build or read votes, so the window-vote redesign touches just those.
+//! durably at once (`handle_acceptance_durable`: only then may a window
+//! list them) and commits finalized txs to its UTXO view
+//! (`handle_durable`). `FUZZ_VERBOSE=1` prints each txid the engine signs.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -27,10 +25,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use timecoin::consensus::{
     ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
-    Verdict,
+    Verdict, WindowParams,
 };
 use timecoin::crypto::{merkle, Keypair};
-use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet};
+use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope, WindowVote};
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
 use timecoin::net::{Message, MessageLimits};
 use timecoin::time::Timestamp;
@@ -43,7 +41,7 @@ const CHAIN: ChainId = ChainId(3);
 const VALIDATORS: usize = 4;
 const COINS: u32 = 4;
 const SPENDS_PER_COIN: usize = 3;
-const SLOT_MS: u64 = 5_000;
+const WINDOW_MS: u64 = 500;
 const MAX_STEPS: usize = 256;
 const MAX_OUTPUTS_PER_STEP: usize = 10_000;
 
@@ -54,6 +52,14 @@ struct Fixture {
     txs: Vec<Tx>,
     inputs: HashMap<Hash, Vec<OutPoint>>,
     params: SnowballParams,
+}
+
+fn scope() -> VoteScope {
+    VoteScope {
+        chain_id: CHAIN,
+        genesis_hash: Hash::digest(b"fuzz genesis"),
+        epoch: 0,
+    }
 }
 
 fn fixture() -> &'static Fixture {
@@ -155,18 +161,29 @@ enum Msg {
     Query {
         request_id: u8,
         txids: Vec<u8>,
-        want_votes: bool,
     },
     /// Answers the engine's `pending`-th outstanding query sent to this peer.
     Answer {
         pending: u8,
         verdicts: Vec<u8>,
-        vote: u8,
+    },
+    /// A window vote by test key `signer` (validators 0..4, else the
+    /// outsider) over the fixture txs `txids`; `mode` picks valid, forged,
+    /// wrong scope or malformed.
+    Window {
+        signer: u8,
+        seq: u8,
+        txids: Vec<u8>,
+        mode: u8,
+    },
+    GetWindowVote {
+        voter: u8,
+        seq: u8,
     },
     Proof {
         tx: u8,
         signers: u8,
-        slot_delta: u8,
+        seq: u8,
     },
     Raw(Vec<u8>),
 }
@@ -183,7 +200,6 @@ struct Pending {
     to: NodeId,
     request_id: u64,
     txids: Vec<Hash>,
-    want_votes: bool,
 }
 
 fn tx(i: u8) -> &'static Tx {
@@ -199,18 +215,69 @@ fn verdict(b: u8) -> Verdict {
     }
 }
 
-fn slot(now: Timestamp) -> u64 {
-    now.as_millis() / SLOT_MS
+fn test_key(i: u8) -> &'static Keypair {
+    static OUTSIDER: OnceLock<Keypair> = OnceLock::new();
+    let f = fixture();
+    f.keys
+        .get(usize::from(i % 5))
+        .unwrap_or_else(|| OUTSIDER.get_or_init(|| Keypair::from_seed_label("fuzz outsider")))
 }
 
-/// Builds what peer `from_key` sends; `None` if the step sends nothing.
-fn peer_message(
-    msg: Msg,
-    from_key: Option<&Keypair>,
-    peer: NodeId,
-    now: Timestamp,
-    pending: &mut Vec<Pending>,
-) -> Option<ConsensusMessage> {
+fn window_vote(signer: u8, seq: u8, ids: &[u8], mode: u8) -> WindowVote {
+    let key = test_key(signer);
+    let seq = u64::from(seq);
+    let txids: Vec<Hash> = ids.iter().map(|&i| tx(i).txid()).collect();
+    match mode % 8 {
+        // Forged: signed by another key, claimed by `key`.
+        1 => {
+            let mut w = WindowVote::sign(test_key(signer.wrapping_add(1)), scope(), seq, txids);
+            w.vote.voter = key.public();
+            w
+        }
+        // Wrong scope: another chain, genesis or epoch.
+        2 => {
+            let mut s = scope();
+            match seq % 3 {
+                0 => s.chain_id = ChainId(4),
+                1 => s.genesis_hash = Hash::ZERO,
+                _ => s.epoch = 1,
+            }
+            WindowVote::sign(key, s, seq, txids)
+        }
+        // Tampered after signing: a listed txid dropped or swapped.
+        3 => {
+            let mut w = WindowVote::sign(key, scope(), seq, txids);
+            if w.txids.pop().is_none() {
+                w.txids.push(Hash::ZERO);
+            }
+            w
+        }
+        // Malformed: unsorted or duplicated leaves under their own root.
+        4 => {
+            let mut leaves = txids;
+            leaves.sort();
+            leaves.reverse();
+            if let Some(&first) = leaves.first() {
+                leaves.push(first);
+            }
+            let vote = FinalityVote::sign_root(key, scope(), seq, merkle::root(&leaves));
+            WindowVote {
+                vote,
+                txids: leaves,
+            }
+        }
+        // Bad signature bytes.
+        5 => {
+            let mut w = WindowVote::sign(key, scope(), seq, txids);
+            w.vote.sig.0[0] ^= 1;
+            w
+        }
+        _ => WindowVote::sign(key, scope(), seq, txids),
+    }
+}
+
+/// Builds what `peer` sends; `None` if the step sends nothing.
+fn peer_message(msg: Msg, peer: NodeId, pending: &mut Vec<Pending>) -> Option<ConsensusMessage> {
     let f = fixture();
     Some(match msg {
         Msg::Tx(i) => ConsensusMessage::Tx(tx(i).clone()),
@@ -221,19 +288,13 @@ fn peer_message(
         Msg::Txs(ids) => ConsensusMessage::Txs {
             txs: ids.iter().map(|&i| tx(i).clone()).collect(),
         },
-        Msg::Query {
-            request_id,
-            txids,
-            want_votes,
-        } => ConsensusMessage::Query {
+        Msg::Query { request_id, txids } => ConsensusMessage::Query {
             request_id: u64::from(request_id),
             txids: txids.iter().map(|&i| tx(i).txid()).collect(),
-            want_votes,
         },
         Msg::Answer {
             pending: which,
             verdicts,
-            vote,
         } => {
             let mine: Vec<usize> = (0..pending.len())
                 .filter(|&i| pending[i].to == peer)
@@ -246,44 +307,41 @@ fn peer_message(
                 .enumerate()
                 .map(|(i, t)| (*t, verdict(verdicts.get(i).copied().unwrap_or(0))))
                 .collect();
-            let mut valid: Vec<Hash> = verdicts
-                .iter()
-                .filter(|(_, v)| *v == Verdict::Valid)
-                .map(|(t, _)| *t)
-                .collect();
-            valid.sort();
-            valid.dedup();
-            let finality_vote = match (q.want_votes, from_key, vote % 4) {
-                (true, Some(key), 0 | 1) if !valid.is_empty() => {
-                    Some(FinalityVote::sign(key, CHAIN, slot(now), &valid))
-                }
-                // Signed over the wrong set, or by another key.
-                (_, Some(key), 2) => Some(FinalityVote::sign(key, CHAIN, slot(now), &[Hash::ZERO])),
-                (_, _, 3) => Some(FinalityVote::sign(&f.keys[1], CHAIN, slot(now), &valid)),
-                _ => None,
-            };
             ConsensusMessage::Votes {
                 request_id: q.request_id,
                 verdicts,
-                finality_vote,
             }
         }
+        Msg::Window {
+            signer,
+            seq,
+            txids,
+            mode,
+        } => ConsensusMessage::WindowVote(Box::new(window_vote(signer, seq, &txids, mode))),
+        Msg::GetWindowVote { voter, seq } => ConsensusMessage::GetWindowVote {
+            voter: test_key(voter).public(),
+            seq: u64::from(seq),
+        },
         Msg::Proof {
             tx: i,
             signers,
-            slot_delta,
+            seq,
         } => {
             let tx = tx(i).clone();
             let txid = tx.txid();
             let leaves = [txid];
             let (_, path) = merkle::root_and_path(&leaves, 0)?;
-            let slot = slot(now).saturating_sub(u64::from(slot_delta % 3));
             let votes = f
                 .keys
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| signers & (1 << k) != 0)
-                .map(|(_, k)| (FinalityVote::sign(k, CHAIN, slot, &leaves), path.clone()))
+                .map(|(_, k)| {
+                    (
+                        FinalityVote::sign(k, scope(), u64::from(seq), &leaves),
+                        path.clone(),
+                    )
+                })
                 .collect();
             ConsensusMessage::Proof(FinalityProof { tx, votes })
         }
@@ -343,19 +401,13 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
         assert!(outputs <= MAX_OUTPUTS_PER_STEP, "unbounded outputs");
         let msg = match out {
             Output::Send { to, msg } => {
-                if let ConsensusMessage::Query {
-                    request_id,
-                    txids,
-                    want_votes,
-                } = &msg
-                {
+                if let ConsensusMessage::Query { request_id, txids } = &msg {
                     assert!(txids.len() <= f.params.max_txs_per_query as usize);
                     if pending.len() < 1024 {
                         pending.push(Pending {
                             to,
                             request_id: *request_id,
                             txids: txids.clone(),
-                            want_votes: *want_votes,
                         });
                     }
                 }
@@ -381,31 +433,20 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
                 record_signed(engine, signed, proof.tx.txid());
             }
         }
-        let ConsensusMessage::Votes {
-            verdicts,
-            finality_vote: Some(vote),
-            ..
-        } = msg
-        else {
+        let ConsensusMessage::WindowVote(window) = msg else {
             continue;
         };
-        assert_eq!(vote.voter, me, "the engine signed with another key");
-        assert!(vote.verify_signature().is_ok());
-        let mut valid: Vec<Hash> = verdicts
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Valid)
-            .map(|(t, _)| *t)
-            .collect();
-        valid.sort();
-        valid.dedup();
-        assert!(!valid.is_empty(), "a vote over no transaction");
-        assert_eq!(
-            vote.root,
-            merkle::root(&valid),
-            "vote root is not its Valid txids"
+        if window.vote.voter != me {
+            continue; // a relay of someone else's window
+        }
+        assert!(window.check_shape().is_ok(), "own window malformed");
+        assert_eq!(window.vote.scope(), scope(), "own window for another scope");
+        assert!(
+            window.vote.verify_signature().is_ok(),
+            "own window does not verify"
         );
-        for txid in valid {
-            record_signed(engine, signed, txid);
+        for txid in &window.txids {
+            record_signed(engine, signed, *txid);
         }
     }
     duties
@@ -425,7 +466,7 @@ fn pump(
             return;
         }
         if !duties.accepted.is_empty() {
-            engine.handle_acceptance_durable(now, &duties.accepted, utxos);
+            engine.handle_acceptance_durable(now, &duties.accepted);
         }
         if !duties.finalized.is_empty() {
             let txids: Vec<Hash> = duties.finalized.iter().map(Tx::txid).collect();
@@ -456,7 +497,13 @@ fuzz_target!(|steps: Vec<Step>| {
             verified_votes: 64,
             ..EngineLimits::default()
         },
-        slot_duration_ms: SLOT_MS,
+        scope: scope(),
+        window: WindowParams {
+            vote_window_ms: WINDOW_MS,
+            max_window_txs: 8,
+        },
+        observer_polls: false,
+        window_session: 1,
         rng_seed: 7,
     };
     let mut now = Timestamp(1_000_000);
@@ -483,7 +530,7 @@ fuzz_target!(|steps: Vec<Step>| {
         let from = key.unwrap_or(&outsider).public();
         if let Msg::Submit(i) = step.msg {
             let _ = engine.handle_submit(now, tx(i).clone(), &utxos);
-        } else if let Some(msg) = peer_message(step.msg, key, from, now, &mut pending) {
+        } else if let Some(msg) = peer_message(step.msg, from, &mut pending) {
             engine.handle_message(now, from, msg, &utxos);
         }
         pump(&mut engine, now, &mut utxos, &mut pending, &mut signed);
