@@ -21,7 +21,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 use timecoin::consensus::{
     ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
@@ -277,7 +277,12 @@ fn window_vote(signer: u8, seq: u8, ids: &[u8], mode: u8) -> WindowVote {
 }
 
 /// Builds what `peer` sends; `None` if the step sends nothing.
-fn peer_message(msg: Msg, peer: NodeId, pending: &mut Vec<Pending>) -> Option<ConsensusMessage> {
+fn peer_message(
+    msg: Msg,
+    peer: NodeId,
+    pending: &mut Vec<Pending>,
+    signed: &mut Signed,
+) -> Option<ConsensusMessage> {
     let f = fixture();
     Some(match msg {
         Msg::Tx(i) => ConsensusMessage::Tx(tx(i).clone()),
@@ -317,7 +322,13 @@ fn peer_message(msg: Msg, peer: NodeId, pending: &mut Vec<Pending>) -> Option<Co
             seq,
             txids,
             mode,
-        } => ConsensusMessage::WindowVote(Box::new(window_vote(signer, seq, &txids, mode))),
+        } => {
+            let window = window_vote(signer, seq, &txids, mode);
+            if window.vote.voter == f.keys[0].public() {
+                signed.injected.insert(window.vote.vote_hash());
+            }
+            ConsensusMessage::WindowVote(Box::new(window))
+        }
         Msg::GetWindowVote { voter, seq } => ConsensusMessage::GetWindowVote {
             voter: test_key(voter).public(),
             seq: u64::from(seq),
@@ -342,7 +353,12 @@ fn peer_message(msg: Msg, peer: NodeId, pending: &mut Vec<Pending>) -> Option<Co
                         path.clone(),
                     )
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            for (vote, _) in &votes {
+                if vote.voter == f.keys[0].public() {
+                    signed.injected.insert(vote.vote_hash());
+                }
+            }
             ConsensusMessage::Proof(FinalityProof { tx, votes })
         }
         Msg::Raw(bytes) => match Message::decode(&bytes, &MessageLimits::default()) {
@@ -356,6 +372,9 @@ fn peer_message(msg: Msg, peer: NodeId, pending: &mut Vec<Pending>) -> Option<Co
 #[derive(Default)]
 struct Signed {
     by_outpoint: BTreeMap<OutPoint, Hash>,
+    /// Votes the harness itself made with the engine's key (windows and
+    /// proof votes): the engine relaying them is not the engine signing.
+    injected: HashSet<Hash>,
 }
 
 /// What the driver must do after a batch of outputs: record acceptances
@@ -420,7 +439,11 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
             }
             Output::Event(Event::Finalized { tx, proof }) => {
                 // Our own vote inside a proof covers its tx.
-                if proof.votes.iter().any(|(v, _)| v.voter == me) {
+                if proof
+                    .votes
+                    .iter()
+                    .any(|(v, _)| v.voter == me && !signed.injected.contains(&v.vote_hash()))
+                {
                     record_signed(engine, signed, tx.txid());
                 }
                 duties.finalized.push(tx);
@@ -429,15 +452,19 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
             Output::Event(_) => continue,
         };
         if let ConsensusMessage::Proof(proof) = &msg {
-            if proof.votes.iter().any(|(v, _)| v.voter == me) {
+            if proof
+                .votes
+                .iter()
+                .any(|(v, _)| v.voter == me && !signed.injected.contains(&v.vote_hash()))
+            {
                 record_signed(engine, signed, proof.tx.txid());
             }
         }
         let ConsensusMessage::WindowVote(window) = msg else {
             continue;
         };
-        if window.vote.voter != me {
-            continue; // a relay of someone else's window
+        if window.vote.voter != me || signed.injected.contains(&window.vote.vote_hash()) {
+            continue; // a relay of someone else's (or the harness's) window
         }
         assert!(window.check_shape().is_ok(), "own window malformed");
         assert_eq!(window.vote.scope(), scope(), "own window for another scope");
@@ -530,7 +557,7 @@ fuzz_target!(|steps: Vec<Step>| {
         let from = key.unwrap_or(&outsider).public();
         if let Msg::Submit(i) = step.msg {
             let _ = engine.handle_submit(now, tx(i).clone(), &utxos);
-        } else if let Some(msg) = peer_message(step.msg, from, &mut pending) {
+        } else if let Some(msg) = peer_message(step.msg, from, &mut pending, &mut signed) {
             engine.handle_message(now, from, msg, &utxos);
         }
         pump(&mut engine, now, &mut utxos, &mut pending, &mut signed);
