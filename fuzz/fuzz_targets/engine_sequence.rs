@@ -13,7 +13,8 @@
 //! engine itself sends (voter == its key), no two listed txids spend the
 //! same outpoint (over the whole run); each such window is well formed,
 //! for the engine's scope and verifies. Its own votes inside proofs count
-//! too. Acting as the driver, the harness records local acceptances
+//! too. Votes the harness itself signs with the engine's key (a fuzzed
+//! window or proof vote by validator 0) are relays and do not count. Acting as the driver, the harness records local acceptances
 //! durably at once (`handle_acceptance_durable`: only then may a window
 //! list them) and commits finalized txs to its UTXO view
 //! (`handle_durable`). `FUZZ_VERBOSE=1` prints each txid the engine signs.
