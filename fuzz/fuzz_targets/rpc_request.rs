@@ -93,6 +93,8 @@ fn parse_one(request: &Value, ctx: &RpcContext) {
                 errors::INVALID_PARAMS,
                 errors::INVALID_REQUEST,
                 errors::DESERIALIZATION_ERROR,
+                // bitcoind's RPC_INVALID_ADDRESS_OR_KEY: a malformed address.
+                errors::NOT_FOUND,
             ]
             .contains(&e.code),
             "unexpected code {} for {name}: {}",
