@@ -761,11 +761,15 @@ impl Engine {
             return;
         }
         let Some((seq, txids)) = self.own_window.close(now, max_txs) else {
-            log::error!("window vote sequence exhausted; restart the node to sign again");
+            log::error!(
+                "this node signed 2^32 window votes since it started and can sign no more; \
+                 restart it to take a new vote sequence and sign again"
+            );
             return;
         };
         let me = signer.public();
-        let window = Arc::new(WindowVote::sign(signer, self.config.scope, seq, txids));
+        let (window, tree) = WindowVote::sign_with_tree(signer, self.config.scope, seq, txids);
+        let window = Arc::new(window);
         self.metrics.finality_votes_signed += 1;
         // Our own signature needs no check.
         self.verified_votes.insert_own(&window.vote);
@@ -773,13 +777,8 @@ impl Engine {
             msg: ConsensusMessage::WindowVote(Box::new((*window).clone())),
             skip: Vec::new(),
         });
-        match window.check_shape() {
-            Ok(tree) => {
-                self.windows.record(&window);
-                self.tally_window(now, me, &window, &tree, view);
-            }
-            Err(e) => log::error!("our own window vote {seq} is malformed: {e}"),
-        }
+        self.windows.record(&window);
+        self.tally_window(now, me, &window, &tree, view);
     }
 
     /// A window vote from a peer: checked once (dedupe by `(voter, seq)`,
@@ -1152,7 +1151,7 @@ impl Engine {
             &proof,
             self.config.scope.chain_id,
             self.config.scope.genesis_hash,
-            |epoch| (epoch == 0).then_some(validators),
+            |epoch| validators.for_epoch(epoch),
             |vote| cache.check(vote),
         );
         if verified.is_err() {

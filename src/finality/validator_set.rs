@@ -93,6 +93,12 @@ impl ValidatorSet {
     /// Weight a finality proof needs: `ceil(0.67 · total)`, computed exactly
     /// in integers as `(67·total + 99) / 100` (u128, so it cannot overflow).
     /// Every node must use this one rounding, or they disagree on proofs.
+    /// The set votes of `epoch` are checked against: this one set is epoch 0
+    /// until registration (DESIGN §7) brings one set per epoch.
+    pub fn for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        (epoch == 0).then_some(self)
+    }
+
     pub fn required_weight(&self) -> u64 {
         required_weight(self.total_weight)
     }

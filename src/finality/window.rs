@@ -37,11 +37,23 @@ pub enum WindowError {
 
 impl WindowVote {
     /// Signs the window holding `txids` (sorted and deduplicated here).
-    pub fn sign(keypair: &Keypair, scope: VoteScope, seq: u64, mut txids: Vec<Hash>) -> Self {
+    pub fn sign(keypair: &Keypair, scope: VoteScope, seq: u64, txids: Vec<Hash>) -> Self {
+        Self::sign_with_tree(keypair, scope, seq, txids).0
+    }
+
+    /// [`Self::sign`], also returning the tree it signed the root of, so
+    /// the signer takes its own paths without hashing the leaves again.
+    pub fn sign_with_tree(
+        keypair: &Keypair,
+        scope: VoteScope,
+        seq: u64,
+        mut txids: Vec<Hash>,
+    ) -> (Self, MerkleTree) {
         txids.sort_unstable();
         txids.dedup();
-        let vote = FinalityVote::sign(keypair, scope, seq, &txids);
-        WindowVote { vote, txids }
+        let tree = MerkleTree::new(&txids);
+        let vote = FinalityVote::sign_root(keypair, scope, seq, tree.root());
+        (WindowVote { vote, txids }, tree)
     }
 
     /// `(voter, seq)`: what relays deduplicate and missing windows are asked by.
@@ -121,8 +133,8 @@ mod tests {
         unsorted.txids.reverse();
         assert_eq!(unsorted.check_shape().err(), Some(WindowError::Unsorted));
         let mut swapped = window.clone();
-        swapped.txids[1] = Hash::digest(b"c").max(swapped.txids[0]);
-        assert!(swapped.check_shape().is_err());
+        swapped.txids[1] = Hash([0xff; 32]);
+        assert_eq!(swapped.check_shape().err(), Some(WindowError::WrongRoot));
         let empty = WindowVote {
             txids: Vec::new(),
             ..window.clone()

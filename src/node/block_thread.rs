@@ -939,7 +939,7 @@ impl<C: Clock> BlockThread<C> {
             let validators = &self.validators;
             let cache = &mut self.verified_votes;
             unknown.retain(|p| {
-                let set = |epoch| (epoch == 0).then_some(validators);
+                let set = |epoch| validators.for_epoch(epoch);
                 verify_proof_with(p, chain_id, genesis, set, |v| cache.check(v)).is_ok()
             });
             self.count_verified_votes();

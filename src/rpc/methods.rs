@@ -138,7 +138,7 @@ impl<'a> Params<'a> {
     }
 
     /// Refuses params beyond `names` (positional or named).
-    fn expect(&self, names: &[&str]) -> Result<(), RpcError> {
+    fn takes_only(&self, names: &[&str]) -> Result<(), RpcError> {
         if self.positional.len() > names.len() {
             return Err(RpcError::new(
                 errors::INVALID_PARAMS,
@@ -272,20 +272,20 @@ impl Method {
     /// Parses `name` and `params` into a method, or says which param is wrong.
     pub fn parse(name: &str, params: &Value, ctx: &RpcContext) -> Result<Method, RpcError> {
         let p = Params::new(name, params)?;
-        let no_params = |m: Method| p.expect(&[]).map(|()| m);
+        let no_params = |m: Method| p.takes_only(&[]).map(|()| m);
         match name {
             "getblockchaininfo" => no_params(Method::GetBlockchainInfo),
             "getblockcount" => no_params(Method::GetBlockCount),
             "getbestblockhash" => no_params(Method::GetBestBlockHash),
             "getmempoolinfo" => no_params(Method::GetMempoolInfo),
             "getrawmempool" => {
-                p.expect(&["verbose", "mempool_sequence"])?;
+                p.takes_only(&["verbose", "mempool_sequence"])?;
                 Ok(Method::GetRawMempool {
                     verbose: p.flag(0, "verbose")?,
                 })
             }
             "getmempoolentry" => {
-                p.expect(&["txid"])?;
+                p.takes_only(&["txid"])?;
                 Ok(Method::GetMempoolEntry {
                     txid: p.hash(0, "txid")?,
                 })
@@ -295,17 +295,17 @@ impl Method {
             "ping" => no_params(Method::Ping),
             "gettxoutsetinfo" => {
                 // Bitcoin's hash_type / hash_or_height / use_index: one digest here.
-                p.expect(&["hash_type", "hash_or_height", "use_index"])?;
+                p.takes_only(&["hash_type", "hash_or_height", "use_index"])?;
                 Ok(Method::GetTxOutSetInfo)
             }
             "estimatesmartfee" => {
-                p.expect(&["conf_target", "estimate_mode"])?;
+                p.takes_only(&["conf_target", "estimate_mode"])?;
                 p.u64(0, "conf_target")?;
                 Ok(Method::EstimateSmartFee)
             }
             "getstatus" => no_params(Method::GetStatus),
             "help" => {
-                p.expect(&["command"])?;
+                p.takes_only(&["command"])?;
                 let method = match p.get(0, "command") {
                     None => None,
                     Some(_) => Some(clip(p.str(0, "command")?)),
@@ -313,7 +313,7 @@ impl Method {
                 Ok(Method::Help { method })
             }
             "getblockheader" => {
-                p.expect(&["blockhash", "verbose"])?;
+                p.takes_only(&["blockhash", "verbose"])?;
                 let verbose = match p.get(1, "verbose") {
                     None => true,
                     Some(_) => p.flag(1, "verbose")?,
@@ -324,32 +324,32 @@ impl Method {
                 })
             }
             "decoderawtransaction" => {
-                p.expect(&["hexstring", "iswitness"])?;
+                p.takes_only(&["hexstring", "iswitness"])?;
                 Ok(Method::DecodeRawTransaction {
                     tx: Box::new(decode_tx_hex(p.str(0, "hexstring")?, ctx)?),
                 })
             }
             "validateaddress" => {
-                p.expect(&["address"])?;
+                p.takes_only(&["address"])?;
                 Ok(Method::ValidateAddress {
                     address: clip(p.str(0, "address")?),
                 })
             }
             "waitfortx" => {
-                p.expect(&["txid", "timeout"])?;
+                p.takes_only(&["txid", "timeout"])?;
                 Ok(Method::Wait(Wait::Tx {
                     txid: p.hash(0, "txid")?,
                     timeout: Wait::timeout_from_ms(p.opt_u64(1, "timeout")?, DEFAULT_TX_WAIT),
                 }))
             }
             "waitfornewblock" => {
-                p.expect(&["timeout"])?;
+                p.takes_only(&["timeout"])?;
                 Ok(Method::Wait(Wait::NewBlock {
                     timeout: Wait::timeout_from_ms(p.opt_u64(0, "timeout")?, MAX_WAIT),
                 }))
             }
             "waitforblockheight" => {
-                p.expect(&["height", "timeout"])?;
+                p.takes_only(&["height", "timeout"])?;
                 Ok(Method::Wait(Wait::BlockHeight {
                     height: p.u64(0, "height")?,
                     timeout: Wait::timeout_from_ms(p.opt_u64(1, "timeout")?, MAX_WAIT),
@@ -364,7 +364,7 @@ impl Method {
             "getchaintips" => no_params(Method::GetChainTips),
             "getevidence" => no_params(Method::GetEvidence),
             "getrewardinfo" => {
-                p.expect(&["height"])?;
+                p.takes_only(&["height"])?;
                 let height = match p.get(0, "height") {
                     None => None,
                     Some(_) => Some(p.u64(0, "height")?),
@@ -372,33 +372,33 @@ impl Method {
                 Ok(Method::GetRewardInfo { height })
             }
             "getblockhash" => {
-                p.expect(&["height"])?;
+                p.takes_only(&["height"])?;
                 Ok(Method::GetBlockHash {
                     height: p.u64(0, "height")?,
                 })
             }
             "getblock" => {
-                p.expect(&["blockhash", "verbosity"])?;
+                p.takes_only(&["blockhash", "verbosity"])?;
                 Ok(Method::GetBlock {
                     hash: p.hash(0, "blockhash")?,
                     verbosity: BlockVerbosity::from_json(p.get(1, "verbosity"))?,
                 })
             }
             "getrawtransaction" => {
-                p.expect(&["txid", "verbose"])?;
+                p.takes_only(&["txid", "verbose"])?;
                 Ok(Method::GetRawTransaction {
                     txid: p.hash(0, "txid")?,
                     verbose: p.flag(1, "verbose")?,
                 })
             }
             "sendrawtransaction" => {
-                p.expect(&["hexstring"])?;
+                p.takes_only(&["hexstring"])?;
                 Ok(Method::SendRawTransaction {
                     tx: Box::new(decode_tx_hex(p.str(0, "hexstring")?, ctx)?),
                 })
             }
             "gettxout" => {
-                p.expect(&["txid", "n"])?;
+                p.takes_only(&["txid", "n"])?;
                 let txid = p.hash(0, "txid")?;
                 let vout = u32::try_from(p.u64(1, "n")?)
                     .map_err(|_| RpcError::invalid_param("n", "output index too large"))?;
@@ -407,19 +407,19 @@ impl Method {
                 })
             }
             "gettxstatus" => {
-                p.expect(&["txid"])?;
+                p.takes_only(&["txid"])?;
                 Ok(Method::GetTxStatus {
                     txid: p.hash(0, "txid")?,
                 })
             }
             "getfinalityproof" => {
-                p.expect(&["txid"])?;
+                p.takes_only(&["txid"])?;
                 Ok(Method::GetFinalityProof {
                     txid: p.hash(0, "txid")?,
                 })
             }
             "listunspent" => {
-                p.expect(&["minconf", "maxconf", "addresses", "include_unsafe"])?;
+                p.takes_only(&["minconf", "maxconf", "addresses", "include_unsafe"])?;
                 Ok(Method::ListUnspent {
                     minconf: p.u64_or(0, "minconf", 0)?,
                     maxconf: p.u64_or(1, "maxconf", 9_999_999)?,
@@ -428,7 +428,7 @@ impl Method {
             }
             "getbalance" => {
                 // Bitcoin's first slot (the dummy "*"): a wallet-less node needs the address.
-                p.expect(&["address", "minconf", "include_watchonly", "avoid_reuse"])?;
+                p.takes_only(&["address", "minconf", "include_watchonly", "avoid_reuse"])?;
                 if p.get(0, "address").and_then(Value::as_str) == Some("*") {
                     return Err(RpcError::invalid_param(
                         "address",

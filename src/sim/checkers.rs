@@ -284,7 +284,7 @@ impl Checkers {
         let verdict = if proof.tx != *tx {
             Err(ProofError::WrongPath { index: 0, txid })
         } else {
-            let set = |epoch| (epoch == 0).then_some(&self.validators);
+            let set = |epoch| self.validators.for_epoch(epoch);
             verify_proof(proof, self.params.chain_id, self.genesis_hash, set).map(|_| ())
         };
         if let Err(reason) = verdict {

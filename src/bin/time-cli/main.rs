@@ -888,7 +888,7 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
     let validators = ValidatorSet::new(spec.validators.clone())
         .map_err(|e| CliError::Unexpected(format!("genesis validator set: {e}")))?;
-    let set = |epoch| (epoch == 0).then_some(&validators);
+    let set = |epoch| validators.for_epoch(epoch);
     let proven = verify_proof(&proof, spec.chain_id(), spec.genesis_hash(), set)
         .map_err(|source| CliError::InvalidProof { txid, source })?;
     if proven != txid {
