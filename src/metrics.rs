@@ -137,6 +137,13 @@ pub struct Metrics {
     pub peer_messages: AtomicU64,
     pub peer_connects: AtomicU64,
     pub peer_disconnects: AtomicU64,
+    /// Provably invalid consensus messages handed to the net layer's score.
+    pub consensus_misbehaviours: AtomicU64,
+    /// Mirrors of the engine's per-peer work budgets, summed over peers:
+    /// units charged (signature checks, Merkle trees) and messages dropped
+    /// over budget.
+    pub consensus_work_charged: AtomicU64,
+    pub consensus_work_dropped: AtomicU64,
     backpressure: [AtomicU64; 2],
     /// Admission to durable commit, per finalized transaction.
     pub finality_latency: Histogram,
@@ -170,6 +177,9 @@ impl Default for Metrics {
             peer_messages: AtomicU64::new(0),
             peer_connects: AtomicU64::new(0),
             peer_disconnects: AtomicU64::new(0),
+            consensus_misbehaviours: AtomicU64::new(0),
+            consensus_work_charged: AtomicU64::new(0),
+            consensus_work_dropped: AtomicU64::new(0),
             backpressure: [AtomicU64::new(0), AtomicU64::new(0)],
             finality_latency: Histogram::new(LATENCY_BOUNDS_MS),
             lmdb_commit: Histogram::new(COMMIT_BOUNDS_MS),
@@ -197,7 +207,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 20] = [
+        let counters: [(&str, &str, &AtomicU64); 23] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -222,6 +232,21 @@ impl Metrics {
                 "timecoin_window_equivocations_total",
                 "Conflicting txs signed in one validator's window votes",
                 &self.equivocations,
+            ),
+            (
+                "timecoin_consensus_misbehaviours_total",
+                "Provably invalid window votes and proofs from peers (penalized)",
+                &self.consensus_misbehaviours,
+            ),
+            (
+                "timecoin_consensus_work_charged_total",
+                "Work units (signature checks, Merkle trees) charged to peers' budgets",
+                &self.consensus_work_charged,
+            ),
+            (
+                "timecoin_consensus_work_dropped_total",
+                "Peer messages dropped unchecked because the peer's work budget was spent",
+                &self.consensus_work_dropped,
             ),
             (
                 "timecoin_polls_started_total",

@@ -17,6 +17,7 @@ use super::fetches::Fetches;
 use super::messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
+use super::misbehaviour::Misbehaviour;
 use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
@@ -182,6 +183,8 @@ pub struct EngineMetrics {
     pub proofs_unapplied: u64,
     /// Messages over a size limit (`max_txs_per_query`), dropped whole.
     pub messages_oversized: u64,
+    /// `Output::Misbehaved` reports (faults or not).
+    pub misbehaviours_reported: u64,
     pub safety_violations: u64,
 }
 
@@ -338,7 +341,7 @@ impl Engine {
                 self.on_window_vote(now, from, Arc::from(window), view)
             }
             ConsensusMessage::GetWindowVote { voter, seq } => self.on_get_window(from, voter, seq),
-            ConsensusMessage::Proof(proof) => self.on_proof(now, proof, view),
+            ConsensusMessage::Proof(proof) => self.on_proof(now, from, proof, view),
         }
     }
 
@@ -643,16 +646,18 @@ impl Engine {
 
     // ---- messages ----
 
-    fn oversized(&mut self, len: usize) -> bool {
-        let over = len > self.config.snowball.max_txs_per_query as usize;
+    fn oversized(&mut self, from: NodeId, len: usize) -> bool {
+        let max = self.config.snowball.max_txs_per_query as usize;
+        let over = len > max;
         if over {
             self.metrics.messages_oversized += 1;
+            self.misbehaved(from, Misbehaviour::Oversized { len, max });
         }
         over
     }
 
     fn on_get_txs(&mut self, from: NodeId, txids: &[Hash]) {
-        if self.oversized(txids.len()) {
+        if self.oversized(from, txids.len()) {
             return;
         }
         let txs: Vec<Tx> = txids
@@ -665,7 +670,7 @@ impl Engine {
     }
 
     fn on_txs(&mut self, now: Timestamp, from: NodeId, txs: Vec<Tx>, view: &impl UtxoView) {
-        if self.oversized(txs.len()) {
+        if self.oversized(from, txs.len()) {
             return;
         }
         for tx in txs {
@@ -683,7 +688,7 @@ impl Engine {
     }
 
     fn on_query(&mut self, now: Timestamp, from: NodeId, request_id: u64, txids: &[Hash]) {
-        if self.oversized(txids.len()) {
+        if self.oversized(from, txids.len()) {
             return;
         }
         let verdicts = self.answer_query(txids);
@@ -705,7 +710,7 @@ impl Engine {
         request_id: u64,
         verdicts: &[(Hash, Verdict)],
     ) {
-        if self.oversized(verdicts.len()) {
+        if self.oversized(from, verdicts.len()) {
             return;
         }
         let Some(request) = self.polls.take_answered(request_id, &from) else {
@@ -796,19 +801,9 @@ impl Engine {
             self.metrics.windows_duplicate += 1;
             return;
         }
-        let vote = &window.vote;
-        let tree = match window.check_shape() {
-            Ok(tree)
-                if vote.scope() == self.config.scope
-                    && self.validators.contains(&vote.voter)
-                    && self.verified_votes.check(vote) =>
-            {
-                tree
-            }
-            _ => {
-                self.metrics.bad_finality_votes += 1;
-                return;
-            }
+        let Some(tree) = self.check_window(from, &window) else {
+            self.metrics.bad_finality_votes += 1;
+            return;
         };
         self.metrics.windows_received += 1;
         let missing = self.windows.record(&window);
@@ -821,6 +816,37 @@ impl Engine {
             skip: vec![from, key.0],
         });
         self.tally_window(now, from, &window, &tree, view);
+    }
+
+    /// Scope, membership, shape and signature of a received window, in
+    /// that order (cheap first); what no honest relay sends is reported.
+    fn check_window(&mut self, from: NodeId, window: &WindowVote) -> Option<MerkleTree> {
+        let vote = &window.vote;
+        let scope = self.config.scope;
+        if (vote.chain_id, vote.genesis_hash) != (scope.chain_id, scope.genesis_hash) {
+            self.misbehaved(from, Misbehaviour::WrongChainWindow);
+            return None;
+        }
+        // Another epoch is stale or early, not a fault.
+        if vote.epoch != scope.epoch {
+            return None;
+        }
+        if !self.validators.contains(&vote.voter) {
+            self.misbehaved(from, Misbehaviour::OutsiderWindow);
+            return None;
+        }
+        let tree = match window.check_shape() {
+            Ok(tree) => tree,
+            Err(e) => {
+                self.misbehaved(from, Misbehaviour::MalformedWindow(e));
+                return None;
+            }
+        };
+        if !self.verified_votes.check(vote) {
+            self.misbehaved(from, Misbehaviour::ForgedWindow);
+            return None;
+        }
+        Some(tree)
     }
 
     /// Answers a peer that missed a window we still keep.
@@ -1139,7 +1165,13 @@ impl Engine {
 
     /// A proof from a peer (catch-up) finalizes its tx without sampling, if
     /// it verifies against our snapshot and its tx applies.
-    fn on_proof(&mut self, now: Timestamp, proof: FinalityProof, view: &impl UtxoView) {
+    fn on_proof(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        proof: FinalityProof,
+        view: &impl UtxoView,
+    ) {
         let txid = proof.tx.txid();
         if self.is_final_here(&txid) || self.halted {
             return;
@@ -1154,8 +1186,9 @@ impl Engine {
             |epoch| validators.for_epoch(epoch),
             |vote| cache.check(vote),
         );
-        if verified.is_err() {
+        if let Err(e) = verified {
             self.metrics.proofs_invalid += 1;
+            self.misbehaved(from, Misbehaviour::InvalidProof(e));
             return;
         }
         self.apply_proof(now, proof, view);
@@ -1372,6 +1405,11 @@ impl Engine {
 
     fn send(&mut self, to: NodeId, msg: ConsensusMessage) {
         self.outputs.push_back(Output::Send { to, msg });
+    }
+
+    fn misbehaved(&mut self, peer: NodeId, reason: Misbehaviour) {
+        self.metrics.misbehaviours_reported += 1;
+        self.outputs.push_back(Output::Misbehaved { peer, reason });
     }
 
     fn emit(&mut self, event: Event) {

@@ -2,6 +2,7 @@
 //! what the engine hands back to its driver. Plain data: the net layer frames
 //! and tags these; the engine re-checks every size limit on arrival.
 
+use super::misbehaviour::Misbehaviour;
 use crate::finality::{FinalityProof, WindowVote};
 use crate::mempool::TxStatus;
 use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
@@ -68,6 +69,12 @@ pub enum Output {
         skip: Vec<NodeId>,
     },
     Event(Event),
+    /// `peer` sent something invalid; the net layer scores it if
+    /// `reason.is_fault()`.
+    Misbehaved {
+        peer: NodeId,
+        reason: Misbehaviour,
+    },
 }
 
 /// Why a transaction left the mempool without being finalized here.

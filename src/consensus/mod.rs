@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod fetches;
 pub mod messages;
+pub mod misbehaviour;
 pub mod params;
 pub mod polls;
 pub mod sampler;
@@ -21,5 +22,6 @@ pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError,
 pub use messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
+pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
 pub use vote_cache::VerifiedVotes;

@@ -32,6 +32,10 @@ pub const UNKNOWN_TAG_PENALTY: u32 = 20;
 /// reward...): an honest producer never sends one, but a node on a buggy
 /// build might, so it takes several to ban.
 pub const INVALID_BLOCK_PENALTY: u32 = 25;
+/// Per window vote or proof that is provably invalid (a bad signature, a
+/// non-validator's vote, a failing proof): every node checks what it relays,
+/// so an honest peer never sends one; two ban.
+pub const INVALID_CONSENSUS_PENALTY: u32 = 50;
 
 /// Frames handed to one vectored write (Linux allows 1,024).
 const MAX_IOVECS: usize = 64;

@@ -165,6 +165,8 @@ pub trait NetSink: Send {
     fn send(&mut self, to: NodeId, msg: ConsensusMessage);
     /// To every connected peer but those in `skip`.
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
+    /// Adds to `peer`'s misbehaviour score (it sent provably invalid data).
+    fn penalize(&mut self, peer: NodeId, points: u32, reason: &'static str);
 }
 
 /// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
@@ -174,6 +176,9 @@ impl NetSink for Box<dyn NetSink> {
     }
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
         (**self).broadcast(msg, skip);
+    }
+    fn penalize(&mut self, peer: NodeId, points: u32, reason: &'static str) {
+        (**self).penalize(peer, points, reason);
     }
 }
 
@@ -189,6 +194,10 @@ impl NetSink for NoNet {
 
     fn broadcast(&mut self, msg: ConsensusMessage, _skip: Vec<NodeId>) {
         log::trace!("no network: dropping a broadcast {}", kind(&msg));
+    }
+
+    fn penalize(&mut self, peer: NodeId, _points: u32, reason: &'static str) {
+        log::trace!("no network: not scoring {peer:?} for {reason}");
     }
 }
 

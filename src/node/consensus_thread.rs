@@ -17,10 +17,11 @@ use super::channels::{
     NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
     MAX_MEMPOOL_LISTING, MAX_SUBMITS_AWAITING_DURABLE,
 };
-use crate::consensus::{ConsensusMessage, Engine, Event, NodeId, Output};
+use crate::consensus::{ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output};
 use crate::finality::FinalityProof;
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
+use crate::net::peer::INVALID_CONSENSUS_PENALTY;
 use crate::net::{Message, NetEvent};
 use crate::store::schema::PROOFS;
 use crate::store::{FinalizedTx, ReadView, Store, StoreError};
@@ -505,7 +506,21 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 Output::Send { to, msg } => self.net.send(to, msg),
                 Output::Broadcast { msg, skip } => self.net.broadcast(msg, skip),
                 Output::Event(event) => self.on_event(now, event),
+                Output::Misbehaved { peer, reason } => self.on_misbehaved(peer, &reason),
             }
+        }
+    }
+
+    /// A fault goes to the net layer's score (two ban); anything else is
+    /// only logged, the engine counted it.
+    fn on_misbehaved(&mut self, peer: NodeId, reason: &Misbehaviour) {
+        if reason.is_fault() {
+            log::info!("peer {peer:?} misbehaved: {reason}");
+            self.metrics.consensus_misbehaviours.fetch_add(1, Relaxed);
+            self.net
+                .penalize(peer, INVALID_CONSENSUS_PENALTY, reason.label());
+        } else {
+            log::debug!("peer {peer:?} sent unusable data: {reason}");
         }
     }
 

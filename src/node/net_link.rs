@@ -18,6 +18,17 @@ impl NetSink for NetClient {
         let msg = Message::Consensus(msg);
         deliver(self, NetCommand::Broadcast { msg, skip });
     }
+
+    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str) {
+        deliver(
+            self,
+            NetCommand::Penalize {
+                node_id,
+                points,
+                reason,
+            },
+        );
+    }
 }
 
 fn deliver(net: &NetClient, command: NetCommand) {

@@ -523,7 +523,7 @@ impl Cluster {
                     };
                     (targets, msg)
                 }
-                Output::Event(_) => continue,
+                Output::Event(_) | Output::Misbehaved { .. } => continue,
             };
             if self.has_byzantine {
                 self.adversary.observe(node, honest, &msg);

@@ -267,6 +267,10 @@ impl Cluster {
                     }
                     self.events.push((i, event));
                 }
+                // Honest engines of one cluster never send invalid data.
+                Output::Misbehaved { peer, reason } => {
+                    panic!("node {i} reports {peer:?} misbehaving: {reason}")
+                }
             }
         }
     }
