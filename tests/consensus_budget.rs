@@ -7,11 +7,13 @@
 mod consensus_support;
 
 use consensus_support::*;
-use timecoin::consensus::{ConsensusMessage, Engine, Misbehaviour, NodeId, Output};
+use timecoin::consensus::{
+    ConsensusMessage, Engine, Misbehaviour, NodeId, Output, PeerWork, WorkBudgetParams,
+};
 use timecoin::crypto::Keypair;
 use timecoin::finality::{ProofError, WindowError, WindowVote};
 use timecoin::time::Timestamp;
-use timecoin::types::Hash;
+use timecoin::types::{Hash, Tx};
 
 /// Validator 0 of four equal validators, driven by hand.
 struct Node {
@@ -171,4 +173,169 @@ fn stale_duplicate_and_unknown_epoch_data_is_not_a_fault() {
         .filter(|(_, r)| r.is_fault())
         .collect();
     assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// The engine's budgets for these tests: small, so floods are short.
+fn small_budget() -> WorkBudgetParams {
+    WorkBudgetParams {
+        validator_units_per_s: 1_000,
+        validator_burst_units: 400,
+        stranger_units_per_s: 10,
+        stranger_burst_units: 50,
+        peers: 64,
+    }
+}
+
+impl Node {
+    fn with_budget(params: WorkBudgetParams) -> Node {
+        let (keys, set) = validator_set(&[1; 4]);
+        let now = Timestamp(1_000_000);
+        let mut config = engine_config(devnet_params(), 11);
+        config.limits.work_budget = params;
+        let engine = Engine::new(config, set, Some(keys[0].clone()), now);
+        Node {
+            engine,
+            keys,
+            wallet: Wallet::funded(64),
+            now,
+            log: Vec::new(),
+        }
+    }
+
+    fn signatures_checked(&self) -> u64 {
+        self.engine.metrics().signatures_verified
+    }
+
+    fn work_of(&self, peer: &NodeId) -> PeerWork {
+        self.engine
+            .peer_work()
+            .find(|(p, _)| p == peer)
+            .map_or(PeerWork::default(), |(_, w)| w)
+    }
+}
+
+#[test]
+fn a_strangers_forged_flood_costs_at_most_its_budget_while_validators_windows_count() {
+    let params = small_budget();
+    let mut node = Node::with_budget(params);
+    let attacker = stranger().public();
+    let txs: Vec<Tx> = (0..20).map(|i| node.wallet.pay(i, "payee")).collect();
+    let honest = node.id(1);
+    for tx in &txs {
+        node.deliver(honest, ConsensusMessage::Tx(tx.clone()));
+    }
+    let flood_ms = 2_000;
+    let mut forged_sent = 0u64;
+    // Each 10 ms: 20 forged windows and 5 forged proofs from the stranger
+    // (fresh seqs, so dedupe cannot help), and the validators' real
+    // windows for one of the honest txs.
+    for step in 0..(flood_ms / 10) {
+        for i in 0..20u64 {
+            let seq = step * 100 + i + 10;
+            let voter = &node.keys[1 + (i as usize % 3)];
+            node.deliver(attacker, forged_window(voter, seq, &[txid_of(seq)]));
+            forged_sent += 1;
+        }
+        for i in 0..5usize {
+            let target = &txs[(step as usize + i) % txs.len()];
+            let mut proof = signed_proof(target, &node.keys[1..4], 0, &[txid_of(step)]);
+            proof.votes[0].0.sig = proof.votes[1].0.sig;
+            node.deliver(attacker, ConsensusMessage::Proof(proof));
+            forged_sent += 1;
+        }
+        if let Some(tx) = txs.get(step as usize) {
+            let txid = tx.txid();
+            for v in 1..4 {
+                let key = node.keys[v].clone();
+                node.deliver(node.id(v), window_msg(&key, 1 + step, &[txid]));
+            }
+        }
+        node.advance(10);
+    }
+    let budget = params.stranger_burst_units + params.stranger_units_per_s * flood_ms / 1_000;
+    let spent = node.work_of(&attacker);
+    assert!(spent.charged <= budget, "{spent:?} over {budget}");
+    assert!(
+        spent.dropped > forged_sent / 2,
+        "{spent:?} of {forged_sent}"
+    );
+    // Signature checks the attacker caused: everything but the 60 honest windows.
+    let honest_checks = 3 * txs.len() as u64;
+    assert!(
+        node.signatures_checked() <= honest_checks + budget,
+        "{} checks",
+        node.signatures_checked()
+    );
+    for tx in &txs {
+        assert!(
+            node.finalized(&tx.txid()),
+            "validators' windows still count"
+        );
+    }
+    let validator = node.work_of(&honest);
+    assert_eq!(validator.dropped, 0, "{validator:?}");
+    let faults = node
+        .reports()
+        .iter()
+        .filter(|(p, _)| *p == attacker)
+        .count();
+    assert!(faults > 0, "what was checked is reported");
+}
+
+#[test]
+fn a_validator_gets_a_larger_budget_than_a_stranger() {
+    let params = small_budget();
+    let mut node = Node::with_budget(params);
+    let attacker = stranger().public();
+    let faulty = node.id(3);
+    // Same forged flood, at one instant, from a stranger and from a validator.
+    for seq in 10..1_010u64 {
+        let voter = node.keys[1].clone();
+        node.deliver(attacker, forged_window(&voter, seq, &[txid_of(seq)]));
+        node.deliver(faulty, forged_window(&voter, seq, &[txid_of(seq)]));
+    }
+    // One unit for the leaf lookup, one for the signature.
+    assert_eq!(node.work_of(&attacker).charged, params.stranger_burst_units);
+    assert_eq!(node.work_of(&faulty).charged, params.validator_burst_units);
+}
+
+#[test]
+fn replayed_proofs_and_old_windows_of_final_txs_cost_no_signature_check() {
+    let mut node = Node::with_budget(small_budget());
+    let relay = node.id(1);
+    let tx = node.wallet.pay(0, "alice");
+    let txid = tx.txid();
+    let proof = signed_proof(&tx, &node.keys[1..4], 0, &[]);
+    node.deliver(relay, ConsensusMessage::Proof(proof.clone()));
+    assert!(node.finalized(&txid));
+    // The ledger commits it: only the store knows it from now on.
+    node.wallet.utxos.apply(&tx);
+    node.engine.handle_durable(node.now, &[txid]);
+    let windows: Vec<WindowVote> = (1..4)
+        .map(|v| WindowVote::sign(&node.keys[v], scope(0), 5, vec![txid]))
+        .collect();
+    for w in &windows {
+        node.deliver(relay, ConsensusMessage::WindowVote(Box::new(w.clone())));
+    }
+    let newer: Vec<WindowVote> = (1..4)
+        .map(|v| WindowVote::sign(&node.keys[v], scope(0), 6, vec![txid_of(1)]))
+        .collect();
+    for w in &newer {
+        node.deliver(relay, ConsensusMessage::WindowVote(Box::new(w.clone())));
+    }
+    let checks = node.signatures_checked();
+    let attacker = stranger().public();
+    for _ in 0..1_000 {
+        node.deliver(attacker, ConsensusMessage::Proof(proof.clone()));
+    }
+    // Old windows (below each voter's newest) listing only final txids,
+    // as a stranger replays them with their seqs forgotten.
+    for w in &windows {
+        let mut replay = w.clone();
+        replay.vote.sig = newer[0].vote.sig;
+        node.deliver(attacker, ConsensusMessage::WindowVote(Box::new(replay)));
+    }
+    assert_eq!(node.signatures_checked(), checks);
+    assert_eq!(node.engine.metrics().proofs_stale, 1_000);
+    assert!(node.reports().is_empty());
 }

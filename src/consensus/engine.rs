@@ -24,6 +24,7 @@ use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
 use super::vote_cache::VerifiedVotes;
 use super::windows::{OwnWindow, WindowBook, WindowLimits};
+use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
 use crate::config::ChainSpec;
 use crate::crypto::merkle::MerkleTree;
 use crate::crypto::Keypair;
@@ -68,6 +69,8 @@ pub struct EngineLimits {
     /// Poll queries in flight to one validator before further ones wait
     /// for an answer, and then go together.
     pub poll_queries_in_flight: u32,
+    /// Signature checks and Merkle work each peer may make us do.
+    pub work_budget: WorkBudgetParams,
 }
 
 impl Default for EngineLimits {
@@ -87,6 +90,7 @@ impl Default for EngineLimits {
             vote_tallies: 16_384,
             signed_spends: 65_536,
             poll_queries_in_flight: 1,
+            work_budget: WorkBudgetParams::default(),
         }
     }
 }
@@ -181,6 +185,14 @@ pub struct EngineMetrics {
     pub txs_unsolicited: u64,
     /// Valid proofs whose tx does not apply here yet (e.g. unknown parent).
     pub proofs_unapplied: u64,
+    /// Proofs of txs already final here (memory or store), dropped unchecked.
+    pub proofs_stale: u64,
+    /// Old windows (at or below the voter's highest seq) listing only
+    /// txids final here, dropped unchecked.
+    pub windows_stale: u64,
+    /// Work units charged to peers' budgets, and messages dropped over budget.
+    pub work_charged: u64,
+    pub work_dropped: u64,
     /// Messages over a size limit (`max_txs_per_query`), dropped whole.
     pub messages_oversized: u64,
     /// `Output::Misbehaved` reports (faults or not).
@@ -205,6 +217,9 @@ pub enum SubmitError {
     AlreadyFinalized(Hash),
     #[error("transaction {0} expired here recently without reaching a quorum")]
     RecentlyExpired(Hash),
+    /// Only for peers' transactions: the sender's work budget is spent.
+    #[error("the sending peer's work budget is spent; transaction dropped unchecked")]
+    OverBudget,
 }
 
 /// Consensus state of one transaction, carried in its mempool entry.
@@ -246,6 +261,7 @@ pub struct Engine {
     windows: WindowBook,
     seen_proofs: RecentMap<Hash, ()>,
     verified_votes: VerifiedVotes,
+    work: WorkBudgets,
     /// Set by a safety violation: nothing is finalized or signed any more.
     halted: bool,
     outputs: VecDeque<Output>,
@@ -296,6 +312,7 @@ impl Engine {
             }),
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
+            work: WorkBudgets::new(limits.work_budget),
             halted: false,
             outputs: VecDeque::new(),
             metrics: EngineMetrics::default(),
@@ -520,10 +537,18 @@ impl Engine {
     }
 
     pub fn metrics(&self) -> EngineMetrics {
+        let work = self.work.total();
         EngineMetrics {
             signatures_verified: self.verified_votes.checked(),
+            work_charged: work.charged,
+            work_dropped: work.dropped,
             ..self.metrics
         }
+    }
+
+    /// What each remembered peer's messages cost (work budgets).
+    pub fn peer_work(&self) -> impl Iterator<Item = (NodeId, PeerWork)> + '_ {
+        self.work.peers()
     }
 
     /// Whether a safety violation stopped finalization on this node.
@@ -597,6 +622,12 @@ impl Engine {
                         by: *other,
                     });
                 }
+            }
+        }
+        if let Origin::Peer(from) = origin {
+            // Signatures run last in `validate`: one unit per input.
+            if !self.charge(now, from, tx.inputs.len() as u64) {
+                return Err(SubmitError::OverBudget);
             }
         }
         let overlay = OverlayView {
@@ -801,8 +832,7 @@ impl Engine {
             self.metrics.windows_duplicate += 1;
             return;
         }
-        let Some(tree) = self.check_window(from, &window) else {
-            self.metrics.bad_finality_votes += 1;
+        let Some(tree) = self.check_window(now, from, &window, view) else {
             return;
         };
         self.metrics.windows_received += 1;
@@ -818,35 +848,65 @@ impl Engine {
         self.tally_window(now, from, &window, &tree, view);
     }
 
-    /// Scope, membership, shape and signature of a received window, in
-    /// that order (cheap first); what no honest relay sends is reported.
-    fn check_window(&mut self, from: NodeId, window: &WindowVote) -> Option<MerkleTree> {
+    /// Scope and membership (free), then, charged to `from`: whether an old
+    /// window only lists txids final here (then it is dropped unchecked),
+    /// shape and signature. What no honest relay sends is reported; `None`
+    /// drops the window.
+    fn check_window(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        window: &WindowVote,
+        view: &impl UtxoView,
+    ) -> Option<MerkleTree> {
         let vote = &window.vote;
         let scope = self.config.scope;
-        if (vote.chain_id, vote.genesis_hash) != (scope.chain_id, scope.genesis_hash) {
-            self.misbehaved(from, Misbehaviour::WrongChainWindow);
+        let fault = if (vote.chain_id, vote.genesis_hash) != (scope.chain_id, scope.genesis_hash) {
+            Some(Misbehaviour::WrongChainWindow)
+        } else if vote.epoch != scope.epoch {
+            // Stale or early, not a fault.
+            self.metrics.bad_finality_votes += 1;
+            return None;
+        } else if !self.validators.contains(&vote.voter) {
+            Some(Misbehaviour::OutsiderWindow)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            self.metrics.bad_finality_votes += 1;
+            self.misbehaved(from, fault);
             return None;
         }
-        // Another epoch is stale or early, not a fault.
-        if vote.epoch != scope.epoch {
+        if !self.charge(now, from, leaves_cost(window.txids.len())) {
             return None;
         }
-        if !self.validators.contains(&vote.voter) {
-            self.misbehaved(from, Misbehaviour::OutsiderWindow);
+        let old = self
+            .windows
+            .highest(&vote.voter)
+            .is_some_and(|highest| vote.seq <= highest);
+        if old
+            && window
+                .txids
+                .iter()
+                .all(|t| self.is_final_here(t) || durably_final(view, t))
+        {
+            self.metrics.windows_stale += 1;
             return None;
         }
-        let tree = match window.check_shape() {
-            Ok(tree) => tree,
-            Err(e) => {
-                self.misbehaved(from, Misbehaviour::MalformedWindow(e));
+        let checked = match window.check_shape() {
+            Err(e) => Err(Misbehaviour::MalformedWindow(e)),
+            Ok(_) if !self.verified_votes.is_verified(vote) && !self.charge(now, from, 1) => {
                 return None;
             }
+            Ok(tree) if self.verified_votes.check(vote) => Ok(tree),
+            Ok(_) => Err(Misbehaviour::ForgedWindow),
         };
-        if !self.verified_votes.check(vote) {
-            self.misbehaved(from, Misbehaviour::ForgedWindow);
-            return None;
-        }
-        Some(tree)
+        checked
+            .map_err(|fault| {
+                self.metrics.bad_finality_votes += 1;
+                self.misbehaved(from, fault);
+            })
+            .ok()
     }
 
     /// Answers a peer that missed a window we still keep.
@@ -1173,19 +1233,41 @@ impl Engine {
         view: &impl UtxoView,
     ) {
         let txid = proof.tx.txid();
-        if self.is_final_here(&txid) || self.halted {
+        if self.halted {
+            return;
+        }
+        // Replays of old proofs cost a lookup, never a signature check.
+        if self.is_final_here(&txid) || durably_final(view, &txid) {
+            self.metrics.proofs_stale += 1;
             return;
         }
         self.metrics.proofs_received += 1;
+        // The structure and paths, and the tx's input signatures if it applies.
+        if !self.charge(now, from, 1 + proof.tx.inputs.len() as u64) {
+            return;
+        }
+        let validator = self.validators.contains(&from);
         let validators = &self.validators;
         let cache = &mut self.verified_votes;
+        let work = &mut self.work;
+        let mut unpaid = false;
         let verified = verify_proof_with(
             &proof,
             self.config.scope.chain_id,
             self.config.scope.genesis_hash,
             |epoch| validators.for_epoch(epoch),
-            |vote| cache.check(vote),
+            |vote| {
+                if cache.is_verified(vote) || work.charge(now, from, validator, 1) {
+                    cache.check(vote)
+                } else {
+                    unpaid = true;
+                    false
+                }
+            },
         );
+        if unpaid {
+            return;
+        }
         if let Err(e) = verified {
             self.metrics.proofs_invalid += 1;
             self.misbehaved(from, Misbehaviour::InvalidProof(e));
@@ -1407,6 +1489,12 @@ impl Engine {
         self.outputs.push_back(Output::Send { to, msg });
     }
 
+    /// Charges `units` of work to `peer` (a validator's bucket is the larger).
+    fn charge(&mut self, now: Timestamp, peer: NodeId, units: u64) -> bool {
+        let validator = self.validators.contains(&peer);
+        self.work.charge(now, peer, validator, units)
+    }
+
     fn misbehaved(&mut self, peer: NodeId, reason: Misbehaviour) {
         self.metrics.misbehaviours_reported += 1;
         self.outputs.push_back(Output::Misbehaved { peer, reason });
@@ -1440,6 +1528,17 @@ fn validate_counted(
         Err(_) => 0,
     };
     result
+}
+
+/// Whether `txid` is committed in the store: its first output exists
+/// there, spent or not (every tx has one). A store error says no: the
+/// caller then does the checked work.
+fn durably_final(view: &impl UtxoView, txid: &Hash) -> bool {
+    let first = OutPoint {
+        txid: *txid,
+        vout: 0,
+    };
+    matches!(view.utxo(&first), Ok(Some(_)))
 }
 
 /// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.

@@ -17,6 +17,7 @@ pub mod sampler;
 pub mod snowball;
 pub mod vote_cache;
 pub mod windows;
+pub mod work_budget;
 
 pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError, WindowParams};
 pub use messages::{
@@ -25,3 +26,4 @@ pub use messages::{
 pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
 pub use vote_cache::VerifiedVotes;
+pub use work_budget::{PeerWork, WorkBudgetParams};

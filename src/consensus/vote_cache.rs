@@ -31,6 +31,11 @@ impl VerifiedVotes {
         }
     }
 
+    /// Whether `vote` was verified before (a check would cost nothing).
+    pub fn is_verified(&self, vote: &FinalityVote) -> bool {
+        self.seen.contains(&vote.vote_hash())
+    }
+
     /// Whether `vote`'s signature verifies, checking it only if this vote
     /// was not verified before.
     pub fn check(&mut self, vote: &FinalityVote) -> bool {

@@ -136,6 +136,11 @@ impl WindowBook {
             .collect()
     }
 
+    /// The highest seq recorded of `voter`.
+    pub fn highest(&self, voter: &NodeId) -> Option<u64> {
+        self.highest.get(voter).copied()
+    }
+
     pub fn kept(&self, voter: &NodeId, seq: u64) -> Option<&Arc<WindowVote>> {
         self.kept.get(&(*voter, seq))
     }

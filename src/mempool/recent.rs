@@ -89,6 +89,11 @@ impl<K: StdHash + Eq + Copy, V> RecentMap<K, V> {
         self.map.len()
     }
 
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

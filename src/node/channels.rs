@@ -4,7 +4,7 @@
 //!
 //! Plain data only: no logic lives here.
 
-use crate::consensus::{ConsensusMessage, NodeId, SubmitError, TxStatusReport};
+use crate::consensus::{ConsensusMessage, NodeId, PeerWork, SubmitError, TxStatusReport};
 use crate::finality::FinalityProof;
 use crate::store::FinalizedTx;
 use crate::time::Timestamp;
@@ -72,6 +72,10 @@ pub enum ConsensusQuery {
     },
     Mempool {
         reply: Sender<MempoolSnapshot>,
+    },
+    /// What each peer's messages cost the engine (its work budget), for `getpeerinfo`.
+    PeerWork {
+        reply: Sender<Vec<(NodeId, PeerWork)>>,
     },
 }
 

@@ -456,6 +456,9 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             ConsensusQuery::Mempool { reply } => {
                 let _ = reply.try_send(self.mempool_snapshot());
             }
+            ConsensusQuery::PeerWork { reply } => {
+                let _ = reply.try_send(self.engine.peer_work().collect());
+            }
         }
     }
 
@@ -612,5 +615,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             .store(engine.tx_signatures_verified, Relaxed);
         m.mempool_txs
             .store(self.engine.mempool_len() as u64, Relaxed);
+        m.consensus_work_charged.store(engine.work_charged, Relaxed);
+        m.consensus_work_dropped.store(engine.work_dropped, Relaxed);
     }
 }

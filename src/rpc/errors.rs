@@ -86,6 +86,7 @@ impl From<SubmitRefused> for RpcError {
                 | SubmitError::Rejected(_)
                 | SubmitError::RecentlyExpired(_) => VERIFY_REJECTED,
                 SubmitError::AlreadyFinalized(_) => ALREADY_FINALIZED,
+                SubmitError::OverBudget => NODE_BUSY,
             },
             SubmitRefused::LedgerBehind { .. } | SubmitRefused::Halted => NODE_BUSY,
         };

@@ -10,7 +10,7 @@ use super::blocks::{self, BlockVerbosity};
 use super::errors::{self, RpcError};
 use super::wait::{Wait, DEFAULT_TX_WAIT, MAX_WAIT};
 use super::{bitcoin, help, mempool, status, utxos, RpcContext};
-use crate::consensus::{SubmitError, TxStatusReport};
+use crate::consensus::{NodeId, PeerWork, SubmitError, TxStatusReport};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::TxError;
 use crate::mempool::TxStatus;
@@ -26,6 +26,7 @@ use crate::types::tx::MAX_TX_BYTES_HARD;
 use crate::types::{Address, Hash, OutPoint, Tx};
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -535,22 +536,34 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 .map(Hash::to_string)
                 .collect::<Vec<_>>()))
         }
-        Method::GetPeerInfo => Ok(json!(ctx
-            .net
-            .as_ref()
-            .map(|net| net.peers())
-            .unwrap_or_default()
-            .iter()
-            .map(|p| json!({
-                "node_id": p.node_id.map(|id| hex::encode(id.0)),
-                "addr": p.addr.to_string(),
-                "inbound": p.inbound,
-                "connected_at_ms": p.connected_at.as_millis(),
-                "tip_height": p.tip_height,
-                "queued_bytes": p.queued_bytes,
-                "misbehaviour_score": p.misbehaviour_score,
-            }))
-            .collect::<Vec<_>>())),
+        Method::GetPeerInfo => {
+            let peers = ctx.net.as_ref().map(|net| net.peers()).unwrap_or_default();
+            // What each peer's messages cost consensus (its work budget).
+            let work: HashMap<NodeId, PeerWork> = if peers.is_empty() {
+                HashMap::new()
+            } else {
+                query(ctx, |reply| ConsensusQuery::PeerWork { reply })?
+                    .into_iter()
+                    .collect()
+            };
+            Ok(json!(peers
+                .iter()
+                .map(|p| {
+                    let w = p.node_id.and_then(|id| work.get(&id)).copied();
+                    json!({
+                        "node_id": p.node_id.map(|id| hex::encode(id.0)),
+                        "addr": p.addr.to_string(),
+                        "inbound": p.inbound,
+                        "connected_at_ms": p.connected_at.as_millis(),
+                        "tip_height": p.tip_height,
+                        "queued_bytes": p.queued_bytes,
+                        "misbehaviour_score": p.misbehaviour_score,
+                        "consensus_work_charged": w.unwrap_or_default().charged,
+                        "consensus_work_dropped": w.unwrap_or_default().dropped,
+                    })
+                })
+                .collect::<Vec<_>>()))
+        }
         Method::GetNetworkInfo => {
             let metrics = ctx.net.as_ref().map(|net| net.metrics());
             Ok(json!({
