@@ -1239,6 +1239,9 @@ impl Engine {
         // Replays of old proofs cost a lookup, never a signature check.
         if self.is_final_here(&txid) || durably_final(view, &txid) {
             self.metrics.proofs_stale += 1;
+            // Durable here already (e.g. from a block): its pending
+            // conflicts lose now, not at expiry; no check is needed for that.
+            self.reject_conflicts_of_finalized(txid, &proof.tx);
             return;
         }
         self.metrics.proofs_received += 1;
