@@ -26,14 +26,15 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
+        Node::with_budget(WorkBudgetParams::default())
+    }
+
+    fn with_budget(params: WorkBudgetParams) -> Node {
         let (keys, set) = validator_set(&[1; 4]);
         let now = Timestamp(1_000_000);
-        let engine = Engine::new(
-            engine_config(devnet_params(), 11),
-            set,
-            Some(keys[0].clone()),
-            now,
-        );
+        let mut config = engine_config(devnet_params(), 11);
+        config.limits.work_budget = params;
+        let engine = Engine::new(config, set, Some(keys[0].clone()), now);
         Node {
             engine,
             keys,
@@ -187,21 +188,6 @@ fn small_budget() -> WorkBudgetParams {
 }
 
 impl Node {
-    fn with_budget(params: WorkBudgetParams) -> Node {
-        let (keys, set) = validator_set(&[1; 4]);
-        let now = Timestamp(1_000_000);
-        let mut config = engine_config(devnet_params(), 11);
-        config.limits.work_budget = params;
-        let engine = Engine::new(config, set, Some(keys[0].clone()), now);
-        Node {
-            engine,
-            keys,
-            wallet: Wallet::funded(64),
-            now,
-            log: Vec::new(),
-        }
-    }
-
     fn signatures_checked(&self) -> u64 {
         self.engine.metrics().signatures_verified
     }
