@@ -54,7 +54,10 @@ fn a_stranger_forging_window_votes_is_cut_off_and_honest_txs_finalize() {
     );
 
     let log = devnet.nodes[0].log();
-    assert!(log.contains("misbehaved: window vote signature does not verify"), "{log}");
+    assert!(
+        log.contains("misbehaved: window vote signature does not verify"),
+        "{log}"
+    );
 
     let second = pay(&devnet.spec, coins[1], "after the attack");
     let txid = devnet.nodes[0].submit(&second).unwrap();

@@ -325,3 +325,37 @@ fn replayed_proofs_and_old_windows_of_final_txs_cost_no_signature_check() {
     assert_eq!(node.engine.metrics().proofs_stale, 1_000);
     assert!(node.reports().is_empty());
 }
+
+/// Stuck work: a tx this node let expire is fetched again when a
+/// validator later polls it here (it answers `Unknown` and asks), and the
+/// fetched copy is admitted despite the recent expiry.
+#[test]
+fn a_tx_that_expired_here_is_fetched_again_on_demand() {
+    let mut node = Node::new();
+    let peer = node.id(1);
+    let tx = node.wallet.pay(0, "alice");
+    let txid = tx.txid();
+    node.deliver(peer, ConsensusMessage::Tx(tx.clone()));
+    node.advance(devnet_params().mempool_expiry_ms + 1);
+    assert_eq!(
+        node.engine.tx_status(&txid).map(|s| s.status),
+        Some(timecoin::mempool::TxStatus::Expired)
+    );
+    let start = node.log.len();
+    node.deliver(
+        peer,
+        ConsensusMessage::Query {
+            request_id: 5,
+            txids: vec![txid],
+        },
+    );
+    let asked = sent_to(&node.log[start..], &peer)
+        .into_iter()
+        .any(|m| matches!(m, ConsensusMessage::GetTxs { txids } if txids == [txid]));
+    assert!(asked, "fetched again on demand");
+    node.deliver(peer, ConsensusMessage::Txs { txs: vec![tx] });
+    assert_eq!(
+        node.engine.tx_status(&txid).map(|s| s.status),
+        Some(timecoin::mempool::TxStatus::Sampling)
+    );
+}

@@ -713,6 +713,8 @@ impl Engine {
                 self.metrics.proofs_assembled += 1;
                 self.apply_proof(now, proof, view);
             } else {
+                // Asked for on demand: an expiry here no longer keeps it out.
+                self.mempool.forget_expired(&txid);
                 let _ = self.admit(now, tx, Origin::Peer(from), view);
             }
         }
@@ -1042,10 +1044,12 @@ impl Engine {
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
         let mut wanted = Vec::new();
         for (txid, verdict) in verdicts {
+            // A tx that expired here is fetched again: a validator still
+            // polling it means the network may yet decide it.
             let lacking = *verdict == Verdict::Unknown
                 && !self.mempool.contains(txid)
                 && !self.orphans.contains(txid)
-                && self.mempool.settled(txid).is_none();
+                && matches!(self.mempool.settled(txid), None | Some(TxStatus::Expired));
             if !lacking {
                 continue;
             }

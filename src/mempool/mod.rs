@@ -249,6 +249,14 @@ impl<S> Mempool<S> {
         self.settled.get(txid).copied()
     }
 
+    /// Forgets that `txid` expired here, so it may be admitted again (a
+    /// peer asked us about it and we fetched it on that demand).
+    pub fn forget_expired(&mut self, txid: &Hash) {
+        if self.settled(txid) == Some(TxStatus::Expired) {
+            self.settled.remove(txid);
+        }
+    }
+
     /// Remembers an outcome for a transaction that never entered the pool.
     pub fn remember(&mut self, txid: Hash, outcome: TxStatus) {
         self.settled.insert(txid, outcome);
