@@ -359,3 +359,38 @@ fn a_tx_that_expired_here_is_fetched_again_on_demand() {
         Some(timecoin::mempool::TxStatus::Sampling)
     );
 }
+
+/// Stuck work: a proof whose tx spends an output of a tx unknown here is
+/// kept, and applied as soon as its parent's proof arrives.
+#[test]
+fn a_proof_arriving_before_its_parents_is_applied_when_the_parent_finalizes() {
+    let mut node = Node::new();
+    let relay = node.id(1);
+    let parent = node.wallet.pay(0, "wallet again");
+    let to_wallet = parent
+        .outputs
+        .iter()
+        .position(|o| o.address == timecoin::types::Address::from_pubkey(&node.wallet.key.public()))
+        .unwrap();
+    let child = node.wallet.spend(
+        timecoin::types::OutPoint {
+            txid: parent.txid(),
+            vout: to_wallet as u32,
+        },
+        parent.outputs[to_wallet].value,
+        "child payee",
+    );
+    let signers = node.keys[1..4].to_vec();
+    node.deliver(
+        relay,
+        ConsensusMessage::Proof(signed_proof(&child, &signers, 0, &[])),
+    );
+    assert!(!node.finalized(&child.txid()));
+    assert_eq!(node.engine.metrics().proofs_orphaned, 1);
+    node.deliver(
+        relay,
+        ConsensusMessage::Proof(signed_proof(&parent, &signers, 0, &[])),
+    );
+    assert!(node.finalized(&parent.txid()));
+    assert!(node.finalized(&child.txid()), "the waiting proof applied");
+}

@@ -18,6 +18,7 @@ use super::messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
 use super::misbehaviour::Misbehaviour;
+use super::orphan_proofs::OrphanProofs;
 use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
@@ -47,6 +48,8 @@ pub struct EngineLimits {
     pub max_outstanding_polls: usize,
     pub max_orphans: usize,
     pub max_orphans_per_peer: usize,
+    /// Missing parents whose children's verified proofs wait here.
+    pub orphan_proof_parents: usize,
     /// Transactions being fetched (`GetTxs`) after answering `Unknown`.
     pub max_fetches: usize,
     pub max_fetches_per_peer: usize,
@@ -79,6 +82,7 @@ impl Default for EngineLimits {
             max_outstanding_polls: 65_536,
             max_orphans: 1_024,
             max_orphans_per_peer: 64,
+            orphan_proof_parents: 256,
             max_fetches: 8_192,
             max_fetches_per_peer: 512,
             max_conflicts_per_outpoint: 8,
@@ -185,6 +189,8 @@ pub struct EngineMetrics {
     pub txs_unsolicited: u64,
     /// Valid proofs whose tx does not apply here yet (e.g. unknown parent).
     pub proofs_unapplied: u64,
+    /// Of those, proofs kept until their tx's parent finalizes here.
+    pub proofs_orphaned: u64,
     /// Proofs of txs already final here (memory or store), dropped unchecked.
     pub proofs_stale: u64,
     /// Old windows (at or below the voter's highest seq) listing only
@@ -253,6 +259,7 @@ pub struct Engine {
     signer: Option<Keypair>,
     mempool: Mempool<TxState>,
     orphans: OrphanPool,
+    orphan_proofs: OrphanProofs,
     polls: Polls,
     fetches: Fetches,
     poll_schedule: BTreeSet<(Timestamp, Hash)>,
@@ -300,6 +307,7 @@ impl Engine {
                 limits.settled_txs,
             ),
             orphans: OrphanPool::new(limits.max_orphans, limits.max_orphans_per_peer),
+            orphan_proofs: OrphanProofs::new(limits.orphan_proof_parents),
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
             poll_schedule: BTreeSet::new(),
@@ -1225,6 +1233,9 @@ impl Engine {
         for (child, from) in self.orphans.take_children(&txid) {
             let _ = self.admit(now, child, Origin::Peer(from), view);
         }
+        for proof in self.orphan_proofs.take_children(&txid) {
+            self.apply_proof(now, proof, view);
+        }
     }
 
     /// A proof from a peer (catch-up) finalizes its tx without sampling, if
@@ -1316,19 +1327,24 @@ impl Engine {
         // A pool member was validated on admission, and would have been
         // rejected had a conflict finalized since; only newcomers are checked.
         let known = self.mempool.contains(&txid);
-        if !known
-            && validate_counted(
-                &mut self.metrics,
-                &proof.tx,
-                &overlay,
-                &self.config.validation,
-            )
-            .is_err()
-        {
-            // Valid votes but not applicable here (e.g. its parent is unknown
-            // yet): block sync brings both; a later relay may retry.
-            self.metrics.proofs_unapplied += 1;
-            return;
+        if !known {
+            let validation = &self.config.validation;
+            match validate_counted(&mut self.metrics, &proof.tx, &overlay, validation) {
+                Ok(_) => {}
+                // Its parent is on its way: applied when the parent finalizes.
+                Err(TxError::UnknownOutpoint { outpoint, .. }) => {
+                    self.metrics.proofs_unapplied += 1;
+                    if self.orphan_proofs.insert(outpoint.txid, proof) {
+                        self.metrics.proofs_orphaned += 1;
+                    }
+                    return;
+                }
+                // Valid votes but not applicable here: block sync settles it.
+                Err(_) => {
+                    self.metrics.proofs_unapplied += 1;
+                    return;
+                }
+            }
         }
         if !known {
             self.mempool

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod fetches;
 pub mod messages;
 pub mod misbehaviour;
+pub mod orphan_proofs;
 pub mod params;
 pub mod polls;
 pub mod sampler;
