@@ -450,7 +450,7 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
                 duties.finalized.push(tx);
                 continue;
             }
-            Output::Event(_) => continue,
+            Output::Event(_) | Output::Misbehaved { .. } => continue,
         };
         if let ConsensusMessage::Proof(proof) = &msg {
             if proof

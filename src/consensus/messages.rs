@@ -2,7 +2,7 @@
 //! what the engine hands back to its driver. Plain data: the net layer frames
 //! and tags these; the engine re-checks every size limit on arrival.
 
-use crate::finality::{FinalityProof, WindowVote};
+use crate::finality::{FinalityProof, WindowEquivocation, WindowVote};
 use crate::mempool::TxStatus;
 use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,8 @@ pub enum ConsensusMessage {
     },
     /// A complete finality proof (catch-up): finalizes its tx without sampling.
     Proof(FinalityProof),
+    /// Window-vote equivocation evidence: verified, stored and relayed once.
+    WindowEvidence(Box<WindowEquivocation>),
 }
 
 /// Something the driver must do.
@@ -68,6 +70,12 @@ pub enum Output {
         skip: Vec<NodeId>,
     },
     Event(Event),
+    /// `peer` sent something only a faulty or hostile node sends (e.g.
+    /// evidence that does not verify): the net layer scores it.
+    Misbehaved {
+        peer: NodeId,
+        reason: &'static str,
+    },
 }
 
 /// Why a transaction left the mempool without being finalized here.
@@ -116,12 +124,22 @@ pub enum Event {
         first: Hash,
         second: Hash,
     },
+    /// Verified window-vote equivocation evidence new to this node (caught
+    /// here, `from` `None`, or received from `from`): the driver stores it
+    /// in one write, then gossips it once to every peer but `from`.
+    WindowEvidence {
+        evidence: Box<WindowEquivocation>,
+        from: Option<NodeId>,
+    },
     /// Two valid proofs for conflicting transactions: more than a third of
-    /// the weight signed both. Finalization halts on this node.
+    /// the weight signed both. Finalization halts on this node; the driver
+    /// persists the halt with `conflicting_proof` (and the stored proof of
+    /// `finalized`), so it outlives a restart until an operator clears it.
     SafetyViolation {
         outpoint: OutPoint,
         finalized: Hash,
         conflicting: Hash,
+        conflicting_proof: Box<FinalityProof>,
     },
 }
 

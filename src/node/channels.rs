@@ -165,6 +165,8 @@ pub trait NetSink: Send {
     fn send(&mut self, to: NodeId, msg: ConsensusMessage);
     /// To every connected peer but those in `skip`.
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
+    /// Scores `peer` for something only a faulty or hostile node sends.
+    fn penalize(&mut self, peer: NodeId, reason: &'static str);
 }
 
 /// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
@@ -174,6 +176,9 @@ impl NetSink for Box<dyn NetSink> {
     }
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
         (**self).broadcast(msg, skip);
+    }
+    fn penalize(&mut self, peer: NodeId, reason: &'static str) {
+        (**self).penalize(peer, reason);
     }
 }
 
@@ -190,6 +195,10 @@ impl NetSink for NoNet {
     fn broadcast(&mut self, msg: ConsensusMessage, _skip: Vec<NodeId>) {
         log::trace!("no network: dropping a broadcast {}", kind(&msg));
     }
+
+    fn penalize(&mut self, peer: NodeId, reason: &'static str) {
+        log::trace!("no network: not scoring {peer:?} ({reason})");
+    }
 }
 
 fn kind(msg: &ConsensusMessage) -> &'static str {
@@ -202,5 +211,6 @@ fn kind(msg: &ConsensusMessage) -> &'static str {
         ConsensusMessage::Proof(_) => "Proof",
         ConsensusMessage::WindowVote(_) => "WindowVote",
         ConsensusMessage::GetWindowVote { .. } => "GetWindowVote",
+        ConsensusMessage::WindowEvidence(_) => "WindowEvidence",
     }
 }

@@ -7,6 +7,7 @@
 
 use super::channels::NetSink;
 use crate::consensus::{ConsensusMessage, NodeId};
+use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, NetClient, NetCommand, NetSendError};
 
 impl NetSink for NetClient {
@@ -17,6 +18,21 @@ impl NetSink for NetClient {
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
         let msg = Message::Consensus(msg);
         deliver(self, NetCommand::Broadcast { msg, skip });
+    }
+
+    /// Scored like an invalid block: an honest node never sends one, a
+    /// buggy build might, so it takes several to ban.
+    fn penalize(&mut self, peer: NodeId, reason: &'static str) {
+        let node_id = peer;
+        let points = INVALID_BLOCK_PENALTY;
+        deliver(
+            self,
+            NetCommand::Penalize {
+                node_id,
+                points,
+                reason,
+            },
+        );
     }
 }
 

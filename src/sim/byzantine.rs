@@ -159,7 +159,7 @@ impl Adversary {
     pub fn rewrite(&mut self, strategy: Strategy, me: &Keypair, out: Output) -> Vec<Output> {
         let msg = match &out {
             Output::Send { msg, .. } | Output::Broadcast { msg, .. } => msg,
-            Output::Event(_) => return vec![out],
+            Output::Event(_) | Output::Misbehaved { .. } => return vec![out],
         };
         let withheld = strategy == Strategy::ValidForAll
             && matches!(msg, ConsensusMessage::Tx(_) | ConsensusMessage::Txs { .. });
