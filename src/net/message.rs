@@ -584,6 +584,13 @@ mod tests {
             epoch: 0,
         };
         let window = WindowVote::sign(&key, scope, 7, vec![Hash::digest(b"t"); 3]);
+        let spend = crate::finality::SignedSpend {
+            vote: window.vote.clone(),
+            path: crate::crypto::merkle::MerkleTree::new(&window.txids)
+                .path(0)
+                .unwrap(),
+            tx: tx(),
+        };
         let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 4, Hash::ZERO);
         vec![
             Message::Hello(Hello {
@@ -626,6 +633,12 @@ mod tests {
                 voter: key.public(),
                 seq: u64::MAX,
             }),
+            Message::Consensus(ConsensusMessage::WindowEvidence(Box::new(
+                crate::finality::WindowEquivocation {
+                    first: spend.clone(),
+                    second: spend,
+                },
+            ))),
             Message::BlockAnnounce {
                 height: 4,
                 hash: Hash::digest(b"b"),
