@@ -1097,15 +1097,33 @@ fn window_evidence_is_kept_once_per_key_and_capped_per_voter() {
         txid: Hash::digest(b"coin"),
         vout,
     };
-    assert!(f.store.put_window_evidence(&voter, &outpoint(0), b"e0").unwrap());
-    assert!(!f.store.put_window_evidence(&voter, &outpoint(0), b"e0").unwrap());
+    assert!(f
+        .store
+        .put_window_evidence(&voter, &outpoint(0), b"e0")
+        .unwrap());
+    assert!(!f
+        .store
+        .put_window_evidence(&voter, &outpoint(0), b"e0")
+        .unwrap());
     for vout in 1..crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER as u32 {
-        assert!(f.store.put_window_evidence(&voter, &outpoint(vout), b"e").unwrap());
+        assert!(f
+            .store
+            .put_window_evidence(&voter, &outpoint(vout), b"e")
+            .unwrap());
     }
-    assert!(!f.store.put_window_evidence(&voter, &outpoint(99), b"e").unwrap());
+    assert!(!f
+        .store
+        .put_window_evidence(&voter, &outpoint(99), b"e")
+        .unwrap());
     let other = Keypair::from_seed_label("other").public();
-    assert!(f.store.put_window_evidence(&other, &outpoint(99), b"o").unwrap());
+    assert!(f
+        .store
+        .put_window_evidence(&other, &outpoint(99), b"o")
+        .unwrap());
     let f = f.reopen();
     let listed = f.store.read().unwrap().window_evidence(100).unwrap();
-    assert_eq!(listed.len(), crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER + 1);
+    assert_eq!(
+        listed.len(),
+        crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER + 1
+    );
 }

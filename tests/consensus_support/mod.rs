@@ -253,6 +253,8 @@ impl Cluster {
                         self.in_flight.push_back((at, i, j, msg.clone()));
                     }
                 }
+                // This harness keeps no peer scores.
+                Output::Misbehaved { .. } => {}
                 Output::Event(event) => {
                     match &event {
                         Event::LocallyAccepted { txid } => {
