@@ -561,8 +561,9 @@ fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
     );
 }
 
-#[test]
-fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
+/// An observer that saw validator 3 sign two spends of coin 0 in two
+/// windows; returns their txids.
+fn caught_equivocating() -> (Observer, Hash, Hash) {
     let mut o = Observer::new(&[1; 4], sequential(20));
     let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
     let (tx_x, tx_y) = (x.txid(), y.txid());
@@ -570,6 +571,12 @@ fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
     o.deliver(o.id(2), ConsensusMessage::Tx(y));
     o.window_votes(&[3], &[tx_x]);
     o.window_votes(&[3], &[tx_y]);
+    (o, tx_x, tx_y)
+}
+
+#[test]
+fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
+    let (mut o, tx_x, tx_y) = caught_equivocating();
     assert!(o.events().contains(&Event::Equivocation {
         voter: o.id(3),
         outpoint: o.wallet.coins[0],
@@ -614,13 +621,7 @@ fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
 
 #[test]
 fn verified_window_evidence_from_a_peer_is_kept_and_relayed_once() {
-    let mut caught = Observer::new(&[1; 4], sequential(20));
-    let (x, y) = (caught.wallet.pay(0, "x"), caught.wallet.pay(0, "y"));
-    let (tx_x, tx_y) = (x.txid(), y.txid());
-    caught.deliver(caught.id(1), ConsensusMessage::Tx(x));
-    caught.deliver(caught.id(2), ConsensusMessage::Tx(y));
-    caught.window_votes(&[3], &[tx_x]);
-    caught.window_votes(&[3], &[tx_y]);
+    let (caught, _, _) = caught_equivocating();
     let evidence = caught
         .events()
         .into_iter()

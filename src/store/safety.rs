@@ -92,17 +92,6 @@ impl super::ReadView<'_> {
 
     /// Stored window evidence, at most `limit` pieces, by voter then outpoint.
     pub fn window_evidence(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let max = schema::WINDOW_EVIDENCE.max_value_bytes;
-        self.scan(self.tables().window_evidence, None, move |_, value| {
-            if value.len() > max {
-                return Err(format!(
-                    "value is {} bytes, over the limit of {max}",
-                    value.len()
-                ));
-            }
-            Ok(value.to_vec())
-        })?
-        .take(limit)
-        .collect()
+        self.opaque_values(self.tables().window_evidence, limit)
     }
 }
