@@ -115,6 +115,9 @@ pub struct Metrics {
     pub polls_failed: AtomicU64,
     pub mempool_txs: AtomicU64,
     pub safety_violations: AtomicU64,
+    /// 1 while finalization is halted by a safety violation (seen now or
+    /// persisted before a restart and not cleared), else 0.
+    pub finality_halted: AtomicU64,
     /// 1 while the block thread is catching up with peers' tips (Bitcoin's
     /// `initialblockdownload`), else 0.
     pub block_syncing: AtomicU64,
@@ -164,6 +167,7 @@ impl Default for Metrics {
             polls_failed: AtomicU64::new(0),
             mempool_txs: AtomicU64::new(0),
             safety_violations: AtomicU64::new(0),
+            finality_halted: AtomicU64::new(0),
             block_syncing: AtomicU64::new(0),
             ledger_batches: AtomicU64::new(0),
             ledger_commits: AtomicU64::new(0),
@@ -331,7 +335,7 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicU64); 3] = [
+        let gauges: [(&str, &str, &AtomicU64); 4] = [
             (
                 "timecoin_block_syncing",
                 "1 while catching up with peers' chain tips",
@@ -346,6 +350,11 @@ impl Metrics {
                 "timecoin_safety_violations",
                 "Conflicting finality proofs seen (finalization halts)",
                 &self.safety_violations,
+            ),
+            (
+                "timecoin_finality_halted",
+                "1 while a safety violation halts finalization (until an operator clears it)",
+                &self.finality_halted,
             ),
         ];
         for (name, help, value) in gauges {

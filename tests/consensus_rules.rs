@@ -8,12 +8,12 @@ use consensus_support::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use timecoin::consensus::{
-    ConsensusMessage, Engine, Event, NodeId, Output, RejectReason, SnowballParams, SubmitError,
-    TxStatusReport, Verdict,
+    ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output, RejectReason, SnowballParams,
+    SubmitError, TxStatusReport, Verdict,
 };
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::Keypair;
-use timecoin::finality::{verify_proof, FinalityProof, WindowVote};
+use timecoin::finality::{verify_proof, EvidenceError, FinalityProof, WindowVote};
 use timecoin::mempool::TxStatus;
 use timecoin::time::Timestamp;
 use timecoin::types::{Hash, Tx};
@@ -561,8 +561,9 @@ fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
     );
 }
 
-#[test]
-fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
+/// An observer that saw validator 3 sign two spends of coin 0 in two
+/// windows; returns their txids.
+fn caught_equivocating() -> (Observer, Hash, Hash) {
     let mut o = Observer::new(&[1; 4], sequential(20));
     let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
     let (tx_x, tx_y) = (x.txid(), y.txid());
@@ -570,6 +571,12 @@ fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
     o.deliver(o.id(2), ConsensusMessage::Tx(y));
     o.window_votes(&[3], &[tx_x]);
     o.window_votes(&[3], &[tx_y]);
+    (o, tx_x, tx_y)
+}
+
+#[test]
+fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
+    let (mut o, tx_x, tx_y) = caught_equivocating();
     assert!(o.events().contains(&Event::Equivocation {
         voter: o.id(3),
         outpoint: o.wallet.coins[0],
@@ -577,6 +584,67 @@ fn a_voter_signing_two_spends_of_one_outpoint_is_reported() {
         second: tx_y,
     }));
     assert_eq!(o.engine.metrics().equivocations, 1);
+    // The engine hands its evidence to the driver once; it verifies offline.
+    let evidence: Vec<_> = o
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::WindowEvidence { evidence, from } => Some((evidence, from)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    let (evidence, from) = evidence[0].clone();
+    assert_eq!(from, None);
+    let set = o.engine.validators().clone();
+    assert_eq!(
+        evidence.verify(CHAIN, GENESIS, |epoch| set.for_epoch(epoch)),
+        Ok((o.id(3), o.wallet.coins[0]))
+    );
+    // The same evidence from a peer is known: neither kept again nor blamed.
+    let start = o.log.len();
+    o.deliver(o.id(1), ConsensusMessage::WindowEvidence(evidence.clone()));
+    assert!(o.log[start..].is_empty());
+    // Forged evidence from a peer is that peer's fault.
+    let mut forged = (*evidence).clone();
+    // Another coin (a new key), but the signed roots do not cover these txs.
+    for side in [&mut forged.first, &mut forged.second] {
+        side.tx.inputs[0].prev.vout = 99;
+    }
+    o.deliver(o.id(2), ConsensusMessage::WindowEvidence(Box::new(forged)));
+    assert!(o.log[start..].iter().any(|out| matches!(out,
+        Output::Misbehaved { peer, reason: Misbehaviour::InvalidEvidence(EvidenceError::WrongPath(_)) }
+            if *peer == o.id(2))));
+    assert_eq!(o.engine.metrics().evidence_invalid, 1);
+}
+
+#[test]
+fn verified_window_evidence_from_a_peer_is_kept_and_relayed_once() {
+    let (caught, _, _) = caught_equivocating();
+    let evidence = caught
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::WindowEvidence { evidence, .. } => Some(evidence),
+            _ => None,
+        })
+        .unwrap();
+    // A node that never saw either tx learns it from the evidence alone.
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    o.deliver(o.id(1), ConsensusMessage::WindowEvidence(evidence.clone()));
+    o.deliver(o.id(2), ConsensusMessage::WindowEvidence(evidence.clone()));
+    let kept: Vec<_> = o
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::WindowEvidence { .. }))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![Event::WindowEvidence {
+            evidence,
+            from: Some(o.id(1))
+        }]
+    );
 }
 
 #[test]
@@ -967,10 +1035,12 @@ fn conflicting_proofs_raise_a_safety_violation_and_halt_finalization() {
         o.id(0),
         ConsensusMessage::Proof(signed_proof(&b, &keys, 0, &[])),
     );
+    let proof_b = signed_proof(&b, &keys, 0, &[]);
     assert!(o.events().contains(&Event::SafetyViolation {
         outpoint: o.wallet.coins[0],
         finalized: a.txid(),
         conflicting: b.txid(),
+        conflicting_proof: Box::new(proof_b),
     }));
     assert!(o.engine.is_halted());
     let other = o.wallet.pay(1, "carol");

@@ -77,6 +77,10 @@ struct Args {
     /// Print the genesis (network, chain id, hash, validators, supply) and exit
     #[arg(long)]
     print_genesis: bool,
+    /// Resume finalization after a safety violation halted this node (its
+    /// evidence stays in the datadir; `getevidence`, `getblockchaininfo`)
+    #[arg(long)]
+    clear_safety_halt: bool,
 }
 
 #[derive(Subcommand)]
@@ -241,6 +245,7 @@ fn start_and_wait(args: &Args, spec: ChainSpec, datadir: PathBuf) -> Result<(), 
         rpc,
         net,
         tx_final_notify: args.txfinal_notify.clone(),
+        clear_safety_halt: args.clear_safety_halt,
     })?;
     // Only once the datadir is ours: a refused second node must not touch it.
     let pid_file = PidFile::create(&datadir);

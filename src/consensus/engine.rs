@@ -30,7 +30,8 @@ use crate::config::ChainSpec;
 use crate::crypto::merkle::MerkleTree;
 use crate::crypto::Keypair;
 use crate::finality::{
-    verify_proof_with, FinalityProof, ProofBuilder, ValidatorSet, VoteAdded, VoteScope, WindowVote,
+    verify_proof_with, EvidenceError, FinalityProof, ProofBuilder, SignedSpend, ValidatorSet,
+    VoteAdded, VoteScope, WindowEquivocation, WindowVote, MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
 use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
 use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
@@ -38,7 +39,7 @@ use crate::time::Timestamp;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Caps on everything a peer can make the engine remember.
@@ -69,6 +70,9 @@ pub struct EngineLimits {
     pub vote_tallies: usize,
     /// `(voter, outpoint)` pairs remembered to catch a voter signing two spends.
     pub signed_spends: usize,
+    /// Window evidence keys `(voter, outpoint)` remembered, so each piece
+    /// is verified, stored and relayed once.
+    pub evidence_seen: usize,
     /// Poll queries in flight to one validator before further ones wait
     /// for an answer, and then go together.
     pub poll_queries_in_flight: u32,
@@ -93,6 +97,7 @@ impl Default for EngineLimits {
             windows_kept: 512,
             vote_tallies: 16_384,
             signed_spends: 65_536,
+            evidence_seen: 1_024,
             poll_queries_in_flight: 1,
             work_budget: WorkBudgetParams::default(),
         }
@@ -174,6 +179,10 @@ pub struct EngineMetrics {
     pub windows_fetched: u64,
     /// Conflicting txids under one voter's window votes.
     pub equivocations: u64,
+    /// Window evidence that did not verify (received, or caught here
+    /// without the first window or tx still at hand: then only counted).
+    pub evidence_invalid: u64,
+    pub evidence_incomplete: u64,
     /// ed25519 verifications of finality votes (each vote at most once).
     pub signatures_verified: u64,
     /// ed25519 verifications of transaction inputs (one per input of every
@@ -269,7 +278,12 @@ pub struct Engine {
     seen_proofs: RecentMap<Hash, ()>,
     verified_votes: VerifiedVotes,
     work: WorkBudgets,
-    /// Set by a safety violation: nothing is finalized or signed any more.
+    evidence_seen: RecentMap<(NodeId, OutPoint), ()>,
+    /// Pieces of window evidence per voter (set members only, so bounded
+    /// by the set), at most [`MAX_WINDOW_EVIDENCE_PER_VOTER`] each.
+    evidence_per_voter: HashMap<NodeId, usize>,
+    /// Set by a safety violation (or restored from the store at start):
+    /// nothing is finalized or signed any more.
     halted: bool,
     outputs: VecDeque<Output>,
     metrics: EngineMetrics,
@@ -321,6 +335,8 @@ impl Engine {
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
             work: WorkBudgets::new(limits.work_budget),
+            evidence_seen: RecentMap::new(limits.evidence_seen),
+            evidence_per_voter: HashMap::new(),
             halted: false,
             outputs: VecDeque::new(),
             metrics: EngineMetrics::default(),
@@ -367,6 +383,7 @@ impl Engine {
             }
             ConsensusMessage::GetWindowVote { voter, seq } => self.on_get_window(from, voter, seq),
             ConsensusMessage::Proof(proof) => self.on_proof(now, from, proof, view),
+            ConsensusMessage::WindowEvidence(evidence) => self.on_evidence(now, from, evidence),
         }
     }
 
@@ -562,6 +579,12 @@ impl Engine {
     /// Whether a safety violation stopped finalization on this node.
     pub fn is_halted(&self) -> bool {
         self.halted
+    }
+
+    /// Halts at start: the store holds a safety violation no operator has
+    /// cleared yet (DESIGN §5: the halt outlives a restart).
+    pub fn restore_halt(&mut self) {
+        self.halted = true;
     }
 
     pub fn validators(&self) -> &ValidatorSet {
@@ -941,10 +964,10 @@ impl Engine {
         let voter = window.vote.voter;
         let mut complete = Vec::new();
         for (index, txid) in window.txids.iter().enumerate() {
+            self.note_spends(window, tree, index);
             if self.is_final_here(txid) {
                 continue;
             }
-            self.note_spends(voter, txid);
             let validators = &self.validators;
             let tally = self
                 .windows
@@ -964,29 +987,123 @@ impl Engine {
         }
     }
 
-    /// Records the outpoints `voter` signed a spend of, if we know the tx.
-    fn note_spends(&mut self, voter: NodeId, txid: &Hash) {
-        let Some(inputs) = self
-            .mempool
-            .get(txid)
-            .map(|e| e.tx.inputs.iter().map(|i| i.prev).collect::<Vec<_>>())
-        else {
+    /// Records the outpoints the voter of `window` signed a spend of with
+    /// its txid at `index`, if we hold that tx; a second txid for one
+    /// outpoint is equivocation, reported with its evidence.
+    fn note_spends(&mut self, window: &WindowVote, tree: &MerkleTree, index: usize) {
+        let (voter, seq) = window.key();
+        let Some(txid) = window.txids.get(index).copied() else {
             return;
         };
-        for outpoint in inputs {
-            if let Some(first) = self.windows.signed_spend(voter, outpoint, *txid) {
-                self.metrics.equivocations += 1;
-                log::warn!(
-                    "validator {voter:?} signed window votes for conflicting txs {first} and {txid} (both spend {outpoint})"
-                );
-                self.emit(Event::Equivocation {
-                    voter,
-                    outpoint,
-                    first,
-                    second: *txid,
-                });
+        let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
+            return;
+        };
+        for outpoint in tx.inputs.iter().map(|i| i.prev) {
+            let Some((first, first_seq)) = self.windows.signed_spend(voter, outpoint, txid, seq)
+            else {
+                continue;
+            };
+            self.metrics.equivocations += 1;
+            log::warn!(
+                "validator {voter:?} signed window votes for conflicting txs {first} and {txid} (both spend {outpoint})"
+            );
+            self.emit(Event::Equivocation {
+                voter,
+                outpoint,
+                first,
+                second: txid,
+            });
+            let second = tree.path(index).map(|path| SignedSpend {
+                vote: window.vote.clone(),
+                path,
+                tx: tx.clone(),
+            });
+            match self.signed_spend_of(voter, first_seq, &first).zip(second) {
+                Some((first, second)) => {
+                    self.keep_evidence(Box::new(WindowEquivocation { first, second }), None)
+                }
+                None => {
+                    self.metrics.evidence_incomplete += 1;
+                    log::warn!(
+                        "cannot build evidence of that equivocation: window {first_seq} or tx \
+                         {first} is no longer held here"
+                    );
+                }
             }
         }
+    }
+
+    /// `voter`'s signature over `txid` in its window `seq`, with the path
+    /// and the tx, while that window and the tx are still held here.
+    fn signed_spend_of(&self, voter: NodeId, seq: u64, txid: &Hash) -> Option<SignedSpend> {
+        let window = self.windows.kept(&voter, seq)?;
+        let index = window.position(txid)?;
+        let path = MerkleTree::new(&window.txids).path(index)?;
+        let tx = self.mempool.get(txid)?.tx.clone();
+        Some(SignedSpend {
+            vote: window.vote.clone(),
+            path,
+            tx,
+        })
+    }
+
+    /// Window evidence from a peer: verified once (dedupe by its key, at
+    /// most [`MAX_WINDOW_EVIDENCE_PER_VOTER`] per voter), then kept and
+    /// relayed; evidence that does not hold is the sender's fault.
+    fn on_evidence(&mut self, now: Timestamp, from: NodeId, evidence: Box<WindowEquivocation>) {
+        let Some(key) = evidence.key() else {
+            let fault = EvidenceError::NoConflict {
+                first: evidence.first.tx.txid(),
+                second: evidence.second.tx.txid(),
+            };
+            self.evidence_refused(from, fault);
+            return;
+        };
+        if self.evidence_seen.contains(&key) || self.evidence_full(&key.0) {
+            return;
+        }
+        // Two paths and two signatures.
+        if !self.charge(now, from, 2) {
+            return;
+        }
+        let validators = &self.validators;
+        let cache = &mut self.verified_votes;
+        match evidence.verify_with(
+            self.config.scope.chain_id,
+            self.config.scope.genesis_hash,
+            |epoch| validators.for_epoch(epoch),
+            |vote| cache.check(vote),
+        ) {
+            Ok(_) => self.keep_evidence(evidence, Some(from)),
+            Err(e) if e.is_peer_fault() => {
+                log::warn!("refused window evidence from {from:?}: {e}");
+                self.evidence_refused(from, e);
+            }
+            Err(e) => log::debug!("ignored window evidence from {from:?}: {e}"),
+        }
+    }
+
+    fn evidence_refused(&mut self, peer: NodeId, fault: EvidenceError) {
+        self.metrics.evidence_invalid += 1;
+        self.misbehaved(peer, Misbehaviour::InvalidEvidence(fault));
+    }
+
+    fn evidence_full(&self, voter: &NodeId) -> bool {
+        self.evidence_per_voter.get(voter).copied().unwrap_or(0) >= MAX_WINDOW_EVIDENCE_PER_VOTER
+    }
+
+    /// Verified evidence (ours or a peer's): handed to the driver to store
+    /// and gossip, once per key and within the per-voter cap.
+    fn keep_evidence(&mut self, evidence: Box<WindowEquivocation>, from: Option<NodeId>) {
+        let Some(key) = evidence.key() else {
+            return;
+        };
+        if self.evidence_seen.contains(&key) || self.evidence_full(&key.0) {
+            return;
+        }
+        self.evidence_seen.insert(key, ());
+        *self.evidence_per_voter.entry(key.0).or_default() += 1;
+        self.emit(Event::WindowEvidence { evidence, from });
     }
 
     fn is_final_here(&self, txid: &Hash) -> bool {
@@ -1314,7 +1431,7 @@ impl Engine {
                     return;
                 }
                 Ok(Some(finalized)) => {
-                    self.safety_violation(input.prev, finalized, txid);
+                    self.safety_violation(input.prev, finalized, proof);
                     return;
                 }
                 Ok(None) => {}
@@ -1361,7 +1478,8 @@ impl Engine {
         }
     }
 
-    fn safety_violation(&mut self, outpoint: OutPoint, finalized: Hash, conflicting: Hash) {
+    fn safety_violation(&mut self, outpoint: OutPoint, finalized: Hash, proof: FinalityProof) {
+        let conflicting = proof.tx.txid();
         log::error!(
             "SAFETY VIOLATION: valid finality proofs for conflicting transactions \
              {finalized} and {conflicting} (both spend {outpoint}); finalization halted"
@@ -1372,6 +1490,7 @@ impl Engine {
             outpoint,
             finalized,
             conflicting,
+            conflicting_proof: Box::new(proof),
         });
     }
 

@@ -3,7 +3,7 @@
 //! and tags these; the engine re-checks every size limit on arrival.
 
 use super::misbehaviour::Misbehaviour;
-use crate::finality::{FinalityProof, WindowVote};
+use crate::finality::{FinalityProof, WindowEquivocation, WindowVote};
 use crate::mempool::TxStatus;
 use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,8 @@ pub enum ConsensusMessage {
     },
     /// A complete finality proof (catch-up): finalizes its tx without sampling.
     Proof(FinalityProof),
+    /// Window-vote equivocation evidence: verified, stored and relayed once.
+    WindowEvidence(Box<WindowEquivocation>),
 }
 
 /// Something the driver must do.
@@ -123,12 +125,22 @@ pub enum Event {
         first: Hash,
         second: Hash,
     },
+    /// Verified window-vote equivocation evidence new to this node (caught
+    /// here, `from` `None`, or received from `from`): the driver stores it
+    /// in one write, then gossips it once to every peer but `from`.
+    WindowEvidence {
+        evidence: Box<WindowEquivocation>,
+        from: Option<NodeId>,
+    },
     /// Two valid proofs for conflicting transactions: more than a third of
-    /// the weight signed both. Finalization halts on this node.
+    /// the weight signed both. Finalization halts on this node; the driver
+    /// persists the halt with `conflicting_proof` (and the stored proof of
+    /// `finalized`), so it outlives a restart until an operator clears it.
     SafetyViolation {
         outpoint: OutPoint,
         finalized: Hash,
         conflicting: Hash,
+        conflicting_proof: Box<FinalityProof>,
     },
 }
 

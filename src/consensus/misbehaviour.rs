@@ -9,7 +9,7 @@
 //! message over a size limit another configuration may allow) is never a
 //! fault; it is dropped and counted.
 
-use crate::finality::{ProofError, WindowError};
+use crate::finality::{EvidenceError, ProofError, WindowError};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Misbehaviour {
@@ -23,6 +23,8 @@ pub enum Misbehaviour {
     WrongChainWindow,
     #[error("invalid finality proof: {0}")]
     InvalidProof(ProofError),
+    #[error("invalid window evidence: {0}")]
+    InvalidEvidence(EvidenceError),
     #[error("message lists {len} items, over the limit of {max}")]
     Oversized { len: usize, max: usize },
 }
@@ -33,6 +35,7 @@ impl Misbehaviour {
         match self {
             Misbehaviour::InvalidProof(ProofError::UnknownEpoch { .. }) => false,
             Misbehaviour::Oversized { .. } => false,
+            Misbehaviour::InvalidEvidence(e) => e.is_peer_fault(),
             Misbehaviour::ForgedWindow
             | Misbehaviour::MalformedWindow(_)
             | Misbehaviour::OutsiderWindow
@@ -49,6 +52,7 @@ impl Misbehaviour {
             Misbehaviour::OutsiderWindow => "window vote by a non-validator",
             Misbehaviour::WrongChainWindow => "window vote for another chain",
             Misbehaviour::InvalidProof(_) => "invalid finality proof",
+            Misbehaviour::InvalidEvidence(_) => "invalid window evidence",
             Misbehaviour::Oversized { .. } => "oversized consensus message",
         }
     }

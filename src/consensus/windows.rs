@@ -85,8 +85,9 @@ pub struct WindowBook {
     highest: HashMap<NodeId, u64>,
     /// Verified votes per txid, collected until the quorum.
     tallies: RecentMap<Hash, ProofBuilder>,
-    /// Which txid each voter signed for each outpoint, for equivocation.
-    signed_spends: RecentMap<(NodeId, OutPoint), Hash>,
+    /// Which txid (and in which window seq) each voter signed for each
+    /// outpoint, for equivocation evidence.
+    signed_spends: RecentMap<(NodeId, OutPoint), (Hash, u64)>,
 }
 
 /// Capacities of a [`WindowBook`].
@@ -163,14 +164,21 @@ impl WindowBook {
         self.tallies.remove(txid);
     }
 
-    /// Records that `voter` signed `txid` spending `outpoint`; returns the
-    /// other txid it signed for that outpoint before, if any (equivocation).
-    pub fn signed_spend(&mut self, voter: NodeId, outpoint: OutPoint, txid: Hash) -> Option<Hash> {
+    /// Records that `voter` signed `txid` spending `outpoint` in window
+    /// `seq`; returns the other txid it signed for that outpoint before,
+    /// and that window's seq, if any (equivocation).
+    pub fn signed_spend(
+        &mut self,
+        voter: NodeId,
+        outpoint: OutPoint,
+        txid: Hash,
+        seq: u64,
+    ) -> Option<(Hash, u64)> {
         match self.signed_spends.get(&(voter, outpoint)) {
-            Some(other) if *other != txid => Some(*other),
+            Some(other) if other.0 != txid => Some(*other),
             Some(_) => None,
             None => {
-                self.signed_spends.insert((voter, outpoint), txid);
+                self.signed_spends.insert((voter, outpoint), (txid, seq));
                 None
             }
         }
@@ -247,8 +255,8 @@ mod tests {
             vout: 0,
         };
         let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
-        assert_eq!(book.signed_spend(voter, outpoint, a), None);
-        assert_eq!(book.signed_spend(voter, outpoint, a), None);
-        assert_eq!(book.signed_spend(voter, outpoint, b), Some(a));
+        assert_eq!(book.signed_spend(voter, outpoint, a, 1), None);
+        assert_eq!(book.signed_spend(voter, outpoint, a, 2), None);
+        assert_eq!(book.signed_spend(voter, outpoint, b, 3), Some((a, 1)));
     }
 }

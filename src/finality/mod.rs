@@ -4,11 +4,16 @@
 //! Pure: no clocks, no I/O, no sampling. It must never take a weight or a
 //! membership from a message: both come from the [`ValidatorSet`] snapshot.
 
+pub mod evidence;
 pub mod proof;
 pub mod validator_set;
 pub mod vote;
 pub mod window;
 
+pub use evidence::{
+    max_evidence_bytes, EvidenceError, SignedSpend, WindowEquivocation,
+    MAX_WINDOW_EVIDENCE_PER_VOTER,
+};
 pub use proof::{
     verify_proof, verify_proof_with, FinalityProof, ProofBuilder, ProofError, VoteAdded,
     MAX_PROOF_VOTES,

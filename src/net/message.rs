@@ -9,7 +9,9 @@
 
 use crate::chain::certificate::{BlockVote, Certificate, Equivocation, MAX_CERTIFICATE_VOTES};
 use crate::consensus::messages::{ConsensusMessage, NodeId, Verdict};
-use crate::finality::{FinalityProof, WindowVote, MAX_PROOF_VOTES, MAX_WINDOW_TXS};
+use crate::finality::{
+    max_evidence_bytes, FinalityProof, WindowVote, MAX_PROOF_VOTES, MAX_WINDOW_TXS,
+};
 use crate::types::encoding::{self, DecodeError};
 use crate::types::{ChainId, Hash, SignatureBytes, Tx};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,7 @@ pub enum MessageTag {
     Proof = 0x0106,
     WindowVote = 0x0107,
     GetWindowVote = 0x0108,
+    WindowEvidence = 0x0109,
     BlockAnnounce = 0x0201,
     GetBlocks = 0x0202,
     Blocks = 0x0203,
@@ -49,7 +52,7 @@ pub enum MessageTag {
 }
 
 impl MessageTag {
-    pub const ALL: [MessageTag; 20] = [
+    pub const ALL: [MessageTag; 21] = [
         MessageTag::Hello,
         MessageTag::HelloAck,
         MessageTag::Ping,
@@ -64,6 +67,7 @@ impl MessageTag {
         MessageTag::Proof,
         MessageTag::WindowVote,
         MessageTag::GetWindowVote,
+        MessageTag::WindowEvidence,
         MessageTag::BlockAnnounce,
         MessageTag::GetBlocks,
         MessageTag::Blocks,
@@ -100,6 +104,7 @@ impl MessageTag {
             MessageTag::Proof => "proof",
             MessageTag::WindowVote => "windowvote",
             MessageTag::GetWindowVote => "getwindowvote",
+            MessageTag::WindowEvidence => "windowevidence",
             MessageTag::BlockAnnounce => "blockannounce",
             MessageTag::GetBlocks => "getblocks",
             MessageTag::Blocks => "blocks",
@@ -132,7 +137,8 @@ impl MessageTag {
             | MessageTag::Txs
             | MessageTag::Proof
             | MessageTag::WindowVote
-            | MessageTag::GetWindowVote => MessageClass::TxGossip,
+            | MessageTag::GetWindowVote
+            | MessageTag::WindowEvidence => MessageClass::TxGossip,
             MessageTag::Query | MessageTag::Votes => MessageClass::Poll,
             MessageTag::BlockAnnounce
             | MessageTag::GetBlocks
@@ -322,6 +328,7 @@ impl Message {
                 ConsensusMessage::Proof(_) => MessageTag::Proof,
                 ConsensusMessage::WindowVote(_) => MessageTag::WindowVote,
                 ConsensusMessage::GetWindowVote { .. } => MessageTag::GetWindowVote,
+                ConsensusMessage::WindowEvidence(_) => MessageTag::WindowEvidence,
             },
             Message::BlockAnnounce { .. } => MessageTag::BlockAnnounce,
             Message::GetBlocks { .. } => MessageTag::GetBlocks,
@@ -360,6 +367,7 @@ impl Message {
                 ConsensusMessage::GetWindowVote { voter, seq } => {
                     encoding::encode_into(&(voter, seq), &mut out)
                 }
+                ConsensusMessage::WindowEvidence(e) => encoding::encode_into(e, &mut out),
             },
             Message::BlockAnnounce { height, hash } => {
                 encoding::encode_into(&(height, hash), &mut out)
@@ -463,6 +471,9 @@ impl Message {
                 let (voter, seq) = encoding::decode(body, max, name).map_err(body_err)?;
                 Message::Consensus(ConsensusMessage::GetWindowVote { voter, seq })
             }
+            MessageTag::WindowEvidence => Message::Consensus(ConsensusMessage::WindowEvidence(
+                encoding::decode(body, max, name).map_err(body_err)?,
+            )),
             MessageTag::BlockAnnounce => {
                 let (height, hash) = encoding::decode(body, max, name).map_err(body_err)?;
                 Message::BlockAnnounce { height, hash }
@@ -535,6 +546,7 @@ fn body_limit(tag: MessageTag, limits: &MessageLimits) -> usize {
         MessageTag::Votes => list(limits.max_txs_per_query, VERDICT_BYTES_MAX) + 8,
         MessageTag::WindowVote => VOTE_BYTES_MAX + list(MAX_WINDOW_TXS, HASH_BYTES),
         MessageTag::GetWindowVote => HASH_BYTES + 8,
+        MessageTag::WindowEvidence => max_evidence_bytes(limits.max_tx_bytes),
         MessageTag::BlockAnnounce => 8 + HASH_BYTES,
         MessageTag::GetBlocks => 8 + 4,
         MessageTag::BlockVote => BLOCK_VOTE_BYTES_MAX,
@@ -572,6 +584,13 @@ mod tests {
             epoch: 0,
         };
         let window = WindowVote::sign(&key, scope, 7, vec![Hash::digest(b"t"); 3]);
+        let spend = crate::finality::SignedSpend {
+            vote: window.vote.clone(),
+            path: crate::crypto::merkle::MerkleTree::new(&window.txids)
+                .path(0)
+                .unwrap(),
+            tx: tx(),
+        };
         let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 4, Hash::ZERO);
         vec![
             Message::Hello(Hello {
@@ -614,6 +633,12 @@ mod tests {
                 voter: key.public(),
                 seq: u64::MAX,
             }),
+            Message::Consensus(ConsensusMessage::WindowEvidence(Box::new(
+                crate::finality::WindowEquivocation {
+                    first: spend.clone(),
+                    second: spend,
+                },
+            ))),
             Message::BlockAnnounce {
                 height: 4,
                 hash: Hash::digest(b"b"),

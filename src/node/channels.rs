@@ -215,5 +215,6 @@ fn kind(msg: &ConsensusMessage) -> &'static str {
         ConsensusMessage::Proof(_) => "Proof",
         ConsensusMessage::WindowVote(_) => "WindowVote",
         ConsensusMessage::GetWindowVote { .. } => "GetWindowVote",
+        ConsensusMessage::WindowEvidence(_) => "WindowEvidence",
     }
 }

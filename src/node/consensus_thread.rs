@@ -7,8 +7,10 @@
 //! engine (finalized txs, acceptances our vote may now cover) and to the
 //! wallets waiting on a submission (answered only once their tx is durable).
 //!
-//! It never writes the store (it holds a `ReadView` per batch, and a thread
-//! holding one must not call `Store` writes) and never blocks on anything but
+//! It never writes the store while it holds a batch's `ReadView` (a thread
+//! holding one must not call `Store` writes); its only writes are the rare
+//! records of broken promises (window evidence, a safety halt), made while
+//! routing outputs, after the view is dropped. It never blocks on anything but
 //! its `select`: ledger commands that do not fit the channel wait in a
 //! bounded backlog, so the ledger can never deadlock against it.
 
@@ -18,13 +20,13 @@ use super::channels::{
     MAX_MEMPOOL_LISTING, MAX_SUBMITS_AWAITING_DURABLE,
 };
 use crate::consensus::{ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output};
-use crate::finality::FinalityProof;
+use crate::finality::{FinalityProof, WindowEquivocation};
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
 use crate::net::peer::INVALID_CONSENSUS_PENALTY;
 use crate::net::{Message, NetEvent};
 use crate::store::schema::PROOFS;
-use crate::store::{FinalizedTx, ReadView, Store, StoreError};
+use crate::store::{FinalizedTx, ReadView, SafetyViolationRecord, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 use crate::types::encoding::{decode, encode};
 use crate::types::{Hash, Tx};
@@ -566,22 +568,76 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 self.metrics.txs_expired.fetch_add(1, Relaxed);
                 self.backlog.push_back(LedgerCommand::MempoolRemove(txid));
             }
-            // The engine logged it with both txids; storing and gossiping
-            // window-vote evidence comes with slashing (DESIGN §7).
+            // The engine logged it with both txids; its evidence follows.
             Event::Equivocation { .. } => {
                 self.metrics.equivocations.fetch_add(1, Relaxed);
             }
+            Event::WindowEvidence { evidence, from } => self.keep_evidence(*evidence, from),
             Event::SafetyViolation {
                 outpoint,
                 finalized,
                 conflicting,
+                conflicting_proof,
             } => {
                 log::error!(
                     "SAFETY VIOLATION on {outpoint}: {finalized} and {conflicting} both have \
-                     valid finality proofs; finalization halted"
+                     valid finality proofs; finalization halted until an operator clears it \
+                     (timed --clear-safety-halt)"
                 );
                 self.metrics.safety_violations.fetch_add(1, Relaxed);
+                self.metrics.finality_halted.store(1, Relaxed);
+                self.persist_halt(SafetyViolationRecord {
+                    outpoint,
+                    finalized,
+                    conflicting,
+                    finalized_proof: None,
+                    conflicting_proof: encode(&*conflicting_proof),
+                    detected_at_ms: now.as_millis(),
+                });
             }
+        }
+    }
+
+    /// Verified window evidence: stored in one write, then gossiped once to
+    /// every peer but the one it came from. Held already (or the voter's
+    /// cap reached): nothing more to do.
+    fn keep_evidence(&mut self, evidence: WindowEquivocation, from: Option<NodeId>) {
+        let Some((voter, outpoint)) = evidence.key() else {
+            return;
+        };
+        match self
+            .store
+            .put_window_evidence(&voter, &outpoint, &evidence.encode())
+        {
+            Ok(true) => {
+                log::warn!(
+                    "equivocation: validator {voter:?} signed window votes for {} and {}, both \
+                     spending {outpoint}; evidence stored and gossiped",
+                    evidence.first.tx.txid(),
+                    evidence.second.tx.txid()
+                );
+                let skip = from.into_iter().collect();
+                let msg = ConsensusMessage::WindowEvidence(Box::new(evidence));
+                self.net.broadcast(msg, skip);
+            }
+            Ok(false) => {}
+            Err(e) => log::error!("cannot store window evidence against {voter:?}: {e}"),
+        }
+    }
+
+    /// Persists a safety violation and the halt in one write, with the
+    /// stored proof of the finalized side if it is durable already. A
+    /// failed write is logged: the engine stays halted in memory anyway.
+    fn persist_halt(&mut self, mut record: SafetyViolationRecord) {
+        match self.store.proof(&record.finalized) {
+            Ok(proof) => record.finalized_proof = proof,
+            Err(e) => log::error!("cannot read the proof of {}: {e}", record.finalized),
+        }
+        if let Err(e) = self.store.put_safety_halt(&record) {
+            log::error!(
+                "cannot persist the safety halt ({e}); this node is halted until it stops, \
+                 and after a restart only if the violation is seen again"
+            );
         }
     }
 

@@ -54,6 +54,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use rand_core::{OsRng, RngCore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -68,6 +69,9 @@ pub struct NodeConfig {
     pub net: Option<NetConfig>,
     /// Shell command run per durable-final tx, `%s` = txid (`--txfinal-notify`).
     pub tx_final_notify: Option<String>,
+    /// The operator has dealt with a persisted safety violation: clear the
+    /// halt before starting (`--clear-safety-halt`; the evidence stays).
+    pub clear_safety_halt: bool,
 }
 
 /// Why the node is stopping.
@@ -139,6 +143,32 @@ pub fn dev_validator_key() -> Keypair {
     devnet_validator_keys(0).0
 }
 
+/// Whether a persisted safety violation keeps this node halted: cleared
+/// first if the operator said so, reported loudly otherwise (DESIGN §5).
+fn restore_safety_halt(store: &Store, clear: bool) -> Result<bool, StoreError> {
+    if clear {
+        if store.clear_safety_halt()? {
+            log::warn!(
+                "safety halt cleared by the operator (--clear-safety-halt); finalizing again"
+            );
+        }
+        return Ok(false);
+    }
+    let Some(halt) = store.safety_halt()? else {
+        return Ok(false);
+    };
+    log::error!(
+        "SAFETY HALT: finality proofs for conflicting txs {} and {} (both spend {}) were seen \
+         at {} ms; this node finalizes nothing until an operator restarts it with \
+         --clear-safety-halt (see README, operator section)",
+        halt.finalized,
+        halt.conflicting,
+        halt.outpoint,
+        halt.detected_at_ms
+    );
+    Ok(true)
+}
+
 impl Node {
     /// Opens `<datadir>/chain`, reloads pending transactions, and starts the
     /// consensus, ledger, net (if configured) and RPC threads.
@@ -150,6 +180,7 @@ impl Node {
             rpc,
             net: net_config,
             tx_final_notify,
+            clear_safety_halt,
         } = config;
         std::fs::create_dir_all(&datadir).map_err(|source| StartError::Datadir {
             path: datadir.clone(),
@@ -193,7 +224,11 @@ impl Node {
             .as_ref()
             .and_then(|id| Producer::for_validator(id, &validators));
         let block_validators = validators.clone();
-        let engine = Engine::new(engine_config, validators, identity, clock.now());
+        let mut engine = Engine::new(engine_config, validators, identity, clock.now());
+        if restore_safety_halt(&store, clear_safety_halt)? {
+            engine.restore_halt();
+            metrics.finality_halted.store(1, Relaxed);
+        }
 
         let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
         let (ledger_tx, ledger_rx) = bounded(LEDGER_CAPACITY);

@@ -15,10 +15,10 @@ use crate::chain::reward::payout_address;
 use crate::chain::{
     block_reward, Block, Equivocation, VoteContext, BLOCK_VERSION, MAX_BLOCK_BYTES,
 };
-use crate::finality::{FinalityProof, ValidatorSet};
+use crate::finality::{FinalityProof, ValidatorSet, WindowEquivocation};
 use crate::ledger::UtxoState;
 use crate::store::{ReadView, TxRecord, TxStatus};
-use crate::types::{json, Amount, Hash, Network, Tier};
+use crate::types::{json, Amount, DecodeError, Hash, Network, Tier};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 
@@ -72,6 +72,14 @@ pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
     } else {
         "1.00000000".to_string()
     };
+    // Bitcoin Core's field for node-level alerts: a persisted safety halt.
+    let warnings = view.safety_halt()?.map_or_else(String::new, |halt| {
+        format!(
+            "SAFETY HALT: finality proofs for conflicting transactions {} and {} (both spend {}); \
+             finalization stopped until an operator restarts with --clear-safety-halt",
+            halt.finalized, halt.conflicting, halt.outpoint
+        )
+    });
     Ok(json!({
         "chain": network.name(),
         "blocks": tip.height,
@@ -84,7 +92,7 @@ pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
         "chainwork": format!("{:064x}", tip.height),
         "size_on_disk": stats.used_bytes,
         "pruned": false,
-        "warnings": "",
+        "warnings": warnings,
         "chain_id": ctx.spec.chain_id().0,
         "bestblockslot": tip.slot,
         // The tip slot's start, cheap to know (the block's own timestamp lies in it).
@@ -606,28 +614,50 @@ pub(super) fn chain_tips(ctx: &RpcContext) -> Result<Value, RpcError> {
     Ok(json!(tips))
 }
 
-/// `getevidence`: the equivocation evidence this node stored, each checked
-/// again against the validator set.
+/// `getevidence`: the equivocation evidence this node stored, block
+/// endorsements then window votes, each saying its `kind` and checked again
+/// against the validator set.
 pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
     let set = super::methods::validator_set(ctx)?;
+    let (chain_id, genesis_hash) = (ctx.spec.chain_id(), ctx.spec.genesis_hash());
     let context = VoteContext {
-        chain_id: ctx.spec.chain_id(),
-        genesis_hash: ctx.spec.genesis_hash(),
+        chain_id,
+        genesis_hash,
         validators: &set,
     };
-    let stored = ctx.store.read()?.evidence(MAX_EVIDENCE_LISTED)?;
+    let view = ctx.store.read()?;
+    let stored = view.evidence(MAX_EVIDENCE_LISTED)?;
+    let windows = view.window_evidence(MAX_EVIDENCE_LISTED.saturating_sub(stored.len()))?;
+    let undecodable =
+        |e: DecodeError| json!({ "error": format!("stored evidence does not decode: {e}") });
+    let window_listed = windows
+        .iter()
+        .map(|bytes| match WindowEquivocation::decode(bytes) {
+            Ok(e) => json!({
+                "kind": "window",
+                "voter": hex::encode(e.first.vote.voter.0),
+                "outpoint": e.key().map(|(_, o)| o.to_string()),
+                "txids": [e.first.tx.txid().to_string(), e.second.tx.txid().to_string()],
+                "seqs": [e.first.vote.seq, e.second.vote.seq],
+                "valid": e.verify(chain_id, genesis_hash, |epoch| set.for_epoch(epoch)).is_ok(),
+                "hex": hex::encode(bytes),
+            }),
+            Err(e) => undecodable(e),
+        });
     let listed: Vec<Value> = stored
         .iter()
         .map(|bytes| match Equivocation::decode(bytes) {
             Ok(e) => json!({
+                "kind": "block",
                 "voter": hex::encode(e.first.voter.0),
                 "height": e.first.height,
                 "blocks": [e.first.hash.to_string(), e.second.hash.to_string()],
                 "valid": e.verify(&context).is_ok(),
                 "hex": hex::encode(bytes),
             }),
-            Err(e) => json!({ "error": format!("stored evidence does not decode: {e}") }),
+            Err(e) => undecodable(e),
         })
+        .chain(window_listed)
         .collect();
     Ok(json!(listed))
 }

@@ -523,6 +523,7 @@ impl Cluster {
                     };
                     (targets, msg)
                 }
+                // The simulated net keeps no scores.
                 Output::Event(_) | Output::Misbehaved { .. } => continue,
             };
             if self.has_byzantine {
@@ -566,6 +567,7 @@ impl Cluster {
             Event::Expired { txid } => (b'e', *txid),
             Event::SafetyViolation { conflicting, .. } => (b'v', *conflicting),
             Event::Equivocation { second, .. } => (b'q', *second),
+            Event::WindowEvidence { evidence, .. } => (b'w', evidence.second.tx.txid()),
         };
         self.record(kind, node, txid.as_bytes());
         let Some(n) = self.nodes.get_mut(node) else {
@@ -587,6 +589,12 @@ impl Cluster {
             }
             // Counted by the engine (`equivocations`); punishment is §7's.
             Event::Equivocation { .. } => {}
+            // The driver's part: store (nothing to store here), gossip once.
+            Event::WindowEvidence { evidence, from } => {
+                let msg = ConsensusMessage::WindowEvidence(evidence);
+                let skip = from.into_iter().collect();
+                self.send(node, Output::Broadcast { msg, skip });
+            }
             Event::Finalized { tx, proof } => {
                 n.mempool.remove(&txid);
                 n.accepted.remove(&txid);
@@ -605,6 +613,7 @@ impl Cluster {
                 outpoint,
                 finalized,
                 conflicting,
+                ..
             } => self.checkers.on_conflicting_proofs(
                 node,
                 self.now_ms,

@@ -168,8 +168,18 @@ impl ReadView<'_> {
 
     /// Stored evidence, at most `limit` pieces, by voter then height.
     pub fn evidence(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let max = schema::EVIDENCE.max_value_bytes;
-        self.scan(self.tables().evidence, None, move |_, value| {
+        self.opaque_values(self.tables().evidence, limit)
+    }
+
+    /// The first `limit` values of `table`, as stored, each within the
+    /// table's size limit (a larger one is `Corrupt`).
+    pub(super) fn opaque_values(
+        &self,
+        table: super::lmdb::Table,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let max = table.spec.max_value_bytes;
+        self.scan(table, None, move |_, value| {
             if value.len() > max {
                 return Err(format!(
                     "value is {} bytes, over the limit of {max}",

@@ -73,6 +73,8 @@ pub(super) struct Tables {
     pub(super) endorsed: Table,
     pub(super) certificates: Table,
     pub(super) evidence: Table,
+    pub(super) window_evidence: Table,
+    pub(super) safety_violations: Table,
 }
 
 impl Tables {
@@ -92,6 +94,8 @@ impl Tables {
             self.endorsed,
             self.certificates,
             self.evidence,
+            self.window_evidence,
+            self.safety_violations,
         ]
     }
 }
@@ -206,6 +210,8 @@ impl Store {
             endorsed: table(schema::ENDORSED)?,
             certificates: table(schema::CERTIFICATES)?,
             evidence: table(schema::EVIDENCE)?,
+            window_evidence: table(schema::WINDOW_EVIDENCE)?,
+            safety_violations: table(schema::SAFETY_VIOLATIONS)?,
         };
         debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
         let mut store = Store {

@@ -15,6 +15,7 @@
 //! * [`lmdb`]: [`Store`] (open, commit a ledger batch) and [`ReadView`] (snapshots).
 //! * `blocks`: apply and undo the tip block; chain reads.
 //! * `certified`: the endorsement guard, certificates and evidence.
+//! * `safety`: window-vote evidence, safety violations and the halt.
 //! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
 
@@ -23,6 +24,7 @@ mod certified;
 mod chain_check;
 mod error;
 pub mod lmdb;
+mod safety;
 pub mod schema;
 mod sequence_index;
 
@@ -32,7 +34,9 @@ mod tests;
 pub use self::lmdb::{ReadView, Scan, Store};
 pub use certified::EndorseGuard;
 pub use error::StoreError;
-pub use schema::{BlockRecord, CertificateRecord, ChainTip, TxRecord, TxStatus};
+pub use schema::{
+    BlockRecord, CertificateRecord, ChainTip, SafetyViolationRecord, TxRecord, TxStatus,
+};
 
 use crate::types::{Hash, OutPoint, Tx, TxOut};
 

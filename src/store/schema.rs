@@ -24,6 +24,11 @@
 //! | `endorsed`   | height `u64` BE (8)                    | block hash this validator endorsed |
 //! | `certificates` | height `u64` BE (8)                  | encoded [`CertificateRecord`] |
 //! | `evidence`   | voter (32) ‖ height `u64` BE (8)       | encoded equivocation evidence, as given |
+//! | `window_evidence` | voter (32) ‖ outpoint key (36)    | encoded window-vote equivocation evidence, as given |
+//! | `safety_violations` | conflicting txid (32)           | encoded [`SafetyViolationRecord`] |
+//!
+//! `meta` `safety_halt` names the `safety_violations` entry that halts the
+//! node until an operator clears it (`timed --clear-safety-halt`).
 //!
 //! # Checkpoint blocks
 //!
@@ -121,8 +126,10 @@ use serde::{Deserialize, Serialize};
 /// `proofs` by `TxRecord::sequence` alone. Version 5 added certified
 /// blocks: `endorsed` (a version-4 build would not know what this validator
 /// endorsed and could endorse a conflicting block), `certificates`,
-/// `evidence` and the `certified_tip` meta record.
-pub const SCHEMA_VERSION: u32 = 5;
+/// `evidence` and the `certified_tip` meta record. Version 6 added
+/// `window_evidence`, `safety_violations` and the `safety_halt` meta record
+/// (a version-5 build would ignore a persisted halt and finalize again).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -205,8 +212,19 @@ pub const EVIDENCE: TableSpec = TableSpec {
     max_value_bytes: 4096,
 };
 
+/// Two window votes of one voter covering conflicting spends, with both txs.
+pub const WINDOW_EVIDENCE: TableSpec = TableSpec {
+    name: "window_evidence",
+    max_value_bytes: crate::finality::max_evidence_bytes(MAX_TX_BYTES_HARD),
+};
+/// Two valid proofs for conflicting txs (each up to a proof's size).
+pub const SAFETY_VIOLATIONS: TableSpec = TableSpec {
+    name: "safety_violations",
+    max_value_bytes: 2 * PROOFS.max_value_bytes + 256,
+};
+
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 14] = [
+pub const TABLES: [TableSpec; 16] = [
     META,
     BLOCKS,
     BLOCK_RECORDS,
@@ -221,6 +239,8 @@ pub const TABLES: [TableSpec; 14] = [
     ENDORSED,
     CERTIFICATES,
     EVIDENCE,
+    WINDOW_EVIDENCE,
+    SAFETY_VIOLATIONS,
 ];
 
 /// `meta` keys.
@@ -299,6 +319,34 @@ pub struct CertificateRecord {
     pub hash: Hash,
     pub weight: u64,
     pub certificate: Vec<u8>,
+}
+
+/// The conflicting txid of the safety violation that halts this node
+/// (absent: not halted). Cleared only by an operator.
+pub const META_SAFETY_HALT: &[u8] = b"safety_halt";
+
+/// Two valid finality proofs for conflicting transactions (DESIGN §5
+/// "Safety violation"), as this node saw them. The proof of `finalized` is
+/// the stored one, absent if it was not durable yet when the second came.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SafetyViolationRecord {
+    pub outpoint: OutPoint,
+    pub finalized: Hash,
+    pub conflicting: Hash,
+    pub finalized_proof: Option<Vec<u8>>,
+    pub conflicting_proof: Vec<u8>,
+    pub detected_at_ms: u64,
+}
+
+/// `window_evidence` key: voter ‖ outpoint key.
+pub fn window_evidence_key(
+    voter: &PublicKeyBytes,
+    outpoint: &OutPoint,
+) -> [u8; 32 + OUTPOINT_KEY_LEN] {
+    let mut key = [0u8; 32 + OUTPOINT_KEY_LEN];
+    key[..32].copy_from_slice(&voter.0);
+    key[32..].copy_from_slice(&outpoint_key(outpoint));
+    key
 }
 
 /// `evidence` key: voter ‖ height big-endian.

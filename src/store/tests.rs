@@ -1064,3 +1064,66 @@ fn oversized_block_is_refused_before_any_write() {
     assert!(matches!(err, StoreError::BlockTooLarge { .. }), "{err:?}");
     assert_eq!(f.store.tip().unwrap(), tip);
 }
+
+#[test]
+fn a_safety_halt_survives_reopen_until_cleared_and_its_evidence_stays() {
+    let f = Fixture::new();
+    assert_eq!(f.store.safety_halt().unwrap(), None);
+    let record = schema::SafetyViolationRecord {
+        outpoint: f.genesis_coin().0,
+        finalized: Hash::digest(b"a"),
+        conflicting: Hash::digest(b"b"),
+        finalized_proof: Some(vec![1, 2, 3]),
+        conflicting_proof: vec![4, 5],
+        detected_at_ms: 77,
+    };
+    f.store.put_safety_halt(&record).unwrap();
+    let f = f.reopen();
+    assert_eq!(f.store.safety_halt().unwrap(), Some(record.clone()));
+    assert!(f.store.clear_safety_halt().unwrap());
+    assert!(!f.store.clear_safety_halt().unwrap());
+    let f = f.reopen();
+    assert_eq!(f.store.safety_halt().unwrap(), None);
+    // A later violation halts again.
+    f.store.put_safety_halt(&record).unwrap();
+    assert!(f.store.safety_halt().unwrap().is_some());
+}
+
+#[test]
+fn window_evidence_is_kept_once_per_key_and_capped_per_voter() {
+    let f = Fixture::new();
+    let voter = f.key.public();
+    let outpoint = |vout| OutPoint {
+        txid: Hash::digest(b"coin"),
+        vout,
+    };
+    assert!(f
+        .store
+        .put_window_evidence(&voter, &outpoint(0), b"e0")
+        .unwrap());
+    assert!(!f
+        .store
+        .put_window_evidence(&voter, &outpoint(0), b"e0")
+        .unwrap());
+    for vout in 1..crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER as u32 {
+        assert!(f
+            .store
+            .put_window_evidence(&voter, &outpoint(vout), b"e")
+            .unwrap());
+    }
+    assert!(!f
+        .store
+        .put_window_evidence(&voter, &outpoint(99), b"e")
+        .unwrap());
+    let other = Keypair::from_seed_label("other").public();
+    assert!(f
+        .store
+        .put_window_evidence(&other, &outpoint(99), b"o")
+        .unwrap());
+    let f = f.reopen();
+    let listed = f.store.read().unwrap().window_evidence(100).unwrap();
+    assert_eq!(
+        listed.len(),
+        crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER + 1
+    );
+}
