@@ -67,6 +67,12 @@ pub enum Output {
         msg: ConsensusMessage,
         skip: Vec<NodeId>,
     },
+    /// To every connected peer that is not a validator (of the whole set),
+    /// but those in `skip`: validators had it from its sender directly.
+    RelayToObservers {
+        msg: ConsensusMessage,
+        skip: Vec<NodeId>,
+    },
     Event(Event),
 }
 

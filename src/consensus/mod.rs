@@ -22,4 +22,4 @@ pub use messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };
 pub use params::{SampleSize, SnowballParams};
-pub use vote_cache::VerifiedVotes;
+pub use vote_cache::{SharedVerdicts, VerifiedVotes};

@@ -4,11 +4,13 @@
 //! Pure: no clocks, no I/O, no sampling. It must never take a weight or a
 //! membership from a message: both come from the [`ValidatorSet`] snapshot.
 
+pub mod committee;
 pub mod proof;
 pub mod validator_set;
 pub mod vote;
 pub mod window;
 
+pub use committee::{draw_committee, epoch_seed};
 pub use proof::{
     verify_proof, verify_proof_with, FinalityProof, ProofBuilder, ProofError, VoteAdded,
     MAX_PROOF_VOTES,

@@ -165,6 +165,8 @@ pub trait NetSink: Send {
     fn send(&mut self, to: NodeId, msg: ConsensusMessage);
     /// To every connected peer but those in `skip`.
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
+    /// To every connected peer that is not a validator, but those in `skip`.
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
 }
 
 /// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
@@ -174,6 +176,9 @@ impl NetSink for Box<dyn NetSink> {
     }
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
         (**self).broadcast(msg, skip);
+    }
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        (**self).relay_to_observers(msg, skip);
     }
 }
 
@@ -189,6 +194,10 @@ impl NetSink for NoNet {
 
     fn broadcast(&mut self, msg: ConsensusMessage, _skip: Vec<NodeId>) {
         log::trace!("no network: dropping a broadcast {}", kind(&msg));
+    }
+
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        self.broadcast(msg, skip);
     }
 }
 

@@ -192,8 +192,10 @@ impl Node {
         let producer = identity
             .as_ref()
             .and_then(|id| Producer::for_validator(id, &validators));
-        let block_validators = validators.clone();
-        let engine = Engine::new(engine_config, validators, identity, clock.now());
+        // Finality is decided by the committee; blocks by the whole set.
+        let committee = spec.finality_committee(&validators);
+        let block_validators = validators;
+        let engine = Engine::new(engine_config, committee, identity, clock.now());
 
         let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
         let (ledger_tx, ledger_rx) = bounded(LEDGER_CAPACITY);

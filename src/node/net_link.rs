@@ -18,6 +18,11 @@ impl NetSink for NetClient {
         let msg = Message::Consensus(msg);
         deliver(self, NetCommand::Broadcast { msg, skip });
     }
+
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        let msg = Message::Consensus(msg);
+        deliver(self, NetCommand::RelayToObservers { msg, skip });
+    }
 }
 
 fn deliver(net: &NetClient, command: NetCommand) {
