@@ -63,6 +63,9 @@ struct Args {
     gossip_peers: usize,
     #[arg(long)]
     liveness_bound_ms: Option<u64>,
+    /// Finality committee seats (default: the devnet config's).
+    #[arg(long)]
+    seats: Option<u32>,
     /// Print every violation, not only the first 20.
     #[arg(long)]
     verbose: bool,
@@ -91,6 +94,7 @@ fn config(args: &Args) -> Result<SimConfig, Box<dyn Error>> {
     c.strategy = args.strategy;
     c.gossip_peers = args.gossip_peers;
     c.liveness_bound_ms = args.liveness_bound_ms;
+    c.committee_seats = args.seats.unwrap_or(c.committee_seats);
     c.workload.txs = args.txs;
     c.workload.conflict_ppm = ppm(args.conflicts, "conflicts")?;
     c.workload.rate_per_sec = args.rate;

@@ -103,6 +103,15 @@ pub struct ConsensusConfig {
     pub vote_window_ms: u64,
     /// ... or as soon as it holds this many txids (at most `MAX_WINDOW_TXS`).
     pub max_window_txs: u32,
+    /// Seats of the per-epoch finality committee (DESIGN §5 "Bigger
+    /// sets"); a set with no more validators than this signs whole. Every
+    /// node of a chain must use one value: it decides which proofs verify.
+    #[serde(default = "default_committee_seats")]
+    pub finality_committee_seats: u32,
+}
+
+fn default_committee_seats() -> u32 {
+    crate::finality::committee::DEFAULT_COMMITTEE_SEATS
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -237,6 +246,13 @@ impl ChainConfig {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        let max_seats = crate::finality::committee::MAX_COMMITTEE_SEATS;
+        if c.finality_committee_seats == 0 || c.finality_committee_seats > max_seats {
+            return Err(invalid(
+                "consensus.finality_committee_seats",
+                format!("must be between 1 and {max_seats}"),
+            ));
         }
         if c.max_window_txs as usize > MAX_WINDOW_TXS {
             return Err(invalid(

@@ -4,6 +4,7 @@
 
 use crate::config::{BlocksConfig, ChainSpec, LedgerConfig};
 use crate::crypto::{Keypair, VrfKeypair};
+use crate::finality::{draw_committee, ValidatorSet};
 use crate::types::{Address, ChainId, Hash, Network, OutPoint, Tier, TxOut, Validator};
 use serde::Serialize;
 
@@ -34,6 +35,14 @@ impl ChainSpec {
 
     pub fn genesis_hash(&self) -> Hash {
         Hash::of(&self.genesis_body())
+    }
+
+    /// The finality committee of the genesis validator set `set` (epoch 0,
+    /// seeded by the genesis hash): the signers of every window vote and
+    /// proof. Block certification stays on the whole set.
+    pub fn finality_committee(&self, set: &ValidatorSet) -> ValidatorSet {
+        let seats = self.config.consensus.finality_committee_seats;
+        draw_committee(set, &self.genesis_hash(), seats)
     }
 
     /// The canonical encoding the genesis hash is taken of (`getblock` at

@@ -462,6 +462,9 @@ fn window_votes_finalize_at_the_quorum_and_each_counts_once() {
                     Output::Broadcast {
                         msg: ConsensusMessage::WindowVote(_),
                         ..
+                    } | Output::RelayToObservers {
+                        msg: ConsensusMessage::WindowVote(_),
+                        ..
                     }
                 )
             })
@@ -485,6 +488,10 @@ fn window_votes_finalize_at_the_quorum_and_each_counts_once() {
     // Relays never go back to the sender or to the voter.
     for out in &o.log {
         if let Output::Broadcast {
+            msg: ConsensusMessage::WindowVote(w),
+            skip,
+        }
+        | Output::RelayToObservers {
             msg: ConsensusMessage::WindowVote(w),
             skip,
         } = out

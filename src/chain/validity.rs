@@ -44,9 +44,12 @@ pub trait ChainView {
     fn tip(&self) -> ChainTip;
     /// The validator-set snapshot for `slot` (block producers).
     fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
-    /// The validator-set snapshot of vote epoch `epoch` (proof votes): one
-    /// set, epoch 0, until registration (DESIGN §7) brings epochs.
-    fn validators_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+    /// The finality committee of vote epoch `epoch` (DESIGN §5 "Bigger
+    /// sets"), which proof votes are checked against: one, epoch 0's,
+    /// until registration (DESIGN §7) brings epochs. A view over a set no
+    /// larger than its seats may keep this default: the set is its own
+    /// committee.
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
         (epoch == 0).then(|| self.validators_for_slot(0)).flatten()
     }
     /// Whether `txid` was archived by [`ChainView::tip`] or an ancestor.
@@ -236,7 +239,7 @@ pub fn validate_block_with(
             proof,
             view.chain_id(),
             view.genesis_hash(),
-            |epoch| view.validators_for_epoch(epoch),
+            |epoch| view.committee_for_epoch(epoch),
             &mut signature_ok,
         )
         .map_err(|source| BlockRejection::InvalidProof {

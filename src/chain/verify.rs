@@ -83,6 +83,8 @@ pub trait ArchiveView {
     /// Inputs minus outputs of `tx`; `None` if an input is unknown.
     fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError>;
     fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
+    /// The finality committee proofs of vote epoch `epoch` are checked against.
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
 }
 
 /// The chain rules the replay needs beyond the archive.
@@ -407,6 +409,10 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
         self.archive.validators_for_slot(slot)
     }
 
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.archive.committee_for_epoch(epoch)
+    }
+
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {
         Ok(matches!(
             self.archive.tx_location(txid)?,
@@ -462,6 +468,9 @@ mod tests {
             Ok(None)
         }
         fn validators_for_slot(&self, _: u64) -> Option<&ValidatorSet> {
+            None
+        }
+        fn committee_for_epoch(&self, _: u64) -> Option<&ValidatorSet> {
             None
         }
     }

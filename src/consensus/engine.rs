@@ -23,7 +23,7 @@ use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
-use super::vote_cache::VerifiedVotes;
+use super::vote_cache::{SharedVerdicts, VerifiedVotes};
 use super::windows::{OwnWindow, WindowBook, WindowLimits};
 use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
 use crate::config::ChainSpec;
@@ -587,6 +587,13 @@ impl Engine {
         self.halted = true;
     }
 
+    /// Takes window-vote signature verdicts from `shared` (the simulator's
+    /// one-per-process cache); each check is still counted as made here.
+    pub fn share_signature_verdicts(&mut self, shared: SharedVerdicts) {
+        self.verified_votes.share_verdicts(shared);
+    }
+
+    /// The finality committee this engine was given: its signer set.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
     }
@@ -874,9 +881,17 @@ impl Engine {
             self.metrics.windows_fetched += 1;
             self.send(from, ConsensusMessage::GetWindowVote { voter: key.0, seq });
         }
-        self.outputs.push_back(Output::Broadcast {
-            msg: ConsensusMessage::WindowVote(Box::new((*window).clone())),
-            skip: vec![from, key.0],
+        // The voter sends its window to every peer, and validators hold
+        // slots for each other (DESIGN §8): one that came from its voter
+        // goes on to observers only, or every validator would relay every
+        // window (n² messages per window). One that came another way (a
+        // relay, a fetch) may have missed validators too: it goes to all.
+        let msg = ConsensusMessage::WindowVote(Box::new((*window).clone()));
+        let skip = vec![from, key.0];
+        self.outputs.push_back(if from == key.0 {
+            Output::RelayToObservers { msg, skip }
+        } else {
+            Output::Broadcast { msg, skip }
         });
         self.tally_window(now, from, &window, &tree, view);
     }

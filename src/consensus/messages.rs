@@ -70,6 +70,12 @@ pub enum Output {
         msg: ConsensusMessage,
         skip: Vec<NodeId>,
     },
+    /// To every connected peer that is not a validator (of the whole set),
+    /// but those in `skip`: validators had it from its sender directly.
+    RelayToObservers {
+        msg: ConsensusMessage,
+        skip: Vec<NodeId>,
+    },
     Event(Event),
     /// `peer` sent something invalid; the net layer scores it if
     /// `reason.is_fault()`.

@@ -26,5 +26,5 @@ pub use messages::{
 };
 pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
-pub use vote_cache::VerifiedVotes;
+pub use vote_cache::{SharedVerdicts, VerifiedVotes};
 pub use work_budget::{PeerWork, WorkBudgetParams};

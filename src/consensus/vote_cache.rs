@@ -11,6 +11,8 @@ use crate::crypto::PublicKey;
 use crate::finality::FinalityVote;
 use crate::mempool::RecentMap;
 use crate::types::{Hash, PublicKeyBytes};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Parsed voter keys kept: validator sets are far smaller.
 const VOTER_KEYS_KEPT: usize = 4_096;
@@ -20,6 +22,30 @@ pub struct VerifiedVotes {
     voter_keys: RecentMap<PublicKeyBytes, PublicKey>,
     /// Signatures actually checked (cache misses).
     checked: u64,
+    /// The simulator's process-wide verdicts (see [`SharedVerdicts`]).
+    shared: Option<SharedVerdicts>,
+}
+
+/// Signature verdicts by vote hash, shared by every engine of one process:
+/// the simulator runs a thousand engines that each check the same window
+/// signatures, and computes each verdict once in wall time. Each engine
+/// still counts the check it makes ([`VerifiedVotes::checked`]), so the
+/// reported cost per node stays what a real node pays. Simulator only: it
+/// grows with every distinct vote of the run, which a node must not do.
+#[derive(Clone, Default)]
+pub struct SharedVerdicts(Arc<Mutex<HashMap<Hash, bool>>>);
+
+impl SharedVerdicts {
+    /// Whether `vote`'s signature verifies, computed once per distinct vote.
+    pub fn verify(&self, vote: &FinalityVote) -> bool {
+        self.verify_hashed(vote.vote_hash(), || vote.verify_signature().is_ok())
+    }
+
+    fn verify_hashed(&self, vote_hash: Hash, check: impl FnOnce() -> bool) -> bool {
+        // A poisoned lock only means another engine panicked mid-insert: the map is still sound.
+        let mut verdicts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *verdicts.entry(vote_hash).or_insert_with(check)
+    }
 }
 
 impl VerifiedVotes {
@@ -28,12 +54,19 @@ impl VerifiedVotes {
             seen: RecentMap::new(capacity),
             voter_keys: RecentMap::new(VOTER_KEYS_KEPT),
             checked: 0,
+            shared: None,
         }
     }
 
     /// Whether `vote` was verified before (a check would cost nothing).
     pub fn is_verified(&self, vote: &FinalityVote) -> bool {
         self.seen.contains(&vote.vote_hash())
+    }
+
+    /// Takes signature verdicts from `shared` instead of computing them
+    /// (still counting each check); the simulator's wall-time saver.
+    pub fn share_verdicts(&mut self, shared: SharedVerdicts) {
+        self.shared = Some(shared);
     }
 
     /// Whether `vote`'s signature verifies, checking it only if this vote
@@ -44,6 +77,18 @@ impl VerifiedVotes {
             return true;
         }
         self.checked += 1;
+        let ok = match self.shared.clone() {
+            Some(shared) => shared.verify_hashed(vote_hash, || self.verify(vote)),
+            None => self.verify(vote),
+        };
+        if ok {
+            self.seen.insert(vote_hash, ());
+        }
+        ok
+    }
+
+    /// The ed25519 check itself, with the voter's key parsed once.
+    fn verify(&mut self, vote: &FinalityVote) -> bool {
         let key = match self.voter_keys.get(&vote.voter) {
             Some(key) => *key,
             None => match PublicKey::parse(&vote.voter) {
@@ -54,11 +99,7 @@ impl VerifiedVotes {
                 Err(_) => return false,
             },
         };
-        let ok = vote.verify_signature_with(&key).is_ok();
-        if ok {
-            self.seen.insert(vote_hash, ());
-        }
-        ok
+        vote.verify_signature_with(&key).is_ok()
     }
 
     /// Remembers a vote this node signed itself: it needs no check.

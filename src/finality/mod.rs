@@ -4,12 +4,14 @@
 //! Pure: no clocks, no I/O, no sampling. It must never take a weight or a
 //! membership from a message: both come from the [`ValidatorSet`] snapshot.
 
+pub mod committee;
 pub mod evidence;
 pub mod proof;
 pub mod validator_set;
 pub mod vote;
 pub mod window;
 
+pub use committee::{draw_committee, epoch_seed};
 pub use evidence::{
     max_evidence_bytes, EvidenceError, SignedSpend, WindowEquivocation,
     MAX_WINDOW_EVIDENCE_PER_VOTER,

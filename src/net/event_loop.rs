@@ -152,6 +152,11 @@ pub enum NetCommand {
         msg: Message,
         skip: Vec<NodeId>,
     },
+    /// As `Broadcast`, to peers that did not prove a validator's id.
+    RelayToObservers {
+        msg: Message,
+        skip: Vec<NodeId>,
+    },
     Disconnect(NodeId),
     /// Adds to a peer's misbehaviour score for a fault found above the
     /// wire (e.g. an invalid block); at the ban score it is cut off and banned.
@@ -965,7 +970,10 @@ impl NetLoop {
                         self.send(token, &msg, now);
                     }
                 }
-                NetCommand::Broadcast { msg, skip } => self.broadcast(&msg, &skip, now),
+                NetCommand::Broadcast { msg, skip } => self.broadcast(&msg, &skip, false, now),
+                NetCommand::RelayToObservers { msg, skip } => {
+                    self.broadcast(&msg, &skip, true, now)
+                }
                 NetCommand::Disconnect(node_id) => {
                     if let Some(&token) = self.by_node.get(&node_id) {
                         self.close(token, Close::Quiet, now);
@@ -995,16 +1003,19 @@ impl NetLoop {
         }
     }
 
-    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], now: Timestamp) {
+    /// To every peer but `skip` (and, if `observers_only`, but validators).
+    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], observers_only: bool, now: Timestamp) {
         let payload = msg.encode();
         if msg.tag().is_gossip() && !self.relayed.insert(Hash::digest(&payload)) {
             bump(&self.shared.metrics.gossip_suppressed);
             return;
         }
+        let validators = &self.limits.validators;
         let tokens: Vec<Token> = self
             .by_node
             .iter()
             .filter(|(node, _)| !skip.contains(node))
+            .filter(|(node, _)| !observers_only || !validators.contains(*node))
             .map(|(_, token)| *token)
             .collect();
         for token in tokens {
@@ -1038,13 +1049,13 @@ impl NetLoop {
         if now.saturating_since(self.last_ping).as_millis() as u64 >= self.config.ping_interval_ms {
             self.last_ping = now;
             let nonce = self.rng.next_u64();
-            self.broadcast(&Message::Ping { nonce }, &[], now);
+            self.broadcast(&Message::Ping { nonce }, &[], false, now);
         }
         if now.saturating_since(self.last_get_peers).as_millis() as u64
             >= self.config.get_peers_interval_ms
         {
             self.last_get_peers = now;
-            self.broadcast(&Message::GetPeers, &[], now);
+            self.broadcast(&Message::GetPeers, &[], false, now);
         }
         self.book.expire_bans(now);
         self.publish();

@@ -38,7 +38,7 @@ use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
-use crate::finality::{verify_proof_with, ValidatorSet};
+use crate::finality::{draw_committee, verify_proof_with, ValidatorSet};
 use crate::genesis::validator_vrf_key;
 use crate::metrics::Metrics;
 use crate::net::message::TAG_BYTES;
@@ -131,6 +131,8 @@ pub struct BlockSettings {
     pub reward_maturity_blocks: u64,
     pub limits: MessageLimits,
     pub sync: SyncConfig,
+    /// Seats of the finality committee whose votes proofs carry.
+    pub committee_seats: u32,
 }
 
 impl BlockSettings {
@@ -157,6 +159,7 @@ impl BlockSettings {
             all_producers_publish: blocks.all_producers_publish,
             reward_maturity_blocks,
             limits,
+            committee_seats: spec.config.consensus.finality_committee_seats,
             sync: SyncConfig {
                 batch_blocks: u32::try_from(limits.max_blocks_per_message).unwrap_or(u32::MAX),
                 max_requests_in_flight: SYNC_REQUESTS_IN_FLIGHT,
@@ -299,7 +302,10 @@ struct SyncProgress {
 pub struct BlockThread<C: Clock> {
     settings: BlockSettings,
     store: Arc<Store>,
+    /// The whole set: block producers and certification (DESIGN §6).
     validators: ValidatorSet,
+    /// Its finality committee: the signers of the proofs blocks carry (§5).
+    committee: ValidatorSet,
     producer: Option<Producer>,
     fork_choice: ForkChoice,
     sync: BlockSync<NodeId>,
@@ -352,11 +358,17 @@ impl<C: Clock> BlockThread<C> {
         let now = clock.now();
         let last_planned_slot = settings.slot_clock.slot_at(now);
         let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now, "starting"));
+        let committee = draw_committee(
+            &validators,
+            &settings.genesis.hash,
+            settings.committee_seats,
+        );
         Ok(BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
             store,
             validators,
+            committee,
             producer,
             fork_choice,
             net,
@@ -654,7 +666,7 @@ impl<C: Clock> BlockThread<C> {
         let view = chain_view(
             &self.store,
             &self.settings,
-            &self.validators,
+            (&self.validators, &self.committee),
             plan.parent.tip(),
             now,
         )?;
@@ -816,7 +828,8 @@ impl<C: Clock> BlockThread<C> {
         let validated = {
             // The vote cache is borrowed beside the view, not through `self`.
             let cache = &mut self.verified_votes;
-            let view = chain_view(&self.store, &self.settings, &self.validators, parent, now)?;
+            let sets = (&self.validators, &self.committee);
+            let view = chain_view(&self.store, &self.settings, sets, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
         self.count_verified_votes();
@@ -936,10 +949,10 @@ impl<C: Clock> BlockThread<C> {
                 return Ok(());
             }
             let (chain_id, genesis) = (self.settings.chain_id, self.settings.genesis.hash);
-            let validators = &self.validators;
+            let committee = &self.committee;
             let cache = &mut self.verified_votes;
             unknown.retain(|p| {
-                let set = |epoch| validators.for_epoch(epoch);
+                let set = |epoch| committee.for_epoch(epoch);
                 verify_proof_with(p, chain_id, genesis, set, |v| cache.check(v)).is_ok()
             });
             self.count_verified_votes();
@@ -1282,11 +1295,11 @@ fn hears_peers(net: &Option<NetClient>, validators: &ValidatorSet) -> bool {
 }
 
 /// The chain state a block on `parent` is validated against, read from one
-/// store snapshot.
+/// store snapshot; `sets` are the whole validator set and its committee.
 fn chain_view<'a>(
     store: &'a Store,
     settings: &BlockSettings,
-    validators: &'a ValidatorSet,
+    (validators, committee): (&'a ValidatorSet, &'a ValidatorSet),
     parent: ChainTip,
     now: Timestamp,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
@@ -1295,6 +1308,7 @@ fn chain_view<'a>(
         chain_id: settings.chain_id,
         genesis_hash: settings.genesis.hash,
         validators,
+        committee,
         parent,
         now,
         slot_clock: settings.slot_clock,

@@ -27,6 +27,8 @@ pub struct StoreChainView<'s> {
     pub genesis_hash: Hash,
     /// The genesis validator set: the snapshot of every slot so far.
     pub validators: &'s ValidatorSet,
+    /// Its finality committee: the signers proofs are checked against.
+    pub committee: &'s ValidatorSet,
     /// The block a candidate must extend.
     pub parent: ChainTip,
     pub now: Timestamp,
@@ -52,6 +54,10 @@ impl ChainView for StoreChainView<'_> {
 
     fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
         Some(self.validators)
+    }
+
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.committee.for_epoch(epoch)
     }
 
     /// Byte-equal to the proof stored at finalization (read errors: no).

@@ -171,6 +171,8 @@ pub trait NetSink: Send {
     fn broadcast(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
     /// Adds to `peer`'s misbehaviour score (it sent provably invalid data).
     fn penalize(&mut self, peer: NodeId, points: u32, reason: &'static str);
+    /// To every connected peer that is not a validator, but those in `skip`.
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>);
 }
 
 /// Lets the node pick its sink at start (`--dev` or peers) with one thread type.
@@ -183,6 +185,10 @@ impl NetSink for Box<dyn NetSink> {
     }
     fn penalize(&mut self, peer: NodeId, points: u32, reason: &'static str) {
         (**self).penalize(peer, points, reason);
+    }
+
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        (**self).relay_to_observers(msg, skip);
     }
 }
 
@@ -202,6 +208,10 @@ impl NetSink for NoNet {
 
     fn penalize(&mut self, peer: NodeId, _points: u32, reason: &'static str) {
         log::trace!("no network: not scoring {peer:?} for {reason}");
+    }
+
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        self.broadcast(msg, skip);
     }
 }
 

@@ -510,6 +510,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             match output {
                 Output::Send { to, msg } => self.net.send(to, msg),
                 Output::Broadcast { msg, skip } => self.net.broadcast(msg, skip),
+                Output::RelayToObservers { msg, skip } => self.net.relay_to_observers(msg, skip),
                 Output::Event(event) => self.on_event(now, event),
                 Output::Misbehaved { peer, reason } => self.on_misbehaved(peer, &reason),
             }

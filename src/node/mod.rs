@@ -223,8 +223,10 @@ impl Node {
         let producer = identity
             .as_ref()
             .and_then(|id| Producer::for_validator(id, &validators));
-        let block_validators = validators.clone();
-        let mut engine = Engine::new(engine_config, validators, identity, clock.now());
+        // Finality is decided by the committee; blocks by the whole set.
+        let committee = spec.finality_committee(&validators);
+        let block_validators = validators;
+        let mut engine = Engine::new(engine_config, committee, identity, clock.now());
         if restore_safety_halt(&store, clear_safety_halt)? {
             engine.restore_halt();
             metrics.finality_halted.store(1, Relaxed);

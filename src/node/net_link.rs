@@ -29,6 +29,11 @@ impl NetSink for NetClient {
             },
         );
     }
+
+    fn relay_to_observers(&mut self, msg: ConsensusMessage, skip: Vec<NodeId>) {
+        let msg = Message::Consensus(msg);
+        deliver(self, NetCommand::RelayToObservers { msg, skip });
+    }
 }
 
 fn deliver(net: &NetClient, command: NetCommand) {

@@ -48,6 +48,8 @@ pub struct StoreArchive<'s> {
     chain_id: ChainId,
     genesis: ChainTip,
     validators: ValidatorSet,
+    /// `validators`' finality committee: proofs are judged by it.
+    committee: ValidatorSet,
 }
 
 impl<'s> StoreArchive<'s> {
@@ -58,6 +60,7 @@ impl<'s> StoreArchive<'s> {
             view,
             chain_id: spec.chain_id(),
             genesis: genesis_tip(spec),
+            committee: spec.finality_committee(&validators),
             validators,
         }
     }
@@ -122,6 +125,10 @@ impl ArchiveView for StoreArchive<'_> {
 
     fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
         Some(&self.validators)
+    }
+
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.committee.for_epoch(epoch)
     }
 }
 

@@ -158,7 +158,9 @@ impl Adversary {
     /// What a Byzantine node following `strategy` actually sends instead of `out`.
     pub fn rewrite(&mut self, strategy: Strategy, me: &Keypair, out: Output) -> Vec<Output> {
         let msg = match &out {
-            Output::Send { msg, .. } | Output::Broadcast { msg, .. } => msg,
+            Output::Send { msg, .. }
+            | Output::Broadcast { msg, .. }
+            | Output::RelayToObservers { msg, .. } => msg,
             Output::Event(_) | Output::Misbehaved { .. } => return vec![out],
         };
         let withheld = strategy == Strategy::ValidForAll

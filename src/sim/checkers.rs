@@ -6,7 +6,8 @@
 //! Reads only what honest engines emit and the workload's submissions; must
 //! never feed anything back into a node.
 
-use crate::finality::{verify_proof, FinalityProof, ProofError, ValidatorSet};
+use crate::consensus::SharedVerdicts;
+use crate::finality::{verify_proof_with, FinalityProof, ProofError, ValidatorSet};
 use crate::ledger::{validate, MemUtxoSet, TxError, ValidationParams};
 use crate::types::{Hash, OutPoint, Tx};
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,7 +174,10 @@ pub struct Period {
 }
 
 pub struct Checkers {
-    validators: ValidatorSet,
+    /// The finality committee proofs are checked against.
+    committee: ValidatorSet,
+    /// Signature verdicts shared with the engines: each computed once.
+    verdicts: SharedVerdicts,
     params: ValidationParams,
     /// What finality votes of this chain sign besides the chain id.
     genesis_hash: Hash,
@@ -192,14 +196,15 @@ pub struct Checkers {
 impl Checkers {
     /// `honest[i]`: node `i` is honest and held to the properties.
     pub fn new(
-        validators: ValidatorSet,
+        committee: ValidatorSet,
         params: ValidationParams,
         genesis_hash: Hash,
         honest: Vec<bool>,
         genesis: MemUtxoSet,
     ) -> Checkers {
         Checkers {
-            validators,
+            committee,
+            verdicts: SharedVerdicts::default(),
             params,
             genesis_hash,
             honest,
@@ -209,6 +214,11 @@ impl Checkers {
             verified_proofs: BTreeSet::new(),
             violations: Vec::new(),
         }
+    }
+
+    /// The signature verdicts to share with every engine of the run.
+    pub fn verdicts(&self) -> SharedVerdicts {
+        self.verdicts.clone()
     }
 
     pub fn is_honest(&self, node: usize) -> bool {
@@ -284,8 +294,10 @@ impl Checkers {
         let verdict = if proof.tx != *tx {
             Err(ProofError::WrongPath { index: 0, txid })
         } else {
-            let set = |epoch| self.validators.for_epoch(epoch);
-            verify_proof(proof, self.params.chain_id, self.genesis_hash, set).map(|_| ())
+            let set = |epoch| self.committee.for_epoch(epoch);
+            let verdicts = &self.verdicts;
+            let (chain, genesis) = (self.params.chain_id, self.genesis_hash);
+            verify_proof_with(proof, chain, genesis, set, |v| verdicts.verify(v)).map(|_| ())
         };
         if let Err(reason) = verdict {
             self.violations.push(Violation::BadProof {

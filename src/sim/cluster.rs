@@ -159,7 +159,8 @@ pub struct ClusterSetup {
     pub seed: u64,
     pub roles: Vec<Role>,
     pub keys: Vec<Keypair>,
-    pub validators: ValidatorSet,
+    /// The finality committee every engine is given (the whole set when small).
+    pub committee: ValidatorSet,
     /// Every node's config; `rng_seed` is replaced per node and incarnation.
     pub engine: EngineConfig,
     pub genesis: MemUtxoSet,
@@ -177,7 +178,7 @@ pub struct Cluster {
     seed: u64,
     nodes: Vec<Node>,
     ids: BTreeMap<NodeId, usize>,
-    validators: ValidatorSet,
+    committee: ValidatorSet,
     engine_config: EngineConfig,
     network: Network,
     adversary: Adversary,
@@ -242,7 +243,7 @@ impl Cluster {
             seed: setup.seed,
             nodes,
             ids,
-            validators: setup.validators,
+            committee: setup.committee,
             engine_config: setup.engine,
             network: setup.network,
             adversary: setup.adversary,
@@ -328,12 +329,9 @@ impl Cluster {
         config.rng_seed = concern_seed(self.seed, &format!("engine/{node}/{}", n.incarnation));
         // A restart is a new seq session, as the node's store makes it.
         config.window_session = n.incarnation;
-        n.engine = Some(Engine::new(
-            config,
-            self.validators.clone(),
-            Some(n.key.clone()),
-            now,
-        ));
+        let mut engine = Engine::new(config, self.committee.clone(), Some(n.key.clone()), now);
+        engine.share_signature_verdicts(self.checkers.verdicts());
+        n.engine = Some(engine);
         n.timer_ms = None;
         n.fired_ms = None;
     }
@@ -523,8 +521,11 @@ impl Cluster {
                     };
                     (targets, msg)
                 }
-                // The simulated net keeps no scores.
-                Output::Event(_) | Output::Misbehaved { .. } => continue,
+                // Every simulated node is a validator (none is an observer),
+                // and the simulated net keeps no scores.
+                Output::RelayToObservers { .. } | Output::Event(_) | Output::Misbehaved { .. } => {
+                    continue
+                }
             };
             if self.has_byzantine {
                 self.adversary.observe(node, honest, &msg);

@@ -25,7 +25,7 @@ pub use workload::WorkloadConfig;
 use crate::config::{ChainConfig, ConfigError};
 use crate::consensus::EngineConfig;
 use crate::crypto::Keypair;
-use crate::finality::{ValidatorSet, ValidatorSetError};
+use crate::finality::{draw_committee, ValidatorSet, ValidatorSetError};
 use crate::ledger::MemUtxoSet;
 use crate::types::{Network as Chain, Tier, Validator, VrfPublicBytes};
 use byzantine::Adversary;
@@ -111,6 +111,8 @@ pub struct SimConfig {
     pub persist_mempool: bool,
     /// Overrides [`SimConfig::default_liveness_bound_ms`].
     pub liveness_bound_ms: Option<u64>,
+    /// Seats of the finality committee drawn from the set (DESIGN §5).
+    pub committee_seats: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,7 @@ impl SimConfig {
             gossip_peers: 16,
             persist_mempool: true,
             liveness_bound_ms: None,
+            committee_seats: spec.config.consensus.finality_committee_seats,
         })
     }
 
@@ -207,6 +210,9 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             })
             .collect(),
     )?;
+    // Finality is the committee's; every node still runs and observes.
+    let genesis_hash = config.engine.scope.genesis_hash;
+    let committee = draw_committee(&validators, &genesis_hash, config.committee_seats);
     let honest: Vec<bool> = roles.iter().map(|r| *r == Role::Honest).collect();
     let honest_nodes: Vec<usize> = (0..n).filter(|&i| honest[i]).collect();
 
@@ -225,7 +231,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         concern_rng(config.seed, "byzantine"),
     );
     let checkers = Checkers::new(
-        validators.clone(),
+        committee.clone(),
         params,
         config.engine.scope.genesis_hash,
         honest.clone(),
@@ -235,7 +241,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         seed: config.seed,
         roles,
         keys,
-        validators,
+        committee,
         engine: config.engine.clone(),
         genesis,
         network: network::Network::new(config.network.clone(), concern_rng(config.seed, "network")),

@@ -253,6 +253,8 @@ impl Cluster {
                         self.in_flight.push_back((at, i, j, msg.clone()));
                     }
                 }
+                // Every node here is a validator: none is an observer.
+                Output::RelayToObservers { .. } => {}
                 Output::Event(event) => {
                     match &event {
                         Event::LocallyAccepted { txid } => {

@@ -888,7 +888,9 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
         timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
     let validators = ValidatorSet::new(spec.validators.clone())
         .map_err(|e| CliError::Unexpected(format!("genesis validator set: {e}")))?;
-    let set = |epoch| validators.for_epoch(epoch);
+    // Offline: the committee is recomputed from the genesis set and seed.
+    let committee = spec.finality_committee(&validators);
+    let set = |epoch| committee.for_epoch(epoch);
     let proven = verify_proof(&proof, spec.chain_id(), spec.genesis_hash(), set)
         .map_err(|source| CliError::InvalidProof { txid, source })?;
     if proven != txid {
@@ -900,13 +902,13 @@ fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<Strin
     let weight: u64 = proof
         .votes
         .iter()
-        .filter_map(|(vote, _)| validators.weight_of(&vote.voter))
+        .filter_map(|(vote, _)| committee.weight_of(&vote.voter))
         .sum();
     Ok(format!(
         "valid: transaction {txid} is final: {} vote(s) weighing {weight} of the {} required (total {}), checked offline against genesis {}\n",
         proof.votes.len(),
-        validators.required_weight(),
-        validators.total_weight(),
+        committee.required_weight(),
+        committee.total_weight(),
         spec.genesis_hash()
     ))
 }
