@@ -2,7 +2,7 @@
 //! only file that uses `mio`). It accepts and dials, feeds received bytes to
 //! each [`Peer`], routes decoded messages to the consensus or block outbox,
 //! executes [`NetCommand`]s from other threads, and drives timers from
-//! `time::SystemClock` at every wake-up.
+//! the monotonic `time::SystemClock::mono` at every wake-up (never the wall clock).
 //!
 //! It never blocks on anything but `poll` and never touches disk: outboxes
 //! are written with `try_send` (a full one is dropped and counted), and each
@@ -22,7 +22,7 @@ use super::peer_book::{new_connection_wins, BanKey, PeerBook, PeerBookConfig};
 use super::rate_limit::{RateLimits, DESIGN_TX_PER_SEC};
 use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::crypto::Keypair;
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, MonoTime, SystemClock};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::net::{TcpListener, TcpStream};
@@ -191,7 +191,7 @@ pub struct PeerInfo {
     pub node_id: Option<NodeId>,
     pub addr: SocketAddr,
     pub inbound: bool,
-    pub connected_at: Timestamp,
+    pub connected_at: MonoTime,
     pub tip_height: Option<u64>,
     pub queued_bytes: usize,
     /// Its share of the buffer budget: the frame being received plus `queued_bytes`.
@@ -354,7 +354,7 @@ pub fn spawn_net(
     let seed = config
         .rng_seed
         .unwrap_or_else(|| rand_core::OsRng.next_u64());
-    let now = SystemClock.now();
+    let now = SystemClock.mono();
     let node_id = identity.public();
     let book = PeerBook::new(
         PeerBookConfig {
@@ -434,7 +434,7 @@ struct Conn {
     /// A proven validator or configured peer: a reserved slot, never evicted or banned by IP.
     reserved: bool,
     /// When it last sent something new (protects it from eviction).
-    last_useful_at: Option<Timestamp>,
+    last_useful_at: Option<MonoTime>,
     /// Its share of [`NetLoop::buffered_bytes`] at the last accounting.
     accounted_bytes: usize,
 }
@@ -475,8 +475,8 @@ struct NetLoop {
     shared: Arc<Shared>,
     /// Read buffers plus write queues over all connections (see `account`).
     buffered_bytes: usize,
-    last_ping: Timestamp,
-    last_get_peers: Timestamp,
+    last_ping: MonoTime,
+    last_get_peers: MonoTime,
 }
 
 impl NetLoop {
@@ -484,14 +484,14 @@ impl NetLoop {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let tick = Duration::from_millis(self.config.tick_ms.max(1));
-        self.maintain(SystemClock.now());
+        self.maintain(SystemClock.mono());
         loop {
             match self.poll.poll(&mut events, Some(tick)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now = SystemClock.now();
+            let now = SystemClock.mono();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
@@ -523,7 +523,7 @@ impl NetLoop {
         mut stream: TcpStream,
         addr: SocketAddr,
         dialed: Option<SocketAddr>,
-        now: Timestamp,
+        now: MonoTime,
     ) {
         let token = Token(self.next_token);
         self.next_token += 1;
@@ -563,7 +563,7 @@ impl NetLoop {
         self.account(token);
     }
 
-    fn accept_all(&mut self, now: Timestamp) {
+    fn accept_all(&mut self, now: MonoTime) {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
@@ -594,7 +594,7 @@ impl NetLoop {
     }
 
     /// Whether a connection just accepted from `addr` may stay (see [`super::admission`]).
-    fn admission(&self, addr: SocketAddr, now: Timestamp) -> Admission {
+    fn admission(&self, addr: SocketAddr, now: MonoTime) -> Admission {
         let ip = addr.ip();
         if self.book.is_banned(&BanKey::Ip(ip), now) {
             return Admission::Refuse(Refusal::Banned);
@@ -633,7 +633,7 @@ impl NetLoop {
     }
 
     /// Closes the largest holders until all buffers fit the budget.
-    fn enforce_budget(&mut self, now: Timestamp) {
+    fn enforce_budget(&mut self, now: MonoTime) {
         while self.buffered_bytes > self.config.buffer_budget_bytes {
             let holders: Vec<Holder> = self
                 .conns
@@ -652,7 +652,7 @@ impl NetLoop {
         }
     }
 
-    fn on_socket(&mut self, token: Token, writable: bool, now: Timestamp, buf: &mut [u8]) {
+    fn on_socket(&mut self, token: Token, writable: bool, now: MonoTime, buf: &mut [u8]) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -707,7 +707,7 @@ impl NetLoop {
         }
     }
 
-    fn handle_peer_events(&mut self, token: Token, events: &mut Vec<PeerEvent>, now: Timestamp) {
+    fn handle_peer_events(&mut self, token: Token, events: &mut Vec<PeerEvent>, now: MonoTime) {
         for event in events.drain(..) {
             match event {
                 PeerEvent::Established(hello) => self.on_established(token, hello, now),
@@ -718,7 +718,7 @@ impl NetLoop {
         }
     }
 
-    fn on_established(&mut self, token: Token, hello: PeerHello, now: Timestamp) {
+    fn on_established(&mut self, token: Token, hello: PeerHello, now: MonoTime) {
         let Some(conn) = self.conns.get(&token) else {
             return;
         };
@@ -771,7 +771,7 @@ impl NetLoop {
         self.send(token, &Message::GetPeers, now);
     }
 
-    fn on_message(&mut self, token: Token, msg: Message, hash: Option<Hash>, now: Timestamp) {
+    fn on_message(&mut self, token: Token, msg: Message, hash: Option<Hash>, now: MonoTime) {
         let Some(from) = self.conns.get(&token).and_then(|c| c.peer.node_id()) else {
             return;
         };
@@ -816,12 +816,12 @@ impl NetLoop {
         }
     }
 
-    fn send(&mut self, token: Token, msg: &Message, now: Timestamp) {
+    fn send(&mut self, token: Token, msg: &Message, now: MonoTime) {
         self.send_payload(token, msg.tag(), &msg.encode(), now);
     }
 
     /// Queues a message; it is written at the end of this wake-up.
-    fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: Timestamp) {
+    fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: MonoTime) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -837,14 +837,14 @@ impl NetLoop {
     }
 
     /// Writes what this wake-up queued, one batch per connection.
-    fn flush_queued(&mut self, now: Timestamp) {
+    fn flush_queued(&mut self, now: MonoTime) {
         for token in std::mem::take(&mut self.unflushed) {
             self.flush(token, now);
         }
     }
 
     /// Writes queued frames until the socket would block.
-    fn flush(&mut self, token: Token, now: Timestamp) {
+    fn flush(&mut self, token: Token, now: MonoTime) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -874,7 +874,7 @@ impl NetLoop {
         Ok(())
     }
 
-    fn close(&mut self, token: Token, close: Close, now: Timestamp) {
+    fn close(&mut self, token: Token, close: Close, now: MonoTime) {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
@@ -949,7 +949,7 @@ impl NetLoop {
     }
 
     /// Executes pending commands; true on shutdown.
-    fn drain_commands(&mut self, now: Timestamp) -> bool {
+    fn drain_commands(&mut self, now: MonoTime) -> bool {
         // Before the first receive: a command sent from here on wakes us again.
         self.shared.wake_pending.store(false, Ordering::SeqCst);
         loop {
@@ -983,7 +983,7 @@ impl NetLoop {
         }
     }
 
-    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str, now: Timestamp) {
+    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str, now: MonoTime) {
         let Some(&token) = self.by_node.get(&node_id) else {
             return;
         };
@@ -995,7 +995,7 @@ impl NetLoop {
         }
     }
 
-    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], now: Timestamp) {
+    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], now: MonoTime) {
         let payload = msg.encode();
         if msg.tag().is_gossip() && !self.relayed.insert(Hash::digest(&payload)) {
             bump(&self.shared.metrics.gossip_suppressed);
@@ -1013,7 +1013,7 @@ impl NetLoop {
     }
 
     /// Timers: handshake deadlines, dials, pings, peer discovery, bans, snapshots.
-    fn maintain(&mut self, now: Timestamp) {
+    fn maintain(&mut self, now: MonoTime) {
         let expired: Vec<(Token, PeerError)> = self
             .conns
             .iter()

@@ -193,7 +193,7 @@ impl Node {
             .as_ref()
             .and_then(|id| Producer::for_validator(id, &validators));
         let block_validators = validators.clone();
-        let engine = Engine::new(engine_config, validators, identity, clock.now());
+        let engine = Engine::new(engine_config, validators, identity, clock.mono());
 
         let (inbox, inbox_rx) = bounded(CONSENSUS_INBOX_CAPACITY);
         let (ledger_tx, ledger_rx) = bounded(LEDGER_CAPACITY);
@@ -294,7 +294,7 @@ impl Node {
             inbox: inbox.clone(),
             metrics,
             stop: stop_sender.clone(),
-            started_at: clock.now(),
+            started_at: clock.mono(),
             clock: Arc::new(clock),
             consensus_timeout: rpc.consensus_timeout,
             net: net_client,
