@@ -351,9 +351,12 @@ pub fn spawn_net(
     let (consensus_tx, consensus_events) = bounded(config.channel_capacity);
     let (block_tx, block_events) = bounded(config.channel_capacity);
     let shared = Arc::new(Shared::default());
-    let seed = config
-        .rng_seed
-        .unwrap_or_else(|| rand_core::OsRng.next_u64());
+    let seed = config.rng_seed.unwrap_or_else(|| {
+        // The seeding point of the net thread's RNG (tests pin `rng_seed`).
+        #[allow(clippy::disallowed_types)]
+        use rand_core::OsRng;
+        OsRng.next_u64()
+    });
     let now = SystemClock.mono();
     let node_id = identity.public();
     let book = PeerBook::new(

@@ -51,7 +51,10 @@ use crate::store::{Store, StoreError, StoreOptions};
 use crate::time::{Clock, SystemClock};
 use crate::types::Network;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use rand_core::{OsRng, RngCore};
+// Seeds the engine's sampler and a node secret: the node's seeding points.
+#[allow(clippy::disallowed_types)]
+use rand_core::OsRng;
+use rand_core::RngCore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
