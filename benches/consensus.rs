@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
 use timecoin::consensus::{ConsensusMessage, Engine, NodeId, Output, SnowballParams, Verdict};
 use timecoin::finality::{verify_proof, WindowVote};
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 
 const TXS_IN_FLIGHT: usize = 4_096;
 const VALIDATORS: usize = 20;
@@ -34,7 +34,7 @@ fn verdicts(c: &mut Criterion) {
     };
     let (keys, set) = validator_set(&[10; VALIDATORS]);
     let wallet = Wallet::funded(TXS_IN_FLIGHT);
-    let now = Timestamp(1_000_000);
+    let now = MonoTime(1_000_000);
     let me = keys.first().cloned();
     let mut engine = Engine::new(engine_config(params, 1), set, me, now);
     for i in 0..TXS_IN_FLIGHT {
@@ -125,7 +125,7 @@ const WINDOW_TXS: usize = 256;
 fn window_vote(c: &mut Criterion) {
     let (keys, set) = validator_set(&[1; VALIDATORS]);
     let wallet = Wallet::funded(WINDOW_TXS);
-    let now = Timestamp(1_000_000);
+    let now = MonoTime(1_000_000);
     let txs: Vec<_> = (0..WINDOW_TXS).map(|i| wallet.pay(i, "payee")).collect();
     let txids: Vec<_> = txs.iter().map(|tx| tx.txid()).collect();
     let mut group = c.benchmark_group("finality");

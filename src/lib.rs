@@ -11,7 +11,8 @@
 //! ← `finality` ← `mempool` ← `consensus`, and `sim`, which drives them;
 //! `chain` (checkpoint blocks, fork choice) sits beside `consensus` and
 //! depends only on `types`, `crypto` and `finality`.
-//! Time enters only as an injected `now`; only `time::SystemClock` reads the OS clock.
+//! Time enters only as an injected `now`: monotonic `MonoTime` for timers,
+//! wall-clock `Timestamp` for slots and dates; only `time::SystemClock` reads the OS clocks.
 //! I/O: `store` (LMDB), `net` (sans-IO except `net::event_loop`, the one file
 //! that uses `mio`), `rpc` (HTTP), `metrics` ← `node` (threads and wiring) ← binaries.
 //!

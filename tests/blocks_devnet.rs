@@ -252,7 +252,7 @@ fn sigkill_during_block_commits_leaves_a_consistent_chain_that_rejoins_the_tip()
                 .submit(&pay(&devnet, *c, "kill"))
                 .unwrap();
         }
-        let now = SystemClock.now().as_millis();
+        let now = SystemClock.wall().as_millis();
         let next_slot = (now / SLOT_MS + 1) * SLOT_MS;
         let at = next_slot + rng.next_u64() % 600;
         std::thread::sleep(Duration::from_millis(at - now));
@@ -303,7 +303,7 @@ impl Forger {
         parent: ChainTip,
         entries: &[(FinalityProof, Amount)],
     ) -> Block {
-        let now = SystemClock.now();
+        let now = SystemClock.wall();
         let slot_clock = SlotClock::new(SLOT_MS, 500).unwrap();
         let template = BlockTemplate {
             chain_id: devnet.spec.chain_id(),
@@ -400,7 +400,7 @@ fn tampered_blocks_are_refused_everywhere_with_their_reason_and_the_sender_score
     };
     // Wait for the next slot so the tampered blocks' slot follows the parent's.
     wait_for("the next slot", || {
-        (SystemClock.now().as_millis() / SLOT_MS > parent.slot).then_some(())
+        (SystemClock.wall().as_millis() / SLOT_MS > parent.slot).then_some(())
     });
     let valid = |entries: &[(FinalityProof, Amount)]| forger.block(&devnet, parent, entries);
 
@@ -611,11 +611,11 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
 fn bench_sync_from_one_peer_and_startup_with_10000_blocks() {
     const BLOCKS: u64 = 10_000;
     const ENTRIES: usize = 10;
-    let ms_since = |start: timecoin::time::Timestamp| {
-        SystemClock.now().saturating_since(start).as_millis() as u64
+    let ms_since = |start: timecoin::time::MonoTime| {
+        SystemClock.mono().saturating_since(start).as_millis() as u64
     };
     let mut devnet = Devnet::prepare(1, |text| text);
-    let start = SystemClock.now();
+    let start = SystemClock.mono();
     build_chain_offline(&devnet, BLOCKS, ENTRIES);
     println!(
         "built {BLOCKS} blocks x {ENTRIES} txs offline in {} ms",
@@ -623,7 +623,7 @@ fn bench_sync_from_one_peer_and_startup_with_10000_blocks() {
     );
 
     // Startup: process start to RPC up, tip loaded without replay.
-    let start = SystemClock.now();
+    let start = SystemClock.mono();
     devnet.launch(0);
     let startup_ms = ms_since(start);
     assert!(tip_of(&devnet, 0).height >= BLOCKS);
@@ -632,7 +632,7 @@ fn bench_sync_from_one_peer_and_startup_with_10000_blocks() {
     );
 
     // A fresh node that knows only node 0.
-    let start = SystemClock.now();
+    let start = SystemClock.mono();
     let fresh = devnet.add_node(0);
     loop {
         if tip_of(&devnet, fresh).height >= BLOCKS {

@@ -12,7 +12,7 @@ use timecoin::consensus::{
 };
 use timecoin::crypto::Keypair;
 use timecoin::finality::{ProofError, WindowError, WindowVote};
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 use timecoin::types::{Hash, Tx};
 
 /// Validator 0 of four equal validators, driven by hand.
@@ -20,7 +20,7 @@ struct Node {
     engine: Engine,
     keys: Vec<Keypair>,
     wallet: Wallet,
-    now: Timestamp,
+    now: MonoTime,
     log: Vec<Output>,
 }
 
@@ -31,7 +31,7 @@ impl Node {
 
     fn with_budget(params: WorkBudgetParams) -> Node {
         let (keys, set) = validator_set(&[1; 4]);
-        let now = Timestamp(1_000_000);
+        let now = MonoTime(1_000_000);
         let mut config = engine_config(devnet_params(), 11);
         config.limits.work_budget = params;
         let engine = Engine::new(config, set, Some(keys[0].clone()), now);

@@ -15,7 +15,7 @@ use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::Keypair;
 use timecoin::finality::{verify_proof, EvidenceError, FinalityProof, WindowVote};
 use timecoin::mempool::TxStatus;
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 use timecoin::types::{Hash, Tx};
 
 /// Devnet parameters with a chosen `beta` and one poll at a time per tx,
@@ -42,7 +42,7 @@ struct Observer {
     keys: Vec<Keypair>,
     wallet: Wallet,
     params: SnowballParams,
-    now: Timestamp,
+    now: MonoTime,
     pending: Vec<Query>,
     log: Vec<Output>,
     /// The next seq of the windows the test signs for its validators.
@@ -62,7 +62,7 @@ impl Observer {
 
     fn with_identity(weights: &[u64], params: SnowballParams, me: Option<usize>) -> Observer {
         let (keys, set) = validator_set(weights);
-        let now = Timestamp(1_000_000);
+        let now = MonoTime(1_000_000);
         let identity = me.map(|i| keys[i].clone());
         let mut config = engine_config(params, 7);
         // Not a validator, but it polls, so the test can play every validator.
@@ -425,7 +425,7 @@ fn at_most_max_concurrent_polls_of_a_tx_are_outstanding() {
     let step = params.poll_interval_ms();
     let mut outstanding = vec![o.status(&txid).polls_outstanding];
     // Stay inside the first poll's deadline: nothing completes meanwhile.
-    while o.now.plus_ms(step) < Timestamp(1_000_000).plus_ms(params.poll_timeout_ms) {
+    while o.now.plus_ms(step) < MonoTime(1_000_000).plus_ms(params.poll_timeout_ms) {
         o.advance(step);
         outstanding.push(o.status(&txid).polls_outstanding);
     }
@@ -658,7 +658,7 @@ fn verified_window_evidence_from_a_peer_is_kept_and_relayed_once() {
 fn only_validators_poll() {
     let (_, set) = validator_set(&[1; 4]);
     let wallet = Wallet::funded(1);
-    let now = Timestamp(1_000_000);
+    let now = MonoTime(1_000_000);
     let mut engine = Engine::new(engine_config(sequential(20), 7), set, None, now);
     engine
         .handle_submit(now, wallet.pay(0, "payee"), &wallet.utxos)
@@ -1197,22 +1197,22 @@ fn a_window_closes_early_when_full_and_seqs_follow_the_session() {
     params.window.max_window_txs = 2;
     params.window_session = 5;
     let (keys, set) = validator_set(&[1, 1, 1, 1]);
-    let mut engine = Engine::new(params, set, Some(keys[0].clone()), Timestamp(0));
+    let mut engine = Engine::new(params, set, Some(keys[0].clone()), MonoTime(0));
     let wallet = Wallet::funded(3);
     let mut txids = Vec::new();
     for i in 0..3 {
         let tx = wallet.pay(i, "payee");
         txids.push(tx.txid());
         engine
-            .restore_accepted(Timestamp(0), tx, &wallet.utxos)
+            .restore_accepted(MonoTime(0), tx, &wallet.utxos)
             .unwrap();
     }
     assert_eq!(
         engine.poll_timeout(),
-        Some(Timestamp(0)),
+        Some(MonoTime(0)),
         "full: due at once"
     );
-    engine.handle_timeout(Timestamp(0), &wallet.utxos);
+    engine.handle_timeout(MonoTime(0), &wallet.utxos);
     let mut seqs = Vec::new();
     while let Some(out) = engine.poll_output() {
         if let Output::Broadcast {
@@ -1226,7 +1226,7 @@ fn a_window_closes_early_when_full_and_seqs_follow_the_session() {
     }
     assert_eq!(seqs, [5 << 32]);
     // The third txid goes in the next window, one `vote_window_ms` later.
-    engine.handle_timeout(Timestamp(10), &wallet.utxos);
+    engine.handle_timeout(MonoTime(10), &wallet.utxos);
     let next: Vec<u64> = std::iter::from_fn(|| engine.poll_output())
         .filter_map(|o| match o {
             Output::Broadcast {

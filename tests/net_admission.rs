@@ -238,14 +238,14 @@ fn attack_a_running_node_with_64_peers_streaming_8_mib_frames() {
     let addr: std::net::SocketAddr = addr.parse().expect("TIMECOIN_ATTACK_ADDR is host:port");
     let secs: u64 = std::env::var("TIMECOIN_ATTACK_SECS")
         .map_or(60, |s| s.parse().expect("TIMECOIN_ATTACK_SECS is seconds"));
-    let deadline = SystemClock.now().plus_ms(secs * 1000);
+    let deadline = SystemClock.mono().plus_ms(secs * 1000);
     // A refused or cut-off attempt panics inside RawPeer; that is expected here.
     std::panic::set_hook(Box::new(|_| {}));
     let threads: Vec<_> = (0..64)
         .map(|i| {
             std::thread::spawn(move || {
                 let mut round = 0;
-                while SystemClock.now() < deadline {
+                while SystemClock.mono() < deadline {
                     let _ = std::panic::catch_unwind(|| {
                         let mut peer = RawPeer::connect(addr, &format!("attacker {i}.{round}"));
                         let hello = peer.recv_hello();

@@ -98,7 +98,7 @@ fn serve(chain: &ArchiveChain) -> Served {
         inbox,
         metrics: Arc::new(Metrics::default()),
         stop,
-        started_at: clock.now(),
+        started_at: clock.mono(),
         clock,
         consensus_timeout: Duration::from_secs(1),
         net: None,

@@ -14,7 +14,7 @@
 //! of the height it claimed has its claim lowered to what it served, so a
 //! peer announcing a height it does not have cannot hold sync forever.
 
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -48,7 +48,7 @@ struct PeerTip {
     /// The height the peer claims (lowered when it serves less).
     height: u64,
     /// Not asked again before this (request pacing, or rest after a timeout).
-    resting_until: Timestamp,
+    resting_until: MonoTime,
     /// Its chain forks from ours below our tip: ask it from here once.
     rewind_from: Option<u64>,
 }
@@ -61,7 +61,7 @@ struct Range<P> {
     from: u64,
     max: u32,
     asked: Option<P>,
-    deadline: Timestamp,
+    deadline: MonoTime,
 }
 
 impl<P> Range<P> {
@@ -81,7 +81,7 @@ pub struct BlockSync<P: Ord + Copy> {
     /// The peer asked last: the next request goes to the one after it.
     last_asked: Option<P>,
     /// When a peer that was left out for pacing may be asked.
-    paced_until: Option<Timestamp>,
+    paced_until: Option<MonoTime>,
     timeouts: u64,
 }
 
@@ -137,7 +137,7 @@ impl<P: Ord + Copy> BlockSync<P> {
                 peer,
                 PeerTip {
                     height,
-                    resting_until: Timestamp::ZERO,
+                    resting_until: MonoTime::ZERO,
                     rewind_from: None,
                 },
             );
@@ -173,7 +173,7 @@ impl<P: Ord + Copy> BlockSync<P> {
     /// caller has to apply them.
     pub fn on_response(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         peer: P,
         first_height: Option<u64>,
         count: usize,
@@ -209,7 +209,7 @@ impl<P: Ord + Copy> BlockSync<P> {
 
     /// The earliest deadline of a range in flight or waiting, or of a
     /// request held back by pacing.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
         self.ranges
             .iter()
             .map(|r| r.deadline)
@@ -221,7 +221,7 @@ impl<P: Ord + Copy> BlockSync<P> {
     /// that did not answer in time rests one timeout and loses its claim
     /// (its next announcement restores it), so a peer that claims a long
     /// chain and never serves it cannot keep this node "behind".
-    pub fn handle_timeout(&mut self, now: Timestamp) {
+    pub fn handle_timeout(&mut self, now: MonoTime) {
         let rest_until = now.plus_ms(self.config.request_timeout_ms);
         let mut slow = Vec::new();
         self.ranges.retain(|r| {
@@ -251,7 +251,7 @@ impl<P: Ord + Copy> BlockSync<P> {
     /// The requests to send now: rewinds first, then the lowest missing
     /// ranges above our tip, each to the next idle peer that claims it.
     #[must_use]
-    pub fn poll_requests(&mut self, now: Timestamp) -> Vec<BlockRequest<P>> {
+    pub fn poll_requests(&mut self, now: MonoTime) -> Vec<BlockRequest<P>> {
         let mut out = Vec::new();
         self.paced_until = None;
         let rewinds: Vec<(P, u64)> = self
@@ -308,7 +308,7 @@ impl<P: Ord + Copy> BlockSync<P> {
 
     /// When the first peer that claims `height` and is only held back by
     /// pacing may be asked.
-    fn earliest_paced(&self, height: u64, now: Timestamp) -> Option<Timestamp> {
+    fn earliest_paced(&self, height: u64, now: MonoTime) -> Option<MonoTime> {
         self.peers
             .iter()
             .filter(|(peer, tip)| {
@@ -318,7 +318,7 @@ impl<P: Ord + Copy> BlockSync<P> {
             .min()
     }
 
-    fn ask(&mut self, peer: P, from: u64, max: u32, now: Timestamp) -> BlockRequest<P> {
+    fn ask(&mut self, peer: P, from: u64, max: u32, now: MonoTime) -> BlockRequest<P> {
         self.ranges.push(Range {
             from,
             max,
@@ -335,7 +335,7 @@ impl<P: Ord + Copy> BlockSync<P> {
 
     /// The first peer after the one asked last (wrapping) that claims
     /// `height`, is not resting and has no request in flight.
-    fn next_idle_peer(&self, height: u64, now: Timestamp) -> Option<P> {
+    fn next_idle_peer(&self, height: u64, now: MonoTime) -> Option<P> {
         let usable = |(peer, tip): (&P, &PeerTip)| {
             (tip.height >= height && tip.resting_until <= now && !self.is_asked(peer))
                 .then_some(*peer)
@@ -364,8 +364,8 @@ mod tests {
         }
     }
 
-    fn at(ms: u64) -> Timestamp {
-        Timestamp(ms)
+    fn at(ms: u64) -> MonoTime {
+        MonoTime(ms)
     }
 
     #[test]

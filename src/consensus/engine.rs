@@ -35,7 +35,7 @@ use crate::finality::{
 };
 use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
 use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -243,11 +243,11 @@ struct TxState {
     snowball: SnowballState,
     polls_outstanding: u32,
     /// When its next poll is due (its key in `poll_schedule`).
-    next_poll_at: Option<Timestamp>,
+    next_poll_at: Option<MonoTime>,
     /// The driver recorded our acceptance durably: our vote may cover it.
     acceptance_durable: bool,
-    locally_accepted_at: Option<Timestamp>,
-    finalized_at: Option<Timestamp>,
+    locally_accepted_at: Option<MonoTime>,
+    finalized_at: Option<MonoTime>,
 }
 
 /// The sans-IO Snowball engine of one node.
@@ -271,7 +271,7 @@ pub struct Engine {
     orphan_proofs: OrphanProofs,
     polls: Polls,
     fetches: Fetches,
-    poll_schedule: BTreeSet<(Timestamp, Hash)>,
+    poll_schedule: BTreeSet<(MonoTime, Hash)>,
     /// Our window (validators only).
     own_window: OwnWindow,
     windows: WindowBook,
@@ -304,7 +304,7 @@ impl Engine {
         config: EngineConfig,
         validators: ValidatorSet,
         identity: Option<Keypair>,
-        _now: Timestamp,
+        _now: MonoTime,
     ) -> Engine {
         let params = config.snowball;
         let limits = config.limits;
@@ -350,7 +350,7 @@ impl Engine {
     /// spend an outpoint a pending transaction already locks.
     pub fn handle_submit(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         tx: Tx,
         view: &impl UtxoView,
     ) -> Result<Hash, SubmitError> {
@@ -359,7 +359,7 @@ impl Engine {
 
     pub fn handle_message(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         msg: ConsensusMessage,
         view: &impl UtxoView,
@@ -392,7 +392,7 @@ impl Engine {
     /// our window if it is due, and then every poll due. Polls start only here, so all
     /// txids due at one instant (e.g. after a burst of input) share one
     /// `Query` per validator: call it whenever `poll_timeout() <= now`.
-    pub fn handle_timeout(&mut self, now: Timestamp, view: &impl UtxoView) {
+    pub fn handle_timeout(&mut self, now: MonoTime, view: &impl UtxoView) {
         while let Some(request) = self.polls.take_expired(now) {
             for poll in request.polls {
                 if let Some(done) = self.polls.record(poll, None) {
@@ -416,7 +416,7 @@ impl Engine {
 
     /// The ledger committed these finalized transactions: the UTXO view
     /// passed from now on shows them, so the overlay forgets them.
-    pub fn handle_durable(&mut self, _now: Timestamp, txids: &[Hash]) {
+    pub fn handle_durable(&mut self, _now: MonoTime, txids: &[Hash]) {
         for txid in txids {
             self.windows.forget(txid);
             let Some(tx) = self.mempool.get(txid).map(|e| e.tx.clone()) else {
@@ -435,7 +435,7 @@ impl Engine {
 
     /// The driver recorded these local acceptances durably (the vote-safety
     /// record): our next window vote covers them.
-    pub fn handle_acceptance_durable(&mut self, now: Timestamp, txids: &[Hash]) {
+    pub fn handle_acceptance_durable(&mut self, now: MonoTime, txids: &[Hash]) {
         for txid in txids {
             let Some(entry) = self.mempool.get_mut(txid) else {
                 continue;
@@ -462,7 +462,7 @@ impl Engine {
     /// reloading pending transactions.
     pub fn restore_accepted(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         tx: Tx,
         view: &impl UtxoView,
     ) -> Result<Hash, SubmitError> {
@@ -487,12 +487,12 @@ impl Engine {
     /// When `handle_timeout` must be called next (possibly already past:
     /// then call it at once). `None`: nothing is pending.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
         let poll_due = (self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls)
             .then(|| self.poll_schedule.first().map(|(at, _)| *at))
             .flatten();
         // Held poll slots whose validator answered may go at once.
-        let released = self.polls.has_releasable().then_some(Timestamp(0));
+        let released = self.polls.has_releasable().then_some(MonoTime(0));
         [
             poll_due,
             released,
@@ -609,7 +609,7 @@ impl Engine {
     /// first poll. Cheap checks first, signatures (in `validate`) last.
     fn admit(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         tx: Tx,
         origin: Origin,
         view: &impl UtxoView,
@@ -623,7 +623,7 @@ impl Engine {
 
     fn try_admit(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         tx: Tx,
         origin: Origin,
         view: &impl UtxoView,
@@ -738,7 +738,7 @@ impl Engine {
         }
     }
 
-    fn on_txs(&mut self, now: Timestamp, from: NodeId, txs: Vec<Tx>, view: &impl UtxoView) {
+    fn on_txs(&mut self, now: MonoTime, from: NodeId, txs: Vec<Tx>, view: &impl UtxoView) {
         if self.oversized(from, txs.len()) {
             return;
         }
@@ -758,7 +758,7 @@ impl Engine {
         }
     }
 
-    fn on_query(&mut self, now: Timestamp, from: NodeId, request_id: u64, txids: &[Hash]) {
+    fn on_query(&mut self, now: MonoTime, from: NodeId, request_id: u64, txids: &[Hash]) {
         if self.oversized(from, txids.len()) {
             return;
         }
@@ -776,7 +776,7 @@ impl Engine {
 
     fn on_votes(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         request_id: u64,
         verdicts: &[(Hash, Verdict)],
@@ -817,7 +817,7 @@ impl Engine {
     // ---- window votes ----
 
     /// When our open window must close, if we have one.
-    fn window_due_at(&self) -> Option<Timestamp> {
+    fn window_due_at(&self) -> Option<MonoTime> {
         let w = self.config.window;
         self.own_window
             .due_at(w.vote_window_ms, w.max_window_txs.max(1))
@@ -828,7 +828,7 @@ impl Engine {
     /// Only durably accepted txs enter a window, and acceptance rejects
     /// every conflict, so an honest validator never signs two conflicting
     /// transactions, crashes included.
-    fn close_window(&mut self, now: Timestamp, view: &impl UtxoView) {
+    fn close_window(&mut self, now: MonoTime, view: &impl UtxoView) {
         let max_txs = self.config.window.max_window_txs.max(1);
         let Some(signer) = self.signer.as_ref() else {
             return;
@@ -862,7 +862,7 @@ impl Engine {
     /// txid it lists; a gap in the voter's seqs is asked of the sender.
     fn on_window_vote(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         window: Arc<WindowVote>,
         view: &impl UtxoView,
@@ -902,7 +902,7 @@ impl Engine {
     /// drops the window.
     fn check_window(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         window: &WindowVote,
         view: &impl UtxoView,
@@ -970,7 +970,7 @@ impl Engine {
     /// and finalizes the txids whose tally reaches the quorum.
     fn tally_window(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         window: &WindowVote,
         tree: &MerkleTree,
@@ -1065,7 +1065,7 @@ impl Engine {
     /// Window evidence from a peer: verified once (dedupe by its key, at
     /// most [`MAX_WINDOW_EVIDENCE_PER_VOTER`] per voter), then kept and
     /// relayed; evidence that does not hold is the sender's fault.
-    fn on_evidence(&mut self, now: Timestamp, from: NodeId, evidence: Box<WindowEquivocation>) {
+    fn on_evidence(&mut self, now: MonoTime, from: NodeId, evidence: Box<WindowEquivocation>) {
         let Some(key) = evidence.key() else {
             let fault = EvidenceError::NoConflict {
                 first: evidence.first.tx.txid(),
@@ -1142,7 +1142,7 @@ impl Engine {
     /// we lack it, fetches it from `from` (who relayed the deciding vote).
     fn finalize_if_voted(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         txid: Hash,
         from: Option<NodeId>,
         view: &impl UtxoView,
@@ -1180,7 +1180,7 @@ impl Engine {
 
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`
     /// because we lack them (within the fetch limits).
-    fn fetch_unknown(&mut self, now: Timestamp, from: NodeId, verdicts: &[(Hash, Verdict)]) {
+    fn fetch_unknown(&mut self, now: MonoTime, from: NodeId, verdicts: &[(Hash, Verdict)]) {
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
         let mut wanted = Vec::new();
         for (txid, verdict) in verdicts {
@@ -1210,7 +1210,7 @@ impl Engine {
     /// Counts one validator's verdicts into the polls of `request`. A txid
     /// the answer leaves out counts as not `Valid`; extra or repeated
     /// verdicts are ignored.
-    fn count_verdicts(&mut self, now: Timestamp, request: &Request, verdicts: &[(Hash, Verdict)]) {
+    fn count_verdicts(&mut self, now: MonoTime, request: &Request, verdicts: &[(Hash, Verdict)]) {
         for (i, (txid, poll)) in request.txids.iter().zip(&request.polls).enumerate() {
             let verdict = match verdicts.get(i) {
                 Some((t, v)) if t == txid => Some(*v),
@@ -1226,7 +1226,7 @@ impl Engine {
     }
 
     /// Applies a completed poll (DESIGN §4 "Update", "Local acceptance").
-    fn complete_poll(&mut self, now: Timestamp, poll: Poll) {
+    fn complete_poll(&mut self, now: MonoTime, poll: Poll) {
         let txid = poll.txid;
         let params = self.config.snowball;
         let Some(entry) = self.mempool.get_mut(&txid) else {
@@ -1324,7 +1324,7 @@ impl Engine {
 
     /// Local acceptance: every conflict is rejected; once the driver made it
     /// durable, our next window covers it.
-    fn accept(&mut self, now: Timestamp, txid: Hash) {
+    fn accept(&mut self, now: MonoTime, txid: Hash) {
         self.mempool.set_status(&txid, TxStatus::LocallyAccepted);
         let Some(entry) = self.mempool.get_mut(&txid) else {
             return;
@@ -1350,7 +1350,7 @@ impl Engine {
     /// Marks `txid` finalized with `proof`, reports it, and admits orphans
     /// that were waiting for its outputs. The proof is not gossiped: every
     /// node assembles its own from the window votes it relays.
-    fn finalize(&mut self, now: Timestamp, txid: Hash, proof: FinalityProof, view: &impl UtxoView) {
+    fn finalize(&mut self, now: MonoTime, txid: Hash, proof: FinalityProof, view: &impl UtxoView) {
         if self.halted {
             return;
         }
@@ -1374,7 +1374,7 @@ impl Engine {
     /// it verifies against our snapshot and its tx applies.
     fn on_proof(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         from: NodeId,
         proof: FinalityProof,
         view: &impl UtxoView,
@@ -1428,7 +1428,7 @@ impl Engine {
 
     /// Finalizes the tx of a verified `proof` if it applies here; a proof
     /// for a tx conflicting with a finalized one is a safety violation.
-    fn apply_proof(&mut self, now: Timestamp, proof: FinalityProof, view: &impl UtxoView) {
+    fn apply_proof(&mut self, now: MonoTime, proof: FinalityProof, view: &impl UtxoView) {
         let txid = proof.tx.txid();
         if self.is_final_here(&txid) || self.halted {
             return;
@@ -1513,7 +1513,7 @@ impl Engine {
 
     /// Starts every poll that is due, batched per validator, then answers
     /// the queries addressed to ourselves.
-    fn start_due_work(&mut self, now: Timestamp) {
+    fn start_due_work(&mut self, now: MonoTime) {
         let mut own = Vec::new();
         self.start_due_polls(now, &mut own);
         for request in own {
@@ -1526,7 +1526,7 @@ impl Engine {
     /// outstanding each, `max_outstanding_polls` in all), `k'` stake slots
     /// each; our own slots are answered at once, the others' wait in
     /// [`Polls::hold`] until their validator has room for another query.
-    fn start_due_polls(&mut self, now: Timestamp, own: &mut Vec<Request>) {
+    fn start_due_polls(&mut self, now: MonoTime, own: &mut Vec<Request>) {
         let params = self.config.snowball;
         let limits = self.config.limits;
         let me = self.signer.as_ref().map(Keypair::public);
@@ -1586,7 +1586,7 @@ impl Engine {
     /// `max_txs_per_query`. Queries to ourselves go to `own`, to be answered inline.
     fn send_queries(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         to: NodeId,
         txids: &[Hash],
         polls: &[PollSlots],
@@ -1624,7 +1624,7 @@ impl Engine {
     }
 
     /// Due at `at`, or earlier if already due earlier.
-    fn schedule_poll(&mut self, txid: Hash, at: Timestamp) {
+    fn schedule_poll(&mut self, txid: Hash, at: MonoTime) {
         if let Some(entry) = self.mempool.get_mut(&txid) {
             reschedule(
                 &mut self.poll_schedule,
@@ -1647,7 +1647,7 @@ impl Engine {
     }
 
     /// Charges `units` of work to `peer` (a validator's bucket is the larger).
-    fn charge(&mut self, now: Timestamp, peer: NodeId, units: u64) -> bool {
+    fn charge(&mut self, now: MonoTime, peer: NodeId, units: u64) -> bool {
         let validator = self.validators.contains(&peer);
         self.work.charge(now, peer, validator, units)
     }
@@ -1700,10 +1700,10 @@ fn durably_final(view: &impl UtxoView, txid: &Hash) -> bool {
 
 /// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.
 fn reschedule(
-    schedule: &mut BTreeSet<(Timestamp, Hash)>,
-    due: &mut Option<Timestamp>,
+    schedule: &mut BTreeSet<(MonoTime, Hash)>,
+    due: &mut Option<MonoTime>,
     txid: Hash,
-    at: Timestamp,
+    at: MonoTime,
 ) {
     if let Some(current) = *due {
         if current <= at {

@@ -4,16 +4,16 @@
 //! transactions through the fetch path.
 
 use super::messages::NodeId;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::Hash;
 use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub struct Fetches {
-    pending: HashMap<Hash, (NodeId, Timestamp)>,
+    pending: HashMap<Hash, (NodeId, MonoTime)>,
     per_peer: HashMap<NodeId, usize>,
-    deadlines: BTreeSet<(Timestamp, Hash)>,
+    deadlines: BTreeSet<(MonoTime, Hash)>,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -30,7 +30,7 @@ impl Fetches {
     }
 
     /// Records a fetch of `txid` from `peer`; `false` if already pending or a limit refuses it.
-    pub fn request(&mut self, txid: Hash, peer: NodeId, deadline: Timestamp) -> bool {
+    pub fn request(&mut self, txid: Hash, peer: NodeId, deadline: MonoTime) -> bool {
         let count = self.per_peer.get(&peer).copied().unwrap_or(0);
         if self.pending.contains_key(&txid)
             || self.pending.len() >= self.max_total
@@ -56,7 +56,7 @@ impl Fetches {
     }
 
     /// Forgets fetches whose deadline passed (the peer never answered).
-    pub fn expire(&mut self, now: Timestamp) {
+    pub fn expire(&mut self, now: MonoTime) {
         while let Some(&(at, txid)) = self.deadlines.first() {
             if at > now {
                 break;
@@ -66,7 +66,7 @@ impl Fetches {
         }
     }
 
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    pub fn next_deadline(&self) -> Option<MonoTime> {
         self.deadlines.first().map(|(at, _)| *at)
     }
 

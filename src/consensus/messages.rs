@@ -162,9 +162,9 @@ pub struct TxStatusReport {
     pub polls_outstanding: u32,
     pub proof_weight: u64,
     pub proof_needed: u64,
-    pub first_seen: Option<crate::time::Timestamp>,
-    pub locally_accepted_at: Option<crate::time::Timestamp>,
-    pub finalized_at: Option<crate::time::Timestamp>,
+    pub first_seen: Option<crate::time::MonoTime>,
+    pub locally_accepted_at: Option<crate::time::MonoTime>,
+    pub finalized_at: Option<crate::time::MonoTime>,
     /// When a tx still sampling leaves the mempool.
-    pub expires_at: Option<crate::time::Timestamp>,
+    pub expires_at: Option<crate::time::MonoTime>,
 }

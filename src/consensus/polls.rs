@@ -15,7 +15,7 @@
 
 use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::Hash;
 use foldhash::{HashMap, HashSet, HashSetExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +53,7 @@ pub struct PollSlots {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub to: NodeId,
-    pub deadline: Timestamp,
+    pub deadline: MonoTime,
     pub txids: Vec<Hash>,
     /// `polls[i]` is the poll `txids[i]` answers.
     pub polls: Vec<PollSlots>,
@@ -63,7 +63,7 @@ pub struct Request {
 pub struct Polls {
     polls: HashMap<PollId, Poll>,
     requests: HashMap<u64, Request>,
-    deadlines: BTreeSet<(Timestamp, u64)>,
+    deadlines: BTreeSet<(MonoTime, u64)>,
     next_poll_id: PollId,
     next_request_id: u64,
     /// Poll queries in flight per validator.
@@ -132,7 +132,7 @@ impl Polls {
     }
 
     /// The next request whose deadline is at or before `now`.
-    pub fn take_expired(&mut self, now: Timestamp) -> Option<Request> {
+    pub fn take_expired(&mut self, now: MonoTime) -> Option<Request> {
         let &(deadline, id) = self.deadlines.first()?;
         if deadline > now {
             return None;
@@ -249,7 +249,7 @@ impl Polls {
         self.requests.len()
     }
 
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    pub fn next_deadline(&self) -> Option<MonoTime> {
         self.deadlines.first().map(|(at, _)| *at)
     }
 }
@@ -267,14 +267,14 @@ mod tests {
         let at = PollSlots { poll, slots: 2 };
         let id = p.send(Request {
             to: a,
-            deadline: Timestamp(10),
+            deadline: MonoTime(10),
             txids: vec![Hash::ZERO],
             polls: vec![at],
         });
         assert!(p.take_answered(id, &b).is_none());
         assert!(p.take_answered(id, &a).is_some());
         assert!(p.take_answered(id, &a).is_none());
-        assert!(p.take_expired(Timestamp(100)).is_none());
+        assert!(p.take_expired(MonoTime(100)).is_none());
         assert!(p.record(at, Some(Verdict::Valid)).is_none());
         let done = p.record(PollSlots { poll, slots: 1 }, None).unwrap();
         assert_eq!(done.tally.valid, 2, "one answer fills both of its slots");
@@ -290,7 +290,7 @@ mod tests {
         let first = p.start(x, 1, 1);
         let id = p.send(Request {
             to: a,
-            deadline: Timestamp(10),
+            deadline: MonoTime(10),
             txids: vec![x],
             polls: vec![at(first)],
         });
@@ -327,14 +327,14 @@ mod tests {
             let poll = p.start(x, 1, 1);
             p.send(Request {
                 to: a,
-                deadline: Timestamp(deadline),
+                deadline: MonoTime(deadline),
                 txids: vec![x],
                 polls: vec![at(poll)],
             })
         };
         send(&mut p, 10);
         let later = send(&mut p, 20);
-        assert!(p.take_expired(Timestamp(10)).is_some());
+        assert!(p.take_expired(MonoTime(10)).is_some());
         let poll = p.start(x, 1, 1);
         p.hold(a, x, at(poll), 100);
         assert_eq!(

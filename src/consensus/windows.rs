@@ -9,7 +9,7 @@
 use super::messages::NodeId;
 use crate::finality::{ProofBuilder, WindowVote};
 use crate::mempool::RecentMap;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint};
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub const MAX_GAP_FETCH: u64 = 8;
 #[derive(Debug)]
 pub struct OwnWindow {
     txids: Vec<Hash>,
-    opened_at: Option<Timestamp>,
+    opened_at: Option<MonoTime>,
     session: u64,
     next: u64,
 }
@@ -44,14 +44,14 @@ impl OwnWindow {
     }
 
     /// Adds a txid we may sign; the first one opens the window.
-    pub fn push(&mut self, now: Timestamp, txid: Hash) {
+    pub fn push(&mut self, now: MonoTime, txid: Hash) {
         self.opened_at.get_or_insert(now);
         self.txids.push(txid);
     }
 
     /// When the window must close: `window_ms` after it opened, or at once
     /// when it holds `max_txs`; `None` while empty (an empty window sends nothing).
-    pub fn due_at(&self, window_ms: u64, max_txs: usize) -> Option<Timestamp> {
+    pub fn due_at(&self, window_ms: u64, max_txs: usize) -> Option<MonoTime> {
         let opened = self.opened_at?;
         Some(if self.txids.len() >= max_txs {
             opened
@@ -63,7 +63,7 @@ impl OwnWindow {
     /// Closes the window: its seq and up to `max_txs` txids (the rest stay,
     /// and the window reopens at `now`). `None` once the session's seqs are
     /// spent: we stop signing until a restart brings a new session.
-    pub fn close(&mut self, now: Timestamp, max_txs: usize) -> Option<(u64, Vec<Hash>)> {
+    pub fn close(&mut self, now: MonoTime, max_txs: usize) -> Option<(u64, Vec<Hash>)> {
         if self.next >= SEQS_PER_SESSION {
             return None;
         }
@@ -219,15 +219,15 @@ mod tests {
     fn own_window_closes_on_time_or_size_and_never_reuses_a_seq() {
         let mut own = OwnWindow::new(3);
         assert_eq!(own.due_at(50, 2), None);
-        own.push(Timestamp(10), Hash::digest(b"a"));
-        assert_eq!(own.due_at(50, 2), Some(Timestamp(60)));
-        own.push(Timestamp(20), Hash::digest(b"b"));
-        own.push(Timestamp(20), Hash::digest(b"c"));
-        assert_eq!(own.due_at(50, 2), Some(Timestamp(10)));
-        let (seq, txids) = own.close(Timestamp(20), 2).unwrap();
+        own.push(MonoTime(10), Hash::digest(b"a"));
+        assert_eq!(own.due_at(50, 2), Some(MonoTime(60)));
+        own.push(MonoTime(20), Hash::digest(b"b"));
+        own.push(MonoTime(20), Hash::digest(b"c"));
+        assert_eq!(own.due_at(50, 2), Some(MonoTime(10)));
+        let (seq, txids) = own.close(MonoTime(20), 2).unwrap();
         assert_eq!((seq, txids.len()), (3 * SEQS_PER_SESSION, 2));
-        assert_eq!(own.due_at(50, 2), Some(Timestamp(70)));
-        let (next, rest) = own.close(Timestamp(70), 2).unwrap();
+        assert_eq!(own.due_at(50, 2), Some(MonoTime(70)));
+        let (next, rest) = own.close(MonoTime(70), 2).unwrap();
         assert_eq!((next, rest.len()), (seq + 1, 1));
         assert_eq!(own.due_at(50, 2), None);
     }

@@ -11,7 +11,7 @@
 
 use super::messages::NodeId;
 use crate::mempool::RecentMap;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 
 /// One work unit is one ed25519 verification; building a window's Merkle
 /// tree (or looking its txids up) costs one unit per this many leaves.
@@ -57,7 +57,7 @@ pub struct PeerWork {
 struct Bucket {
     /// Thousandths of a unit, so refills stay exact in integers.
     milli_units: u64,
-    refilled_at: Timestamp,
+    refilled_at: MonoTime,
     work: PeerWork,
 }
 
@@ -78,7 +78,7 @@ impl WorkBudgets {
 
     /// Takes `units` from `peer`'s bucket if it holds them; else counts a
     /// drop and takes nothing. A peer first seen starts with a full bucket.
-    pub fn charge(&mut self, now: Timestamp, peer: NodeId, validator: bool, units: u64) -> bool {
+    pub fn charge(&mut self, now: MonoTime, peer: NodeId, validator: bool, units: u64) -> bool {
         let p = self.params;
         let (rate, burst) = if validator {
             (p.validator_units_per_s, p.validator_burst_units)
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_bucket_spends_its_burst_then_refills_at_its_rate() {
         let mut b = budgets();
-        let t0 = Timestamp(10_000);
+        let t0 = MonoTime(10_000);
         assert!((0..5).all(|_| b.charge(t0, PEER, false, 1)));
         assert!(!b.charge(t0, PEER, false, 1));
         // 10 units/s: one unit per 100 ms, never above the burst.
@@ -171,9 +171,9 @@ mod tests {
     #[test]
     fn validators_get_the_larger_bucket_and_a_clock_step_back_is_harmless() {
         let mut b = budgets();
-        let t0 = Timestamp(10_000);
+        let t0 = MonoTime(10_000);
         assert!(b.charge(t0, PEER, true, 100));
-        assert!(!b.charge(Timestamp(0), PEER, true, 1));
+        assert!(!b.charge(MonoTime(0), PEER, true, 1));
         assert!(b.charge(t0.plus_ms(1), PEER, true, 1));
     }
 
@@ -181,7 +181,7 @@ mod tests {
     fn peers_are_bounded() {
         let mut b = budgets();
         for i in 0..10u8 {
-            b.charge(Timestamp(0), PublicKeyBytes([i; 32]), false, 1);
+            b.charge(MonoTime(0), PublicKeyBytes([i; 32]), false, 1);
         }
         assert_eq!(b.peers().count(), 2);
         assert_eq!(b.total().charged, 10);

@@ -13,7 +13,10 @@ pub struct Keypair(SigningKey);
 impl Keypair {
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Keypair {
-        Keypair(SigningKey::generate(&mut rand_core::OsRng))
+        #[allow(clippy::disallowed_types)]
+        // key generation: must be unpredictable, never replayed
+        use rand_core::OsRng;
+        Keypair(SigningKey::generate(&mut OsRng))
     }
 
     /// Deterministic key from a 32-byte secret (wallet files, tests, simulator).

@@ -15,7 +15,7 @@ pub use orphans::OrphanPool;
 pub use overlay::OverlayView;
 pub use recent::RecentMap;
 
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeSet;
@@ -38,9 +38,9 @@ pub enum TxStatus {
 pub struct Entry<S> {
     pub tx: Tx,
     pub status: TxStatus,
-    pub first_seen: Timestamp,
+    pub first_seen: MonoTime,
     /// Set while `Sampling`: when the tx leaves unless locally accepted.
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Option<MonoTime>,
     pub state: S,
 }
 
@@ -59,7 +59,7 @@ pub enum MempoolError {
 pub struct Mempool<S> {
     entries: HashMap<Hash, Entry<S>>,
     conflict_sets: HashMap<OutPoint, Vec<Hash>>,
-    expiries: BTreeSet<(Timestamp, Hash)>,
+    expiries: BTreeSet<(MonoTime, Hash)>,
     /// How recently removed transactions ended: `Finalized` (durable),
     /// `Rejected` or `Expired`.
     settled: RecentMap<Hash, TxStatus>,
@@ -129,8 +129,8 @@ impl<S> Mempool<S> {
         &mut self,
         txid: Hash,
         tx: Tx,
-        now: Timestamp,
-        expires_at: Timestamp,
+        now: MonoTime,
+        expires_at: MonoTime,
         state: S,
     ) -> Result<(), MempoolError> {
         if self.entries.contains_key(&txid) {
@@ -169,7 +169,7 @@ impl<S> Mempool<S> {
     /// Adds a transaction that arrived with a valid finality proof, as
     /// `Finalized`. Not refused when full: finality cannot be dropped, and
     /// only a quorum of validators can produce proofs.
-    pub fn insert_finalized(&mut self, txid: Hash, tx: Tx, now: Timestamp, state: S) {
+    pub fn insert_finalized(&mut self, txid: Hash, tx: Tx, now: MonoTime, state: S) {
         if self.entries.contains_key(&txid) {
             return;
         }
@@ -228,7 +228,7 @@ impl<S> Mempool<S> {
     }
 
     /// The next sampling transaction whose time is up, if any.
-    pub fn pop_expired(&mut self, now: Timestamp) -> Option<Hash> {
+    pub fn pop_expired(&mut self, now: MonoTime) -> Option<Hash> {
         let &(at, txid) = self.expiries.first()?;
         if at > now {
             return None;
@@ -240,7 +240,7 @@ impl<S> Mempool<S> {
         Some(txid)
     }
 
-    pub fn next_expiry(&self) -> Option<Timestamp> {
+    pub fn next_expiry(&self) -> Option<MonoTime> {
         self.expiries.first().map(|(at, _)| *at)
     }
 
@@ -297,12 +297,12 @@ mod tests {
         let (a, ta) = spend(0, 1);
         let (b, tb) = spend(0, 2);
         let (c, tc) = spend(0, 3);
-        pool.insert(a, ta.clone(), Timestamp(0), Timestamp(5), ())
+        pool.insert(a, ta.clone(), MonoTime(0), MonoTime(5), ())
             .unwrap();
-        pool.insert(b, tb, Timestamp(0), Timestamp(5), ()).unwrap();
+        pool.insert(b, tb, MonoTime(0), MonoTime(5), ()).unwrap();
         assert_eq!(pool.conflicts_of(&a, &ta), [b]);
         assert!(matches!(
-            pool.insert(c, tc, Timestamp(0), Timestamp(5), ()),
+            pool.insert(c, tc, MonoTime(0), MonoTime(5), ()),
             Err(MempoolError::ConflictSetFull { max: 2, .. })
         ));
         pool.remove(&b, TxStatus::Rejected);
@@ -315,12 +315,12 @@ mod tests {
         let mut pool: Mempool<()> = Mempool::new(10, 4, 10);
         let (a, ta) = spend(0, 1);
         let (b, tb) = spend(1, 1);
-        pool.insert(a, ta, Timestamp(0), Timestamp(5), ()).unwrap();
-        pool.insert(b, tb, Timestamp(0), Timestamp(5), ()).unwrap();
+        pool.insert(a, ta, MonoTime(0), MonoTime(5), ()).unwrap();
+        pool.insert(b, tb, MonoTime(0), MonoTime(5), ()).unwrap();
         pool.set_status(&b, TxStatus::LocallyAccepted);
-        assert_eq!(pool.pop_expired(Timestamp(4)), None);
-        assert_eq!(pool.pop_expired(Timestamp(5)), Some(a));
-        assert_eq!(pool.pop_expired(Timestamp(9)), None);
+        assert_eq!(pool.pop_expired(MonoTime(4)), None);
+        assert_eq!(pool.pop_expired(MonoTime(5)), Some(a));
+        assert_eq!(pool.pop_expired(MonoTime(9)), None);
         assert_eq!(pool.next_expiry(), None);
     }
 
@@ -331,14 +331,14 @@ mod tests {
         let parent = Hash::digest(b"parent");
         for (i, from) in [peer, peer, peer, other, other].into_iter().enumerate() {
             let (txid, tx) = spend(i as u32, 1);
-            let held = orphans.insert(txid, tx, from, parent, Timestamp(10));
+            let held = orphans.insert(txid, tx, from, parent, MonoTime(10));
             assert_eq!(held, i != 2 && i != 4, "orphan {i}");
         }
         assert_eq!(orphans.take_children(&parent).len(), 3);
         assert!(orphans.is_empty());
         let (txid, tx) = spend(9, 1);
-        assert!(orphans.insert(txid, tx, peer, parent, Timestamp(10)));
-        orphans.expire(Timestamp(10));
+        assert!(orphans.insert(txid, tx, peer, parent, MonoTime(10)));
+        orphans.expire(MonoTime(10));
         assert!(orphans.is_empty());
     }
 }

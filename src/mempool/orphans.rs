@@ -2,7 +2,7 @@
 //! parent is still pending here). Held, bounded in total and per peer, until
 //! the parent finalizes or they expire. Never sampled, never voted for.
 
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{Hash, PublicKeyBytes, Tx};
 use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeSet;
@@ -12,7 +12,7 @@ struct Orphan {
     tx: Tx,
     from: PublicKeyBytes,
     parent: Hash,
-    expires_at: Timestamp,
+    expires_at: MonoTime,
 }
 
 #[derive(Clone, Debug)]
@@ -21,7 +21,7 @@ pub struct OrphanPool {
     /// (missing parent txid, orphan txid).
     by_parent: BTreeSet<(Hash, Hash)>,
     per_peer: HashMap<PublicKeyBytes, usize>,
-    expiries: BTreeSet<(Timestamp, Hash)>,
+    expiries: BTreeSet<(MonoTime, Hash)>,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -57,7 +57,7 @@ impl OrphanPool {
         tx: Tx,
         from: PublicKeyBytes,
         parent: Hash,
-        expires_at: Timestamp,
+        expires_at: MonoTime,
     ) -> bool {
         let peer_count = self.per_peer.get(&from).copied().unwrap_or(0);
         if self.orphans.contains_key(&txid)
@@ -97,7 +97,7 @@ impl OrphanPool {
     }
 
     /// Drops orphans whose time is up.
-    pub fn expire(&mut self, now: Timestamp) {
+    pub fn expire(&mut self, now: MonoTime) {
         while let Some(&(at, txid)) = self.expiries.first() {
             if at > now {
                 break;
@@ -107,7 +107,7 @@ impl OrphanPool {
         }
     }
 
-    pub fn next_expiry(&self) -> Option<Timestamp> {
+    pub fn next_expiry(&self) -> Option<MonoTime> {
         self.expiries.first().map(|(at, _)| *at)
     }
 

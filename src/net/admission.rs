@@ -16,7 +16,7 @@
 //! Pure functions of the connection table: the event loop describes its
 //! inbound connections as [`Slot`]s and acts on the answer.
 
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use std::net::IpAddr;
 
 /// Limits on inbound connections from strangers; units in the names.
@@ -72,13 +72,13 @@ pub struct Slot {
     /// The event loop's handle for it (a token).
     pub id: usize,
     pub ip: IpAddr,
-    pub connected_at: Timestamp,
+    pub connected_at: MonoTime,
     /// A proven validator or configured peer: outside the budget, never evicted.
     pub reserved: bool,
     /// Handshake completed (a handshaking connection is never protected).
     pub established: bool,
     /// When it last sent us something new (fresh gossip, blocks, answers).
-    pub last_useful_at: Option<Timestamp>,
+    pub last_useful_at: Option<MonoTime>,
 }
 
 /// Why an inbound connection was refused; `name` labels the metric.
@@ -278,7 +278,7 @@ mod tests {
         Slot {
             id,
             ip: ip(addr),
-            connected_at: Timestamp(at),
+            connected_at: MonoTime(at),
             reserved: false,
             established: true,
             last_useful_at: None,
@@ -351,7 +351,7 @@ mod tests {
     fn a_trusted_host_at_its_cap_replaces_its_least_proven_stranger() {
         let mut slots: Vec<Slot> = (0..3).map(|i| stranger(i, "10.0.0.1", 5)).collect();
         slots[2].established = false;
-        slots[2].connected_at = Timestamp(9);
+        slots[2].connected_at = MonoTime(9);
         assert_eq!(
             admit_inbound(&limits(), &slots, ip("10.0.0.1"), true),
             Admission::Evict(2)
@@ -376,7 +376,7 @@ mod tests {
             ..limits()
         };
         let mut slots = vec![stranger(1, "10.0.0.1", 0), stranger(2, "10.0.1.1", 5)];
-        slots[1].last_useful_at = Some(Timestamp(6));
+        slots[1].last_useful_at = Some(MonoTime(6));
         assert_eq!(
             admit_inbound(&l, &slots, ip("10.9.9.9"), false),
             Admission::Refuse(Refusal::Full)
@@ -407,7 +407,7 @@ mod tests {
             ..limits()
         };
         let mut slots = [stranger(1, "10.0.0.1", 0), stranger(2, "10.0.0.2", 9)];
-        slots[1].last_useful_at = Some(Timestamp(10));
+        slots[1].last_useful_at = Some(MonoTime(10));
         assert_eq!(select_eviction(&l, &slots), Some(1));
     }
 

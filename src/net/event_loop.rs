@@ -2,7 +2,7 @@
 //! only file that uses `mio`). It accepts and dials, feeds received bytes to
 //! each [`Peer`], routes decoded messages to the consensus or block outbox,
 //! executes [`NetCommand`]s from other threads, and drives timers from
-//! `time::SystemClock` at every wake-up.
+//! the monotonic `time::SystemClock::mono` at every wake-up (never the wall clock).
 //!
 //! It never blocks on anything but `poll` and never touches disk: outboxes
 //! are written with `try_send` (a full one is dropped and counted), and each
@@ -22,7 +22,7 @@ use super::peer_book::{new_connection_wins, BanKey, PeerBook, PeerBookConfig};
 use super::rate_limit::{RateLimits, DESIGN_TX_PER_SEC};
 use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::crypto::Keypair;
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, MonoTime, SystemClock};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::net::{TcpListener, TcpStream};
@@ -196,7 +196,7 @@ pub struct PeerInfo {
     pub node_id: Option<NodeId>,
     pub addr: SocketAddr,
     pub inbound: bool,
-    pub connected_at: Timestamp,
+    pub connected_at: MonoTime,
     pub tip_height: Option<u64>,
     pub queued_bytes: usize,
     /// Its share of the buffer budget: the frame being received plus `queued_bytes`.
@@ -356,10 +356,13 @@ pub fn spawn_net(
     let (consensus_tx, consensus_events) = bounded(config.channel_capacity);
     let (block_tx, block_events) = bounded(config.channel_capacity);
     let shared = Arc::new(Shared::default());
-    let seed = config
-        .rng_seed
-        .unwrap_or_else(|| rand_core::OsRng.next_u64());
-    let now = SystemClock.now();
+    let seed = config.rng_seed.unwrap_or_else(|| {
+        // The seeding point of the net thread's RNG (tests pin `rng_seed`).
+        #[allow(clippy::disallowed_types)]
+        use rand_core::OsRng;
+        OsRng.next_u64()
+    });
+    let now = SystemClock.mono();
     let node_id = identity.public();
     let book = PeerBook::new(
         PeerBookConfig {
@@ -439,7 +442,7 @@ struct Conn {
     /// A proven validator or configured peer: a reserved slot, never evicted or banned by IP.
     reserved: bool,
     /// When it last sent something new (protects it from eviction).
-    last_useful_at: Option<Timestamp>,
+    last_useful_at: Option<MonoTime>,
     /// Its share of [`NetLoop::buffered_bytes`] at the last accounting.
     accounted_bytes: usize,
 }
@@ -480,8 +483,8 @@ struct NetLoop {
     shared: Arc<Shared>,
     /// Read buffers plus write queues over all connections (see `account`).
     buffered_bytes: usize,
-    last_ping: Timestamp,
-    last_get_peers: Timestamp,
+    last_ping: MonoTime,
+    last_get_peers: MonoTime,
 }
 
 impl NetLoop {
@@ -489,14 +492,14 @@ impl NetLoop {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let tick = Duration::from_millis(self.config.tick_ms.max(1));
-        self.maintain(SystemClock.now());
+        self.maintain(SystemClock.mono());
         loop {
             match self.poll.poll(&mut events, Some(tick)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now = SystemClock.now();
+            let now = SystemClock.mono();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
@@ -528,7 +531,7 @@ impl NetLoop {
         mut stream: TcpStream,
         addr: SocketAddr,
         dialed: Option<SocketAddr>,
-        now: Timestamp,
+        now: MonoTime,
     ) {
         let token = Token(self.next_token);
         self.next_token += 1;
@@ -568,7 +571,7 @@ impl NetLoop {
         self.account(token);
     }
 
-    fn accept_all(&mut self, now: Timestamp) {
+    fn accept_all(&mut self, now: MonoTime) {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
@@ -599,7 +602,7 @@ impl NetLoop {
     }
 
     /// Whether a connection just accepted from `addr` may stay (see [`super::admission`]).
-    fn admission(&self, addr: SocketAddr, now: Timestamp) -> Admission {
+    fn admission(&self, addr: SocketAddr, now: MonoTime) -> Admission {
         let ip = addr.ip();
         if self.book.is_banned(&BanKey::Ip(ip), now) {
             return Admission::Refuse(Refusal::Banned);
@@ -638,7 +641,7 @@ impl NetLoop {
     }
 
     /// Closes the largest holders until all buffers fit the budget.
-    fn enforce_budget(&mut self, now: Timestamp) {
+    fn enforce_budget(&mut self, now: MonoTime) {
         while self.buffered_bytes > self.config.buffer_budget_bytes {
             let holders: Vec<Holder> = self
                 .conns
@@ -657,7 +660,7 @@ impl NetLoop {
         }
     }
 
-    fn on_socket(&mut self, token: Token, writable: bool, now: Timestamp, buf: &mut [u8]) {
+    fn on_socket(&mut self, token: Token, writable: bool, now: MonoTime, buf: &mut [u8]) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -712,7 +715,7 @@ impl NetLoop {
         }
     }
 
-    fn handle_peer_events(&mut self, token: Token, events: &mut Vec<PeerEvent>, now: Timestamp) {
+    fn handle_peer_events(&mut self, token: Token, events: &mut Vec<PeerEvent>, now: MonoTime) {
         for event in events.drain(..) {
             match event {
                 PeerEvent::Established(hello) => self.on_established(token, hello, now),
@@ -723,7 +726,7 @@ impl NetLoop {
         }
     }
 
-    fn on_established(&mut self, token: Token, hello: PeerHello, now: Timestamp) {
+    fn on_established(&mut self, token: Token, hello: PeerHello, now: MonoTime) {
         let Some(conn) = self.conns.get(&token) else {
             return;
         };
@@ -776,7 +779,7 @@ impl NetLoop {
         self.send(token, &Message::GetPeers, now);
     }
 
-    fn on_message(&mut self, token: Token, msg: Message, hash: Option<Hash>, now: Timestamp) {
+    fn on_message(&mut self, token: Token, msg: Message, hash: Option<Hash>, now: MonoTime) {
         let Some(from) = self.conns.get(&token).and_then(|c| c.peer.node_id()) else {
             return;
         };
@@ -821,12 +824,12 @@ impl NetLoop {
         }
     }
 
-    fn send(&mut self, token: Token, msg: &Message, now: Timestamp) {
+    fn send(&mut self, token: Token, msg: &Message, now: MonoTime) {
         self.send_payload(token, msg.tag(), &msg.encode(), now);
     }
 
     /// Queues a message; it is written at the end of this wake-up.
-    fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: Timestamp) {
+    fn send_payload(&mut self, token: Token, tag: MessageTag, payload: &[u8], now: MonoTime) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -842,14 +845,14 @@ impl NetLoop {
     }
 
     /// Writes what this wake-up queued, one batch per connection.
-    fn flush_queued(&mut self, now: Timestamp) {
+    fn flush_queued(&mut self, now: MonoTime) {
         for token in std::mem::take(&mut self.unflushed) {
             self.flush(token, now);
         }
     }
 
     /// Writes queued frames until the socket would block.
-    fn flush(&mut self, token: Token, now: Timestamp) {
+    fn flush(&mut self, token: Token, now: MonoTime) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -879,7 +882,7 @@ impl NetLoop {
         Ok(())
     }
 
-    fn close(&mut self, token: Token, close: Close, now: Timestamp) {
+    fn close(&mut self, token: Token, close: Close, now: MonoTime) {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
@@ -954,7 +957,7 @@ impl NetLoop {
     }
 
     /// Executes pending commands; true on shutdown.
-    fn drain_commands(&mut self, now: Timestamp) -> bool {
+    fn drain_commands(&mut self, now: MonoTime) -> bool {
         // Before the first receive: a command sent from here on wakes us again.
         self.shared.wake_pending.store(false, Ordering::SeqCst);
         loop {
@@ -991,7 +994,7 @@ impl NetLoop {
         }
     }
 
-    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str, now: Timestamp) {
+    fn penalize(&mut self, node_id: NodeId, points: u32, reason: &'static str, now: MonoTime) {
         let Some(&token) = self.by_node.get(&node_id) else {
             return;
         };
@@ -1004,7 +1007,7 @@ impl NetLoop {
     }
 
     /// To every peer but `skip` (and, if `observers_only`, but validators).
-    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], observers_only: bool, now: Timestamp) {
+    fn broadcast(&mut self, msg: &Message, skip: &[NodeId], observers_only: bool, now: MonoTime) {
         let payload = msg.encode();
         if msg.tag().is_gossip() && !self.relayed.insert(Hash::digest(&payload)) {
             bump(&self.shared.metrics.gossip_suppressed);
@@ -1024,7 +1027,7 @@ impl NetLoop {
     }
 
     /// Timers: handshake deadlines, dials, pings, peer discovery, bans, snapshots.
-    fn maintain(&mut self, now: Timestamp) {
+    fn maintain(&mut self, now: MonoTime) {
         let expired: Vec<(Token, PeerError)> = self
             .conns
             .iter()

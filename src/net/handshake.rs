@@ -10,7 +10,7 @@
 use super::message::{Hello, Message, PROTOCOL_VERSION};
 use crate::consensus::messages::NodeId;
 use crate::crypto::{signing_message, Domain, Keypair, PublicKey};
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{ChainId, Hash, SignatureBytes};
 
 /// What this node requires of a peer and announces about itself.
@@ -73,7 +73,7 @@ pub struct PeerHello {
 pub struct Handshake {
     local: LocalHello,
     our_nonce: Hash,
-    deadline: Timestamp,
+    deadline: MonoTime,
     timeout_ms: u64,
     /// The peer's checked `Hello`, once received.
     their_hello: Option<Hello>,
@@ -92,7 +92,7 @@ impl Handshake {
     pub fn start(
         local: LocalHello,
         nonce: Hash,
-        now: Timestamp,
+        now: MonoTime,
         timeout_ms: u64,
     ) -> (Handshake, Message) {
         let hello = Hello {
@@ -185,7 +185,7 @@ impl Handshake {
     }
 
     /// `Err(Timeout)` once the deadline passed without completion.
-    pub fn check_deadline(&self, now: Timestamp) -> Result<(), HandshakeError> {
+    pub fn check_deadline(&self, now: MonoTime) -> Result<(), HandshakeError> {
         if !self.verified && now >= self.deadline {
             return Err(HandshakeError::Timeout {
                 timeout_ms: self.timeout_ms,
@@ -241,8 +241,8 @@ mod tests {
             Keypair::from_seed_label("alice"),
             Keypair::from_seed_label("bob"),
         );
-        let (ha, ma) = Handshake::start(local(&ka), Hash::digest(b"na"), Timestamp(0), 1000);
-        let (hb, mb) = Handshake::start(local(&kb), Hash::digest(b"nb"), Timestamp(0), 1000);
+        let (ha, ma) = Handshake::start(local(&ka), Hash::digest(b"na"), MonoTime(0), 1000);
+        let (hb, mb) = Handshake::start(local(&kb), Hash::digest(b"nb"), MonoTime(0), 1000);
         ((ka, ha, hello_of(ma)), (kb, hb, hello_of(mb)))
     }
 
@@ -286,7 +286,7 @@ mod tests {
             ),
         ];
         for (hello, want) in cases {
-            let (mut hb, _) = Handshake::start(local(&kb), Hash::ZERO, Timestamp(0), 1000);
+            let (mut hb, _) = Handshake::start(local(&kb), Hash::ZERO, MonoTime(0), 1000);
             let err = hb.on_hello(hello, &kb).unwrap_err();
             assert!(format!("{err:?}").starts_with(want), "{err:?}");
             // Another release of the software is not an attack.
@@ -309,7 +309,7 @@ mod tests {
         // Mallory relays Alice's nonce to Bob, then forwards Bob's answer to Alice.
         let ((ka, mut ha, hello_a), (kb, _, hello_b)) = pair();
         let mallory = Keypair::from_seed_label("mallory");
-        let (mut hb, _) = Handshake::start(local(&kb), Hash::ZERO, Timestamp(0), 1000);
+        let (mut hb, _) = Handshake::start(local(&kb), Hash::ZERO, MonoTime(0), 1000);
         let relayed = Hello {
             node_id: mallory.public(),
             ..hello_a
@@ -330,9 +330,9 @@ mod tests {
     #[test]
     fn handshake_times_out_at_its_deadline() {
         let ((_, ha, _), _) = pair();
-        assert_eq!(ha.check_deadline(Timestamp(999)), Ok(()));
+        assert_eq!(ha.check_deadline(MonoTime(999)), Ok(()));
         assert_eq!(
-            ha.check_deadline(Timestamp(1000)),
+            ha.check_deadline(MonoTime(1000)),
             Err(HandshakeError::Timeout { timeout_ms: 1000 })
         );
         // A slow peer is disconnected, not banned.

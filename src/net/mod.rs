@@ -2,7 +2,7 @@
 //!
 //! Everything here is sans-IO and unit-tested except [`event_loop`], the one
 //! file that uses `mio`: it owns the listener and every socket, reads the
-//! clock through `time::SystemClock`, and drives the pure parts:
+//! monotonic clock through `time::SystemClock`, and drives the pure parts:
 //! [`frame`] (length-prefixed frames), [`message`] (tagged wire messages),
 //! [`handshake`], [`peer`] (one connection), [`rate_limit`] (what a peer
 //! may ask of us), [`admission`] (who holds an inbound slot, whose buffers

@@ -15,7 +15,7 @@ use super::message::{Message, MessageClass, MessageError, MessageLimits, Message
 use super::rate_limit::{cost, Admission, RateLimits, ResponseCredits, TokenBucket};
 use crate::consensus::messages::NodeId;
 use crate::crypto::Keypair;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::Hash;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, IoSlice, Write};
@@ -190,7 +190,7 @@ enum PeerState {
 pub struct Peer {
     pub addr: SocketAddr,
     pub inbound: bool,
-    pub connected_at: Timestamp,
+    pub connected_at: MonoTime,
     limits: PeerLimits,
     decoder: FrameDecoder,
     queue: WriteQueue,
@@ -208,7 +208,7 @@ impl Peer {
         inbound: bool,
         local: LocalHello,
         nonce: Hash,
-        now: Timestamp,
+        now: MonoTime,
         limits: PeerLimits,
     ) -> Peer {
         let (handshake, hello) = Handshake::start(local, nonce, now, limits.handshake_timeout_ms);
@@ -293,7 +293,7 @@ impl Peer {
     }
 
     /// Errs once the handshake deadline passed.
-    pub fn check_deadline(&self, now: Timestamp) -> Result<(), PeerError> {
+    pub fn check_deadline(&self, now: MonoTime) -> Result<(), PeerError> {
         match &self.state {
             PeerState::Handshaking(h) => Ok(h.check_deadline(now)?),
             PeerState::Established(_) => Ok(()),
@@ -303,7 +303,7 @@ impl Peer {
     /// Decodes `bytes` and handles the handshake; appends what the node must see to `events`.
     pub fn receive(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         bytes: &[u8],
         identity: &Keypair,
         events: &mut Vec<PeerEvent>,
@@ -331,7 +331,7 @@ impl Peer {
 
     fn receive_frame(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         payload: &[u8],
         identity: &Keypair,
         events: &mut Vec<PeerEvent>,
@@ -453,7 +453,7 @@ pub(crate) mod tests {
     pub(crate) fn connected(limits: PeerLimits) -> (Keypair, Peer, Keypair, Peer) {
         let (ka, kb) = (Keypair::from_seed_label("a"), Keypair::from_seed_label("b"));
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let now = Timestamp(0);
+        let now = MonoTime(0);
         let mut a = Peer::new(
             addr,
             false,
@@ -483,7 +483,7 @@ pub(crate) mod tests {
             true,
             local(&kb),
             Hash::ZERO,
-            Timestamp(0),
+            MonoTime(0),
             limits(),
         );
         (kb, peer)
@@ -499,7 +499,7 @@ pub(crate) mod tests {
         let msg = Message::Consensus(ConsensusMessage::GetTxs { txids: vec![] });
         a.send(&msg).unwrap();
         let mut events = Vec::new();
-        b.receive(Timestamp(1), &drain(&mut a), &kb, &mut events)
+        b.receive(MonoTime(1), &drain(&mut a), &kb, &mut events)
             .unwrap();
         assert!(matches!(&events[..], [PeerEvent::Message { msg: m, .. }] if *m == msg));
     }
@@ -509,7 +509,7 @@ pub(crate) mod tests {
         let (kb, mut b) = stranger();
         let err = b
             .receive(
-                Timestamp(0),
+                MonoTime(0),
                 &frame_of(&Message::GetPeers),
                 &kb,
                 &mut Vec::new(),
@@ -549,12 +549,12 @@ pub(crate) mod tests {
         let query = query_frame(0);
         let mut events = Vec::new();
         for _ in 0..5 {
-            b.receive(Timestamp(0), &query, &kb, &mut events).unwrap();
+            b.receive(MonoTime(0), &query, &kb, &mut events).unwrap();
         }
         let mut result = Ok(());
         let mut dropped = 0;
         while result.is_ok() {
-            result = b.receive(Timestamp(0), &query, &kb, &mut events);
+            result = b.receive(MonoTime(0), &query, &kb, &mut events);
             dropped += 1;
         }
         assert_eq!(dropped, (BAN_SCORE / RATE_LIMIT_PENALTY) as usize);
@@ -566,9 +566,9 @@ pub(crate) mod tests {
     fn a_query_is_charged_per_txid() {
         let (_, _, kb, mut b) = connected(tight_poll_limits());
         let mut events = Vec::new();
-        b.receive(Timestamp(0), &query_frame(3), &kb, &mut events)
+        b.receive(MonoTime(0), &query_frame(3), &kb, &mut events)
             .unwrap();
-        b.receive(Timestamp(0), &query_frame(3), &kb, &mut events)
+        b.receive(MonoTime(0), &query_frame(3), &kb, &mut events)
             .unwrap();
         assert_eq!(delivered(&events), 1);
         assert!(matches!(
@@ -585,9 +585,9 @@ pub(crate) mod tests {
         let (_, _, kb, mut b) = connected(l);
         let mut events = Vec::new();
         for _ in 0..10 * BAN_SCORE {
-            b.receive(Timestamp(0), &query_frame(1), &kb, &mut events)
+            b.receive(MonoTime(0), &query_frame(1), &kb, &mut events)
                 .unwrap();
-            b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+            b.receive(MonoTime(0), &votes_frame(), &kb, &mut events)
                 .unwrap();
         }
         assert_eq!(delivered(&events), 5);
@@ -607,13 +607,13 @@ pub(crate) mod tests {
             }))
             .unwrap();
             drain(&mut b);
-            b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+            b.receive(MonoTime(0), &votes_frame(), &kb, &mut events)
                 .unwrap();
         }
         assert_eq!(delivered(&events), 100);
         assert_eq!(b.score(), 0);
         // One more is unsolicited: dropped and scored.
-        b.receive(Timestamp(0), &votes_frame(), &kb, &mut events)
+        b.receive(MonoTime(0), &votes_frame(), &kb, &mut events)
             .unwrap();
         assert_eq!(delivered(&events), 100);
         assert!(matches!(
@@ -707,7 +707,7 @@ pub(crate) mod tests {
         let big = encode_frame(&[0; 2048], 1 << 20).unwrap();
         let (kb, mut newcomer) = stranger();
         let err = newcomer
-            .receive(Timestamp(0), &big[..8], &kb, &mut Vec::new())
+            .receive(MonoTime(0), &big[..8], &kb, &mut Vec::new())
             .unwrap_err();
         assert!(matches!(err, PeerError::Frame(_)), "{err:?}");
         // Nothing reserved for the body: only the length prefix was held.
@@ -716,7 +716,7 @@ pub(crate) mod tests {
             crate::net::frame::FRAME_HEADER_BYTES
         );
         let (_, _, kb, mut b) = connected(limits());
-        b.receive(Timestamp(0), &big[..8], &kb, &mut Vec::new())
+        b.receive(MonoTime(0), &big[..8], &kb, &mut Vec::new())
             .unwrap();
         assert!(b.buffered_bytes() > b.queued_bytes());
     }
@@ -727,10 +727,10 @@ pub(crate) mod tests {
         let unknown = encode_frame(&[0x34, 0x12], 16).unwrap();
         let mut events = Vec::new();
         for _ in 1..BAN_SCORE / UNKNOWN_TAG_PENALTY {
-            b.receive(Timestamp(0), &unknown, &kb, &mut events).unwrap();
+            b.receive(MonoTime(0), &unknown, &kb, &mut events).unwrap();
         }
         assert!(matches!(
-            b.receive(Timestamp(0), &unknown, &kb, &mut events),
+            b.receive(MonoTime(0), &unknown, &kb, &mut events),
             Err(PeerError::Misbehaving { .. })
         ));
     }

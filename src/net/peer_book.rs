@@ -12,7 +12,7 @@
 //! to dial and tells it what happened.
 
 use crate::consensus::messages::NodeId;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,7 +56,7 @@ enum DialState {
 struct KnownAddr {
     configured: bool,
     failures: u32,
-    next_dial_at: Timestamp,
+    next_dial_at: MonoTime,
     state: DialState,
     node_id: Option<NodeId>,
     /// The node that proved its key on a connection we dialed to this
@@ -76,7 +76,7 @@ pub struct PeerBook {
     /// Where each validator last proved its key from: never banned by IP.
     /// Bounded by the validator set (only proven validators are entered).
     validator_ips: BTreeMap<NodeId, IpAddr>,
-    bans: BTreeMap<BanKey, Timestamp>,
+    bans: BTreeMap<BanKey, MonoTime>,
 }
 
 /// Which of two connections between the same pair of nodes survives: the one
@@ -98,7 +98,7 @@ impl PeerBook {
         config: PeerBookConfig,
         own_listen_addr: Option<SocketAddr>,
         rng_seed: u64,
-        now: Timestamp,
+        now: MonoTime,
     ) -> PeerBook {
         let mut book = PeerBook {
             rng: ChaCha20Rng::seed_from_u64(rng_seed),
@@ -116,7 +116,7 @@ impl PeerBook {
     }
 
     /// An address to dial now and redial whenever disconnected (config, `addnode`).
-    pub fn add_configured(&mut self, addr: SocketAddr, now: Timestamp) {
+    pub fn add_configured(&mut self, addr: SocketAddr, now: MonoTime) {
         if self.own_addrs.contains(&addr) {
             return;
         }
@@ -157,7 +157,7 @@ impl PeerBook {
     /// slots; at most `budget` gossiped addresses are dialed.
     pub fn dials_due(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         budget: usize,
         is_connected: impl Fn(&NodeId) -> bool,
     ) -> Vec<SocketAddr> {
@@ -193,7 +193,7 @@ impl PeerBook {
     }
 
     /// A dial (or its handshake) failed: back off, and forget gossip that keeps failing.
-    pub fn dial_failed(&mut self, addr: SocketAddr, now: Timestamp) {
+    pub fn dial_failed(&mut self, addr: SocketAddr, now: MonoTime) {
         let Some((failures, configured)) =
             self.known.get(&addr).map(|k| (k.failures, k.configured))
         else {
@@ -212,7 +212,7 @@ impl PeerBook {
 
     /// A handshake completed with `node_id` reachable at `addr` (the dialed
     /// address, or the listen address an inbound peer announced).
-    pub fn connected(&mut self, addr: SocketAddr, node_id: NodeId, now: Timestamp) {
+    pub fn connected(&mut self, addr: SocketAddr, node_id: NodeId, now: MonoTime) {
         if self.own_addrs.contains(&addr) {
             return;
         }
@@ -229,7 +229,7 @@ impl PeerBook {
     }
 
     /// A connection to `addr` closed: it may be redialed after the base backoff.
-    pub fn disconnected(&mut self, addr: SocketAddr, now: Timestamp) {
+    pub fn disconnected(&mut self, addr: SocketAddr, now: MonoTime) {
         let delay = self.backoff_ms(0, false);
         if let Some(k) = self.known.get_mut(&addr) {
             k.state = DialState::Idle;
@@ -246,7 +246,7 @@ impl PeerBook {
     }
 
     /// Addresses from a `Peers` message; the book stays within `max_known_addrs`.
-    pub fn add_gossiped(&mut self, addrs: &[SocketAddr], now: Timestamp) {
+    pub fn add_gossiped(&mut self, addrs: &[SocketAddr], now: MonoTime) {
         for addr in addrs {
             if !self.own_addrs.contains(addr) && !addr.ip().is_unspecified() && addr.port() != 0 {
                 self.insert_bounded(*addr, now);
@@ -254,7 +254,7 @@ impl PeerBook {
         }
     }
 
-    fn insert_bounded(&mut self, addr: SocketAddr, now: Timestamp) {
+    fn insert_bounded(&mut self, addr: SocketAddr, now: MonoTime) {
         if self.known.contains_key(&addr) {
             return;
         }
@@ -332,7 +332,7 @@ impl PeerBook {
 
     /// Bans `key` for `ban_duration_ms`; the table stays within `max_bans`.
     /// False if `key` is the IP of a configured peer: not banned.
-    pub fn ban(&mut self, key: BanKey, now: Timestamp) -> bool {
+    pub fn ban(&mut self, key: BanKey, now: MonoTime) -> bool {
         if let BanKey::Ip(ip) = &key {
             if self.is_protected_ip(ip) {
                 return false;
@@ -354,11 +354,11 @@ impl PeerBook {
         true
     }
 
-    pub fn is_banned(&self, key: &BanKey, now: Timestamp) -> bool {
+    pub fn is_banned(&self, key: &BanKey, now: MonoTime) -> bool {
         self.bans.get(key).is_some_and(|&until| now < until)
     }
 
-    pub fn expire_bans(&mut self, now: Timestamp) {
+    pub fn expire_bans(&mut self, now: MonoTime) {
         self.bans.retain(|_, until| now < *until);
     }
 
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_exponentially_within_jitter_bounds() {
-        let mut book = PeerBook::new(config(&[]), None, 7, Timestamp(0));
+        let mut book = PeerBook::new(config(&[]), None, 7, MonoTime(0));
         for failures in 0..12 {
             let full = (100u64 << failures).min(10_000);
             for _ in 0..50 {
@@ -410,7 +410,7 @@ mod tests {
             }
         }
         // Two books with different seeds do not redial in lockstep.
-        let mut other = PeerBook::new(config(&[]), None, 8, Timestamp(0));
+        let mut other = PeerBook::new(config(&[]), None, 8, MonoTime(0));
         let a: Vec<u64> = (0..8).map(|_| book.backoff_ms(5, false)).collect();
         let b: Vec<u64> = (0..8).map(|_| other.backoff_ms(5, false)).collect();
         assert_ne!(a, b);
@@ -421,23 +421,21 @@ mod tests {
 
     #[test]
     fn failed_configured_peer_is_redialed_after_its_backoff() {
-        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, Timestamp(0));
+        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, MonoTime(0));
         let none = |_: &NodeId| false;
         assert_eq!(
-            book.dials_due(Timestamp(0), 8, none),
+            book.dials_due(MonoTime(0), 8, none),
             vec![addr("10.0.0.1:1")]
         );
         assert!(
-            book.dials_due(Timestamp(0), 8, none).is_empty(),
+            book.dials_due(MonoTime(0), 8, none).is_empty(),
             "dialing: not due twice"
         );
-        let mut at = Timestamp(0);
+        let mut at = MonoTime(0);
         for failures in 0..5u32 {
             book.dial_failed(addr("10.0.0.1:1"), at);
             let earliest = at.plus_ms((100u64 << failures) / 2);
-            assert!(book
-                .dials_due(Timestamp(earliest.0 - 1), 8, none)
-                .is_empty());
+            assert!(book.dials_due(MonoTime(earliest.0 - 1), 8, none).is_empty());
             let latest = at.plus_ms(100u64 << failures);
             assert_eq!(book.dials_due(latest, 8, none).len(), 1);
             at = latest;
@@ -451,18 +449,18 @@ mod tests {
 
     #[test]
     fn gossiped_addresses_are_bounded_and_forgotten_after_failures() {
-        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, Timestamp(0));
+        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, MonoTime(0));
         let many: Vec<SocketAddr> = (2..100).map(|i| addr(&format!("10.0.0.{i}:1"))).collect();
-        book.add_gossiped(&many, Timestamp(0));
+        book.add_gossiped(&many, MonoTime(0));
         assert_eq!(book.known_count(), 8);
-        let mut book = PeerBook::new(config(&[]), None, 1, Timestamp(0));
-        book.add_gossiped(&[addr("10.0.0.2:1")], Timestamp(0));
+        let mut book = PeerBook::new(config(&[]), None, 1, MonoTime(0));
+        book.add_gossiped(&[addr("10.0.0.2:1")], MonoTime(0));
         for _ in 0..MAX_GOSSIP_FAILURES {
             assert_eq!(
-                book.dials_due(Timestamp(u64::MAX / 2), 8, |_| false).len(),
+                book.dials_due(MonoTime(u64::MAX / 2), 8, |_| false).len(),
                 1
             );
-            book.dial_failed(addr("10.0.0.2:1"), Timestamp(0));
+            book.dial_failed(addr("10.0.0.2:1"), MonoTime(0));
         }
         assert_eq!(book.known_count(), 0);
     }
@@ -474,7 +472,7 @@ mod tests {
             config(&["10.0.0.1:1", "10.0.0.9:1"]),
             Some(own),
             1,
-            Timestamp(0),
+            MonoTime(0),
         );
         let gossiped = [
             own,
@@ -482,37 +480,37 @@ mod tests {
             addr("10.0.0.3:1"),
             addr("0.0.0.0:5"),
         ];
-        book.add_gossiped(&gossiped, Timestamp(0));
-        book.connected(addr("10.0.0.1:1"), node(1), Timestamp(0));
-        assert!(book.ban(BanKey::Ip(addr("10.0.0.2:1").ip()), Timestamp(0)));
+        book.add_gossiped(&gossiped, MonoTime(0));
+        book.connected(addr("10.0.0.1:1"), node(1), MonoTime(0));
+        assert!(book.ban(BanKey::Ip(addr("10.0.0.2:1").ip()), MonoTime(0)));
         assert_eq!(
-            book.dials_due(Timestamp(0), 8, |_| false),
+            book.dials_due(MonoTime(0), 8, |_| false),
             vec![addr("10.0.0.3:1")]
         );
         // After a disconnect the node is redialed, unless it is connected some other way.
-        book.disconnected(addr("10.0.0.1:1"), Timestamp(0));
+        book.disconnected(addr("10.0.0.1:1"), MonoTime(0));
         assert!(book
-            .dials_due(Timestamp(1_000), 8, |n| *n == node(1))
+            .dials_due(MonoTime(1_000), 8, |n| *n == node(1))
             .is_empty());
         assert_eq!(
-            book.dials_due(Timestamp(1_000), 8, |_| false),
+            book.dials_due(MonoTime(1_000), 8, |_| false),
             vec![addr("10.0.0.1:1")]
         );
     }
 
     #[test]
     fn bans_expire_and_the_table_is_bounded() {
-        let mut book = PeerBook::new(config(&[]), None, 1, Timestamp(0));
+        let mut book = PeerBook::new(config(&[]), None, 1, MonoTime(0));
         let key = BanKey::Node(node(1));
-        book.ban(key, Timestamp(0));
-        assert!(book.is_banned(&key, Timestamp(59_999)));
-        assert!(!book.is_banned(&key, Timestamp(60_000)));
+        book.ban(key, MonoTime(0));
+        assert!(book.is_banned(&key, MonoTime(59_999)));
+        assert!(!book.is_banned(&key, MonoTime(60_000)));
         for i in 0..10 {
-            book.ban(BanKey::Node(node(i)), Timestamp(i as u64));
+            book.ban(BanKey::Node(node(i)), MonoTime(i as u64));
         }
         assert_eq!(book.ban_count(), 4);
-        assert!(book.is_banned(&BanKey::Node(node(9)), Timestamp(10)));
-        book.expire_bans(Timestamp(100_000));
+        assert!(book.is_banned(&BanKey::Node(node(9)), MonoTime(10)));
+        book.expire_bans(MonoTime(100_000));
         assert_eq!(book.ban_count(), 0);
     }
 
@@ -522,38 +520,38 @@ mod tests {
             config(&["127.0.0.1:7001", "127.0.0.1:7002"]),
             Some(addr("127.0.0.1:7000")),
             1,
-            Timestamp(0),
+            MonoTime(0),
         );
         let loopback = addr("127.0.0.1:7001").ip();
         // A hostile peer on the same host misbehaves: its node id is banned, the host is not.
-        assert!(!book.ban(BanKey::Ip(loopback), Timestamp(0)));
-        assert!(book.ban(BanKey::Node(node(66)), Timestamp(0)));
-        assert!(!book.is_banned(&BanKey::Ip(loopback), Timestamp(1)));
-        assert_eq!(book.dials_due(Timestamp(1), 8, |_| false).len(), 2);
+        assert!(!book.ban(BanKey::Ip(loopback), MonoTime(0)));
+        assert!(book.ban(BanKey::Node(node(66)), MonoTime(0)));
+        assert!(!book.is_banned(&BanKey::Ip(loopback), MonoTime(1)));
+        assert_eq!(book.dials_due(MonoTime(1), 8, |_| false).len(), 2);
         // Another host is banned as before, and `addnode` on it lifts that.
         let other = addr("10.0.0.5:1").ip();
-        assert!(book.ban(BanKey::Ip(other), Timestamp(0)));
-        assert!(book.is_banned(&BanKey::Ip(other), Timestamp(1)));
-        book.add_configured(addr("10.0.0.5:1"), Timestamp(1));
-        assert!(!book.is_banned(&BanKey::Ip(other), Timestamp(1)));
-        assert!(!book.ban(BanKey::Ip(other), Timestamp(2)));
+        assert!(book.ban(BanKey::Ip(other), MonoTime(0)));
+        assert!(book.is_banned(&BanKey::Ip(other), MonoTime(1)));
+        book.add_configured(addr("10.0.0.5:1"), MonoTime(1));
+        assert!(!book.is_banned(&BanKey::Ip(other), MonoTime(1)));
+        assert!(!book.ban(BanKey::Ip(other), MonoTime(2)));
     }
 
     #[test]
     fn a_validators_address_is_never_banned_by_ip() {
-        let mut book = PeerBook::new(config(&[]), None, 1, Timestamp(0));
+        let mut book = PeerBook::new(config(&[]), None, 1, MonoTime(0));
         let host = addr("10.0.0.7:1").ip();
-        assert!(book.ban(BanKey::Ip(host), Timestamp(0)));
+        assert!(book.ban(BanKey::Ip(host), MonoTime(0)));
         book.validator_seen(node(7), host);
-        assert!(!book.is_banned(&BanKey::Ip(host), Timestamp(1)));
-        assert!(!book.ban(BanKey::Ip(host), Timestamp(2)));
+        assert!(!book.is_banned(&BanKey::Ip(host), MonoTime(1)));
+        assert!(!book.ban(BanKey::Ip(host), MonoTime(2)));
     }
 
     #[test]
     fn configured_peers_are_dialed_beyond_the_outbound_budget() {
-        let mut book = PeerBook::new(config(&["10.0.0.1:1", "10.0.0.2:1"]), None, 1, Timestamp(0));
-        book.add_gossiped(&[addr("10.0.0.3:1"), addr("10.0.0.4:1")], Timestamp(0));
-        let due = book.dials_due(Timestamp(0), 1, |_| false);
+        let mut book = PeerBook::new(config(&["10.0.0.1:1", "10.0.0.2:1"]), None, 1, MonoTime(0));
+        book.add_gossiped(&[addr("10.0.0.3:1"), addr("10.0.0.4:1")], MonoTime(0));
+        let due = book.dials_due(MonoTime(0), 1, |_| false);
         assert_eq!(
             due,
             vec![addr("10.0.0.1:1"), addr("10.0.0.2:1"), addr("10.0.0.3:1")]
@@ -566,15 +564,15 @@ mod tests {
 
     #[test]
     fn a_stranger_announcing_a_configured_address_is_not_that_peer() {
-        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, Timestamp(0));
-        book.dials_due(Timestamp(0), 8, |_| false);
+        let mut book = PeerBook::new(config(&["10.0.0.1:1"]), None, 1, MonoTime(0));
+        book.dials_due(MonoTime(0), 8, |_| false);
         book.dial_proved(addr("10.0.0.1:1"), node(1));
-        book.dial_failed(addr("10.0.0.1:1"), Timestamp(0));
+        book.dial_failed(addr("10.0.0.1:1"), MonoTime(0));
         // An inbound stranger claims the address as its listen address.
-        book.connected(addr("10.0.0.1:1"), node(66), Timestamp(0));
+        book.connected(addr("10.0.0.1:1"), node(66), MonoTime(0));
         assert!(!book.is_configured_node(&node(66)));
         assert_eq!(
-            book.dials_due(Timestamp(u64::MAX / 2), 8, |n| *n == node(66)),
+            book.dials_due(MonoTime(u64::MAX / 2), 8, |n| *n == node(66)),
             vec![addr("10.0.0.1:1")],
             "the real peer is still dialed"
         );
@@ -607,8 +605,8 @@ mod tests {
 
     #[test]
     fn shares_connected_addresses_first() {
-        let mut book = PeerBook::new(config(&["10.0.0.1:1", "10.0.0.2:1"]), None, 1, Timestamp(0));
-        book.connected(addr("10.0.0.2:1"), node(2), Timestamp(0));
+        let mut book = PeerBook::new(config(&["10.0.0.1:1", "10.0.0.2:1"]), None, 1, MonoTime(0));
+        book.connected(addr("10.0.0.2:1"), node(2), MonoTime(0));
         assert_eq!(book.addrs_to_share(1), vec![addr("10.0.0.2:1")]);
         assert_eq!(book.addrs_to_share(8).len(), 2);
     }

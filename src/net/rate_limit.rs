@@ -10,7 +10,7 @@ use super::message::{Message, MessageClass, MessageTag};
 use crate::config::ChainSpec;
 use crate::consensus::messages::ConsensusMessage;
 use crate::consensus::SnowballParams;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 
 /// The transaction rate a node's request limits carry without a drop:
 /// above what a 4-validator devnet finalizes on the reference 2-core host
@@ -174,11 +174,11 @@ pub struct TokenBucket {
     tokens_milli: u64,
     /// Thousandths of a token per millisecond = tokens per second.
     refill_per_ms_milli: u64,
-    last: Timestamp,
+    last: MonoTime,
 }
 
 impl TokenBucket {
-    pub fn new(limit: RateLimit, now: Timestamp) -> TokenBucket {
+    pub fn new(limit: RateLimit, now: MonoTime) -> TokenBucket {
         let capacity_milli = u64::from(limit.burst) * 1000;
         TokenBucket {
             capacity_milli,
@@ -190,7 +190,7 @@ impl TokenBucket {
 
     /// Takes `n` tokens if there are that many; a request costing more than
     /// the whole burst is refused.
-    pub fn try_take_n(&mut self, now: Timestamp, n: u32) -> bool {
+    pub fn try_take_n(&mut self, now: MonoTime, n: u32) -> bool {
         let elapsed_ms = now.saturating_since(self.last).as_millis() as u64;
         self.last = self.last.max(now);
         self.tokens_milli = self
@@ -291,15 +291,15 @@ mod tests {
                 burst: 2,
                 per_sec: 10,
             },
-            Timestamp(0),
+            MonoTime(0),
         );
-        assert!(bucket.try_take_n(Timestamp(0), 1));
-        assert!(bucket.try_take_n(Timestamp(0), 1));
-        assert!(!bucket.try_take_n(Timestamp(0), 1));
-        assert!(!bucket.try_take_n(Timestamp(99), 1));
-        assert!(bucket.try_take_n(Timestamp(100), 1));
+        assert!(bucket.try_take_n(MonoTime(0), 1));
+        assert!(bucket.try_take_n(MonoTime(0), 1));
+        assert!(!bucket.try_take_n(MonoTime(0), 1));
+        assert!(!bucket.try_take_n(MonoTime(99), 1));
+        assert!(bucket.try_take_n(MonoTime(100), 1));
         // A clock stepping backwards refills nothing and never panics.
-        assert!(!bucket.try_take_n(Timestamp(50), 1));
+        assert!(!bucket.try_take_n(MonoTime(50), 1));
     }
 
     #[test]
@@ -308,11 +308,11 @@ mod tests {
             burst: 64,
             per_sec: 64,
         };
-        let mut bucket = TokenBucket::new(limit, Timestamp(0));
-        assert!(!bucket.try_take_n(Timestamp(0), 65));
-        assert!(bucket.try_take_n(Timestamp(0), 64));
-        assert!(!bucket.try_take_n(Timestamp(500), 33));
-        assert!(bucket.try_take_n(Timestamp(500), 32));
+        let mut bucket = TokenBucket::new(limit, MonoTime(0));
+        assert!(!bucket.try_take_n(MonoTime(0), 65));
+        assert!(bucket.try_take_n(MonoTime(0), 64));
+        assert!(!bucket.try_take_n(MonoTime(500), 33));
+        assert!(bucket.try_take_n(MonoTime(500), 32));
     }
 
     #[test]
@@ -336,11 +336,11 @@ mod tests {
         let limits = RateLimits::for_load(&load);
         // An honest requester polling each tx alone (one txid per Query)
         // for one second at the design rate stays inside the bucket.
-        let mut bucket = TokenBucket::new(limits.poll, Timestamp(0));
+        let mut bucket = TokenBucket::new(limits.poll, MonoTime(0));
         let queries_per_ms = 1_000 * load.txids_per_tx() / 1_000;
         for ms in 0..1_000 {
             for _ in 0..queries_per_ms {
-                assert!(bucket.try_take_n(Timestamp(ms), 1), "throttled at {ms} ms");
+                assert!(bucket.try_take_n(MonoTime(ms), 1), "throttled at {ms} ms");
             }
         }
         // With 100 validators a validator is in a fifth of the samples.
@@ -352,12 +352,12 @@ mod tests {
     #[test]
     fn a_flood_beyond_the_design_load_is_cut_to_the_sustained_rate() {
         let limits = RateLimits::for_load(&devnet_load(4, 1_000));
-        let mut bucket = TokenBucket::new(limits.poll, Timestamp(0));
+        let mut bucket = TokenBucket::new(limits.poll, MonoTime(0));
         let mut admitted = 0u64;
         // Ten times the design load for ten seconds, full queries.
         for ms in 0..10_000 {
             for _ in 0..(10 * 50 * 1_000 / 64 / 1_000) {
-                admitted += u64::from(bucket.try_take_n(Timestamp(ms), 64)) * 64;
+                admitted += u64::from(bucket.try_take_n(MonoTime(ms), 64)) * 64;
             }
         }
         let ceiling = u64::from(limits.poll.burst) + 10 * u64::from(limits.poll.per_sec);

@@ -46,7 +46,7 @@ use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
 use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, MonoTime, Now, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
@@ -294,9 +294,9 @@ impl LostBlocks {
 /// Sync progress, logged while the node is behind.
 #[derive(Clone, Copy, Debug)]
 struct SyncProgress {
-    started_at: Timestamp,
+    started_at: MonoTime,
     start_height: u64,
-    last_logged: Timestamp,
+    last_logged: MonoTime,
 }
 
 pub struct BlockThread<C: Clock> {
@@ -322,11 +322,11 @@ pub struct BlockThread<C: Clock> {
     /// `Some` while production waits for peers' tips (after start or a pause).
     catch_up: Option<CatchUp>,
     /// When each connected peer was last probed for a fork it announced.
-    fork_probes: BTreeMap<NodeId, Timestamp>,
+    fork_probes: BTreeMap<NodeId, MonoTime>,
     /// Recent blocks of branches that lost to ours (see [`LOST_BLOCKS_KEPT`]).
     lost: LostBlocks,
     /// When the loop last turned, to notice a pause.
-    last_turn: Timestamp,
+    last_turn: MonoTime,
     /// Endorsements of recent heights (see `certify`).
     endorsements: Endorsements,
     /// The tip this node last endorsed (or declined to), so each tip
@@ -355,9 +355,9 @@ impl<C: Clock> BlockThread<C> {
             tip.slot,
             tip.hash
         );
-        let now = clock.now();
-        let last_planned_slot = settings.slot_clock.slot_at(now);
-        let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now, "starting"));
+        let now = clock.read();
+        let last_planned_slot = settings.slot_clock.slot_at(now.wall);
+        let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now.mono, "starting"));
         let committee = draw_committee(
             &validators,
             &settings.genesis.hash,
@@ -382,7 +382,7 @@ impl<C: Clock> BlockThread<C> {
             catch_up,
             fork_probes: BTreeMap::new(),
             lost: LostBlocks::default(),
-            last_turn: now,
+            last_turn: now.mono,
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
         })
@@ -393,7 +393,7 @@ impl<C: Clock> BlockThread<C> {
     pub fn run(mut self) -> Result<(), BlockThreadError> {
         let mut net_events = self.channels.net_events.clone();
         loop {
-            let now = self.clock.now();
+            let now = self.clock.read();
             self.notice_pause(now);
             self.on_time(now)?;
             let syncing = self.catch_up.is_some() || self.sync.is_behind();
@@ -401,7 +401,7 @@ impl<C: Clock> BlockThread<C> {
                 .metrics
                 .block_syncing
                 .store(u64::from(syncing), Relaxed);
-            let wait = self.next_deadline(now).saturating_since(now);
+            let wait = self.next_wait(now);
             let stop = &self.channels.stop;
             let mut batch = Vec::new();
             select! {
@@ -420,34 +420,35 @@ impl<C: Clock> BlockThread<C> {
                 if let Err(TryRecvError::Disconnected) = self.channels.stop.try_recv() {
                     return Ok(());
                 }
-                let now = self.clock.now();
+                let now = self.clock.read();
                 self.on_net_event(now, event)?;
             }
         }
     }
 
-    /// The earliest of: the next slot start, our publish time, a sync deadline.
-    fn next_deadline(&self, now: Timestamp) -> Timestamp {
+    /// How long until the earliest of: the next slot start, our publish
+    /// time (both by the wall clock), a sync deadline (monotonic).
+    fn next_wait(&self, now: Now) -> Duration {
         let clock = self.settings.slot_clock;
-        let next_slot = Timestamp(clock.slot_end_ms(clock.slot_at(now)));
-        [
-            Some(next_slot),
-            Some(now.plus_ms(MAX_SLEEP_MS)),
-            self.plan.map(|p| p.publish_at),
-            self.sync.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(next_slot)
-        .max(now)
+        let next_slot = Timestamp(clock.slot_end_ms(clock.slot_at(now.wall)));
+        let by_wall = [Some(next_slot), self.plan.map(|p| p.publish_at)]
+            .into_iter()
+            .flatten()
+            .map(|at| at.saturating_since(now.wall));
+        let by_mono = self
+            .sync
+            .poll_timeout()
+            .map(|at| at.saturating_since(now.mono));
+        by_wall
+            .chain(by_mono)
+            .fold(Duration::from_millis(MAX_SLEEP_MS), Duration::min)
     }
 
     /// A long gap since the loop last turned means the process was paused:
     /// our tip may be stale, so production waits for the peers' tips again.
-    fn notice_pause(&mut self, now: Timestamp) {
-        let gap = now.saturating_since(self.last_turn);
-        self.last_turn = now;
+    fn notice_pause(&mut self, now: Now) {
+        let gap = now.mono.saturating_since(self.last_turn);
+        self.last_turn = now.mono;
         let paused = gap >= Duration::from_millis(WAKE_GAP_MS);
         if paused && self.catch_up.is_none() && hears_peers(&self.net, &self.validators) {
             log::info!(
@@ -458,8 +459,8 @@ impl<C: Clock> BlockThread<C> {
         }
     }
 
-    fn start_catch_up(&mut self, now: Timestamp, reason: &'static str) {
-        self.catch_up = Some(CatchUp::new(now, reason));
+    fn start_catch_up(&mut self, now: Now, reason: &'static str) {
+        self.catch_up = Some(CatchUp::new(now.mono, reason));
         let peers: Vec<NodeId> = self.sync.peers().collect();
         for peer in peers {
             self.probe_tip(peer);
@@ -477,11 +478,11 @@ impl<C: Clock> BlockThread<C> {
 
     /// Ends catching up once the peers' tips are heard and none is ahead;
     /// asks again if nobody answered in time.
-    fn advance_catch_up(&mut self, now: Timestamp) {
+    fn advance_catch_up(&mut self, now: Now) {
         let Some(catch_up) = &self.catch_up else {
             return;
         };
-        if catch_up.heard(now) && !self.sync.is_behind() {
+        if catch_up.heard(now.mono) && !self.sync.is_behind() {
             log::info!(
                 "caught up with peers' tips at height {} ({} answered, after {}): producing again",
                 self.fork_choice.tip().height,
@@ -489,24 +490,24 @@ impl<C: Clock> BlockThread<C> {
                 catch_up.reason
             );
             self.catch_up = None;
-        } else if now >= catch_up.deadline && catch_up.answered == 0 {
+        } else if now.mono >= catch_up.deadline && catch_up.answered == 0 {
             log::debug!("no peer answered our tip probe yet; asking those connected now");
             self.start_catch_up(now, catch_up.reason);
         }
     }
 
-    fn on_time(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
-        self.sync.handle_timeout(now);
+    fn on_time(&mut self, now: Now) -> Result<(), BlockThreadError> {
+        self.sync.handle_timeout(now.mono);
         self.advance_catch_up(now);
         self.request_blocks(now);
         self.plan_slot(now);
-        if self.plan.is_some_and(|p| p.publish_at <= now) {
+        if self.plan.is_some_and(|p| p.publish_at <= now.wall) {
             self.publish(now)?;
         }
         self.endorse_tip()
     }
 
-    fn on_net_event(&mut self, now: Timestamp, event: NetEvent) -> Result<(), BlockThreadError> {
+    fn on_net_event(&mut self, now: Now, event: NetEvent) -> Result<(), BlockThreadError> {
         match event {
             NetEvent::PeerConnected {
                 node_id,
@@ -547,9 +548,9 @@ impl<C: Clock> BlockThread<C> {
     // ---- producing ----
 
     /// At a new slot, draws our ticket on the tip and schedules its publication.
-    fn plan_slot(&mut self, now: Timestamp) {
+    fn plan_slot(&mut self, now: Now) {
         let clock = self.settings.slot_clock;
-        let slot = clock.slot_at(now);
+        let slot = clock.slot_at(now.wall);
         if slot <= self.last_planned_slot {
             return;
         }
@@ -620,11 +621,11 @@ impl<C: Clock> BlockThread<C> {
 
     /// Builds and adopts our planned block, unless a better candidate is
     /// held or the chain moved on.
-    fn publish(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
+    fn publish(&mut self, now: Now) -> Result<(), BlockThreadError> {
         let Some(plan) = self.plan.take() else {
             return Ok(());
         };
-        if self.settings.slot_clock.slot_at(now) != plan.slot {
+        if self.settings.slot_clock.slot_at(now.wall) != plan.slot {
             log::debug!("slot {} ended before our publish time", plan.slot);
             return Ok(());
         }
@@ -656,7 +657,7 @@ impl<C: Clock> BlockThread<C> {
     /// unarchived txs (plus those `rival_of` archives) with their proofs.
     fn build(
         &self,
-        now: Timestamp,
+        now: Now,
         plan: &PlannedBlock,
         rival_of: Option<Hash>,
     ) -> Result<Option<Block>, BlockThreadError> {
@@ -689,7 +690,7 @@ impl<C: Clock> BlockThread<C> {
             chain_id: self.settings.chain_id,
             parent: plan.parent.tip(),
             slot: plan.slot,
-            now,
+            now: now.wall,
             slot_clock: self.settings.slot_clock,
             validators: &self.validators,
             max_block_bytes: self.settings.max_block_bytes(),
@@ -707,7 +708,7 @@ impl<C: Clock> BlockThread<C> {
 
     fn on_blocks(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: NodeId,
         encoded: Vec<Vec<u8>>,
     ) -> Result<(), BlockThreadError> {
@@ -740,7 +741,7 @@ impl<C: Clock> BlockThread<C> {
                 }
             }
         }
-        self.sync.on_response(now, from, first, received);
+        self.sync.on_response(now.mono, from, first, received);
         if let Some(catch_up) = &mut self.catch_up {
             catch_up.on_answer(from);
         }
@@ -759,7 +760,7 @@ impl<C: Clock> BlockThread<C> {
     /// branches where they part.
     fn on_announce(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: NodeId,
         height: u64,
         hash: Hash,
@@ -788,13 +789,12 @@ impl<C: Clock> BlockThread<C> {
     }
 
     /// Whether `peer` may be probed for its branch now (and if so, notes it).
-    fn may_probe(&mut self, now: Timestamp, peer: NodeId) -> bool {
-        let recent = self
-            .fork_probes
-            .get(&peer)
-            .is_some_and(|at| now.saturating_since(*at) < Duration::from_millis(FORK_PROBE_GAP_MS));
+    fn may_probe(&mut self, now: Now, peer: NodeId) -> bool {
+        let recent = self.fork_probes.get(&peer).is_some_and(|at| {
+            now.mono.saturating_since(*at) < Duration::from_millis(FORK_PROBE_GAP_MS)
+        });
         if !recent {
-            self.fork_probes.insert(peer, now);
+            self.fork_probes.insert(peer, now.mono);
         }
         !recent
     }
@@ -802,7 +802,7 @@ impl<C: Clock> BlockThread<C> {
     /// Places, validates and adopts one block (ours when `from` is `None`).
     fn accept_block(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: Option<NodeId>,
         block: Block,
     ) -> Result<(), BlockThreadError> {
@@ -835,7 +835,7 @@ impl<C: Clock> BlockThread<C> {
         self.count_verified_votes();
         match validated {
             Ok(valid) => {
-                let actions = self.fork_choice.handle_block(now, valid);
+                let actions = self.fork_choice.handle_block(now.wall, valid);
                 self.execute(now, from, actions)
             }
             Err(rejection) => {
@@ -854,7 +854,7 @@ impl<C: Clock> BlockThread<C> {
     /// never scored.
     fn on_unlinked(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: NodeId,
         block: Block,
     ) -> Result<(), BlockThreadError> {
@@ -899,7 +899,7 @@ impl<C: Clock> BlockThread<C> {
     }
 
     /// Offers waiting blocks that may now link to the tip, lowest first.
-    fn drain_waiting(&mut self, now: Timestamp) -> Result<(), BlockThreadError> {
+    fn drain_waiting(&mut self, now: Now) -> Result<(), BlockThreadError> {
         loop {
             let next = self.fork_choice.tip().height.saturating_add(1);
             let Some((from, block)) = self.waiting.take_up_to(next) else {
@@ -917,13 +917,13 @@ impl<C: Clock> BlockThread<C> {
     /// unarchived: consistent. A valid proof is final whatever the block.
     fn learn_finalized(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: NodeId,
         blocks: &[Block],
     ) -> Result<(), BlockThreadError> {
         // A live block's proofs also go to consensus, so its mempool drops
         // their conflicts; old ones would only flood peers with proof gossip.
-        let now_slot = self.settings.slot_clock.slot_at(now);
+        let now_slot = self.settings.slot_clock.slot_at(now.wall);
         let mut live = HashSet::new();
         let ordered = {
             let read = self.store.read()?;
@@ -966,7 +966,7 @@ impl<C: Clock> BlockThread<C> {
             .map(|proof| FinalizedTx {
                 tx: proof.tx.clone(),
                 proof: encode(*proof),
-                finalized_at_ms: now.as_millis(),
+                finalized_at_ms: now.wall.as_millis(),
             })
             .collect();
         for proof in ordered.iter().filter(|p| live.contains(&p.tx.txid())) {
@@ -1024,7 +1024,7 @@ impl<C: Clock> BlockThread<C> {
     /// fork choice is rebuilt from the store, which is the truth.
     fn execute(
         &mut self,
-        now: Timestamp,
+        now: Now,
         from: Option<NodeId>,
         actions: Vec<ChainAction>,
     ) -> Result<(), BlockThreadError> {
@@ -1127,16 +1127,10 @@ impl<C: Clock> BlockThread<C> {
     /// if the block is recent enough to matter to fork choice: a block
     /// adopted by sync is old news to the peers it came from, and relaying
     /// a whole chain would flood their block rate limits.
-    fn announce(
-        &mut self,
-        now: Timestamp,
-        valid: &ValidBlock,
-        encoded: Vec<u8>,
-        from: Option<NodeId>,
-    ) {
+    fn announce(&mut self, now: Now, valid: &ValidBlock, encoded: Vec<u8>, from: Option<NodeId>) {
         let header = &valid.block().header;
         let height = header.height;
-        let now_slot = self.settings.slot_clock.slot_at(now);
+        let now_slot = self.settings.slot_clock.slot_at(now.wall);
         if now_slot > header.slot.saturating_add(LIVE_SLOTS) {
             self.send(NetCommand::SetTipHeight(height));
             return;
@@ -1197,11 +1191,11 @@ impl<C: Clock> BlockThread<C> {
         }
     }
 
-    fn request_blocks(&mut self, now: Timestamp) {
+    fn request_blocks(&mut self, now: Now) {
         if self.net.is_none() {
             return;
         }
-        for BlockRequest { peer, from, max } in self.sync.poll_requests(now) {
+        for BlockRequest { peer, from, max } in self.sync.poll_requests(now.mono) {
             log::debug!("asking {peer:?} for {max} blocks from height {from}");
             self.send(NetCommand::SendTo(peer, Message::GetBlocks { from, max }));
         }
@@ -1209,21 +1203,25 @@ impl<C: Clock> BlockThread<C> {
 
     /// Logs `sync: height H / target T, B blocks/s` while behind, at most
     /// once per [`PROGRESS_EVERY_MS`], and once more when caught up.
-    fn log_progress(&mut self, now: Timestamp) {
+    fn log_progress(&mut self, now: Now) {
         let height = self.fork_choice.tip().height;
         let target = self.sync.target();
         let Some(progress) = &mut self.progress else {
             if target > height.saturating_add(1) {
                 self.progress = Some(SyncProgress {
-                    started_at: now,
+                    started_at: now.mono,
                     start_height: height,
-                    last_logged: now,
+                    last_logged: now.mono,
                 });
                 log::info!("sync: height {height} / target {target}");
             }
             return;
         };
-        let elapsed_ms = now.saturating_since(progress.started_at).as_millis().max(1);
+        let elapsed_ms = now
+            .mono
+            .saturating_since(progress.started_at)
+            .as_millis()
+            .max(1);
         let synced = height.saturating_sub(progress.start_height);
         let per_sec = u128::from(synced) * 1000 / elapsed_ms;
         if height >= target {
@@ -1232,10 +1230,10 @@ impl<C: Clock> BlockThread<C> {
                 elapsed_ms
             );
             self.progress = None;
-        } else if now.saturating_since(progress.last_logged)
+        } else if now.mono.saturating_since(progress.last_logged)
             >= Duration::from_millis(PROGRESS_EVERY_MS)
         {
-            progress.last_logged = now;
+            progress.last_logged = now.mono;
             log::info!("sync: height {height} / target {target}, {per_sec} blocks/s");
         }
     }
@@ -1261,11 +1259,11 @@ struct CatchUp {
     /// Asked and not yet answered.
     asked: BTreeSet<NodeId>,
     answered: usize,
-    deadline: Timestamp,
+    deadline: MonoTime,
 }
 
 impl CatchUp {
-    fn new(now: Timestamp, reason: &'static str) -> CatchUp {
+    fn new(now: MonoTime, reason: &'static str) -> CatchUp {
         CatchUp {
             reason,
             asked: BTreeSet::new(),
@@ -1283,7 +1281,7 @@ impl CatchUp {
     /// Heard enough: every asked peer answered, or the time is up and at
     /// least one did. With no answer at all it keeps waiting (and the
     /// caller asks the peers connected by then again).
-    fn heard(&self, now: Timestamp) -> bool {
+    fn heard(&self, now: MonoTime) -> bool {
         self.answered > 0 && (self.asked.is_empty() || now >= self.deadline)
     }
 }
@@ -1301,7 +1299,7 @@ fn chain_view<'a>(
     settings: &BlockSettings,
     (validators, committee): (&'a ValidatorSet, &'a ValidatorSet),
     parent: ChainTip,
-    now: Timestamp,
+    now: Now,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
     Ok(StoreChainView {
         read: store.read()?,
@@ -1310,7 +1308,7 @@ fn chain_view<'a>(
         validators,
         committee,
         parent,
-        now,
+        now: now.wall,
         slot_clock: settings.slot_clock,
     })
 }
@@ -1403,24 +1401,24 @@ mod tests {
 
     #[test]
     fn catching_up_ends_when_every_asked_peer_answered() {
-        let mut catch_up = CatchUp::new(Timestamp(0), "starting");
+        let mut catch_up = CatchUp::new(MonoTime(0), "starting");
         catch_up.asked.extend([peer(1), peer(2)]);
-        assert!(!catch_up.heard(Timestamp(1)));
+        assert!(!catch_up.heard(MonoTime(1)));
         catch_up.on_answer(peer(1));
-        assert!(!catch_up.heard(Timestamp(1)), "peer 2 has not answered");
+        assert!(!catch_up.heard(MonoTime(1)), "peer 2 has not answered");
         catch_up.on_answer(peer(3)); // never asked: does not count
         catch_up.on_answer(peer(2));
-        assert!(catch_up.heard(Timestamp(1)));
+        assert!(catch_up.heard(MonoTime(1)));
     }
 
     #[test]
     fn catching_up_settles_for_the_answers_at_the_timeout_but_never_for_none() {
-        let mut catch_up = CatchUp::new(Timestamp(0), "woke");
+        let mut catch_up = CatchUp::new(MonoTime(0), "woke");
         catch_up.asked.extend([peer(1), peer(2)]);
-        let timeout = Timestamp(CATCH_UP_TIMEOUT_MS);
+        let timeout = MonoTime(CATCH_UP_TIMEOUT_MS);
         assert!(!catch_up.heard(timeout), "no peer answered at all");
         catch_up.on_answer(peer(2));
-        assert!(!catch_up.heard(Timestamp(CATCH_UP_TIMEOUT_MS - 1)));
+        assert!(!catch_up.heard(MonoTime(CATCH_UP_TIMEOUT_MS - 1)));
         assert!(catch_up.heard(timeout), "a paused peer holds nobody up");
     }
 

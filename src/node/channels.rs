@@ -7,7 +7,7 @@
 use crate::consensus::{ConsensusMessage, NodeId, PeerWork, SubmitError, TxStatusReport};
 use crate::finality::FinalityProof;
 use crate::store::FinalizedTx;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{Hash, Tx};
 use crossbeam_channel::Sender;
 
@@ -90,10 +90,10 @@ pub struct TxStatusAnswer {
 /// When a durable transaction passed each step, on this node's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FinalityTimings {
-    pub first_seen: Timestamp,
-    pub locally_accepted_at: Option<Timestamp>,
-    pub finalized_at: Option<Timestamp>,
-    pub durable_at: Timestamp,
+    pub first_seen: MonoTime,
+    pub locally_accepted_at: Option<MonoTime>,
+    pub finalized_at: Option<MonoTime>,
+    pub durable_at: MonoTime,
 }
 
 /// How many durable transactions' timings the consensus thread remembers:
@@ -120,7 +120,7 @@ pub struct ConsensusInfo {
     pub polls_failed: u64,
     pub proofs_assembled: u64,
     pub finality_votes_signed: u64,
-    pub next_timeout: Option<Timestamp>,
+    pub next_timeout: Option<MonoTime>,
 }
 
 /// `getmempoolinfo` / `getrawmempool`.
@@ -160,7 +160,7 @@ pub struct Durable {
     /// may be answered.
     pub admitted: Vec<Hash>,
     /// When the commit finished.
-    pub at: Timestamp,
+    pub at: MonoTime,
 }
 
 /// Where the consensus thread's outgoing messages go. The net layer

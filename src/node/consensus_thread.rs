@@ -27,7 +27,7 @@ use crate::net::peer::INVALID_CONSENSUS_PENALTY;
 use crate::net::{Message, NetEvent};
 use crate::store::schema::PROOFS;
 use crate::store::{FinalizedTx, ReadView, SafetyViolationRecord, Store, StoreError};
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, MonoTime};
 use crate::types::encoding::{decode, encode};
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
@@ -141,7 +141,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         accepted: Vec<Tx>,
         pending: Vec<Tx>,
     ) -> Result<(), ConsensusThreadError> {
-        let now = self.clock.now();
+        let now = self.clock.mono();
         let store = Arc::clone(&self.store);
         let view = store.read()?;
         let mut restored = BTreeSet::new();
@@ -174,7 +174,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             self.mempool_reloaded,
             restored.len()
         );
-        self.route_outputs(now);
+        self.route_outputs();
         Ok(())
     }
 
@@ -211,7 +211,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// backlog, or the engine's timeout passes; then drains what is ready.
     fn wait_for_input(&mut self) -> Result<Batch, ConsensusThreadError> {
         let mut batch = Batch::default();
-        let now = self.clock.now();
+        let now = self.clock.mono();
         let wait = self
             .engine
             .poll_timeout()
@@ -268,7 +268,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// Runs one batch against one fresh snapshot (opened after the input
     /// arrived, so it shows every commit a durable report names).
     fn process(&mut self, mut batch: Batch) -> Result<(), ConsensusThreadError> {
-        let now = self.clock.now();
+        let now = self.clock.mono();
         let store = Arc::clone(&self.store);
         let view = store.read()?;
         for report in &batch.durable {
@@ -299,7 +299,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             self.engine.handle_timeout(now, &view);
         }
         drop(view);
-        self.route_outputs(now);
+        self.route_outputs();
         for (txid, reply) in admitted {
             self.answer_when_durable(txid, reply);
         }
@@ -327,7 +327,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// A peer's consensus message goes to the engine; lifecycle events are
     /// logged and counted (the engine samples from the validator set, not
     /// from connections).
-    fn on_net_event(&mut self, now: Timestamp, event: NetEvent, view: &ReadView<'_>) {
+    fn on_net_event(&mut self, now: MonoTime, event: NetEvent, view: &ReadView<'_>) {
         match event {
             NetEvent::Message {
                 from,
@@ -387,7 +387,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
 
     fn submit(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         tx: Tx,
         view: &ReadView<'_>,
     ) -> Result<Hash, SubmitRefused> {
@@ -406,7 +406,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// Records finality latency (admission to durable) and step times,
     /// lets the engine forget the committed transactions and sign for the
     /// recorded acceptances, and answers the submitters of admitted ones.
-    fn on_durable(&mut self, now: Timestamp, report: &Durable) {
+    fn on_durable(&mut self, now: MonoTime, report: &Durable) {
         for txid in &report.finalized {
             if self.recent_durable.len() == CATCH_UP_PROOFS {
                 self.recent_durable.pop_front();
@@ -505,13 +505,13 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     }
 
     /// Sends what the engine produced where it belongs.
-    fn route_outputs(&mut self, now: Timestamp) {
+    fn route_outputs(&mut self) {
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Send { to, msg } => self.net.send(to, msg),
                 Output::Broadcast { msg, skip } => self.net.broadcast(msg, skip),
                 Output::RelayToObservers { msg, skip } => self.net.relay_to_observers(msg, skip),
-                Output::Event(event) => self.on_event(now, event),
+                Output::Event(event) => self.on_event(event),
                 Output::Misbehaved { peer, reason } => self.on_misbehaved(peer, &reason),
             }
         }
@@ -530,7 +530,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         }
     }
 
-    fn on_event(&mut self, now: Timestamp, event: Event) {
+    fn on_event(&mut self, event: Event) {
         match event {
             Event::Accepted { txid } => {
                 if let Some(tx) = self.engine.mempool_tx(&txid) {
@@ -556,7 +556,8 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     .push_back(LedgerCommand::Finalized(FinalizedTx {
                         tx,
                         proof: encode(&proof),
-                        finalized_at_ms: now.as_millis(),
+                        // A date users read (Bitcoin's `time`): wall clock.
+                        finalized_at_ms: self.clock.wall().as_millis(),
                     }));
             }
             Event::Rejected { txid, reason } => {
@@ -593,7 +594,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     conflicting,
                     finalized_proof: None,
                     conflicting_proof: encode(&*conflicting_proof),
-                    detected_at_ms: now.as_millis(),
+                    detected_at_ms: self.clock.wall().as_millis(),
                 });
             }
         }

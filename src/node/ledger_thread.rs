@@ -75,14 +75,14 @@ impl<C: Clock> LedgerThread<C> {
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let removes: Vec<Hash> = batch.removes.into_iter().collect();
-        let started = self.clock.now();
+        let started = self.clock.mono();
         let report = self.store.commit_batch(&LedgerBatch {
             mempool_puts: &batch.puts,
             finalized: &batch.finalized,
             accepted: &batch.accepted,
             mempool_removes: &removes,
         })?;
-        let at = self.clock.now();
+        let at = self.clock.mono();
         let commit_ms = at.saturating_since(started).as_millis();
         let m = &self.metrics;
         m.lmdb_commit

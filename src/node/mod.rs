@@ -51,7 +51,10 @@ use crate::store::{Store, StoreError, StoreOptions};
 use crate::time::{Clock, SystemClock};
 use crate::types::Network;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use rand_core::{OsRng, RngCore};
+// Seeds the engine's sampler and a node secret: the node's seeding points.
+#[allow(clippy::disallowed_types)]
+use rand_core::OsRng;
+use rand_core::RngCore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -226,7 +229,7 @@ impl Node {
         // Finality is decided by the committee; blocks by the whole set.
         let committee = spec.finality_committee(&validators);
         let block_validators = validators;
-        let mut engine = Engine::new(engine_config, committee, identity, clock.now());
+        let mut engine = Engine::new(engine_config, committee, identity, clock.mono());
         if restore_safety_halt(&store, clear_safety_halt)? {
             engine.restore_halt();
             metrics.finality_halted.store(1, Relaxed);
@@ -331,7 +334,7 @@ impl Node {
             inbox: inbox.clone(),
             metrics,
             stop: stop_sender.clone(),
-            started_at: clock.now(),
+            started_at: clock.mono(),
             clock: Arc::new(clock),
             consensus_timeout: rpc.consensus_timeout,
             net: net_client,

@@ -5,7 +5,10 @@
 //!
 //! It never logs a secret and compares credentials in constant time.
 
-use rand_core::{OsRng, RngCore};
+// The cookie is a secret: it must come from the OS CSPRNG, never a seed.
+#[allow(clippy::disallowed_types)]
+use rand_core::OsRng;
+use rand_core::RngCore;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;

@@ -58,7 +58,7 @@ pub(super) fn blockchain_info(ctx: &RpcContext) -> Result<Value, RpcError> {
     let tip = view.tip()?;
     let stats = view.stats()?;
     let interval_secs = ctx.spec.config.ledger.block_interval_secs.max(1);
-    let current_slot = ctx.clock.now().as_millis() / 1_000 / interval_secs;
+    let current_slot = ctx.clock.wall().as_millis() / 1_000 / interval_secs;
     let network = ctx.spec.config.network;
     let genesis = ctx.spec.genesis_hash();
     // The highest block known certified, held or not (sync fetches it).
@@ -519,11 +519,11 @@ pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value
 
 pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
     let set = super::methods::validator_set(ctx)?;
-    let started = ctx.clock.now();
-    let params = archive::replay_params(&ctx.spec, started)
+    let started = ctx.clock.mono();
+    let params = archive::replay_params(&ctx.spec, ctx.clock.wall())
         .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))?;
     let found = archive::verify_store(&ctx.store, &ctx.spec, set, &params)?;
-    let elapsed_ms = ctx.clock.now().saturating_since(started).as_millis();
+    let elapsed_ms = ctx.clock.mono().saturating_since(started).as_millis();
     let replay = &found.replay;
     let failure = match (&replay.failure, &found.tables, &found.certificates) {
         (Some(f), _, _) => json!({

@@ -20,7 +20,7 @@ use crate::node::channels::{
 };
 use crate::node::StopReason;
 use crate::store::schema::PROOFS;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::encoding::decode;
 use crate::types::tx::MAX_TX_BYTES_HARD;
 use crate::types::{Address, Hash, OutPoint, Tx};
@@ -554,7 +554,7 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                         "node_id": p.node_id.map(|id| hex::encode(id.0)),
                         "addr": p.addr.to_string(),
                         "inbound": p.inbound,
-                        "connected_at_ms": p.connected_at.as_millis(),
+                        "connected_at_ms": ctx.clock.wall_at(p.connected_at).as_millis(),
                         "tip_height": p.tip_height,
                         "queued_bytes": p.queued_bytes,
                         "misbehaviour_score": p.misbehaviour_score,
@@ -590,7 +590,7 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         }
         Method::Uptime => Ok(json!(ctx
             .clock
-            .now()
+            .mono()
             .saturating_since(ctx.started_at)
             .as_secs())),
         Method::Stop => {
@@ -619,7 +619,7 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                 "polls_failed": info.polls_failed,
                 "proofs_assembled": info.proofs_assembled,
                 "finality_votes_signed": info.finality_votes_signed,
-                "next_timeout_ms": info.next_timeout.map(Timestamp::as_millis),
+                "next_timeout_ms": info.next_timeout.map(|at| ctx.clock.wall_at(at).as_millis()),
             }))
         }
         Method::ListUnspent {
@@ -702,10 +702,10 @@ fn tx_status(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
         return Ok(view);
     };
     if let Some(r) = report.filter(|r| !r.durable) {
-        insert_report(map, &r);
+        insert_report(ctx, map, &r);
     }
     if let Some(t) = timings {
-        insert_timings(map, &t);
+        insert_timings(ctx, map, &t);
     }
     // Time to the complete proof, from whichever source still has it (the
     // engine's entry until the durable report arrives, the timings after).
@@ -827,8 +827,13 @@ fn unknown_outpoint(ctx: &RpcContext, index: usize, outpoint: OutPoint) -> RpcEr
     RpcError::new(errors::VERIFY_ERROR, message)
 }
 
-fn insert_report(map: &mut Map<String, Value>, r: &TxStatusReport) {
-    let ms = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
+/// The engine's instants are monotonic; users read them as unix ms.
+fn unix_ms(ctx: &RpcContext, at: Option<MonoTime>) -> Option<u64> {
+    at.map(|at| ctx.clock.wall_at(at).as_millis())
+}
+
+fn insert_report(ctx: &RpcContext, map: &mut Map<String, Value>, r: &TxStatusReport) {
+    let ms = |t| unix_ms(ctx, t);
     map.insert("confidence".into(), json!(r.confidence));
     map.insert("counter".into(), json!(r.counter));
     map.insert("polls_completed".into(), json!(r.polls_completed));
@@ -844,15 +849,15 @@ fn insert_report(map: &mut Map<String, Value>, r: &TxStatusReport) {
     map.insert("expires_at_ms".into(), json!(ms(r.expires_at)));
 }
 
-fn insert_timings(map: &mut Map<String, Value>, t: &FinalityTimings) {
-    let ms = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
-    map.insert("first_seen_ms".into(), json!(t.first_seen.as_millis()));
+fn insert_timings(ctx: &RpcContext, map: &mut Map<String, Value>, t: &FinalityTimings) {
+    let ms = |t| unix_ms(ctx, t);
+    map.insert("first_seen_ms".into(), json!(ms(Some(t.first_seen))));
     map.insert(
         "locally_accepted_at_ms".into(),
         json!(ms(t.locally_accepted_at)),
     );
     map.insert("finalized_at_ms".into(), json!(ms(t.finalized_at)));
-    map.insert("durable_at_ms".into(), json!(t.durable_at.as_millis()));
+    map.insert("durable_at_ms".into(), json!(ms(Some(t.durable_at))));
     let durable_ms = t.durable_at.saturating_since(t.first_seen).as_millis();
     map.insert(
         "durable_ms".into(),

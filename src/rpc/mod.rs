@@ -50,7 +50,7 @@ use crate::net::NetClient;
 use crate::node::channels::NodeEvent;
 use crate::node::StopReason;
 use crate::store::Store;
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, MonoTime};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,7 @@ pub struct RpcContext {
     pub inbox: Sender<NodeEvent>,
     pub metrics: Arc<Metrics>,
     pub stop: Sender<StopReason>,
-    pub started_at: Timestamp,
+    pub started_at: MonoTime,
     pub clock: Arc<dyn Clock>,
     /// Longest wait for the consensus thread's answer.
     pub consensus_timeout: Duration,

@@ -10,6 +10,7 @@
 use super::errors::RpcError;
 use super::RpcContext;
 use crate::finality::ValidatorSet;
+use crate::time::MonoTime;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -31,7 +32,7 @@ pub fn status(ctx: &RpcContext) -> Result<Value, RpcError> {
     let set = ValidatorSet::new(ctx.spec.validators.clone())
         .map_err(|e| RpcError::new(super::errors::INTERNAL_ERROR, e.to_string()))?;
     let network = ctx.spec.config.network;
-    let now_ms = ctx.clock.now().as_millis();
+    let now = ctx.clock.read();
     let peers: Vec<Value> = ctx
         .net
         .as_ref()
@@ -70,9 +71,14 @@ pub fn status(ctx: &RpcContext) -> Result<Value, RpcError> {
         .waiters
         .recent_final()
         .into_iter()
-        .map(|(txid, at_ms)| json!({ "txid": txid.to_string(), "durable_at_ms": at_ms }))
+        .map(|(txid, at_ms)| {
+            let at = ctx.clock.wall_at(MonoTime(at_ms)).as_millis();
+            json!({ "txid": txid.to_string(), "durable_at_ms": at })
+        })
         .collect();
-    let rate = ctx.waiters.finalized_per_sec(now_ms, RATE_WINDOW_MS);
+    let rate = ctx
+        .waiters
+        .finalized_per_sec(now.mono.as_millis(), RATE_WINDOW_MS);
     Ok(json!({
         "network": network.name(),
         "tip": {
@@ -94,7 +100,7 @@ pub fn status(ctx: &RpcContext) -> Result<Value, RpcError> {
         "txs_finalized": ctx.metrics.txs_finalized.load(std::sync::atomic::Ordering::Relaxed),
         "txs_per_sec": format!("{rate:.1}").parse::<serde_json::Number>().map_or(json!(0), Value::Number),
         "recent_final": recent,
-        "now_ms": now_ms,
+        "now_ms": now.wall.as_millis(),
     }))
 }
 

@@ -19,7 +19,7 @@ use crate::consensus::{
 use crate::crypto::Keypair;
 use crate::finality::ValidatorSet;
 use crate::ledger::MemUtxoSet;
-use crate::time::Timestamp;
+use crate::time::MonoTime;
 use crate::types::{encoding, Hash, Tx};
 use rand_chacha::ChaCha20Rng;
 use std::cmp::Reverse;
@@ -316,8 +316,8 @@ impl Cluster {
         self.digest.update(detail);
     }
 
-    fn now(&self) -> Timestamp {
-        Timestamp(self.now_ms)
+    fn now(&self) -> MonoTime {
+        MonoTime(self.now_ms)
     }
 
     fn start_engine(&mut self, node: usize) {

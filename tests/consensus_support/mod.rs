@@ -14,7 +14,7 @@ use timecoin::consensus::{
 use timecoin::crypto::{merkle, Keypair};
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope};
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 use timecoin::types::{
     Address, Amount, ChainId, Hash, Network, OutPoint, Tx, TxOut, Validator, VrfPublicBytes,
 };
@@ -194,9 +194,9 @@ pub struct Cluster {
     pub ids: Vec<NodeId>,
     pub ledgers: Vec<MemUtxoSet>,
     pub down: Vec<bool>,
-    pub now: Timestamp,
+    pub now: MonoTime,
     pub latency_ms: u64,
-    in_flight: VecDeque<(Timestamp, usize, usize, ConsensusMessage)>,
+    in_flight: VecDeque<(MonoTime, usize, usize, ConsensusMessage)>,
     /// Every event, with the node that emitted it.
     pub events: Vec<(usize, Event)>,
 }
@@ -204,7 +204,7 @@ pub struct Cluster {
 impl Cluster {
     pub fn new(weights: &[u64], params: SnowballParams, ledger: &MemUtxoSet, seed: u64) -> Cluster {
         let (keys, set) = validator_set(weights);
-        let now = Timestamp(1_000_000);
+        let now = MonoTime(1_000_000);
         let engines = keys
             .iter()
             .enumerate()
@@ -278,7 +278,7 @@ impl Cluster {
     }
 
     /// Delivers messages and fires timers in time order until `end`.
-    pub fn run_until(&mut self, end: Timestamp) {
+    pub fn run_until(&mut self, end: MonoTime) {
         for _step in 0..10_000_000 {
             let next_msg = self.in_flight.front().map(|m| m.0);
             let next_timer = (0..self.engines.len())

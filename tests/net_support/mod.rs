@@ -13,7 +13,7 @@ use timecoin::crypto::Keypair;
 use timecoin::net::frame::{encode_frame, FrameDecoder};
 use timecoin::net::handshake::{Handshake, LocalHello};
 use timecoin::net::{spawn_net, Message, MessageLimits, NetConfig, NetEvent, NetHandle};
-use timecoin::time::{Clock, SystemClock, Timestamp};
+use timecoin::time::{Clock, MonoTime, SystemClock};
 use timecoin::types::{ChainId, Hash};
 
 pub const CHAIN: ChainId = ChainId(3);
@@ -51,9 +51,9 @@ pub fn wait_for(
     what: &str,
     mut pred: impl FnMut(&NetEvent) -> bool,
 ) -> NetEvent {
-    let deadline = SystemClock.now().saturating_add(FAIL_AFTER);
+    let deadline = SystemClock.mono().saturating_add(FAIL_AFTER);
     loop {
-        let left = deadline.saturating_since(SystemClock.now());
+        let left = deadline.saturating_since(SystemClock.mono());
         match rx.recv_timeout(left) {
             Ok(e) if pred(&e) => return e,
             Ok(_) => {}
@@ -81,10 +81,10 @@ pub fn wait_message(handle: &NetHandle, from_node: NodeId, want: &Message) {
 /// Waits until `cond` holds, re-checking every few milliseconds; for state
 /// the net thread publishes (peer lists, metrics) rather than sends.
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = SystemClock.now().saturating_add(FAIL_AFTER);
+    let deadline = SystemClock.mono().saturating_add(FAIL_AFTER);
     while !cond() {
         assert!(
-            SystemClock.now() < deadline,
+            SystemClock.mono() < deadline,
             "timed out waiting until {what}"
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -220,7 +220,7 @@ impl RawPeer {
             tip_height: 0,
         };
         let (mut hs, hello) =
-            Handshake::start(local, Hash::digest(b"raw nonce"), Timestamp(0), u64::MAX);
+            Handshake::start(local, Hash::digest(b"raw nonce"), MonoTime(0), u64::MAX);
         self.send(&hello).unwrap();
         let ack = hs.on_hello(their_hello, &self.key).unwrap();
         self.send(&ack).unwrap();

@@ -767,7 +767,7 @@ fn is_settled(status: &str) -> bool {
 fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
     let txid = parse_txid(&args.txid)?;
     let deadline = SystemClock
-        .now()
+        .mono()
         .plus_ms(args.timeout_secs.saturating_mul(1000));
     if args.wait {
         // An unknown txid fails here at once rather than at the timeout.
@@ -790,7 +790,7 @@ fn status(client: &RpcClient, args: &StatusArgs) -> Result<String, CliError> {
         if timing_pending {
             timing_polls_left -= 1;
         }
-        if SystemClock.now() >= deadline {
+        if SystemClock.mono() >= deadline {
             return Err(CliError::WaitTimeout {
                 txid,
                 secs: args.timeout_secs,
@@ -817,11 +817,13 @@ const WAIT_CALL_MS: u64 = 20_000;
 /// Blocks in `waitfortx` (no polling) until the node says the tx is
 /// durable-final, rejected or expired, or `timeout_secs` pass.
 fn wait_settled(client: &RpcClient, txid: Hash, timeout_secs: u64) -> Result<(), CliError> {
-    let deadline = SystemClock.now().plus_ms(timeout_secs.saturating_mul(1000));
+    let deadline = SystemClock
+        .mono()
+        .plus_ms(timeout_secs.saturating_mul(1000));
     loop {
         let left_ms = deadline
             .as_millis()
-            .saturating_sub(SystemClock.now().as_millis());
+            .saturating_sub(SystemClock.mono().as_millis());
         let answer = client.call(
             "waitfortx",
             json!([txid.to_string(), left_ms.clamp(1, WAIT_CALL_MS)]),
@@ -833,7 +835,7 @@ fn wait_settled(client: &RpcClient, txid: Hash, timeout_secs: u64) -> Result<(),
         if is_settled(status) {
             return Ok(());
         }
-        if SystemClock.now() >= deadline {
+        if SystemClock.mono() >= deadline {
             return Err(CliError::WaitTimeout {
                 txid,
                 secs: timeout_secs,
