@@ -175,13 +175,14 @@ pub(super) fn block(
     let (block, size) = stored_block(&view, &hash)?.ok_or_else(not_found)?;
     let network = ctx.spec.config.network;
     let set = super::methods::validator_set(ctx)?;
+    let committee = super::methods::finality_committee(ctx)?;
     let h = &block.header;
     let next = view.block_hash_at(h.height.saturating_add(1))?;
     let txs: Vec<Value> = match verbosity {
         BlockVerbosity::Full => block
             .entries
             .iter()
-            .map(|proof| full_entry(&view, proof, &set, network))
+            .map(|proof| full_entry(&view, proof, &committee, network))
             .collect::<Result<_, _>>()?,
         _ => block
             .entries
@@ -619,6 +620,7 @@ pub(super) fn chain_tips(ctx: &RpcContext) -> Result<Value, RpcError> {
 /// against the validator set.
 pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
     let set = super::methods::validator_set(ctx)?;
+    let committee = super::methods::finality_committee(ctx)?;
     let (chain_id, genesis_hash) = (ctx.spec.chain_id(), ctx.spec.genesis_hash());
     let context = VoteContext {
         chain_id,
@@ -639,7 +641,7 @@ pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
                 "outpoint": e.key().map(|(_, o)| o.to_string()),
                 "txids": [e.first.tx.txid().to_string(), e.second.tx.txid().to_string()],
                 "seqs": [e.first.vote.seq, e.second.vote.seq],
-                "valid": e.verify(chain_id, genesis_hash, |epoch| set.for_epoch(epoch)).is_ok(),
+                "valid": e.verify(chain_id, genesis_hash, |epoch| committee.for_epoch(epoch)).is_ok(),
                 "hex": hex::encode(bytes),
             }),
             Err(e) => undecodable(e),

@@ -641,6 +641,12 @@ pub(super) fn validator_set(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> 
         .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))
 }
 
+/// The finality committee: what window votes and proofs are weighed by
+/// (seats), where blocks are weighed by the whole set.
+pub(super) fn finality_committee(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> {
+    Ok(ctx.spec.finality_committee(&validator_set(ctx)?))
+}
+
 /// Sends `event` to the consensus thread and waits for its answer, both
 /// bounded by `consensus_timeout`.
 fn ask<T>(ctx: &RpcContext, event: NodeEvent, answer: &Receiver<T>) -> Result<T, RpcError> {
@@ -877,6 +883,6 @@ fn finality_proof(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
     let mut answer = Map::new();
     answer.insert("txid".into(), json!(txid.to_string()));
     answer.insert("hex".into(), json!(hex::encode(&bytes)));
-    answer.extend(blocks::proof_summary(&proof, &validator_set(ctx)?));
+    answer.extend(blocks::proof_summary(&proof, &finality_committee(ctx)?));
     Ok(Value::Object(answer))
 }
