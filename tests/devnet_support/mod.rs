@@ -24,8 +24,12 @@ use timecoin::rpc::auth::read_cookie;
 use timecoin::rpc::client::{ClientError, RpcClient};
 use timecoin::rpc::RpcError;
 use timecoin::store::{Store, StoreOptions};
+use timecoin::time::WALL_OFFSET_ENV;
 use timecoin::types::{Address, Amount, Hash, Network, OutPoint, Tx, TxOut};
 use timecoin::wallet::{build_transfer, Spendable};
+
+/// In each datadir: the wall-clock offset file the `timed` test hook reads.
+const WALL_OFFSET_FILE: &str = "wall_offset_ms";
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
@@ -169,6 +173,7 @@ impl Devnet {
         }
         let child = command
             .env("RUST_LOG", "info")
+            .env(WALL_OFFSET_ENV, node.datadir.join(WALL_OFFSET_FILE))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -324,6 +329,12 @@ impl Validator {
     pub fn wait_finalized(&self, txids: &[Hash]) -> Vec<Value> {
         let on = format!(" on node {}", self.index);
         rpc::wait_finalized(txids, &on, DEADLINE, POLL, |txid| self.status(txid))
+    }
+
+    /// Steps this node's wall clock by `offset_ms` from the true time
+    /// (through the `timed` test hook; its monotonic clock is untouched).
+    pub fn set_wall_offset(&self, offset_ms: i64) {
+        std::fs::write(self.datadir.join(WALL_OFFSET_FILE), offset_ms.to_string()).unwrap();
     }
 
     pub fn log(&self) -> String {
