@@ -112,6 +112,16 @@ fn thousand_transfers_round_robin_finalize_on_every_node_with_one_utxo_state() {
     });
     let peers = devnet.nodes[0].call("getpeerinfo", json!([]));
     assert_eq!(peers.as_array().unwrap().len(), 3, "{peers}");
+    // Each peer's tip follows its block announcements, not its handshake.
+    let height = devnet.nodes[0].call("getblockcount", json!([]));
+    wait_for("getpeerinfo to show every peer at our height", || {
+        let peers = devnet.nodes[0].call("getpeerinfo", json!([]));
+        peers
+            .as_array()?
+            .iter()
+            .all(|p| p["tip_height"].as_u64() >= height.as_u64())
+            .then_some(())
+    });
     let metrics = devnet.nodes[0].client().get("/metrics").unwrap();
     let metrics = String::from_utf8(metrics.body).unwrap();
     assert!(metrics.contains("timecoin_net_peers 3"), "{metrics}");

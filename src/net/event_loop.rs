@@ -197,6 +197,7 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     pub inbound: bool,
     pub connected_at: MonoTime,
+    /// The highest of its handshake tip and the blocks it announced since.
     pub tip_height: Option<u64>,
     pub queued_bytes: usize,
     /// Its share of the buffer budget: the frame being received plus `queued_bytes`.
@@ -445,6 +446,8 @@ struct Conn {
     last_useful_at: Option<MonoTime>,
     /// Its share of [`NetLoop::buffered_bytes`] at the last accounting.
     accounted_bytes: usize,
+    /// The highest block it announced (shown by `getpeerinfo`, never trusted).
+    announced_height: u64,
 }
 
 /// How a connection ended, for the peer book, bans and metrics.
@@ -566,6 +569,7 @@ impl NetLoop {
                 reserved: false,
                 last_useful_at: None,
                 accounted_bytes: 0,
+                announced_height: 0,
             },
         );
         self.account(token);
@@ -788,6 +792,11 @@ impl NetLoop {
         if let Message::Consensus(ConsensusMessage::Votes { verdicts, .. }) = &msg {
             for (_, verdict) in verdicts {
                 self.shared.metrics.verdict_in(*verdict);
+            }
+        }
+        if let Message::BlockAnnounce { height, .. } = &msg {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.announced_height = conn.announced_height.max(*height);
             }
         }
         match msg {
@@ -1077,7 +1086,10 @@ impl NetLoop {
                 addr: c.peer.addr,
                 inbound: c.peer.inbound,
                 connected_at: c.peer.connected_at,
-                tip_height: c.peer.hello().map(|h| h.tip_height),
+                tip_height: c
+                    .peer
+                    .hello()
+                    .map(|h| h.tip_height.max(c.announced_height)),
                 queued_bytes: c.peer.queued_bytes(),
                 buffered_bytes: c.accounted_bytes,
                 misbehaviour_score: c.peer.score(),
