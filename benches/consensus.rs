@@ -17,6 +17,7 @@ mod consensus_support;
 
 use consensus_support::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timecoin::consensus::{ConsensusMessage, Engine, NodeId, Output, SnowballParams, Verdict};
 use timecoin::finality::{verify_proof, WindowVote};
@@ -145,7 +146,7 @@ fn window_vote(c: &mut Criterion) {
                 }
                 drain(&mut engine);
                 let window = WindowVote::sign(&keys[1], scope(0), i, txids.clone());
-                let msg = ConsensusMessage::WindowVote(Box::new(window));
+                let msg = ConsensusMessage::WindowVote(Arc::new(window));
                 let start = Instant::now();
                 engine.handle_message(now, keys[1].public(), msg, &wallet.utxos);
                 elapsed += start.elapsed();

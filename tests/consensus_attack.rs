@@ -10,6 +10,7 @@ mod net_support;
 use devnet_support::{funded_coins, pay, wait_for, Devnet};
 use net_support::RawPeer;
 use serde_json::json;
+use std::sync::Arc;
 use timecoin::consensus::ConsensusMessage;
 use timecoin::finality::{VoteScope, WindowVote};
 use timecoin::genesis::devnet_validator_keys;
@@ -39,7 +40,7 @@ fn a_stranger_forging_window_votes_is_cut_off_and_honest_txs_finalize() {
         let txids = vec![Hash::digest(&seq.to_le_bytes())];
         let mut forged = WindowVote::sign(&voter, scope, u64::MAX - seq, txids.clone());
         forged.vote.sig = WindowVote::sign(&voter, scope, seq, txids).vote.sig;
-        let msg = Message::Consensus(ConsensusMessage::WindowVote(Box::new(forged)));
+        let msg = Message::Consensus(ConsensusMessage::WindowVote(Arc::new(forged)));
         if stranger.send(&msg).is_err() {
             break;
         }

@@ -7,6 +7,7 @@
 mod consensus_support;
 
 use consensus_support::*;
+use std::sync::Arc;
 use timecoin::consensus::{
     ConsensusMessage, Engine, Misbehaviour, NodeId, Output, PeerWork, WorkBudgetParams,
 };
@@ -85,7 +86,7 @@ fn stranger() -> Keypair {
 }
 
 fn window_msg(key: &Keypair, seq: u64, txids: &[Hash]) -> ConsensusMessage {
-    ConsensusMessage::WindowVote(Box::new(WindowVote::sign(
+    ConsensusMessage::WindowVote(Arc::new(WindowVote::sign(
         key,
         scope(0),
         seq,
@@ -99,7 +100,7 @@ fn forged_window(key: &Keypair, seq: u64, txids: &[Hash]) -> ConsensusMessage {
     window.vote.sig = WindowVote::sign(key, scope(0), seq + 1, txids.to_vec())
         .vote
         .sig;
-    ConsensusMessage::WindowVote(Box::new(window))
+    ConsensusMessage::WindowVote(Arc::new(window))
 }
 
 fn txid_of(n: u64) -> Hash {
@@ -119,7 +120,7 @@ fn provably_invalid_windows_and_proofs_are_reported_as_faults() {
     let mut swapped = WindowVote::sign(&node.keys[2], scope(0), 1, txids.to_vec());
     swapped.txids[0] = Hash([0xff; 32]);
     swapped.txids.sort();
-    node.deliver(attacker, ConsensusMessage::WindowVote(Box::new(swapped)));
+    node.deliver(attacker, ConsensusMessage::WindowVote(Arc::new(swapped)));
     // A proof two votes short of the quorum.
     let tx = node.wallet.pay(0, "alice");
     let short = signed_proof(&tx, &node.keys[1..2], 0, &[]);
@@ -162,7 +163,7 @@ fn stale_duplicate_and_unknown_epoch_data_is_not_a_fault() {
         node.deliver(node.id(2), w.clone());
     }
     let future = WindowVote::sign(&node.keys[3], scope(1), 2, vec![txid_of(9)]);
-    node.deliver(relay, ConsensusMessage::WindowVote(Box::new(future)));
+    node.deliver(relay, ConsensusMessage::WindowVote(Arc::new(future)));
     let proof = signed_proof(&tx, &node.keys[1..4], 0, &[]);
     node.deliver(relay, ConsensusMessage::Proof(proof));
     let other = node.wallet.pay(1, "bob");
@@ -301,13 +302,13 @@ fn replayed_proofs_and_old_windows_of_final_txs_cost_no_signature_check() {
         .map(|v| WindowVote::sign(&node.keys[v], scope(0), 5, vec![txid]))
         .collect();
     for w in &windows {
-        node.deliver(relay, ConsensusMessage::WindowVote(Box::new(w.clone())));
+        node.deliver(relay, ConsensusMessage::WindowVote(Arc::new(w.clone())));
     }
     let newer: Vec<WindowVote> = (1..4)
         .map(|v| WindowVote::sign(&node.keys[v], scope(0), 6, vec![txid_of(1)]))
         .collect();
     for w in &newer {
-        node.deliver(relay, ConsensusMessage::WindowVote(Box::new(w.clone())));
+        node.deliver(relay, ConsensusMessage::WindowVote(Arc::new(w.clone())));
     }
     let checks = node.signatures_checked();
     let attacker = stranger().public();
@@ -319,7 +320,7 @@ fn replayed_proofs_and_old_windows_of_final_txs_cost_no_signature_check() {
     for w in &windows {
         let mut replay = w.clone();
         replay.vote.sig = newer[0].vote.sig;
-        node.deliver(attacker, ConsensusMessage::WindowVote(Box::new(replay)));
+        node.deliver(attacker, ConsensusMessage::WindowVote(Arc::new(replay)));
     }
     assert_eq!(node.signatures_checked(), checks);
     assert_eq!(node.engine.metrics().proofs_stale, 1_000);

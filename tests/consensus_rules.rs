@@ -7,6 +7,7 @@ mod consensus_support;
 use consensus_support::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
+use std::sync::Arc;
 use timecoin::consensus::{
     ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output, RejectReason, SnowballParams,
     SubmitError, TxStatusReport, Verdict,
@@ -195,7 +196,7 @@ impl Observer {
     fn window_votes(&mut self, signers: &[usize], txids: &[Hash]) {
         for &v in signers {
             let window = self.window(v, txids);
-            self.deliver(self.id(v), ConsensusMessage::WindowVote(Box::new(window)));
+            self.deliver(self.id(v), ConsensusMessage::WindowVote(Arc::new(window)));
         }
     }
 
@@ -472,9 +473,9 @@ fn window_votes_finalize_at_the_quorum_and_each_counts_once() {
     };
     o.deliver(
         o.id(1),
-        ConsensusMessage::WindowVote(Box::new(first.clone())),
+        ConsensusMessage::WindowVote(Arc::new(first.clone())),
     );
-    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(first)));
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Arc::new(first)));
     assert_eq!(o.status(&txid).proof_weight, 1);
     assert_eq!(o.engine.metrics().windows_duplicate, 1);
     assert_eq!(relays(&o), 2, "each new window is relayed once");
@@ -525,11 +526,11 @@ fn malformed_foreign_or_forged_windows_count_for_nothing() {
     wrong_root.vote.seq += 100;
     wrong_root.txids = vec![Hash::ZERO];
     for bad in [unsorted, forged, outsider, other_genesis, wrong_root] {
-        o.deliver(o.id(1), ConsensusMessage::WindowVote(Box::new(bad)));
+        o.deliver(o.id(1), ConsensusMessage::WindowVote(Arc::new(bad)));
     }
     assert_eq!(o.engine.metrics().bad_finality_votes, 5);
     assert_eq!(o.status(&txid).proof_weight, 0);
-    o.deliver(o.id(1), ConsensusMessage::WindowVote(Box::new(good)));
+    o.deliver(o.id(1), ConsensusMessage::WindowVote(Arc::new(good)));
     assert_eq!(o.status(&txid).proof_weight, 1);
 }
 
@@ -540,18 +541,18 @@ fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
     let early = o.window(0, &[Hash::digest(b"a")]);
     o.deliver(
         o.id(1),
-        ConsensusMessage::WindowVote(Box::new(early.clone())),
+        ConsensusMessage::WindowVote(Arc::new(early.clone())),
     );
     let skipped = o.window(0, &[txid]);
     let late = o.window(0, &[Hash::digest(b"b")]);
     let start = o.log.len();
-    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(late)));
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Arc::new(late)));
     let asked: Vec<ConsensusMessage> = sent_to(&o.log[start..], &o.id(2));
     assert!(asked.contains(&ConsensusMessage::GetWindowVote {
         voter: o.id(0),
         seq: skipped.vote.seq
     }));
-    o.deliver(o.id(2), ConsensusMessage::WindowVote(Box::new(skipped)));
+    o.deliver(o.id(2), ConsensusMessage::WindowVote(Arc::new(skipped)));
     assert_eq!(o.status(&txid).proof_weight, 1);
     // A peer that missed the early window gets it from us.
     let start = o.log.len();
@@ -564,7 +565,7 @@ fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
     );
     assert_eq!(
         sent_to(&o.log[start..], &o.id(3)),
-        vec![ConsensusMessage::WindowVote(Box::new(early))]
+        vec![ConsensusMessage::WindowVote(Arc::new(early))]
     );
 }
 

@@ -62,7 +62,7 @@ fn a_validator_killed_20_times_under_double_spends_never_signs_both_sides() {
             while let Some(msg) = observer.recv() {
                 if let Message::Consensus(ConsensusMessage::WindowVote(w)) = msg {
                     if w.vote.voter == victim {
-                        windows.lock().unwrap().push(*w);
+                        windows.lock().unwrap().push(Arc::unwrap_or_clone(w));
                     }
                 }
                 if stop.load(Ordering::Relaxed) {

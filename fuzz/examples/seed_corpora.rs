@@ -5,6 +5,7 @@
 //! `cargo +nightly run --release --example seed_corpora`, then `cargo fuzz cmin`.
 
 use std::path::Path;
+use std::sync::Arc;
 use timecoin::chain::{Block, BlockHeader, BlockVote, Certificate, Equivocation, RewardTx};
 use timecoin::config::{DEVNET_TOML, TESTNET_TOML};
 use timecoin::consensus::{ConsensusMessage, Verdict};
@@ -146,7 +147,7 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
             request_id: 9,
             verdicts: vec![(txid, Verdict::Valid), (Hash::ZERO, Verdict::Unknown)],
         }),
-        Message::Consensus(ConsensusMessage::WindowVote(Box::new(window))),
+        Message::Consensus(ConsensusMessage::WindowVote(Arc::new(window))),
         Message::Consensus(ConsensusMessage::GetWindowVote {
             voter: key.public(),
             seq: 200,

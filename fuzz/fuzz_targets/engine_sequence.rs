@@ -23,6 +23,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use timecoin::consensus::{
     ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
@@ -32,7 +33,7 @@ use timecoin::crypto::{merkle, Keypair};
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope, WindowVote};
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
 use timecoin::net::{Message, MessageLimits};
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 use timecoin::types::{
     Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut, Validator, VrfPublicBytes,
 };
@@ -328,7 +329,7 @@ fn peer_message(
             if window.vote.voter == f.keys[0].public() {
                 signed.injected.insert(window.vote.vote_hash());
             }
-            ConsensusMessage::WindowVote(Box::new(window))
+            ConsensusMessage::WindowVote(Arc::new(window))
         }
         Msg::GetWindowVote { voter, seq } => ConsensusMessage::GetWindowVote {
             voter: test_key(voter).public(),
@@ -433,7 +434,7 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
                 }
                 msg
             }
-            Output::Broadcast { msg, .. } => msg,
+            Output::Broadcast { msg, .. } | Output::RelayToObservers { msg, .. } => msg,
             Output::Event(Event::LocallyAccepted { txid }) => {
                 duties.accepted.push(txid);
                 continue;
@@ -483,7 +484,7 @@ fn collect(engine: &mut Engine, pending: &mut Vec<Pending>, signed: &mut Signed)
 /// Drains outputs and does the driver's duties until none are left.
 fn pump(
     engine: &mut Engine,
-    now: Timestamp,
+    now: MonoTime,
     utxos: &mut MemUtxoSet,
     pending: &mut Vec<Pending>,
     signed: &mut Signed,
@@ -534,7 +535,7 @@ fuzz_target!(|steps: Vec<Step>| {
         window_session: 1,
         rng_seed: 7,
     };
-    let mut now = Timestamp(1_000_000);
+    let mut now = MonoTime(1_000_000);
     let mut engine = Engine::new(config, f.set.clone(), Some(f.keys[0].clone()), now);
     let outsider = Keypair::from_seed_label("fuzz outsider");
     let mut pending = Vec::new();

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use timecoin::crypto::{signing_message, Domain, Keypair};
 use timecoin::net::handshake::{Handshake, HandshakeError, LocalHello};
 use timecoin::net::{Hello, Message, MessageLimits, PROTOCOL_VERSION};
-use timecoin::time::Timestamp;
+use timecoin::time::MonoTime;
 use timecoin::types::{ChainId, Hash, PublicKeyBytes, SignatureBytes};
 
 const CHAIN: ChainId = ChainId(3);
@@ -91,7 +91,7 @@ fuzz_target!(|steps: Vec<Step>| {
         listen_addr: None,
         tip_height: 7,
     };
-    let mut now = Timestamp(1_000_000);
+    let mut now = MonoTime(1_000_000);
     let (mut hs, hello) = Handshake::start(local, our_nonce, now, TIMEOUT_MS);
     assert!(matches!(hello, Message::Hello(ref h) if h.nonce == our_nonce));
     let limits = MessageLimits {

@@ -23,7 +23,7 @@ use timecoin::rpc::notify::Waiters;
 use timecoin::rpc::server::MAX_BATCH;
 use timecoin::rpc::{errors, RpcContext};
 use timecoin::store::{Store, StoreOptions};
-use timecoin::time::{ManualClock, Timestamp};
+use timecoin::time::{ManualClock, MonoTime, Timestamp};
 use timecoin::types::Network;
 
 /// Values serde_json built (keys counted) and the deepest nesting.
@@ -66,7 +66,7 @@ fn context() -> RpcContext {
         inbox,
         metrics: Arc::new(Metrics::default()),
         stop,
-        started_at: Timestamp(0),
+        started_at: MonoTime(0),
         clock: Arc::new(ManualClock::new(Timestamp(0))),
         consensus_timeout: Duration::from_millis(1),
         net: None,

@@ -37,7 +37,9 @@ fn check(payload: &[u8], limits: &MessageLimits) {
                 assert!(verdicts.len() <= limits.max_txs_per_query)
             }
             ConsensusMessage::WindowVote(w) => assert!(w.txids.len() <= MAX_WINDOW_TXS),
-            ConsensusMessage::GetWindowVote { .. } | ConsensusMessage::Proof(_) => {}
+            ConsensusMessage::GetWindowVote { .. }
+            | ConsensusMessage::Proof(_)
+            | ConsensusMessage::WindowEvidence(_) => {}
         },
         _ => {}
     }

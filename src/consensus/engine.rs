@@ -381,9 +381,7 @@ impl Engine {
                 request_id,
                 verdicts,
             } => self.on_votes(now, from, request_id, &verdicts),
-            ConsensusMessage::WindowVote(window) => {
-                self.on_window_vote(now, from, Arc::from(window), view)
-            }
+            ConsensusMessage::WindowVote(window) => self.on_window_vote(now, from, window, view),
             ConsensusMessage::GetWindowVote { voter, seq } => self.on_get_window(from, voter, seq),
             ConsensusMessage::Proof(proof) => self.on_proof(now, from, proof, view),
             ConsensusMessage::WindowEvidence(evidence) => self.on_evidence(now, from, evidence),
@@ -854,7 +852,7 @@ impl Engine {
         // Our own signature needs no check.
         self.verified_votes.insert_own(&window.vote);
         self.outputs.push_back(Output::Broadcast {
-            msg: ConsensusMessage::WindowVote(Box::new((*window).clone())),
+            msg: ConsensusMessage::WindowVote(Arc::clone(&window)),
             skip: Vec::new(),
         });
         self.windows.record(&window);
@@ -890,7 +888,7 @@ impl Engine {
         // goes on to observers only, or every validator would relay every
         // window (n² messages per window). One that came another way (a
         // relay, a fetch) may have missed validators too: it goes to all.
-        let msg = ConsensusMessage::WindowVote(Box::new((*window).clone()));
+        let msg = ConsensusMessage::WindowVote(Arc::clone(&window));
         let skip = vec![from, key.0];
         self.outputs.push_back(if from == key.0 {
             Output::RelayToObservers { msg, skip }
@@ -964,7 +962,7 @@ impl Engine {
     /// Answers a peer that missed a window we still keep.
     fn on_get_window(&mut self, from: NodeId, voter: NodeId, seq: u64) {
         if let Some(window) = self.windows.kept(&voter, seq) {
-            let msg = ConsensusMessage::WindowVote(Box::new((**window).clone()));
+            let msg = ConsensusMessage::WindowVote(Arc::clone(window));
             self.send(from, msg);
         }
     }
@@ -1014,13 +1012,24 @@ impl Engine {
         let Some(txid) = window.txids.get(index).copied() else {
             return;
         };
-        let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
-            return;
+        // Every voter's window passes here for every txid: the tx is
+        // copied only for evidence.
+        let conflicts: Vec<(OutPoint, Hash, u64)> = match self.mempool.get(&txid) {
+            None => return,
+            Some(entry) => entry
+                .tx
+                .inputs
+                .iter()
+                .filter_map(|input| {
+                    let (first, first_seq) =
+                        self.windows.signed_spend(voter, input.prev, txid, seq)?;
+                    Some((input.prev, first, first_seq))
+                })
+                .collect(),
         };
-        for outpoint in tx.inputs.iter().map(|i| i.prev) {
-            let Some((first, first_seq)) = self.windows.signed_spend(voter, outpoint, txid, seq)
-            else {
-                continue;
+        for (outpoint, first, first_seq) in conflicts {
+            let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
+                return;
             };
             self.metrics.equivocations += 1;
             log::warn!(

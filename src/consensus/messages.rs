@@ -7,6 +7,7 @@ use crate::finality::{FinalityProof, WindowEquivocation, WindowVote};
 use crate::mempool::TxStatus;
 use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Validators are identified by their ed25519 identity key.
 pub type NodeId = PublicKeyBytes;
@@ -46,7 +47,7 @@ pub enum ConsensusMessage {
     },
     /// A validator's signed window with its txids: broadcast once by the
     /// voter, relayed once by every node (dedupe by `(voter, seq)`).
-    WindowVote(Box<WindowVote>),
+    WindowVote(Arc<WindowVote>),
     /// Asks for window `seq` of `voter`, missed (a gap in its sequence).
     GetWindowVote {
         voter: NodeId,

@@ -1086,10 +1086,7 @@ impl NetLoop {
                 addr: c.peer.addr,
                 inbound: c.peer.inbound,
                 connected_at: c.peer.connected_at,
-                tip_height: c
-                    .peer
-                    .hello()
-                    .map(|h| h.tip_height.max(c.announced_height)),
+                tip_height: c.peer.hello().map(|h| h.tip_height.max(c.announced_height)),
                 queued_bytes: c.peer.queued_bytes(),
                 buffered_bytes: c.accounted_bytes,
                 misbehaviour_score: c.peer.score(),

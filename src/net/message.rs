@@ -16,6 +16,7 @@ use crate::types::encoding::{self, DecodeError};
 use crate::types::{ChainId, Hash, SignatureBytes, Tx};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The wire protocol version sent in `Hello`; a peer with another is refused.
 /// 2: window votes replace per-request finality votes (DESIGN §5).
@@ -465,7 +466,7 @@ impl Message {
             MessageTag::WindowVote => {
                 let window: WindowVote = encoding::decode(body, max, name).map_err(body_err)?;
                 count("txids", window.txids.len(), MAX_WINDOW_TXS)?;
-                Message::Consensus(ConsensusMessage::WindowVote(Box::new(window)))
+                Message::Consensus(ConsensusMessage::WindowVote(Arc::new(window)))
             }
             MessageTag::GetWindowVote => {
                 let (voter, seq) = encoding::decode(body, max, name).map_err(body_err)?;
@@ -628,7 +629,7 @@ mod tests {
                 tx: tx(),
                 votes: vec![],
             })),
-            Message::Consensus(ConsensusMessage::WindowVote(Box::new(window))),
+            Message::Consensus(ConsensusMessage::WindowVote(Arc::new(window))),
             Message::Consensus(ConsensusMessage::GetWindowVote {
                 voter: key.public(),
                 seq: u64::MAX,

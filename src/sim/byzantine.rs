@@ -14,6 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Window votes the adversary keeps for replay.
 const ARCHIVE_CAPACITY: usize = 256;
@@ -193,10 +194,10 @@ impl Adversary {
                 msg: ConsensusMessage::WindowVote(window),
                 skip,
             } if window.vote.voter == me.public() => self
-                .windows(strategy, me, *window)
+                .windows(strategy, me, Arc::unwrap_or_clone(window))
                 .into_iter()
                 .map(|w| Output::Broadcast {
-                    msg: ConsensusMessage::WindowVote(Box::new(w)),
+                    msg: ConsensusMessage::WindowVote(Arc::new(w)),
                     skip: skip.clone(),
                 })
                 .collect(),
@@ -341,7 +342,7 @@ mod tests {
     fn sign(adv: &mut Adversary, strategy: Strategy, txids: Vec<Hash>) -> Vec<WindowVote> {
         let honest = WindowVote::sign(&byz(), scope(), 5, txids);
         let out = Output::Broadcast {
-            msg: ConsensusMessage::WindowVote(Box::new(honest)),
+            msg: ConsensusMessage::WindowVote(Arc::new(honest)),
             skip: Vec::new(),
         };
         adv.rewrite(strategy, &byz(), out)
@@ -350,7 +351,7 @@ mod tests {
                 Output::Broadcast {
                     msg: ConsensusMessage::WindowVote(w),
                     ..
-                } => *w,
+                } => Arc::unwrap_or_clone(w),
                 other => panic!("not a window: {other:?}"),
             })
             .collect()
@@ -446,7 +447,7 @@ mod tests {
         adv.observe(
             0,
             true,
-            &ConsensusMessage::WindowVote(Box::new(old.clone())),
+            &ConsensusMessage::WindowVote(Arc::new(old.clone())),
         );
         let sent = sign(&mut adv, Strategy::ReplayOldVotes, vec![spend(0, 1).txid()]);
         assert_eq!(sent.len(), 2);
