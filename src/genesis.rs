@@ -14,6 +14,9 @@ struct GenesisBody<'a> {
     chain_id: ChainId,
     timestamp: u64,
     ledger: &'a LedgerConfig,
+    /// Decides which proofs verify, so two nodes that disagree on it must
+    /// not share a chain (the handshake compares genesis hashes).
+    finality_committee_seats: u32,
     validators: &'a [Validator],
     allocations: &'a [TxOut],
 }
@@ -28,6 +31,7 @@ impl ChainSpec {
             chain_id: self.chain_id(),
             timestamp: self.config.genesis.timestamp,
             ledger: &self.config.ledger,
+            finality_committee_seats: self.config.consensus.finality_committee_seats,
             validators: &self.validators,
             allocations: &self.allocations,
         }
@@ -147,7 +151,8 @@ pub fn local_chain_toml(
          mempool_expiry_ms = 60000\n\
          mempool_max_txs = 100000\n\
          vote_window_ms = 10\n\
-         max_window_txs = 1024\n\n\
+         max_window_txs = 1024\n\
+         finality_committee_seats = 128\n\n\
          [genesis]\n\
          timestamp = 1764028800\n\n\
          [[genesis.allocations]]\n\
@@ -189,6 +194,16 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.genesis_hash(), c.genesis_hash());
+        let seats = ChainConfig::parse(
+            &DEVNET_TOML.replacen(
+                "finality_committee_seats = 128",
+                "finality_committee_seats = 64",
+                1,
+            ),
+            "seats",
+        )
+        .unwrap();
+        assert_ne!(a.genesis_hash(), seats.genesis_hash());
     }
 
     #[test]
