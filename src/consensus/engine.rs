@@ -262,10 +262,8 @@ pub struct Engine {
     sample_size: SampleSize,
     validators: ValidatorSet,
     sampler: Sampler,
-    /// The sampler leaves out silent validators, who get probes instead.
+    /// The sampler leaves out unresponsive validators, who get probes instead.
     sampling_around_silent: bool,
-    /// When an unresponsive validator's grace ends (it then counts as silent).
-    sampler_review_at: Option<MonoTime>,
     rng: ChaCha20Rng,
     /// Our key, only if it is a member of the validator set (then we answer
     /// our own samples inline and sign finality votes).
@@ -318,7 +316,6 @@ impl Engine {
             sample_size,
             sampler: Sampler::new(&weights, sample_size.k),
             sampling_around_silent: false,
-            sampler_review_at: None,
             rng: ChaCha20Rng::seed_from_u64(config.rng_seed),
             signer: identity.filter(|k| validators.contains(&k.public())),
             mempool: Mempool::new(
@@ -1547,10 +1544,8 @@ impl Engine {
         let limits = self.config.limits;
         let me = self.signer.as_ref().map(Keypair::public);
         let (mut own_txids, mut own_polls) = (Vec::new(), Vec::new());
-        if self.polls.take_responsiveness_change()
-            || self.sampler_review_at.is_some_and(|at| at <= now)
-        {
-            self.refresh_sampler(now);
+        if self.polls.take_responsiveness_change() {
+            self.refresh_sampler();
         }
         while self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls {
             let Some(&(at, txid)) = self.poll_schedule.first() else {
@@ -1606,50 +1601,35 @@ impl Engine {
         }
     }
 
-    /// Samples around silent validators while the others hold the finality
-    /// quorum (DESIGN §4 "Sample"). Snowball needs `beta` successful polls
-    /// in a row, so a silent fifth of the stake in the sample (a failed
-    /// poll whenever it draws 7 of 20 slots) stretched acceptance from 20
-    /// polls to about 50 at 40 validators and 290 at 100. Safety does not
-    /// rest on the sample: a tx is final only under votes of the quorum of
-    /// the whole set (§5), so sampling the responsive part changes only how
-    /// fast honest validators converge. Silent means unanswered for a
-    /// `poll_timeout` past a missed deadline: under load an honest
-    /// validator misses one now and then, and while it counted as gone at
-    /// once, 30 % silent validators plus one late honest one left less than
-    /// the quorum and put every silent one back in the sample (nothing
-    /// finalized). A partition's minority side holds less than the quorum,
-    /// so it samples every validator and keeps failing.
-    fn refresh_sampler(&mut self, now: MonoTime) {
-        let grace = self.config.snowball.poll_timeout_ms;
+    /// Samples around unresponsive validators while the responsive ones
+    /// hold the finality quorum (DESIGN §4 "Sample"). Snowball needs `beta`
+    /// successful polls in a row, so a silent fifth of the stake in the
+    /// sample (a failed poll whenever it draws 7 of 20 slots) stretched
+    /// acceptance from 20 polls to about 50 at 40 validators and 290 at 100.
+    /// Safety does not rest on the sample: a tx is final only under votes of
+    /// the quorum of the whole set (§5), so sampling the responsive part
+    /// changes only how fast honest validators converge. Below the quorum
+    /// (a partition's minority side) every validator is sampled as before,
+    /// so that side's polls keep failing and it accepts nothing.
+    fn refresh_sampler(&mut self) {
         let members = self.validators.validators();
-        let mut weights: Vec<u64> = members.iter().map(|v| v.weight).collect();
-        let (mut silent, mut present, mut review_at) = (Vec::new(), 0u64, None);
-        for (i, v) in members.iter().enumerate() {
-            match self
-                .polls
-                .unresponsive_since(&v.id)
-                .map(|t| t.plus_ms(grace))
-            {
-                Some(gone) if gone <= now => silent.push(i),
-                Some(gone) => {
-                    review_at = Some(review_at.map_or(gone, |at: MonoTime| at.min(gone)));
-                    present += v.weight;
-                }
-                None => present += v.weight,
+        let weights: Vec<u64> = members
+            .iter()
+            .map(|v| match self.polls.is_unresponsive(&v.id) {
+                true => 0,
+                false => v.weight,
+            })
+            .collect();
+        let responsive: u64 = weights.iter().sum();
+        self.sampling_around_silent = responsive < self.validators.total_weight()
+            && responsive >= self.validators.required_weight();
+        self.sampler = match self.sampling_around_silent {
+            true => Sampler::new(&weights, self.sample_size.k),
+            false => {
+                let all: Vec<u64> = members.iter().map(|v| v.weight).collect();
+                Sampler::new(&all, self.sample_size.k)
             }
-        }
-        self.sampler_review_at = review_at;
-        self.sampling_around_silent =
-            !silent.is_empty() && present >= self.validators.required_weight();
-        if self.sampling_around_silent {
-            for i in silent {
-                if let Some(weight) = weights.get_mut(i) {
-                    *weight = 0;
-                }
-            }
-        }
-        self.sampler = Sampler::new(&weights, self.sample_size.k);
+        };
     }
 
     /// Sends `txids` to validator `to` in queries of at most

@@ -78,9 +78,8 @@ pub struct Polls {
     held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
     /// Validators whose last query expired unanswered: nothing waits for
     /// them (behind a silent validator a held slot would wait a whole
-    /// `poll_timeout`, and its poll twice as long to fail) until they
-    /// answer; with the deadline that first went unanswered.
-    unresponsive: BTreeMap<NodeId, MonoTime>,
+    /// `poll_timeout`, and its poll twice as long to fail) until they answer.
+    unresponsive: BTreeSet<NodeId>,
     /// `unresponsive` changed since [`Polls::take_responsiveness_change`].
     responsiveness_changed: bool,
     /// A query ended for a validator with held slots: they may go now.
@@ -139,7 +138,7 @@ impl Polls {
 
     /// `from` answered a query, in time or not: it is responsive again.
     pub fn heard_from(&mut self, from: &NodeId) {
-        self.responsiveness_changed |= self.unresponsive.remove(from).is_some();
+        self.responsiveness_changed |= self.unresponsive.remove(from);
     }
 
     /// Whether the unresponsive set changed since the last call.
@@ -147,16 +146,15 @@ impl Polls {
         std::mem::take(&mut self.responsiveness_changed)
     }
 
-    /// Since when `validator` has left its queries unanswered, if it has.
-    pub fn unresponsive_since(&self, validator: &NodeId) -> Option<MonoTime> {
-        self.unresponsive.get(validator).copied()
+    pub fn is_unresponsive(&self, validator: &NodeId) -> bool {
+        self.unresponsive.contains(validator)
     }
 
     /// Holds a zero-slot probe of `poll`'s `txid` for every unresponsive
     /// validator with nothing in flight or held: its answer counts for
     /// nothing in the poll but shows the validator is back.
     pub fn hold_probes(&mut self, txid: Hash, poll: PollId) {
-        for to in self.unresponsive.keys() {
+        for to in &self.unresponsive {
             if !self.in_flight.contains_key(to) && !self.held.contains_key(to) {
                 self.held
                     .insert(*to, vec![(txid, PollSlots { poll, slots: 0 })]);
@@ -172,12 +170,7 @@ impl Polls {
         }
         self.deadlines.pop_first();
         let request = self.requests.remove(&id)?;
-        if let std::collections::btree_map::Entry::Vacant(entry) =
-            self.unresponsive.entry(request.to)
-        {
-            entry.insert(deadline);
-            self.responsiveness_changed = true;
-        }
+        self.responsiveness_changed |= self.unresponsive.insert(request.to);
         self.ended(&request);
         Some(request)
     }
@@ -252,8 +245,7 @@ impl Polls {
     ) -> Vec<NodeId> {
         waiting
             .filter(|to| {
-                in_flight.get(*to).copied().unwrap_or(0) < max
-                    || self.unresponsive.contains_key(*to)
+                in_flight.get(*to).copied().unwrap_or(0) < max || self.unresponsive.contains(*to)
             })
             .copied()
             .collect()
@@ -383,13 +375,10 @@ mod tests {
         );
         // It answers again: held behind its queries once more.
         assert!(p.take_answered(later, &a).is_some());
-        assert!(
-            p.unresponsive_since(&a).is_some(),
-            "only `heard_from` clears it"
-        );
+        assert!(p.is_unresponsive(&a), "only `heard_from` clears it");
         assert!(p.take_responsiveness_change());
         p.heard_from(&a);
-        assert!(p.unresponsive_since(&a).is_none() && p.take_responsiveness_change());
+        assert!(!p.is_unresponsive(&a) && p.take_responsiveness_change());
         assert!(!p.take_responsiveness_change());
         send(&mut p, 30);
         let poll = p.start(x, 1, 1);
