@@ -318,17 +318,32 @@ impl Validator {
 
     /// `gettxstatus`'s status, or `"unknown"` if this node never saw `txid`.
     pub fn status_of(&self, txid: &Hash) -> String {
+        self.status_or_unknown(txid)["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `gettxstatus`'s report, or `{"status": "unknown"}` if this node
+    /// never saw `txid`.
+    fn status_or_unknown(&self, txid: &Hash) -> Value {
         match self.client().call("gettxstatus", json!([txid.to_string()])) {
-            Ok(status) => status["status"].as_str().unwrap().to_string(),
-            Err(ClientError::Rpc(e)) if e.message.contains("unknown here") => "unknown".into(),
+            Ok(status) => status,
+            Err(ClientError::Rpc(e)) if e.message.contains("unknown here") => {
+                json!({ "status": "unknown" })
+            }
             Err(e) => panic!("node {}: gettxstatus failed: {e}", self.index),
         }
     }
 
-    /// Waits until every txid is `finalized` here; returns the status reports.
+    /// Waits until every txid is `finalized` here; returns the status
+    /// reports. A txid not heard of yet is waited for too: a restarted node
+    /// may learn it only after the quorum (three of four) finalized it.
     pub fn wait_finalized(&self, txids: &[Hash]) -> Vec<Value> {
         let on = format!(" on node {}", self.index);
-        rpc::wait_finalized(txids, &on, DEADLINE, POLL, |txid| self.status(txid))
+        rpc::wait_finalized(txids, &on, DEADLINE, POLL, |txid| {
+            self.status_or_unknown(txid)
+        })
     }
 
     /// Steps this node's wall clock by `offset_ms` from the true time
