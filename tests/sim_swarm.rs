@@ -166,6 +166,23 @@ fn partition_heals_and_payments_finalize_everywhere_after() {
     });
 }
 
+/// A quarter of 40 validators cut off for 2.2 s under steady load, no
+/// Byzantine nodes, no loss: after the heal every payment is final on
+/// every node. Sampling only the responsive validators (reverted) broke
+/// this: the cut-off side, no longer asked, never learned what was
+/// finalized meanwhile (93 of 200 payments everywhere, CLI seed 7).
+#[test]
+fn a_quarter_cut_off_under_load_catches_up_after_the_heal() {
+    swarm(seeds(110..112), |seed| {
+        let mut c = SimConfig::devnet(seed, 40).expect("devnet config");
+        c.workload.txs = 200;
+        c.workload.rate_per_sec = 200;
+        let mut rng = sim::rng::concern_rng(seed, "test partition");
+        c.network.partitions = vec![Partition::random(&mut rng, 40, 10, 300, 2_500)];
+        c
+    });
+}
+
 #[test]
 fn crashed_validators_restart_over_their_ledger_and_keep_up() {
     swarm(seeds(100..106), |seed| {
@@ -278,8 +295,10 @@ fn beyond_one_third_byzantine_a_bridged_partition_breaks_safety_and_is_caught() 
 /// Byzantine weight spread over many small validators (36 of 40 nodes,
 /// 19.5 % of the weight), every sample of 20 held 16 Byzantine validators and
 /// nothing finalized. Slots now follow stake (`consensus::sampler`).
-/// It needed a 30 s bound (p50 2.6–5.1 s) while the silent validators were
-/// still sampled; sampled around, the default bound holds.
+/// The bound is 30 s, not the default 10.2 s: with Silent validators holding
+/// 20 % of the slots, a poll succeeds only if at most 2 of the 16 honest
+/// slots answer late (latency tail), so runs of `beta` successes are rarer;
+/// measured finality p50 2.6–5.1 s, p99 5.9–9.0 s (virtual) over these seeds.
 #[test]
 fn many_small_byzantine_validators_with_a_fifth_of_the_weight_cannot_stall_finality() {
     swarm(seeds(1_005..1_012), |seed| {
@@ -288,34 +307,7 @@ fn many_small_byzantine_validators_with_a_fifth_of_the_weight_cannot_stall_final
         c.byzantine_ppm = 200_000;
         c.strategy = Strategy::Silent;
         c.workload.txs = 24;
+        c.liveness_bound_ms = Some(30_000);
         c
     });
-}
-
-/// A silent fifth of 100 validators: every poll drew 4 of its 20 slots from
-/// them on average and failed whenever it drew 7, so `beta` successes in a
-/// row took about 70 polls (p50) and half the payments missed the
-/// liveness bound. Pollers now sample around validators whose queries
-/// expire (`Engine::refresh_sampler`) and acceptance takes `beta` polls.
-#[test]
-fn a_silent_fifth_of_100_validators_is_sampled_around() {
-    let beta = SimConfig::devnet(0, 1)
-        .expect("devnet config")
-        .engine
-        .snowball
-        .beta;
-    let reports = swarm(seeds(1_100..1_101), |seed| {
-        let mut c = SimConfig::devnet(seed, 100).expect("devnet config");
-        c.byzantine_ppm = 200_000;
-        c.strategy = Strategy::Silent;
-        c.workload.txs = 50;
-        c
-    });
-    for r in reports {
-        assert!(
-            r.polls_to_finality.p50 <= u64::from(beta) + 2,
-            "polls to finality p50 {} with beta {beta}\n{r}",
-            r.polls_to_finality.p50
-        );
-    }
 }

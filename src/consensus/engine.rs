@@ -262,8 +262,6 @@ pub struct Engine {
     sample_size: SampleSize,
     validators: ValidatorSet,
     sampler: Sampler,
-    /// The sampler leaves out unresponsive validators, who get probes instead.
-    sampling_around_silent: bool,
     rng: ChaCha20Rng,
     /// Our key, only if it is a member of the validator set (then we answer
     /// our own samples inline and sign finality votes).
@@ -315,7 +313,6 @@ impl Engine {
         Engine {
             sample_size,
             sampler: Sampler::new(&weights, sample_size.k),
-            sampling_around_silent: false,
             rng: ChaCha20Rng::seed_from_u64(config.rng_seed),
             signer: identity.filter(|k| validators.contains(&k.public())),
             mempool: Mempool::new(
@@ -785,7 +782,6 @@ impl Engine {
         if self.oversized(from, verdicts.len()) {
             return;
         }
-        self.polls.heard_from(&from);
         let Some(request) = self.polls.take_answered(request_id, &from) else {
             self.metrics.votes_dropped += 1;
             return;
@@ -1544,9 +1540,6 @@ impl Engine {
         let limits = self.config.limits;
         let me = self.signer.as_ref().map(Keypair::public);
         let (mut own_txids, mut own_polls) = (Vec::new(), Vec::new());
-        if self.polls.take_responsiveness_change() {
-            self.refresh_sampler();
-        }
         while self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls {
             let Some(&(at, txid)) = self.poll_schedule.first() else {
                 break;
@@ -1585,9 +1578,6 @@ impl Engine {
                     self.polls.hold(to, txid, at, limits.max_outstanding_polls);
                 }
             }
-            if self.sampling_around_silent {
-                self.polls.hold_probes(txid, poll);
-            }
             self.metrics.polls_started += 1;
             if pipeline_open {
                 self.schedule_poll(txid, now.plus_ms(params.poll_interval_ms()));
@@ -1599,37 +1589,6 @@ impl Engine {
         for release in self.polls.release(limits.poll_queries_in_flight) {
             self.send_queries(now, release.to, &release.txids, &release.polls, own);
         }
-    }
-
-    /// Samples around unresponsive validators while the responsive ones
-    /// hold the finality quorum (DESIGN §4 "Sample"). Snowball needs `beta`
-    /// successful polls in a row, so a silent fifth of the stake in the
-    /// sample (a failed poll whenever it draws 7 of 20 slots) stretched
-    /// acceptance from 20 polls to about 50 at 40 validators and 290 at 100.
-    /// Safety does not rest on the sample: a tx is final only under votes of
-    /// the quorum of the whole set (§5), so sampling the responsive part
-    /// changes only how fast honest validators converge. Below the quorum
-    /// (a partition's minority side) every validator is sampled as before,
-    /// so that side's polls keep failing and it accepts nothing.
-    fn refresh_sampler(&mut self) {
-        let members = self.validators.validators();
-        let weights: Vec<u64> = members
-            .iter()
-            .map(|v| match self.polls.is_unresponsive(&v.id) {
-                true => 0,
-                false => v.weight,
-            })
-            .collect();
-        let responsive: u64 = weights.iter().sum();
-        self.sampling_around_silent = responsive < self.validators.total_weight()
-            && responsive >= self.validators.required_weight();
-        self.sampler = match self.sampling_around_silent {
-            true => Sampler::new(&weights, self.sample_size.k),
-            false => {
-                let all: Vec<u64> = members.iter().map(|v| v.weight).collect();
-                Sampler::new(&all, self.sample_size.k)
-            }
-        };
     }
 
     /// Sends `txids` to validator `to` in queries of at most

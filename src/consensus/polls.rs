@@ -11,10 +11,6 @@
 //! and go together once it answers (or once it has proven unresponsive):
 //! fuller queries under load, no wait when idle.
 //!
-//! A validator whose last query expired unanswered is unresponsive until
-//! any answer of its arrives, even a late one; the engine samples around
-//! it and sends it only a probe at a time (see `Engine::refresh_sampler`).
-//!
 //! Pure bookkeeping: it never samples, decides or sends anything.
 
 use super::messages::{NodeId, Verdict};
@@ -80,8 +76,6 @@ pub struct Polls {
     /// them (behind a silent validator a held slot would wait a whole
     /// `poll_timeout`, and its poll twice as long to fail) until they answer.
     unresponsive: BTreeSet<NodeId>,
-    /// `unresponsive` changed since [`Polls::take_responsiveness_change`].
-    responsiveness_changed: bool,
     /// A query ended for a validator with held slots: they may go now.
     released: bool,
 }
@@ -132,34 +126,9 @@ impl Polls {
         }
         let request = self.requests.remove(&request_id)?;
         self.deadlines.remove(&(request.deadline, request_id));
+        self.unresponsive.remove(from);
         self.ended(&request);
         Some(request)
-    }
-
-    /// `from` answered a query, in time or not: it is responsive again.
-    pub fn heard_from(&mut self, from: &NodeId) {
-        self.responsiveness_changed |= self.unresponsive.remove(from);
-    }
-
-    /// Whether the unresponsive set changed since the last call.
-    pub fn take_responsiveness_change(&mut self) -> bool {
-        std::mem::take(&mut self.responsiveness_changed)
-    }
-
-    pub fn is_unresponsive(&self, validator: &NodeId) -> bool {
-        self.unresponsive.contains(validator)
-    }
-
-    /// Holds a zero-slot probe of `poll`'s `txid` for every unresponsive
-    /// validator with nothing in flight or held: its answer counts for
-    /// nothing in the poll but shows the validator is back.
-    pub fn hold_probes(&mut self, txid: Hash, poll: PollId) {
-        for to in &self.unresponsive {
-            if !self.in_flight.contains_key(to) && !self.held.contains_key(to) {
-                self.held
-                    .insert(*to, vec![(txid, PollSlots { poll, slots: 0 })]);
-            }
-        }
     }
 
     /// The next request whose deadline is at or before `now`.
@@ -170,7 +139,7 @@ impl Polls {
         }
         self.deadlines.pop_first();
         let request = self.requests.remove(&id)?;
-        self.responsiveness_changed |= self.unresponsive.insert(request.to);
+        self.unresponsive.insert(request.to);
         self.ended(&request);
         Some(request)
     }
@@ -375,11 +344,6 @@ mod tests {
         );
         // It answers again: held behind its queries once more.
         assert!(p.take_answered(later, &a).is_some());
-        assert!(p.is_unresponsive(&a), "only `heard_from` clears it");
-        assert!(p.take_responsiveness_change());
-        p.heard_from(&a);
-        assert!(!p.is_unresponsive(&a) && p.take_responsiveness_change());
-        assert!(!p.take_responsiveness_change());
         send(&mut p, 30);
         let poll = p.start(x, 1, 1);
         p.hold(a, x, at(poll), 100);
