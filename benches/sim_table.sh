@@ -18,7 +18,7 @@ for size in $sizes; do
         share=${fault%%:*} strategy=${fault##*:}
         out=$($sim --validators "$n" --txs "$txs" --conflicts 0.1 --rate 1000 \
             --byzantine "$share" --strategy "$strategy" --seed 7 "$@")
-        awk -v n="$n" -v share="$share" -v strategy="$strategy" -v txs="$txs" '
+        awk -v n="$n" -v strategy="$strategy" -v txs="$txs" '
             /^seed/ { split($0, a, "Byzantine \\("); split(a[2], b, " "); weight = b[1] }
             /^txs:/ { for (i = NF - 1; i >= 1; i--) if ($(i + 1) == "finalized;") fin = $i }
             /finality latency/ { split($0, a, "finality latency p50/p99: "); split(a[2], b, " "); lat = b[1] }

@@ -9,8 +9,8 @@
 //! transfer through each node finalized on all 4.
 //!
 //! CI runs one round with [`PAUSE_CI`] pauses and one with the issue's
-//! 15 s pauses; the 10 rounds (320 s here on 2026-12-05, passed) are
-//! ignored: `cargo test --release --test pause_restart -- --ignored`.
+//! 15 s pauses; the 10 rounds (about 6 minutes) are ignored:
+//! `cargo test --release --test pause_restart -- --ignored`.
 
 mod devnet_support;
 mod fault_support;

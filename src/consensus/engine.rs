@@ -1023,10 +1023,13 @@ impl Engine {
                 })
                 .collect(),
         };
+        if conflicts.is_empty() {
+            return;
+        }
+        let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
+            return;
+        };
         for (outpoint, first, first_seq) in conflicts {
-            let Some(tx) = self.mempool.get(&txid).map(|e| e.tx.clone()) else {
-                return;
-            };
             self.metrics.equivocations += 1;
             log::warn!(
                 "validator {voter:?} signed window votes for conflicting txs {first} and {txid} (both spend {outpoint})"
