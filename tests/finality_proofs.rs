@@ -4,10 +4,11 @@
 mod consensus_support;
 
 use consensus_support::*;
+use std::sync::Arc;
 use timecoin::crypto::Keypair;
 use timecoin::finality::{
     required_weight, verify_proof, FinalityProof, FinalityVote, ProofBuilder, ProofError,
-    ValidatorSet, VoteAdded,
+    ValidatorSet, VoteAdded, WindowTree,
 };
 use timecoin::types::{encoding, ChainId, Hash, Tx};
 
@@ -252,10 +253,16 @@ fn proof_survives_the_canonical_encoding() {
 fn proof_builder_completes_exactly_at_the_required_weight() {
     let f = fixture(&[1; 20]);
     let txid = f.tx.txid();
-    let votes = f.proof(0..20).votes;
+    let leaves: Vec<Hash> = neighbours().into_iter().chain([txid]).collect();
+    let windows: Vec<Arc<WindowTree>> = f
+        .keys
+        .iter()
+        .map(|k| Arc::new(WindowTree::sign(k, scope(1), 1, leaves.clone())))
+        .collect();
+    let leaf = windows[0].window().position(&txid).unwrap();
     let mut builder = ProofBuilder::new(txid, &f.set);
-    for (i, (vote, path)) in votes.iter().take(14).enumerate() {
-        let added = builder.add(&f.set, vote.clone(), path.clone()).unwrap();
+    for (i, window) in windows.iter().take(14).enumerate() {
+        let added = builder.add(&f.set, window, leaf).unwrap();
         let expected = if i == 13 {
             VoteAdded::Complete
         } else {
@@ -264,24 +271,26 @@ fn proof_builder_completes_exactly_at_the_required_weight() {
         assert_eq!(added, expected, "vote {i}");
     }
     assert!(builder.is_complete());
-    assert_eq!(f.verify(&builder.to_proof(&f.tx)), Ok(txid));
+    assert!(builder.has_voted(f.set.index_of(&f.keys[0].public()).unwrap()));
+    let proof = builder.to_proof(&f.tx);
+    assert_eq!(proof.votes.len(), 14);
+    assert_eq!(f.verify(&proof), Ok(txid));
     // Refuses what a proof may not hold.
-    let (vote, path) = votes[0].clone();
     assert!(matches!(
-        builder.add(&f.set, vote, path.clone()),
+        builder.add(&f.set, &windows[0], leaf),
         Err(ProofError::DuplicateVoter { .. })
     ));
     let outsider = Keypair::from_seed_label("not a validator");
-    let stranger = FinalityVote::sign(&outsider, scope(1), 1, &[txid]);
+    let stranger = Arc::new(WindowTree::sign(&outsider, scope(1), 1, leaves.clone()));
     assert!(matches!(
-        builder.add(&f.set, stranger, path.clone()),
+        builder.add(&f.set, &stranger, leaf),
         Err(ProofError::NotAMember { .. })
     ));
-    let (vote, mut bad_path) = votes[15].clone();
-    bad_path.index ^= 1;
-    assert!(matches!(
-        builder.add(&f.set, vote, bad_path),
-        Err(ProofError::WrongPath { .. })
-    ));
+    for wrong_leaf in [leaf ^ 1, leaves.len()] {
+        assert!(matches!(
+            builder.add(&f.set, &windows[15], wrong_leaf),
+            Err(ProofError::WrongPath { .. })
+        ));
+    }
     assert_eq!(builder.weight(), 14);
 }

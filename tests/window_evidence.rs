@@ -14,7 +14,7 @@ use net_support::RawPeer;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use timecoin::consensus::ConsensusMessage;
-use timecoin::finality::{SignedSpend, ValidatorSet, VoteScope, WindowEquivocation, WindowVote};
+use timecoin::finality::{SignedSpend, ValidatorSet, VoteScope, WindowEquivocation, WindowTree};
 use timecoin::genesis::devnet_validator_keys;
 use timecoin::net::Message;
 use timecoin::types::Tx;
@@ -42,13 +42,8 @@ fn window_equivocation_is_stored_everywhere_verifies_offline_and_survives_restar
         pay(&devnet.spec, coins[0], "bob"),
     ];
     let [first, second] = [0, 1].map(|i| {
-        let (window, tree) =
-            WindowVote::sign_with_tree(&offender, scope, SEQ + i as u64, vec![txs[i].txid()]);
-        SignedSpend {
-            vote: window.vote,
-            path: tree.path(0).unwrap(),
-            tx: txs[i].clone(),
-        }
+        let window = WindowTree::sign(&offender, scope, SEQ + i as u64, vec![txs[i].txid()]);
+        SignedSpend::from_window(&window, txs[i].clone()).unwrap()
     });
     let evidence = WindowEquivocation { first, second };
     let set = ValidatorSet::new(devnet.spec.validators.clone()).unwrap();

@@ -24,14 +24,14 @@ use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
 use super::vote_cache::{SharedVerdicts, VerifiedVotes};
-use super::windows::{OwnWindow, WindowBook, WindowLimits};
+use super::windows::{OwnWindow, SharedTrees, WindowBook, WindowLimits};
 use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
 use crate::config::ChainSpec;
-use crate::crypto::merkle::MerkleTree;
 use crate::crypto::Keypair;
 use crate::finality::{
     verify_proof_with, EvidenceError, FinalityProof, ProofBuilder, SignedSpend, ValidatorSet,
-    VoteAdded, VoteScope, WindowEquivocation, WindowVote, MAX_WINDOW_EVIDENCE_PER_VOTER,
+    VoteAdded, VoteScope, WindowEquivocation, WindowTree, WindowVote,
+    MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
 use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
 use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
@@ -68,7 +68,8 @@ pub struct EngineLimits {
     pub windows_kept: usize,
     /// Txids whose window votes are being collected.
     pub vote_tallies: usize,
-    /// `(voter, outpoint)` pairs remembered to catch a voter signing two spends.
+    /// Outpoints whose signers (voter and window per signed txid) are
+    /// remembered, to catch a voter signing two spends of one.
     pub signed_spends: usize,
     /// Window evidence keys `(voter, outpoint)` remembered, so each piece
     /// is verified, stored and relayed once.
@@ -96,7 +97,7 @@ impl Default for EngineLimits {
             windows_seen: 65_536,
             windows_kept: 512,
             vote_tallies: 16_384,
-            signed_spends: 65_536,
+            signed_spends: 8_192,
             evidence_seen: 1_024,
             poll_queries_in_flight: 1,
             work_budget: WorkBudgetParams::default(),
@@ -275,6 +276,8 @@ pub struct Engine {
     /// Our window (validators only).
     own_window: OwnWindow,
     windows: WindowBook,
+    /// The simulator's process-wide window trees (see [`SharedTrees`]).
+    shared_trees: Option<SharedTrees>,
     seen_proofs: RecentMap<Hash, ()>,
     verified_votes: VerifiedVotes,
     work: WorkBudgets,
@@ -332,6 +335,7 @@ impl Engine {
                 tallies: limits.vote_tallies,
                 signed_spends: limits.signed_spends,
             }),
+            shared_trees: None,
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
             work: WorkBudgets::new(limits.work_budget),
@@ -591,6 +595,12 @@ impl Engine {
         self.verified_votes.share_verdicts(shared);
     }
 
+    /// Takes checked window trees from `shared` (the simulator's
+    /// one-per-process cache) instead of hashing each window's txids here.
+    pub fn share_window_trees(&mut self, shared: SharedTrees) {
+        self.shared_trees = Some(shared);
+    }
+
     /// The finality committee this engine was given: its signer set.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
@@ -842,17 +852,16 @@ impl Engine {
             return;
         };
         let me = signer.public();
-        let (window, tree) = WindowVote::sign_with_tree(signer, self.config.scope, seq, txids);
-        let window = Arc::new(window);
+        let window = Arc::new(WindowTree::sign(signer, self.config.scope, seq, txids));
         self.metrics.finality_votes_signed += 1;
         // Our own signature needs no check.
-        self.verified_votes.insert_own(&window.vote);
+        self.verified_votes.insert_own(window.vote());
         self.outputs.push_back(Output::Broadcast {
-            msg: ConsensusMessage::WindowVote(Arc::clone(&window)),
+            msg: ConsensusMessage::WindowVote(Arc::clone(window.window())),
             skip: Vec::new(),
         });
         self.windows.record(&window);
-        self.tally_window(now, me, &window, &tree, view);
+        self.tally_window(now, me, &window, view);
     }
 
     /// A window vote from a peer: checked once (dedupe by `(voter, seq)`,
@@ -870,11 +879,11 @@ impl Engine {
             self.metrics.windows_duplicate += 1;
             return;
         }
-        let Some(tree) = self.check_window(now, from, &window, view) else {
+        let Some(checked) = self.check_window(now, from, window, view) else {
             return;
         };
         self.metrics.windows_received += 1;
-        let missing = self.windows.record(&window);
+        let missing = self.windows.record(&checked);
         for seq in missing {
             self.metrics.windows_fetched += 1;
             self.send(from, ConsensusMessage::GetWindowVote { voter: key.0, seq });
@@ -884,14 +893,14 @@ impl Engine {
         // goes on to observers only, or every validator would relay every
         // window (n² messages per window). One that came another way (a
         // relay, a fetch) may have missed validators too: it goes to all.
-        let msg = ConsensusMessage::WindowVote(Arc::clone(&window));
+        let msg = ConsensusMessage::WindowVote(Arc::clone(checked.window()));
         let skip = vec![from, key.0];
         self.outputs.push_back(if from == key.0 {
             Output::RelayToObservers { msg, skip }
         } else {
             Output::Broadcast { msg, skip }
         });
-        self.tally_window(now, from, &window, &tree, view);
+        self.tally_window(now, from, &checked, view);
     }
 
     /// Scope and membership (free), then, charged to `from`: whether an old
@@ -902,9 +911,9 @@ impl Engine {
         &mut self,
         now: MonoTime,
         from: NodeId,
-        window: &WindowVote,
+        window: Arc<WindowVote>,
         view: &impl UtxoView,
-    ) -> Option<MerkleTree> {
+    ) -> Option<Arc<WindowTree>> {
         let vote = &window.vote;
         let scope = self.config.scope;
         let fault = if (vote.chain_id, vote.genesis_hash) != (scope.chain_id, scope.genesis_hash) {
@@ -939,13 +948,23 @@ impl Engine {
             self.metrics.windows_stale += 1;
             return None;
         }
-        let checked = match window.check_shape() {
+        let shaped = match &self.shared_trees {
+            Some(shared) => shared.check(window),
+            None => WindowTree::check(window).map(Arc::new),
+        };
+        let checked = match shaped {
             Err(e) => Err(Misbehaviour::MalformedWindow(e)),
-            Ok(_) if !self.verified_votes.is_verified(vote) && !self.charge(now, from, 1) => {
-                return None;
+            Ok(checked) => {
+                let vote = checked.vote();
+                if !self.verified_votes.is_verified(vote) && !self.charge(now, from, 1) {
+                    return None;
+                }
+                if self.verified_votes.check(vote) {
+                    Ok(checked)
+                } else {
+                    Err(Misbehaviour::ForgedWindow)
+                }
             }
-            Ok(tree) if self.verified_votes.check(vote) => Ok(tree),
-            Ok(_) => Err(Misbehaviour::ForgedWindow),
         };
         checked
             .map_err(|fault| {
@@ -958,7 +977,7 @@ impl Engine {
     /// Answers a peer that missed a window we still keep.
     fn on_get_window(&mut self, from: NodeId, voter: NodeId, seq: u64) {
         if let Some(window) = self.windows.kept(&voter, seq) {
-            let msg = ConsensusMessage::WindowVote(Arc::clone(window));
+            let msg = ConsensusMessage::WindowVote(Arc::clone(window.window()));
             self.send(from, msg);
         }
     }
@@ -970,14 +989,16 @@ impl Engine {
         &mut self,
         now: MonoTime,
         from: NodeId,
-        window: &WindowVote,
-        tree: &MerkleTree,
+        window: &Arc<WindowTree>,
         view: &impl UtxoView,
     ) {
-        let voter = window.vote.voter;
+        // Checked by `check_window` (or our own key): always a member.
+        let Some(member) = self.validators.index_of(&window.vote().voter) else {
+            return;
+        };
         let mut complete = Vec::new();
-        for (index, txid) in window.txids.iter().enumerate() {
-            self.note_spends(window, tree, index);
+        for (index, txid) in window.txids().iter().enumerate() {
+            self.note_spends(window, member, index);
             if self.is_final_here(txid) {
                 continue;
             }
@@ -985,13 +1006,10 @@ impl Engine {
             let tally = self
                 .windows
                 .tally_mut(*txid, || ProofBuilder::new(*txid, validators));
-            if tally.is_complete() || tally.has_voted(validators, &voter) {
+            if tally.is_complete() || tally.has_voted(member) {
                 continue;
             }
-            let Some(path) = tree.path(index) else {
-                continue;
-            };
-            if let Ok(VoteAdded::Complete) = tally.add(validators, window.vote.clone(), path) {
+            if let Ok(VoteAdded::Complete) = tally.add(validators, window, index) {
                 complete.push(*txid);
             }
         }
@@ -1003,9 +1021,10 @@ impl Engine {
     /// Records the outpoints the voter of `window` signed a spend of with
     /// its txid at `index`, if we hold that tx; a second txid for one
     /// outpoint is equivocation, reported with its evidence.
-    fn note_spends(&mut self, window: &WindowVote, tree: &MerkleTree, index: usize) {
-        let (voter, seq) = window.key();
-        let Some(txid) = window.txids.get(index).copied() else {
+    fn note_spends(&mut self, window: &WindowTree, member: usize, index: usize) {
+        let (voter, seq) = window.window().key();
+        let (Some(txid), Ok(member)) = (window.txids().get(index).copied(), u32::try_from(member))
+        else {
             return;
         };
         // Every voter's window passes here for every txid: the tx is
@@ -1018,7 +1037,7 @@ impl Engine {
                 .iter()
                 .filter_map(|input| {
                     let (first, first_seq) =
-                        self.windows.signed_spend(voter, input.prev, txid, seq)?;
+                        self.windows.signed_spend(member, input.prev, txid, seq)?;
                     Some((input.prev, first, first_seq))
                 })
                 .collect(),
@@ -1040,11 +1059,7 @@ impl Engine {
                 first,
                 second: txid,
             });
-            let second = tree.path(index).map(|path| SignedSpend {
-                vote: window.vote.clone(),
-                path,
-                tx: tx.clone(),
-            });
+            let second = SignedSpend::from_window(window, tx.clone());
             match self.signed_spend_of(voter, first_seq, &first).zip(second) {
                 Some((first, second)) => {
                     self.keep_evidence(Box::new(WindowEquivocation { first, second }), None)
@@ -1064,14 +1079,8 @@ impl Engine {
     /// and the tx, while that window and the tx are still held here.
     fn signed_spend_of(&self, voter: NodeId, seq: u64, txid: &Hash) -> Option<SignedSpend> {
         let window = self.windows.kept(&voter, seq)?;
-        let index = window.position(txid)?;
-        let path = MerkleTree::new(&window.txids).path(index)?;
         let tx = self.mempool.get(txid)?.tx.clone();
-        Some(SignedSpend {
-            vote: window.vote.clone(),
-            path,
-            tx,
-        })
+        SignedSpend::from_window(window, tx)
     }
 
     /// Window evidence from a peer: verified once (dedupe by its key, at

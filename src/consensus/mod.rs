@@ -15,6 +15,7 @@ pub mod orphan_proofs;
 pub mod params;
 pub mod polls;
 pub mod sampler;
+pub mod signed_spends;
 pub mod snowball;
 pub mod vote_cache;
 pub mod windows;
@@ -27,4 +28,5 @@ pub use messages::{
 pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
 pub use vote_cache::{SharedVerdicts, VerifiedVotes};
+pub use windows::SharedTrees;
 pub use work_budget::{PeerWork, WorkBudgetParams};

@@ -1,18 +1,19 @@
 //! Window votes inside the engine (DESIGN §5): our own open window, and what
 //! every node keeps of everyone's windows: which it has seen (relay once,
 //! dedupe by `(voter, seq)`), the latest ones (to answer a peer that missed
-//! one), each voter's highest seq (to notice a gap) and, per txid, the
-//! verified votes and paths collected so far.
+//! one), each voter's highest seq (to notice a gap), per txid the verified
+//! votes collected so far, and per outpoint who signed a spend of it.
 //!
 //! Pure bookkeeping, every map bounded: the engine decides, signs and sends.
 
 use super::messages::NodeId;
-use crate::finality::{ProofBuilder, WindowVote};
+use super::signed_spends::SignedSpends;
+use crate::finality::{ProofBuilder, WindowError, WindowTree, WindowVote};
 use crate::mempool::RecentMap;
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint};
 use foldhash::{HashMap, HashMapExt};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Seqs of one engine incarnation: `session << 32 | n`. The driver hands
 /// each start a session number it made durable first, so a restarted
@@ -80,14 +81,14 @@ impl OwnWindow {
 pub struct WindowBook {
     seen: RecentMap<(NodeId, u64), ()>,
     /// Recent windows, whole, for peers that ask for one they missed.
-    kept: RecentMap<(NodeId, u64), Arc<WindowVote>>,
+    kept: RecentMap<(NodeId, u64), Arc<WindowTree>>,
     /// Highest seq seen per voter (members only, so bounded by the set).
     highest: HashMap<NodeId, u64>,
     /// Verified votes per txid, collected until the quorum.
     tallies: RecentMap<Hash, ProofBuilder>,
     /// Which txid (and in which window seq) each voter signed for each
     /// outpoint, for equivocation evidence.
-    signed_spends: RecentMap<(NodeId, OutPoint), (Hash, u64)>,
+    signed_spends: SignedSpends,
 }
 
 /// Capacities of a [`WindowBook`].
@@ -96,6 +97,7 @@ pub struct WindowLimits {
     pub seen: usize,
     pub kept: usize,
     pub tallies: usize,
+    /// Outpoints whose signers are remembered.
     pub signed_spends: usize,
 }
 
@@ -106,7 +108,7 @@ impl WindowBook {
             kept: RecentMap::new(limits.kept),
             highest: HashMap::new(),
             tallies: RecentMap::new(limits.tallies),
-            signed_spends: RecentMap::new(limits.signed_spends),
+            signed_spends: SignedSpends::new(limits.signed_spends),
         }
     }
 
@@ -116,8 +118,8 @@ impl WindowBook {
 
     /// Records a verified window; returns the seqs of `voter` missing just
     /// before it (same session only: a new session starts a new count).
-    pub fn record(&mut self, window: &Arc<WindowVote>) -> Vec<u64> {
-        let (voter, seq) = window.key();
+    pub fn record(&mut self, window: &Arc<WindowTree>) -> Vec<u64> {
+        let (voter, seq) = window.window().key();
         self.seen.insert((voter, seq), ());
         self.kept.insert((voter, seq), Arc::clone(window));
         let previous = self.highest.get(&voter).copied();
@@ -142,7 +144,7 @@ impl WindowBook {
         self.highest.get(voter).copied()
     }
 
-    pub fn kept(&self, voter: &NodeId, seq: u64) -> Option<&Arc<WindowVote>> {
+    pub fn kept(&self, voter: &NodeId, seq: u64) -> Option<&Arc<WindowTree>> {
         self.kept.get(&(*voter, seq))
     }
 
@@ -164,24 +166,43 @@ impl WindowBook {
         self.tallies.remove(txid);
     }
 
-    /// Records that `voter` signed `txid` spending `outpoint` in window
-    /// `seq`; returns the other txid it signed for that outpoint before,
-    /// and that window's seq, if any (equivocation).
+    /// Records that set member `member` signed `txid` spending `outpoint`
+    /// in window `seq`; returns the other txid it signed for that outpoint
+    /// before, and that window's seq, if any (equivocation).
     pub fn signed_spend(
         &mut self,
-        voter: NodeId,
+        member: u32,
         outpoint: OutPoint,
         txid: Hash,
         seq: u64,
     ) -> Option<(Hash, u64)> {
-        match self.signed_spends.get(&(voter, outpoint)) {
-            Some(other) if other.0 != txid => Some(*other),
-            Some(_) => None,
-            None => {
-                self.signed_spends.insert((voter, outpoint), (txid, seq));
-                None
-            }
-        }
+        self.signed_spends.record(member, outpoint, txid, seq)
+    }
+}
+
+/// Checked window trees shared by every engine of one process, as
+/// [`SharedVerdicts`](super::SharedVerdicts) shares signature verdicts: the
+/// simulator's thousand engines receive one `Arc<WindowVote>` per sent
+/// window and build its tree once in wall time. Keyed by that `Arc`'s
+/// address and holding the `Arc`, so no other window can take the address
+/// while cached; the same content in another allocation is checked again.
+/// Simulator only: it keeps every window of the run.
+#[derive(Clone, Default)]
+pub struct SharedTrees(Arc<Mutex<SharedTreeMap>>);
+
+type SharedTreeMap = HashMap<usize, (Arc<WindowVote>, Result<Arc<WindowTree>, WindowError>)>;
+
+impl SharedTrees {
+    /// [`WindowTree::check`] of `window`, computed once per allocation.
+    pub fn check(&self, window: Arc<WindowVote>) -> Result<Arc<WindowTree>, WindowError> {
+        // A poisoned lock only means another engine panicked mid-insert: the map is still sound.
+        let mut trees = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let address = Arc::as_ptr(&window) as usize;
+        let (_, checked) = trees.entry(address).or_insert_with(|| {
+            let checked = WindowTree::check(Arc::clone(&window)).map(Arc::new);
+            (window, checked)
+        });
+        checked.clone()
     }
 }
 
@@ -192,13 +213,13 @@ mod tests {
     use crate::finality::VoteScope;
     use crate::types::ChainId;
 
-    fn window(key: &Keypair, seq: u64) -> Arc<WindowVote> {
+    fn window(key: &Keypair, seq: u64) -> Arc<WindowTree> {
         let scope = VoteScope {
             chain_id: ChainId(1),
             genesis_hash: Hash::ZERO,
             epoch: 0,
         };
-        Arc::new(WindowVote::sign(
+        Arc::new(WindowTree::sign(
             key,
             scope,
             seq,
@@ -244,19 +265,5 @@ mod tests {
         assert!(book.record(&window(&key, SEQS_PER_SESSION + 2)).is_empty());
         assert!(book.is_seen(&(key.public(), 9)));
         assert!(book.kept(&key.public(), SEQS_PER_SESSION + 2).is_some());
-    }
-
-    #[test]
-    fn a_second_txid_for_one_outpoint_is_reported() {
-        let mut book = book();
-        let voter = Keypair::from_seed_label("v").public();
-        let outpoint = OutPoint {
-            txid: Hash::ZERO,
-            vout: 0,
-        };
-        let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
-        assert_eq!(book.signed_spend(voter, outpoint, a, 1), None);
-        assert_eq!(book.signed_spend(voter, outpoint, a, 2), None);
-        assert_eq!(book.signed_spend(voter, outpoint, b, 3), Some((a, 1)));
     }
 }

@@ -45,7 +45,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
 }
 
 /// Proof that one leaf sits at `index` of a tree with `leaf_count` leaves.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct MerklePath {
     pub index: u32,
     pub leaf_count: u32,

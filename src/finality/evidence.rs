@@ -8,6 +8,7 @@
 
 use super::validator_set::ValidatorSet;
 use super::vote::FinalityVote;
+use super::window::WindowTree;
 use crate::crypto::merkle::{MerklePath, MAX_DEPTH};
 use crate::types::encoding::{self, DecodeError};
 use crate::types::tx::MAX_TX_BYTES_HARD;
@@ -35,6 +36,18 @@ pub struct SignedSpend {
     pub vote: FinalityVote,
     pub path: MerklePath,
     pub tx: Tx,
+}
+
+impl SignedSpend {
+    /// `window`'s signature over `tx`, if the window lists its txid.
+    pub fn from_window(window: &WindowTree, tx: Tx) -> Option<SignedSpend> {
+        let leaf = window.window().position(&tx.txid())?;
+        Some(SignedSpend {
+            vote: window.vote().clone(),
+            path: window.path(leaf)?,
+            tx,
+        })
+    }
 }
 
 /// Two window votes of one voter covering two different transactions that
@@ -170,9 +183,8 @@ impl WindowEquivocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::merkle::MerkleTree;
     use crate::crypto::Keypair;
-    use crate::finality::{VoteScope, WindowVote};
+    use crate::finality::VoteScope;
     use crate::types::{
         Address, Amount, SignatureBytes, TxIn, TxOut, Validator, VrfPublicBytes, TX_VERSION,
     };
@@ -217,15 +229,8 @@ mod tests {
 
     /// `key`'s window `seq` covering `tx` (and a filler txid).
     fn signed(key: &Keypair, seq: u64, tx: Tx) -> SignedSpend {
-        let txid = tx.txid();
-        let (window, tree): (WindowVote, MerkleTree) =
-            WindowVote::sign_with_tree(key, scope(), seq, vec![txid, Hash::digest(b"filler")]);
-        let index = window.position(&txid).unwrap();
-        SignedSpend {
-            vote: window.vote,
-            path: tree.path(index).unwrap(),
-            tx,
-        }
+        let txids = vec![tx.txid(), Hash::digest(b"filler")];
+        SignedSpend::from_window(&WindowTree::sign(key, scope(), seq, txids), tx).unwrap()
     }
 
     fn evidence(key: &Keypair) -> WindowEquivocation {

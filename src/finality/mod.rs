@@ -17,9 +17,9 @@ pub use evidence::{
     MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
 pub use proof::{
-    verify_proof, verify_proof_with, FinalityProof, ProofBuilder, ProofError, VoteAdded,
-    MAX_PROOF_VOTES,
+    verify_proof, verify_proof_parts_with, verify_proof_with, FinalityProof, ProofBuilder,
+    ProofError, VoteAdded, MAX_PROOF_VOTES,
 };
 pub use validator_set::{required_weight, ValidatorSet, ValidatorSetError};
 pub use vote::{FinalityVote, VoteScope};
-pub use window::{WindowError, WindowVote, MAX_WINDOW_TXS};
+pub use window::{WindowError, WindowTree, WindowVote, MAX_WINDOW_TXS};

@@ -5,9 +5,11 @@
 
 use super::validator_set::ValidatorSet;
 use super::vote::FinalityVote;
+use super::window::WindowTree;
 use crate::crypto::merkle::MerklePath;
 use crate::types::{ChainId, Hash, PublicKeyBytes, Tx};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Most votes any proof may carry, checked before any other work. A proof
 /// never needs more votes than the snapshot has members (also checked).
@@ -81,7 +83,28 @@ pub fn verify_proof_with<'a>(
     chain_id: ChainId,
     genesis_hash: Hash,
     validators_for_epoch: impl Fn(u64) -> Option<&'a ValidatorSet>,
+    signature_ok: impl FnMut(&FinalityVote) -> bool,
+) -> Result<Hash, ProofError> {
+    verify_proof_parts_with(
+        proof,
+        chain_id,
+        genesis_hash,
+        validators_for_epoch,
+        signature_ok,
+        |txid, vote, path| path.proves(txid, &vote.root),
+    )
+}
+
+/// [`verify_proof_with`] with the Merkle path check supplied too: the
+/// simulator's checker verifies a thousand nodes' proofs of one tx, which
+/// repeat the same votes and paths, and remembers each it verified.
+pub fn verify_proof_parts_with<'a>(
+    proof: &FinalityProof,
+    chain_id: ChainId,
+    genesis_hash: Hash,
+    validators_for_epoch: impl Fn(u64) -> Option<&'a ValidatorSet>,
     mut signature_ok: impl FnMut(&FinalityVote) -> bool,
+    mut path_ok: impl FnMut(&Hash, &FinalityVote, &MerklePath) -> bool,
 ) -> Result<Hash, ProofError> {
     let count = proof.votes.len();
     if count == 0 {
@@ -130,7 +153,7 @@ pub fn verify_proof_with<'a>(
             Some(seen) if !*seen => *seen = true,
             _ => return Err(ProofError::DuplicateVoter { index, voter }),
         }
-        if !path.proves(&txid, &vote.root) {
+        if !path_ok(&txid, vote, path) {
             return Err(ProofError::WrongPath { index, txid });
         }
         have = have.saturating_add(set.weight_of(&voter).unwrap_or(0));
@@ -150,13 +173,16 @@ pub fn verify_proof_with<'a>(
     Ok(txid)
 }
 
-/// Collects verified votes for one txid until their weight is enough.
+/// Collects verified window votes for one txid until their weight is
+/// enough. Holds each vote as its window (shared by every txid the window
+/// lists) and the txid's leaf in it: about 16 bytes per vote, where a vote
+/// and its path would be hundreds; the proof is written out only once.
 #[derive(Clone, Debug)]
 pub struct ProofBuilder {
     txid: Hash,
-    votes: Vec<(FinalityVote, MerklePath)>,
-    /// `voted[i]`: snapshot member `i` already contributed.
-    voted: Vec<bool>,
+    votes: Vec<(Arc<WindowTree>, u32)>,
+    /// Bit `i`: snapshot member `i` already contributed.
+    voted: Vec<u64>,
     weight: u64,
     required: u64,
 }
@@ -175,7 +201,7 @@ impl ProofBuilder {
         ProofBuilder {
             txid,
             votes: Vec::new(),
-            voted: vec![false; set.len()],
+            voted: vec![0; set.len().div_ceil(64)],
             weight: 0,
             required: set.required_weight(),
         }
@@ -197,42 +223,50 @@ impl ProofBuilder {
         self.weight >= self.required
     }
 
-    pub fn has_voted(&self, set: &ValidatorSet, voter: &PublicKeyBytes) -> bool {
-        set.index_of(voter)
-            .and_then(|i| self.voted.get(i).copied())
-            .unwrap_or(false)
+    /// Whether snapshot member `member` already contributed.
+    pub fn has_voted(&self, member: usize) -> bool {
+        self.voted
+            .get(member / 64)
+            .is_some_and(|word| word & (1 << (member % 64)) != 0)
     }
 
-    /// Adds a vote whose signature and chain id the caller has verified.
-    /// Checks membership in `set` (the builder's snapshot), duplicates and the path.
+    /// Adds the vote of `window`, whose signature and chain id the caller
+    /// has verified, for the txid at `leaf`. Checks membership in `set` (the
+    /// builder's snapshot), duplicates and that the leaf is this txid (the
+    /// tree was matched against the signed root when `window` was built).
     pub fn add(
         &mut self,
         set: &ValidatorSet,
-        vote: FinalityVote,
-        path: MerklePath,
+        window: &Arc<WindowTree>,
+        leaf: usize,
     ) -> Result<VoteAdded, ProofError> {
         let index = self.votes.len();
-        let voter = vote.voter;
+        let voter = window.vote().voter;
         let member = set
             .index_of(&voter)
             .ok_or(ProofError::NotAMember { index, voter })?;
-        match self.voted.get_mut(member) {
-            Some(seen) if !*seen => {}
-            _ => return Err(ProofError::DuplicateVoter { index, voter }),
+        if self.has_voted(member) {
+            return Err(ProofError::DuplicateVoter { index, voter });
         }
-        if !path.proves(&self.txid, &vote.root) {
+        let (Some(listed), Ok(leaf32)) = (window.txids().get(leaf), u32::try_from(leaf)) else {
+            return Err(ProofError::WrongPath {
+                index,
+                txid: self.txid,
+            });
+        };
+        if *listed != self.txid {
             return Err(ProofError::WrongPath {
                 index,
                 txid: self.txid,
             });
         }
-        if let Some(seen) = self.voted.get_mut(member) {
-            *seen = true;
+        if let Some(word) = self.voted.get_mut(member / 64) {
+            *word |= 1 << (member % 64);
         }
         self.weight = self
             .weight
             .saturating_add(set.weight_of(&voter).unwrap_or(0));
-        self.votes.push((vote, path));
+        self.votes.push((Arc::clone(window), leaf32));
         Ok(if self.is_complete() {
             VoteAdded::Complete
         } else {
@@ -245,7 +279,15 @@ impl ProofBuilder {
         debug_assert_eq!(tx.txid(), self.txid);
         FinalityProof {
             tx: tx.clone(),
-            votes: self.votes.clone(),
+            // Every leaf was checked in range when added, so each has a path.
+            votes: self
+                .votes
+                .iter()
+                .filter_map(|(window, leaf)| {
+                    let path = window.path(*leaf as usize)?;
+                    Some((window.vote().clone(), path))
+                })
+                .collect(),
         }
     }
 }

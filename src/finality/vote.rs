@@ -21,7 +21,7 @@ pub struct VoteScope {
 
 /// `sig` signs `H(chain_id, genesis_hash, epoch, voter, seq, root)` in
 /// domain [`Domain::FinalityVote`].
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct FinalityVote {
     pub chain_id: ChainId,
     pub genesis_hash: Hash,

@@ -5,10 +5,11 @@
 //! Pure: checks shape and root; the signature is the caller's cached check.
 
 use super::vote::{FinalityVote, VoteScope};
-use crate::crypto::merkle::MerkleTree;
+use crate::crypto::merkle::{MerklePath, MerkleTree};
 use crate::crypto::Keypair;
 use crate::types::{Hash, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Most txids one window may list: a window closes at `max_window_txs`
 /// (configurable up to this), and a received one over it is refused whole.
@@ -38,22 +39,7 @@ pub enum WindowError {
 impl WindowVote {
     /// Signs the window holding `txids` (sorted and deduplicated here).
     pub fn sign(keypair: &Keypair, scope: VoteScope, seq: u64, txids: Vec<Hash>) -> Self {
-        Self::sign_with_tree(keypair, scope, seq, txids).0
-    }
-
-    /// [`Self::sign`], also returning the tree it signed the root of, so
-    /// the signer takes its own paths without hashing the leaves again.
-    pub fn sign_with_tree(
-        keypair: &Keypair,
-        scope: VoteScope,
-        seq: u64,
-        mut txids: Vec<Hash>,
-    ) -> (Self, MerkleTree) {
-        txids.sort_unstable();
-        txids.dedup();
-        let tree = MerkleTree::new(&txids);
-        let vote = FinalityVote::sign_root(keypair, scope, seq, tree.root());
-        (WindowVote { vote, txids }, tree)
+        Arc::unwrap_or_clone(WindowTree::sign(keypair, scope, seq, txids).window)
     }
 
     /// `(voter, seq)`: what relays deduplicate and missing windows are asked by.
@@ -87,6 +73,54 @@ impl WindowVote {
     /// Where `txid` sits among the leaves, if listed.
     pub fn position(&self, txid: &Hash) -> Option<usize> {
         self.txids.binary_search(txid).ok()
+    }
+}
+
+/// A window vote with the Merkle tree of its txids, built once and matched
+/// against the signed root (the signature is checked apart). Every listed
+/// txid's path is read from it without hashing again, and vote tallies
+/// hold it by `Arc`: one copy per window, not a vote and a path per txid.
+#[derive(Debug)]
+pub struct WindowTree {
+    window: Arc<WindowVote>,
+    tree: MerkleTree,
+}
+
+impl WindowTree {
+    /// Checks `window`'s shape and root ([`WindowVote::check_shape`]).
+    pub fn check(window: Arc<WindowVote>) -> Result<WindowTree, WindowError> {
+        let tree = window.check_shape()?;
+        Ok(WindowTree { window, tree })
+    }
+
+    /// Signs the window holding `txids` (sorted and deduplicated here);
+    /// the signer takes its own paths without hashing the leaves again.
+    pub fn sign(keypair: &Keypair, scope: VoteScope, seq: u64, mut txids: Vec<Hash>) -> Self {
+        txids.sort_unstable();
+        txids.dedup();
+        let tree = MerkleTree::new(&txids);
+        let vote = FinalityVote::sign_root(keypair, scope, seq, tree.root());
+        WindowTree {
+            window: Arc::new(WindowVote { vote, txids }),
+            tree,
+        }
+    }
+
+    pub fn window(&self) -> &Arc<WindowVote> {
+        &self.window
+    }
+
+    pub fn vote(&self) -> &FinalityVote {
+        &self.window.vote
+    }
+
+    pub fn txids(&self) -> &[Hash] {
+        &self.window.txids
+    }
+
+    /// The path of the txid at `leaf` under the signed root.
+    pub fn path(&self, leaf: usize) -> Option<MerklePath> {
+        self.tree.path(leaf)
     }
 }
 

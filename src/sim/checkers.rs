@@ -7,10 +7,13 @@
 //! never feed anything back into a node.
 
 use crate::consensus::SharedVerdicts;
-use crate::finality::{verify_proof_with, FinalityProof, ProofError, ValidatorSet};
+use crate::crypto::merkle::MerklePath;
+use crate::finality::{
+    verify_proof_parts_with, FinalityProof, FinalityVote, ProofError, ValidatorSet,
+};
 use crate::ledger::{validate, MemUtxoSet, TxError, ValidationParams};
 use crate::types::{Hash, OutPoint, Tx};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// A broken property, with what is needed to find it in a replay.
@@ -188,8 +191,10 @@ pub struct Checkers {
     winners: BTreeMap<OutPoint, (Hash, usize)>,
     /// Per finalized txid, when each node finalized it.
     finalized: BTreeMap<Hash, Vec<Option<u64>>>,
-    /// Proofs already verified (by hash of their encoding): each is checked once.
-    verified_proofs: BTreeSet<Hash>,
+    /// Votes whose signature verified, and `(root, txid, path)`s that
+    /// proved: every node's proof of one tx repeats them, each is checked once.
+    verified_votes: HashSet<FinalityVote>,
+    verified_paths: HashSet<(Hash, Hash, MerklePath)>,
     violations: Vec<Violation>,
 }
 
@@ -211,7 +216,8 @@ impl Checkers {
             history: genesis,
             winners: BTreeMap::new(),
             finalized: BTreeMap::new(),
-            verified_proofs: BTreeSet::new(),
+            verified_votes: HashSet::new(),
+            verified_paths: HashSet::new(),
             violations: Vec::new(),
         }
     }
@@ -288,16 +294,24 @@ impl Checkers {
     }
 
     fn check_proof(&mut self, node: usize, at_ms: u64, txid: Hash, tx: &Tx, proof: &FinalityProof) {
-        if !self.verified_proofs.insert(Hash::of(proof)) {
-            return;
-        }
         let verdict = if proof.tx != *tx {
             Err(ProofError::WrongPath { index: 0, txid })
         } else {
             let set = |epoch| self.committee.for_epoch(epoch);
-            let verdicts = &self.verdicts;
+            let (verdicts, votes, paths) = (
+                &self.verdicts,
+                &mut self.verified_votes,
+                &mut self.verified_paths,
+            );
+            let signature_ok = |vote: &FinalityVote| {
+                votes.contains(vote) || (verdicts.verify(vote) && votes.insert(vote.clone()))
+            };
+            let path_ok = |txid: &Hash, vote: &FinalityVote, path: &MerklePath| {
+                let key = (vote.root, *txid, path.clone());
+                paths.contains(&key) || (path.proves(txid, &vote.root) && paths.insert(key))
+            };
             let (chain, genesis) = (self.params.chain_id, self.genesis_hash);
-            verify_proof_with(proof, chain, genesis, set, |v| verdicts.verify(v)).map(|_| ())
+            verify_proof_parts_with(proof, chain, genesis, set, signature_ok, path_ok).map(|_| ())
         };
         if let Err(reason) = verdict {
             self.violations.push(Violation::BadProof {

@@ -11,10 +11,11 @@
 use super::byzantine::{Adversary, Strategy};
 use super::checkers::Checkers;
 use super::network::Network;
+use super::queue::TimedQueue;
 use super::rng::{below, concern_seed};
 use super::workload::Submission;
 use crate::consensus::{
-    ConsensusMessage, Engine, EngineConfig, EngineMetrics, Event, NodeId, Output,
+    ConsensusMessage, Engine, EngineConfig, EngineMetrics, Event, NodeId, Output, SharedTrees,
 };
 use crate::crypto::Keypair;
 use crate::finality::ValidatorSet;
@@ -22,8 +23,7 @@ use crate::ledger::MemUtxoSet;
 use crate::time::MonoTime;
 use crate::types::{encoding, Hash, Tx};
 use rand_chacha::ChaCha20Rng;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// Whether a node follows the protocol.
@@ -130,30 +130,6 @@ enum Action {
     },
 }
 
-struct Scheduled {
-    at_ms: u64,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.seq) == (other.at_ms, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-/// Earliest first; equal times in the order they were scheduled.
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at_ms, self.seq).cmp(&(other.at_ms, other.seq))
-    }
-}
-
 /// What a cluster is built from.
 pub struct ClusterSetup {
     pub seed: u64,
@@ -186,8 +162,9 @@ pub struct Cluster {
     has_byzantine: bool,
     checkers: Checkers,
     persist_mempool: bool,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
+    queue: TimedQueue<Action>,
+    /// Window trees every engine shares (each built once in wall time).
+    trees: SharedTrees,
     now_ms: u64,
     digest: blake3::Hasher,
     traffic: Traffic,
@@ -250,8 +227,8 @@ impl Cluster {
             has_byzantine,
             checkers: setup.checkers,
             persist_mempool: setup.persist_mempool,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: TimedQueue::default(),
+            trees: SharedTrees::default(),
             now_ms: 0,
             digest: blake3::Hasher::new(),
             traffic: Traffic::default(),
@@ -280,17 +257,11 @@ impl Cluster {
 
     /// Runs every action due up to and including `end_ms`.
     pub fn run_until(&mut self, end_ms: u64) {
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at_ms > end_ms {
-                break;
-            }
-            let Some(Reverse(next)) = self.queue.pop() else {
-                break;
-            };
-            self.now_ms = next.at_ms;
-            match next.action {
+        while let Some((at_ms, action)) = self.queue.pop_due(end_ms) {
+            self.now_ms = at_ms;
+            match action {
                 Action::Deliver { from, to, packet } => self.deliver(from, to, &packet),
-                Action::Timer { node } => self.fire_timer(node, next.at_ms),
+                Action::Timer { node } => self.fire_timer(node, at_ms),
                 Action::Submit { index } => self.submit(index),
                 Action::Crash { node } => self.crash(node),
                 Action::Restart { node } => self.restart(node),
@@ -300,12 +271,7 @@ impl Cluster {
     }
 
     fn schedule(&mut self, at_ms: u64, action: Action) {
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            at_ms,
-            seq: self.seq,
-            action,
-        }));
+        self.queue.push(at_ms, action);
     }
 
     /// Feeds one record into the run digest.
@@ -331,6 +297,7 @@ impl Cluster {
         config.window_session = n.incarnation;
         let mut engine = Engine::new(config, self.committee.clone(), Some(n.key.clone()), now);
         engine.share_signature_verdicts(self.checkers.verdicts());
+        engine.share_window_trees(self.trees.clone());
         n.engine = Some(engine);
         n.timer_ms = None;
         n.fired_ms = None;

@@ -11,6 +11,7 @@ pub mod byzantine;
 pub mod checkers;
 pub mod cluster;
 pub mod network;
+pub mod queue;
 pub mod report;
 pub mod rng;
 pub mod workload;

@@ -1,0 +1,155 @@
+//! Which txid each voter signed a spend of each outpoint with, so a voter
+//! that signs two spends of one outpoint is caught (DESIGN §5, equivocation).
+//!
+//! Every window passes here for every txid it lists and every input of
+//! that tx, so the record is dense: per outpoint (one map entry), the
+//! txids signed for it and, per txid, its signers by set index with the
+//! window seq. An outpoint almost always has one txid, and a signer costs
+//! a bit and 12 bytes instead of a map entry keyed by its 32-byte id. Bounded:
+//! oldest outpoints are forgotten first, at most
+//! [`MAX_TXIDS_PER_OUTPOINT`] txids each, signers bounded by the set.
+
+use crate::mempool::RecentMap;
+use crate::types::{Hash, OutPoint};
+
+/// Txids recorded per outpoint: one conflicting pair is all evidence needs;
+/// more are only other voters' choices among the same conflict set.
+pub const MAX_TXIDS_PER_OUTPOINT: usize = 4;
+
+/// One txid signed for an outpoint and who signed it.
+#[derive(Debug)]
+struct Signers {
+    txid: Hash,
+    /// Bit `m`: set member `m` signed it (the common question, answered
+    /// without a scan).
+    signed: Vec<u64>,
+    /// Set indices of its signers; `seqs[i]` is the window of `members[i]`.
+    members: Vec<u32>,
+    seqs: Vec<u64>,
+}
+
+impl Signers {
+    fn new(txid: Hash) -> Signers {
+        Signers {
+            txid,
+            signed: Vec::new(),
+            members: Vec::new(),
+            seqs: Vec::new(),
+        }
+    }
+
+    fn has(&self, member: u32) -> bool {
+        let (word, bit) = (member as usize / 64, member % 64);
+        self.signed.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    fn add(&mut self, member: u32, seq: u64) {
+        let (word, bit) = (member as usize / 64, member % 64);
+        if self.signed.len() <= word {
+            self.signed.resize(word + 1, 0);
+        }
+        if let Some(w) = self.signed.get_mut(word) {
+            *w |= 1 << bit;
+        }
+        self.members.push(member);
+        self.seqs.push(seq);
+    }
+
+    fn seq_of(&self, member: u32) -> Option<u64> {
+        if !self.has(member) {
+            return None;
+        }
+        let i = self.members.iter().position(|m| *m == member)?;
+        self.seqs.get(i).copied()
+    }
+}
+
+pub struct SignedSpends {
+    by_outpoint: RecentMap<OutPoint, Vec<Signers>>,
+}
+
+impl SignedSpends {
+    /// Remembers at most `outpoints` outpoints.
+    pub fn new(outpoints: usize) -> SignedSpends {
+        SignedSpends {
+            by_outpoint: RecentMap::new(outpoints),
+        }
+    }
+
+    /// Records that set member `member` signed `txid`, spending `outpoint`,
+    /// in its window `seq`; returns the other txid it signed for that
+    /// outpoint before, and that window's seq, if any (equivocation).
+    pub fn record(
+        &mut self,
+        member: u32,
+        outpoint: OutPoint,
+        txid: Hash,
+        seq: u64,
+    ) -> Option<(Hash, u64)> {
+        let signed = self.by_outpoint.get_or_insert_with(outpoint, Vec::new);
+        if let Some(group) = signed.iter().find(|g| g.has(member)) {
+            return (group.txid != txid)
+                .then(|| Some((group.txid, group.seq_of(member)?)))
+                .flatten();
+        }
+        let full = signed.len() >= MAX_TXIDS_PER_OUTPOINT;
+        match signed.iter_mut().find(|g| g.txid == txid) {
+            Some(group) => group.add(member, seq),
+            None if !full => {
+                let mut group = Signers::new(txid);
+                group.add(member, seq);
+                signed.push(group);
+            }
+            None => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outpoint(n: u8) -> OutPoint {
+        OutPoint {
+            txid: Hash::digest(&[n]),
+            vout: 0,
+        }
+    }
+
+    #[test]
+    fn a_second_txid_for_one_outpoint_names_the_first_and_its_window() {
+        let mut spends = SignedSpends::new(8);
+        let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
+        assert_eq!(spends.record(7, outpoint(0), a, 1), None);
+        assert_eq!(spends.record(7, outpoint(0), a, 2), None);
+        // Another voter may sign the other side: not equivocation.
+        assert_eq!(spends.record(8, outpoint(0), b, 5), None);
+        assert_eq!(spends.record(7, outpoint(0), b, 3), Some((a, 1)));
+        assert_eq!(spends.record(8, outpoint(0), a, 6), Some((b, 5)));
+        // Another outpoint is another record.
+        assert_eq!(spends.record(7, outpoint(1), b, 3), None);
+    }
+
+    #[test]
+    fn the_oldest_outpoints_and_extra_txids_are_forgotten() {
+        let mut spends = SignedSpends::new(2);
+        let a = Hash::digest(b"a");
+        spends.record(1, outpoint(0), a, 1);
+        spends.record(1, outpoint(1), a, 1);
+        spends.record(1, outpoint(2), a, 1);
+        // Outpoint 0 was forgotten: a conflict there goes unseen.
+        assert_eq!(spends.record(1, outpoint(0), Hash::digest(b"b"), 2), None);
+        let mut spends = SignedSpends::new(2);
+        for n in 0..=MAX_TXIDS_PER_OUTPOINT as u8 {
+            spends.record(u32::from(n), outpoint(0), Hash::digest(&[n]), 1);
+        }
+        let last = MAX_TXIDS_PER_OUTPOINT as u32;
+        // The txid over the cap was not recorded, so its signer is unknown.
+        assert_eq!(spends.record(last, outpoint(0), a, 2), None);
+        assert_eq!(
+            spends.record(0, outpoint(0), a, 2),
+            Some((Hash::digest(&[0]), 1))
+        );
+    }
+}
