@@ -34,7 +34,7 @@ use crate::finality::{
     MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
 use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
-use crate::mempool::{Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
+use crate::mempool::{Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
@@ -809,11 +809,13 @@ impl Engine {
     /// preferred on every input; `Invalid` iff invalid or a conflicting tx
     /// is preferred; `Unknown` iff we lack it.
     fn local_verdict(&self, txid: &Hash) -> Verdict {
-        match self.mempool.get(txid).map(|e| e.status) {
-            Some(TxStatus::LocallyAccepted | TxStatus::Finalized) => Verdict::Valid,
-            Some(TxStatus::Sampling) if self.is_preferred_everywhere(txid) => Verdict::Valid,
-            Some(TxStatus::Sampling) => Verdict::Invalid,
-            Some(_) => Verdict::Unknown,
+        match self.mempool.get(txid) {
+            Some(e) => match e.status {
+                TxStatus::LocallyAccepted | TxStatus::Finalized => Verdict::Valid,
+                TxStatus::Sampling if self.preferred_everywhere(txid, e) => Verdict::Valid,
+                TxStatus::Sampling => Verdict::Invalid,
+                _ => Verdict::Unknown,
+            },
             None => match self.mempool.settled(txid) {
                 Some(TxStatus::Finalized) => Verdict::Valid,
                 Some(TxStatus::Rejected) => Verdict::Invalid,
@@ -1336,11 +1338,20 @@ impl Engine {
     }
 
     fn is_preferred_everywhere(&self, txid: &Hash) -> bool {
-        self.mempool.get(txid).is_some_and(|e| {
-            e.tx.inputs
+        self.mempool
+            .get(txid)
+            .is_some_and(|e| self.preferred_everywhere(txid, e))
+    }
+
+    /// Whether pool member `txid` is its every conflict set's preferred
+    /// member (at once if it never had a conflict).
+    fn preferred_everywhere(&self, txid: &Hash, entry: &Entry<TxState>) -> bool {
+        !entry.contested
+            || entry
+                .tx
+                .inputs
                 .iter()
                 .all(|i| self.preferred_on(&i.prev) == Some(*txid))
-        })
     }
 
     /// Local acceptance: every conflict is rejected; once the driver made it

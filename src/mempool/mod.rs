@@ -41,6 +41,11 @@ pub struct Entry<S> {
     pub first_seen: MonoTime,
     /// Set while `Sampling`: when the tx leaves unless locally accepted.
     pub expires_at: Option<MonoTime>,
+    /// Whether another pool member ever shared one of its inputs. While
+    /// false the tx is alone in every conflict set it joined (answering a
+    /// query needs no conflict-set lookup); never cleared, since a stale
+    /// `true` only costs that lookup.
+    pub contested: bool,
     pub state: S,
 }
 
@@ -149,9 +154,7 @@ impl<S> Mempool<S> {
                 max: self.max_conflicts_per_outpoint,
             });
         }
-        for input in &tx.inputs {
-            self.conflict_sets.entry(input.prev).or_default().push(txid);
-        }
+        let contested = self.join_conflict_sets(txid, &tx);
         self.expiries.insert((expires_at, txid));
         self.entries.insert(
             txid,
@@ -160,6 +163,7 @@ impl<S> Mempool<S> {
                 status: TxStatus::Sampling,
                 first_seen: now,
                 expires_at: Some(expires_at),
+                contested,
                 state,
             },
         );
@@ -173,9 +177,7 @@ impl<S> Mempool<S> {
         if self.entries.contains_key(&txid) {
             return;
         }
-        for input in &tx.inputs {
-            self.conflict_sets.entry(input.prev).or_default().push(txid);
-        }
+        let contested = self.join_conflict_sets(txid, &tx);
         self.entries.insert(
             txid,
             Entry {
@@ -183,9 +185,27 @@ impl<S> Mempool<S> {
                 status: TxStatus::Finalized,
                 first_seen: now,
                 expires_at: None,
+                contested,
                 state,
             },
         );
+    }
+
+    /// Adds `txid` to the conflict set of each input of `tx`, marking the
+    /// members it joins contested; returns whether it joined any.
+    fn join_conflict_sets(&mut self, txid: Hash, tx: &Tx) -> bool {
+        let mut contested = false;
+        for input in &tx.inputs {
+            let set = self.conflict_sets.entry(input.prev).or_default();
+            for member in set.iter() {
+                contested = true;
+                if let Some(entry) = self.entries.get_mut(member) {
+                    entry.contested = true;
+                }
+            }
+            set.push(txid);
+        }
+        contested
     }
 
     /// The finalized (not yet durable) pool member spending `outpoint`.
@@ -299,8 +319,10 @@ mod tests {
         let (c, tc) = spend(0, 3);
         pool.insert(a, ta.clone(), MonoTime(0), MonoTime(5), ())
             .unwrap();
+        assert!(!pool.get(&a).unwrap().contested);
         pool.insert(b, tb, MonoTime(0), MonoTime(5), ()).unwrap();
         assert_eq!(pool.conflicts_of(&a, &ta), [b]);
+        assert!(pool.get(&a).unwrap().contested && pool.get(&b).unwrap().contested);
         assert!(matches!(
             pool.insert(c, tc, MonoTime(0), MonoTime(5), ()),
             Err(MempoolError::ConflictSetFull { max: 2, .. })
