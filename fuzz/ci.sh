@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
-# CI's fuzz step: builds every cargo-fuzz target (unoptimized, no
-# sanitizer: the code under test is safe Rust, and the build is most of the
-# cost) and runs each for FUZZ_SECONDS on its checked-in corpus. A crash
+# CI's fuzz step: builds every fuzz target (unoptimized, no sanitizer: the
+# code under test is safe Rust, and the build is most of the cost) and runs
+# each for FUZZ_SECONDS on a scratch copy of its checked-in corpus. A crash
 # fails CI and leaves its input in fuzz/artifacts/<target>/.
-# The long campaigns (SECURITY.md) use `cargo +nightly fuzz run -O`.
+# The long campaigns (SECURITY.md) use `cargo +nightly fuzz build -O`.
+#
+# No cargo-fuzz and no nightly: this is the build `cargo fuzz build --dev
+# -s none` runs (cargo-fuzz 0.13.2, src/project.rs), done with plain cargo.
+# Without a sanitizer none of these flags is unstable, so any toolchain
+# works, and CI saves installing cargo-fuzz.
 set -euo pipefail
+caller_dir=$PWD
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-5}
 
-if ! command -v cargo-fuzz >/dev/null; then
-    cargo install cargo-fuzz --locked
-fi
-# cargo-fuzz needs nightly rustc flags; without a nightly toolchain, let
-# stable accept them.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    fuzz=(cargo +nightly fuzz)
-else
-    export RUSTC_BOOTSTRAP=1
-    fuzz=(cargo fuzz)
-fi
-flags=(--dev -s none)
 host=$(rustc -vV | sed -n 's/^host: //p')
+# Honour CARGO_TARGET_DIR (relative to where we were called from);
+# otherwise fuzz/target, as cargo-fuzz uses.
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+[[ $target_dir = /* ]] || target_dir=$caller_dir/$target_dir
+bin_dir=$target_dir/$host/debug
 
-"${fuzz[@]}" build "${flags[@]}"
+# A one-off build gains nothing from incremental caches.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+sancov=(
+    -Cpasses=sancov-module
+    -Cllvm-args=-sanitizer-coverage-level=4
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+    -Cllvm-args=-sanitizer-coverage-pc-table
+    -Cllvm-args=-sanitizer-coverage-trace-compares
+    --cfg fuzzing
+    -Cllvm-args=-simplifycfg-branch-fold-threshold=0
+    -Cllvm-args=-sanitizer-coverage-stack-depth
+    -Cdebug-assertions
+)
+# `--target` keeps these flags off build scripts, as cargo-fuzz does.
+RUSTFLAGS="${sancov[*]} ${RUSTFLAGS:-}" \
+    cargo build --manifest-path Cargo.toml --locked --target "$host" \
+    --target-dir "$target_dir" --bins
+
 mkdir -p artifacts
-for target in $("${fuzz[@]}" list); do
+for source in fuzz_targets/*.rs; do
+    target=$(basename "$source" .rs)
     mkdir -p "artifacts/$target"
     echo "-- $target (${seconds}s)"
     # A scratch copy: CI's runs must not grow the checked-in corpus.
@@ -32,8 +49,7 @@ for target in $("${fuzz[@]}" list); do
     cp -r "corpus/$target/." "$scratch/" 2>/dev/null || true
     log="$scratch.log"
     status=0
-    # The binary itself: `cargo fuzz run` would re-check the build each time.
-    "target/$host/debug/$target" "$scratch" \
+    "$bin_dir/$target" "$scratch" \
         -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^Done|stat::number_of_executed_units|panicked|ERROR|SUMMARY' "$log" || true
     if [[ $status -ne 0 ]]; then tail -n 40 "$log"; fi
