@@ -347,6 +347,30 @@ fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
 }
 
 #[test]
+fn recent_proofs_come_in_finalization_order_within_the_range_and_limit() {
+    let f = Fixture::new();
+    let a = f.spend(&[f.genesis_coin()], 2);
+    let b = f.spend(&coins(&a), 2);
+    let c = f.spend(&coins(&b)[1..], 1);
+    let view = f.store.read().unwrap();
+    assert_eq!(view.finalized_count().unwrap(), 0);
+    assert!(view.proofs_in(0, 10, 10).unwrap().is_empty());
+    drop(view);
+    let batch = finalized_all(&[&a, &b, &c]);
+    f.store.apply_finalized(&batch).unwrap();
+    let view = f.store.read().unwrap();
+    assert_eq!(view.finalized_count().unwrap(), 3);
+    let all = view.proofs_in(0, 3, 10).unwrap();
+    let expected: Vec<(u64, Vec<u8>)> = (0u64..)
+        .zip(batch.iter().map(|t| t.proof.clone()))
+        .collect();
+    assert_eq!(all, expected);
+    assert_eq!(view.proofs_in(1, 3, 1).unwrap(), expected[1..2]);
+    assert_eq!(view.proofs_in(1, 2, 10).unwrap(), expected[1..2]);
+    assert!(view.proofs_in(3, 10, 10).unwrap().is_empty());
+}
+
+#[test]
 fn reapplying_recorded_txs_is_a_no_op() {
     let f = Fixture::new();
     let a = f.spend(&[f.genesis_coin()], 2);
