@@ -174,6 +174,43 @@ impl RawPeer {
         }
     }
 
+    /// Every message the node sends within the next `window` (fewer if it
+    /// closes the connection).
+    pub fn recv_for(&mut self, window: Duration) -> Vec<Message> {
+        let mut got = Vec::new();
+        let deadline = SystemClock.mono().saturating_add(window);
+        loop {
+            while let Some(payload) = self.pending.pop_front() {
+                got.push(
+                    Message::decode(&payload, &MessageLimits::default())
+                        .expect("node sends valid messages"),
+                );
+            }
+            let left = deadline.saturating_since(SystemClock.mono());
+            if left.is_zero() {
+                break;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut buf = [0u8; 16 * 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let mut frames = Vec::new();
+                    self.decoder.push(&buf[..n], &mut frames).unwrap();
+                    self.pending.extend(frames);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        self.stream.set_read_timeout(Some(FAIL_AFTER)).unwrap();
+        got
+    }
+
     /// This peer's `Hello` on `chain_id` speaking protocol `version`, to send by hand.
     pub fn hello(&self, chain_id: ChainId, version: u32) -> Message {
         Message::Hello(timecoin::net::Hello {
