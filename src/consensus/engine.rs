@@ -23,6 +23,7 @@ use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
+use super::unproven::{Unproven, UnprovenLimits};
 use super::vote_cache::{SharedVerdicts, VerifiedVotes};
 use super::windows::{OwnWindow, WindowBook, WindowLimits};
 use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
@@ -41,6 +42,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+
+mod stuck;
 
 /// Caps on everything a peer can make the engine remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub struct EngineLimits {
     pub poll_queries_in_flight: u32,
     /// Signature checks and Merkle work each peer may make us do.
     pub work_budget: WorkBudgetParams,
+    /// Accepted-but-unproven txs: how many, and how often re-asked.
+    pub unproven: UnprovenLimits,
 }
 
 impl Default for EngineLimits {
@@ -100,6 +105,7 @@ impl Default for EngineLimits {
             evidence_seen: 1_024,
             poll_queries_in_flight: 1,
             work_budget: WorkBudgetParams::default(),
+            unproven: UnprovenLimits::default(),
         }
     }
 }
@@ -212,6 +218,10 @@ pub struct EngineMetrics {
     pub messages_oversized: u64,
     /// `Output::Misbehaved` reports (faults or not).
     pub misbehaviours_reported: u64,
+    /// Re-asks of accepted-but-unproven txs (txids, each to the validators
+    /// whose votes are missing), and admissions refused at their cap.
+    pub unproven_reasked: u64,
+    pub txs_refused_unproven: u64,
     pub safety_violations: u64,
 }
 
@@ -235,6 +245,9 @@ pub enum SubmitError {
     /// Only for peers' transactions: the sender's work budget is spent.
     #[error("the sending peer's work budget is spent; transaction dropped unchecked")]
     OverBudget,
+    /// Too many locally accepted txs wait for their proofs (see `stuck`).
+    #[error("{held} locally accepted transactions are waiting for their finality proofs (the cap is {max}); retry once some finalize")]
+    UnprovenBacklog { held: usize, max: usize },
 }
 
 /// Consensus state of one transaction, carried in its mempool entry.
@@ -269,6 +282,8 @@ pub struct Engine {
     mempool: Mempool<TxState>,
     orphans: OrphanPool,
     orphan_proofs: OrphanProofs,
+    /// Accepted-but-unproven txs and their re-ask timers.
+    unproven: Unproven,
     polls: Polls,
     fetches: Fetches,
     poll_schedule: BTreeSet<(MonoTime, Hash)>,
@@ -322,6 +337,7 @@ impl Engine {
             ),
             orphans: OrphanPool::new(limits.max_orphans, limits.max_orphans_per_peer),
             orphan_proofs: OrphanProofs::new(limits.orphan_proof_parents),
+            unproven: Unproven::new(limits.unproven),
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
             poll_schedule: BTreeSet::new(),
@@ -354,6 +370,7 @@ impl Engine {
         tx: Tx,
         view: &impl UtxoView,
     ) -> Result<Hash, SubmitError> {
+        self.unproven_room(&tx.txid(), Origin::Local)?;
         self.admit(now, tx, Origin::Local, view)
     }
 
@@ -409,6 +426,7 @@ impl Engine {
         if self.window_due_at().is_some_and(|at| at <= now) {
             self.close_window(now, view);
         }
+        self.reask_unproven(now);
         self.start_due_work(now);
     }
 
@@ -428,6 +446,7 @@ impl Engine {
             if let Some(entry) = self.mempool.remove(txid, TxStatus::Finalized) {
                 self.unschedule(txid, &entry.state);
             }
+            self.unproven.remove(txid);
         }
     }
 
@@ -499,6 +518,7 @@ impl Engine {
             self.fetches.next_deadline(),
             self.mempool.next_expiry(),
             self.orphans.next_expiry(),
+            self.unproven.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -661,6 +681,7 @@ impl Engine {
             }
         }
         if let Origin::Peer(from) = origin {
+            self.unproven_room(&txid, origin)?;
             // Signatures run last in `validate`: one unit per input.
             if !self.charge(now, from, tx.inputs.len() as u64) {
                 return Err(SubmitError::OverBudget);
@@ -1193,6 +1214,9 @@ impl Engine {
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`
     /// because we lack them (within the fetch limits).
     fn fetch_unknown(&mut self, now: MonoTime, from: NodeId, verdicts: &[(Hash, Verdict)]) {
+        if !self.may_fetch_unknown() {
+            return;
+        }
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
         let mut wanted = Vec::new();
         for (txid, verdict) in verdicts {
@@ -1346,6 +1370,7 @@ impl Engine {
             self.poll_schedule.remove(&(at, txid));
         }
         let tx = entry.tx.clone();
+        self.note_unproven(now, txid);
         self.emit(Event::LocallyAccepted { txid });
         for loser in self.mempool.conflicts_of(&txid, &tx) {
             self.reject(loser, RejectReason::ConflictAccepted { winner: txid });
@@ -1353,6 +1378,7 @@ impl Engine {
     }
 
     fn reject(&mut self, txid: Hash, reason: RejectReason) {
+        self.unproven.remove(&txid);
         if let Some(entry) = self.mempool.remove(&txid, TxStatus::Rejected) {
             self.unschedule(&txid, &entry.state);
             self.emit(Event::Rejected { txid, reason });
@@ -1367,6 +1393,7 @@ impl Engine {
             return;
         }
         self.mempool.set_status(&txid, TxStatus::Finalized);
+        self.unproven.remove(&txid);
         let Some(entry) = self.mempool.get_mut(&txid) else {
             return;
         };

@@ -16,6 +16,7 @@ pub mod params;
 pub mod polls;
 pub mod sampler;
 pub mod snowball;
+pub mod unproven;
 pub mod vote_cache;
 pub mod windows;
 pub mod work_budget;
@@ -26,5 +27,6 @@ pub use messages::{
 };
 pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
+pub use unproven::UnprovenLimits;
 pub use vote_cache::{SharedVerdicts, VerifiedVotes};
 pub use work_budget::{PeerWork, WorkBudgetParams};
