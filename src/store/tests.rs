@@ -321,12 +321,18 @@ fn double_spend_inside_one_batch_aborts_it() {
     assert_eq!(f.dump(), before);
 }
 
-#[test]
-fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
-    let f = Fixture::new();
+/// Three txs, each spending outputs of the one before.
+fn spend_chain_of_three(f: &Fixture) -> [Tx; 3] {
     let a = f.spend(&[f.genesis_coin()], 2);
     let b = f.spend(&coins(&a), 2);
     let c = f.spend(&coins(&b)[1..], 1);
+    [a, b, c]
+}
+
+#[test]
+fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
+    let f = Fixture::new();
+    let [a, b, c] = spend_chain_of_three(&f);
     let report = f
         .store
         .apply_finalized(&finalized_all(&[&a, &b, &c]))
@@ -349,9 +355,7 @@ fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
 #[test]
 fn recent_proofs_come_in_finalization_order_within_the_range_and_limit() {
     let f = Fixture::new();
-    let a = f.spend(&[f.genesis_coin()], 2);
-    let b = f.spend(&coins(&a), 2);
-    let c = f.spend(&coins(&b)[1..], 1);
+    let [a, b, c] = spend_chain_of_three(&f);
     let view = f.store.read().unwrap();
     assert_eq!(view.finalized_count().unwrap(), 0);
     assert!(view.proofs_in(0, 10, 10).unwrap().is_empty());
