@@ -493,6 +493,13 @@ fn an_accepted_tx_without_its_proof_is_reasked_of_the_missing_validators_with_a_
     );
     assert_eq!(node.status(&txid), Some(TxStatus::LocallyAccepted));
     assert_eq!(node.engine.metrics().unproven_reasked, 7);
+    // An answer to a re-ask is no poll's: dropped, not counted as stray.
+    let answer = ConsensusMessage::Votes {
+        request_id: 0,
+        verdicts: vec![(txid, Verdict::Valid)],
+    };
+    node.deliver(node.id(2), answer);
+    assert_eq!(node.engine.metrics().votes_dropped, 0);
     // Its proof completes: no more re-asks.
     node.deliver(node.id(2), window_msg(&node.keys[2].clone(), 1, &[txid]));
     assert!(node.finalized(&txid));

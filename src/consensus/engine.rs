@@ -800,7 +800,7 @@ impl Engine {
         request_id: u64,
         verdicts: &[(Hash, Verdict)],
     ) {
-        if self.oversized(from, verdicts.len()) {
+        if self.oversized(from, verdicts.len()) || request_id == stuck::REASK_REQUEST_ID {
             return;
         }
         let Some(request) = self.polls.take_answered(request_id, &from) else {

@@ -8,9 +8,12 @@
 //! missing validators lack the tx (they expired it, or never had it): so
 //! each due re-ask goes, as an ordinary `Query` (one per validator, all due
 //! txids together), to exactly the validators whose vote is missing from
-//! its tally. A validator lacking it answers `Unknown` and fetches it
-//! (refetch on demand), polls it and, if the network agrees, signs it. The
-//! answers change nothing here (the tx is accepted already).
+//! its tally and that answer polls (a silent one is skipped). A validator
+//! lacking it answers `Unknown` and fetches it (refetch on demand), polls
+//! it and, if the network agrees, signs it. The answers change nothing
+//! here (the tx is accepted already), so the query is not a poll's: it
+//! carries [`REASK_REQUEST_ID`], holds no poll slot back and its answer is
+//! dropped uncounted.
 //!
 //! **The cap, and why admission is what stops.** At
 //! `UnprovenLimits::max_txs` accepted-but-unproven txs, new admissions are
@@ -28,7 +31,7 @@
 //! never refused.
 
 use super::{Engine, Origin, SubmitError};
-use crate::consensus::messages::NodeId;
+use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::consensus::windows::WindowBook;
 use crate::crypto::Keypair;
 use crate::finality::ValidatorSet;
@@ -36,6 +39,9 @@ use crate::mempool::TxStatus;
 use crate::time::MonoTime;
 use crate::types::Hash;
 use std::collections::BTreeMap;
+
+/// The request id of re-ask queries; polls' requests are numbered from 1.
+pub const REASK_REQUEST_ID: u64 = 0;
 
 impl Engine {
     /// Starts the re-ask schedule of a tx just accepted here.
@@ -90,16 +96,20 @@ impl Engine {
             self.metrics.unproven_reasked += 1;
             let tally = self.windows.tally(&txid);
             for validator in self.validators.validators() {
-                let voted = tally.is_some_and(|t| t.has_voted(&self.validators, &validator.id));
-                if Some(validator.id) != me && !voted {
-                    asks.entry(validator.id).or_default().push(txid);
+                let id = validator.id;
+                let voted = tally.is_some_and(|t| t.has_voted(&self.validators, &id));
+                if Some(id) != me && !voted && !self.polls.is_unresponsive(&id) {
+                    asks.entry(id).or_default().push(txid);
                 }
             }
         }
-        let mut own = Vec::new();
+        let per_query = (self.config.snowball.max_txs_per_query as usize).max(1);
         for (to, txids) in asks {
-            // No poll slots: the answers are only for the responder's sake.
-            self.send_queries(now, to, &txids, &[], &mut own);
+            for chunk in txids.chunks(per_query) {
+                let txids = chunk.to_vec();
+                let request_id = REASK_REQUEST_ID;
+                self.send(to, ConsensusMessage::Query { request_id, txids });
+            }
         }
     }
 }
