@@ -510,7 +510,7 @@ impl Engine {
             .flatten();
         // Held poll slots whose validator answered may go at once.
         let released = self.polls.has_releasable().then_some(MonoTime(0));
-        [
+        let others = [
             poll_due,
             released,
             self.window_due_at(),
@@ -518,11 +518,11 @@ impl Engine {
             self.fetches.next_deadline(),
             self.mempool.next_expiry(),
             self.orphans.next_expiry(),
-            self.unproven.next_due(),
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min();
+        others.into_iter().chain(self.unproven_wake(others)).min()
     }
 
     pub fn tx_status(&self, txid: &Hash) -> Option<TxStatusReport> {

@@ -43,6 +43,10 @@ use std::collections::BTreeMap;
 /// The request id of re-ask queries; polls' requests are numbered from 1.
 pub const REASK_REQUEST_ID: u64 = 0;
 
+/// A re-ask may run this fraction of its first gap late (500 ms of 2 s),
+/// on a wakeup the engine has anyway.
+const REASK_SLACK_DIVISOR: u64 = 4;
+
 impl Engine {
     /// Starts the re-ask schedule of a tx just accepted here.
     pub(super) fn note_unproven(&mut self, now: MonoTime, txid: Hash) {
@@ -70,6 +74,19 @@ impl Engine {
     /// Whether a txid answered `Unknown` is worth fetching (not at the cap).
     pub(super) fn may_fetch_unknown(&self) -> bool {
         !self.unproven.is_full()
+    }
+
+    /// When re-asks need a wakeup of their own: never while another
+    /// wakeup (`others`) comes within [`REASK_SLACK_DIVISOR`]th of the first
+    /// gap after the next re-ask is due (it runs then, a little late), so a
+    /// busy engine wakes no more often for them; an idle one wakes on time.
+    pub(super) fn unproven_wake(&self, others: Option<MonoTime>) -> Option<MonoTime> {
+        let due = self.unproven.next_due()?;
+        let slack_ms = self.config.limits.unproven.first_ms / REASK_SLACK_DIVISOR;
+        match others {
+            Some(other) if other <= due.plus_ms(slack_ms) => None,
+            _ => Some(due),
+        }
     }
 
     /// Re-asks every accepted-but-unproven tx that is due, each of the
