@@ -147,6 +147,12 @@ pub struct Metrics {
     /// over budget.
     pub consensus_work_charged: AtomicU64,
     pub consensus_work_dropped: AtomicU64,
+    /// Peers' `GetRecentProofs` the catch-up thread started serving, and
+    /// those it refused (served already, too soon, too many strangers).
+    pub catch_up_requests_served: AtomicU64,
+    pub catch_up_requests_refused: AtomicU64,
+    /// Proofs the catch-up thread read from the store (and sent).
+    pub catch_up_proofs_read: AtomicU64,
     backpressure: [AtomicU64; 2],
     /// Admission to durable commit, per finalized transaction.
     pub finality_latency: Histogram,
@@ -184,6 +190,9 @@ impl Default for Metrics {
             consensus_misbehaviours: AtomicU64::new(0),
             consensus_work_charged: AtomicU64::new(0),
             consensus_work_dropped: AtomicU64::new(0),
+            catch_up_requests_served: AtomicU64::new(0),
+            catch_up_requests_refused: AtomicU64::new(0),
+            catch_up_proofs_read: AtomicU64::new(0),
             backpressure: [AtomicU64::new(0), AtomicU64::new(0)],
             finality_latency: Histogram::new(LATENCY_BOUNDS_MS),
             lmdb_commit: Histogram::new(COMMIT_BOUNDS_MS),
@@ -211,7 +220,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 23] = [
+        let counters: [(&str, &str, &AtomicU64); 26] = [
             (
                 "timecoin_txs_submitted_total",
                 "Transactions submitted over RPC",
@@ -251,6 +260,21 @@ impl Metrics {
                 "timecoin_consensus_work_dropped_total",
                 "Peer messages dropped unchecked because the peer's work budget was spent",
                 &self.consensus_work_dropped,
+            ),
+            (
+                "timecoin_catch_up_requests_served_total",
+                "Peers' requests for recent finality proofs being or been served",
+                &self.catch_up_requests_served,
+            ),
+            (
+                "timecoin_catch_up_requests_refused_total",
+                "Peers' requests for recent finality proofs refused (served already, too soon, too many strangers)",
+                &self.catch_up_requests_refused,
+            ),
+            (
+                "timecoin_catch_up_proofs_read_total",
+                "Finality proofs read from the store and sent to catching-up peers",
+                &self.catch_up_proofs_read,
             ),
             (
                 "timecoin_polls_started_total",

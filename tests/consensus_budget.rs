@@ -2,17 +2,22 @@
 //! no honest node sends is reported (`Output::Misbehaved`), stale or
 //! duplicate data is not; every signature check is charged to the sending
 //! peer's work budget, validators' budgets are larger than strangers', and
-//! work over budget is dropped, not queued.
+//! work over budget is dropped, not queued. Stuck work (issue 13 finding
+//! 7): expired txs are fetched again on demand, early proofs wait for
+//! their parent, accepted-but-unproven txs are re-asked of the missing
+//! validators with a capped doubling gap, and their number is capped.
 
 mod consensus_support;
 
 use consensus_support::*;
 use std::sync::Arc;
 use timecoin::consensus::{
-    ConsensusMessage, Engine, Misbehaviour, NodeId, Output, PeerWork, WorkBudgetParams,
+    ConsensusMessage, Engine, EngineLimits, Event, Misbehaviour, NodeId, Output, PeerWork,
+    SubmitError, UnprovenLimits, Verdict, WorkBudgetParams,
 };
 use timecoin::crypto::Keypair;
 use timecoin::finality::{ProofError, WindowError, WindowVote};
+use timecoin::mempool::TxStatus;
 use timecoin::time::MonoTime;
 use timecoin::types::{Hash, Tx};
 
@@ -31,10 +36,14 @@ impl Node {
     }
 
     fn with_budget(params: WorkBudgetParams) -> Node {
+        Node::with_limits(|limits| limits.work_budget = params)
+    }
+
+    fn with_limits(edit: impl FnOnce(&mut EngineLimits)) -> Node {
         let (keys, set) = validator_set(&[1; 4]);
         let now = MonoTime(1_000_000);
         let mut config = engine_config(devnet_params(), 11);
-        config.limits.work_budget = params;
+        edit(&mut config.limits);
         let engine = Engine::new(config, set, Some(keys[0].clone()), now);
         Node {
             engine,
@@ -75,9 +84,9 @@ impl Node {
     }
 
     fn finalized(&self, txid: &Hash) -> bool {
-        events(&self.log).iter().any(
-            |e| matches!(e, timecoin::consensus::Event::Finalized { tx, .. } if tx.txid() == *txid),
-        )
+        events(&self.log)
+            .iter()
+            .any(|e| matches!(e, Event::Finalized { tx, .. } if tx.txid() == *txid))
     }
 }
 
@@ -394,4 +403,190 @@ fn a_proof_arriving_before_its_parents_is_applied_when_the_parent_finalizes() {
     );
     assert!(node.finalized(&parent.txid()));
     assert!(node.finalized(&child.txid()), "the waiting proof applied");
+}
+
+/// Re-asks in these tests: 100 ms, then doubling up to 400 ms.
+fn quick_reasks(max_txs: usize) -> UnprovenLimits {
+    UnprovenLimits {
+        max_txs,
+        first_ms: 100,
+        max_ms: 400,
+    }
+}
+
+impl Node {
+    /// Accepts `tx` as if restored from the vote-safety record (accepted
+    /// and durable at once): our window covers it, nobody else's does.
+    fn accept(&mut self, tx: &Tx) -> Hash {
+        let txid = self
+            .engine
+            .restore_accepted(self.now, tx.clone(), &self.wallet.utxos)
+            .unwrap();
+        self.log.extend(drain(&mut self.engine));
+        txid
+    }
+
+    /// Every `(ms since start, validator index)` that was sent a `Query`
+    /// naming `txid`, stepping 10 ms at a time for `ms`.
+    fn queries_naming(&mut self, txid: &Hash, ms: u64) -> Vec<(u64, usize)> {
+        let start = self.now;
+        let mut asked = Vec::new();
+        for _ in 0..ms / 10 {
+            let from = self.log.len();
+            self.advance(10);
+            let elapsed = self.now.as_millis() - start.as_millis();
+            for v in 1..4 {
+                let named = sent_to(&self.log[from..], &self.id(v)).into_iter().any(
+                    |m| matches!(m, ConsensusMessage::Query { txids, .. } if txids.contains(txid)),
+                );
+                if named {
+                    asked.push((elapsed, v));
+                }
+            }
+        }
+        asked
+    }
+
+    fn status(&self, txid: &Hash) -> Option<TxStatus> {
+        self.engine.tx_status(txid).map(|s| s.status)
+    }
+}
+
+/// The distinct times in `asked`, and the validators asked at each.
+fn rounds(asked: &[(u64, usize)]) -> Vec<(u64, Vec<usize>)> {
+    let mut out: Vec<(u64, Vec<usize>)> = Vec::new();
+    for &(at, v) in asked {
+        match out.last_mut() {
+            Some((t, vs)) if *t == at => vs.push(v),
+            _ => out.push((at, vec![v])),
+        }
+    }
+    out
+}
+
+#[test]
+fn an_accepted_tx_without_its_proof_is_reasked_of_the_missing_validators_with_a_doubling_gap() {
+    let mut node = Node::with_limits(|l| l.unproven = quick_reasks(64));
+    let tx = node.wallet.pay(0, "stuck");
+    let txid = node.accept(&tx);
+    // Only our own vote: 1 of the 3 needed. Re-asks at 100, 300, 700,
+    // 1,100 ms (gaps 100, 200, 400, 400), each of validators 1-3.
+    let asked = rounds(&node.queries_naming(&txid, 1_200));
+    assert_eq!(
+        asked,
+        vec![
+            (100, vec![1, 2, 3]),
+            (300, vec![1, 2, 3]),
+            (700, vec![1, 2, 3]),
+            (1_100, vec![1, 2, 3]),
+        ]
+    );
+    // Validator 1's window arrives (at 1,200 ms): it is not asked again,
+    // and the gap starts over. The look at 1,500 sees the new vote and
+    // skips; re-asks follow at 1,600, 1,800 and 2,200 ms.
+    let window = window_msg(&node.keys[1].clone(), 1, &[txid]);
+    node.deliver(node.id(1), window);
+    let asked = rounds(&node.queries_naming(&txid, 1_000));
+    assert_eq!(
+        asked,
+        vec![(400, vec![2, 3]), (600, vec![2, 3]), (1_000, vec![2, 3])]
+    );
+    assert_eq!(node.status(&txid), Some(TxStatus::LocallyAccepted));
+    assert_eq!(node.engine.metrics().unproven_reasked, 7);
+    // An answer to a re-ask is no poll's: dropped, not counted as stray.
+    let answer = ConsensusMessage::Votes {
+        request_id: 0,
+        verdicts: vec![(txid, Verdict::Valid)],
+    };
+    node.deliver(node.id(2), answer);
+    assert_eq!(node.engine.metrics().votes_dropped, 0);
+    // Its proof completes: no more re-asks.
+    node.deliver(node.id(2), window_msg(&node.keys[2].clone(), 1, &[txid]));
+    assert!(node.finalized(&txid));
+    assert!(node.queries_naming(&txid, 2_000).is_empty());
+}
+
+#[test]
+fn at_the_cap_of_unproven_txs_new_admissions_are_refused_and_acceptances_kept() {
+    let mut node = Node::with_limits(|l| l.unproven = quick_reasks(2));
+    let accepted: Vec<Tx> = (0..3).map(|i| node.wallet.pay(i, "accepted")).collect();
+    // Restoring the vote-safety record is never refused, even past the cap.
+    for tx in &accepted {
+        node.accept(tx);
+    }
+    let late = node.wallet.pay(3, "late");
+    assert_eq!(
+        node.engine
+            .handle_submit(node.now, late.clone(), &node.wallet.utxos),
+        Err(SubmitError::UnprovenBacklog { held: 3, max: 2 })
+    );
+    let from_peer = node.wallet.pay(4, "from a peer");
+    node.deliver(node.id(1), ConsensusMessage::Tx(from_peer.clone()));
+    assert_eq!(node.status(&from_peer.txid()), None);
+    // Polled about a tx it lacks: `Unknown`, and no fetch.
+    let start = node.log.len();
+    let unknown = txid_of(77);
+    node.deliver(
+        node.id(1),
+        ConsensusMessage::Query {
+            request_id: 1,
+            txids: vec![unknown],
+        },
+    );
+    let answers = sent_to(&node.log[start..], &node.id(1));
+    assert!(answers.iter().any(|m| matches!(m,
+        ConsensusMessage::Votes { verdicts, .. } if verdicts == &[(unknown, Verdict::Unknown)])));
+    assert!(!answers
+        .iter()
+        .any(|m| matches!(m, ConsensusMessage::GetTxs { .. })));
+    for tx in &accepted {
+        assert_eq!(node.status(&tx.txid()), Some(TxStatus::LocallyAccepted));
+    }
+    // Two proofs complete: room again.
+    let signers = node.keys[1..4].to_vec();
+    for tx in &accepted[..2] {
+        node.deliver(
+            node.id(1),
+            ConsensusMessage::Proof(signed_proof(tx, &signers, 0, &[])),
+        );
+        assert!(node.finalized(&tx.txid()));
+    }
+    assert_eq!(
+        node.engine
+            .handle_submit(node.now, late, &node.wallet.utxos),
+        Ok(node.wallet.pay(3, "late").txid())
+    );
+    assert_eq!(node.engine.metrics().txs_refused_unproven, 2);
+}
+
+/// The stuck case re-asks are for: a tx accepted here that the other
+/// validators never got (or dropped) is decided once re-asked, since a
+/// validator that lacks a polled tx fetches it.
+#[test]
+fn a_tx_the_other_validators_never_got_is_finalized_once_reasked() {
+    let wallet = Wallet::funded(4);
+    let mut cluster = Cluster::new(&[1; 4], devnet_params(), &wallet.utxos, 5);
+    let tx = wallet.pay(0, "accepted alone");
+    let txid = tx.txid();
+    // Node 0 accepted it before a crash; the others never heard of it.
+    for down in 1..4 {
+        cluster.down[down] = true;
+    }
+    let (now, ledger) = (cluster.now, cluster.ledgers[0].clone());
+    cluster.engines[0]
+        .restore_accepted(now, tx, &ledger)
+        .unwrap();
+    cluster.run_for(100);
+    for down in 1..4 {
+        cluster.down[down] = false;
+    }
+    cluster.run_for(1_000);
+    assert!(
+        cluster.finalized_at(&txid).is_empty(),
+        "nobody re-asked yet"
+    );
+    cluster.run_for(10_000);
+    let mut finalized = cluster.finalized_at(&txid);
+    finalized.sort_unstable();
+    assert_eq!(finalized, vec![0, 1, 2, 3]);
 }

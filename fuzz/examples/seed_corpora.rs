@@ -173,6 +173,7 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
             first: block_vote,
             second: other_vote,
         })),
+        Message::GetRecentProofs { max: 2_000 },
     ]
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use timecoin::consensus::{
     ConsensusMessage, Engine, EngineConfig, EngineLimits, Event, NodeId, Output, SnowballParams,
-    Verdict, WindowParams,
+    UnprovenLimits, Verdict, WindowParams,
 };
 use timecoin::crypto::{merkle, Keypair};
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope, WindowVote};
@@ -524,6 +524,12 @@ fuzz_target!(|steps: Vec<Step>| {
             settled_txs: 64,
             seen_proofs: 64,
             verified_votes: 64,
+            // Small, so sequences reach the cap and the re-asks.
+            unproven: UnprovenLimits {
+                max_txs: 4,
+                first_ms: 50,
+                max_ms: 400,
+            },
             ..EngineLimits::default()
         },
         scope: scope(),

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use timecoin::consensus::ConsensusMessage;
 use timecoin::finality::MAX_WINDOW_TXS;
-use timecoin::net::{Message, MessageLimits};
+use timecoin::net::{Message, MessageLimits, MAX_RECENT_PROOFS};
 
 fn check(payload: &[u8], limits: &MessageLimits) {
     let Ok(msg) = Message::decode(payload, limits) else {
@@ -24,6 +24,7 @@ fn check(payload: &[u8], limits: &MessageLimits) {
         Message::Certificates { certificates } => {
             assert!(certificates.len() <= limits.max_blocks_per_message)
         }
+        Message::GetRecentProofs { max } => assert!(*max <= MAX_RECENT_PROOFS),
         Message::Consensus(c) => match c {
             ConsensusMessage::Tx(_) => assert!(payload.len() - 2 <= limits.max_tx_bytes),
             ConsensusMessage::GetTxs { txids } => {

@@ -23,6 +23,7 @@ use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
 use super::snowball::{self, PollEffect, SnowballState};
+use super::unproven::{Unproven, UnprovenLimits};
 use super::vote_cache::{SharedVerdicts, VerifiedVotes};
 use super::windows::{OwnWindow, SharedTrees, WindowBook, WindowLimits};
 use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
@@ -41,6 +42,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+
+mod stuck;
 
 /// Caps on everything a peer can make the engine remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub struct EngineLimits {
     pub poll_queries_in_flight: u32,
     /// Signature checks and Merkle work each peer may make us do.
     pub work_budget: WorkBudgetParams,
+    /// Accepted-but-unproven txs: how many, and how often re-asked.
+    pub unproven: UnprovenLimits,
 }
 
 impl Default for EngineLimits {
@@ -101,6 +106,7 @@ impl Default for EngineLimits {
             evidence_seen: 1_024,
             poll_queries_in_flight: 1,
             work_budget: WorkBudgetParams::default(),
+            unproven: UnprovenLimits::default(),
         }
     }
 }
@@ -213,6 +219,10 @@ pub struct EngineMetrics {
     pub messages_oversized: u64,
     /// `Output::Misbehaved` reports (faults or not).
     pub misbehaviours_reported: u64,
+    /// Re-asks of accepted-but-unproven txs (txids, each to the validators
+    /// whose votes are missing), and admissions refused at their cap.
+    pub unproven_reasked: u64,
+    pub txs_refused_unproven: u64,
     pub safety_violations: u64,
 }
 
@@ -236,6 +246,9 @@ pub enum SubmitError {
     /// Only for peers' transactions: the sender's work budget is spent.
     #[error("the sending peer's work budget is spent; transaction dropped unchecked")]
     OverBudget,
+    /// Too many locally accepted txs wait for their proofs (see `stuck`).
+    #[error("{held} locally accepted transactions are waiting for their finality proofs (the cap is {max}); retry once some finalize")]
+    UnprovenBacklog { held: usize, max: usize },
 }
 
 /// Consensus state of one transaction, carried in its mempool entry.
@@ -270,6 +283,8 @@ pub struct Engine {
     mempool: Mempool<TxState>,
     orphans: OrphanPool,
     orphan_proofs: OrphanProofs,
+    /// Accepted-but-unproven txs and their re-ask timers.
+    unproven: Unproven,
     polls: Polls,
     fetches: Fetches,
     poll_schedule: BTreeSet<(MonoTime, Hash)>,
@@ -325,6 +340,7 @@ impl Engine {
             ),
             orphans: OrphanPool::new(limits.max_orphans, limits.max_orphans_per_peer),
             orphan_proofs: OrphanProofs::new(limits.orphan_proof_parents),
+            unproven: Unproven::new(limits.unproven),
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
             poll_schedule: BTreeSet::new(),
@@ -358,6 +374,7 @@ impl Engine {
         tx: Tx,
         view: &impl UtxoView,
     ) -> Result<Hash, SubmitError> {
+        self.unproven_room(&tx.txid(), Origin::Local)?;
         self.admit(now, tx, Origin::Local, view)
     }
 
@@ -413,6 +430,7 @@ impl Engine {
         if self.window_due_at().is_some_and(|at| at <= now) {
             self.close_window(now, view);
         }
+        self.reask_unproven(now);
         self.start_due_work(now);
     }
 
@@ -432,6 +450,7 @@ impl Engine {
             if let Some(entry) = self.mempool.remove(txid, TxStatus::Finalized) {
                 self.unschedule(txid, &entry.state);
             }
+            self.unproven.remove(txid);
         }
     }
 
@@ -495,7 +514,7 @@ impl Engine {
             .flatten();
         // Held poll slots whose validator answered may go at once.
         let released = self.polls.has_releasable().then_some(MonoTime(0));
-        [
+        let others = [
             poll_due,
             released,
             self.window_due_at(),
@@ -506,7 +525,8 @@ impl Engine {
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min();
+        others.into_iter().chain(self.unproven_wake(others)).min()
     }
 
     pub fn tx_status(&self, txid: &Hash) -> Option<TxStatusReport> {
@@ -671,6 +691,7 @@ impl Engine {
             }
         }
         if let Origin::Peer(from) = origin {
+            self.unproven_room(&txid, origin)?;
             // Signatures run last in `validate`: one unit per input.
             if !self.charge(now, from, tx.inputs.len() as u64) {
                 return Err(SubmitError::OverBudget);
@@ -789,7 +810,7 @@ impl Engine {
         request_id: u64,
         verdicts: &[(Hash, Verdict)],
     ) {
-        if self.oversized(from, verdicts.len()) {
+        if self.oversized(from, verdicts.len()) || request_id == stuck::REASK_REQUEST_ID {
             return;
         }
         let Some(request) = self.polls.take_answered(request_id, &from) else {
@@ -1204,6 +1225,9 @@ impl Engine {
     /// Fetches, from the peer that polled us, the txids we answered `Unknown`
     /// because we lack them (within the fetch limits).
     fn fetch_unknown(&mut self, now: MonoTime, from: NodeId, verdicts: &[(Hash, Verdict)]) {
+        if !self.may_fetch_unknown() {
+            return;
+        }
         let deadline = now.plus_ms(self.config.snowball.poll_timeout_ms);
         let mut wanted = Vec::new();
         for (txid, verdict) in verdicts {
@@ -1366,6 +1390,7 @@ impl Engine {
             self.poll_schedule.remove(&(at, txid));
         }
         let tx = entry.tx.clone();
+        self.note_unproven(now, txid);
         self.emit(Event::LocallyAccepted { txid });
         for loser in self.mempool.conflicts_of(&txid, &tx) {
             self.reject(loser, RejectReason::ConflictAccepted { winner: txid });
@@ -1373,6 +1398,7 @@ impl Engine {
     }
 
     fn reject(&mut self, txid: Hash, reason: RejectReason) {
+        self.unproven.remove(&txid);
         if let Some(entry) = self.mempool.remove(&txid, TxStatus::Rejected) {
             self.unschedule(&txid, &entry.state);
             self.emit(Event::Rejected { txid, reason });
@@ -1387,6 +1413,7 @@ impl Engine {
             return;
         }
         self.mempool.set_status(&txid, TxStatus::Finalized);
+        self.unproven.remove(&txid);
         let Some(entry) = self.mempool.get_mut(&txid) else {
             return;
         };

@@ -17,6 +17,7 @@ pub mod polls;
 pub mod sampler;
 pub mod signed_spends;
 pub mod snowball;
+pub mod unproven;
 pub mod vote_cache;
 pub mod windows;
 pub mod work_budget;
@@ -27,6 +28,7 @@ pub use messages::{
 };
 pub use misbehaviour::Misbehaviour;
 pub use params::{SampleSize, SnowballParams};
+pub use unproven::UnprovenLimits;
 pub use vote_cache::{SharedVerdicts, VerifiedVotes};
 pub use windows::SharedTrees;
 pub use work_budget::{PeerWork, WorkBudgetParams};

@@ -131,6 +131,12 @@ impl Polls {
         Some(request)
     }
 
+    /// Whether `validator`'s last query expired unanswered (and it has
+    /// answered none since).
+    pub fn is_unresponsive(&self, validator: &NodeId) -> bool {
+        self.unresponsive.contains(validator)
+    }
+
     /// The next request whose deadline is at or before `now`.
     pub fn take_expired(&mut self, now: MonoTime) -> Option<Request> {
         let &(deadline, id) = self.deadlines.first()?;

@@ -171,7 +171,7 @@ pub enum NetCommand {
     Shutdown,
 }
 
-/// What the net thread reports. Peer lifecycle events go to both outboxes.
+/// What the net thread reports. Peer lifecycle events go to every outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetEvent {
     PeerConnected {
@@ -233,6 +233,8 @@ pub struct NetHandle {
     pub consensus_events: Receiver<NetEvent>,
     /// `BlockAnnounce`, `GetBlocks`, `Blocks` and peer lifecycle events.
     pub block_events: Receiver<NetEvent>,
+    /// `GetRecentProofs` and peer lifecycle events.
+    pub catch_up_events: Receiver<NetEvent>,
     local_addr: SocketAddr,
     node_id: NodeId,
     shared: Arc<Shared>,
@@ -356,6 +358,7 @@ pub fn spawn_net(
     let (command_tx, commands) = bounded(config.channel_capacity);
     let (consensus_tx, consensus_events) = bounded(config.channel_capacity);
     let (block_tx, block_events) = bounded(config.channel_capacity);
+    let (catch_up_tx, catch_up_events) = bounded(config.channel_capacity);
     let shared = Arc::new(Shared::default());
     let seed = config.rng_seed.unwrap_or_else(|| {
         // The seeding point of the net thread's RNG (tests pin `rng_seed`).
@@ -406,6 +409,7 @@ pub fn spawn_net(
         commands,
         consensus_tx,
         block_tx,
+        catch_up_tx,
         delivered: SeenSet::new(config.gossip_seen_capacity),
         relayed: SeenSet::new(config.gossip_seen_capacity),
         shared: shared.clone(),
@@ -426,6 +430,7 @@ pub fn spawn_net(
         waker,
         consensus_events,
         block_events,
+        catch_up_events,
         local_addr,
         node_id,
         shared,
@@ -481,6 +486,7 @@ struct NetLoop {
     commands: Receiver<NetCommand>,
     consensus_tx: Sender<NetEvent>,
     block_tx: Sender<NetEvent>,
+    catch_up_tx: Sender<NetEvent>,
     delivered: SeenSet,
     relayed: SeenSet,
     shared: Arc<Shared>,
@@ -767,7 +773,8 @@ impl NetLoop {
                 tip_height: hello.tip_height,
             };
             self.deliver(MessageClass::TxGossip, event.clone());
-            self.deliver(MessageClass::Block, event);
+            self.deliver(MessageClass::Block, event.clone());
+            self.deliver_catch_up(event);
         }
         if let Some(reachable) = dialed.or(hello.listen_addr) {
             self.book.connected(reachable, hello.node_id, now);
@@ -808,6 +815,9 @@ impl NetLoop {
             }
             Message::Peers { addrs } => self.book.add_gossiped(&addrs, now),
             Message::Pong { .. } => {}
+            msg @ Message::GetRecentProofs { .. } => {
+                self.deliver_catch_up(NetEvent::Message { from, msg })
+            }
             _ if hash.is_some_and(|h| !self.delivered.insert(h)) => {
                 bump(&self.shared.metrics.gossip_duplicates);
             }
@@ -829,6 +839,14 @@ impl NetLoop {
             _ => &self.consensus_tx,
         };
         if let Err(TrySendError::Full(_)) = outbox.try_send(event) {
+            bump(&self.shared.metrics.outbox_drops);
+        }
+    }
+
+    /// Routes to the catch-up thread's outbox; a full one drops and counts.
+    /// Nobody reading it (a node without one) only fills it.
+    fn deliver_catch_up(&self, event: NetEvent) {
+        if let Err(TrySendError::Full(_)) = self.catch_up_tx.try_send(event) {
             bump(&self.shared.metrics.outbox_drops);
         }
     }
@@ -960,7 +978,8 @@ impl NetLoop {
                     .store(self.by_node.len() as u64, Ordering::Relaxed);
                 let event = NetEvent::PeerDisconnected { node_id: n };
                 self.deliver(MessageClass::TxGossip, event.clone());
-                self.deliver(MessageClass::Block, event);
+                self.deliver(MessageClass::Block, event.clone());
+                self.deliver_catch_up(event);
             }
         }
     }

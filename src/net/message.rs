@@ -44,6 +44,7 @@ pub enum MessageTag {
     WindowVote = 0x0107,
     GetWindowVote = 0x0108,
     WindowEvidence = 0x0109,
+    GetRecentProofs = 0x010A,
     BlockAnnounce = 0x0201,
     GetBlocks = 0x0202,
     Blocks = 0x0203,
@@ -53,7 +54,7 @@ pub enum MessageTag {
 }
 
 impl MessageTag {
-    pub const ALL: [MessageTag; 21] = [
+    pub const ALL: [MessageTag; 22] = [
         MessageTag::Hello,
         MessageTag::HelloAck,
         MessageTag::Ping,
@@ -69,6 +70,7 @@ impl MessageTag {
         MessageTag::WindowVote,
         MessageTag::GetWindowVote,
         MessageTag::WindowEvidence,
+        MessageTag::GetRecentProofs,
         MessageTag::BlockAnnounce,
         MessageTag::GetBlocks,
         MessageTag::Blocks,
@@ -106,6 +108,7 @@ impl MessageTag {
             MessageTag::WindowVote => "windowvote",
             MessageTag::GetWindowVote => "getwindowvote",
             MessageTag::WindowEvidence => "windowevidence",
+            MessageTag::GetRecentProofs => "getrecentproofs",
             MessageTag::BlockAnnounce => "blockannounce",
             MessageTag::GetBlocks => "getblocks",
             MessageTag::Blocks => "blocks",
@@ -132,7 +135,8 @@ impl MessageTag {
             | MessageTag::Ping
             | MessageTag::Pong
             | MessageTag::GetPeers
-            | MessageTag::Peers => MessageClass::Session,
+            | MessageTag::Peers
+            | MessageTag::GetRecentProofs => MessageClass::Session,
             MessageTag::Tx
             | MessageTag::GetTxs
             | MessageTag::Txs
@@ -152,7 +156,8 @@ impl MessageTag {
 }
 
 /// Message classes, each with its own rate limit. `TxGossip` and `Poll` go to
-/// the consensus inbox, `Block` to the block inbox; `Session` stays in net.
+/// the consensus inbox, `Block` to the block inbox; `Session` stays in net,
+/// but for `GetRecentProofs`, which goes to the catch-up thread.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MessageClass {
     Session,
@@ -242,7 +247,18 @@ pub enum Message {
     },
     /// Two endorsements of different blocks at one height by one voter.
     Evidence(Box<Equivocation>),
+    /// Asks for the finality proofs of the latest `max` (at most
+    /// [`MAX_RECENT_PROOFS`]) transactions finalized at the receiver,
+    /// oldest first: catch-up after a restart or a partition. Served
+    /// paced, once per request, off the consensus thread.
+    GetRecentProofs {
+        max: u32,
+    },
 }
+
+/// Most proofs one `GetRecentProofs` may ask for: a node down longer than
+/// this many transactions catches up by block sync.
+pub const MAX_RECENT_PROOFS: u32 = 2_000;
 
 /// Size and count limits applied to every received message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,6 +353,7 @@ impl Message {
             Message::BlockVote(_) => MessageTag::BlockVote,
             Message::Certificates { .. } => MessageTag::Certificates,
             Message::Evidence(_) => MessageTag::Evidence,
+            Message::GetRecentProofs { .. } => MessageTag::GetRecentProofs,
         }
     }
 
@@ -382,6 +399,7 @@ impl Message {
             Message::BlockVote(vote) => encoding::encode_into(vote, &mut out),
             Message::Certificates { certificates } => encoding::encode_into(certificates, &mut out),
             Message::Evidence(evidence) => encoding::encode_into(evidence, &mut out),
+            Message::GetRecentProofs { max } => encoding::encode_into(max, &mut out),
         }
         out
     }
@@ -525,6 +543,15 @@ impl Message {
             MessageTag::Evidence => {
                 Message::Evidence(encoding::decode(body, max, name).map_err(body_err)?)
             }
+            MessageTag::GetRecentProofs => {
+                let wanted: u32 = encoding::decode(body, max, name).map_err(body_err)?;
+                count(
+                    "proofs requested",
+                    wanted as usize,
+                    MAX_RECENT_PROOFS as usize,
+                )?;
+                Message::GetRecentProofs { max: wanted }
+            }
         };
         Ok(msg)
     }
@@ -550,6 +577,7 @@ fn body_limit(tag: MessageTag, limits: &MessageLimits) -> usize {
         MessageTag::WindowEvidence => max_evidence_bytes(limits.max_tx_bytes),
         MessageTag::BlockAnnounce => 8 + HASH_BYTES,
         MessageTag::GetBlocks => 8 + 4,
+        MessageTag::GetRecentProofs => 4,
         MessageTag::BlockVote => BLOCK_VOTE_BYTES_MAX,
         MessageTag::Evidence => 2 * BLOCK_VOTE_BYTES_MAX,
         MessageTag::Txs | MessageTag::Proof | MessageTag::Blocks | MessageTag::Certificates => {
@@ -660,6 +688,9 @@ mod tests {
                 first: block_vote.clone(),
                 second: block_vote,
             })),
+            Message::GetRecentProofs {
+                max: MAX_RECENT_PROOFS,
+            },
         ]
     }
 
@@ -742,6 +773,12 @@ mod tests {
         assert!(matches!(
             over(Message::GetBlocks { from: 0, max: 65 }),
             Err(MessageError::TooMany { count: 65, .. })
+        ));
+        assert!(matches!(
+            over(Message::GetRecentProofs {
+                max: MAX_RECENT_PROOFS + 1
+            }),
+            Err(MessageError::TooMany { .. })
         ));
     }
 

@@ -25,6 +25,6 @@ pub use admission::{AdmissionLimits, Refusal};
 pub use event_loop::{
     spawn_net, NetClient, NetCommand, NetConfig, NetEvent, NetHandle, NetSendError, PeerInfo,
 };
-pub use message::{Hello, Message, MessageLimits, MessageTag, PROTOCOL_VERSION};
+pub use message::{Hello, Message, MessageLimits, MessageTag, MAX_RECENT_PROOFS, PROTOCOL_VERSION};
 pub use metrics::{NetMetrics, NetMetricsSnapshot};
 pub use rate_limit::{PollLoad, RateLimit, RateLimits};

@@ -63,8 +63,9 @@ const BLOCK: RateLimit = RateLimit {
     burst: 100,
     per_sec: 20,
 };
-/// A peer that connects is sent the latest proofs at once (the consensus
-/// thread's catch-up, 2,000 proofs): every gossip bucket holds at least that.
+/// A peer that asks is sent up to 2,000 of the latest proofs (catch-up,
+/// paced at a few hundred a second by the sender): every gossip bucket
+/// holds at least that, so a sender that paces less never loses one.
 const GOSSIP_BURST_MIN: u32 = 5_000;
 /// Vote requests one requester sends one validator per transaction: the
 /// first round, plus one repeat while the proof is still short.

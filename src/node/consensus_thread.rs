@@ -20,15 +20,14 @@ use super::channels::{
     MAX_MEMPOOL_LISTING, MAX_SUBMITS_AWAITING_DURABLE,
 };
 use crate::consensus::{ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output};
-use crate::finality::{FinalityProof, WindowEquivocation};
+use crate::finality::WindowEquivocation;
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
 use crate::net::peer::INVALID_CONSENSUS_PENALTY;
 use crate::net::{Message, NetEvent};
-use crate::store::schema::PROOFS;
 use crate::store::{FinalizedTx, ReadView, SafetyViolationRecord, Store, StoreError};
 use crate::time::{Clock, MonoTime};
-use crate::types::encoding::{decode, encode};
+use crate::types::encoding::encode;
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -68,18 +67,10 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     timings: RecentMap<Hash, FinalityTimings>,
     /// Our key is in the validator set: we answer our own polls and sign votes.
     is_validator: bool,
-    /// The latest durable txids, oldest first: their proofs go to every peer
-    /// that connects, so a validator back from a crash or partition learns
-    /// what was finalized while it was away (up to this many; more needs block sync).
-    recent_durable: VecDeque<Hash>,
 }
 
 /// Where a submission's outcome goes (a bounded(1) channel of one RPC worker).
 type SubmitReply = Sender<Result<Hash, SubmitRefused>>;
-
-/// How many of the latest finalized transactions' proofs a connecting peer
-/// is sent (under the peer's gossip rate-limit burst).
-pub const CATCH_UP_PROOFS: usize = 2_000;
 
 /// The consensus thread's ends of its channels.
 pub struct ConsensusChannels {
@@ -126,7 +117,6 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             mempool_reloaded: 0,
             timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
             is_validator,
-            recent_durable: VecDeque::new(),
         }
     }
 
@@ -326,7 +316,8 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
 
     /// A peer's consensus message goes to the engine; lifecycle events are
     /// logged and counted (the engine samples from the validator set, not
-    /// from connections).
+    /// from connections). Catch-up is the catch-up thread's: a connection
+    /// costs this thread no store read.
     fn on_net_event(&mut self, now: MonoTime, event: NetEvent, view: &ReadView<'_>) {
         match event {
             NetEvent::Message {
@@ -348,40 +339,11 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 self.metrics.peer_connects.fetch_add(1, Relaxed);
                 let direction = if inbound { "inbound" } else { "outbound" };
                 log::info!("peer {node_id:?} connected ({direction}, {addr})");
-                self.send_recent_proofs(node_id, view);
             }
             NetEvent::PeerDisconnected { node_id } => {
                 self.metrics.peer_disconnects.fetch_add(1, Relaxed);
                 log::info!("peer {node_id:?} disconnected");
             }
-        }
-    }
-
-    /// Sends `peer` the proofs of the latest durable transactions, oldest
-    /// first (so chained spends apply in order). Each proof carries its tx.
-    fn send_recent_proofs(&mut self, peer: NodeId, view: &ReadView<'_>) {
-        let mut sent = 0usize;
-        for txid in &self.recent_durable {
-            let proof = match view.proof(txid) {
-                Ok(Some(bytes)) => {
-                    decode::<FinalityProof>(&bytes, PROOFS.max_value_bytes, "finality proof")
-                }
-                Ok(None) => continue,
-                Err(e) => {
-                    log::warn!("cannot read the proof of {txid} for a catching-up peer: {e}");
-                    return;
-                }
-            };
-            match proof {
-                Ok(proof) => {
-                    self.net.send(peer, ConsensusMessage::Proof(proof));
-                    sent += 1;
-                }
-                Err(e) => log::error!("stored proof of {txid} is corrupt: {e}"),
-            }
-        }
-        if sent > 0 {
-            log::info!("sent {sent} recent finality proofs to {peer:?}");
         }
     }
 
@@ -408,10 +370,6 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     /// recorded acceptances, and answers the submitters of admitted ones.
     fn on_durable(&mut self, now: MonoTime, report: &Durable) {
         for txid in &report.finalized {
-            if self.recent_durable.len() == CATCH_UP_PROOFS {
-                self.recent_durable.pop_front();
-            }
-            self.recent_durable.push_back(*txid);
             let Some(status) = self.engine.tx_status(txid) else {
                 continue;
             };

@@ -11,16 +11,19 @@
 //!  peers ◀──TCP──▶ net thread ──NetEvent (consensus outbox)──▶ consensus
 //!                      │ ▲────────── NetCommand (NetSink) ───────────┘
 //!                      │ └────────── NetCommand ──────────┐
-//!                      └──NetEvent (block outbox)──▶ block thread ──apply/undo──▶ LMDB
-//!                                                         └──PeerProof──▶ consensus
+//!                      ├──NetEvent (block outbox)──▶ block thread ──apply/undo──▶ LMDB
+//!                      │                                  └──PeerProof──▶ consensus
+//!                      └──NetEvent (catch-up outbox)──▶ catchup thread ◀── LMDB (proofs)
 //! ```
 //!
-//! Stop order: RPC, block, consensus (hands its backlog to the ledger), net, ledger.
+//! Stop order: RPC, block, consensus (hands its backlog to the ledger), net
+//! (the catch-up thread ends with its outbox), ledger.
 //!
 //! This module wires; it holds no protocol logic. It must never leave a
 //! thread running or a cookie behind after `stop`.
 
 pub mod block_thread;
+pub mod catch_up;
 pub mod chain_view;
 pub mod channels;
 pub mod consensus_thread;
@@ -32,6 +35,7 @@ pub mod thread;
 pub mod tx_notify;
 
 use self::block_thread::{BlockChannels, BlockSettings, BlockThread, BlockThreadError, Producer};
+use self::catch_up::CatchUpThread;
 use self::channels::{
     NetSink, NoNet, NodeEvent, CONSENSUS_INBOX_CAPACITY, DURABLE_CAPACITY, LEDGER_CAPACITY,
 };
@@ -126,6 +130,8 @@ pub struct Node {
     /// Dropped to stop the block thread.
     block_stop: Sender<()>,
     net: Option<NetHandle>,
+    /// Ends when the net thread does.
+    catch_up: Option<JoinHandle<()>>,
     exits: Receiver<ThreadExit>,
     stops: Receiver<StopReason>,
     stop_sender: Sender<StopReason>,
@@ -228,6 +234,7 @@ impl Node {
             .and_then(|id| Producer::for_validator(id, &validators));
         // Finality is decided by the committee; blocks by the whole set.
         let committee = spec.finality_committee(&validators);
+        let validator_ids = validators.validators().iter().map(|v| v.id).collect();
         let block_validators = validators;
         let mut engine = Engine::new(engine_config, committee, identity, clock.mono());
         if restore_safety_halt(&store, clear_safety_halt)? {
@@ -314,8 +321,24 @@ impl Node {
             },
             clock,
         )?;
-        let block = thread::spawn("block", exits_tx, move || block_thread.run())
+        let block = thread::spawn("block", exits_tx.clone(), move || block_thread.run())
             .map_err(spawn_error("block"))?;
+        let catch_up = match (&net, &net_client) {
+            (Some(net), Some(client)) => {
+                let catch_up = CatchUpThread::new(
+                    Arc::clone(&store),
+                    net.catch_up_events.clone(),
+                    client.clone(),
+                    validator_ids,
+                    Arc::clone(&metrics),
+                    clock,
+                );
+                let handle = thread::spawn("catchup", exits_tx, move || catch_up.run())
+                    .map_err(spawn_error("catchup"))?;
+                Some(handle)
+            }
+            _ => None,
+        };
         log::info!(
             "node started: {} chain {} genesis {}, datadir {}, {}",
             spec.config.network,
@@ -349,6 +372,7 @@ impl Node {
             block,
             block_stop,
             net,
+            catch_up,
             exits,
             stops,
             stop_sender,
@@ -392,6 +416,7 @@ impl Node {
             block,
             block_stop,
             net,
+            catch_up,
             exits,
             ..
         } = self;
@@ -406,9 +431,14 @@ impl Node {
         if let Some(net) = net {
             net.shutdown();
         }
+        // Its outbox disconnected with the net thread.
+        let catch_up_joined = catch_up.map_or(true, |c| c.join().is_ok());
         let ledger_joined = ledger.join().is_ok();
-        let clean =
-            block_joined && consensus_joined && ledger_joined && exits.try_iter().all(|e| e.clean);
+        let clean = block_joined
+            && consensus_joined
+            && catch_up_joined
+            && ledger_joined
+            && exits.try_iter().all(|e| e.clean);
         log::info!("node stopped");
         if clean {
             Ok(())

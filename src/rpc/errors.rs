@@ -79,7 +79,8 @@ impl From<SubmitRefused> for RpcError {
                 SubmitError::Invalid(TxError::View(_)) => STORE_ERROR,
                 // As bitcoind: every other rule broken (signature, fee, double spend).
                 SubmitError::Invalid(_) => VERIFY_REJECTED,
-                SubmitError::Mempool(MempoolError::Full { .. }) => MEMPOOL_FULL,
+                SubmitError::Mempool(MempoolError::Full { .. })
+                | SubmitError::UnprovenBacklog { .. } => MEMPOOL_FULL,
                 SubmitError::Mempool(_)
                 | SubmitError::OutpointLocked { .. }
                 | SubmitError::ConflictDecided { .. }

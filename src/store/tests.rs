@@ -321,12 +321,18 @@ fn double_spend_inside_one_batch_aborts_it() {
     assert_eq!(f.dump(), before);
 }
 
-#[test]
-fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
-    let f = Fixture::new();
+/// Three txs, each spending outputs of the one before.
+fn spend_chain_of_three(f: &Fixture) -> [Tx; 3] {
     let a = f.spend(&[f.genesis_coin()], 2);
     let b = f.spend(&coins(&a), 2);
     let c = f.spend(&coins(&b)[1..], 1);
+    [a, b, c]
+}
+
+#[test]
+fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
+    let f = Fixture::new();
+    let [a, b, c] = spend_chain_of_three(&f);
     let report = f
         .store
         .apply_finalized(&finalized_all(&[&a, &b, &c]))
@@ -344,6 +350,28 @@ fn later_txs_of_a_batch_may_spend_outputs_of_earlier_ones() {
     expected.extend(coins(&c));
     expected.sort_by_key(|(outpoint, _)| *outpoint);
     assert_eq!(unspent, expected);
+}
+
+#[test]
+fn recent_proofs_come_in_finalization_order_within_the_range_and_limit() {
+    let f = Fixture::new();
+    let [a, b, c] = spend_chain_of_three(&f);
+    let view = f.store.read().unwrap();
+    assert_eq!(view.finalized_count().unwrap(), 0);
+    assert!(view.proofs_in(0, 10, 10).unwrap().is_empty());
+    drop(view);
+    let batch = finalized_all(&[&a, &b, &c]);
+    f.store.apply_finalized(&batch).unwrap();
+    let view = f.store.read().unwrap();
+    assert_eq!(view.finalized_count().unwrap(), 3);
+    let all = view.proofs_in(0, 3, 10).unwrap();
+    let expected: Vec<(u64, Vec<u8>)> = (0u64..)
+        .zip(batch.iter().map(|t| t.proof.clone()))
+        .collect();
+    assert_eq!(all, expected);
+    assert_eq!(view.proofs_in(1, 3, 1).unwrap(), expected[1..2]);
+    assert_eq!(view.proofs_in(1, 2, 10).unwrap(), expected[1..2]);
+    assert!(view.proofs_in(3, 10, 10).unwrap().is_empty());
 }
 
 #[test]

@@ -147,31 +147,60 @@ impl RawPeer {
     /// The next message, or `None` once the node closed the connection.
     pub fn recv(&mut self) -> Option<Message> {
         loop {
-            if let Some(payload) = self.pending.pop_front() {
-                return Some(
-                    Message::decode(&payload, &MessageLimits::default())
-                        .expect("node sends valid messages"),
-                );
+            if let Some(msg) = self.take_pending() {
+                return Some(msg);
             }
-            let mut buf = [0u8; 4096];
-            match self.stream.read(&mut buf) {
+            match self.read_frames() {
                 Ok(0) => return None,
-                Ok(n) => {
-                    let mut frames = Vec::new();
-                    self.decoder.push(&buf[..n], &mut frames).unwrap();
-                    self.pending.extend(frames);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Ok(_) => {}
+                Err(e) if timed_out(&e) => {
                     panic!("node neither spoke nor closed within {FAIL_AFTER:?}")
                 }
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Every message the node sends within the next `window` (fewer if it
+    /// closes the connection).
+    pub fn recv_for(&mut self, window: Duration) -> Vec<Message> {
+        let mut got = Vec::new();
+        let deadline = SystemClock.mono().saturating_add(window);
+        loop {
+            got.extend(std::iter::from_fn(|| self.take_pending()));
+            let left = deadline.saturating_since(SystemClock.mono());
+            if left.is_zero() {
+                break;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.read_frames() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if timed_out(&e) => {}
+                Err(_) => break,
+            }
+        }
+        self.stream.set_read_timeout(Some(FAIL_AFTER)).unwrap();
+        got
+    }
+
+    /// A whole frame received already, decoded.
+    fn take_pending(&mut self) -> Option<Message> {
+        let payload = self.pending.pop_front()?;
+        Some(
+            Message::decode(&payload, &MessageLimits::default())
+                .expect("node sends valid messages"),
+        )
+    }
+
+    /// One read of the socket, its whole frames queued; `Ok(0)`: closed.
+    fn read_frames(&mut self) -> std::io::Result<usize> {
+        let mut buf = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut buf)?;
+        let mut frames = Vec::new();
+        self.decoder.push(&buf[..n], &mut frames).unwrap();
+        self.pending.extend(frames);
+        Ok(n)
     }
 
     /// This peer's `Hello` on `chain_id` speaking protocol `version`, to send by hand.
@@ -230,4 +259,12 @@ impl RawPeer {
         }
         hs.completed().expect("node proved its key").node_id
     }
+}
+
+/// A read timeout (its kind differs by platform).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
