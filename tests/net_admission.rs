@@ -7,13 +7,8 @@
 mod net_support;
 
 use net_support::*;
-use timecoin::net::event_loop::READ_CHUNK_BYTES;
-use timecoin::net::frame::MAX_GROWTH_BYTES;
 use timecoin::net::{NetConfig, NetHandle, Refusal, PROTOCOL_VERSION};
 use timecoin::time::{Clock, SystemClock};
-
-/// Room for the small frames (Hello, HelloAck, GetPeers) queued to each peer.
-const SMALL_QUEUES_BYTES: usize = 64 * 1024;
 
 /// A server that lets one host take every inbound slot: these tests are
 /// about what happens when the slots or the memory are full, not about
@@ -136,7 +131,7 @@ fn sixty_four_peers_sending_8_mib_frames_after_the_handshake_share_one_buffer_bu
     );
     let m = server.metrics();
     assert!(m.budget_disconnects >= 1, "{m:?}");
-    let bound = budget + MAX_GROWTH_BYTES + READ_CHUNK_BYTES + SMALL_QUEUES_BYTES;
+    let bound = buffered_bytes_bound(budget);
     assert!(
         (m.buffered_bytes_peak as usize) <= bound,
         "peak {} over {bound}: {m:?}",
