@@ -191,12 +191,7 @@ impl TokenBucket {
     /// Takes `n` tokens if there are that many; a request costing more than
     /// the whole burst is refused.
     pub fn try_take_n(&mut self, now: MonoTime, n: u32) -> bool {
-        let elapsed_ms = now.saturating_since(self.last).as_millis() as u64;
-        self.last = self.last.max(now);
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(self.refill_per_ms_milli))
-            .min(self.capacity_milli);
+        self.refill(now);
         let wanted = u64::from(n) * 1000;
         if self.tokens_milli >= wanted {
             self.tokens_milli -= wanted;
@@ -204,6 +199,23 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+
+    /// Takes as many of `n` whole tokens as there are; returns how many.
+    pub fn take_up_to(&mut self, now: MonoTime, n: u32) -> u32 {
+        self.refill(now);
+        let taken = (self.tokens_milli / 1000).min(u64::from(n));
+        self.tokens_milli -= taken * 1000;
+        saturating_u32(taken)
+    }
+
+    fn refill(&mut self, now: MonoTime) {
+        let elapsed_ms = now.saturating_since(self.last).as_millis() as u64;
+        self.last = self.last.max(now);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed_ms.saturating_mul(self.refill_per_ms_milli))
+            .min(self.capacity_milli);
     }
 }
 
@@ -300,6 +312,21 @@ mod tests {
         assert!(bucket.try_take_n(MonoTime(100), 1));
         // A clock stepping backwards refills nothing and never panics.
         assert!(!bucket.try_take_n(MonoTime(50), 1));
+    }
+
+    #[test]
+    fn take_up_to_grants_what_the_bucket_holds_and_no_more() {
+        let limit = RateLimit {
+            burst: 100,
+            per_sec: 1_000,
+        };
+        let mut bucket = TokenBucket::new(limit, MonoTime(0));
+        assert_eq!(bucket.take_up_to(MonoTime(0), 60), 60);
+        assert_eq!(bucket.take_up_to(MonoTime(0), 60), 40);
+        assert_eq!(bucket.take_up_to(MonoTime(0), 60), 0);
+        // One token a millisecond, never past the burst.
+        assert_eq!(bucket.take_up_to(MonoTime(5), 60), 5);
+        assert_eq!(bucket.take_up_to(MonoTime(10_000), 500), 100);
     }
 
     #[test]
