@@ -39,8 +39,8 @@
 //! each other again after each attack, none scoring another, no ban on any
 //! node but the target; the restarted validator admitted and a tx through
 //! it final on node 0; the consensus work charged to each attacker identity
-//! within its budget; RSS ≤ 64 MiB under big frames before the handshake,
-//! and all peers' buffers within the buffer budget after it; under the
+//! within its budget; big frames before the handshake adding at most
+//! 8 MiB to RSS, and all peers' buffers within the buffer budget after it; under the
 //! storm, catch-up proofs within the stranger catch-up budget and no
 //! message to a peer dropped; every RPC call answered within 1 s (as
 //! `rpc_limits.rs` asserts in CI already); the wrong-version peer
@@ -48,7 +48,9 @@
 //! then admitted. **Reported only** (timing or allocator behaviour on a
 //! shared machine): honest p50 within 2× of quiet, the CPU an attack added
 //! against its work budget, the consensus thread's CPU under the storm and
-//! the storm's rate, and RSS ≤ 64 MiB under big frames after the handshake.
+//! the storm's rate, and RSS ≤ 64 MiB under big frames (absolute: it counts
+//! the state the node holds too, ~19 MiB in CI but over 100 MiB once the
+//! long variant's 10,000 txs are final, before any attack).
 //!
 //! The attackers run on the same 2 cores as the 4 nodes: an attacker's own
 //! CPU slows honest finality too, which a remote attacker's would not.
@@ -101,6 +103,9 @@ const REPLAY_CONNECTIONS: usize = 2;
 /// Per replay connection: under the gossip limit (12,000/s at the design load).
 const REPLAY_PER_S: f64 = 2_500.0;
 const RSS_MAX_KIB: u64 = 64 * 1024;
+/// What frames before the handshake may add to the target's RSS: its
+/// honest load's growth over a phase, with room.
+const RSS_ADDED_MAX_KIB: u64 = 8 * 1024;
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 const CLOCK_STEP_MS: i64 = 60 * 60 * 1_000;
@@ -515,15 +520,25 @@ fn big_frames(devnet: &mut Devnet, load: &Load, variant: &Variant, handshake: bo
         |_, _| (),
     );
     let peak = row.attacked.hwm_kib.max(row.attacked.rss_max_kib);
-    let what = format!(
+    let added = peak.saturating_sub(row.quiet.rss_max_kib);
+    let absolute = format!(
         "target RSS ≤ 64 MiB (VmHWM of the phase {:.1} MiB)",
         peak as f64 / 1024.0
+    );
+    let increase = format!(
+        "the attack adds ≤ {} MiB to the target's RSS (VmHWM of the phase − RSS max of the quiet one: {:.1} MiB)",
+        RSS_ADDED_MAX_KIB >> 10,
+        added as f64 / 1024.0
     );
     let after = net_counters(devnet);
     if handshake {
         // The must-show bound is for frames before the handshake; after it,
         // RSS is the 32 MiB buffer budget plus the allocator's slack.
-        row.report(what, peak <= RSS_MAX_KIB);
+        row.report(absolute, peak <= RSS_MAX_KIB);
+        row.note(format!(
+            "the attack added {:.1} MiB to RSS (VmHWM of the phase − RSS max of the quiet one)",
+            added as f64 / 1024.0
+        ));
         let budget = NetConfig::new(p2p(devnet, TARGET)).buffer_budget_bytes;
         let bound = net_support::buffered_bytes_bound(budget);
         let held = after[5] as usize;
@@ -536,7 +551,11 @@ fn big_frames(devnet: &mut Devnet, load: &Load, variant: &Variant, handshake: bo
             held <= bound,
         );
     } else {
-        row.check(what, peak <= RSS_MAX_KIB);
+        // What the attack pins, asserted; the absolute figure also counts
+        // the state the node holds (the long variant's 10,000 txs), so it
+        // is reported.
+        row.check(increase, added <= RSS_ADDED_MAX_KIB);
+        row.report(absolute, peak <= RSS_MAX_KIB);
     }
     row.note(counters_note(before, after));
     row

@@ -224,6 +224,8 @@ pub struct PhaseReport {
     pub rss_max_kib: u64,
     /// `VmHWM` since the phase began.
     pub hwm_kib: u64,
+    /// At the phase's end.
+    pub memory: procfs::Memory,
     pub load: PhaseLoad,
 }
 
@@ -269,7 +271,7 @@ pub fn measure<T>(
         let sampler = s.spawn(|| {
             let mut max = 0;
             while !done.load(Ordering::Relaxed) {
-                max = max.max(procfs::memory_kib(pid).0);
+                max = max.max(procfs::Memory::read(pid).rss);
                 std::thread::sleep(RSS_EVERY); // sampling period
             }
             max
@@ -281,13 +283,14 @@ pub fn measure<T>(
     });
     let wall = clock.elapsed();
     let cpu = Cpu::read(pid).since(&before);
-    let hwm_kib = procfs::memory_kib(pid).1;
+    let memory = procfs::Memory::read(pid);
     load.begin_phase(); // what follows (an attack's start or end) is not measured
     let report = PhaseReport {
         wall,
         cpu,
         rss_max_kib,
-        hwm_kib,
+        hwm_kib: memory.hwm,
+        memory,
         load: load.settle(phase),
     };
     (report, result)
@@ -336,6 +339,14 @@ impl Row {
                 row.note(format!("{name}: {failure}"));
             }
         }
+        let (q, a) = (row.quiet.memory, row.attacked.memory);
+        row.note(format!(
+            "RSS at each phase's end: anon {} → {} MiB, file-backed {} → {} MiB",
+            mib(q.anon),
+            mib(a.anon),
+            mib(q.file),
+            mib(a.file)
+        ));
         let (quiet, attacked) = (row.quiet.p50_ms(), row.attacked.p50_ms());
         let within = matches!((quiet, attacked), (Some(q), Some(a)) if a <= 2 * q.max(1));
         row.report("honest p50 within 2× of quiet", within);

@@ -52,23 +52,43 @@ impl Cpu {
     }
 }
 
-/// `VmRSS` and `VmHWM` (peak since start or the last [`reset_peak`]), in KiB.
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = read(&format!("/proc/{pid}/status"));
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(name)?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// Resident memory from `/proc/PID/status`, in KiB.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// `VmRSS`.
+    pub rss: u64,
+    /// `VmHWM`: the peak since start or the last [`reset_peak`].
+    pub hwm: u64,
+    /// `RssAnon`: heap and stacks, what the process really holds.
+    pub anon: u64,
+    /// `RssFile`: mapped file pages (the binary, LMDB's map), which the
+    /// kernel can drop and read back.
+    pub file: u64,
+}
+
+impl Memory {
+    pub fn read(pid: u32) -> Memory {
+        let status = read(&format!("/proc/{pid}/status"));
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .trim()
+                        .strip_suffix("kB")?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        Memory {
+            rss: field("VmRSS:"),
+            hwm: field("VmHWM:"),
+            anon: field("RssAnon:"),
+            file: field("RssFile:"),
+        }
+    }
 }
 
 /// Resets the process's `VmHWM` to its current RSS (`clear_refs` 5), so
