@@ -141,7 +141,7 @@ fn each_attack_leaves_finality_admission_and_memory_intact() {
 }
 
 #[test]
-#[ignore = "about 9 minutes: 20 s phases and 10,000 distinct proofs to replay"]
+#[ignore = "about 6 minutes: 20 s phases and 10,000 distinct proofs to replay"]
 fn each_attack_leaves_finality_admission_and_memory_intact_long() {
     run(&LONG);
 }
