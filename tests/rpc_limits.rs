@@ -5,20 +5,18 @@
 
 mod node_support;
 
+use node_support::rpc::{connect_nonblocking, hold_rpc_sockets, metric, StopOnDrop, TRICKLE_EVERY};
 use node_support::*;
 use serde_json::{json, Value};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use timecoin::rpc::auth::{basic_header, read_cookie};
 use timecoin::rpc::errors::INVALID_REQUEST;
 use timecoin::rpc::json_cost;
 use timecoin::rpc::server::HEAD_TIMEOUT;
 
-const IDLE_SOCKETS: usize = 100;
-const TRICKLING_SOCKETS: usize = 64;
-const TRICKLE_EVERY: Duration = Duration::from_millis(100);
 /// How long an authenticated call may take while the port is attacked.
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
@@ -44,71 +42,13 @@ fn status_of(stream: &mut TcpStream) -> u16 {
         .unwrap_or(0)
 }
 
-/// A socket the server closed: a read sees the end or an error at once.
-fn closed(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    !matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
-}
-
-fn connect(addr: SocketAddr) -> Option<TcpStream> {
-    let stream = TcpStream::connect(addr).ok()?;
-    stream.set_nonblocking(true).ok()?;
-    Some(stream)
-}
-
-/// Holds `IDLE_SOCKETS` silent and `TRICKLING_SOCKETS` trickling sockets
-/// open on `addr` until `stop`, reconnecting each one the server closes, as
-/// an attacker would.
-fn attack(addr: SocketAddr, stop: &AtomicBool) {
-    const HEAD: &[u8] = b"POST / HTTP/1.1\r\nHost: x\r\nX-Filler: ";
-    let mut idle: Vec<Option<TcpStream>> = (0..IDLE_SOCKETS).map(|_| connect(addr)).collect();
-    let mut trickling: Vec<(Option<TcpStream>, usize)> =
-        (0..TRICKLING_SOCKETS).map(|_| (connect(addr), 0)).collect();
-    while !stop.load(Ordering::Relaxed) {
-        for socket in &mut idle {
-            if socket.as_mut().map_or(true, closed) {
-                *socket = connect(addr);
-            }
-        }
-        for (socket, sent) in &mut trickling {
-            // Past the request line, the head never ends: one byte of filler.
-            let byte = HEAD.get(*sent).copied().unwrap_or(b'a');
-            let alive = socket
-                .as_mut()
-                .is_some_and(|s| s.write(&[byte]).is_ok_and(|n| n == 1));
-            if alive {
-                *sent += 1;
-            } else {
-                (*socket, *sent) = (connect(addr), 0);
-            }
-        }
-        std::thread::sleep(TRICKLE_EVERY);
-    }
-}
-
-/// Stops the attack however the test ends, so a failure does not hang it.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn idle_and_trickling_sockets_do_not_lock_an_authenticated_client_out() {
     let (_dir, node) = node();
     let addr = node.client.addr();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| attack(addr, &stop));
+        s.spawn(|| hold_rpc_sockets(addr, &stop));
         let _stop = StopOnDrop(&stop);
         // Let the attack fill the slots first, then call across the head
         // deadline, while the attackers' slots expire and are re-taken.
@@ -126,7 +66,7 @@ fn idle_and_trickling_sockets_do_not_lock_an_authenticated_client_out() {
         let metrics = String::from_utf8(node.client.get("/metrics").unwrap().body).unwrap();
         assert!(calls >= 5, "{calls} calls");
         assert!(
-            counter(&metrics, "timecoin_rpc_connections_evicted_total") > 0,
+            metric(&metrics, "timecoin_rpc_connections_evicted_total") > 0,
             "{metrics}"
         );
     });
@@ -135,7 +75,7 @@ fn idle_and_trickling_sockets_do_not_lock_an_authenticated_client_out() {
 #[test]
 fn a_trickled_head_is_cut_at_the_deadline_however_often_bytes_come() {
     let (_dir, node) = node();
-    let mut stream = connect(node.client.addr()).unwrap();
+    let mut stream = connect_nonblocking(node.client.addr()).unwrap();
     let started = now();
     let head = b"GET /metrics HTTP/1.1\r\nX-Filler: ";
     let mut bytes = head.iter().chain(std::iter::repeat(&b'a'));
@@ -188,7 +128,7 @@ fn a_request_without_credentials_is_refused_before_its_body_is_read() {
         assert!(now() - sent < ANSWER_WITHIN, "waited for the body");
     }
     let metrics = String::from_utf8(node.client.get("/metrics").unwrap().body).unwrap();
-    assert_eq!(counter(&metrics, "timecoin_rpc_unauthorized_total"), 2);
+    assert_eq!(metric(&metrics, "timecoin_rpc_unauthorized_total"), 2);
     assert!(
         node.call("getblockcount", json!([])).is_u64(),
         "still serving"

@@ -17,7 +17,9 @@
 //! Everything a client sends is hostile, and any local process may connect:
 //! * slots are capped in total and per source address, and a new
 //!   connection takes the slot of an idle or not-yet-speaking one
-//!   ([`admission`]), so silent sockets cannot lock clients out;
+//!   ([`admission`]), so silent sockets cannot lock clients out; eviction
+//!   shuts only the victim's reads, so one whose whole request head had
+//!   already arrived is still answered once;
 //! * every phase has a deadline on its total time, which a client sending
 //!   one byte at a time cannot extend: [`HEAD_TIMEOUT`] to a complete first
 //!   head, [`KEEP_ALIVE_TIMEOUT`] to the next, [`BODY_TIMEOUT`] to a
@@ -512,7 +514,9 @@ fn accept_loop(listener: &TcpListener, stopping: &AtomicBool, shared: &Arc<Share
                 evicted.phase
             );
             // Its thread, blocked reading, ends at once; it is not joined.
-            let _ = evicted.io.stream.shutdown(Shutdown::Both);
+            // Only reads end: one whose whole head already arrived (read or
+            // still buffered) is answered once, then closed.
+            let _ = evicted.io.stream.shutdown(Shutdown::Read);
         }
         let id = admitted.id;
         let shared_of_thread = Arc::clone(shared);
@@ -612,10 +616,13 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: In
             Err(HttpError::Io(_)) => return,
             Err(e) => return connection.refuse(&Reply::text(e.status(), &format!("{e}\n"))),
         };
-        // Evicted while the head came in: the socket is already shut.
-        if !shared.enter(id, Phase::Busy) {
-            return;
-        }
+        // Evicted while the head came in, or before this thread read it:
+        // the whole head is here, so this request is answered (outside the
+        // slots; eviction shut only the reads) and the connection closed. A
+        // client whose head had arrived is served however fast other
+        // connections churn the slots (issue 13's attack suite: a loaded
+        // machine ran the connection's thread after ~64 newer connects).
+        let slotted = shared.enter(id, Phase::Busy);
         let length = head.content_length.unwrap_or(0);
         let admitted = handler.admit(&head).and_then(|route| {
             let budget = shared.take_body_budget(length).ok_or_else(|| {
@@ -629,7 +636,9 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: In
             Ok(admitted) => admitted,
             Err(reply) => {
                 // A refused connection only lingers: its slot may go first.
-                shared.enter(id, Phase::Idle);
+                if slotted {
+                    shared.enter(id, Phase::Idle);
+                }
                 return connection.refuse(&reply);
             }
         };
@@ -668,8 +677,9 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, accepted_at: In
             Ok(Answer::Park(call)) => handler.finish_parked(*call),
             Err(_) => return,
         };
-        if connection.reply(&reply, !head.keep_alive).is_err()
-            || !head.keep_alive
+        let keep_alive = head.keep_alive && slotted;
+        if connection.reply(&reply, !keep_alive).is_err()
+            || !keep_alive
             || !shared.enter(id, Phase::Idle)
         {
             return;

@@ -8,7 +8,7 @@
 #![allow(dead_code)] // each test uses its own part
 
 #[path = "../rpc_support/mod.rs"]
-mod rpc;
+pub mod rpc;
 
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -296,6 +296,11 @@ impl Validator {
             read_cookie(&self.datadir).unwrap(),
             timeout,
         )
+    }
+
+    /// The process id of the running node.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node running").id()
     }
 
     pub fn client(&self) -> &RpcClient {

@@ -8,7 +8,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 #[path = "../rpc_support/mod.rs"]
-mod rpc;
+pub mod rpc;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

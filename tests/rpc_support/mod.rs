@@ -4,6 +4,9 @@
 #![allow(dead_code)] // each fixture uses its own part
 
 use serde_json::{json, Value};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use timecoin::rpc::client::{ClientError, RpcClient};
 use timecoin::rpc::RpcError;
@@ -61,4 +64,84 @@ pub fn wait_finalized(
             })
         })
         .collect()
+}
+
+/// Silent sockets a lock-out attacker holds on the RPC port (issue 13).
+pub const IDLE_SOCKETS: usize = 100;
+/// Sockets that trickle a request head that never ends.
+pub const TRICKLING_SOCKETS: usize = 64;
+pub const TRICKLE_EVERY: Duration = Duration::from_millis(100);
+
+/// A socket the server closed: a read sees the end or an error at once.
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+/// A non-blocking connection to `addr`, if it connects.
+pub fn connect_nonblocking(addr: SocketAddr) -> Option<TcpStream> {
+    let stream = TcpStream::connect(addr).ok()?;
+    stream.set_nonblocking(true).ok()?;
+    Some(stream)
+}
+
+/// Holds [`IDLE_SOCKETS`] silent and [`TRICKLING_SOCKETS`] trickling
+/// sockets open on the RPC port `addr` until `stop`, reconnecting each one
+/// the server closes, as an attacker would; returns the connections made.
+pub fn hold_rpc_sockets(addr: SocketAddr, stop: &AtomicBool) -> u64 {
+    const HEAD: &[u8] = b"POST / HTTP/1.1\r\nHost: x\r\nX-Filler: ";
+    let mut connects = (IDLE_SOCKETS + TRICKLING_SOCKETS) as u64;
+    let mut idle: Vec<Option<TcpStream>> = (0..IDLE_SOCKETS)
+        .map(|_| connect_nonblocking(addr))
+        .collect();
+    let mut trickling: Vec<(Option<TcpStream>, usize)> = (0..TRICKLING_SOCKETS)
+        .map(|_| (connect_nonblocking(addr), 0))
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        for socket in &mut idle {
+            if socket.as_mut().map_or(true, closed) {
+                *socket = connect_nonblocking(addr);
+                connects += 1;
+            }
+        }
+        for (socket, sent) in &mut trickling {
+            // Past the request line, the head never ends: one byte of filler.
+            let byte = HEAD.get(*sent).copied().unwrap_or(b'a');
+            let alive = socket
+                .as_mut()
+                .is_some_and(|s| s.write(&[byte]).is_ok_and(|n| n == 1));
+            if alive {
+                *sent += 1;
+            } else {
+                (*socket, *sent) = (connect_nonblocking(addr), 0);
+                connects += 1;
+            }
+        }
+        std::thread::sleep(TRICKLE_EVERY); // the attack's pace
+    }
+    connects
+}
+
+/// Raises its flag when dropped: stops an attack however the test ends, so
+/// a failure does not hang it.
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The value of the unlabelled Prometheus sample `name` in `metrics` (0 if absent).
+pub fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }

@@ -112,9 +112,9 @@ impl Engine {
             }
             self.metrics.unproven_reasked += 1;
             let tally = self.windows.tally(&txid);
-            for validator in self.validators.validators() {
+            for (member, validator) in self.validators.validators().iter().enumerate() {
                 let id = validator.id;
-                let voted = tally.is_some_and(|t| t.has_voted(&self.validators, &id));
+                let voted = tally.is_some_and(|t| t.has_voted(member));
                 if Some(id) != me && !voted && !self.polls.is_unresponsive(&id) {
                     asks.entry(id).or_default().push(txid);
                 }
@@ -143,7 +143,7 @@ fn others_weight(
         return 0;
     };
     let ours = me
-        .filter(|id| tally.has_voted(validators, id))
+        .filter(|id| validators.index_of(id).is_some_and(|m| tally.has_voted(m)))
         .and_then(|id| validators.weight_of(&id))
         .unwrap_or(0);
     tally.weight().saturating_sub(ours)
