@@ -22,6 +22,7 @@ use super::orphan_proofs::OrphanProofs;
 use super::params::{SampleSize, SnowballParams};
 use super::polls::{Poll, PollSlots, Polls, Request};
 use super::sampler::{Drawn, Sampler};
+use super::signed_spends::SignedSpends;
 use super::snowball::{self, PollEffect, SnowballState};
 use super::unproven::{Unproven, UnprovenLimits};
 use super::vote_cache::{SharedVerdicts, VerifiedVotes};
@@ -291,6 +292,8 @@ pub struct Engine {
     /// Our window (validators only).
     own_window: OwnWindow,
     windows: WindowBook,
+    /// Who signed which spend of each outpoint (equivocation evidence).
+    signed_spends: SignedSpends,
     /// The simulator's process-wide window trees (see [`SharedTrees`]).
     shared_trees: Option<SharedTrees>,
     seen_proofs: RecentMap<Hash, ()>,
@@ -349,8 +352,8 @@ impl Engine {
                 seen: limits.windows_seen,
                 kept: limits.windows_kept,
                 tallies: limits.vote_tallies,
-                signed_spends: limits.signed_spends,
             }),
+            signed_spends: SignedSpends::new(limits.signed_spends),
             shared_trees: None,
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
@@ -1060,7 +1063,7 @@ impl Engine {
                 .iter()
                 .filter_map(|input| {
                     let (first, first_seq) =
-                        self.windows.signed_spend(member, input.prev, txid, seq)?;
+                        self.signed_spends.record(member, input.prev, txid, seq)?;
                     Some((input.prev, first, first_seq))
                 })
                 .collect(),

@@ -1,17 +1,16 @@
 //! Window votes inside the engine (DESIGN §5): our own open window, and what
 //! every node keeps of everyone's windows: which it has seen (relay once,
 //! dedupe by `(voter, seq)`), the latest ones (to answer a peer that missed
-//! one), each voter's highest seq (to notice a gap), per txid the verified
-//! votes collected so far, and per outpoint who signed a spend of it.
+//! one), each voter's highest seq (to notice a gap) and, per txid, the
+//! verified votes collected so far.
 //!
 //! Pure bookkeeping, every map bounded: the engine decides, signs and sends.
 
 use super::messages::NodeId;
-use super::signed_spends::SignedSpends;
 use crate::finality::{ProofBuilder, WindowError, WindowTree, WindowVote};
 use crate::mempool::RecentMap;
 use crate::time::MonoTime;
-use crate::types::{Hash, OutPoint};
+use crate::types::Hash;
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
@@ -86,9 +85,6 @@ pub struct WindowBook {
     highest: HashMap<NodeId, u64>,
     /// Verified votes per txid, collected until the quorum.
     tallies: RecentMap<Hash, ProofBuilder>,
-    /// Which txid (and in which window seq) each voter signed for each
-    /// outpoint, for equivocation evidence.
-    signed_spends: SignedSpends,
 }
 
 /// Capacities of a [`WindowBook`].
@@ -97,8 +93,6 @@ pub struct WindowLimits {
     pub seen: usize,
     pub kept: usize,
     pub tallies: usize,
-    /// Outpoints whose signers are remembered.
-    pub signed_spends: usize,
 }
 
 impl WindowBook {
@@ -108,7 +102,6 @@ impl WindowBook {
             kept: RecentMap::new(limits.kept),
             highest: HashMap::new(),
             tallies: RecentMap::new(limits.tallies),
-            signed_spends: SignedSpends::new(limits.signed_spends),
         }
     }
 
@@ -165,19 +158,6 @@ impl WindowBook {
     pub fn forget(&mut self, txid: &Hash) {
         self.tallies.remove(txid);
     }
-
-    /// Records that set member `member` signed `txid` spending `outpoint`
-    /// in window `seq`; returns the other txid it signed for that outpoint
-    /// before, and that window's seq, if any (equivocation).
-    pub fn signed_spend(
-        &mut self,
-        member: u32,
-        outpoint: OutPoint,
-        txid: Hash,
-        seq: u64,
-    ) -> Option<(Hash, u64)> {
-        self.signed_spends.record(member, outpoint, txid, seq)
-    }
 }
 
 /// Checked window trees shared by every engine of one process, as
@@ -232,7 +212,6 @@ mod tests {
             seen: 64,
             kept: 8,
             tallies: 8,
-            signed_spends: 8,
         })
     }
 
