@@ -88,9 +88,10 @@ impl SignedSpends {
     ) -> Option<(Hash, u64)> {
         let signed = self.by_outpoint.get_or_insert_with(outpoint, Vec::new);
         if let Some(group) = signed.iter().find(|g| g.has(member)) {
-            return (group.txid != txid)
-                .then(|| Some((group.txid, group.seq_of(member)?)))
-                .flatten();
+            if group.txid == txid {
+                return None;
+            }
+            return group.seq_of(member).map(|seq| (group.txid, seq));
         }
         let full = signed.len() >= MAX_TXIDS_PER_OUTPOINT;
         match signed.iter_mut().find(|g| g.txid == txid) {

@@ -180,7 +180,7 @@ pub fn verify_proof_parts_with<'a>(
 #[derive(Clone, Debug)]
 pub struct ProofBuilder {
     txid: Hash,
-    votes: Vec<(Arc<WindowTree>, u32)>,
+    votes: Vec<(Arc<WindowTree>, usize)>,
     /// Bit `i`: snapshot member `i` already contributed.
     voted: Vec<u64>,
     weight: u64,
@@ -248,13 +248,7 @@ impl ProofBuilder {
         if self.has_voted(member) {
             return Err(ProofError::DuplicateVoter { index, voter });
         }
-        let (Some(listed), Ok(leaf32)) = (window.txids().get(leaf), u32::try_from(leaf)) else {
-            return Err(ProofError::WrongPath {
-                index,
-                txid: self.txid,
-            });
-        };
-        if *listed != self.txid {
+        if window.txids().get(leaf) != Some(&self.txid) {
             return Err(ProofError::WrongPath {
                 index,
                 txid: self.txid,
@@ -266,7 +260,7 @@ impl ProofBuilder {
         self.weight = self
             .weight
             .saturating_add(set.weight_of(&voter).unwrap_or(0));
-        self.votes.push((Arc::clone(window), leaf32));
+        self.votes.push((Arc::clone(window), leaf));
         Ok(if self.is_complete() {
             VoteAdded::Complete
         } else {
@@ -284,7 +278,7 @@ impl ProofBuilder {
                 .votes
                 .iter()
                 .filter_map(|(window, leaf)| {
-                    let path = window.path(*leaf as usize)?;
+                    let path = window.path(*leaf)?;
                     Some((window.vote().clone(), path))
                 })
                 .collect(),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatchUpError {
-    #[error("cannot read finality proofs for catch-up")]
+    #[error("cannot read finality proofs for catch-up: {0}")]
     Store(#[from] StoreError),
 }
 
