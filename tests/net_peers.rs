@@ -35,6 +35,7 @@ fn three_nodes_connect_discover_each_other_and_exchange_consensus_messages() {
         version: TX_VERSION,
         inputs: vec![],
         outputs: vec![],
+        registration: None,
     }));
     c.send(NetCommand::Broadcast {
         msg: tx.clone(),

@@ -6,15 +6,16 @@
 
 mod common;
 
-use common::{TestChain, WALLET_FUNDS};
+use common::{masternode_key, TestChain, WALLET_FUNDS};
 use std::collections::BTreeSet;
+use timecoin::crypto::Keypair;
 use timecoin::crypto::{signing_message, Domain};
 use timecoin::ledger::{
     check_structure, validate, MemUtxoSet, TxError, UtxoEntry, UtxoView, ValidationParams,
     ViewError,
 };
 use timecoin::types::{
-    Address, Amount, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tx, TxIn, TxOut,
+    Address, Amount, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tier, Tx, TxIn, TxOut,
 };
 use timecoin::wallet::{build_transfer, Spendable};
 
@@ -127,6 +128,10 @@ fn is_structural(err: &TxError) -> bool {
             | TxError::NoOutputs
             | TxError::DuplicateInput { .. }
             | TxError::ZeroValueOutput(_)
+            | TxError::RegistrationTierFree(_)
+            | TxError::WrongCollateral { .. }
+            | TxError::CollateralOwnerNotSigner { .. }
+            | TxError::UnroutableListenAddr(_)
     )
 }
 
@@ -152,10 +157,16 @@ fn rule(err: &TxError) -> &'static str {
         TxError::Overspend { .. } => "Overspend",
         TxError::FeeTooLow { .. } => "FeeTooLow",
         TxError::View(_) => "View",
+        TxError::RegistrationTierFree(_) => "RegistrationTierFree",
+        TxError::WrongCollateral { .. } => "WrongCollateral",
+        TxError::CollateralOwnerNotSigner { .. } => "CollateralOwnerNotSigner",
+        TxError::UnroutableListenAddr(_) => "UnroutableListenAddr",
+        TxError::BadIdentityKey => "BadIdentityKey",
+        TxError::BadIdentitySignature { .. } => "BadIdentitySignature",
     }
 }
 
-const ALL_RULES: [&str; 17] = [
+const ALL_RULES: [&str; 23] = [
     "UnsupportedVersion",
     "TooLarge",
     "NoInputs",
@@ -173,6 +184,12 @@ const ALL_RULES: [&str; 17] = [
     "Overspend",
     "FeeTooLow",
     "View",
+    "RegistrationTierFree",
+    "WrongCollateral",
+    "CollateralOwnerNotSigner",
+    "UnroutableListenAddr",
+    "BadIdentityKey",
+    "BadIdentitySignature",
 ];
 
 /// The devnet's chain id as `BadSignature` reports it.
@@ -226,7 +243,97 @@ fn unsupported_version() -> Case {
         good,
         bad,
         TxError::UnsupportedVersion(2),
-        "transaction version 2 is not supported (expected 1)",
+        "transaction version 2 is not supported for this transaction: version 1 is a transfer, \
+         version 2 carries a masternode registration",
+    )
+}
+
+/// A registration with `change` applied, re-signed by the identity key and
+/// both funding wallets, so only the changed rule can fail.
+fn registration_case(change: impl FnOnce(&mut Tx), expected: TxError, message: &str) -> Case {
+    let chain = TestChain::devnet();
+    let good = chain.registration();
+    let mut bad = good.clone();
+    change(&mut bad);
+    chain.resign_registration(&mut bad, &masternode_key());
+    Case::on_genesis(&chain, good, bad, expected, message)
+}
+
+/// Changes the registration payload of `tx`.
+fn registration_of(tx: &mut Tx) -> &mut timecoin::types::Registration {
+    tx.registration.as_deref_mut().expect("a registration tx")
+}
+
+fn registration_tier_free() -> Case {
+    registration_case(
+        |tx| registration_of(tx).tier = Tier::Free,
+        TxError::RegistrationTierFree(Tier::Free),
+        "a masternode registration needs a tier with collateral (bronze, silver or gold); \
+         Free carries no voting weight",
+    )
+}
+
+fn wrong_collateral() -> Case {
+    registration_case(
+        |tx| {
+            tx.outputs[0].value = Amount(tx.outputs[0].value.0 - 1);
+            tx.outputs[1].value = Amount(tx.outputs[1].value.0 + 1);
+        },
+        TxError::WrongCollateral {
+            tier: Tier::Bronze,
+            expected: Tier::Bronze.collateral(),
+            found: Amount(Tier::Bronze.collateral().0 - 1),
+        },
+        "a Bronze registration locks exactly 1000.0 TIME in output 0, but output 0 holds \
+         999.99999999 TIME",
+    )
+}
+
+fn collateral_owner_not_signer() -> Case {
+    let owner = TestChain::devnet().address(2);
+    registration_case(
+        |tx| tx.outputs[0].address = owner,
+        TxError::CollateralOwnerNotSigner { owner },
+        &format!(
+            "the collateral's owner {owner:?} (output 0) does not sign the registration: fund \
+             it from an input of that address"
+        ),
+    )
+}
+
+fn unroutable_listen_addr() -> Case {
+    let addr = "0.0.0.0:24200".parse().expect("literal address");
+    registration_case(
+        |tx| registration_of(tx).listen_addr = addr,
+        TxError::UnroutableListenAddr(addr),
+        "listen address 0.0.0.0:24200 cannot be dialled: give a concrete IP and a non-zero port",
+    )
+}
+
+fn bad_identity_key() -> Case {
+    registration_case(
+        |tx| registration_of(tx).identity = small_order_key(),
+        TxError::BadIdentityKey,
+        "the registration's identity key is not a valid ed25519 key",
+    )
+}
+
+/// Someone registering an identity whose key they do not hold.
+fn bad_identity_signature() -> Case {
+    let chain = TestChain::devnet();
+    let good = chain.registration();
+    let mut bad = good.clone();
+    let thief = Keypair::from_seed_label("not the masternode");
+    chain.resign_registration(&mut bad, &thief);
+    Case::on_genesis(
+        &chain,
+        good,
+        bad,
+        TxError::BadIdentitySignature {
+            chain_id: Network::Devnet.chain_id(),
+        },
+        "the identity key's signature does not verify for chain 3: sign the txid with the \
+         masternode's identity key (domain mnreg), and change nothing after signing",
     )
 }
 
@@ -567,7 +674,7 @@ fn view_failure() -> Case {
 }
 
 /// One case per rule; the variations of a rule have their own tests below.
-const CASES: [fn() -> Case; 17] = [
+const CASES: [fn() -> Case; 23] = [
     unsupported_version,
     too_large,
     no_inputs,
@@ -585,6 +692,12 @@ const CASES: [fn() -> Case; 17] = [
     overspend,
     fee_too_low,
     view_failure,
+    registration_tier_free,
+    wrong_collateral,
+    collateral_owner_not_signer,
+    unroutable_listen_addr,
+    bad_identity_key,
+    bad_identity_signature,
 ];
 
 #[test]
@@ -602,6 +715,63 @@ fn reward_spent_before_maturity_is_rejected() {
 #[test]
 fn unsupported_version_is_rejected() {
     unsupported_version().check();
+}
+
+#[test]
+fn masternode_registration_is_valid() {
+    let chain = TestChain::devnet();
+    let tx = chain.registration();
+    assert_eq!(tx.outputs[0].value, Tier::Bronze.collateral());
+    assert!(validate(&tx, &chain.utxos(), &chain.params()).is_ok());
+    assert_eq!(Tx::decode(&tx.encode(), 16_384), Ok(tx));
+}
+
+#[test]
+fn registration_rules_each_refuse_their_break() {
+    for case in [
+        registration_tier_free,
+        wrong_collateral,
+        collateral_owner_not_signer,
+        unroutable_listen_addr,
+        bad_identity_key,
+        bad_identity_signature,
+    ] {
+        case().check();
+    }
+}
+
+#[test]
+fn registration_payload_on_a_version_1_tx_is_refused() {
+    let chain = TestChain::devnet();
+    let good = chain.registration();
+    let mut bad = good.clone();
+    bad.version = 1;
+    chain.resign_registration(&mut bad, &masternode_key());
+    Case::on_genesis(
+        &chain,
+        good,
+        bad,
+        TxError::UnsupportedVersion(1),
+        "transaction version 1 is not supported for this transaction: version 1 is a transfer, \
+         version 2 carries a masternode registration",
+    )
+    .check();
+}
+
+#[test]
+fn registration_payload_changed_after_signing_is_refused() {
+    let chain = TestChain::devnet();
+    let good = chain.registration();
+    let mut bad = good.clone();
+    registration_of(&mut bad).listen_addr = "127.0.0.2:24200".parse().expect("literal");
+    Case::on_genesis(
+        &chain,
+        good,
+        bad,
+        devnet_bad_signature(0),
+        &bad_signature_text(0),
+    )
+    .check();
 }
 
 #[test]

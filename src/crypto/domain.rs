@@ -16,6 +16,8 @@ pub enum Domain {
     Block,
     /// A validator's block endorsement, payload = hash of the vote body.
     BlockVote,
+    /// A masternode identity key binding itself to a registration, payload = txid.
+    Registration,
 }
 
 impl Domain {
@@ -26,6 +28,7 @@ impl Domain {
             Domain::Handshake => b"timecoin/hello/1",
             Domain::Block => b"timecoin/block/1",
             Domain::BlockVote => b"timecoin/bvote/1",
+            Domain::Registration => b"timecoin/mnreg/1",
         }
     }
 }

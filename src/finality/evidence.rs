@@ -224,6 +224,7 @@ mod tests {
                 value: Amount::from_units(amount),
                 address: Address([0; 20]),
             }],
+            registration: None,
         }
     }
 

@@ -5,10 +5,11 @@
 use super::utxo::{UtxoState, UtxoView, ViewError};
 use crate::crypto::{signing_message, Domain, PublicKey};
 use crate::types::{
-    Address, Amount, ChainId, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tx,
-    TX_VERSION,
+    Address, Amount, ChainId, Hash, Network, OutPoint, PublicKeyBytes, Registration,
+    SignatureBytes, Tier, Tx, TX_VERSION, TX_VERSION_REGISTRATION,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 /// The chain rules validation depends on (from the chain config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +28,38 @@ pub struct ValidTx {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
-    #[error("transaction version {0} is not supported (expected {TX_VERSION})")]
+    #[error(
+        "transaction version {0} is not supported for this transaction: version {TX_VERSION} \
+         is a transfer, version {TX_VERSION_REGISTRATION} carries a masternode registration"
+    )]
     UnsupportedVersion(u32),
+    #[error(
+        "a masternode registration needs a tier with collateral (bronze, silver or gold); \
+         {0:?} carries no voting weight"
+    )]
+    RegistrationTierFree(Tier),
+    #[error(
+        "a {tier:?} registration locks exactly {expected} in output 0, but output 0 holds {found}"
+    )]
+    WrongCollateral {
+        tier: Tier,
+        expected: Amount,
+        found: Amount,
+    },
+    #[error(
+        "the collateral's owner {owner:?} (output 0) does not sign the registration: \
+         fund it from an input of that address"
+    )]
+    CollateralOwnerNotSigner { owner: Address },
+    #[error("listen address {0} cannot be dialled: give a concrete IP and a non-zero port")]
+    UnroutableListenAddr(SocketAddr),
+    #[error("the registration's identity key is not a valid ed25519 key")]
+    BadIdentityKey,
+    #[error(
+        "the identity key's signature does not verify for chain {chain_id}: sign the txid \
+         with the masternode's identity key (domain mnreg), and change nothing after signing"
+    )]
+    BadIdentitySignature { chain_id: ChainId },
     #[error("transaction is {size} bytes, over the maximum of {max}")]
     TooLarge { size: usize, max: usize },
     #[error("transaction has no inputs")]
@@ -171,7 +202,58 @@ pub fn validate(
     }
 
     verify_signatures(tx, &txid, params.chain_id)?;
+    if let Some(registration) = &tx.registration {
+        verify_identity(registration, &txid, params.chain_id)?;
+    }
     Ok(ValidTx { txid, fee })
+}
+
+/// The registered identity key signed this txid: the operator holds it.
+fn verify_identity(
+    registration: &Registration,
+    txid: &Hash,
+    chain_id: ChainId,
+) -> Result<(), TxError> {
+    let key = PublicKey::parse(&registration.identity).map_err(|_| TxError::BadIdentityKey)?;
+    key.verify(
+        &signing_message(Domain::Registration, chain_id, txid),
+        &registration.identity_sig,
+    )
+    .map_err(|_| TxError::BadIdentitySignature { chain_id })
+}
+
+/// Registration rules that need no lookups (DESIGN §7): a tier with
+/// collateral, exactly its amount in output 0, owned by a signer, and an
+/// address peers can dial.
+fn check_registration(tx: &Tx, registration: &Registration) -> Result<(), TxError> {
+    let tier = registration.tier;
+    if tier == Tier::Free {
+        return Err(TxError::RegistrationTierFree(tier));
+    }
+    // Structure checked the outputs are not empty.
+    let Some(collateral) = tx.outputs.first() else {
+        return Err(TxError::NoOutputs);
+    };
+    if collateral.value != tier.collateral() {
+        return Err(TxError::WrongCollateral {
+            tier,
+            expected: tier.collateral(),
+            found: collateral.value,
+        });
+    }
+    let owner = collateral.address;
+    if !tx
+        .inputs
+        .iter()
+        .any(|input| Address::from_pubkey(&input.pubkey) == owner)
+    {
+        return Err(TxError::CollateralOwnerNotSigner { owner });
+    }
+    let addr = registration.listen_addr;
+    if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
+        return Err(TxError::UnroutableListenAddr(addr));
+    }
+    Ok(())
 }
 
 /// Verifies every input's signature over (domain, chain id, txid).
@@ -196,11 +278,14 @@ fn verify_signatures(tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxEr
     Ok(())
 }
 
-/// Rules that need no UTXO lookups: version, size, emptiness, duplicates, zero outputs.
+/// Rules that need no UTXO lookups: version, size, emptiness, duplicates,
+/// zero outputs, a registration's own rules.
 pub fn check_structure(tx: &Tx, params: &ValidationParams) -> Result<(), TxError> {
-    if tx.version != TX_VERSION {
-        return Err(TxError::UnsupportedVersion(tx.version));
-    }
+    let registration = match (tx.version, &tx.registration) {
+        (TX_VERSION, None) => None,
+        (TX_VERSION_REGISTRATION, Some(registration)) => Some(registration),
+        (version, _) => return Err(TxError::UnsupportedVersion(version)),
+    };
     let size = tx.encoded_len();
     if size > params.max_tx_bytes {
         return Err(TxError::TooLarge {
@@ -233,5 +318,5 @@ pub fn check_structure(tx: &Tx, params: &ValidationParams) -> Result<(), TxError
     if let Some(index) = tx.outputs.iter().position(|o| o.value == Amount::ZERO) {
         return Err(TxError::ZeroValueOutput(index));
     }
-    Ok(())
+    registration.map_or(Ok(()), |registration| check_registration(tx, registration))
 }

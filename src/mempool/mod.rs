@@ -307,6 +307,7 @@ mod tests {
                 value: Amount(1),
                 address: crate::types::Address([to; 20]),
             }],
+            registration: None,
         };
         (tx.txid(), tx)
     }

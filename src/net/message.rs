@@ -602,6 +602,7 @@ mod tests {
             version: TX_VERSION,
             inputs: vec![],
             outputs: vec![],
+            registration: None,
         }
     }
 

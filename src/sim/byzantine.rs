@@ -316,6 +316,7 @@ mod tests {
                 value: Amount(1),
                 address: Address([to; 20]),
             }],
+            registration: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! floats: a float cannot hold every unit count exactly. This is the one
 //! `types` module that uses `crypto`, for the address text.
 
-use super::{Address, Amount, Network, OutPoint, Tx, TxIn, TxOut};
+use super::{Address, Amount, Network, OutPoint, Registration, Tx, TxIn, TxOut};
 use serde_json::{json, Value};
 
 /// `{"time": "12.345", "units": 1234500000}`: exact decimal text for people,
@@ -56,6 +56,20 @@ pub fn tx(tx: &Tx, network: Network) -> Value {
             .map(|(vout, o)| tx_output(vout, o, network))
             .collect::<Vec<_>>(),
         "output_total": output_total.map(amount),
+        "registration": tx.registration.as_ref().map(|r| registration(r, network)),
+    })
+}
+
+/// A masternode registration: the collateral is the transaction's output 0.
+pub fn registration(registration: &Registration, network: Network) -> Value {
+    json!({
+        "tier": registration.tier,
+        "weight": registration.tier.weight(),
+        "identity": hex::encode(registration.identity.0),
+        "vrf_pubkey": hex::encode(registration.vrf_key.0),
+        "listen_addr": registration.listen_addr.to_string(),
+        "payout_address": registration.payout.to_text(network),
+        "identity_sig": hex::encode(registration.identity_sig.0),
     })
 }
 
@@ -84,6 +98,7 @@ mod tests {
                     address: Address([1; 20]),
                 })
                 .collect(),
+            registration: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod encoding;
 pub mod hash;
 pub mod json;
 pub mod network;
+pub mod registration;
 pub mod tx;
 pub mod validator;
 
@@ -12,5 +13,6 @@ pub use amount::Amount;
 pub use encoding::DecodeError;
 pub use hash::Hash;
 pub use network::{ChainId, Network};
+pub use registration::{Registration, TX_VERSION_REGISTRATION};
 pub use tx::{Address, OutPoint, PublicKeyBytes, SignatureBytes, Tx, TxIn, TxOut, TX_VERSION};
 pub use validator::{Tier, Validator, VrfPublicBytes};

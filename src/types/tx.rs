@@ -1,10 +1,14 @@
-//! Transactions: `Tx { version, inputs: [{prev, pubkey, sig}], outputs: [{value, address}] }`.
+//! Transactions: `Tx { version, inputs: [{prev, pubkey, sig}], outputs: [{value, address}] }`,
+//! and at version 2 a masternode [`Registration`] after the outputs.
 //!
 //! The txid hashes the body *without* signatures, so a signature cannot change
 //! a txid (no malleability) and every input signs the same message.
 
+use super::registration::{Registration, TX_VERSION_REGISTRATION};
 use super::{encoding, Amount, Hash};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// The only transaction version this node creates and accepts.
@@ -74,11 +78,18 @@ pub struct TxOut {
     pub address: Address,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// Encoded as `(version, inputs, outputs)`, plus the registration when
+/// there is one: the version says which shape to decode, so every
+/// version-1 encoding (stored, signed, on the wire) is what it always was.
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Tx {
     pub version: u32,
     pub inputs: Vec<TxIn>,
     pub outputs: Vec<TxOut>,
+    /// Present exactly when `version` is [`TX_VERSION_REGISTRATION`]
+    /// (validation refuses anything else). Boxed: rare, and a plain
+    /// transfer should not carry its size.
+    pub registration: Option<Box<Registration>>,
 }
 
 /// What the txid commits to: everything but the signatures.
@@ -87,6 +98,60 @@ struct TxBody<'a> {
     version: u32,
     inputs: UnsignedInputs<'a>,
     outputs: &'a [TxOut],
+}
+
+/// A registration's txid also commits to its payload (not its signature).
+#[derive(Serialize)]
+struct RegistrationTxBody<'a> {
+    body: TxBody<'a>,
+    registration: super::registration::RegistrationBody<'a>,
+}
+
+impl Serialize for Tx {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(3 + usize::from(self.registration.is_some()))?;
+        tuple.serialize_element(&self.version)?;
+        tuple.serialize_element(&self.inputs)?;
+        tuple.serialize_element(&self.outputs)?;
+        if let Some(registration) = &self.registration {
+            tuple.serialize_element(registration)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Tx {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Tx, D::Error> {
+        deserializer.deserialize_tuple(4, TxVisitor)
+    }
+}
+
+struct TxVisitor;
+
+impl<'de> Visitor<'de> for TxVisitor {
+    type Value = Tx;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a transaction")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tx, A::Error> {
+        let missing = |i| de::Error::invalid_length(i, &"a transaction");
+        let version: u32 = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let inputs = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let outputs = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let registration = if version == TX_VERSION_REGISTRATION {
+            Some(seq.next_element()?.ok_or_else(|| missing(3))?)
+        } else {
+            None
+        };
+        Ok(Tx {
+            version,
+            inputs,
+            outputs,
+            registration,
+        })
+    }
 }
 
 /// The inputs as `(prev, pubkey)` pairs, streamed from the transaction
@@ -101,11 +166,18 @@ impl Serialize for UnsignedInputs<'_> {
 
 impl Tx {
     pub fn txid(&self) -> Hash {
-        Hash::of(&TxBody {
+        let body = TxBody {
             version: self.version,
             inputs: UnsignedInputs(&self.inputs),
             outputs: &self.outputs,
-        })
+        };
+        match &self.registration {
+            None => Hash::of(&body),
+            Some(registration) => Hash::of(&RegistrationTxBody {
+                body,
+                registration: registration.body(),
+            }),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -118,8 +190,16 @@ impl Tx {
     }
 
     pub fn encoded_len(&self) -> usize {
-        // version + two length prefixes + fixed-size inputs and outputs.
-        4 + 8 + 8 + self.inputs.len() * TXIN_BYTES + self.outputs.len() * TXOUT_BYTES
+        // version + two length prefixes + fixed-size inputs and outputs,
+        // then a registration (rare; its address has two sizes).
+        4 + 8
+            + 8
+            + self.inputs.len() * TXIN_BYTES
+            + self.outputs.len() * TXOUT_BYTES
+            + self
+                .registration
+                .as_ref()
+                .map_or(0, |r| encoding::encode(r).len())
     }
 
     pub fn outpoint(&self, vout: u32) -> OutPoint {
@@ -153,6 +233,7 @@ mod tests {
                 value: Amount(5),
                 address: Address([1; 20]),
             }],
+            registration: None,
         }
     }
 

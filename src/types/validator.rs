@@ -1,6 +1,7 @@
 //! Validator identities and the weighted set that proofs are checked against.
 
-use super::PublicKeyBytes;
+use super::amount::UNITS_PER_TIME;
+use super::{Amount, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,6 +65,12 @@ impl Tier {
             Tier::Silver => 100,
             Tier::Gold => 1_000,
         }
+    }
+
+    /// The exact collateral a registration of this tier locks.
+    pub fn collateral(self) -> Amount {
+        // At most 10^5 TIME: far inside u64 units.
+        Amount(self.collateral_time() * UNITS_PER_TIME)
     }
 
     /// Collateral in whole TIME that the tier locks.

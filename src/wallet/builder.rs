@@ -4,8 +4,10 @@
 
 use crate::crypto::{signing_message, Domain, Keypair};
 use crate::types::{
-    Address, Amount, ChainId, OutPoint, SignatureBytes, Tx, TxIn, TxOut, TX_VERSION,
+    Address, Amount, ChainId, OutPoint, Registration, SignatureBytes, Tier, Tx, TxIn, TxOut,
+    VrfPublicBytes, TX_VERSION, TX_VERSION_REGISTRATION,
 };
+use std::net::SocketAddr;
 
 /// An unspent output the wallet can spend, with the key that owns it.
 #[derive(Clone, Debug)]
@@ -45,6 +47,72 @@ pub fn build_transfer(
     change: Address,
     chain_id: ChainId,
 ) -> Result<Tx, BuildError> {
+    let mut tx = unsigned(inputs, outputs, fee, change)?;
+    sign_with(&mut tx, inputs, chain_id);
+    Ok(tx)
+}
+
+/// What a masternode registers (DESIGN §7), besides its collateral.
+#[derive(Clone, Debug)]
+pub struct MasternodeInfo<'a> {
+    pub tier: Tier,
+    /// Signs the registration and, once active, every vote.
+    pub identity: &'a Keypair,
+    pub vrf_key: VrfPublicBytes,
+    pub listen_addr: SocketAddr,
+    pub payout: Address,
+}
+
+/// A registration: output 0 locks the tier's exact collateral at `owner`
+/// (which must be the address of one of `inputs`' keys: the owner signs),
+/// the rest is a transfer of `inputs` as in [`build_transfer`].
+pub fn build_registration(
+    inputs: &[Spendable<'_>],
+    masternode: &MasternodeInfo<'_>,
+    owner: Address,
+    fee: Amount,
+    change: Address,
+    chain_id: ChainId,
+) -> Result<Tx, BuildError> {
+    let mut tx = unsigned(
+        inputs,
+        &[TxOut {
+            value: masternode.tier.collateral(),
+            address: owner,
+        }],
+        fee,
+        change,
+    )?;
+    tx.version = TX_VERSION_REGISTRATION;
+    tx.registration = Some(Box::new(Registration {
+        tier: masternode.tier,
+        identity: masternode.identity.public(),
+        vrf_key: masternode.vrf_key,
+        listen_addr: masternode.listen_addr,
+        payout: masternode.payout,
+        identity_sig: SignatureBytes([0; 64]),
+    }));
+    let message = signing_message(Domain::Registration, chain_id, &tx.txid());
+    if let Some(registration) = &mut tx.registration {
+        registration.identity_sig = masternode.identity.sign(&message);
+    }
+    sign_with(&mut tx, inputs, chain_id);
+    Ok(tx)
+}
+
+/// Signs each input with its spendable's key.
+fn sign_with(tx: &mut Tx, inputs: &[Spendable<'_>], chain_id: ChainId) {
+    let keys: Vec<&Keypair> = inputs.iter().map(|s| s.key).collect();
+    sign_inputs(tx, &keys, chain_id);
+}
+
+/// The unsigned version-1 transfer [`build_transfer`] describes.
+fn unsigned(
+    inputs: &[Spendable<'_>],
+    outputs: &[TxOut],
+    fee: Amount,
+    change: Address,
+) -> Result<Tx, BuildError> {
     if inputs.is_empty() {
         return Err(BuildError::NoInputs);
     }
@@ -62,7 +130,7 @@ pub fn build_transfer(
             address: change,
         });
     }
-    let mut tx = Tx {
+    Ok(Tx {
         version: TX_VERSION,
         inputs: inputs
             .iter()
@@ -73,8 +141,6 @@ pub fn build_transfer(
             })
             .collect(),
         outputs: outs,
-    };
-    let keys: Vec<&Keypair> = inputs.iter().map(|s| s.key).collect();
-    sign_inputs(&mut tx, &keys, chain_id);
-    Ok(tx)
+        registration: None,
+    })
 }

@@ -14,11 +14,14 @@ use rand_core::{RngCore, SeedableRng};
 use std::ops::Range;
 use timecoin::config::{AllocationConfig, ChainConfig, ChainSpec};
 use timecoin::crypto::Keypair;
+use timecoin::crypto::{signing_message, Domain, VrfKeypair};
 use timecoin::genesis::local_chain_toml;
 use timecoin::ledger::{MemUtxoSet, ValidationParams};
 use timecoin::types::amount::UNITS_PER_TIME;
-use timecoin::types::{Address, Amount, ChainId, Hash, Network, OutPoint, Tx, TxOut};
-use timecoin::wallet::{build_transfer, sign_inputs, Spendable};
+use timecoin::types::{Address, Amount, ChainId, Hash, Network, OutPoint, Tier, Tx, TxOut};
+use timecoin::wallet::{
+    build_registration, build_transfer, sign_inputs, MasternodeInfo, Spendable,
+};
 
 /// What each test wallet holds in the genesis.
 pub const WALLET_FUNDS: Amount = Amount(1_000 * UNITS_PER_TIME);
@@ -136,12 +139,50 @@ impl TestChain {
         }
     }
 
+    /// A valid Bronze registration of [`masternode_key`]: wallets 0 and 1
+    /// fund the 1,000 TIME collateral, owned by wallet 0.
+    pub fn registration(&self) -> Tx {
+        let identity = masternode_key();
+        let info = MasternodeInfo {
+            tier: Tier::Bronze,
+            identity: &identity,
+            vrf_key: VrfKeypair::from_secret(identity.secret()).public(),
+            listen_addr: "127.0.0.1:24200".parse().expect("literal address"),
+            payout: self.address(3),
+        };
+        let inputs = [self.spendable(0), self.spendable(1)];
+        build_registration(
+            &inputs,
+            &info,
+            self.address(0),
+            self.min_fee(),
+            self.address(1),
+            self.chain_id(),
+        )
+        .expect("test registration is affordable")
+    }
+
+    /// Signs a registration of wallets 0 and 1 again (identity with
+    /// `identity`), after a test changed it on purpose.
+    pub fn resign_registration(&self, tx: &mut Tx, identity: &Keypair) {
+        let message = signing_message(Domain::Registration, self.chain_id(), &tx.txid());
+        if let Some(registration) = &mut tx.registration {
+            registration.identity_sig = identity.sign(&message);
+        }
+        self.resign(tx, &[0, 1]);
+    }
+
     /// Signs every input of `tx` again, input `i` with the key of `owners[i]`,
     /// after a test changed the body on purpose.
     pub fn resign(&self, tx: &mut Tx, owners: &[usize]) {
         let keys: Vec<&Keypair> = owners.iter().map(|&w| &self.wallets[w]).collect();
         sign_inputs(tx, &keys, self.chain_id());
     }
+}
+
+/// The identity key of the masternode [`TestChain::registration`] registers.
+pub fn masternode_key() -> Keypair {
+    Keypair::from_seed_label("timecoin test masternode")
 }
 
 /// Adds `count` unspent outputs with seeded random outpoints and owners, so
@@ -172,14 +213,24 @@ pub enum Field {
     ArrayLen,
     /// Content covered by the txid: outpoints, public keys, values, addresses.
     Body,
-    /// The 64 signature bytes of input `.0`, the only bytes outside the txid.
+    /// The 64 signature bytes of input `.0`, outside the txid.
     Signature(usize),
+    /// A tag that picks the shape of what follows (a registration's version,
+    /// tier or address family): changed, the rest decodes differently or not
+    /// at all.
+    Tag,
+    /// A registration's 64 identity-signature bytes, outside the txid.
+    IdentitySignature,
 }
 
 /// The canonical encoding of `tx`, field by field, in byte order. This is the
 /// wire layout written out: tests check it against the encoder.
 pub fn tx_fields(tx: &Tx) -> Vec<(Field, Range<usize>)> {
-    let mut lengths = vec![(Field::Version, 4), (Field::Count, 8)];
+    let version = match tx.registration {
+        None => Field::Version,
+        Some(_) => Field::Tag,
+    };
+    let mut lengths = vec![(version, 4), (Field::Count, 8)];
     for index in 0..tx.inputs.len() {
         lengths.extend([
             (Field::ArrayLen, 8),
@@ -197,6 +248,27 @@ pub fn tx_fields(tx: &Tx) -> Vec<(Field, Range<usize>)> {
             (Field::Body, 8), // value
             (Field::ArrayLen, 8),
             (Field::Body, 20), // address
+        ]);
+    }
+    if let Some(registration) = &tx.registration {
+        let ip = if registration.listen_addr.is_ipv4() {
+            4
+        } else {
+            16
+        };
+        lengths.extend([
+            (Field::Tag, 4), // tier
+            (Field::ArrayLen, 8),
+            (Field::Body, 32), // identity
+            (Field::ArrayLen, 8),
+            (Field::Body, 32), // VRF key
+            (Field::Tag, 4),   // address family
+            (Field::Body, ip),
+            (Field::Body, 2), // port
+            (Field::ArrayLen, 8),
+            (Field::Body, 20), // payout
+            (Field::ArrayLen, 8),
+            (Field::IdentitySignature, 64),
         ]);
     }
     let mut at = 0;
