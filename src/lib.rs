@@ -30,6 +30,7 @@ pub mod devnet;
 pub mod finality;
 pub mod genesis;
 pub mod ledger;
+pub mod masternode;
 pub mod mempool;
 pub mod metrics;
 pub mod net;

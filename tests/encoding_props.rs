@@ -85,7 +85,10 @@ fn arbitrary_tx() -> impl Strategy<Value = Tx> {
         value: Amount(value),
         address: Address(address),
     });
-    let registration = prop_oneof![Just(None), arbitrary_registration().prop_map(|r| Some(Box::new(r)))];
+    let registration = prop_oneof![
+        Just(None),
+        arbitrary_registration().prop_map(|r| Some(Box::new(r)))
+    ];
     (
         any::<u32>(),
         vec(input, 0..8),
