@@ -6,6 +6,7 @@
 //! file on disk; `--config` loads another one.
 
 use crate::finality::MAX_WINDOW_TXS;
+use crate::masternode::{EpochRules, EpochRulesError};
 use crate::types::{Address, Amount, Network, PublicKeyBytes, TxOut, Validator, VrfPublicBytes};
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,39 @@ impl Default for BlocksConfig {
     }
 }
 
+/// The open masternode network's epochs (DESIGN §7). Part of the genesis
+/// hash: nodes that count epochs differently hold different sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasternodesConfig {
+    /// Certified blocks per epoch.
+    pub epoch_blocks: u64,
+    /// Epochs without a certified vote before a member leaves the set.
+    pub inactive_epochs: u64,
+    /// Epochs a deregistered member's collateral stays locked.
+    pub unbonding_epochs: u64,
+}
+
+impl Default for MasternodesConfig {
+    fn default() -> MasternodesConfig {
+        MasternodesConfig {
+            epoch_blocks: 10,
+            inactive_epochs: 2,
+            unbonding_epochs: 3,
+        }
+    }
+}
+
+impl MasternodesConfig {
+    pub fn rules(&self) -> Result<EpochRules, EpochRulesError> {
+        EpochRules::new(
+            self.epoch_blocks,
+            self.inactive_epochs,
+            self.unbonding_epochs,
+        )
+    }
+}
+
 /// Snowball and finality tuning (DESIGN §4).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +185,8 @@ pub struct ChainConfig {
     pub consensus: ConsensusConfig,
     #[serde(default)]
     pub blocks: BlocksConfig,
+    #[serde(default)]
+    pub masternodes: MasternodesConfig,
     pub genesis: GenesisConfig,
 }
 
@@ -162,6 +198,7 @@ pub struct ChainSpec {
     pub validators: Vec<Validator>,
     /// `validators[i]` is reachable at `validator_addrs[i]`.
     pub validator_addrs: Vec<String>,
+    pub epoch_rules: EpochRules,
 }
 
 impl ChainConfig {
@@ -217,6 +254,10 @@ impl ChainConfig {
             ));
         }
         self.validate_blocks()?;
+        let epoch_rules = self
+            .masternodes
+            .rules()
+            .map_err(|e| invalid("masternodes", e.to_string()))?;
         let c = &self.consensus;
         if c.k == 0 {
             return Err(invalid("consensus.k", "must be at least 1"));
@@ -320,6 +361,7 @@ impl ChainConfig {
             allocations,
             validators,
             validator_addrs,
+            epoch_rules,
         })
     }
 }

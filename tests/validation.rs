@@ -40,6 +40,13 @@ impl UtxoView for View {
             View::Failing => Err(ViewError("disk read failed".to_string())),
         }
     }
+
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        match self {
+            View::Ledger(set) => set.registered_at(identity),
+            View::Failing => Err(ViewError("disk read failed".to_string())),
+        }
+    }
 }
 
 /// One broken rule: `good` passes against `good_view`; `bad` differs from it
@@ -163,10 +170,11 @@ fn rule(err: &TxError) -> &'static str {
         TxError::UnroutableListenAddr(_) => "UnroutableListenAddr",
         TxError::BadIdentityKey => "BadIdentityKey",
         TxError::BadIdentitySignature { .. } => "BadIdentitySignature",
+        TxError::AlreadyRegistered { .. } => "AlreadyRegistered",
     }
 }
 
-const ALL_RULES: [&str; 23] = [
+const ALL_RULES: [&str; 24] = [
     "UnsupportedVersion",
     "TooLarge",
     "NoInputs",
@@ -190,6 +198,7 @@ const ALL_RULES: [&str; 23] = [
     "UnroutableListenAddr",
     "BadIdentityKey",
     "BadIdentitySignature",
+    "AlreadyRegistered",
 ];
 
 /// The devnet's chain id as `BadSignature` reports it.
@@ -316,6 +325,30 @@ fn bad_identity_key() -> Case {
         TxError::BadIdentityKey,
         "the registration's identity key is not a valid ed25519 key",
     )
+}
+
+/// A second registration of an identity the final chain registered.
+fn already_registered() -> Case {
+    let chain = TestChain::devnet();
+    let tx = chain.registration();
+    let mut registered = chain.utxos();
+    registered.add_masternode(masternode_key().public(), 12);
+    Case::on_ledger(
+        &chain,
+        View::Ledger(chain.utxos()),
+        tx.clone(),
+        tx,
+        TxError::AlreadyRegistered {
+            identity: masternode_key().public(),
+            height: 12,
+        },
+        &format!(
+            "masternode {:?} is already registered (final at height 12): an identity registers \
+             once; register with a new identity key",
+            masternode_key().public()
+        ),
+    )
+    .with_bad_view(View::Ledger(registered))
 }
 
 /// Someone registering an identity whose key they do not hold.
@@ -674,7 +707,7 @@ fn view_failure() -> Case {
 }
 
 /// One case per rule; the variations of a rule have their own tests below.
-const CASES: [fn() -> Case; 23] = [
+const CASES: [fn() -> Case; 24] = [
     unsupported_version,
     too_large,
     no_inputs,
@@ -698,6 +731,7 @@ const CASES: [fn() -> Case; 23] = [
     unroutable_listen_addr,
     bad_identity_key,
     bad_identity_signature,
+    already_registered,
 ];
 
 #[test]

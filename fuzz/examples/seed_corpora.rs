@@ -14,8 +14,9 @@ use timecoin::finality::{FinalityProof, FinalityVote, VoteScope, WindowVote};
 use timecoin::net::frame::encode_frame;
 use timecoin::net::{Hello, Message, PROTOCOL_VERSION};
 use timecoin::types::validator::{VrfOutputBytes, VrfProofBytes};
-use timecoin::types::{encoding, Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut};
-use timecoin::wallet::{build_transfer, Spendable};
+use timecoin::genesis::validator_vrf_key;
+use timecoin::types::{encoding, Address, Amount, ChainId, Hash, OutPoint, Tier, Tx, TxOut};
+use timecoin::wallet::{build_registration, build_transfer, MasternodeInfo, Spendable};
 
 const CHAIN: ChainId = ChainId(3);
 
@@ -55,6 +56,35 @@ fn tx() -> Tx {
         CHAIN,
     )
     .expect("seed transfer")
+}
+
+/// A masternode registration (a version-2 tx: the payload after the outputs).
+fn registration() -> Tx {
+    let owner = Keypair::from_seed_label("fuzz wallet");
+    let identity = Keypair::from_seed_label("fuzz masternode");
+    let info = MasternodeInfo {
+        tier: Tier::Bronze,
+        identity: &identity,
+        vrf_key: validator_vrf_key(&identity).public(),
+        listen_addr: "127.0.0.1:24100".parse().expect("literal address"),
+        payout: Address::from_pubkey(&owner.public()),
+    };
+    build_registration(
+        &[Spendable {
+            outpoint: OutPoint {
+                txid: Hash::digest(b"fuzz genesis"),
+                vout: 1,
+            },
+            value: Amount(200_000_000_000),
+            key: &owner,
+        }],
+        &info,
+        Address::from_pubkey(&owner.public()),
+        Amount(1_000),
+        Address::from_pubkey(&owner.public()),
+        CHAIN,
+    )
+    .expect("seed registration")
 }
 
 fn keys() -> Vec<Keypair> {
@@ -198,6 +228,7 @@ fn main() {
     write("frame_reader", "messages", &framed);
     write("frame_reader", "one-small", &[1, 3, 3, 0, 0, 0, 1, 2, 3]);
     write("tx_decode", "transfer", &tx.encode());
+    write("tx_decode", "registration", &registration().encode());
     write("block_decode", "one-entry", &block.encode());
     write(
         "proof_decode",

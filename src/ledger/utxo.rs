@@ -2,7 +2,7 @@
 //! needs. `MemUtxoSet` is the in-memory twin of the LMDB store, used by the
 //! simulator, by tests and as the model the store is checked against.
 
-use crate::types::{Address, Amount, Hash, OutPoint, Tx, TxOut};
+use crate::types::{Address, Amount, Hash, OutPoint, PublicKeyBytes, Tx, TxOut};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,6 +49,10 @@ pub trait UtxoView {
     /// Height of the tip block, against which reward maturity is judged;
     /// read from the same state as [`Self::utxo`].
     fn tip_height(&self) -> Result<u64, ViewError>;
+
+    /// The height at which the final chain registered masternode
+    /// `identity`, if it did (DESIGN §7: an identity registers once).
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError>;
 }
 
 /// In-memory UTXO set with an address index, at a tip height.
@@ -57,6 +61,8 @@ pub struct MemUtxoSet {
     entries: BTreeMap<OutPoint, UtxoEntry>,
     by_address: BTreeSet<(Address, OutPoint)>,
     tip_height: u64,
+    /// Registered masternode identities, with the height that registered them.
+    masternodes: BTreeMap<PublicKeyBytes, u64>,
 }
 
 impl MemUtxoSet {
@@ -68,6 +74,11 @@ impl MemUtxoSet {
     /// Adds a block's reward outputs, spendable once the tip reaches `matures_at`.
     pub fn add_reward_outputs(&mut self, txid: Hash, outputs: &[TxOut], matures_at: u64) {
         self.create(txid, outputs, UtxoState::Immature { matures_at });
+    }
+
+    /// Records a masternode registration made final at `height`.
+    pub fn add_masternode(&mut self, identity: PublicKeyBytes, height: u64) {
+        self.masternodes.insert(identity, height);
     }
 
     /// Moves the tip, as applying or undoing blocks does.
@@ -132,5 +143,9 @@ impl UtxoView for MemUtxoSet {
 
     fn tip_height(&self) -> Result<u64, ViewError> {
         Ok(self.tip_height)
+    }
+
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        Ok(self.masternodes.get(identity).copied())
     }
 }

@@ -53,6 +53,14 @@ pub enum TxError {
     CollateralOwnerNotSigner { owner: Address },
     #[error("listen address {0} cannot be dialled: give a concrete IP and a non-zero port")]
     UnroutableListenAddr(SocketAddr),
+    #[error(
+        "masternode {identity:?} is already registered (final at height {height}): an \
+         identity registers once; register with a new identity key"
+    )]
+    AlreadyRegistered {
+        identity: PublicKeyBytes,
+        height: u64,
+    },
     #[error("the registration's identity key is not a valid ed25519 key")]
     BadIdentityKey,
     #[error(
@@ -137,6 +145,7 @@ impl TxError {
             TxError::UnknownOutpoint { .. }
                 | TxError::AlreadySpent { .. }
                 | TxError::ImmatureReward { .. }
+                | TxError::AlreadyRegistered { .. }
                 | TxError::View(_)
         )
     }
@@ -201,6 +210,14 @@ pub fn validate(
         });
     }
 
+    if let Some(registration) = &tx.registration {
+        if let Some(height) = view.registered_at(&registration.identity)? {
+            return Err(TxError::AlreadyRegistered {
+                identity: registration.identity,
+                height,
+            });
+        }
+    }
     verify_signatures(tx, &txid, params.chain_id)?;
     if let Some(registration) = &tx.registration {
         verify_identity(registration, &txid, params.chain_id)?;

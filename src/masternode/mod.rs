@@ -9,4 +9,6 @@ mod epochs;
 mod registry;
 
 pub use epochs::{EpochRules, EpochRulesError};
-pub use registry::{BlockEffects, Member, MemberStatus, Registry, RegistryError, Snapshot};
+pub use registry::{
+    Applied, BlockEffects, Member, MemberStatus, Registry, RegistryError, Snapshot,
+};

@@ -9,7 +9,7 @@ use super::EpochRules;
 use crate::finality::{ValidatorSet, ValidatorSetError};
 use crate::types::{Address, OutPoint, PublicKeyBytes, Registration, Tier, Tx, Validator};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 /// Where a member stands in the certified chain.
@@ -111,6 +111,14 @@ pub struct BlockEffects<'a> {
     pub slashed: &'a [PublicKeyBytes],
 }
 
+/// What applying one block changed: the members to store again, and the
+/// set it decided if it ended an epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub changed: Vec<Member>,
+    pub snapshot: Option<Snapshot>,
+}
+
 /// Why the registry refused a block or a registration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -173,6 +181,28 @@ impl Registry {
         }
     }
 
+    /// The registry as stored: its members, the height it expects next and
+    /// the latest set it decided.
+    pub fn restore(
+        rules: EpochRules,
+        members: Vec<Member>,
+        next_height: u64,
+        latest: Snapshot,
+    ) -> Registry {
+        let by_collateral = members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Registered)
+            .filter_map(|m| m.collateral.map(|c| (c, m.validator.id)))
+            .collect();
+        Registry {
+            rules,
+            members: members.into_iter().map(|m| (m.validator.id, m)).collect(),
+            by_collateral,
+            next_height,
+            latest,
+        }
+    }
+
     pub fn rules(&self) -> &EpochRules {
         &self.rules
     }
@@ -213,9 +243,9 @@ impl Registry {
         }
     }
 
-    /// Applies the next certified block. Returns the snapshot it decides
-    /// when it is the last block of an epoch.
-    pub fn apply(&mut self, block: &BlockEffects<'_>) -> Result<Option<Snapshot>, RegistryError> {
+    /// Applies the next certified block: what changed, and the snapshot it
+    /// decides when it is the last block of an epoch.
+    pub fn apply(&mut self, block: &BlockEffects<'_>) -> Result<Applied, RegistryError> {
         if block.height != self.next_height {
             return Err(RegistryError::OutOfOrder {
                 expected: self.next_height,
@@ -224,40 +254,54 @@ impl Registry {
         }
         let height = block.height;
         let epoch = self.rules.epoch_of(height);
+        let mut changed = BTreeSet::new();
         // Registrations first: a block may archive a collateral's spend
         // before (in txid order) the registration that created it.
         for tx in block.txs {
             if let Some(registration) = &tx.registration {
-                self.register(tx, registration, height);
+                if self.register(tx, registration, height) {
+                    changed.insert(registration.identity);
+                }
             }
         }
         for input in block.txs.iter().flat_map(|tx| &tx.inputs) {
             if let Some(id) = self.by_collateral.remove(&input.prev) {
                 self.set_status(&id, MemberStatus::Deregistered { height });
+                changed.insert(id);
             }
         }
         for id in block.slashed {
-            self.set_status(id, MemberStatus::Slashed { height });
+            if self.set_status(id, MemberStatus::Slashed { height }) {
+                changed.insert(*id);
+            }
         }
         for id in block.signers {
             if let Some(member) = self.members.get_mut(id) {
-                member.last_seen_epoch = member.last_seen_epoch.max(epoch);
+                if member.last_seen_epoch < epoch {
+                    member.last_seen_epoch = epoch;
+                    changed.insert(*id);
+                }
             }
         }
         self.next_height = height.saturating_add(1);
-        if !self.rules.ends_epoch(height) {
-            return Ok(None);
-        }
-        let snapshot = self.decide(self.rules.effective_epoch(height), epoch);
-        self.latest = snapshot.clone();
-        Ok(Some(snapshot))
+        let snapshot = self.rules.ends_epoch(height).then(|| {
+            self.latest = self.decide(self.rules.effective_epoch(height), epoch);
+            self.latest.clone()
+        });
+        Ok(Applied {
+            changed: changed
+                .iter()
+                .filter_map(|id| self.members.get(id).cloned())
+                .collect(),
+            snapshot,
+        })
     }
 
     /// A new identity's registration, locking output 0; a repeated identity
     /// changes nothing (its output 0 is then an ordinary output).
-    fn register(&mut self, tx: &Tx, registration: &Registration, height: u64) {
+    fn register(&mut self, tx: &Tx, registration: &Registration, height: u64) -> bool {
         if self.check_registration(registration).is_err() {
-            return;
+            return false;
         }
         let collateral = tx.outpoint(0);
         let member = Member {
@@ -276,16 +320,19 @@ impl Registry {
         };
         self.by_collateral.insert(collateral, registration.identity);
         self.members.insert(registration.identity, member);
+        true
     }
 
-    /// Slashing overrides a deregistration: the collateral still burns.
-    fn set_status(&mut self, id: &PublicKeyBytes, status: MemberStatus) {
-        if let Some(member) = self.members.get_mut(id) {
-            match (member.status, status) {
-                (MemberStatus::Slashed { .. }, _) => {}
-                (MemberStatus::Deregistered { .. }, MemberStatus::Deregistered { .. }) => {}
-                _ => member.status = status,
+    /// Sets a member's status, unless it was slashed already (slashing
+    /// overrides a deregistration: the collateral still burns). Whether it
+    /// changed.
+    fn set_status(&mut self, id: &PublicKeyBytes, status: MemberStatus) -> bool {
+        match self.members.get_mut(id) {
+            Some(member) if !matches!(member.status, MemberStatus::Slashed { .. }) => {
+                member.status = status;
+                true
             }
+            _ => false,
         }
     }
 
@@ -393,7 +440,7 @@ mod tests {
                 signers: &signers,
                 slashed: &[],
             };
-            decided.extend(reg.apply(&block).unwrap());
+            decided.extend(reg.apply(&block).unwrap().snapshot);
         }
         decided
     }
@@ -406,7 +453,7 @@ mod tests {
             signers: &signers,
             slashed: &[],
         };
-        reg.apply(&block).unwrap()
+        reg.apply(&block).unwrap().snapshot
     }
 
     fn ids(snapshot: &Snapshot) -> Vec<u8> {
@@ -593,5 +640,42 @@ mod tests {
         assert_eq!(a, b);
         let last = decided.0.last().unwrap();
         assert_eq!(last.validator_set().unwrap().len(), 4 + 6);
+    }
+
+    #[test]
+    fn a_restored_registry_carries_on_like_the_original() {
+        // What the store keeps after each block: the changed members, the
+        // next height, the latest set. Restored from it, a registry
+        // decides what the uninterrupted one decides.
+        let txs: Vec<Tx> = (10..16).map(|b| registration_tx(b, Tier::Bronze)).collect();
+        let mut original = registry();
+        let mut stored: BTreeMap<PublicKeyBytes, Member> = original
+            .members()
+            .map(|m| (m.validator.id, m.clone()))
+            .collect();
+        let signers = signers(&[]);
+        for (i, tx) in txs.iter().enumerate() {
+            let out = spend(txs[i.saturating_sub(1)].outpoint(0));
+            let block_txs: Vec<&Tx> = if i % 2 == 1 { vec![tx, &out] } else { vec![tx] };
+            let block = BlockEffects {
+                height: original.next_height(),
+                txs: &block_txs,
+                signers: &signers,
+                slashed: &[],
+            };
+            let applied = original.apply(&block).unwrap();
+            stored.extend(applied.changed.into_iter().map(|m| (m.validator.id, m)));
+        }
+        let mut restored = Registry::restore(
+            rules(),
+            stored.into_values().collect(),
+            original.next_height(),
+            original.latest().clone(),
+        );
+        assert_eq!(restored, original);
+        assert_eq!(
+            run_to(&mut restored, 39, &[2]),
+            run_to(&mut original, 39, &[2])
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use super::{Mempool, TxStatus};
 use crate::ledger::{UtxoEntry, UtxoState, UtxoView, ViewError};
-use crate::types::{Hash, OutPoint};
+use crate::types::{Hash, OutPoint, PublicKeyBytes};
 
 pub struct OverlayView<'a, S, V> {
     pub pool: &'a Mempool<S>,
@@ -57,5 +57,10 @@ impl<S, V: UtxoView> UtxoView for OverlayView<'_, S, V> {
 
     fn tip_height(&self) -> Result<u64, ViewError> {
         self.base.tip_height()
+    }
+
+    /// Registrations count once final in a block, never from the pool.
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        self.base.registered_at(identity)
     }
 }

@@ -25,6 +25,7 @@
 //! peers' tips ([`CatchUp`]): a block built on a stale tip is a fork.
 
 mod certify;
+mod epochs;
 
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
@@ -40,6 +41,7 @@ use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
 use crate::finality::{draw_committee, verify_proof_with, ValidatorSet};
 use crate::genesis::validator_vrf_key;
+use crate::masternode::{EpochRules, Registry};
 use crate::metrics::Metrics;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
@@ -117,6 +119,8 @@ pub enum BlockThreadError {
         "the heights table has no block at height {height} below the tip; the datadir is damaged"
     )]
     MissingHeight { height: u64 },
+    #[error("masternode registry: {0}")]
+    Registry(String),
 }
 
 /// Block timing and limits, from the chain config and the wire limits.
@@ -130,6 +134,7 @@ pub struct BlockSettings {
     pub all_producers_publish: bool,
     pub reward_maturity_blocks: u64,
     pub limits: MessageLimits,
+    pub epoch_rules: EpochRules,
     pub sync: SyncConfig,
     /// Seats of the finality committee whose votes proofs carry.
     pub committee_seats: u32,
@@ -159,6 +164,7 @@ impl BlockSettings {
             all_producers_publish: blocks.all_producers_publish,
             reward_maturity_blocks,
             limits,
+            epoch_rules: spec.epoch_rules,
             committee_seats: spec.config.consensus.finality_committee_seats,
             sync: SyncConfig {
                 batch_blocks: u32::try_from(limits.max_blocks_per_message).unwrap_or(u32::MAX),
@@ -332,6 +338,8 @@ pub struct BlockThread<C: Clock> {
     /// The tip this node last endorsed (or declined to), so each tip
     /// costs one guard write at most.
     endorsed_tip: Option<Hash>,
+    /// Who may vote in which epoch, as the final blocks decide (see `epochs`).
+    registry: Registry,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -363,6 +371,8 @@ impl<C: Clock> BlockThread<C> {
             &settings.genesis.hash,
             settings.committee_seats,
         );
+        let registry =
+            epochs::load_registry(&store, settings.epoch_rules, validators.validators())?;
         Ok(BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
@@ -385,6 +395,7 @@ impl<C: Clock> BlockThread<C> {
             last_turn: now.mono,
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
+            registry,
         })
     }
 
@@ -396,6 +407,7 @@ impl<C: Clock> BlockThread<C> {
             let now = self.clock.read();
             self.notice_pause(now);
             self.on_time(now)?;
+            self.advance_registry()?;
             let syncing = self.catch_up.is_some() || self.sync.is_behind();
             self.channels
                 .metrics

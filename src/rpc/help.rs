@@ -40,6 +40,9 @@ pub const METHODS: &[(&str, &str, &str)] = &[
     ("getrewardinfo", "( height )", "TIME: block reward rules and a block's reward"),
     ("verifychain", "", "TIME: replay every block and proof"),
     ("getevidence", "", "TIME: stored equivocation evidence"),
+    ("getepochinfo", "", "TIME: the current epoch, its rules, and the current and latest decided masternode sets"),
+    ("getmasternodes", "( epoch )", "TIME: an epoch's masternode set (default: the current epoch)"),
+    ("getmasternode", "\"id\"", "TIME: one masternode's registration, status and epochs"),
     ("getstatus", "", "TIME: what the status page at GET / shows, as JSON"),
 ];
 

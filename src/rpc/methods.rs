@@ -9,7 +9,7 @@
 use super::blocks::{self, BlockVerbosity};
 use super::errors::{self, RpcError};
 use super::wait::{Wait, DEFAULT_TX_WAIT, MAX_WAIT};
-use super::{bitcoin, help, mempool, status, utxos, RpcContext};
+use super::{bitcoin, help, masternodes, mempool, status, utxos, RpcContext};
 use crate::consensus::{NodeId, PeerWork, SubmitError, TxStatusReport};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::TxError;
@@ -23,7 +23,7 @@ use crate::store::schema::PROOFS;
 use crate::time::MonoTime;
 use crate::types::encoding::decode;
 use crate::types::tx::MAX_TX_BYTES_HARD;
-use crate::types::{Address, Hash, OutPoint, Tx};
+use crate::types::{Address, Hash, OutPoint, PublicKeyBytes, Tx};
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -104,6 +104,13 @@ pub enum Method {
     VerifyChain,
     GetChainTips,
     GetEvidence,
+    GetEpochInfo,
+    GetMasternodes {
+        epoch: Option<u64>,
+    },
+    GetMasternode {
+        id: PublicKeyBytes,
+    },
 }
 
 /// A request's params, positional or named.
@@ -364,6 +371,19 @@ impl Method {
             "verifychain" => no_params(Method::VerifyChain),
             "getchaintips" => no_params(Method::GetChainTips),
             "getevidence" => no_params(Method::GetEvidence),
+            "getepochinfo" => no_params(Method::GetEpochInfo),
+            "getmasternodes" => {
+                p.takes_only(&["epoch"])?;
+                Ok(Method::GetMasternodes {
+                    epoch: p.opt_u64(0, "epoch")?,
+                })
+            }
+            "getmasternode" => {
+                p.takes_only(&["id"])?;
+                Ok(Method::GetMasternode {
+                    id: PublicKeyBytes(p.hash(0, "id")?.0),
+                })
+            }
             "getrewardinfo" => {
                 p.takes_only(&["height"])?;
                 let height = match p.get(0, "height") {
@@ -633,6 +653,9 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         Method::VerifyChain => blocks::verify_chain(ctx),
         Method::GetChainTips => blocks::chain_tips(ctx),
         Method::GetEvidence => blocks::evidence(ctx),
+        Method::GetEpochInfo => masternodes::epoch_info(ctx),
+        Method::GetMasternodes { epoch } => masternodes::masternodes(ctx, epoch),
+        Method::GetMasternode { id } => masternodes::masternode(ctx, id),
     }
 }
 

@@ -33,6 +33,7 @@ pub mod client;
 pub mod errors;
 pub mod help;
 pub mod json_cost;
+pub mod masternodes;
 pub mod mempool;
 pub mod methods;
 pub mod notify;

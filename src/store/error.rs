@@ -76,6 +76,11 @@ pub enum StoreError {
         reason: String,
     },
     #[error(
+        "registry step refused, nothing written: it advances to height {next}, but the \
+         stored registry is at {held}; blocks must be applied once each, in order"
+    )]
+    RegistryOutOfStep { held: u64, next: u64 },
+    #[error(
         "batch refused, nothing written: transaction {txid} spends {outpoint}, \
          which the store does not hold"
     )]

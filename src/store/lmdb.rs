@@ -31,7 +31,7 @@ use crate::config::ChainSpec;
 use crate::ledger::{UtxoEntry, UtxoState, UtxoView, ViewError};
 use crate::types::encoding::{decode, encode, DecodeError};
 use crate::types::tx::MAX_TX_BYTES_HARD;
-use crate::types::{Address, Amount, ChainId, Hash, OutPoint, Tx, TxOut};
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx, TxOut};
 use ::lmdb::{
     Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, RoCursor, RoTransaction,
     RwTransaction, Transaction, WriteFlags,
@@ -75,6 +75,8 @@ pub(super) struct Tables {
     pub(super) evidence: Table,
     pub(super) window_evidence: Table,
     pub(super) safety_violations: Table,
+    pub(super) masternodes: Table,
+    pub(super) epochs: Table,
 }
 
 impl Tables {
@@ -96,6 +98,8 @@ impl Tables {
             self.evidence,
             self.window_evidence,
             self.safety_violations,
+            self.masternodes,
+            self.epochs,
         ]
     }
 }
@@ -212,6 +216,8 @@ impl Store {
             evidence: table(schema::EVIDENCE)?,
             window_evidence: table(schema::WINDOW_EVIDENCE)?,
             safety_violations: table(schema::SAFETY_VIOLATIONS)?,
+            masternodes: table(schema::MASTERNODES)?,
+            epochs: table(schema::EPOCHS)?,
         };
         debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
         let mut store = Store {
@@ -1250,6 +1256,12 @@ impl UtxoView for Store {
             .and_then(|view| view.maturity_height())
             .map_err(|e| ViewError(e.to_string()))
     }
+
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        self.read()
+            .map_err(|e| ViewError(e.to_string()))
+            .and_then(|view| view.registered_at(identity))
+    }
 }
 
 impl UtxoView for ReadView<'_> {
@@ -1260,6 +1272,13 @@ impl UtxoView for ReadView<'_> {
     /// The maturity height (see `schema`): rewards need a certified block too.
     fn tip_height(&self) -> Result<u64, ViewError> {
         self.maturity_height().map_err(|e| ViewError(e.to_string()))
+    }
+
+    /// From the registry's table: what the final blocks registered.
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        self.masternode(identity)
+            .map(|member| member.map(|m| m.registered_at))
+            .map_err(|e| ViewError(e.to_string()))
     }
 }
 

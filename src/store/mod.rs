@@ -16,6 +16,7 @@
 //! * `blocks`: apply and undo the tip block; chain reads.
 //! * `certified`: the endorsement guard, certificates and evidence.
 //! * `safety`: window-vote evidence, safety violations and the halt.
+//! * `masternodes`: the masternode registry's members and epoch snapshots.
 //! * `recent_proofs`: the latest proofs in finalization order, for catch-up.
 //! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
@@ -25,6 +26,7 @@ mod certified;
 mod chain_check;
 mod error;
 pub mod lmdb;
+mod masternodes;
 mod recent_proofs;
 mod safety;
 pub mod schema;

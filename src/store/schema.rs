@@ -26,6 +26,8 @@
 //! | `evidence`   | voter (32) ‖ height `u64` BE (8)       | encoded equivocation evidence, as given |
 //! | `window_evidence` | voter (32) ‖ outpoint key (36)    | encoded window-vote equivocation evidence, as given |
 //! | `safety_violations` | conflicting txid (32)           | encoded [`SafetyViolationRecord`] |
+//! | `masternodes` | identity key (32)                     | encoded `masternode::Member` |
+//! | `epochs`     | epoch `u64` BE (8)                     | encoded `masternode::Snapshot` |
 //!
 //! `meta` `safety_halt` names the `safety_violations` entry that halts the
 //! node until an operator clears it (`timed --clear-safety-halt`).
@@ -129,7 +131,9 @@ use serde::{Deserialize, Serialize};
 /// `evidence` and the `certified_tip` meta record. Version 6 added
 /// `window_evidence`, `safety_violations` and the `safety_halt` meta record
 /// (a version-5 build would ignore a persisted halt and finalize again).
-pub const SCHEMA_VERSION: u32 = 6;
+/// Version 7 added the masternode registry: `masternodes`, `epochs` and
+/// the `registry_height` and `latest_epoch` meta records.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -223,8 +227,19 @@ pub const SAFETY_VIOLATIONS: TableSpec = TableSpec {
     max_value_bytes: 2 * PROOFS.max_value_bytes + 256,
 };
 
+/// A registered masternode: keys, addresses, status (a few hundred bytes).
+pub const MASTERNODES: TableSpec = TableSpec {
+    name: "masternodes",
+    max_value_bytes: 1024,
+};
+/// An epoch's validator set: one member record each, thousands at most.
+pub const EPOCHS: TableSpec = TableSpec {
+    name: "epochs",
+    max_value_bytes: 16 * 1024 * 1024,
+};
+
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 16] = [
+pub const TABLES: [TableSpec; 18] = [
     META,
     BLOCKS,
     BLOCK_RECORDS,
@@ -241,6 +256,8 @@ pub const TABLES: [TableSpec; 16] = [
     EVIDENCE,
     WINDOW_EVIDENCE,
     SAFETY_VIOLATIONS,
+    MASTERNODES,
+    EPOCHS,
 ];
 
 /// `meta` keys.
@@ -251,6 +268,11 @@ pub const META_GENESIS_HASH: &[u8] = b"genesis_hash";
 pub const META_FINALIZED_COUNT: &[u8] = b"finalized_count";
 /// The tip block as a [`ChainTip`]; the genesis until a block is applied.
 pub const META_TIP: &[u8] = b"tip";
+/// The certified height the masternode registry applies next (`u64`;
+/// absent: 1, nothing applied).
+pub const META_REGISTRY_HEIGHT: &[u8] = b"registry_height";
+/// The newest epoch in `epochs` (`u64`; absent until one is decided).
+pub const META_LATEST_EPOCH: &[u8] = b"latest_epoch";
 /// The highest certified `(height, hash)`; absent until a block is certified.
 pub const META_CERTIFIED_TIP: &[u8] = b"certified_tip";
 /// The highest height whose canonical block is certified (`u64`): it and

@@ -1155,3 +1155,39 @@ fn window_evidence_is_kept_once_per_key_and_capped_per_voter() {
         crate::finality::MAX_WINDOW_EVIDENCE_PER_VOTER + 1
     );
 }
+
+/// The registry's steps land whole and in order, and survive a reopen.
+#[test]
+fn registry_steps_are_stored_in_order_and_survive_reopen() {
+    use crate::masternode::{Registry, Snapshot};
+    let f = Fixture::new();
+    let registry = Registry::genesis(f.spec.epoch_rules, &f.spec.validators, |id| {
+        crate::chain::reward::payout_address(id)
+    });
+    let members: Vec<_> = registry.members().cloned().collect();
+    let snapshot = Snapshot {
+        epoch: 2,
+        members: members.clone(),
+    };
+    let out_of_step = f.store.put_registry_step(3, &members, None);
+    assert!(matches!(
+        out_of_step,
+        Err(StoreError::RegistryOutOfStep { held: 1, next: 3 })
+    ));
+    assert_eq!(f.store.read().unwrap().registry_next_height().unwrap(), 1);
+    f.store
+        .put_registry_step(2, &members, Some(&snapshot))
+        .unwrap();
+    let f = f.reopen();
+    let view = f.store.read().unwrap();
+    assert_eq!(view.registry_next_height().unwrap(), 2);
+    assert_eq!(view.masternodes().unwrap(), members);
+    assert_eq!(view.epoch_snapshot(2).unwrap(), Some(snapshot.clone()));
+    assert_eq!(view.latest_snapshot().unwrap(), Some(snapshot));
+    assert_eq!(view.epoch_snapshot(3).unwrap(), None);
+    let first = &members[0];
+    assert_eq!(
+        view.masternode(&first.validator.id).unwrap().as_ref(),
+        Some(first)
+    );
+}
