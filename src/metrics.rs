@@ -121,6 +121,11 @@ pub struct Metrics {
     /// 1 while the block thread is catching up with peers' tips (Bitcoin's
     /// `initialblockdownload`), else 0.
     pub block_syncing: AtomicU64,
+    /// The latest masternode set the final blocks decided: its epoch,
+    /// member count and total weight (DESIGN §7).
+    pub masternode_set_epoch: AtomicU64,
+    pub masternode_set_members: AtomicU64,
+    pub masternode_set_weight: AtomicU64,
     /// Batches the ledger thread drained and committed.
     pub ledger_batches: AtomicU64,
     /// LMDB write transactions (fsyncs) of the ledger thread: one per batch.
@@ -175,6 +180,9 @@ impl Default for Metrics {
             safety_violations: AtomicU64::new(0),
             finality_halted: AtomicU64::new(0),
             block_syncing: AtomicU64::new(0),
+            masternode_set_epoch: AtomicU64::new(0),
+            masternode_set_members: AtomicU64::new(0),
+            masternode_set_weight: AtomicU64::new(0),
             ledger_batches: AtomicU64::new(0),
             ledger_commits: AtomicU64::new(0),
             ledger_writes: AtomicU64::new(0),
@@ -359,11 +367,26 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicU64); 4] = [
+        let gauges: [(&str, &str, &AtomicU64); 7] = [
             (
                 "timecoin_block_syncing",
                 "1 while catching up with peers' chain tips",
                 &self.block_syncing,
+            ),
+            (
+                "timecoin_masternode_set_epoch",
+                "Epoch of the latest masternode set the final blocks decided",
+                &self.masternode_set_epoch,
+            ),
+            (
+                "timecoin_masternode_set_members",
+                "Masternodes in the latest decided set",
+                &self.masternode_set_members,
+            ),
+            (
+                "timecoin_masternode_set_weight",
+                "Total weight of the latest decided masternode set",
+                &self.masternode_set_weight,
             ),
             (
                 "timecoin_mempool_txs",

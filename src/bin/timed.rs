@@ -52,8 +52,9 @@ struct Args {
     /// Run a one-validator dev chain (devnet rules, validator 0 alone, demo wallet funded)
     #[arg(long, conflicts_with_all = ["network", "config", "validator_key"])]
     dev: bool,
-    /// Validator key file: JSON {"secret_key": "<64 hex>"} (or 64 hex digits), mode 0600
-    #[arg(long, value_name = "PATH")]
+    /// Validator (masternode identity) key file: JSON {"secret_key": "<64 hex>"}
+    /// (or 64 hex digits), mode 0600
+    #[arg(long, visible_alias = "masternode-key", value_name = "PATH")]
     validator_key: Option<PathBuf>,
     /// Peer-to-peer listen address [default: our genesis validator address, else 0.0.0.0:0]
     #[arg(long, value_name = "ADDR")]

@@ -9,6 +9,7 @@
 
 mod bench;
 mod ceiling;
+mod masternode;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
@@ -165,6 +166,11 @@ Examples:
   time-cli --wallet demo.json bench --rate 1000 --duration 5 --conflicts 0.1 \\
       --nodes /tmp/devnet/node0 /tmp/devnet/node1 --json")]
     Bench(bench::BenchArgs),
+    /// Register, inspect or deregister a masternode (collateral from the wallet)
+    Masternode {
+        #[command(subcommand)]
+        command: masternode::MasternodeCommand,
+    },
     /// Any RPC method: time-cli METHOD [PARAM...], each PARAM JSON or plain
     /// text (`time-cli help` lists the node's methods)
     #[command(external_subcommand)]
@@ -350,6 +356,9 @@ fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Proof(args) => proof(&rpc_client(&cli.global)?, *network, args),
         Command::Verifychain(args) => verify_chain(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),
+        Command::Masternode { command } => {
+            masternode::run(&rpc_client(&cli.global)?, wallet, *network, command)
+        }
         Command::Rpc(words) => passthrough(&rpc_client(&cli.global)?, words),
         Command::Keygen(args) => keygen(wallet, *network, args),
         Command::Address => address(wallet, *network),
@@ -706,6 +715,31 @@ fn send(
         .checked_add(fee)
         .ok_or_else(|| bad_argument("AMOUNT", &args.amount, "too large".to_string()))?;
     let wallet = Wallet::load(path, network)?;
+    let chosen = select_coins(client, &wallet, network, needed)?;
+    let change = chosen
+        .first()
+        .map(|s| Address::from_pubkey(&s.key.public()))
+        .ok_or(CliError::Build(BuildError::NoInputs))?;
+    let tx = build_transfer(
+        &chosen,
+        &[TxOut { value, address: to }],
+        fee,
+        change,
+        params.chain_id,
+    )?;
+    check_structure(&tx, &params)?;
+    let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
+    Ok(pretty(&txid))
+}
+
+/// The wallet's unspent outputs, greedy in the node's order, until they
+/// cover `needed`.
+fn select_coins<'w>(
+    client: &RpcClient,
+    wallet: &'w Wallet,
+    network: Network,
+    needed: Amount,
+) -> Result<Vec<Spendable<'w>>, CliError> {
     // Greedy, in the node's order, until amount plus fee is covered.
     let mut chosen = Vec::new();
     let mut available = Amount::ZERO;
@@ -738,20 +772,7 @@ fn send(
     if available < needed {
         return Err(CliError::InsufficientFunds { available, needed });
     }
-    let change = chosen
-        .first()
-        .map(|s| Address::from_pubkey(&s.key.public()))
-        .ok_or(CliError::Build(BuildError::NoInputs))?;
-    let tx = build_transfer(
-        &chosen,
-        &[TxOut { value, address: to }],
-        fee,
-        change,
-        params.chain_id,
-    )?;
-    check_structure(&tx, &params)?;
-    let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
-    Ok(pretty(&txid))
+    Ok(chosen)
 }
 
 fn parse_txid(text: &str) -> Result<Hash, CliError> {

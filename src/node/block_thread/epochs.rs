@@ -13,6 +13,7 @@ use crate::masternode::{BlockEffects, EpochRules, Member, MemberStatus, Registry
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 use crate::types::{PublicKeyBytes, Tx, Validator};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Most final blocks applied per loop turn, so a long catch-up (a synced
 /// chain, a restart far behind) never holds the thread from its slots.
@@ -48,7 +49,7 @@ impl<C: Clock> BlockThread<C> {
         for _ in 0..BLOCKS_PER_TURN {
             let height = self.registry.next_height();
             let Some((block, signers)) = self.final_block(height)? else {
-                return Ok(());
+                break;
             };
             let txs: Vec<&Tx> = block.entries.iter().map(|proof| &proof.tx).collect();
             let applied = self
@@ -72,7 +73,20 @@ impl<C: Clock> BlockThread<C> {
                 log_epoch(snapshot);
             }
         }
+        self.publish_set();
         Ok(())
+    }
+
+    /// The latest decided set, as gauges.
+    pub(super) fn publish_set(&self) {
+        let latest = self.registry.latest();
+        let metrics = &self.channels.metrics;
+        let members = u64::try_from(latest.members.len()).unwrap_or(u64::MAX);
+        metrics.masternode_set_epoch.store(latest.epoch, Relaxed);
+        metrics.masternode_set_members.store(members, Relaxed);
+        metrics
+            .masternode_set_weight
+            .store(latest.total_weight(), Relaxed);
     }
 
     /// The block at `height` with its certificate's signers, if it is final
