@@ -136,6 +136,24 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     assert_eq!(info["epoch_blocks"], json!(EPOCH_BLOCKS), "{info}");
     assert!(info["latest_decided"]["epoch"].as_u64().unwrap() >= active_from);
 
+    // Wallets see the collateral as such, and `send` leaves it alone.
+    let owner = devnet_support::wallet_address().to_text(spec.config.network);
+    let unspent = node0.call("listunspent", json!([0, 9_999_999, [owner]]));
+    let flagged: Vec<String> = unspent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["masternode_collateral"] == json!(true))
+        .map(|o| format!("{}:{}", o["txid"].as_str().unwrap(), o["vout"]))
+        .collect();
+    assert_eq!(flagged, [format!("{txid}:0")], "{unspent}");
+    let all_but_collateral = cli(node0.datadir(), &wallet, &["send", &owner, "999000"])
+        .expect_err("only the collateral could cover it");
+    assert!(
+        all_but_collateral.contains("hold 998999.999 TIME"),
+        "{all_but_collateral}"
+    );
+
     // The same identity again: refused, typed.
     let refused = cli(node0.datadir(), &wallet, &register).expect_err("a second registration");
     assert!(refused.contains("already registered"), "{refused}");

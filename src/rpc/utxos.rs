@@ -10,9 +10,11 @@ use super::bitcoin;
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use crate::ledger::UtxoState;
+use crate::masternode::MemberStatus;
 use crate::store::{ReadView, TxStatus};
 use crate::types::{Address, Amount, Hash, OutPoint};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// `listunspent` returns at most this many outputs.
 pub const MAX_LISTUNSPENT: usize = 10_000;
@@ -76,6 +78,13 @@ pub(super) fn list_unspent(
     let view = ctx.store.read()?;
     let tip = view.tip()?.height;
     let network = ctx.spec.config.network;
+    // Spending a collateral deregisters its masternode: wallets skip these.
+    let collateral: BTreeSet<OutPoint> = view
+        .masternodes()?
+        .into_iter()
+        .filter(|m| m.status == MemberStatus::Registered)
+        .filter_map(|m| m.collateral)
+        .collect();
     let mut listed = Vec::new();
     for address in addresses {
         let room = MAX_LISTUNSPENT.saturating_sub(listed.len());
@@ -99,6 +108,7 @@ pub(super) fn list_unspent(
                 "solvable": true,
                 "safe": true,
                 "amount_units": output.value.units(),
+                "masternode_collateral": collateral.contains(&outpoint),
             }));
         }
     }

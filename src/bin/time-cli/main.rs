@@ -733,7 +733,8 @@ fn send(
 }
 
 /// The wallet's unspent outputs, greedy in the node's order, until they
-/// cover `needed`.
+/// cover `needed`; never a masternode's collateral (`masternode deregister`
+/// spends that).
 fn select_coins<'w>(
     client: &RpcClient,
     wallet: &'w Wallet,
@@ -747,6 +748,10 @@ fn select_coins<'w>(
         let address = key.address().to_text(network);
         let unspent = client.call("listunspent", json!([0, LISTUNSPENT_MAXCONF, [address]]))?;
         for output in unspent.as_array().into_iter().flatten() {
+            // A masternode's collateral: spending it would deregister it.
+            if output.get("masternode_collateral") == Some(&Value::Bool(true)) {
+                continue;
+            }
             let txid: Hash = output
                 .get("txid")
                 .and_then(Value::as_str)
