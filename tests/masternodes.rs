@@ -6,8 +6,9 @@
 //! set of the epoch after next (`getmasternodes`), with `getmasternode` and
 //! `getepochinfo` agreeing; registering the same identity again is refused
 //! with a typed error; `time-cli masternode deregister` spends the
-//! collateral, and the set of the epoch after next no longer holds it.
-//! CI time: about 30 s.
+//! collateral, and the set of the epoch after next no longer holds it;
+//! `verifychain` replays the registry and checks every stored set, and
+//! fails on a set the final blocks did not decide. CI time: about 30 s.
 //!
 //! The consensus still weighs votes by the genesis set: this test checks
 //! what the final chain decides, not yet who votes.
@@ -19,8 +20,11 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use timecoin::crypto::Keypair;
+use timecoin::finality::ValidatorSet;
 use timecoin::node::key_file::write_key_file;
-use timecoin::types::{Hash, Tier};
+use timecoin::rpc::archive::{replay_params, verify_store, RegistryFault};
+use timecoin::time::{Clock, SystemClock};
+use timecoin::types::{encoding, Hash, Tier};
 
 const EPOCH_BLOCKS: u64 = 5;
 
@@ -54,14 +58,14 @@ fn ids(set: &Value) -> Vec<String> {
 
 #[test]
 fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it() {
-    let devnet = Devnet::start_with(4, |text| {
+    let mut devnet = Devnet::start_with(4, |text| {
         text.replacen(
             "epoch_blocks = 10",
             &format!("epoch_blocks = {EPOCH_BLOCKS}"),
             1,
         )
     });
-    let spec = &devnet.spec;
+    let spec = devnet.spec.clone();
     let node0 = &devnet.nodes[0];
     let files = tempfile::tempdir().unwrap();
     let wallet = files.path().join("wallet.json");
@@ -195,4 +199,57 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     )
     .unwrap();
     assert!(status.contains("\"deregistered\""), "{status}");
+
+    // verifychain replays the registry from the genesis on every node.
+    for node in &devnet.nodes {
+        let report = node.call("verifychain", json!([]));
+        assert_eq!(report["valid"], json!(true), "node{}: {report}", node.index);
+        assert!(report["epochs"].as_u64().unwrap() >= 2, "{report}");
+    }
+    // A stored set the final blocks did not decide fails it.
+    devnet.stop(3);
+    let stored = devnet.store(3);
+    let mut forged = stored
+        .read()
+        .unwrap()
+        .epoch_snapshot(active_from)
+        .unwrap()
+        .unwrap();
+    drop(stored);
+    forged
+        .members
+        .retain(|m| hex::encode(m.validator.id.0) != id);
+    overwrite_epoch(
+        devnet.nodes[3].datadir(),
+        active_from,
+        &encoding::encode(&forged),
+    );
+    let store = devnet.store(3);
+    let set = ValidatorSet::new(spec.validators.clone()).unwrap();
+    let params = replay_params(&spec, SystemClock.wall()).unwrap();
+    let found = verify_store(&store, &spec, set, &params).unwrap();
+    assert!(
+        matches!(found.registry, Err(RegistryFault::SetMismatch { epoch }) if epoch == active_from),
+        "{:?}",
+        found.registry
+    );
+}
+
+/// Overwrites the stored set of `epoch` straight in the `epochs` table, as
+/// disk damage or a hostile datadir would (the node is stopped).
+fn overwrite_epoch(datadir: &Path, epoch: u64, bytes: &[u8]) {
+    let env = lmdb::Environment::new()
+        .set_max_dbs(32)
+        .open(&datadir.join("chain"))
+        .unwrap();
+    let epochs = env.open_db(Some("epochs")).unwrap();
+    let mut txn = env.begin_rw_txn().unwrap();
+    txn.put(
+        epochs,
+        &epoch.to_be_bytes(),
+        &bytes,
+        lmdb::WriteFlags::empty(),
+    )
+    .unwrap();
+    lmdb::Transaction::commit(txn).unwrap();
 }

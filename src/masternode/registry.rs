@@ -254,7 +254,13 @@ impl Registry {
         }
         let height = block.height;
         let epoch = self.rules.epoch_of(height);
-        let mut changed = BTreeSet::new();
+        // The first step stores the genesis members too: from then on the
+        // stored records are the whole registry.
+        let mut changed: BTreeSet<PublicKeyBytes> = if height == 1 {
+            self.members.keys().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
         // Registrations first: a block may archive a collateral's spend
         // before (in txid order) the registration that created it.
         for tx in block.txs {
@@ -649,10 +655,8 @@ mod tests {
         // decides what the uninterrupted one decides.
         let txs: Vec<Tx> = (10..16).map(|b| registration_tx(b, Tier::Bronze)).collect();
         let mut original = registry();
-        let mut stored: BTreeMap<PublicKeyBytes, Member> = original
-            .members()
-            .map(|m| (m.validator.id, m.clone()))
-            .collect();
+        // The store starts empty: the first step writes the genesis members.
+        let mut stored: BTreeMap<PublicKeyBytes, Member> = BTreeMap::new();
         let signers = signers(&[]);
         for (i, tx) in txs.iter().enumerate() {
             let out = spend(txs[i.saturating_sub(1)].outpoint(0));

@@ -1,22 +1,26 @@
 //! The store seen as the chain archive that `verifychain` replays
 //! ([`StoreArchive`], one LMDB snapshot), and [`verify_store`]: the replay,
-//! the store's own consistency check of its chain tables, and the check of
-//! every stored certificate (signatures, weight, canonical block).
+//! the store's own consistency check of its chain tables, the check of
+//! every stored certificate (signatures, weight, canonical block), and the
+//! replay of the masternode registry over the final blocks
+//! ([`final_block`], which the block thread feeds the registry from too).
 //!
 //! Reads only. The replay's root of trust is the chain config (genesis and
 //! validator set), never the datadir.
 
+use crate::chain::reward::payout_address;
 use crate::chain::{
-    verify_chain, ArchiveView, ArchivedBlock, Certificate, CertificateError, ChainTip,
+    verify_chain, ArchiveView, ArchivedBlock, Block, Certificate, CertificateError, ChainTip,
     ChainViewError, IndexedFacts, SlotClock, SlotClockError, TxLocation, VerifyParams,
-    VerifyReport, VoteContext,
+    VerifyReport, VoteContext, MAX_BLOCK_BYTES,
 };
 use crate::config::ChainSpec;
 use crate::finality::ValidatorSet;
+use crate::masternode::{BlockEffects, Member, Registry, RegistryError};
 use crate::store::{ChainSummary, ReadView, Store, StoreError, TxStatus};
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
-use crate::types::{Amount, ChainId, Hash, Tx};
+use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
 
 /// The genesis as the chain config defines it (the store derives its first
 /// tip the same way).
@@ -140,12 +144,116 @@ pub struct ChainVerification {
     pub tables: Result<ChainSummary, StoreError>,
     /// How many stored certificates verified, or the first that did not.
     pub certificates: Result<u64, CertificateFault>,
+    /// How many stored epoch sets the registry replay reproduced, or the
+    /// first disagreement.
+    pub registry: Result<u64, RegistryFault>,
 }
 
 impl ChainVerification {
     pub fn is_ok(&self) -> bool {
-        self.replay.is_ok() && self.tables.is_ok() && self.certificates.is_ok()
+        self.replay.is_ok()
+            && self.tables.is_ok()
+            && self.certificates.is_ok()
+            && self.registry.is_ok()
     }
+}
+
+/// Why a final block cannot be read for the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalBlockError {
+    #[error("no block is stored at final height {height}")]
+    Missing { height: u64 },
+    #[error("the block or certificate stored at height {height} does not decode: {source}")]
+    Undecodable { height: u64, source: DecodeError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The canonical block at `height` and the signers of its certificate, if
+/// the block is final (at or below the final height). A final block below
+/// a certified one may have no certificate of its own: no signers.
+pub fn final_block(
+    view: &ReadView<'_>,
+    height: u64,
+) -> Result<Option<(Block, Vec<PublicKeyBytes>)>, FinalBlockError> {
+    if height > view.final_height()? {
+        return Ok(None);
+    }
+    let missing = || FinalBlockError::Missing { height };
+    let hash = view.block_hash_at(height)?.ok_or_else(missing)?;
+    let bytes = view.block(&hash)?.ok_or_else(missing)?;
+    let undecodable = |source| FinalBlockError::Undecodable { height, source };
+    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(undecodable)?;
+    let signers = match view.certificate_at(height)? {
+        Some(record) if record.hash == hash => Certificate::decode(&record.certificate)
+            .map_err(undecodable)?
+            .votes
+            .iter()
+            .map(|vote| vote.voter)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some((block, signers)))
+}
+
+/// Applies one final block to `registry`.
+pub fn apply_final_block(
+    registry: &mut Registry,
+    height: u64,
+    block: &Block,
+    signers: &[PublicKeyBytes],
+) -> Result<crate::masternode::Applied, RegistryError> {
+    let txs: Vec<&Tx> = block.entries.iter().map(|proof| &proof.tx).collect();
+    registry.apply(&BlockEffects {
+        height,
+        txs: &txs,
+        signers,
+        slashed: &[],
+    })
+}
+
+/// Why the stored registry is not what the final blocks decide.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryFault {
+    #[error("the stored set of epoch {epoch} is not the one the final blocks decide")]
+    SetMismatch { epoch: u64 },
+    #[error("the stored masternode records are not what the final blocks leave")]
+    MembersMismatch,
+    #[error("registry replay: {0}")]
+    Replay(#[from] RegistryError),
+    #[error(transparent)]
+    Block(#[from] FinalBlockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Replays the registry from the genesis over the final blocks the stored
+/// registry applied, and checks every stored epoch set and member record
+/// against it (DESIGN §7: `verifychain` replays the sets).
+pub fn verify_registry(view: &ReadView<'_>, spec: &ChainSpec) -> Result<u64, RegistryFault> {
+    let mut registry = Registry::genesis(spec.epoch_rules, &spec.validators, payout_address);
+    let applied_to = view.registry_next_height()?;
+    let mut epochs = 0u64;
+    for height in 1..applied_to {
+        let (block, signers) =
+            final_block(view, height)?.ok_or(FinalBlockError::Missing { height })?;
+        let applied = apply_final_block(&mut registry, height, &block, &signers)?;
+        if let Some(snapshot) = applied.snapshot {
+            if view.epoch_snapshot(snapshot.epoch)?.as_ref() != Some(&snapshot) {
+                return Err(RegistryFault::SetMismatch {
+                    epoch: snapshot.epoch,
+                });
+            }
+            epochs += 1;
+        }
+    }
+    if applied_to > 1 {
+        let replayed: Vec<Member> = registry.members().cloned().collect();
+        if view.masternodes()? != replayed {
+            return Err(RegistryFault::MembersMismatch);
+        }
+    }
+    Ok(epochs)
 }
 
 /// Why a stored certificate fails `verifychain`.
@@ -244,6 +352,7 @@ pub fn verify_store(
     params: &VerifyParams,
 ) -> Result<ChainVerification, StoreError> {
     let certificates = verify_certificates(&store.read()?, spec, &validators);
+    let registry = verify_registry(&store.read()?, spec);
     let replay = {
         let archive = StoreArchive::new(store.read()?, spec, validators);
         verify_chain(&archive, params)
@@ -252,5 +361,6 @@ pub fn verify_store(
         replay,
         tables: store.check_chain_consistency(),
         certificates,
+        registry,
     })
 }

@@ -526,26 +526,37 @@ pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
     let found = archive::verify_store(&ctx.store, &ctx.spec, set, &params)?;
     let elapsed_ms = ctx.clock.mono().saturating_since(started).as_millis();
     let replay = &found.replay;
-    let failure = match (&replay.failure, &found.tables, &found.certificates) {
-        (Some(f), _, _) => json!({
+    let failure = match (
+        &replay.failure,
+        &found.tables,
+        &found.certificates,
+        &found.registry,
+    ) {
+        (Some(f), _, _, _) => json!({
             "height": f.height,
             "block": f.block.map(|h| h.to_string()),
             "reason": f.fault.reason(),
             "message": f.fault.to_string(),
         }),
-        (None, Err(e), _) => json!({
+        (None, Err(e), _, _) => json!({
             "height": Value::Null,
             "block": Value::Null,
             "reason": "tables_disagree",
             "message": e.to_string(),
         }),
-        (None, Ok(_), Err(e)) => json!({
+        (None, Ok(_), Err(e), _) => json!({
             "height": e.height(),
             "block": Value::Null,
             "reason": "bad_certificate",
             "message": e.to_string(),
         }),
-        (None, Ok(_), Ok(_)) => Value::Null,
+        (None, Ok(_), Ok(_), Err(e)) => json!({
+            "height": Value::Null,
+            "block": Value::Null,
+            "reason": "registry_mismatch",
+            "message": e.to_string(),
+        }),
+        (None, Ok(_), Ok(_), Ok(_)) => Value::Null,
     };
     let tables = found.tables.as_ref().ok().map(|s| {
         json!({
@@ -563,6 +574,7 @@ pub(super) fn verify_chain(ctx: &RpcContext) -> Result<Value, RpcError> {
         "proofs": replay.txs,
         "votes": replay.votes,
         "certificates": found.certificates.as_ref().ok(),
+        "epochs": found.registry.as_ref().ok(),
         "tables": tables,
         "elapsed_ms": u64::try_from(elapsed_ms).unwrap_or(u64::MAX),
         "failure": failure,

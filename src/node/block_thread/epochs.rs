@@ -8,11 +8,11 @@
 
 use super::{BlockThread, BlockThreadError};
 use crate::chain::reward::payout_address;
-use crate::chain::{Block, Certificate, MAX_BLOCK_BYTES};
-use crate::masternode::{BlockEffects, EpochRules, Member, MemberStatus, Registry, Snapshot};
+use crate::masternode::{EpochRules, Member, MemberStatus, Registry, Snapshot};
+use crate::rpc::archive::{apply_final_block, final_block};
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
-use crate::types::{PublicKeyBytes, Tx, Validator};
+use crate::types::Validator;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Most final blocks applied per loop turn, so a long catch-up (a synced
@@ -48,18 +48,13 @@ impl<C: Clock> BlockThread<C> {
     pub(super) fn advance_registry(&mut self) -> Result<(), BlockThreadError> {
         for _ in 0..BLOCKS_PER_TURN {
             let height = self.registry.next_height();
-            let Some((block, signers)) = self.final_block(height)? else {
+            let read = final_block(&self.store.read()?, height);
+            let Some((block, signers)) =
+                read.map_err(|e| BlockThreadError::Registry(e.to_string()))?
+            else {
                 break;
             };
-            let txs: Vec<&Tx> = block.entries.iter().map(|proof| &proof.tx).collect();
-            let applied = self
-                .registry
-                .apply(&BlockEffects {
-                    height,
-                    txs: &txs,
-                    signers: &signers,
-                    slashed: &[],
-                })
+            let applied = apply_final_block(&mut self.registry, height, &block, &signers)
                 .map_err(|e| BlockThreadError::Registry(e.to_string()))?;
             self.store.put_registry_step(
                 height.saturating_add(1),
@@ -87,47 +82,6 @@ impl<C: Clock> BlockThread<C> {
         metrics
             .masternode_set_weight
             .store(latest.total_weight(), Relaxed);
-    }
-
-    /// The block at `height` with its certificate's signers, if it is final
-    /// (at or below the final height).
-    fn final_block(
-        &self,
-        height: u64,
-    ) -> Result<Option<(Block, Vec<PublicKeyBytes>)>, BlockThreadError> {
-        let view = self.store.read()?;
-        if height > view.final_height()? {
-            return Ok(None);
-        }
-        let hash = view
-            .block_hash_at(height)?
-            .ok_or(BlockThreadError::MissingHeight { height })?;
-        let bytes = view
-            .block(&hash)?
-            .ok_or(BlockThreadError::MissingHeight { height })?;
-        let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|source| {
-            BlockThreadError::CorruptBlock {
-                height,
-                hash,
-                source,
-            }
-        })?;
-        // A final block below the certified one may have no certificate of
-        // its own: nobody is seen by it.
-        let signers = match view.certificate_at(height)? {
-            Some(record) if record.hash == hash => Certificate::decode(&record.certificate)
-                .map_err(|source| BlockThreadError::CorruptBlock {
-                    height,
-                    hash,
-                    source,
-                })?
-                .votes
-                .iter()
-                .map(|vote| vote.voter)
-                .collect(),
-            _ => Vec::new(),
-        };
-        Ok(Some((block, signers)))
     }
 }
 
