@@ -716,10 +716,7 @@ fn send(
         .ok_or_else(|| bad_argument("AMOUNT", &args.amount, "too large".to_string()))?;
     let wallet = Wallet::load(path, network)?;
     let chosen = select_coins(client, &wallet, network, needed)?;
-    let change = chosen
-        .first()
-        .map(|s| Address::from_pubkey(&s.key.public()))
-        .ok_or(CliError::Build(BuildError::NoInputs))?;
+    let change = first_owner(&chosen)?;
     let tx = build_transfer(
         &chosen,
         &[TxOut { value, address: to }],
@@ -727,7 +724,21 @@ fn send(
         change,
         params.chain_id,
     )?;
-    check_structure(&tx, &params)?;
+    submit(client, &tx, &params)
+}
+
+/// The address of the first chosen coin's key: where change goes, and who
+/// owns a masternode's collateral.
+fn first_owner(chosen: &[Spendable<'_>]) -> Result<Address, CliError> {
+    chosen
+        .first()
+        .map(|s| Address::from_pubkey(&s.key.public()))
+        .ok_or(CliError::Build(BuildError::NoInputs))
+}
+
+/// Checks `tx`'s structure locally, submits it, and prints its txid.
+fn submit(client: &RpcClient, tx: &Tx, params: &ValidationParams) -> Result<String, CliError> {
+    check_structure(tx, params)?;
     let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
     Ok(pretty(&txid))
 }

@@ -3,7 +3,8 @@
 //! and deregister it by spending the collateral back to its owner.
 
 use super::{
-    bad_argument, chain_rules, fee_or_minimum, parse_address, pretty, select_coins, CliError,
+    bad_argument, chain_rules, fee_or_minimum, first_owner, parse_address, pretty, select_coins,
+    submit, CliError,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -11,10 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use timecoin::crypto::Keypair;
 use timecoin::genesis::validator_vrf_key;
-use timecoin::ledger::check_structure;
 use timecoin::node::key_file::read_key_file;
 use timecoin::rpc::client::RpcClient;
-use timecoin::types::{Address, Amount, Network, OutPoint, Tier, TxOut};
+use timecoin::types::{Amount, Network, OutPoint, Tier, TxOut};
 use timecoin::wallet::{build_registration, build_transfer, MasternodeInfo, Spendable, Wallet};
 
 #[derive(Subcommand)]
@@ -138,7 +138,7 @@ fn register(
         .ok_or_else(|| bad_argument("--fee", "", "too large".to_string()))?;
     let wallet = Wallet::load(path, network)?;
     let chosen = select_coins(client, &wallet, network, needed)?;
-    let owner = owner_of(&chosen)?;
+    let owner = first_owner(&chosen)?;
     let payout = match &args.payout {
         Some(text) => parse_address("--payout", text, text, network)?,
         None => owner,
@@ -151,17 +151,7 @@ fn register(
         payout,
     };
     let tx = build_registration(&chosen, &info, owner, fee, owner, params.chain_id)?;
-    check_structure(&tx, &params)?;
-    let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
-    Ok(pretty(&txid))
-}
-
-/// The collateral's owner: the first funding key, which signs.
-fn owner_of(chosen: &[Spendable<'_>]) -> Result<Address, CliError> {
-    chosen
-        .first()
-        .map(|s| Address::from_pubkey(&s.key.public()))
-        .ok_or(CliError::Build(timecoin::wallet::BuildError::NoInputs))
+    submit(client, &tx, &params)
 }
 
 fn deregister(
@@ -219,9 +209,7 @@ fn deregister(
         owner,
         params.chain_id,
     )?;
-    check_structure(&tx, &params)?;
-    let txid = client.call("sendrawtransaction", json!([hex::encode(tx.encode())]))?;
-    Ok(pretty(&txid))
+    submit(client, &tx, &params)
 }
 
 /// `"<txid>:<vout>"`, as the node prints outpoints.
