@@ -16,8 +16,9 @@
 //!    slots and coming back when evicted; meanwhile validator 3 restarts:
 //!    node 0 admits it, and a tx through it finalizes on node 0.
 //! 2. Four connections sending `Query`s naming finalized txids at 90 % of
-//!    the per-peer poll limit (staying under it, so never cut off), and one
-//!    sending unsolicited `Votes` (verdicts) naming them.
+//!    the per-peer poll limit (staying under it, so never cut off; their
+//!    answers are charged to their work budgets), and one sending
+//!    unsolicited `Votes` (verdicts) naming them.
 //! 3. Replay of old valid `Proof`s (10,000 distinct in the long variant;
 //!    in CI the few hundred the run has, cycled for 10,000 messages) and of
 //!    old valid `WindowVote`s an observer collected.
@@ -48,9 +49,10 @@
 //! then admitted. **Reported only** (timing or allocator behaviour on a
 //! shared machine): honest p50 within 2× of quiet, the CPU an attack added
 //! against its work budget, the consensus thread's CPU under the storm and
-//! the storm's rate, and RSS ≤ 64 MiB under big frames (absolute: it counts
-//! the state the node holds too, ~19 MiB in CI but over 100 MiB once the
-//! long variant's 10,000 txs are final, before any attack).
+//! the storm's rate, and RSS ≤ 64 MiB under big frames, total and
+//! anonymous (absolute: they count the state the node holds too; the total
+//! also counts LMDB's map pages, which grow with the store to its whole
+//! file once read, and which the kernel drops under pressure).
 //!
 //! The attackers run on the same 2 cores as the 4 nodes: an attacker's own
 //! CPU slows honest finality too, which a remote attacker's would not.
