@@ -16,7 +16,7 @@
 //!    slots and coming back when evicted; meanwhile validator 3 restarts:
 //!    node 0 admits it, and a tx through it finalizes on node 0.
 //! 2. Four connections sending `Query`s naming finalized txids at 90 % of
-//!    the per-peer poll limit (staying under it, so never cut off; their
+//!    a stranger's poll limit (staying under it, so never cut off; their
 //!    answers are charged to their work budgets), and one sending
 //!    unsolicited `Votes` (verdicts) naming them.
 //! 3. Replay of old valid `Proof`s (10,000 distinct in the long variant;
@@ -407,7 +407,8 @@ fn query_and_verdict_flood(
     assert!(!txids.is_empty(), "the load finalized nothing");
     let per_query = devnet.spec.config.consensus.max_txs_per_query as usize;
     let limits = RateLimits::for_load(&PollLoad::for_chain(&devnet.spec, DESIGN_TX_PER_SEC));
-    let queries_per_s = 0.9 * f64::from(limits.poll.per_sec) / per_query as f64;
+    let stranger_poll = limits.of_stranger_polls().per_sec;
+    let queries_per_s = 0.9 * f64::from(stranger_poll) / per_query as f64;
     // The finalized txids in turn, round and round.
     let chunk = move |txids: &[Hash], sequence: u64| -> Vec<Hash> {
         let from = sequence as usize * per_query;
@@ -447,8 +448,9 @@ fn query_and_verdict_flood(
         ]
     });
     row.note(format!(
-        "{QUERY_CONNECTIONS} × {queries_per_s:.0} Query/s of {per_query} txids (90 % of the poll \
-         limit, {} txids/s); the verdict flood reconnects as a new identity when cut off",
+        "{QUERY_CONNECTIONS} × {queries_per_s:.0} Query/s of {per_query} txids (90 % of a \
+         stranger's poll limit, {stranger_poll} txids/s; a validator's is {} txids/s); the verdict \
+         flood reconnects as a new identity when cut off",
         limits.poll.per_sec
     ));
     row
