@@ -295,6 +295,50 @@ fn a_validator_gets_a_larger_budget_than_a_stranger() {
     assert_eq!(node.work_of(&faulty).charged, params.validator_burst_units);
 }
 
+/// `Votes` answers the node sent `to`.
+fn answers_to(log: &[Output], to: &NodeId) -> usize {
+    log.iter()
+        .filter(
+            |o| matches!(o, Output::Send { to: t, msg: ConsensusMessage::Votes { .. } } if t == to),
+        )
+        .count()
+}
+
+#[test]
+fn queries_are_answered_within_the_askers_budget_and_a_validators_is_larger() {
+    let params = small_budget();
+    let mut node = Node::with_budget(params);
+    let attacker = stranger().public();
+    let validator = node.id(1);
+    let full = u64::from(devnet_params().max_txs_per_query);
+    let txids: Vec<Hash> = (0..full).map(txid_of).collect();
+    let cost = 2; // one unit for the message, one for its 64 lookups
+                  // Both send as many full queries, at one instant, as the validator's burst buys.
+    let sent = params.validator_burst_units / cost;
+    for request_id in 0..sent {
+        for from in [attacker, validator] {
+            let txids = txids.clone();
+            node.deliver(from, ConsensusMessage::Query { request_id, txids });
+        }
+    }
+    let bought = params.stranger_burst_units / cost;
+    assert_eq!(answers_to(&node.log, &attacker) as u64, bought);
+    assert_eq!(node.work_of(&attacker).dropped, sent - bought);
+    assert_eq!(answers_to(&node.log, &validator) as u64, sent);
+    assert_eq!(node.work_of(&validator).dropped, 0);
+    // The budget refills: a second later the stranger buys its rate's worth.
+    node.log.clear();
+    node.advance(1_000);
+    for request_id in 0..sent {
+        let txids = txids.clone();
+        node.deliver(attacker, ConsensusMessage::Query { request_id, txids });
+    }
+    assert_eq!(
+        answers_to(&node.log, &attacker) as u64,
+        params.stranger_units_per_s / cost
+    );
+}
+
 #[test]
 fn replayed_proofs_and_old_windows_of_final_txs_cost_no_signature_check() {
     let mut node = Node::with_budget(small_budget());

@@ -27,7 +27,7 @@ use super::snowball::{self, PollEffect, SnowballState};
 use super::unproven::{Unproven, UnprovenLimits};
 use super::vote_cache::{SharedVerdicts, VerifiedVotes};
 use super::windows::{OwnWindow, SharedTrees, WindowBook, WindowLimits};
-use super::work_budget::{leaves_cost, PeerWork, WorkBudgetParams, WorkBudgets};
+use super::work_budget::{leaves_cost, query_cost, PeerWork, WorkBudgetParams, WorkBudgets};
 use crate::config::ChainSpec;
 use crate::crypto::Keypair;
 use crate::finality::{
@@ -791,7 +791,8 @@ impl Engine {
     }
 
     fn on_query(&mut self, now: MonoTime, from: NodeId, request_id: u64, txids: &[Hash]) {
-        if self.oversized(from, txids.len()) {
+        // Over budget, no answer: to the asker, a missed poll.
+        if self.oversized(from, txids.len()) || !self.charge(now, from, query_cost(txids.len())) {
             return;
         }
         let verdicts = self.answer_query(txids);

@@ -99,6 +99,9 @@ impl SignedSpends {
             None if !full => {
                 let mut group = Signers::new(txid);
                 group.add(member, seq);
+                // Almost always the only one: room for it alone, not
+                // `Vec`'s first four (~300 bytes an outpoint).
+                signed.reserve_exact(1);
                 signed.push(group);
             }
             None => {}

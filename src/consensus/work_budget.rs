@@ -1,6 +1,6 @@
-//! Per-peer work budgets (DESIGN §8): every signature check and Merkle
-//! tree a peer's message makes this node compute is charged to that peer,
-//! from a token bucket refilled on injected time. Validators of the current
+//! Per-peer work budgets (DESIGN §8): every signature check, Merkle tree
+//! and `Query` answer a peer's message makes this node compute is charged
+//! to that peer, from a token bucket refilled on injected time. Validators of the current
 //! set get a larger bucket than other peers, so strangers can never starve
 //! them. Work over budget is dropped (and counted), never queued: a queue
 //! would only move the cost later.
@@ -17,6 +17,14 @@ use crate::time::MonoTime;
 /// tree (or looking its txids up) costs one unit per this many leaves.
 pub const LEAVES_PER_UNIT: usize = 256;
 
+/// Answering a `Query` costs one unit for the message and one per this many
+/// txids looked up. Measured in the attack suite (SECURITY.md): a 64-txid
+/// `Query` cost the process ~15 µs (~10 µs on the net thread reading and
+/// decoding it, ~5 µs on the consensus thread answering), under half a
+/// unit. Charged well above that, because receiving it is paid for a
+/// refused `Query` too: 2 units answer at most 250 a second per stranger.
+pub const QUERY_TXIDS_PER_UNIT: usize = 64;
+
 /// Refill rates and bucket sizes, in work units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkBudgetParams {
@@ -30,9 +38,11 @@ pub struct WorkBudgetParams {
 
 impl Default for WorkBudgetParams {
     /// A validator relays every validator's windows (one check each, 100
-    /// windows/s per validator at devnet's 10 ms) and its txs' inputs: 20k/s
-    /// covers a 100-validator set with room. A stranger has no duty to
-    /// relay first; 500 checks/s is a few percent of one core.
+    /// windows/s per validator at devnet's 10 ms) and its txs' inputs, and
+    /// polls us (~1,100 `Query`/s at 500 tx/s, 2 units each): 20k/s covers
+    /// a 100-validator set with room. A stranger has no duty to relay
+    /// first, and only validators poll; 500 units/s is a few percent of
+    /// one core.
     fn default() -> WorkBudgetParams {
         WorkBudgetParams {
             validator_units_per_s: 20_000,
@@ -130,6 +140,11 @@ pub fn leaves_cost(leaves: usize) -> u64 {
     (leaves.div_ceil(LEAVES_PER_UNIT).max(1)) as u64
 }
 
+/// Units to answer a `Query` of `txids`: the message, plus its lookups.
+pub fn query_cost(txids: usize) -> u64 {
+    1 + txids.div_ceil(QUERY_TXIDS_PER_UNIT) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +209,13 @@ mod tests {
         assert_eq!(leaves_cost(LEAVES_PER_UNIT), 1);
         assert_eq!(leaves_cost(LEAVES_PER_UNIT + 1), 2);
         assert_eq!(leaves_cost(4_096), 16);
+    }
+
+    #[test]
+    fn a_query_costs_its_message_and_its_lookups() {
+        assert_eq!(query_cost(0), 1);
+        assert_eq!(query_cost(1), 2);
+        assert_eq!(query_cost(QUERY_TXIDS_PER_UNIT), 2);
+        assert_eq!(query_cost(QUERY_TXIDS_PER_UNIT + 1), 3);
     }
 }

@@ -397,6 +397,12 @@ impl Peer {
                 self.state = PeerState::Established(hello);
                 self.decoder
                     .set_max_frame_bytes(self.limits.messages.max_frame_bytes);
+                if !self.is_validator() {
+                    let limit = self.limits.rate_limits.of_stranger_polls();
+                    if let Some(bucket) = self.buckets.get_mut(MessageClass::Poll.index()) {
+                        *bucket = TokenBucket::new(limit, now);
+                    }
+                }
             }
         }
         Ok(())
@@ -592,6 +598,32 @@ pub(crate) mod tests {
         }
         assert_eq!(delivered(&events), 5);
         assert_eq!(b.score(), 0);
+    }
+
+    #[test]
+    fn a_stranger_may_poll_only_what_its_work_budget_answers() {
+        let mut l = limits();
+        l.rate_limits.poll = RateLimit {
+            burst: 50,
+            per_sec: 1,
+        };
+        l.rate_limits.stranger_poll = RateLimit {
+            burst: 5,
+            per_sec: 1,
+        };
+        let flood = |l: PeerLimits| {
+            let (_, _, kb, mut b) = connected(l);
+            let mut events = Vec::new();
+            for _ in 0..20 {
+                // A stranger over its limit is scored, and cut off in the end.
+                let _ = b.receive(MonoTime(0), &query_frame(1), &kb, &mut events);
+            }
+            delivered(&events)
+        };
+        assert_eq!(flood(l.clone()), 5);
+        // `connected` names "a" as b's peer: as a validator it keeps `poll`.
+        l.validators = Arc::new([Keypair::from_seed_label("a").public()].into());
+        assert_eq!(flood(l), 20);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 use super::message::{Message, MessageClass, MessageTag};
 use crate::config::ChainSpec;
 use crate::consensus::messages::ConsensusMessage;
-use crate::consensus::SnowballParams;
+use crate::consensus::work_budget::{query_cost, QUERY_TXIDS_PER_UNIT};
+use crate::consensus::{SnowballParams, WorkBudgetParams};
 use crate::time::MonoTime;
 
 /// The transaction rate a node's request limits carry without a drop:
@@ -33,6 +34,11 @@ pub struct RateLimits {
     pub tx_gossip: RateLimit,
     /// `Query` tokens are txids asked about (see [`cost`]).
     pub poll: RateLimit,
+    /// `Query` tokens of a peer outside the validator set, once its
+    /// handshake names it (at most `poll`): only validators poll (DESIGN
+    /// §5), and receiving a `Query` costs us even when its answer is
+    /// refused, so a stranger may send only what its work budget answers.
+    pub stranger_poll: RateLimit,
     pub block: RateLimit,
 }
 
@@ -50,6 +56,7 @@ impl Default for RateLimits {
                 burst: 5_000,
                 per_sec: 2_000,
             },
+            stranger_poll: stranger_poll(),
             block: BLOCK,
         }
     }
@@ -119,6 +126,14 @@ impl PollLoad {
 }
 
 impl RateLimits {
+    /// The poll limit of a peer outside the validator set.
+    pub fn of_stranger_polls(&self) -> RateLimit {
+        RateLimit {
+            burst: self.poll.burst.min(self.stranger_poll.burst),
+            per_sec: self.poll.per_sec.min(self.stranger_poll.per_sec),
+        }
+    }
+
     pub fn of(&self, class: MessageClass) -> RateLimit {
         match class {
             MessageClass::Session => self.session,
@@ -148,8 +163,20 @@ impl RateLimits {
                 burst: poll,
                 per_sec: poll,
             },
+            stranger_poll: stranger_poll(),
             block: BLOCK,
         }
+    }
+}
+
+/// The txids of the full `Query`s a stranger's work budget answers.
+fn stranger_poll() -> RateLimit {
+    let budget = WorkBudgetParams::default();
+    let per_query = query_cost(QUERY_TXIDS_PER_UNIT);
+    let txids = |units: u64| saturating_u32(units / per_query * QUERY_TXIDS_PER_UNIT as u64);
+    RateLimit {
+        burst: txids(budget.stranger_burst_units),
+        per_sec: txids(budget.stranger_units_per_s),
     }
 }
 

@@ -8,16 +8,18 @@
 //! drops its sender, after a final commit of everything it received.
 
 use super::channels::{Durable, LedgerCommand};
+use super::heap_trim::{HeapTrim, TRIM_EVERY_MS};
 use super::tx_notify::TxFinalNotify;
 use crate::metrics::Metrics;
 use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::Clock;
 use crate::types::{Hash, Tx};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct LedgerThread<C: Clock> {
     pub store: Arc<Store>,
@@ -61,16 +63,30 @@ impl Batch {
 
 impl<C: Clock> LedgerThread<C> {
     pub fn run(self) -> Result<(), StoreError> {
-        // `recv` fails only once the consensus thread is gone: shutdown.
-        while let Ok(first) = self.commands.recv() {
+        let mut heap = HeapTrim::default();
+        let idle_after = Duration::from_millis(TRIM_EVERY_MS);
+        loop {
+            let first = match self.commands.recv_timeout(idle_after) {
+                Ok(first) => first,
+                // Quiet for a while: the last burst's memory is freed by now.
+                Err(RecvTimeoutError::Timeout) => {
+                    heap.idle(self.clock.mono());
+                    continue;
+                }
+                // The consensus thread is gone: shutdown.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
             let mut batch = Batch::default();
             let pending = self.commands.len();
             for command in std::iter::once(first).chain(self.commands.try_iter().take(pending)) {
                 batch.add(command);
             }
             self.commit(batch)?;
+            heap.worked();
+            if self.commands.is_empty() {
+                heap.idle(self.clock.mono());
+            }
         }
-        Ok(())
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {

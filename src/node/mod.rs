@@ -27,6 +27,7 @@ pub mod catch_up;
 pub mod chain_view;
 pub mod channels;
 pub mod consensus_thread;
+pub mod heap_trim;
 pub mod key_file;
 pub mod ledger_thread;
 pub mod net_link;

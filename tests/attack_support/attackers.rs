@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use timecoin::consensus::messages::NodeId;
+use timecoin::consensus::PeerWork;
 use timecoin::finality::WindowVote;
 use timecoin::net::frame::encode_frame;
 use timecoin::net::{Message, PROTOCOL_VERSION};
@@ -60,8 +61,12 @@ pub struct Tally {
     /// Connections the node closed (refused, evicted, cut off).
     pub cut_off: AtomicU64,
     /// Every identity that completed a handshake, and the most consensus
-    /// work the node reported charging it (see `attack_support::work_of`).
-    pub identities: Mutex<BTreeMap<NodeId, u64>>,
+    /// work the node reported charging it and dropping over its budget
+    /// (see `attack_support::note_work`).
+    pub identities: Mutex<BTreeMap<NodeId, PeerWork>>,
+    /// From the attack's start to its stop: every unit charged to its
+    /// identities was charged within it.
+    pub ran_for: Mutex<Duration>,
 }
 
 impl Tally {
@@ -125,6 +130,7 @@ pub struct Attack {
     pub tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    started: Stopwatch,
 }
 
 impl Attack {
@@ -134,6 +140,7 @@ impl Attack {
     where
         F: Fn(usize, &AtomicBool, &Tally) + Send + Sync + 'static,
     {
+        let started = Stopwatch::start();
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Tally::default());
         let body = Arc::new(body);
@@ -148,6 +155,7 @@ impl Attack {
             tally,
             stop,
             threads,
+            started,
         }
     }
 
@@ -158,10 +166,14 @@ impl Attack {
     }
 
     fn halt(&mut self) {
+        if self.threads.is_empty() {
+            return; // halted already
+        }
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        *self.tally.ran_for.lock().unwrap() = self.started.elapsed();
     }
 }
 

@@ -222,6 +222,9 @@ pub struct PhaseReport {
     pub wall: Duration,
     pub cpu: Cpu,
     pub rss_max_kib: u64,
+    /// `RssAnon` sampled with `VmRSS`: heap and stacks, without the
+    /// file-backed pages (LMDB's map, the binary) the kernel can drop.
+    pub anon_max_kib: u64,
     /// `VmHWM` since the phase began.
     pub hwm_kib: u64,
     /// At the phase's end.
@@ -267,14 +270,16 @@ pub fn measure<T>(
     let before = Cpu::read(pid);
     let clock = Stopwatch::start();
     let done = AtomicBool::new(false);
-    let (result, rss_max_kib) = std::thread::scope(|s| {
+    let (result, (rss_max_kib, anon_max_kib)) = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
-            let mut max = 0;
+            let (mut rss, mut anon) = (0, 0);
             while !done.load(Ordering::Relaxed) {
-                max = max.max(procfs::Memory::read(pid).rss);
+                let now = procfs::Memory::read(pid);
+                rss = rss.max(now.rss);
+                anon = anon.max(now.anon);
                 std::thread::sleep(RSS_EVERY); // sampling period
             }
-            max
+            (rss, anon)
         });
         let result = action();
         std::thread::sleep(length.saturating_sub(clock.elapsed())); // the phase's length
@@ -289,6 +294,7 @@ pub fn measure<T>(
         wall,
         cpu,
         rss_max_kib,
+        anon_max_kib,
         hwm_kib: memory.hwm,
         memory,
         load: load.settle(phase),
@@ -547,9 +553,11 @@ pub fn note_work(node: &Validator, tally: &Tally) {
             continue;
         };
         let charged = p["consensus_work_charged"].as_u64().unwrap_or(0);
+        let dropped = p["consensus_work_dropped"].as_u64().unwrap_or(0);
         for (identity, most) in identities.iter_mut() {
             if identity.0[..] == id[..] {
-                *most = (*most).max(charged);
+                most.charged = most.charged.max(charged);
+                most.dropped = most.dropped.max(dropped);
             }
         }
     }
@@ -566,20 +574,23 @@ pub fn watch_work(node: &Validator, tally: &Tally, length: Duration, every: Dura
 }
 
 /// Checks the work a flood's identities were charged against the
-/// stranger budget over `secs` (burst plus rate, per identity), and
+/// stranger budget over the attack's run (burst plus rate, per identity), and
 /// reports the target's CPU the attack added (all threads: decoding on the
 /// net thread too) against what the budget's sustained rate buys
 /// (`verify` per unit).
-pub fn work_bounds(row: &mut Row, tally: &Tally, secs: f64, verify: Duration) {
+pub fn work_bounds(row: &mut Row, tally: &Tally, verify: Duration) {
     let budget = WorkBudgetParams::default();
+    let secs = tally.ran_for.lock().unwrap().as_secs_f64();
     let allowed = budget.stranger_burst_units as f64 + budget.stranger_units_per_s as f64 * secs;
     let identities = tally.identities.lock().unwrap().clone();
-    let charged: u64 = identities.values().sum();
-    let most = identities.values().copied().max().unwrap_or(0);
+    let charged: u64 = identities.values().map(|w| w.charged).sum();
+    let dropped: u64 = identities.values().map(|w| w.dropped).sum();
+    let most = identities.values().map(|w| w.charged).max().unwrap_or(0);
     row.check(
         format!(
             "consensus work charged to each attacker identity ≤ its budget ({allowed:.0} units \
-             in {secs:.0} s; most charged {most}, all {} identities {charged})",
+             in {secs:.1} s; most charged {most}, all {} identities {charged}, {dropped} \
+             messages dropped over budget)",
             identities.len()
         ),
         most as f64 <= allowed,
