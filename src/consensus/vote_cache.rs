@@ -175,4 +175,40 @@ mod tests {
         let wrong = PublicKey::parse(&stranger.public()).unwrap();
         assert!(vote.verify_signature_with(&wrong).is_err());
     }
+
+    #[test]
+    fn a_shared_tx_verdict_belongs_to_its_signatures_not_its_txid() {
+        use crate::types::{Amount, OutPoint, SignatureBytes, TxIn, TxOut, TX_VERSION};
+        let (key, chain) = (Keypair::from_seed_label("payer"), ChainId(3));
+        let mut tx = Tx {
+            version: TX_VERSION,
+            inputs: vec![TxIn {
+                prev: OutPoint {
+                    txid: Hash::ZERO,
+                    vout: 0,
+                },
+                pubkey: key.public(),
+                sig: SignatureBytes([0; 64]),
+            }],
+            outputs: vec![TxOut {
+                value: Amount(1),
+                address: crate::types::Address([1; 20]),
+            }],
+        };
+        crate::wallet::sign_inputs(&mut tx, &[&key], chain);
+        let mut forged = tx.clone();
+        forged.inputs[0].sig = SignatureBytes([7; 64]);
+        let txid = tx.txid();
+        assert_eq!(forged.txid(), txid, "signatures are outside the txid");
+        let shared = SharedVerdicts::default();
+        for _ in 0..2 {
+            assert_eq!(shared.verify_tx(&tx, &txid, chain), Ok(()));
+            assert_eq!(
+                shared.verify_tx(&forged, &txid, chain),
+                verify_signatures(&forged, &txid, chain)
+            );
+        }
+        assert!(shared.verify_tx(&forged, &txid, chain).is_err());
+        assert!(shared.verify_tx(&tx, &txid, ChainId(4)).is_err());
+    }
 }
