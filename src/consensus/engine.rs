@@ -35,7 +35,9 @@ use crate::finality::{
     VoteAdded, VoteScope, WindowEquivocation, WindowTree, WindowVote,
     MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
-use crate::ledger::{check_structure, validate, TxError, UtxoView, ValidTx, ValidationParams};
+use crate::ledger::{
+    check_structure, validate, validate_with, TxError, UtxoView, ValidTx, ValidationParams,
+};
 use crate::mempool::{Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
@@ -612,7 +614,7 @@ impl Engine {
         self.halted = true;
     }
 
-    /// Takes window-vote signature verdicts from `shared` (the simulator's
+    /// Takes window-vote and tx signature verdicts from `shared` (the simulator's
     /// one-per-process cache); each check is still counted as made here.
     pub fn share_signature_verdicts(&mut self, shared: SharedVerdicts) {
         self.verified_votes.share_verdicts(shared);
@@ -705,7 +707,13 @@ impl Engine {
             base: view,
         };
         match (
-            validate_counted(&mut self.metrics, &tx, &overlay, &params),
+            validate_counted(
+                &mut self.metrics,
+                &tx,
+                &overlay,
+                &params,
+                self.verified_votes.shared(),
+            ),
             origin,
         ) {
             (Ok(_), _) => {}
@@ -1524,7 +1532,8 @@ impl Engine {
         let known = self.mempool.contains(&txid);
         if !known {
             let validation = &self.config.validation;
-            match validate_counted(&mut self.metrics, &proof.tx, &overlay, validation) {
+            let shared = self.verified_votes.shared();
+            match validate_counted(&mut self.metrics, &proof.tx, &overlay, validation, shared) {
                 Ok(_) => {}
                 // Its parent is on its way: applied when the parent finalizes.
                 Err(TxError::UnknownOutpoint { outpoint, .. }) => {
@@ -1734,14 +1743,21 @@ fn origin_peer(origin: Origin) -> Option<NodeId> {
 }
 
 /// [`validate`], counting the input signatures it checked (signatures
-/// run last, so only a valid tx or a bad signature got that far).
+/// run last, so only a valid tx or a bad signature got that far); with
+/// `shared`, their verdict comes from the simulator's process-wide cache.
 fn validate_counted(
     metrics: &mut EngineMetrics,
     tx: &Tx,
     view: &impl UtxoView,
     params: &ValidationParams,
+    shared: Option<&SharedVerdicts>,
 ) -> Result<ValidTx, TxError> {
-    let result = validate(tx, view, params);
+    let result = match shared {
+        Some(shared) => validate_with(tx, view, params, |tx, txid, chain_id| {
+            shared.verify_tx(tx, txid, chain_id)
+        }),
+        None => validate(tx, view, params),
+    };
     metrics.tx_signatures_verified += match &result {
         Ok(_) => tx.inputs.len() as u64,
         Err(TxError::BadSignature { index, .. }) => *index as u64 + 1,

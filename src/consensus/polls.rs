@@ -70,8 +70,9 @@ pub struct Polls {
     in_flight: BTreeMap<NodeId, u32>,
     /// Poll slots held back while their validator already has its share of
     /// queries in flight (Nagle-style): under load each validator gets
-    /// fewer, fuller queries; an idle validator is asked at once.
-    held: BTreeMap<NodeId, Vec<(Hash, PollSlots)>>,
+    /// fewer, fuller queries; an idle validator is asked at once. Hashed:
+    /// every sampled slot lands here; releases go out in id order.
+    held: HashMap<NodeId, Vec<(Hash, PollSlots)>>,
     /// Validators whose last query expired unanswered: nothing waits for
     /// them (behind a silent validator a held slot would wait a whole
     /// `poll_timeout`, and its poll twice as long to fail) until they answer.
@@ -179,7 +180,8 @@ impl Polls {
     /// stays held.
     pub fn release(&mut self, max_in_flight: u32) -> Vec<Release> {
         self.released = false;
-        let ready = self.with_room(self.held.keys(), &self.in_flight, max_in_flight);
+        let mut ready = self.with_room(self.held.keys(), &self.in_flight, max_in_flight);
+        ready.sort_unstable();
         let mut out = Vec::with_capacity(ready.len());
         for to in ready {
             let Some(held) = self.held.remove(&to) else {

@@ -5,7 +5,7 @@
 //! that tx, so the record is dense: per outpoint (one map entry), the
 //! txids signed for it and, per txid, its signers by set index with the
 //! window seq. An outpoint almost always has one txid, and a signer costs
-//! a bit and 12 bytes instead of a map entry keyed by its 32-byte id. Bounded:
+//! a bit and 16 bytes instead of a map entry keyed by its 32-byte id. Bounded:
 //! oldest outpoints are forgotten first, at most
 //! [`MAX_TXIDS_PER_OUTPOINT`] txids each, signers bounded by the set.
 
@@ -23,9 +23,9 @@ struct Signers {
     /// Bit `m`: set member `m` signed it (the common question, answered
     /// without a scan).
     signed: Vec<u64>,
-    /// Set indices of its signers; `seqs[i]` is the window of `members[i]`.
-    members: Vec<u32>,
-    seqs: Vec<u64>,
+    /// Its signers by set index, each with its window's seq (one list, so
+    /// recording a signer touches one place, not two).
+    seqs: Vec<(u32, u64)>,
 }
 
 impl Signers {
@@ -33,7 +33,6 @@ impl Signers {
         Signers {
             txid,
             signed: Vec::new(),
-            members: Vec::new(),
             seqs: Vec::new(),
         }
     }
@@ -51,21 +50,45 @@ impl Signers {
         if let Some(w) = self.signed.get_mut(word) {
             *w |= 1 << bit;
         }
-        self.members.push(member);
-        self.seqs.push(seq);
+        self.seqs.push((member, seq));
     }
 
     fn seq_of(&self, member: u32) -> Option<u64> {
         if !self.has(member) {
             return None;
         }
-        let i = self.members.iter().position(|m| *m == member)?;
-        self.seqs.get(i).copied()
+        let (_, seq) = self.seqs.iter().find(|(m, _)| *m == member)?;
+        Some(*seq)
+    }
+}
+
+/// The txids signed for one outpoint, the first held in the map entry
+/// itself: the common case (one txid) costs no second lookup in memory.
+#[derive(Debug)]
+struct Spends {
+    first: Signers,
+    others: Vec<Signers>,
+}
+
+impl Spends {
+    fn len(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Signers> {
+        std::iter::once(&self.first).chain(&self.others)
+    }
+
+    fn group_mut(&mut self, txid: &Hash) -> Option<&mut Signers> {
+        if self.first.txid == *txid {
+            return Some(&mut self.first);
+        }
+        self.others.iter_mut().find(|g| g.txid == *txid)
     }
 }
 
 pub struct SignedSpends {
-    by_outpoint: RecentMap<OutPoint, Vec<Signers>>,
+    by_outpoint: RecentMap<OutPoint, Spends>,
 }
 
 impl SignedSpends {
@@ -86,7 +109,10 @@ impl SignedSpends {
         txid: Hash,
         seq: u64,
     ) -> Option<(Hash, u64)> {
-        let signed = self.by_outpoint.get_or_insert_with(outpoint, Vec::new);
+        let signed = self.by_outpoint.get_or_insert_with(outpoint, || Spends {
+            first: Signers::new(txid),
+            others: Vec::new(),
+        });
         if let Some(group) = signed.iter().find(|g| g.has(member)) {
             if group.txid == txid {
                 return None;
@@ -94,15 +120,12 @@ impl SignedSpends {
             return group.seq_of(member).map(|seq| (group.txid, seq));
         }
         let full = signed.len() >= MAX_TXIDS_PER_OUTPOINT;
-        match signed.iter_mut().find(|g| g.txid == txid) {
+        match signed.group_mut(&txid) {
             Some(group) => group.add(member, seq),
             None if !full => {
                 let mut group = Signers::new(txid);
                 group.add(member, seq);
-                // Almost always the only one: room for it alone, not
-                // `Vec`'s first four (~300 bytes an outpoint).
-                signed.reserve_exact(1);
-                signed.push(group);
+                signed.others.push(group);
             }
             None => {}
         }

@@ -9,8 +9,9 @@
 
 use crate::crypto::PublicKey;
 use crate::finality::FinalityVote;
+use crate::ledger::{verify_signatures, TxError};
 use crate::mempool::RecentMap;
-use crate::types::{Hash, PublicKeyBytes};
+use crate::types::{ChainId, Hash, PublicKeyBytes, Tx};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -26,14 +27,24 @@ pub struct VerifiedVotes {
     shared: Option<SharedVerdicts>,
 }
 
-/// Signature verdicts by vote hash, shared by every engine of one process:
-/// the simulator runs a thousand engines that each check the same window
-/// signatures, and computes each verdict once in wall time. Each engine
-/// still counts the check it makes ([`VerifiedVotes::checked`]), so the
-/// reported cost per node stays what a real node pays. Simulator only: it
-/// grows with every distinct vote of the run, which a node must not do.
+/// Signature verdicts shared by every engine of one process: the
+/// simulator runs a thousand engines that each check the same window and
+/// tx signatures, and computes each verdict once in wall time. Each engine
+/// still counts the check it makes ([`VerifiedVotes::checked`], the tx
+/// signature metric), so the reported cost per node stays what a real node
+/// pays. Simulator only: it grows with every distinct vote and tx of the
+/// run, which a node must not do.
 #[derive(Clone, Default)]
-pub struct SharedVerdicts(Arc<Mutex<HashMap<Hash, bool>>>);
+pub struct SharedVerdicts(Arc<Mutex<Verdicts>>);
+
+#[derive(Default)]
+struct Verdicts {
+    /// By vote hash.
+    votes: HashMap<Hash, bool>,
+    /// By hash of the whole signed tx and chain id (a txid leaves the
+    /// signatures out, so it cannot name a verdict).
+    txs: HashMap<Hash, Result<(), TxError>>,
+}
 
 impl SharedVerdicts {
     /// Whether `vote`'s signature verifies, computed once per distinct vote.
@@ -42,9 +53,23 @@ impl SharedVerdicts {
     }
 
     fn verify_hashed(&self, vote_hash: Hash, check: impl FnOnce() -> bool) -> bool {
-        // A poisoned lock only means another engine panicked mid-insert: the map is still sound.
-        let mut verdicts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *verdicts.entry(vote_hash).or_insert_with(check)
+        *self.lock().votes.entry(vote_hash).or_insert_with(check)
+    }
+
+    /// [`verify_signatures`] of `tx`, computed once per distinct signed tx.
+    pub fn verify_tx(&self, tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxError> {
+        let key = Hash::of(&(tx, chain_id));
+        let mut verdicts = self.lock();
+        let verdict = verdicts
+            .txs
+            .entry(key)
+            .or_insert_with(|| verify_signatures(tx, txid, chain_id));
+        verdict.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Verdicts> {
+        // A poisoned lock only means another engine panicked mid-insert: the maps are still sound.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -56,6 +81,11 @@ impl VerifiedVotes {
             checked: 0,
             shared: None,
         }
+    }
+
+    /// The simulator's process-wide verdicts, if shared.
+    pub fn shared(&self) -> Option<&SharedVerdicts> {
+        self.shared.as_ref()
     }
 
     /// Whether `vote` was verified before (a check would cost nothing).
@@ -144,5 +174,42 @@ mod tests {
         let stranger = Keypair::from_seed_label("stranger");
         let wrong = PublicKey::parse(&stranger.public()).unwrap();
         assert!(vote.verify_signature_with(&wrong).is_err());
+    }
+
+    #[test]
+    fn a_shared_tx_verdict_belongs_to_its_signatures_not_its_txid() {
+        use crate::types::{Amount, OutPoint, SignatureBytes, TxIn, TxOut, TX_VERSION};
+        let (key, chain) = (Keypair::from_seed_label("payer"), ChainId(3));
+        let mut tx = Tx {
+            version: TX_VERSION,
+            inputs: vec![TxIn {
+                prev: OutPoint {
+                    txid: Hash::ZERO,
+                    vout: 0,
+                },
+                pubkey: key.public(),
+                sig: SignatureBytes([0; 64]),
+            }],
+            outputs: vec![TxOut {
+                value: Amount(1),
+                address: crate::types::Address([1; 20]),
+            }],
+            registration: None,
+        };
+        crate::wallet::sign_inputs(&mut tx, &[&key], chain);
+        let mut forged = tx.clone();
+        forged.inputs[0].sig = SignatureBytes([7; 64]);
+        let txid = tx.txid();
+        assert_eq!(forged.txid(), txid, "signatures are outside the txid");
+        let shared = SharedVerdicts::default();
+        for _ in 0..2 {
+            assert_eq!(shared.verify_tx(&tx, &txid, chain), Ok(()));
+            assert_eq!(
+                shared.verify_tx(&forged, &txid, chain),
+                verify_signatures(&forged, &txid, chain)
+            );
+        }
+        assert!(shared.verify_tx(&forged, &txid, chain).is_err());
+        assert!(shared.verify_tx(&tx, &txid, ChainId(4)).is_err());
     }
 }

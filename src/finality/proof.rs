@@ -257,9 +257,8 @@ impl ProofBuilder {
         if let Some(word) = self.voted.get_mut(member / 64) {
             *word |= 1 << (member % 64);
         }
-        self.weight = self
-            .weight
-            .saturating_add(set.weight_of(&voter).unwrap_or(0));
+        let weight = set.validators().get(member).map_or(0, |v| v.weight);
+        self.weight = self.weight.saturating_add(weight);
         self.votes.push((Arc::clone(window), leaf));
         Ok(if self.is_complete() {
             VoteAdded::Complete

@@ -3,7 +3,7 @@
 //! "Self-declared weight").
 
 use crate::types::{Hash, PublicKeyBytes, Validator};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// Why a list of validators is not a usable set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,7 @@ pub enum ValidatorSetError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
+    /// foldhash: every window vote and query looks its sender up here.
     index: HashMap<PublicKeyBytes, usize>,
     total_weight: u64,
     set_hash: Hash,

@@ -5,4 +5,6 @@ pub mod utxo;
 pub mod validation;
 
 pub use utxo::{MemUtxoSet, UtxoEntry, UtxoState, UtxoView, ViewError};
-pub use validation::{check_structure, validate, TxError, ValidTx, ValidationParams};
+pub use validation::{
+    check_structure, validate, validate_with, verify_signatures, TxError, ValidTx, ValidationParams,
+};

@@ -157,6 +157,18 @@ pub fn validate(
     view: &impl UtxoView,
     params: &ValidationParams,
 ) -> Result<ValidTx, TxError> {
+    validate_with(tx, view, params, verify_signatures)
+}
+
+/// [`validate`] with the signature check (last, as [`verify_signatures`]
+/// runs it) supplied by the caller: the simulator's engines share one
+/// verdict per distinct signed tx.
+pub fn validate_with(
+    tx: &Tx,
+    view: &impl UtxoView,
+    params: &ValidationParams,
+    signatures: impl FnOnce(&Tx, &Hash, ChainId) -> Result<(), TxError>,
+) -> Result<ValidTx, TxError> {
     check_structure(tx, params)?;
     let outputs =
         Amount::checked_sum(tx.outputs.iter().map(|o| o.value)).ok_or(TxError::OutputOverflow)?;
@@ -218,10 +230,7 @@ pub fn validate(
             });
         }
     }
-    verify_signatures(tx, &txid, params.chain_id)?;
-    if let Some(registration) = &tx.registration {
-        verify_identity(registration, &txid, params.chain_id)?;
-    }
+    signatures(tx, &txid, params.chain_id)?;
     Ok(ValidTx { txid, fee })
 }
 
@@ -273,13 +282,14 @@ fn check_registration(tx: &Tx, registration: &Registration) -> Result<(), TxErro
     Ok(())
 }
 
-/// Verifies every input's signature over (domain, chain id, txid).
+/// Verifies every input's signature over (domain, chain id, txid), and a
+/// registration's identity signature.
 ///
 /// Every input signs the same message, so an input that repeats an earlier
 /// input's key and signature (a wallet spending several outputs of one
 /// address) verifies exactly as that one did: each key is parsed once and
 /// each distinct (key, signature) pair is verified once.
-fn verify_signatures(tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxError> {
+pub fn verify_signatures(tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxError> {
     let message = signing_message(Domain::Tx, chain_id, txid);
     let mut verified: BTreeMap<&PublicKeyBytes, (PublicKey, &SignatureBytes)> = BTreeMap::new();
     for (index, input) in tx.inputs.iter().enumerate() {
@@ -292,7 +302,10 @@ fn verify_signatures(tx: &Tx, txid: &Hash, chain_id: ChainId) -> Result<(), TxEr
             .map_err(|_| TxError::BadSignature { index, chain_id })?;
         verified.entry(&input.pubkey).or_insert((key, &input.sig));
     }
-    Ok(())
+    match &tx.registration {
+        Some(registration) => verify_identity(registration, txid, chain_id),
+        None => Ok(()),
+    }
 }
 
 /// Rules that need no UTXO lookups: version, size, emptiness, duplicates,

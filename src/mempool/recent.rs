@@ -40,16 +40,32 @@ impl<K: StdHash + Eq + Copy, V> RecentMap<K, V> {
 
     /// The value of `key`, inserted from `make` if absent (which may evict the oldest).
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let number = if self.map.contains_key(&key) {
-            0
-        } else {
-            self.admit(key)
-        };
-        &mut self.map.entry(key).or_insert_with(|| (make(), number)).0
+        // One lookup while no room must be made (the hot case: a hit).
+        if self.is_full() && !self.map.contains_key(&key) {
+            self.make_room();
+        }
+        let (order, inserted) = (&mut self.order, &mut self.inserted);
+        &mut self
+            .map
+            .entry(key)
+            .or_insert_with(|| (make(), queue(order, inserted, key)))
+            .0
+    }
+
+    /// Whether a new key must first evict or compact.
+    fn is_full(&self) -> bool {
+        self.map.len() >= self.capacity || self.order.len() >= self.capacity.saturating_mul(2)
     }
 
     /// Makes room for new `key` and queues it; returns its insertion number.
     fn admit(&mut self, key: K) -> u64 {
+        self.make_room();
+        queue(&mut self.order, &mut self.inserted, key)
+    }
+
+    /// Evicts the oldest entries until one more fits, and drops stale
+    /// order entries so the order stays bounded too.
+    fn make_room(&mut self) {
         while self.map.len() >= self.capacity {
             let Some((oldest, number)) = self.order.pop_front() else {
                 break;
@@ -64,9 +80,6 @@ impl<K: StdHash + Eq + Copy, V> RecentMap<K, V> {
             self.order
                 .retain(|(k, number)| map.get(k).is_some_and(|(_, n)| n == number));
         }
-        self.inserted += 1;
-        self.order.push_back((key, self.inserted));
-        self.inserted
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
@@ -97,6 +110,13 @@ impl<K: StdHash + Eq + Copy, V> RecentMap<K, V> {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+}
+
+/// Queues `key` as the newest entry; returns its insertion number.
+fn queue<K>(order: &mut VecDeque<(K, u64)>, inserted: &mut u64, key: K) -> u64 {
+    *inserted += 1;
+    order.push_back((key, *inserted));
+    *inserted
 }
 
 #[cfg(test)]

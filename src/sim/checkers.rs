@@ -13,7 +13,8 @@ use crate::finality::{
 };
 use crate::ledger::{validate, MemUtxoSet, TxError, ValidationParams};
 use crate::types::{Hash, OutPoint, Tx};
-use std::collections::{BTreeMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A broken property, with what is needed to find it in a replay.
@@ -191,10 +192,11 @@ pub struct Checkers {
     winners: BTreeMap<OutPoint, (Hash, usize)>,
     /// Per finalized txid, when each node finalized it.
     finalized: BTreeMap<Hash, Vec<Option<u64>>>,
-    /// Votes whose signature verified, and `(root, txid, path)`s that
-    /// proved: every node's proof of one tx repeats them, each is checked once.
+    /// Votes whose signature verified, and per `(root, txid)` a path that
+    /// proved it: every node's proof of one tx repeats them, each is
+    /// checked once (a path is compared in place, never copied to look up).
     verified_votes: HashSet<FinalityVote>,
-    verified_paths: HashSet<(Hash, Hash, MerklePath)>,
+    verified_paths: HashMap<(Hash, Hash), MerklePath>,
     violations: Vec<Violation>,
 }
 
@@ -217,7 +219,7 @@ impl Checkers {
             winners: BTreeMap::new(),
             finalized: BTreeMap::new(),
             verified_votes: HashSet::new(),
-            verified_paths: HashSet::new(),
+            verified_paths: HashMap::new(),
             violations: Vec::new(),
         }
     }
@@ -307,8 +309,15 @@ impl Checkers {
                 votes.contains(vote) || (verdicts.verify(vote) && votes.insert(vote.clone()))
             };
             let path_ok = |txid: &Hash, vote: &FinalityVote, path: &MerklePath| {
-                let key = (vote.root, *txid, path.clone());
-                paths.contains(&key) || (path.proves(txid, &vote.root) && paths.insert(key))
+                let key = (vote.root, *txid);
+                if paths.get(&key) == Some(path) {
+                    return true;
+                }
+                let proves = path.proves(txid, &vote.root);
+                if proves {
+                    paths.insert(key, path.clone());
+                }
+                proves
             };
             let (chain, genesis) = (self.params.chain_id, self.genesis_hash);
             verify_proof_parts_with(proof, chain, genesis, set, signature_ok, path_ok).map(|_| ())
