@@ -15,7 +15,7 @@
 
 mod devnet_support;
 
-use devnet_support::{wait_for, Devnet};
+use devnet_support::{wait_for, Devnet, Validator};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -45,6 +45,18 @@ fn cli(node: &Path, wallet: &Path, args: &[&str]) -> Result<String, String> {
     } else {
         Err(text(out.stderr))
     }
+}
+
+/// Runs a `time-cli` command that prints a txid, and waits until `node`
+/// finalized it.
+fn cli_final(node: &Validator, wallet: &Path, args: &[&str]) -> Hash {
+    let txid: Hash = cli(node.datadir(), wallet, args)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    node.wait_finalized(&[txid]);
+    txid
 }
 
 fn ids(set: &Value) -> Vec<String> {
@@ -85,12 +97,7 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
         "--listen",
         "127.0.0.1:24999",
     ];
-    let txid: Hash = cli(node0.datadir(), &wallet, &register)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    node0.wait_finalized(&[txid]);
+    let txid = cli_final(node0, &wallet, &register);
 
     // Every node's registry admits it once its block is final.
     let mut active_from = 0;
@@ -164,12 +171,7 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
 
     // Deregistering spends the collateral.
     let deregister = ["masternode", "deregister", "--identity-key", key_arg];
-    let txid: Hash = cli(node0.datadir(), &wallet, &deregister)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    node0.wait_finalized(&[txid]);
+    cli_final(node0, &wallet, &deregister);
     for node in &devnet.nodes {
         let member = wait_for(&format!("node{} to deregister {id}", node.index), || {
             let member = node.call("getmasternode", json!([id]));

@@ -373,7 +373,7 @@ impl<C: Clock> BlockThread<C> {
         );
         let registry =
             epochs::load_registry(&store, settings.epoch_rules, validators.validators())?;
-        Ok(BlockThread {
+        let thread = BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
             store,
@@ -396,7 +396,9 @@ impl<C: Clock> BlockThread<C> {
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
             registry,
-        })
+        };
+        thread.publish_set();
+        Ok(thread)
     }
 
     /// Runs until the stop channel closes; a store failure ends the thread

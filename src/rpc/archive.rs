@@ -196,6 +196,12 @@ pub fn final_block(
     Ok(Some((block, signers)))
 }
 
+/// The registry at `spec`'s genesis: its validators, paid at their
+/// identity's address, the set of epochs 0 and 1.
+pub fn genesis_registry(spec: &ChainSpec) -> Registry {
+    Registry::genesis(spec.epoch_rules, &spec.validators, payout_address)
+}
+
 /// Applies one final block to `registry`.
 pub fn apply_final_block(
     registry: &mut Registry,
@@ -231,7 +237,7 @@ pub enum RegistryFault {
 /// registry applied, and checks every stored epoch set and member record
 /// against it (DESIGN §7: `verifychain` replays the sets).
 pub fn verify_registry(view: &ReadView<'_>, spec: &ChainSpec) -> Result<u64, RegistryFault> {
-    let mut registry = Registry::genesis(spec.epoch_rules, &spec.validators, payout_address);
+    let mut registry = genesis_registry(spec);
     let applied_to = view.registry_next_height()?;
     let mut epochs = 0u64;
     for height in 1..applied_to {

@@ -2,10 +2,10 @@
 //! `getmasternodes [epoch]` and `getmasternode ID`, read from the store's
 //! registry tables (what the final blocks decided).
 
+use super::archive::genesis_registry;
 use super::{errors, RpcContext, RpcError};
-use crate::chain::reward::payout_address;
 use crate::finality::required_weight;
-use crate::masternode::{Member, MemberStatus, Registry, Snapshot};
+use crate::masternode::{Member, MemberStatus, Snapshot};
 use crate::store::ReadView;
 use crate::types::{json as tx_json, PublicKeyBytes};
 use serde_json::{json, Value};
@@ -18,10 +18,9 @@ fn snapshot_of(
     epoch: u64,
 ) -> Result<Option<Snapshot>, RpcError> {
     if epoch <= 1 {
-        let genesis = Registry::genesis(ctx.spec.epoch_rules, &ctx.spec.validators, payout_address);
         return Ok(Some(Snapshot {
             epoch,
-            members: genesis.latest().members.clone(),
+            members: genesis_registry(&ctx.spec).latest().members.clone(),
         }));
     }
     Ok(view.epoch_snapshot(epoch)?)
@@ -90,9 +89,7 @@ pub(super) fn masternode(ctx: &RpcContext, id: PublicKeyBytes) -> Result<Value, 
     let found = match view.masternode(&id)? {
         Some(found) => Some(found),
         None if view.registry_next_height()? <= 1 => {
-            Registry::genesis(ctx.spec.epoch_rules, &ctx.spec.validators, payout_address)
-                .member(&id)
-                .cloned()
+            genesis_registry(&ctx.spec).member(&id).cloned()
         }
         None => None,
     };

@@ -66,13 +66,13 @@ impl<C: Clock> BlockThread<C> {
             }
             if let Some(snapshot) = &applied.snapshot {
                 log_epoch(snapshot);
+                self.publish_set();
             }
         }
-        self.publish_set();
         Ok(())
     }
 
-    /// The latest decided set, as gauges.
+    /// The latest decided set, as gauges (at start and at each decision).
     pub(super) fn publish_set(&self) {
         let latest = self.registry.latest();
         let metrics = &self.channels.metrics;
