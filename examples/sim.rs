@@ -4,12 +4,15 @@
 //! cargo run --release --example sim -- --validators 100 --byzantine 0.2 \
 //!     --strategy split --txs 10000 --conflicts 0.1 --seed 7 --loss 0.01 \
 //!     --partition 2000:6000:0.3
+//!
+//! Validator churn: `--validators 25 --churn 2 --epoch-ms 2000` keeps 23 in
+//! the set and swaps 2 in and 2 out at every epoch change.
 
 use clap::Parser;
 use std::error::Error;
 use std::time::Instant;
 use timecoin::sim::rng::{concern_rng, PPM};
-use timecoin::sim::{self, Crash, Partition, SimConfig, Strategy, TierMix};
+use timecoin::sim::{self, ChurnConfig, Crash, Partition, SimConfig, Strategy, TierMix};
 
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic simulation of timecoin validators")]
@@ -66,6 +69,16 @@ struct Args {
     /// Finality committee seats (default: the devnet config's).
     #[arg(long)]
     seats: Option<u32>,
+    /// Validators that leave the set, and benched ones that join, at every
+    /// epoch change (default: no churn, one epoch).
+    #[arg(long)]
+    churn: Option<usize>,
+    /// Virtual time per epoch, with --churn.
+    #[arg(long, default_value_t = 2_000)]
+    epoch_ms: u64,
+    /// Each node enters an epoch up to this long after its boundary, with --churn.
+    #[arg(long, default_value_t = 200)]
+    epoch_skew_ms: u64,
     /// Print every violation, not only the first 20.
     #[arg(long)]
     verbose: bool,
@@ -95,6 +108,11 @@ fn config(args: &Args) -> Result<SimConfig, Box<dyn Error>> {
     c.gossip_peers = args.gossip_peers;
     c.liveness_bound_ms = args.liveness_bound_ms;
     c.committee_seats = args.seats.unwrap_or(c.committee_seats);
+    c.churn = args.churn.map(|swaps| ChurnConfig {
+        epoch_ms: args.epoch_ms,
+        swaps,
+        skew_ms: args.epoch_skew_ms,
+    });
     c.workload.txs = args.txs;
     c.workload.conflict_ppm = ppm(args.conflicts, "conflicts")?;
     c.workload.rate_per_sec = args.rate;

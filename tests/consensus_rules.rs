@@ -9,15 +9,15 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::sync::Arc;
 use timecoin::consensus::{
-    ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output, RejectReason, SnowballParams,
-    SubmitError, TxStatusReport, Verdict,
+    ConsensusMessage, Engine, EpochCommittee, Event, Misbehaviour, NodeId, Output, RejectReason,
+    SnowballParams, SubmitError, TxStatusReport, Verdict,
 };
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::Keypair;
-use timecoin::finality::{verify_proof, EvidenceError, FinalityProof, WindowVote};
+use timecoin::finality::{verify_proof, EvidenceError, FinalityProof, ValidatorSet, WindowVote};
 use timecoin::mempool::TxStatus;
 use timecoin::time::MonoTime;
-use timecoin::types::{Hash, Tx};
+use timecoin::types::{Hash, Tx, Validator, VrfPublicBytes};
 
 /// Devnet parameters with a chosen `beta` and one poll at a time per tx,
 /// so tests can count polls one by one.
@@ -48,6 +48,8 @@ struct Observer {
     log: Vec<Output>,
     /// The next seq of the windows the test signs for its validators.
     next_seq: u64,
+    /// The epoch those windows name.
+    epoch: u64,
 }
 
 impl Observer {
@@ -78,6 +80,7 @@ impl Observer {
             pending: Vec::new(),
             log: Vec::new(),
             next_seq: 1,
+            epoch: 0,
         }
     }
 
@@ -189,7 +192,12 @@ impl Observer {
     /// A window vote of validator `v` over `txids`, with its next seq.
     fn window(&mut self, v: usize, txids: &[Hash]) -> WindowVote {
         self.next_seq += 1;
-        WindowVote::sign(&self.keys[v], scope(0), self.next_seq, txids.to_vec())
+        WindowVote::sign(
+            &self.keys[v],
+            scope(self.epoch),
+            self.next_seq,
+            txids.to_vec(),
+        )
     }
 
     /// Validators in `signers` each deliver a window vote over `txids`.
@@ -1301,4 +1309,222 @@ fn restored_engine_rejects_the_pending_conflict_and_signs_only_the_accepted_side
         Ok(tx_x)
     );
     assert!(proof.votes.iter().any(|(v, _)| v.voter == me));
+}
+
+/// Epoch `epoch`'s committee: the consensus test validators `members`
+/// (by label index), weight 1 each, in that order.
+fn committee(epoch: u64, members: &[usize]) -> EpochCommittee {
+    let validators = members
+        .iter()
+        .map(|&i| Validator {
+            id: validator_key(i).public(),
+            vrf_key: VrfPublicBytes([0; 32]),
+            weight: 1,
+        })
+        .collect();
+    EpochCommittee {
+        epoch,
+        committee: ValidatorSet::new(validators).unwrap(),
+    }
+}
+
+fn blamed(outputs: &[Output]) -> Vec<Misbehaviour> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Misbehaved { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// DESIGN §7: votes of the previous, current and (once the chain decided
+/// it) next epoch count, each against its own committee; votes of any
+/// other epoch are dropped without blame, as honest relays send them
+/// across a boundary; a non-member of the vote's own epoch is blamed.
+#[test]
+fn window_votes_count_only_for_held_epochs_each_against_its_committee() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    o.keys.extend([validator_key(4), validator_key(5)]);
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    o.epoch = 1;
+    let start = o.log.len();
+    o.window_votes(&[4], &[txid]);
+    assert_eq!(
+        o.status(&txid).proof_weight,
+        0,
+        "epoch 1 is not decided here"
+    );
+    assert_eq!(o.engine.metrics().bad_finality_votes, 1);
+    assert!(blamed(&o.log[start..]).is_empty());
+
+    o.engine
+        .learn_next_epoch(committee(1, &[2, 3, 4, 5]))
+        .unwrap();
+    o.window_votes(&[4], &[txid]);
+    assert_eq!(o.status(&txid).proof_weight, 1, "an early vote of epoch 1");
+    let start = o.log.len();
+    o.window_votes(&[0], &[txid]);
+    assert!(matches!(
+        blamed(&o.log[start..])[..],
+        [Misbehaviour::OutsiderWindow]
+    ));
+
+    o.engine
+        .enter_epoch(o.now, committee(1, &[2, 3, 4, 5]))
+        .unwrap();
+    o.engine
+        .enter_epoch(o.now, committee(2, &[2, 3, 4, 5]))
+        .unwrap();
+    o.epoch = 0;
+    let start = o.log.len();
+    o.window_votes(&[2], &[txid]);
+    assert!(
+        blamed(&o.log[start..]).is_empty(),
+        "older than the previous epoch"
+    );
+    assert_eq!(o.engine.metrics().bad_finality_votes, 3);
+}
+
+/// A proof holds votes of one epoch (DESIGN §7): votes split across a
+/// boundary never add up, but each epoch's tally goes on (a late vote of
+/// the previous epoch still counts there), and the proof verifies against
+/// its own epoch's committee only.
+#[test]
+fn a_proof_holds_votes_of_one_epoch_and_verifies_against_its_committee() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let txid = o.submit(o.wallet.pay(0, "payee")).unwrap();
+    o.window_votes(&[0, 1], &[txid]);
+    let next = committee(1, &[3, 2, 1, 0]);
+    o.engine.enter_epoch(o.now, next.clone()).unwrap();
+    o.epoch = 1;
+    o.window_votes(&[2, 3], &[txid]);
+    assert!(o.finalized(&txid).is_none(), "2 + 2 votes of two epochs");
+    assert_eq!(o.status(&txid).proof_weight, 2);
+    o.epoch = 0;
+    o.window_votes(&[2], &[txid]);
+    let proof = o
+        .finalized(&txid)
+        .expect("a late epoch-0 vote completes epoch 0's");
+    assert!(proof.votes.iter().all(|(v, _)| v.epoch == 0));
+    let (_, genesis_set) = validator_set(&[1; 4]);
+    let genesis = |e| (e == 0).then_some(&genesis_set);
+    assert_eq!(verify_proof(&proof, CHAIN, GENESIS, genesis), Ok(txid));
+    let only_next = |e| (e == 1).then_some(&next.committee);
+    assert!(verify_proof(&proof, CHAIN, GENESIS, only_next).is_err());
+}
+
+/// A validator still seated after an epoch change signs its accepted but
+/// unproven txids again under the new epoch (the new committee's quorum
+/// needs its vote); one unseated signs nothing more.
+#[test]
+fn entering_an_epoch_signs_unproven_acceptances_again_or_stops_signing() {
+    let mut o = Observer::validator(&[1; 4], sequential(20), 0);
+    let tx = o.wallet.pay(0, "payee");
+    let txid = tx.txid();
+    o.engine
+        .restore_accepted(o.now, tx, &o.wallet.utxos)
+        .unwrap();
+    o.advance(10);
+    o.engine
+        .enter_epoch(o.now, committee(1, &[1, 0, 2, 3]))
+        .unwrap();
+    o.advance(10);
+    let windows = o.own_windows();
+    let signed: Vec<(u64, Vec<Hash>)> = windows
+        .iter()
+        .map(|w| (w.vote.epoch, w.txids.clone()))
+        .collect();
+    assert_eq!(signed, vec![(0, vec![txid]), (1, vec![txid])]);
+    assert_eq!(o.engine.epoch(), 1);
+
+    o.engine
+        .enter_epoch(o.now, committee(2, &[1, 2, 3, 4]))
+        .unwrap();
+    let tx = o.wallet.pay(1, "payee");
+    o.engine
+        .restore_accepted(o.now, tx, &o.wallet.utxos)
+        .unwrap();
+    o.advance(1_000);
+    assert_eq!(o.own_windows().len(), 2, "unseated: no more windows");
+}
+
+/// Only validators poll (DESIGN §5), so a node seated by an epoch change
+/// starts polling what it holds, and its own slots count.
+#[test]
+fn a_node_seated_by_an_epoch_change_starts_polling() {
+    let (_, set) = validator_set(&[1; 4]);
+    let wallet = Wallet::funded(1);
+    let now = MonoTime(1_000_000);
+    let joiner = validator_key(4);
+    let mut engine = Engine::new(engine_config(sequential(20), 7), set, Some(joiner), now);
+    engine
+        .handle_submit(now, wallet.pay(0, "payee"), &wallet.utxos)
+        .unwrap();
+    engine.handle_timeout(now.plus_ms(1_000), &wallet.utxos);
+    assert_eq!(engine.metrics().polls_started, 0);
+    let now = now.plus_ms(1_000);
+    engine
+        .enter_epoch(now, committee(1, &[1, 2, 3, 4]))
+        .unwrap();
+    engine.handle_timeout(now, &wallet.utxos);
+    assert_eq!(engine.metrics().polls_started, 1);
+}
+
+/// A voter keeps its number across epochs, whatever the committee order,
+/// so two conflicting spends it signs on either side of a boundary are
+/// caught, and that evidence verifies against the two epochs' committees.
+#[test]
+fn equivocation_across_an_epoch_boundary_is_caught() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
+    let (tx_x, tx_y) = (x.txid(), y.txid());
+    o.deliver(o.id(1), ConsensusMessage::Tx(x));
+    o.deliver(o.id(2), ConsensusMessage::Tx(y));
+    o.window_votes(&[3], &[tx_x]);
+    let next = committee(1, &[3, 2, 1, 0]);
+    o.engine.enter_epoch(o.now, next.clone()).unwrap();
+    o.epoch = 1;
+    o.window_votes(&[3], &[tx_y]);
+    assert!(o.events().contains(&Event::Equivocation {
+        voter: o.id(3),
+        outpoint: o.wallet.coins[0],
+        first: tx_x,
+        second: tx_y,
+    }));
+    let evidence = o
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::WindowEvidence { evidence, .. } => Some(evidence),
+            _ => None,
+        })
+        .expect("evidence kept");
+    let (_, genesis_set) = validator_set(&[1; 4]);
+    let sets = |epoch| match epoch {
+        0 => Some(&genesis_set),
+        1 => Some(&next.committee),
+        _ => None,
+    };
+    assert_eq!(
+        evidence.verify(CHAIN, GENESIS, sets),
+        Ok((o.id(3), o.wallet.coins[0]))
+    );
+}
+
+/// A proof of an epoch whose committee is not held (older than the
+/// previous one) is dropped, not blamed: catch-up and slow relays send them.
+#[test]
+fn a_proof_of_an_epoch_not_held_is_dropped_without_blame() {
+    let mut o = Observer::new(&[1; 4], sequential(20));
+    let tx = o.wallet.pay(0, "payee");
+    let proof = signed_proof(&tx, &o.keys[..3], 0, &[]);
+    o.engine
+        .enter_epoch(o.now, committee(2, &[0, 1, 2, 3]))
+        .unwrap();
+    let start = o.log.len();
+    o.deliver(o.id(1), ConsensusMessage::Proof(proof));
+    assert!(blamed(&o.log[start..]).is_empty());
+    assert_eq!(o.engine.metrics().proofs_other_epoch, 1);
+    assert_eq!(o.engine.metrics().proofs_invalid, 0);
 }

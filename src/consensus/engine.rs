@@ -13,6 +13,7 @@
 //! it signed and sign a conflict (slashing protection). No clocks, sockets,
 //! threads or global RNG; a seed and the same inputs replay the same outputs.
 
+use super::epochs::{Committees, EpochCommittee, EpochError};
 use super::fetches::Fetches;
 use super::messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
@@ -31,8 +32,8 @@ use super::work_budget::{leaves_cost, query_cost, PeerWork, WorkBudgetParams, Wo
 use crate::config::ChainSpec;
 use crate::crypto::Keypair;
 use crate::finality::{
-    verify_proof_with, EvidenceError, FinalityProof, ProofBuilder, SignedSpend, ValidatorSet,
-    VoteAdded, VoteScope, WindowEquivocation, WindowTree, WindowVote,
+    verify_proof_with, EvidenceError, FinalityProof, ProofBuilder, ProofError, SignedSpend,
+    ValidatorSet, VoteAdded, VoteScope, WindowEquivocation, WindowTree, WindowVote,
     MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
 use crate::ledger::{
@@ -119,8 +120,8 @@ pub struct EngineConfig {
     pub validation: ValidationParams,
     pub snowball: SnowballParams,
     pub limits: EngineLimits,
-    /// Binds our window votes to this chain; the engine holds one snapshot
-    /// (epoch 0) until registration (DESIGN §7) brings one per epoch.
+    /// Binds our window votes to this chain; its epoch is the one the
+    /// engine starts in (the driver moves it on with `enter_epoch`).
     pub scope: VoteScope,
     pub window: WindowParams,
     /// Test knob: a non-validator that polls as a validator would (it still
@@ -202,6 +203,9 @@ pub struct EngineMetrics {
     pub proofs_assembled: u64,
     pub proofs_received: u64,
     pub proofs_invalid: u64,
+    /// Proofs of an epoch whose committee is not held (older than the
+    /// previous epoch, or not decided here yet): dropped, not a fault.
+    pub proofs_other_epoch: u64,
     pub fetches_sent: u64,
     pub fetches_refused: u64,
     /// Transactions in `Txs` that were not asked of that peer.
@@ -277,12 +281,15 @@ struct TxState {
 pub struct Engine {
     config: EngineConfig,
     sample_size: SampleSize,
-    validators: ValidatorSet,
+    /// The finality committees of the previous, current and next epoch.
+    committees: Committees,
     sampler: Sampler,
     rng: ChaCha20Rng,
-    /// Our key, only if it is a member of the validator set (then we answer
+    /// Our key, only while it sits on the current committee (then we answer
     /// our own samples inline and sign finality votes).
     signer: Option<Keypair>,
+    /// Our key whatever the committee: an epoch change may seat or unseat it.
+    identity: Option<Keypair>,
     mempool: Mempool<TxState>,
     orphans: OrphanPool,
     orphan_proofs: OrphanProofs,
@@ -337,7 +344,10 @@ impl Engine {
             sample_size,
             sampler: Sampler::new(&weights, sample_size.k),
             rng: ChaCha20Rng::seed_from_u64(config.rng_seed),
-            signer: identity.filter(|k| validators.contains(&k.public())),
+            signer: identity
+                .clone()
+                .filter(|k| validators.contains(&k.public())),
+            identity,
             mempool: Mempool::new(
                 params.mempool_max_txs as usize,
                 limits.max_conflicts_per_outpoint,
@@ -366,7 +376,10 @@ impl Engine {
             outputs: VecDeque::new(),
             metrics: EngineMetrics::default(),
             sample_scratch: Vec::new(),
-            validators,
+            committees: Committees::new(EpochCommittee {
+                epoch: config.scope.epoch,
+                committee: validators,
+            }),
             config,
         }
     }
@@ -545,7 +558,7 @@ impl Engine {
                 polls_completed: s.snowball.polls_completed,
                 polls_outstanding: s.polls_outstanding,
                 proof_weight: self.windows.tally(txid).map_or(0, ProofBuilder::weight),
-                proof_needed: self.validators.required_weight(),
+                proof_needed: self.committees.current().required_weight(),
                 first_seen: Some(entry.first_seen),
                 locally_accepted_at: s.locally_accepted_at,
                 finalized_at: s.finalized_at,
@@ -565,7 +578,7 @@ impl Engine {
             polls_completed: 0,
             polls_outstanding: 0,
             proof_weight: self.windows.tally(txid).map_or(0, ProofBuilder::weight),
-            proof_needed: self.validators.required_weight(),
+            proof_needed: self.committees.current().required_weight(),
             first_seen: None,
             locally_accepted_at: None,
             finalized_at: None,
@@ -614,6 +627,61 @@ impl Engine {
         self.halted = true;
     }
 
+    // ---- epochs ----
+
+    /// The epoch whose committee polls and signs now.
+    pub fn epoch(&self) -> u64 {
+        self.committees.epoch()
+    }
+
+    /// The chain decided the committee of the next epoch: early votes of
+    /// its members (from nodes that crossed the boundary first) count.
+    pub fn learn_next_epoch(&mut self, next: EpochCommittee) -> Result<(), EpochError> {
+        self.committees.learn_next(next)
+    }
+
+    /// The chain reached epoch `to` (DESIGN §7): its committee polls and
+    /// signs from now on, which may seat or unseat our key. Seated, we sign
+    /// again under the new epoch every txid we accepted that has no proof
+    /// yet, so its quorum forms in the new committee (tallies hold one
+    /// epoch's votes); newly seated, we start polling what we hold.
+    pub fn enter_epoch(&mut self, now: MonoTime, to: EpochCommittee) -> Result<(), EpochError> {
+        self.committees.advance(to)?;
+        self.config.scope.epoch = self.committees.epoch();
+        let committee = self.committees.current();
+        let weights: Vec<u64> = committee.validators().iter().map(|v| v.weight).collect();
+        self.sample_size = self.config.snowball.sample_size(committee.len());
+        self.sampler = Sampler::new(&weights, self.sample_size.k);
+        let was_seated = self.signer.is_some();
+        self.signer = self
+            .identity
+            .clone()
+            .filter(|k| committee.contains(&k.public()));
+        if self.signer.is_none() || self.halted {
+            return Ok(());
+        }
+        // Sorted: the map's order must not reach what we sign or send.
+        let mut held: Vec<(Hash, TxStatus, bool)> = self
+            .mempool
+            .iter()
+            .map(|(txid, e)| (*txid, e.status, e.state.acceptance_durable))
+            .collect();
+        held.sort_unstable_by_key(|(txid, ..)| *txid);
+        let accepted = held
+            .iter()
+            .filter(|(_, status, durable)| *status == TxStatus::LocallyAccepted && *durable)
+            .map(|(txid, ..)| *txid);
+        self.own_window.push_again(now, accepted);
+        if !was_seated && !self.config.observer_polls {
+            for (txid, status, _) in &held {
+                if *status == TxStatus::Sampling {
+                    self.schedule_poll(*txid, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes window-vote and tx signature verdicts from `shared` (the simulator's
     /// one-per-process cache); each check is still counted as made here.
     pub fn share_signature_verdicts(&mut self, shared: SharedVerdicts) {
@@ -626,9 +694,9 @@ impl Engine {
         self.shared_trees = Some(shared);
     }
 
-    /// The finality committee this engine was given: its signer set.
+    /// The current epoch's finality committee: who polls and signs.
     pub fn validators(&self) -> &ValidatorSet {
-        &self.validators
+        self.committees.current()
     }
 
     /// `k'`/`alpha'` in use for this validator set.
@@ -861,6 +929,11 @@ impl Engine {
 
     /// When our open window must close, if we have one.
     fn window_due_at(&self) -> Option<MonoTime> {
+        // Unseated by an epoch change, or halted: nothing is signed, so an
+        // open window must not keep the engine waking.
+        if self.signer.is_none() || self.halted {
+            return None;
+        }
         let w = self.config.window;
         self.own_window
             .due_at(w.vote_window_ms, w.max_window_txs.max(1))
@@ -953,14 +1026,18 @@ impl Engine {
         let scope = self.config.scope;
         let fault = if (vote.chain_id, vote.genesis_hash) != (scope.chain_id, scope.genesis_hash) {
             Some(Misbehaviour::WrongChainWindow)
-        } else if vote.epoch != scope.epoch {
-            // Stale or early, not a fault.
-            self.metrics.bad_finality_votes += 1;
-            return None;
-        } else if !self.validators.contains(&vote.voter) {
-            Some(Misbehaviour::OutsiderWindow)
         } else {
-            None
+            match self.committees.get(vote.epoch) {
+                // Of an epoch not held: older than the previous one (the
+                // long-range rule) or early; honest relays send those
+                // across a boundary, so not a fault.
+                None => {
+                    self.metrics.bad_finality_votes += 1;
+                    return None;
+                }
+                Some(set) if !set.contains(&vote.voter) => Some(Misbehaviour::OutsiderWindow),
+                Some(_) => None,
+            }
         };
         if let Some(fault) = fault {
             self.metrics.bad_finality_votes += 1;
@@ -1027,24 +1104,35 @@ impl Engine {
         window: &Arc<WindowTree>,
         view: &impl UtxoView,
     ) {
-        // Checked by `check_window` (or our own key): always a member.
-        let Some(member) = self.validators.index_of(&window.vote().voter) else {
+        // Checked by `check_window` (or our own key): a member of the
+        // committee of its epoch, which is held.
+        let (epoch, voter) = (window.vote().epoch, window.vote().voter);
+        let member = self
+            .committees
+            .get(epoch)
+            .and_then(|set| set.index_of(&voter));
+        let (Some(member), Some(voter_id)) = (member, self.committees.voter_id(&voter)) else {
             return;
         };
         let mut complete = Vec::new();
         for (index, txid) in window.txids().iter().enumerate() {
-            self.note_spends(window, member, index);
+            self.note_spends(window, voter_id, index);
             if self.is_final_here(txid) {
                 continue;
             }
-            let validators = &self.validators;
-            let tally = self
+            let Some(set) = self.committees.get(epoch) else {
+                return;
+            };
+            let Some(tally) = self
                 .windows
-                .tally_mut(*txid, || ProofBuilder::new(*txid, validators));
+                .tally_mut(*txid, epoch, || ProofBuilder::new(*txid, set))
+            else {
+                continue;
+            };
             if tally.is_complete() || tally.has_voted(member) {
                 continue;
             }
-            if let Ok(VoteAdded::Complete) = tally.add(validators, window, index) {
+            if let Ok(VoteAdded::Complete) = tally.add(set, window, index) {
                 complete.push(*txid);
             }
         }
@@ -1056,10 +1144,9 @@ impl Engine {
     /// Records the outpoints the voter of `window` signed a spend of with
     /// its txid at `index`, if we hold that tx; a second txid for one
     /// outpoint is equivocation, reported with its evidence.
-    fn note_spends(&mut self, window: &WindowTree, member: usize, index: usize) {
+    fn note_spends(&mut self, window: &WindowTree, voter_id: u32, index: usize) {
         let (voter, seq) = window.window().key();
-        let (Some(txid), Ok(member)) = (window.txids().get(index).copied(), u32::try_from(member))
-        else {
+        let Some(txid) = window.txids().get(index).copied() else {
             return;
         };
         // Every voter's window passes here for every txid: the tx is
@@ -1072,7 +1159,7 @@ impl Engine {
                 .iter()
                 .filter_map(|input| {
                     let (first, first_seq) =
-                        self.signed_spends.record(member, input.prev, txid, seq)?;
+                        self.signed_spends.record(voter_id, input.prev, txid, seq)?;
                     Some((input.prev, first, first_seq))
                 })
                 .collect(),
@@ -1137,12 +1224,12 @@ impl Engine {
         if !self.charge(now, from, 2) {
             return;
         }
-        let validators = &self.validators;
+        let committees = &self.committees;
         let cache = &mut self.verified_votes;
         match evidence.verify_with(
             self.config.scope.chain_id,
             self.config.scope.genesis_hash,
-            |epoch| validators.for_epoch(epoch),
+            |epoch| committees.get(epoch),
             |vote| cache.check(vote),
         ) {
             Ok(_) => self.keep_evidence(evidence, Some(from)),
@@ -1467,8 +1554,8 @@ impl Engine {
         if !self.charge(now, from, 1 + proof.tx.inputs.len() as u64) {
             return;
         }
-        let validator = self.validators.contains(&from);
-        let validators = &self.validators;
+        let validator = self.committees.holds(&from);
+        let committees = &self.committees;
         let cache = &mut self.verified_votes;
         let work = &mut self.work;
         let mut unpaid = false;
@@ -1476,7 +1563,7 @@ impl Engine {
             &proof,
             self.config.scope.chain_id,
             self.config.scope.genesis_hash,
-            |epoch| validators.for_epoch(epoch),
+            |epoch| committees.get(epoch),
             |vote| {
                 if cache.is_verified(vote) || work.charge(now, from, validator, 1) {
                     cache.check(vote)
@@ -1487,6 +1574,10 @@ impl Engine {
             },
         );
         if unpaid {
+            return;
+        }
+        if let Err(ProofError::UnknownEpoch { .. }) = verified {
+            self.metrics.proofs_other_epoch += 1;
             return;
         }
         if let Err(e) = verified {
@@ -1627,7 +1718,8 @@ impl Engine {
             entry.state.polls_outstanding += 1;
             let pipeline_open = entry.state.polls_outstanding < max_concurrent;
             for drawn in &self.sample_scratch {
-                let Some(to) = self.validators.validators().get(drawn.member).map(|v| v.id) else {
+                let committee = self.committees.current().validators();
+                let Some(to) = committee.get(drawn.member).map(|v| v.id) else {
                     continue;
                 };
                 let at = PollSlots {
@@ -1720,7 +1812,7 @@ impl Engine {
 
     /// Charges `units` of work to `peer` (a validator's bucket is the larger).
     fn charge(&mut self, now: MonoTime, peer: NodeId, units: u64) -> bool {
-        let validator = self.validators.contains(&peer);
+        let validator = self.committees.holds(&peer);
         self.work.charge(now, peer, validator, units)
     }
 

@@ -8,6 +8,7 @@
 //! local knowledge alone: only a poll quorum accepts, only a proof finalizes.
 
 pub mod engine;
+pub mod epochs;
 pub mod fetches;
 pub mod messages;
 pub mod misbehaviour;
@@ -23,6 +24,7 @@ pub mod windows;
 pub mod work_budget;
 
 pub use engine::{Engine, EngineConfig, EngineLimits, EngineMetrics, SubmitError, WindowParams};
+pub use epochs::{EpochCommittee, EpochError};
 pub use messages::{
     ConsensusMessage, Event, NodeId, Output, RejectReason, TxStatusReport, Verdict,
 };

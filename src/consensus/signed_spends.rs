@@ -3,8 +3,8 @@
 //!
 //! Every window passes here for every txid it lists and every input of
 //! that tx, so the record is dense: per outpoint (one map entry), the
-//! txids signed for it and, per txid, its signers by set index with the
-//! window seq. An outpoint almost always has one txid, and a signer costs
+//! txids signed for it and, per txid, its signers by voter number (stable
+//! across epochs, see `epochs::Committees::voter_id`) with the window seq. An outpoint almost always has one txid, and a signer costs
 //! a bit and 16 bytes instead of a map entry keyed by its 32-byte id. Bounded:
 //! oldest outpoints are forgotten first, at most
 //! [`MAX_TXIDS_PER_OUTPOINT`] txids each, signers bounded by the set.
@@ -20,10 +20,10 @@ pub const MAX_TXIDS_PER_OUTPOINT: usize = 4;
 #[derive(Debug)]
 struct Signers {
     txid: Hash,
-    /// Bit `m`: set member `m` signed it (the common question, answered
+    /// Bit `m`: voter number `m` signed it (the common question, answered
     /// without a scan).
     signed: Vec<u64>,
-    /// Its signers by set index, each with its window's seq (one list, so
+    /// Its signers by voter number, each with its window's seq (one list, so
     /// recording a signer touches one place, not two).
     seqs: Vec<(u32, u64)>,
 }
@@ -99,7 +99,7 @@ impl SignedSpends {
         }
     }
 
-    /// Records that set member `member` signed `txid`, spending `outpoint`,
+    /// Records that voter number `member` signed `txid`, spending `outpoint`,
     /// in its window `seq`; returns the other txid it signed for that
     /// outpoint before, and that window's seq, if any (equivocation).
     pub fn record(

@@ -11,13 +11,17 @@ use crate::finality::{ProofBuilder, WindowError, WindowTree, WindowVote};
 use crate::mempool::RecentMap;
 use crate::time::MonoTime;
 use crate::types::Hash;
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Seqs of one engine incarnation: `session << 32 | n`. The driver hands
 /// each start a session number it made durable first, so a restarted
 /// validator never reuses a seq and its windows always sort after the old.
 pub const SEQS_PER_SESSION: u64 = 1 << 32;
+
+/// Tallies one txid may hold at once: the previous, current and next
+/// epoch's, the epochs whose votes are accepted.
+pub const MAX_EPOCH_TALLIES: usize = 3;
 
 /// Missing windows asked for at one gap, newest first (older ones are
 /// left to proofs in catch-up and block sync).
@@ -47,6 +51,17 @@ impl OwnWindow {
     pub fn push(&mut self, now: MonoTime, txid: Hash) {
         self.opened_at.get_or_insert(now);
         self.txids.push(txid);
+    }
+
+    /// Adds txids signed before under an older epoch, to sign again under
+    /// the new one; those still in the open window are signed with it.
+    pub fn push_again(&mut self, now: MonoTime, txids: impl IntoIterator<Item = Hash>) {
+        let open: HashSet<Hash> = self.txids.iter().copied().collect();
+        for txid in txids {
+            if !open.contains(&txid) {
+                self.push(now, txid);
+            }
+        }
     }
 
     /// When the window must close: `window_ms` after it opened, or at once
@@ -83,8 +98,9 @@ pub struct WindowBook {
     kept: RecentMap<(NodeId, u64), Arc<WindowTree>>,
     /// Highest seq seen per voter (members only, so bounded by the set).
     highest: HashMap<NodeId, u64>,
-    /// Verified votes per txid, collected until the quorum.
-    tallies: RecentMap<Hash, ProofBuilder>,
+    /// Verified votes per txid, collected until the quorum: one tally per
+    /// epoch the votes are of.
+    tallies: RecentMap<Hash, Vec<(u64, ProofBuilder)>>,
 }
 
 /// Capacities of a [`WindowBook`].
@@ -141,17 +157,54 @@ impl WindowBook {
         self.kept.get(&(*voter, seq))
     }
 
+    /// The tally of `txid` closest to a proof: a complete one, else the
+    /// heaviest of its epochs.
     pub fn tally(&self, txid: &Hash) -> Option<&ProofBuilder> {
-        self.tallies.get(txid)
+        self.tallies
+            .get(txid)?
+            .iter()
+            .map(|(_, tally)| tally)
+            .max_by_key(|tally| (tally.is_complete(), tally.weight()))
     }
 
-    /// The tally of `txid`, opened with `open` if it has none.
+    /// The tally of `txid` holding votes of `epoch`.
+    pub fn tally_in(&self, txid: &Hash, epoch: u64) -> Option<&ProofBuilder> {
+        self.tallies
+            .get(txid)?
+            .iter()
+            .find(|(e, _)| *e == epoch)
+            .map(|(_, tally)| tally)
+    }
+
+    /// The tally of `txid` for votes of `epoch`, opened with `open` if it
+    /// has none. A proof holds votes of one epoch, so around a boundary a
+    /// txid has one tally per epoch (at most [`MAX_EPOCH_TALLIES`]; the
+    /// oldest gives way to a newer one, and a vote older than all of a
+    /// full set is left out: `None`).
     pub fn tally_mut(
         &mut self,
         txid: Hash,
+        epoch: u64,
         open: impl FnOnce() -> ProofBuilder,
-    ) -> &mut ProofBuilder {
-        self.tallies.get_or_insert_with(txid, open)
+    ) -> Option<&mut ProofBuilder> {
+        let tallies = self.tallies.get_or_insert_with(txid, Vec::new);
+        let at = match tallies.iter().position(|(e, _)| *e == epoch) {
+            Some(at) => at,
+            None if tallies.len() < MAX_EPOCH_TALLIES => {
+                tallies.push((epoch, open()));
+                tallies.len() - 1
+            }
+            None => {
+                let (oldest, _) = tallies.iter().enumerate().min_by_key(|(_, (e, _))| *e)?;
+                let slot = tallies.get_mut(oldest)?;
+                if slot.0 > epoch {
+                    return None;
+                }
+                *slot = (epoch, open());
+                oldest
+            }
+        };
+        tallies.get_mut(at).map(|(_, tally)| tally)
     }
 
     /// Forgets a settled txid's votes (its proof is durable or moot).

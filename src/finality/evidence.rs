@@ -68,7 +68,7 @@ pub enum EvidenceError {
         genesis: Hash,
         expected: ChainId,
     },
-    #[error("the two votes are by different voters or epochs")]
+    #[error("the two votes are by different voters")]
     NotOneVoter,
     #[error("vote epoch {0} has no known validator set")]
     UnknownEpoch(u64),
@@ -86,7 +86,13 @@ pub enum EvidenceError {
 
 impl EvidenceError {
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, EvidenceError::WrongChain { .. })
+        // Another chain's, or an epoch this node holds no set of (older
+        // than the previous one, or not decided here yet): honest relays
+        // send those.
+        !matches!(
+            self,
+            EvidenceError::WrongChain { .. } | EvidenceError::UnknownEpoch(_)
+        )
     }
 }
 
@@ -106,8 +112,8 @@ impl WindowEquivocation {
             .map(|outpoint| (self.first.vote.voter, outpoint))
     }
 
-    /// Checks it offline: both votes for this chain, by one member of their
-    /// epoch's set, each path proving its tx under its root, the two txs
+    /// Checks it offline: both votes for this chain, by one voter that is a
+    /// member of each vote's epoch's set, each path proving its tx under its root, the two txs
     /// different and spending a common outpoint, both signatures valid
     /// (checked last, through `signature_ok`, so a node can use its cache).
     /// Returns the key.
@@ -128,12 +134,17 @@ impl WindowEquivocation {
                 });
             }
         }
-        if a.voter != b.voter || a.epoch != b.epoch {
+        if a.voter != b.voter {
             return Err(EvidenceError::NotOneVoter);
         }
-        let set = validators_for_epoch(a.epoch).ok_or(EvidenceError::UnknownEpoch(a.epoch))?;
-        if !set.contains(&a.voter) {
-            return Err(EvidenceError::NotAMember(a.voter));
+        // The votes may be of two epochs (signed across a boundary): a
+        // member of both committees signed both spends.
+        for vote in [a, b] {
+            let set =
+                validators_for_epoch(vote.epoch).ok_or(EvidenceError::UnknownEpoch(vote.epoch))?;
+            if !set.contains(&vote.voter) {
+                return Err(EvidenceError::NotAMember(vote.voter));
+            }
         }
         let (first, second) = (self.first.tx.txid(), self.second.tx.txid());
         if first == second {

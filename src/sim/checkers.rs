@@ -6,11 +6,9 @@
 //! Reads only what honest engines emit and the workload's submissions; must
 //! never feed anything back into a node.
 
-use crate::consensus::SharedVerdicts;
+use crate::consensus::{EpochCommittee, SharedVerdicts};
 use crate::crypto::merkle::MerklePath;
-use crate::finality::{
-    verify_proof_parts_with, FinalityProof, FinalityVote, ProofError, ValidatorSet,
-};
+use crate::finality::{verify_proof_parts_with, FinalityProof, FinalityVote, ProofError};
 use crate::ledger::{validate, MemUtxoSet, TxError, ValidationParams};
 use crate::types::{Hash, OutPoint, Tx};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -178,8 +176,9 @@ pub struct Period {
 }
 
 pub struct Checkers {
-    /// The finality committee proofs are checked against.
-    committee: ValidatorSet,
+    /// Every epoch's finality committee (by epoch): proofs are checked
+    /// against the one of their votes' epoch.
+    committees: Vec<EpochCommittee>,
     /// Signature verdicts shared with the engines: each computed once.
     verdicts: SharedVerdicts,
     params: ValidationParams,
@@ -203,14 +202,14 @@ pub struct Checkers {
 impl Checkers {
     /// `honest[i]`: node `i` is honest and held to the properties.
     pub fn new(
-        committee: ValidatorSet,
+        committees: Vec<EpochCommittee>,
         params: ValidationParams,
         genesis_hash: Hash,
         honest: Vec<bool>,
         genesis: MemUtxoSet,
     ) -> Checkers {
         Checkers {
-            committee,
+            committees,
             verdicts: SharedVerdicts::default(),
             params,
             genesis_hash,
@@ -299,7 +298,11 @@ impl Checkers {
         let verdict = if proof.tx != *tx {
             Err(ProofError::WrongPath { index: 0, txid })
         } else {
-            let set = |epoch| self.committee.for_epoch(epoch);
+            let committees = &self.committees;
+            let set = |epoch| {
+                let e = usize::try_from(epoch).ok()?;
+                committees.get(e).map(|c| &c.committee)
+            };
             let (verdicts, votes, paths) = (
                 &self.verdicts,
                 &mut self.verified_votes,
@@ -462,7 +465,7 @@ impl Checkers {
 mod tests {
     use super::*;
     use crate::crypto::{merkle, Keypair};
-    use crate::finality::{FinalityVote, VoteScope};
+    use crate::finality::{FinalityVote, ValidatorSet, VoteScope};
     use crate::types::{Amount, ChainId, TxOut, Validator, VrfPublicBytes};
     use crate::wallet::{build_transfer, Spendable};
 
@@ -510,7 +513,17 @@ mod tests {
             max_tx_bytes: 16_384,
         };
         let honest = vec![true, true, false];
-        let checkers = Checkers::new(set, params, SCOPE.genesis_hash, honest, genesis.clone());
+        let committee = EpochCommittee {
+            epoch: 0,
+            committee: set,
+        };
+        let checkers = Checkers::new(
+            vec![committee],
+            params,
+            SCOPE.genesis_hash,
+            honest,
+            genesis.clone(),
+        );
         World {
             voters,
             wallet,

@@ -10,15 +10,16 @@
 
 use super::byzantine::{Adversary, Strategy};
 use super::checkers::Checkers;
+use super::churn::EpochSchedule;
 use super::network::Network;
 use super::queue::TimedQueue;
 use super::rng::{below, concern_seed};
 use super::workload::Submission;
 use crate::consensus::{
-    ConsensusMessage, Engine, EngineConfig, EngineMetrics, Event, NodeId, Output, SharedTrees,
+    ConsensusMessage, Engine, EngineConfig, EngineMetrics, EpochCommittee, Event, NodeId, Output,
+    SharedTrees,
 };
 use crate::crypto::Keypair;
-use crate::finality::ValidatorSet;
 use crate::ledger::MemUtxoSet;
 use crate::time::MonoTime;
 use crate::types::{encoding, Hash, Tx};
@@ -91,6 +92,8 @@ struct Node {
     /// When `handle_timeout` last ran, to catch a timer re-armed in the past.
     fired_ms: Option<u64>,
     incarnation: u32,
+    /// The epoch this node is in (kept while it is down).
+    epoch: u64,
     /// Txids in this node's mempool (admitted, not yet settled): what an
     /// LMDB mempool table would hold across a restart.
     mempool: BTreeSet<Hash>,
@@ -128,6 +131,10 @@ enum Action {
     Restart {
         node: usize,
     },
+    EnterEpoch {
+        node: usize,
+        epoch: u64,
+    },
 }
 
 /// What a cluster is built from.
@@ -135,8 +142,9 @@ pub struct ClusterSetup {
     pub seed: u64,
     pub roles: Vec<Role>,
     pub keys: Vec<Keypair>,
-    /// The finality committee every engine is given (the whole set when small).
-    pub committee: ValidatorSet,
+    /// Every epoch's finality committee (the whole set when small), and
+    /// when each node enters each epoch.
+    pub epochs: EpochSchedule,
     /// Every node's config; `rng_seed` is replaced per node and incarnation.
     pub engine: EngineConfig,
     pub genesis: MemUtxoSet,
@@ -154,7 +162,7 @@ pub struct Cluster {
     seed: u64,
     nodes: Vec<Node>,
     ids: BTreeMap<NodeId, usize>,
-    committee: ValidatorSet,
+    epochs: EpochSchedule,
     engine_config: EngineConfig,
     network: Network,
     adversary: Adversary,
@@ -205,6 +213,7 @@ impl Cluster {
                 timer_ms: None,
                 fired_ms: None,
                 incarnation: 0,
+                epoch: 0,
                 mempool: BTreeSet::new(),
                 accepted: BTreeSet::new(),
                 retired: Vec::new(),
@@ -220,7 +229,7 @@ impl Cluster {
             seed: setup.seed,
             nodes,
             ids,
-            committee: setup.committee,
+            epochs: setup.epochs,
             engine_config: setup.engine,
             network: setup.network,
             adversary: setup.adversary,
@@ -246,6 +255,17 @@ impl Cluster {
             let at_ms = cluster.submissions[index].at_ms;
             cluster.schedule(at_ms, Action::Submit { index });
         }
+        let entries: Vec<(u64, usize, u64)> = (cluster.epochs.entries.iter().enumerate())
+            .skip(1)
+            .flat_map(|(epoch, at)| {
+                at.iter()
+                    .enumerate()
+                    .map(move |(node, &at_ms)| (at_ms, node, epoch as u64))
+            })
+            .collect();
+        for (at_ms, node, epoch) in entries {
+            cluster.schedule(at_ms, Action::EnterEpoch { node, epoch });
+        }
         for crash in setup.crashes {
             cluster.schedule(crash.at_ms, Action::Crash { node: crash.node });
             if let Some(at_ms) = crash.restart_ms {
@@ -265,6 +285,7 @@ impl Cluster {
                 Action::Submit { index } => self.submit(index),
                 Action::Crash { node } => self.crash(node),
                 Action::Restart { node } => self.restart(node),
+                Action::EnterEpoch { node, epoch } => self.enter_epoch(node, epoch),
             }
         }
         self.now_ms = self.now_ms.max(end_ms);
@@ -295,7 +316,16 @@ impl Cluster {
         config.rng_seed = concern_seed(self.seed, &format!("engine/{node}/{}", n.incarnation));
         // A restart is a new seq session, as the node's store makes it.
         config.window_session = n.incarnation;
-        let mut engine = Engine::new(config, self.committee.clone(), Some(n.key.clone()), now);
+        let Some(current) = self.epochs.committee(n.epoch) else {
+            return;
+        };
+        config.scope.epoch = current.epoch;
+        let committee = current.committee.clone();
+        let mut engine = Engine::new(config, committee, Some(n.key.clone()), now);
+        if let Some(next) = self.epochs.committee(n.epoch + 1) {
+            // Decided an epoch ahead (DESIGN §7), so never refused.
+            let _ = engine.learn_next_epoch(next.clone());
+        }
         engine.share_signature_verdicts(self.checkers.verdicts());
         engine.share_window_trees(self.trees.clone());
         n.engine = Some(engine);
@@ -428,6 +458,26 @@ impl Cluster {
                 let _ = engine.handle_submit(now, tx, ledger);
             }
         }
+        self.drain(node);
+    }
+
+    /// `node` learns that the chain reached `epoch` (and decided the next
+    /// epoch's set); a node that is down enters it when it restarts.
+    fn enter_epoch(&mut self, node: usize, epoch: u64) {
+        let now = self.now();
+        let (Some(n), Some(current)) = (self.nodes.get_mut(node), self.epochs.committee(epoch))
+        else {
+            return;
+        };
+        n.epoch = epoch;
+        if let Some(engine) = n.engine.as_mut() {
+            // Epochs arrive in order, each once: never refused.
+            let _ = engine.enter_epoch(now, current.clone());
+            if let Some(next) = self.epochs.committee(epoch + 1) {
+                let _ = engine.learn_next_epoch(next.clone());
+            }
+        }
+        self.record(b'E', node, &epoch.to_le_bytes());
         self.drain(node);
     }
 
@@ -611,6 +661,19 @@ impl Cluster {
             n.timer_ms = Some(at_ms);
             self.schedule(at_ms, Action::Timer { node });
         }
+    }
+
+    /// Every epoch's committee, by epoch.
+    pub fn epoch_committees(&self) -> &[EpochCommittee] {
+        &self.epochs.committees
+    }
+
+    pub fn byzantine_ids(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role != Role::Honest)
+            .map(|n| n.key.public())
+            .collect()
     }
 
     pub fn roles(&self) -> Vec<Role> {

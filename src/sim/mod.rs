@@ -9,6 +9,7 @@
 
 pub mod byzantine;
 pub mod checkers;
+pub mod churn;
 pub mod cluster;
 pub mod network;
 pub mod queue;
@@ -18,6 +19,7 @@ pub mod workload;
 
 pub use byzantine::Strategy;
 pub use checkers::Violation;
+pub use churn::ChurnConfig;
 pub use cluster::{Crash, Role};
 pub use network::{NetworkConfig, Partition};
 pub use report::SimReport;
@@ -26,11 +28,12 @@ pub use workload::WorkloadConfig;
 use crate::config::{ChainConfig, ConfigError};
 use crate::consensus::EngineConfig;
 use crate::crypto::Keypair;
-use crate::finality::{draw_committee, ValidatorSet, ValidatorSetError};
+use crate::finality::ValidatorSetError;
 use crate::ledger::MemUtxoSet;
 use crate::types::{Network as Chain, Tier, Validator, VrfPublicBytes};
 use byzantine::Adversary;
 use checkers::{Checkers, LivenessDuty, Period};
+use churn::EpochSchedule;
 use cluster::{Cluster, ClusterSetup};
 use rng::{below, concern_rng, shuffled, PPM};
 use std::fmt;
@@ -114,6 +117,9 @@ pub struct SimConfig {
     pub liveness_bound_ms: Option<u64>,
     /// Seats of the finality committee drawn from the set (DESIGN §5).
     pub committee_seats: u32,
+    /// Validators joining and leaving at every epoch change (`None`: the
+    /// whole pool is the set of one epoch).
+    pub churn: Option<ChurnConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +155,7 @@ impl SimConfig {
             persist_mempool: true,
             liveness_bound_ms: None,
             committee_seats: spec.config.consensus.finality_committee_seats,
+            churn: None,
         })
     }
 
@@ -200,20 +207,16 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         .collect();
     let (weights, roles) = assign_roles(config);
     let total_weight: u64 = weights.iter().sum();
-    let validators = ValidatorSet::new(
-        keys.iter()
-            .zip(&weights)
-            .map(|(k, &weight)| Validator {
-                id: k.public(),
-                // No block sortition in the simulator: any VRF key will do.
-                vrf_key: VrfPublicBytes(k.public().0),
-                weight,
-            })
-            .collect(),
-    )?;
-    // Finality is the committee's; every node still runs and observes.
-    let genesis_hash = config.engine.scope.genesis_hash;
-    let committee = draw_committee(&validators, &genesis_hash, config.committee_seats);
+    let pool: Vec<Validator> = keys
+        .iter()
+        .zip(&weights)
+        .map(|(k, &weight)| Validator {
+            id: k.public(),
+            // No block sortition in the simulator: any VRF key will do.
+            vrf_key: VrfPublicBytes(k.public().0),
+            weight,
+        })
+        .collect();
     let honest: Vec<bool> = roles.iter().map(|r| *r == Role::Honest).collect();
     let honest_nodes: Vec<usize> = (0..n).filter(|&i| honest[i]).collect();
 
@@ -227,12 +230,42 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     let mut genesis = MemUtxoSet::default();
     genesis.add_outputs(workload.genesis_txid, &workload.allocations);
 
+    let bound_ms = config
+        .liveness_bound_ms
+        .unwrap_or_else(|| config.default_liveness_bound_ms());
+    let last_submission_ms = workload
+        .submissions
+        .iter()
+        .map(|s| s.at_ms)
+        .max()
+        .unwrap_or(0);
+    let faults_end_ms = config.faults_end_ms();
+    let period = Period {
+        faults_end_ms,
+        bound_ms,
+        run_end_ms: last_submission_ms.max(faults_end_ms) + bound_ms,
+    };
+    // Finality is the committees'; every node still runs and observes.
+    let genesis_hash = config.engine.scope.genesis_hash;
+    let seats = config.committee_seats;
+    let epochs = match config.churn {
+        None => EpochSchedule::single(&pool, genesis_hash, seats)?,
+        Some(churn) => EpochSchedule::churning(
+            &pool,
+            churn,
+            period.run_end_ms,
+            genesis_hash,
+            seats,
+            &mut concern_rng(config.seed, "churn"),
+        )?,
+    };
+
     let adversary = Adversary::new(
         honest_nodes.iter().map(|&i| keys[i].public()).collect(),
         concern_rng(config.seed, "byzantine"),
     );
     let checkers = Checkers::new(
-        committee.clone(),
+        epochs.committees.clone(),
         params,
         config.engine.scope.genesis_hash,
         honest.clone(),
@@ -242,7 +275,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         seed: config.seed,
         roles,
         keys,
-        committee,
+        epochs,
         engine: config.engine.clone(),
         genesis,
         network: network::Network::new(config.network.clone(), concern_rng(config.seed, "network")),
@@ -254,21 +287,6 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         crashes: config.crashes.clone(),
     });
 
-    let bound_ms = config
-        .liveness_bound_ms
-        .unwrap_or_else(|| config.default_liveness_bound_ms());
-    let last_submission_ms = cluster
-        .submissions()
-        .iter()
-        .map(|s| s.at_ms)
-        .max()
-        .unwrap_or(0);
-    let faults_end_ms = config.faults_end_ms();
-    let period = Period {
-        faults_end_ms,
-        bound_ms,
-        run_end_ms: last_submission_ms.max(faults_end_ms) + bound_ms,
-    };
     cluster.run_until(period.run_end_ms);
 
     let up = cluster.up_nodes();

@@ -4,7 +4,8 @@
 
 use super::checkers::{Period, Violation};
 use super::cluster::{Cluster, EngineTotals, Role};
-use super::SimConfig;
+use super::{ChurnConfig, SimConfig};
+use crate::consensus::NodeId;
 use crate::types::Hash;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +66,11 @@ pub struct SimReport {
     pub unsynced: usize,
     pub timers_rearmed_in_past: u64,
     pub period: Period,
+    /// Validator churn, if any, and the epochs the run went through.
+    pub churn: Option<ChurnConfig>,
+    pub epochs: usize,
+    /// The largest Byzantine share of one epoch's committee weight, in percent.
+    pub max_committee_byzantine_pct: f64,
     /// How many payments liveness judged; `None` when it is not promised
     /// (under 80 % honest weight up).
     pub liveness_checked: Option<usize>,
@@ -120,11 +126,24 @@ impl SimReport {
                 .all(|&n| checkers.finalized_at(txid, n).is_some())
         };
         let traffic = cluster.traffic();
+        let byzantine: Vec<NodeId> = cluster.byzantine_ids();
+        let max_committee_byzantine_pct = cluster
+            .epoch_committees()
+            .iter()
+            .map(|c| {
+                let set = &c.committee;
+                let bad: u64 = byzantine.iter().filter_map(|id| set.weight_of(id)).sum();
+                bad as f64 * 100.0 / set.total_weight().max(1) as f64
+            })
+            .fold(0.0, f64::max);
         SimReport {
             seed: config.seed,
             validators: config.validators,
             byzantine: roles.iter().filter(|r| **r != Role::Honest).count(),
             byzantine_weight_pct: byz_weight as f64 * 100.0 / total.max(1) as f64,
+            churn: config.churn,
+            epochs: cluster.epoch_committees().len(),
+            max_committee_byzantine_pct,
             strategy: config.strategy.to_string(),
             submitted: subs.len(),
             refused: cluster.refusals().clone(),
@@ -192,6 +211,18 @@ impl fmt::Display for SimReport {
             "seed {} | {} validators, {} Byzantine ({:.1} % weight, {})",
             self.seed, self.validators, self.byzantine, self.byzantine_weight_pct, self.strategy
         )?;
+        if let Some(churn) = self.churn {
+            writeln!(
+                f,
+                "churn: {} out and {} in every {} ms epoch (nodes enter up to {} ms late), {} epochs | Byzantine share of a committee at most {:.1} %",
+                churn.swaps,
+                churn.swaps,
+                churn.epoch_ms,
+                churn.skew_ms,
+                self.epochs,
+                self.max_committee_byzantine_pct
+            )?;
+        }
         writeln!(
             f,
             "txs: {} submitted, {} refused, {} finalized; non-conflicting finalized on every honest node: {}/{}; conflict pairs decided: {}/{}",

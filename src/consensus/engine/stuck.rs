@@ -31,10 +31,10 @@
 //! never refused.
 
 use super::{Engine, Origin, SubmitError};
+use crate::consensus::epochs::Committees;
 use crate::consensus::messages::{ConsensusMessage, NodeId};
 use crate::consensus::windows::WindowBook;
 use crate::crypto::Keypair;
-use crate::finality::ValidatorSet;
 use crate::mempool::TxStatus;
 use crate::time::MonoTime;
 use crate::types::Hash;
@@ -51,7 +51,7 @@ impl Engine {
     /// Starts the re-ask schedule of a tx just accepted here.
     pub(super) fn note_unproven(&mut self, now: MonoTime, txid: Hash) {
         let me = self.signer.as_ref().map(Keypair::public);
-        let weight = others_weight(&self.windows, &self.validators, me, &txid);
+        let weight = others_weight(&self.windows, &self.committees, me, &txid);
         self.unproven.insert(now, txid, weight);
     }
 
@@ -93,10 +93,10 @@ impl Engine {
     /// validators whose window vote for it is missing here.
     pub(super) fn reask_unproven(&mut self, now: MonoTime) {
         let me = self.signer.as_ref().map(Keypair::public);
-        let (windows, validators) = (&self.windows, &self.validators);
+        let (windows, committees) = (&self.windows, &self.committees);
         let due = self
             .unproven
-            .take_due(now, |txid| others_weight(windows, validators, me, txid));
+            .take_due(now, |txid| others_weight(windows, committees, me, txid));
         if due.is_empty() || self.halted {
             return;
         }
@@ -111,8 +111,9 @@ impl Engine {
                 continue;
             }
             self.metrics.unproven_reasked += 1;
-            let tally = self.windows.tally(&txid);
-            for (member, validator) in self.validators.validators().iter().enumerate() {
+            let committee = self.committees.current();
+            let tally = self.windows.tally_in(&txid, self.committees.epoch());
+            for (member, validator) in committee.validators().iter().enumerate() {
                 let id = validator.id;
                 let voted = tally.is_some_and(|t| t.has_voted(member));
                 if Some(id) != me && !voted && !self.polls.is_unresponsive(&id) {
@@ -135,11 +136,13 @@ impl Engine {
 /// vote follows our acceptance, so only others' votes are news.
 fn others_weight(
     windows: &WindowBook,
-    validators: &ValidatorSet,
+    committees: &Committees,
     me: Option<NodeId>,
     txid: &Hash,
 ) -> u64 {
-    let Some(tally) = windows.tally(txid) else {
+    // Votes of an older epoch count for nothing: their voters sign again.
+    let validators = committees.current();
+    let Some(tally) = windows.tally_in(txid, committees.epoch()) else {
         return 0;
     };
     let ours = me
