@@ -10,8 +10,11 @@
 //! `verifychain` replays the registry and checks every stored set, and
 //! fails on a set the final blocks did not decide. CI time: about 30 s.
 //!
-//! The consensus still weighs votes by the genesis set: this test checks
-//! what the final chain decides, not yet who votes.
+//! The engines follow the epochs: the deregistration, finalized once the
+//! joiner's epoch began, carries votes of that epoch, weighed against its
+//! committee (the joiner never runs: the genesis 40 of 50 still clear two
+//! thirds), and `time-cli proof` checks it offline against that committee.
+//! Block production still follows the genesis set.
 
 mod devnet_support;
 
@@ -169,9 +172,32 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     let refused = cli(node0.datadir(), &wallet, &register).expect_err("a second registration");
     assert!(refused.contains("already registered"), "{refused}");
 
+    // The engines follow the final chain's epochs into the joiner's (a set
+    // the registry decided, its committee drawn with the deciding block).
+    for node in &devnet.nodes {
+        let to = format!("node{} to vote in epoch {active_from}", node.index);
+        wait_for(&to, || {
+            let info = node.call("getconsensusinfo", json!([]));
+            (info["epoch"].as_u64()? >= active_from).then_some(())
+        });
+    }
+
     // Deregistering spends the collateral.
     let deregister = ["masternode", "deregister", "--identity-key", key_arg];
-    cli_final(node0, &wallet, &deregister);
+    let deregistered = cli_final(node0, &wallet, &deregister);
+    // Its proof's votes name the epoch they were signed in, and it checks
+    // offline against that epoch's committee (the joiner's set).
+    let proof = node0.call("getfinalityproof", json!([deregistered.to_string()]));
+    let epoch = proof["epoch"].as_u64().unwrap();
+    assert!(epoch >= active_from, "{proof}");
+    assert_eq!(proof["total_weight"], json!(4 * 10 + 10), "{proof}");
+    let chain_file = devnet.chain_file.to_str().unwrap();
+    let proof_args = ["proof", &deregistered.to_string(), "--config", chain_file];
+    let checked = cli(node0.datadir(), &wallet, &proof_args).unwrap();
+    assert!(
+        checked.starts_with("valid:") && checked.contains(&format!("of epoch {epoch} ")),
+        "{checked}"
+    );
     for node in &devnet.nodes {
         let member = wait_for(&format!("node{} to deregister {id}", node.index), || {
             let member = node.call("getmasternode", json!([id]));

@@ -182,6 +182,11 @@ impl BlockRejection {
                 | BlockRejection::UnknownValidatorSet { .. }
                 | BlockRejection::UnknownFee { .. }
                 | BlockRejection::View(_)
+                // A proof of an epoch whose set is not decided here yet.
+                | BlockRejection::InvalidProof {
+                    source: ProofError::UnknownEpoch { .. },
+                    ..
+                }
         )
     }
 }

@@ -629,6 +629,11 @@ impl Engine {
 
     // ---- epochs ----
 
+    /// Whether our key sits on the current committee (we poll and sign).
+    pub fn signs(&self) -> bool {
+        self.signer.is_some()
+    }
+
     /// The epoch whose committee polls and signs now.
     pub fn epoch(&self) -> u64 {
         self.committees.epoch()

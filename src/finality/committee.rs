@@ -25,12 +25,22 @@ pub const MAX_COMMITTEE_SEATS: u32 = 4_096;
 /// with the seats).
 pub const DEFAULT_COMMITTEE_SEATS: u32 = 128;
 
-/// The seed committees of `epoch` are drawn from: the genesis hash for
-/// epoch 0. Later epochs need a seed fixed by the certified chain before
-/// the epoch starts (issue 14); until then they have none, and so no
-/// committee (their votes are refused as of an unknown epoch).
-pub fn epoch_seed(epoch: u64, genesis_hash: Hash) -> Option<Hash> {
-    (epoch == 0).then_some(genesis_hash)
+/// The seed committees of `epoch` are drawn from: the genesis hash for the
+/// genesis set's epochs (0 and 1, or every epoch without a deciding block),
+/// else a hash of the genesis, the epoch and the certified block that
+/// decided the epoch's set (the last of epoch `e − 2`), fixed by the chain
+/// before the epoch starts. That block's producer could grind it among the
+/// blocks it may build; a VRF beacon would not let it.
+pub fn epoch_seed(genesis_hash: Hash, epoch: u64, deciding_block: Option<Hash>) -> Hash {
+    if epoch <= 1 && deciding_block.is_none() {
+        return genesis_hash;
+    }
+    Hash::of(&(
+        "timecoin/committee-seed/1",
+        genesis_hash,
+        epoch,
+        deciding_block,
+    ))
 }
 
 /// The finality committee of `set` for `seed`: `seats` draws with
@@ -190,9 +200,21 @@ mod tests {
     }
 
     #[test]
-    fn only_epoch_zero_has_a_seed_until_epochs_exist() {
+    fn the_genesis_epochs_draw_from_the_genesis_hash_and_later_ones_from_their_block() {
         let genesis = seed(42);
-        assert_eq!(epoch_seed(0, genesis), Some(genesis));
-        assert_eq!(epoch_seed(1, genesis), None);
+        assert_eq!(epoch_seed(genesis, 0, None), genesis);
+        assert_eq!(epoch_seed(genesis, 1, None), genesis);
+        let later = epoch_seed(genesis, 2, Some(seed(1)));
+        assert_ne!(later, genesis);
+        assert_ne!(
+            later,
+            epoch_seed(genesis, 2, Some(seed(2))),
+            "the block seeds it"
+        );
+        assert_ne!(
+            later,
+            epoch_seed(genesis, 3, Some(seed(1))),
+            "so does the epoch"
+        );
     }
 }

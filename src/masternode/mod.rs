@@ -5,9 +5,11 @@
 //! here reads a clock, a store or a peer; the block thread feeds it certified
 //! blocks and stores the snapshots it returns.
 
+mod committees;
 mod epochs;
 mod registry;
 
+pub use committees::{CommitteeBook, CommitteeRules, COMMITTEES_KEPT};
 pub use epochs::{EpochRules, EpochRulesError};
 pub use registry::{
     Applied, BlockEffects, Member, MemberStatus, Registry, RegistryError, Snapshot,

@@ -27,6 +27,8 @@
 mod certify;
 mod epochs;
 
+pub use epochs::epoch_committees;
+
 use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
 use super::channels::NodeEvent;
 use crate::chain::{
@@ -39,13 +41,14 @@ use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{Keypair, VrfKeypair};
-use crate::finality::{draw_committee, verify_proof_with, ValidatorSet};
+use crate::finality::{verify_proof_with, ValidatorSet};
 use crate::genesis::validator_vrf_key;
-use crate::masternode::{EpochRules, Registry};
+use crate::masternode::{CommitteeBook, CommitteeRules, EpochRules, Registry};
 use crate::metrics::Metrics;
 use crate::net::message::TAG_BYTES;
 use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
+use crate::rpc::archive::EpochCommitteeError;
 use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
 use crate::time::{Clock, MonoTime, Now, Timestamp};
@@ -121,6 +124,13 @@ pub enum BlockThreadError {
     MissingHeight { height: u64 },
     #[error("masternode registry: {0}")]
     Registry(String),
+    #[error(transparent)]
+    Committee(#[from] EpochCommitteeError),
+    #[error(
+        "the store holds no validator set for epoch {epoch}, which its final chain is in; the \
+         datadir is damaged: restore it or resync into an empty one"
+    )]
+    MissingEpochSet { epoch: u64 },
 }
 
 /// Block timing and limits, from the chain config and the wire limits.
@@ -141,6 +151,15 @@ pub struct BlockSettings {
 }
 
 impl BlockSettings {
+    /// How epochs' finality committees are drawn on this chain.
+    pub fn committee_rules(&self) -> CommitteeRules {
+        CommitteeRules {
+            genesis_hash: self.genesis.hash,
+            seats: self.committee_seats,
+            epochs: self.epoch_rules,
+        }
+    }
+
     pub fn from_spec(
         spec: &ChainSpec,
         limits: MessageLimits,
@@ -310,8 +329,11 @@ pub struct BlockThread<C: Clock> {
     store: Arc<Store>,
     /// The whole set: block producers and certification (DESIGN §6).
     validators: ValidatorSet,
-    /// Its finality committee: the signers of the proofs blocks carry (§5).
-    committee: ValidatorSet,
+    /// Recent epochs' finality committees: the signers of the proofs
+    /// blocks carry (§5, §7), as the final chain decided them.
+    committees: CommitteeBook,
+    /// The epoch the consensus thread was last told of (see `epochs`).
+    epoch_published: u64,
     producer: Option<Producer>,
     fork_choice: ForkChoice,
     sync: BlockSync<NodeId>,
@@ -366,19 +388,17 @@ impl<C: Clock> BlockThread<C> {
         let now = clock.read();
         let last_planned_slot = settings.slot_clock.slot_at(now.wall);
         let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now.mono, "starting"));
-        let committee = draw_committee(
-            &validators,
-            &settings.genesis.hash,
-            settings.committee_seats,
-        );
         let registry =
             epochs::load_registry(&store, settings.epoch_rules, validators.validators())?;
+        let (committees, epoch_published) =
+            epochs::load_committees(&store, &settings.committee_rules(), &validators)?;
         let thread = BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
             store,
             validators,
-            committee,
+            committees,
+            epoch_published,
             producer,
             fork_choice,
             net,
@@ -681,7 +701,7 @@ impl<C: Clock> BlockThread<C> {
         let view = chain_view(
             &self.store,
             &self.settings,
-            (&self.validators, &self.committee),
+            (&self.validators, &self.committees),
             plan.parent.tip(),
             now,
         )?;
@@ -839,10 +859,13 @@ impl<C: Clock> BlockThread<C> {
                 return Ok(());
             }
         };
+        // A synced block's proofs name the epochs its producer was in: the
+        // registry must have decided them from the final blocks below it.
+        self.advance_registry()?;
         let validated = {
             // The vote cache is borrowed beside the view, not through `self`.
             let cache = &mut self.verified_votes;
-            let sets = (&self.validators, &self.committee);
+            let sets = (&self.validators, &self.committees);
             let view = chain_view(&self.store, &self.settings, sets, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
@@ -963,10 +986,10 @@ impl<C: Clock> BlockThread<C> {
                 return Ok(());
             }
             let (chain_id, genesis) = (self.settings.chain_id, self.settings.genesis.hash);
-            let committee = &self.committee;
+            let committees = &self.committees;
             let cache = &mut self.verified_votes;
             unknown.retain(|p| {
-                let set = |epoch| committee.for_epoch(epoch);
+                let set = |epoch| committees.get(epoch);
                 verify_proof_with(p, chain_id, genesis, set, |v| cache.check(v)).is_ok()
             });
             self.count_verified_votes();
@@ -1307,11 +1330,12 @@ fn hears_peers(net: &Option<NetClient>, validators: &ValidatorSet) -> bool {
 }
 
 /// The chain state a block on `parent` is validated against, read from one
-/// store snapshot; `sets` are the whole validator set and its committee.
+/// store snapshot; `sets` are the whole validator set and the recent
+/// epochs' committees.
 fn chain_view<'a>(
     store: &'a Store,
     settings: &BlockSettings,
-    (validators, committee): (&'a ValidatorSet, &'a ValidatorSet),
+    (validators, committees): (&'a ValidatorSet, &'a CommitteeBook),
     parent: ChainTip,
     now: Now,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
@@ -1320,7 +1344,7 @@ fn chain_view<'a>(
         chain_id: settings.chain_id,
         genesis_hash: settings.genesis.hash,
         validators,
-        committee,
+        committees,
         parent,
         now: now.wall,
         slot_clock: settings.slot_clock,

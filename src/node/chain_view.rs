@@ -14,6 +14,7 @@
 use crate::chain::{Block, ChainTip, ChainView, ChainViewError, SlotClock};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
+use crate::masternode::CommitteeBook;
 use crate::store::schema::PROOFS;
 use crate::store::{BlockCommit, ReadView, StoreError, TxStatus};
 use crate::time::Timestamp;
@@ -27,8 +28,9 @@ pub struct StoreChainView<'s> {
     pub genesis_hash: Hash,
     /// The genesis validator set: the snapshot of every slot so far.
     pub validators: &'s ValidatorSet,
-    /// Its finality committee: the signers proofs are checked against.
-    pub committee: &'s ValidatorSet,
+    /// Recent epochs' finality committees: proofs are checked against
+    /// their epoch's.
+    pub committees: &'s CommitteeBook,
     /// The block a candidate must extend.
     pub parent: ChainTip,
     pub now: Timestamp,
@@ -57,7 +59,7 @@ impl ChainView for StoreChainView<'_> {
     }
 
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
-        self.committee.for_epoch(epoch)
+        self.committees.get(epoch)
     }
 
     /// Byte-equal to the proof stored at finalization (read errors: no).

@@ -4,7 +4,9 @@
 //!
 //! Plain data only: no logic lives here.
 
-use crate::consensus::{ConsensusMessage, NodeId, PeerWork, SubmitError, TxStatusReport};
+use crate::consensus::{
+    ConsensusMessage, EpochCommittee, NodeId, PeerWork, SubmitError, TxStatusReport,
+};
 use crate::finality::FinalityProof;
 use crate::store::FinalizedTx;
 use crate::time::MonoTime;
@@ -36,6 +38,13 @@ pub enum NodeEvent {
     PeerProof {
         from: NodeId,
         proof: Box<FinalityProof>,
+    },
+    /// The final chain reached epoch `current.epoch` (the block thread
+    /// tells, DESIGN §7): its committee polls and signs from now on, and
+    /// `next`'s members' early votes count.
+    Epoch {
+        current: EpochCommittee,
+        next: Option<EpochCommittee>,
     },
     /// Stop after this batch: hand everything pending to the ledger and exit.
     Shutdown,
@@ -104,6 +113,8 @@ pub const FINALITY_TIMINGS_KEPT: usize = 32_768;
 /// `getconsensusinfo`: the engine's parameters and counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsensusInfo {
+    /// The epoch whose committee polls and signs (DESIGN §7).
+    pub epoch: u64,
     pub validators: usize,
     pub total_weight: u64,
     pub required_weight: u64,

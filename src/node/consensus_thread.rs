@@ -19,7 +19,9 @@ use super::channels::{
     NetSink, NodeEvent, SubmitRefused, TxStatusAnswer, FINALITY_TIMINGS_KEPT, MAX_LEDGER_BACKLOG,
     MAX_MEMPOOL_LISTING, MAX_SUBMITS_AWAITING_DURABLE,
 };
-use crate::consensus::{ConsensusMessage, Engine, Event, Misbehaviour, NodeId, Output};
+use crate::consensus::{
+    ConsensusMessage, Engine, EpochCommittee, Event, Misbehaviour, NodeId, Output,
+};
 use crate::finality::WindowEquivocation;
 use crate::mempool::RecentMap;
 use crate::metrics::{Channel, Metrics};
@@ -65,8 +67,6 @@ pub struct ConsensusThread<C: Clock, N: NetSink> {
     mempool_reloaded: usize,
     /// Step times of recently durable transactions, for `gettxstatus`.
     timings: RecentMap<Hash, FinalityTimings>,
-    /// Our key is in the validator set: we answer our own polls and sign votes.
-    is_validator: bool,
 }
 
 /// Where a submission's outcome goes (a bounded(1) channel of one RPC worker).
@@ -93,7 +93,6 @@ struct Batch {
 impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
     pub fn new(
         engine: Engine,
-        is_validator: bool,
         store: Arc<Store>,
         channels: ConsensusChannels,
         net: N,
@@ -116,7 +115,6 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             submits_waiting: 0,
             mempool_reloaded: 0,
             timings: RecentMap::new(FINALITY_TIMINGS_KEPT),
-            is_validator,
         }
     }
 
@@ -279,6 +277,7 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                     let msg = ConsensusMessage::Proof(*proof);
                     self.engine.handle_message(now, from, msg, &view);
                 }
+                NodeEvent::Epoch { current, next } => self.enter_epoch(now, current, next),
                 NodeEvent::Shutdown => batch.shutdown = true,
             }
         }
@@ -294,6 +293,31 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
             self.answer_when_durable(txid, reply);
         }
         Ok(())
+    }
+
+    /// Moves the engine to the chain's new epoch; a repeat or an older one
+    /// only adds what it may not know yet (the next committee).
+    fn enter_epoch(
+        &mut self,
+        now: MonoTime,
+        current: EpochCommittee,
+        next: Option<EpochCommittee>,
+    ) {
+        let epoch = current.epoch;
+        if epoch > self.engine.epoch() {
+            let (members, weight) = (current.committee.len(), current.committee.total_weight());
+            match self.engine.enter_epoch(now, current) {
+                Ok(()) => log::info!(
+                    "epoch {epoch}: a committee of {members} validators, weight {weight}; this node {}",
+                    if self.engine.signs() { "votes" } else { "observes" }
+                ),
+                Err(e) => log::warn!("not entering epoch {epoch}: {e}"),
+            }
+        }
+        if let Some(next) = next {
+            // Refused only when it is not the one after the current epoch.
+            let _ = self.engine.learn_next_epoch(next);
+        }
     }
 
     /// Answers a submitter once its admitted tx is durable in the mempool
@@ -428,12 +452,13 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
         let metrics = engine.metrics();
         let sample = engine.sample_size();
         ConsensusInfo {
+            epoch: engine.epoch(),
             validators: validators.len(),
             total_weight: validators.total_weight(),
             required_weight: validators.required_weight(),
             sample_k: sample.k,
             sample_alpha: sample.alpha,
-            is_validator: self.is_validator,
+            is_validator: self.engine.signs(),
             halted: engine.is_halted(),
             mempool_txs: engine.mempool_len(),
             mempool_reloaded: self.mempool_reloaded,
@@ -502,7 +527,10 @@ impl<C: Clock, N: NetSink> ConsensusThread<C, N> {
                 // Only a voter needs the vote-safety record. A tx gone
                 // already (a conflict finalized in the same batch) was never
                 // signed, so there is nothing to record either.
-                let tx = self.engine.mempool_tx(&txid).filter(|_| self.is_validator);
+                let tx = self
+                    .engine
+                    .mempool_tx(&txid)
+                    .filter(|_| self.engine.signs());
                 if let Some(tx) = tx {
                     let tx = tx.clone();
                     self.backlog.push_back(LedgerCommand::Accepted(tx));

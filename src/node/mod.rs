@@ -233,11 +233,17 @@ impl Node {
         let producer = identity
             .as_ref()
             .and_then(|id| Producer::for_validator(id, &validators));
-        // Finality is decided by the committee; blocks by the whole set.
-        let committee = spec.finality_committee(&validators);
+        // Finality is decided by the committee of the epoch the final chain
+        // is in (DESIGN §7); blocks by the whole genesis set.
+        let (current, next) = block_thread::epoch_committees(&store, &spec, &validators)?;
+        engine_config.scope.epoch = current.epoch;
         let validator_ids = validators.validators().iter().map(|v| v.id).collect();
         let block_validators = validators;
-        let mut engine = Engine::new(engine_config, committee, identity, clock.mono());
+        let mut engine = Engine::new(engine_config, current.committee, identity, clock.mono());
+        if let Some(next) = next {
+            // The one after the current epoch, by construction.
+            let _ = engine.learn_next_epoch(next);
+        }
         if restore_safety_halt(&store, clear_safety_halt)? {
             engine.restore_halt();
             metrics.finality_halted.store(1, Relaxed);
@@ -267,7 +273,6 @@ impl Node {
         };
         let mut thread = ConsensusThread::new(
             engine,
-            is_validator,
             Arc::clone(&store),
             channels,
             sink,

@@ -15,12 +15,14 @@ use crate::chain::{
     VerifyReport, VoteContext, MAX_BLOCK_BYTES,
 };
 use crate::config::ChainSpec;
-use crate::finality::ValidatorSet;
-use crate::masternode::{BlockEffects, Member, Registry, RegistryError};
+use crate::consensus::EpochCommittee;
+use crate::finality::{ValidatorSet, ValidatorSetError};
+use crate::masternode::{BlockEffects, CommitteeRules, Member, Registry, RegistryError};
 use crate::store::{ChainSummary, ReadView, Store, StoreError, TxStatus};
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
 use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
+use std::cell::OnceCell;
 
 /// The genesis as the chain config defines it (the store derives its first
 /// tip the same way).
@@ -52,22 +54,69 @@ pub struct StoreArchive<'s> {
     chain_id: ChainId,
     genesis: ChainTip,
     validators: ValidatorSet,
-    /// `validators`' finality committee: proofs are judged by it.
-    committee: ValidatorSet,
+    /// Proofs are judged by their epoch's committee: the genesis one for
+    /// epochs 0 and 1, later ones drawn from the stored sets when first
+    /// asked for (`later[i]` is epoch `i + 2`'s; `None` if undecided).
+    genesis_committee: ValidatorSet,
+    later: Vec<OnceCell<Option<ValidatorSet>>>,
+    rules: CommitteeRules,
 }
 
 impl<'s> StoreArchive<'s> {
-    /// `validators`: the set every slot's blocks and proofs are judged by
-    /// (the genesis set until snapshots change it).
-    pub fn new(view: ReadView<'s>, spec: &ChainSpec, validators: ValidatorSet) -> Self {
-        StoreArchive {
+    /// `validators`: the set every slot's blocks are judged by (the
+    /// genesis set until block production follows the epochs).
+    pub fn new(
+        view: ReadView<'s>,
+        spec: &ChainSpec,
+        validators: ValidatorSet,
+    ) -> Result<Self, StoreError> {
+        let decided = view.latest_epoch()?.unwrap_or(1);
+        let later = (2..=decided).map(|_| OnceCell::new()).collect();
+        Ok(StoreArchive {
             view,
             chain_id: spec.chain_id(),
             genesis: genesis_tip(spec),
-            committee: spec.finality_committee(&validators),
+            genesis_committee: spec.finality_committee(&validators),
             validators,
-        }
+            later,
+            rules: CommitteeRules::of(spec),
+        })
     }
+}
+
+/// Why an epoch's committee cannot be drawn from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochCommitteeError {
+    #[error(transparent)]
+    Block(#[from] FinalBlockError),
+    #[error("the stored set of epoch {epoch} is unusable: {source}")]
+    Set {
+        epoch: u64,
+        source: ValidatorSetError,
+    },
+}
+
+/// The finality committee of epoch `epoch` ≥ 2 as the store decided it,
+/// `None` while the final chain has not decided its set.
+pub fn stored_committee(
+    view: &ReadView<'_>,
+    rules: &CommitteeRules,
+    epoch: u64,
+) -> Result<Option<EpochCommittee>, EpochCommitteeError> {
+    let Some(height) = rules.deciding_height(epoch) else {
+        return Ok(None);
+    };
+    let Some(snapshot) = view.epoch_snapshot(epoch).map_err(FinalBlockError::from)? else {
+        return Ok(None);
+    };
+    let block = view
+        .block_hash_at(height)
+        .map_err(FinalBlockError::from)?
+        .ok_or(FinalBlockError::Missing { height })?;
+    let set = snapshot
+        .validator_set()
+        .map_err(|source| EpochCommitteeError::Set { epoch, source })?;
+    Ok(Some(rules.committee(epoch, &set, Some(block))))
 }
 
 fn read_failed(e: StoreError) -> ChainViewError {
@@ -132,7 +181,18 @@ impl ArchiveView for StoreArchive<'_> {
     }
 
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
-        self.committee.for_epoch(epoch)
+        if epoch <= 1 {
+            return Some(&self.genesis_committee);
+        }
+        let cell = self.later.get(usize::try_from(epoch - 2).ok()?)?;
+        cell.get_or_init(|| match stored_committee(&self.view, &self.rules, epoch) {
+            Ok(committee) => committee.map(|c| c.committee),
+            Err(e) => {
+                log::warn!("cannot draw the committee of epoch {epoch}: {e}");
+                None
+            }
+        })
+        .as_ref()
     }
 }
 
@@ -360,7 +420,7 @@ pub fn verify_store(
     let certificates = verify_certificates(&store.read()?, spec, &validators);
     let registry = verify_registry(&store.read()?, spec);
     let replay = {
-        let archive = StoreArchive::new(store.read()?, spec, validators);
+        let archive = StoreArchive::new(store.read()?, spec, validators)?;
         verify_chain(&archive, params)
     };
     Ok(ChainVerification {

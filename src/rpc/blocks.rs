@@ -8,12 +8,13 @@
 //! with the block limit; one that does not decode is a store error that
 //! points at `verifychain`, never a panic.
 
+use super::archive::StoreArchive;
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use super::{archive, bitcoin};
 use crate::chain::reward::payout_address;
 use crate::chain::{
-    block_reward, Block, Equivocation, VoteContext, BLOCK_VERSION, MAX_BLOCK_BYTES,
+    block_reward, ArchiveView, Block, Equivocation, VoteContext, BLOCK_VERSION, MAX_BLOCK_BYTES,
 };
 use crate::finality::{FinalityProof, ValidatorSet, WindowEquivocation};
 use crate::ledger::UtxoState;
@@ -175,14 +176,14 @@ pub(super) fn block(
     let (block, size) = stored_block(&view, &hash)?.ok_or_else(not_found)?;
     let network = ctx.spec.config.network;
     let set = super::methods::validator_set(ctx)?;
-    let committee = super::methods::finality_committee(ctx)?;
+    let committees = super::methods::committees(ctx)?;
     let h = &block.header;
     let next = view.block_hash_at(h.height.saturating_add(1))?;
     let txs: Vec<Value> = match verbosity {
         BlockVerbosity::Full => block
             .entries
             .iter()
-            .map(|proof| full_entry(&view, proof, &committee, network))
+            .map(|proof| full_entry(&view, proof, &committees, network))
             .collect::<Result<_, _>>()?,
         _ => block
             .entries
@@ -333,13 +334,21 @@ pub(super) fn block_time(view: &ReadView<'_>, hash: &Hash) -> Result<Option<u64>
     Ok(stored_block(view, hash)?.map(|(block, _)| block.header.timestamp_ms / 1_000))
 }
 
-/// Summary of a proof's votes as the validator set weighs them.
-pub(super) fn proof_summary(proof: &FinalityProof, set: &ValidatorSet) -> Map<String, Value> {
-    let weight: u64 = proof
-        .votes
-        .iter()
-        .filter_map(|(vote, _)| set.weight_of(&vote.voter))
-        .sum();
+/// Summary of a proof's votes as the committee of their epoch weighs them
+/// (weights `null` if this node has not decided that epoch's set).
+pub(super) fn proof_summary(
+    proof: &FinalityProof,
+    committees: &StoreArchive<'_>,
+) -> Map<String, Value> {
+    let epoch = proof.votes.first().map_or(0, |(vote, _)| vote.epoch);
+    let set = committees.committee_for_epoch(epoch);
+    let weight: Option<u64> = set.map(|set| {
+        proof
+            .votes
+            .iter()
+            .filter_map(|(vote, _)| set.weight_of(&vote.voter))
+            .sum()
+    });
     let mut map = Map::new();
     map.insert("votes".into(), json!(proof.votes.len()));
     map.insert(
@@ -358,9 +367,16 @@ pub(super) fn proof_summary(proof: &FinalityProof, set: &ValidatorSet) -> Map<St
         "seqs".into(),
         json!(proof.votes.iter().map(|(v, _)| v.seq).collect::<Vec<_>>()),
     );
+    map.insert("epoch".into(), json!(epoch));
     map.insert("weight".into(), json!(weight));
-    map.insert("required_weight".into(), json!(set.required_weight()));
-    map.insert("total_weight".into(), json!(set.total_weight()));
+    map.insert(
+        "required_weight".into(),
+        json!(set.map(ValidatorSet::required_weight)),
+    );
+    map.insert(
+        "total_weight".into(),
+        json!(set.map(ValidatorSet::total_weight)),
+    );
     map
 }
 
@@ -368,14 +384,17 @@ pub(super) fn proof_summary(proof: &FinalityProof, set: &ValidatorSet) -> Map<St
 fn full_entry(
     view: &ReadView<'_>,
     proof: &FinalityProof,
-    set: &ValidatorSet,
+    committees: &StoreArchive<'_>,
     network: Network,
 ) -> Result<Value, RpcError> {
     let mut entry = bitcoin::tx(&proof.tx, network);
     let fee = view.fee_of(&proof.tx)?;
     entry.insert("fee".into(), json!(fee.map(bitcoin::amount)));
     entry.insert("fee_units".into(), json!(fee.map(Amount::units)));
-    entry.insert("proof".into(), Value::Object(proof_summary(proof, set)));
+    entry.insert(
+        "proof".into(),
+        Value::Object(proof_summary(proof, committees)),
+    );
     Ok(Value::Object(entry))
 }
 
@@ -632,7 +651,7 @@ pub(super) fn chain_tips(ctx: &RpcContext) -> Result<Value, RpcError> {
 /// against the validator set.
 pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
     let set = super::methods::validator_set(ctx)?;
-    let committee = super::methods::finality_committee(ctx)?;
+    let committees = super::methods::committees(ctx)?;
     let (chain_id, genesis_hash) = (ctx.spec.chain_id(), ctx.spec.genesis_hash());
     let context = VoteContext {
         chain_id,
@@ -653,7 +672,7 @@ pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
                 "outpoint": e.key().map(|(_, o)| o.to_string()),
                 "txids": [e.first.tx.txid().to_string(), e.second.tx.txid().to_string()],
                 "seqs": [e.first.vote.seq, e.second.vote.seq],
-                "valid": e.verify(chain_id, genesis_hash, |epoch| committee.for_epoch(epoch)).is_ok(),
+                "valid": e.verify(chain_id, genesis_hash, |epoch| committees.committee_for_epoch(epoch)).is_ok(),
                 "hex": hex::encode(bytes),
             }),
             Err(e) => undecodable(e),

@@ -49,6 +49,9 @@ pub(super) fn epoch_info(ctx: &RpcContext) -> Result<Value, RpcError> {
         "next_epoch_height": rules.first_height(epoch.saturating_add(1)),
         "final_height": view.final_height()?,
         "registry_height": view.registry_next_height()?.saturating_sub(1),
+        // The epoch votes name: the one of the next block the registry's
+        // final chain certifies (getconsensusinfo shows the engine's).
+        "finality_epoch": rules.epoch_of(view.registry_next_height()?),
         "epoch_blocks": rules.epoch_blocks(),
         "inactive_epochs": rules.inactive_epochs(),
         "unbonding_epochs": rules.unbonding_epochs(),

@@ -6,6 +6,7 @@
 //! Reads use one LMDB snapshot each; submissions and engine questions go to
 //! the consensus thread and are waited for at most `consensus_timeout`.
 
+use super::archive::StoreArchive;
 use super::blocks::{self, BlockVerbosity};
 use super::errors::{self, RpcError};
 use super::wait::{Wait, DEFAULT_TX_WAIT, MAX_WAIT};
@@ -623,6 +624,7 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
         Method::GetConsensusInfo => {
             let info = query(ctx, |reply| ConsensusQuery::Info { reply })?;
             Ok(json!({
+                "epoch": info.epoch,
                 "validators": info.validators,
                 "total_weight": info.total_weight,
                 "required_weight": info.required_weight,
@@ -664,10 +666,15 @@ pub(super) fn validator_set(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> 
         .map_err(|e| RpcError::new(errors::INTERNAL_ERROR, e.to_string()))
 }
 
-/// The finality committee: what window votes and proofs are weighed by
-/// (seats), where blocks are weighed by the whole set.
-pub(super) fn finality_committee(ctx: &RpcContext) -> Result<ValidatorSet, RpcError> {
-    Ok(ctx.spec.finality_committee(&validator_set(ctx)?))
+/// Every epoch's finality committee, as this node's store decided it
+/// (drawn when first asked for): what window votes and proofs are weighed
+/// by (seats), where blocks are weighed by the whole set.
+pub(super) fn committees(ctx: &RpcContext) -> Result<StoreArchive<'_>, RpcError> {
+    Ok(StoreArchive::new(
+        ctx.store.read()?,
+        &ctx.spec,
+        validator_set(ctx)?,
+    )?)
 }
 
 /// Sends `event` to the consensus thread and waits for its answer, both
@@ -906,6 +913,6 @@ fn finality_proof(ctx: &RpcContext, txid: Hash) -> Result<Value, RpcError> {
     let mut answer = Map::new();
     answer.insert("txid".into(), json!(txid.to_string()));
     answer.insert("hex".into(), json!(hex::encode(&bytes)));
-    answer.extend(blocks::proof_summary(&proof, &finality_committee(ctx)?));
+    answer.extend(blocks::proof_summary(&proof, &committees(ctx)?));
     Ok(Value::Object(answer))
 }

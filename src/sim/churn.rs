@@ -10,7 +10,7 @@
 
 use super::rng::{below, shuffled};
 use crate::consensus::EpochCommittee;
-use crate::finality::{draw_committee, ValidatorSet, ValidatorSetError};
+use crate::finality::{draw_committee, epoch_seed, ValidatorSet, ValidatorSetError};
 use crate::types::{Hash, Validator};
 use rand_chacha::ChaCha20Rng;
 
@@ -80,7 +80,8 @@ impl EpochSchedule {
             let mut members = active.clone();
             members.sort_unstable();
             let set = ValidatorSet::new(members.iter().map(|&i| pool[i]).collect())?;
-            let seed = epoch_seed(genesis_hash, epoch);
+            // No blocks in the simulator: every epoch draws from its number.
+            let seed = epoch_seed(genesis_hash, epoch, None);
             committees.push(EpochCommittee {
                 epoch,
                 committee: draw_committee(&set, &seed, seats),
@@ -106,16 +107,6 @@ impl EpochSchedule {
         usize::try_from(epoch)
             .ok()
             .and_then(|e| self.committees.get(e))
-    }
-}
-
-/// The simulator's committee seed of `epoch`: the genesis hash for epoch 0
-/// (the draw of a run without churn), else one derived from it per epoch
-/// (a node takes it from the certified chain; the simulator has no blocks).
-fn epoch_seed(genesis_hash: Hash, epoch: u64) -> Hash {
-    match epoch {
-        0 => genesis_hash,
-        _ => Hash::of(&("timecoin sim epoch seed", genesis_hash, epoch)),
     }
 }
 

@@ -74,6 +74,11 @@ impl ReadView<'_> {
     }
 
     /// The most recently decided set, if any epoch was decided yet.
+    /// The epoch of the latest decided set (`None` before the first).
+    pub fn latest_epoch(&self) -> Result<Option<u64>, StoreError> {
+        self.get_decoded(self.tables().meta, META_LATEST_EPOCH)
+    }
+
     pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         match self.get_decoded::<u64>(self.tables().meta, META_LATEST_EPOCH)? {
             Some(epoch) => self.epoch_snapshot(epoch),

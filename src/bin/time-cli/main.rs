@@ -10,6 +10,7 @@
 mod bench;
 mod ceiling;
 mod masternode;
+mod proof;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
@@ -18,15 +19,13 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use timecoin::config::{ChainConfig, ChainSpec, ConfigError};
+use timecoin::config::{ChainConfig, ConfigError};
 use timecoin::crypto::{AddressError, Keypair};
-use timecoin::finality::{verify_proof, FinalityProof, ProofError, ValidatorSet};
+use timecoin::finality::ProofError;
 use timecoin::genesis::devnet_wallet_key;
 use timecoin::ledger::{check_structure, TxError, ValidationParams};
-use timecoin::node::dev_chain_spec;
 use timecoin::rpc::auth::{basic_header, read_cookie};
 use timecoin::rpc::client::{ClientError, RpcClient};
-use timecoin::store::schema::PROOFS;
 use timecoin::time::{Clock, SystemClock};
 use timecoin::types::amount::ParseAmountError;
 use timecoin::types::hash::ParseHashError;
@@ -200,12 +199,12 @@ struct StatusArgs {
 }
 
 #[derive(Args)]
-struct ProofArgs {
-    txid: String,
+pub struct ProofArgs {
+    pub txid: String,
     /// Chain config whose genesis validators judge the proof [default: the
     /// built-in chain (or timed --dev's) whose genesis the node reports]
     #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -353,7 +352,7 @@ fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Balance => balance(&rpc_client(&cli.global)?, wallet, *network),
         Command::Send(args) => send(&rpc_client(&cli.global)?, wallet, *network, args),
         Command::Status(args) => status(&rpc_client(&cli.global)?, args),
-        Command::Proof(args) => proof(&rpc_client(&cli.global)?, *network, args),
+        Command::Proof(args) => proof::check(&rpc_client(&cli.global)?, *network, args),
         Command::Verifychain(args) => verify_chain(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),
         Command::Masternode { command } => {
@@ -880,76 +879,6 @@ fn wait_settled(client: &RpcClient, txid: Hash, timeout_secs: u64) -> Result<(),
             });
         }
     }
-}
-
-/// The chain whose genesis validators judge a proof: `--config`, else the
-/// known chain whose genesis the node reports.
-fn proof_chain(
-    client: &RpcClient,
-    network: Network,
-    config: Option<&Path>,
-) -> Result<ChainSpec, CliError> {
-    if let Some(path) = config {
-        return Ok(ChainConfig::load(path)?);
-    }
-    let info = client.call("getblockchaininfo", json!([]))?;
-    let genesis = info
-        .get("genesis_hash")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let mut known = vec![dev_chain_spec()];
-    if let Ok(builtin) = ChainConfig::builtin(network) {
-        known.push(builtin);
-    }
-    known
-        .into_iter()
-        .find(|spec| spec.genesis_hash().to_string() == genesis)
-        .ok_or(CliError::UnknownChain { genesis, network })
-}
-
-fn proof(client: &RpcClient, network: Network, args: &ProofArgs) -> Result<String, CliError> {
-    let txid = parse_txid(&args.txid)?;
-    let spec = proof_chain(client, network, args.config.as_deref())?;
-    let answer = client.call("getfinalityproof", json!([txid.to_string()]))?;
-    let hex_text = answer
-        .get("hex")
-        .and_then(Value::as_str)
-        .ok_or_else(|| CliError::Unexpected("getfinalityproof returned no hex".to_string()))?;
-    if hex_text.len() > 2 * PROOFS.max_value_bytes {
-        return Err(CliError::Unexpected(
-            "the proof is over the size limit".to_string(),
-        ));
-    }
-    let bytes =
-        hex::decode(hex_text).map_err(|e| CliError::Unexpected(format!("proof hex: {e}")))?;
-    let proof: FinalityProof =
-        timecoin::types::encoding::decode(&bytes, PROOFS.max_value_bytes, "finality proof")?;
-    let validators = ValidatorSet::new(spec.validators.clone())
-        .map_err(|e| CliError::Unexpected(format!("genesis validator set: {e}")))?;
-    // Offline: the committee is recomputed from the genesis set and seed.
-    let committee = spec.finality_committee(&validators);
-    let set = |epoch| committee.for_epoch(epoch);
-    let proven = verify_proof(&proof, spec.chain_id(), spec.genesis_hash(), set)
-        .map_err(|source| CliError::InvalidProof { txid, source })?;
-    if proven != txid {
-        return Err(CliError::ProofForOtherTx {
-            expected: txid,
-            found: proven,
-        });
-    }
-    let weight: u64 = proof
-        .votes
-        .iter()
-        .filter_map(|(vote, _)| committee.weight_of(&vote.voter))
-        .sum();
-    Ok(format!(
-        "valid: transaction {txid} is final: {} vote(s) weighing {weight} of the {} required (total {}), checked offline against genesis {}\n",
-        proof.votes.len(),
-        committee.required_weight(),
-        committee.total_weight(),
-        spec.genesis_hash()
-    ))
 }
 
 /// `verifychain`, failing (exit 1) with the first bad block named.

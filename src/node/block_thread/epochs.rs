@@ -3,16 +3,26 @@
 //! applied to the registry once, in height order, and each step is one
 //! store write, so a restart resumes from the last step.
 //!
-//! The registry decides each epoch's set; the consensus and net threads
-//! still run on the genesis set (epoch 0) until they follow the snapshots.
+//! Each decided set gives its epoch's finality committee: the block thread
+//! checks blocks' proofs against it and, once the final chain enters an
+//! epoch, hands it (and the next one's) to the consensus thread. Block
+//! production, certification and the net layer still follow the genesis
+//! set.
 
 use super::{BlockThread, BlockThreadError};
 use crate::chain::reward::payout_address;
-use crate::masternode::{EpochRules, Member, MemberStatus, Registry, Snapshot};
-use crate::rpc::archive::{apply_final_block, final_block};
-use crate::store::{Store, StoreError};
+use crate::config::ChainSpec;
+use crate::consensus::EpochCommittee;
+use crate::finality::ValidatorSet;
+use crate::masternode::{
+    CommitteeBook, CommitteeRules, EpochRules, Member, MemberStatus, Registry, Snapshot,
+};
+use crate::node::channels::NodeEvent;
+use crate::rpc::archive::{apply_final_block, final_block, stored_committee};
+use crate::store::{ReadView, Store, StoreError};
 use crate::time::Clock;
 use crate::types::Validator;
+use crossbeam_channel::TrySendError;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Most final blocks applied per loop turn, so a long catch-up (a synced
@@ -42,6 +52,64 @@ pub(super) fn load_registry(
     ))
 }
 
+/// The committee of `epoch`: the genesis set's for epochs 0 and 1, else
+/// the stored set's (`None` while undecided).
+fn committee_of(
+    view: &ReadView<'_>,
+    rules: &CommitteeRules,
+    genesis: &ValidatorSet,
+    epoch: u64,
+) -> Result<Option<EpochCommittee>, BlockThreadError> {
+    if epoch <= 1 {
+        return Ok(Some(rules.committee(epoch, genesis, None)));
+    }
+    Ok(stored_committee(view, rules, epoch)?)
+}
+
+/// The epoch the registry's final chain is in: the one of the next block.
+fn registry_epoch(view: &ReadView<'_>, rules: &CommitteeRules) -> Result<u64, StoreError> {
+    let applied = view.registry_next_height()?.saturating_sub(1);
+    Ok(rules.current_epoch(applied))
+}
+
+/// The committees of the epoch the final chain is in and of the next one,
+/// as the store holds them: what the engine starts with.
+pub fn epoch_committees(
+    store: &Store,
+    spec: &ChainSpec,
+    genesis: &ValidatorSet,
+) -> Result<(EpochCommittee, Option<EpochCommittee>), BlockThreadError> {
+    let rules = CommitteeRules::of(spec);
+    let view = store.read()?;
+    let epoch = registry_epoch(&view, &rules)?;
+    let next = committee_of(&view, &rules, genesis, epoch.saturating_add(1))?;
+    match committee_of(&view, &rules, genesis, epoch)? {
+        Some(current) => Ok((current, next)),
+        // The registry stores the next epoch's set with the block that
+        // enters this one: a store without it is damaged.
+        None => Err(BlockThreadError::MissingEpochSet { epoch }),
+    }
+}
+
+/// The committees blocks' proofs may name after a restart (the current
+/// epoch's neighbours) and the epoch the consensus thread starts in.
+pub(super) fn load_committees(
+    store: &Store,
+    rules: &CommitteeRules,
+    genesis: &ValidatorSet,
+) -> Result<(CommitteeBook, u64), BlockThreadError> {
+    let view = store.read()?;
+    let mut book = CommitteeBook::new(rules.committee(0, genesis, None).committee);
+    let current = registry_epoch(&view, rules)?;
+    let latest = view.latest_epoch()?.unwrap_or(1);
+    for epoch in current.saturating_sub(2).max(2)..=latest {
+        if let Some(c) = stored_committee(&view, rules, epoch)? {
+            book.insert(c);
+        }
+    }
+    Ok((book, current))
+}
+
 impl<C: Clock> BlockThread<C> {
     /// Applies the final blocks the registry has not seen yet (a bounded
     /// number per call) and stores each step.
@@ -67,9 +135,44 @@ impl<C: Clock> BlockThread<C> {
             if let Some(snapshot) = &applied.snapshot {
                 log_epoch(snapshot);
                 self.publish_set();
+                let rules = self.settings.committee_rules();
+                if let Some(c) = stored_committee(&self.store.read()?, &rules, snapshot.epoch)? {
+                    self.committees.insert(c);
+                }
             }
         }
+        self.publish_epoch();
         Ok(())
+    }
+
+    /// Tells the consensus thread once the final chain entered a new epoch
+    /// (again on the next turn if its inbox was full).
+    fn publish_epoch(&mut self) {
+        let rules = self.settings.committee_rules();
+        let applied = self.registry.next_height().saturating_sub(1);
+        let epoch = rules.current_epoch(applied);
+        if epoch <= self.epoch_published {
+            return;
+        }
+        let committee = |e: u64| {
+            self.committees.get(e).map(|set| EpochCommittee {
+                epoch: e,
+                committee: set.clone(),
+            })
+        };
+        let Some(current) = committee(epoch) else {
+            log::warn!("entered epoch {epoch}, but its set is not decided here yet");
+            return;
+        };
+        let next = committee(epoch.saturating_add(1));
+        match self
+            .channels
+            .consensus
+            .try_send(NodeEvent::Epoch { current, next })
+        {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => self.epoch_published = epoch,
+            Err(TrySendError::Full(_)) => {}
+        }
     }
 
     /// The latest decided set, as gauges (at start and at each decision).
