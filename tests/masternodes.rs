@@ -228,6 +228,27 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     .unwrap();
     assert!(status.contains("\"deregistered\""), "{status}");
 
+    // A new node syncs the whole history from the genesis, through every
+    // epoch change so far: each block's proofs against their epoch's
+    // committee, drawn from the sets its own registry decides on the way.
+    let tip = wait_for("3 epoch changes", || {
+        let tip = node0.call("getblockchaininfo", json!([]))["blocks"].as_u64()?;
+        (tip >= 4 * EPOCH_BLOCKS).then_some(tip)
+    });
+    let fresh = devnet.add_node(0);
+    wait_for("the new node to sync the history", || {
+        let info = devnet.nodes[fresh]
+            .client()
+            .call("getblockchaininfo", json!([]));
+        (info.ok()?["blocks"].as_u64()? >= tip).then_some(())
+    });
+    wait_for("the new node to enter the chain's epoch", || {
+        let info = devnet.nodes[fresh]
+            .client()
+            .call("getconsensusinfo", json!([]));
+        (info.ok()?["epoch"].as_u64()? >= tip / EPOCH_BLOCKS).then_some(())
+    });
+
     // verifychain replays the registry from the genesis on every node.
     for node in &devnet.nodes {
         let report = node.call("verifychain", json!([]));
