@@ -2,7 +2,13 @@
 //! It lays out `<dir>/chain.toml`, `<dir>/nodeI/{validator.json,timed.log}`
 //! and `<dir>/wallet.json` (reused when they exist), starts one child per
 //! validator on 127.0.0.1, waits for every RPC and peer link, and then sends
-//! one demo-wallet transfer a second, printing its time to finality.
+//! one demo-wallet transfer a second, printing its time to finality, each
+//! block as it is certified and each epoch the nodes enter.
+//!
+//! With `--joiners J` it also starts J nodes outside the genesis set, each
+//! with its own masternode key, and registers each as a Bronze masternode
+//! from the demo wallet (DESIGN §7): they vote from the epoch the chain
+//! says, two after their registration's block.
 //!
 //! It owns only its children: it never leaves one running (SIGTERM, wait)
 //! and never touches a node's database itself.
@@ -15,10 +21,11 @@ use crate::node::key_file::{write_key_file, KeyFileError};
 use crate::node::StopReason;
 use crate::rpc::auth::read_cookie;
 use crate::rpc::client::{ClientError, RpcClient};
-use crate::types::{Address, Amount, Hash, Network, OutPoint, TxOut};
-use crate::wallet::{build_transfer, Spendable, Wallet};
+use crate::types::{Address, Amount, Hash, Network, OutPoint, Tier, Tx, TxOut};
+use crate::wallet::{build_registration, build_transfer, MasternodeInfo, Spendable, Wallet};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +40,8 @@ const TRANSFER_UNITS: u64 = 100_000_000;
 
 pub struct DevnetOptions {
     pub validators: usize,
+    /// Nodes started outside the genesis set and registered as masternodes.
+    pub joiners: usize,
     pub dir: PathBuf,
     pub base_port: u16,
     pub quiet: bool,
@@ -123,7 +132,7 @@ pub fn run(options: &DevnetOptions, stop: &Receiver<StopReason>) -> Result<(), D
     let spec = prepare_dir(options)?;
     let mut nodes = Vec::new();
     let result = start_nodes(options, &spec, &mut nodes)
-        .and_then(|()| wait_ready(&mut nodes, stop))
+        .and_then(|()| wait_ready(&mut nodes, spec.validators.len(), stop))
         .and_then(|()| {
             print_usage(options);
             drive(options, &spec, &mut nodes, stop)
@@ -167,7 +176,8 @@ fn prepare_dir(options: &DevnetOptions) -> Result<ChainSpec, DevnetError> {
             requested: options.validators,
         });
     }
-    for index in 0..options.validators {
+    // Joiners' keys follow the genesis validators' (same derivation, next indices).
+    for index in 0..options.validators + options.joiners {
         let datadir = node_dir(dir, index);
         std::fs::create_dir_all(&datadir).map_err(io_error(&datadir))?;
         let key = datadir.join("validator.json");
@@ -187,12 +197,23 @@ fn node_dir(dir: &Path, index: usize) -> PathBuf {
     dir.join(format!("node{index}"))
 }
 
+/// Where node `index` past the genesis set listens: the genesis set's
+/// spacing continued (`base_port + 2·index`).
+fn joiner_addr(options: &DevnetOptions, index: usize) -> SocketAddr {
+    let offset = u16::try_from(index.saturating_mul(2)).unwrap_or(u16::MAX);
+    ([127, 0, 0, 1], options.base_port.saturating_add(offset)).into()
+}
+
 fn start_nodes(
     options: &DevnetOptions,
     spec: &ChainSpec,
     nodes: &mut Vec<DevnetNode>,
 ) -> Result<(), DevnetError> {
-    for (index, listen) in spec.validator_addrs.iter().enumerate() {
+    let joiners = (spec.validators.len()..).take(options.joiners);
+    let joiner_addrs: Vec<String> = joiners
+        .map(|index| joiner_addr(options, index).to_string())
+        .collect();
+    for (index, listen) in spec.validator_addrs.iter().chain(&joiner_addrs).enumerate() {
         let datadir = node_dir(&options.dir, index);
         // A killed node leaves its port file behind; wait for the new one.
         let _ = std::fs::remove_file(datadir.join("rpc.port"));
@@ -225,12 +246,19 @@ fn start_nodes(
     Ok(())
 }
 
-/// Waits until every node's RPC answers and it has a link to every other.
-fn wait_ready(nodes: &mut [DevnetNode], stop: &Receiver<StopReason>) -> Result<(), DevnetError> {
+/// Waits until every node's RPC answers and it has its links: a genesis
+/// validator to every other node, a joiner to the genesis set (the peers
+/// it dials).
+fn wait_ready(
+    nodes: &mut [DevnetNode],
+    genesis: usize,
+    stop: &Receiver<StopReason>,
+) -> Result<(), DevnetError> {
     #[allow(clippy::disallowed_methods)] // a launcher deadline, not protocol logic
     let deadline = Instant::now() + STARTUP_DEADLINE;
-    let others = nodes.len().saturating_sub(1) as u64;
+    let all_others = nodes.len().saturating_sub(1) as u64;
     for i in 0..nodes.len() {
+        let others = if i < genesis { all_others } else { genesis as u64 };
         let Some(node) = nodes.get_mut(i) else {
             continue;
         };
@@ -260,7 +288,10 @@ fn wait_ready(nodes: &mut [DevnetNode], stop: &Receiver<StopReason>) -> Result<(
             }
         }
     }
-    println!("devnet: {} validators up and connected", nodes.len());
+    println!(
+        "devnet: {genesis} validators and {} joiners up and connected",
+        nodes.len().saturating_sub(genesis)
+    );
     Ok(())
 }
 
@@ -295,11 +326,21 @@ fn drive(
     stop: &Receiver<StopReason>,
 ) -> Result<(), DevnetError> {
     let mut coin = demo_coin(nodes);
+    for index in spec.validators.len()..nodes.len() {
+        if let Some(current) = coin {
+            coin = register_joiner(options, spec, nodes, index, current);
+        }
+    }
     let mut round = 0usize;
     let mut next_block = 1u64;
+    let mut epoch = None;
     loop {
         for node in nodes.iter_mut() {
             node.check_alive()?;
+        }
+        let node0 = nodes.first().and_then(|n| n.client.as_ref());
+        if let Some(client) = node0 {
+            epoch = print_epoch(client, epoch);
         }
         if !options.quiet {
             if let Some(current) = coin {
@@ -383,20 +424,97 @@ fn send_one(
         }
     };
     let txid = tx.txid();
-    if let Err(e) = client.call("sendrawtransaction", json!([hex::encode(tx.encode())])) {
-        println!("devnet: node{} refused transfer {txid}: {e}", node.index);
-        return Some(coin);
-    }
-    let change_vout = u32::try_from(tx.outputs.len().saturating_sub(1)).ok()?;
-    let change = tx
-        .outputs
-        .last()
-        .map(|o| (tx.outpoint(change_vout), o.value));
-    match wait_finalized(client, &txid) {
+    match submit_final(client, &tx) {
         Ok(ms) => println!("tx {txid} via node{} finalized in {ms} ms", node.index),
-        Err(e) => println!("tx {txid} via node{}: {e}", node.index),
+        Err(e) => {
+            println!("tx {txid} via node{}: {e}", node.index);
+            return Some(coin);
+        }
     }
-    change
+    change_of(&tx)
+}
+
+/// Submits `tx` and waits for its finality; the node's `finality_ms`.
+fn submit_final(client: &RpcClient, tx: &Tx) -> Result<String, String> {
+    client
+        .call("sendrawtransaction", json!([hex::encode(tx.encode())]))
+        .map_err(|e| format!("refused: {e}"))?;
+    wait_finalized(client, &tx.txid())
+}
+
+/// The change coin of a demo-wallet tx: its last output.
+fn change_of(tx: &Tx) -> Option<(OutPoint, Amount)> {
+    let vout = u32::try_from(tx.outputs.len().checked_sub(1)?).ok()?;
+    tx.outputs.last().map(|o| (tx.outpoint(vout), o.value))
+}
+
+/// Registers joiner node `index` as a Bronze masternode (its own key as
+/// identity and payout), funded from `coin` by the demo wallet, through
+/// node 0; returns the change to spend next (`coin` if it failed).
+fn register_joiner(
+    options: &DevnetOptions,
+    spec: &ChainSpec,
+    nodes: &[DevnetNode],
+    index: usize,
+    coin: (OutPoint, Amount),
+) -> Option<(OutPoint, Amount)> {
+    let client = nodes.first()?.client.as_ref()?;
+    let key = devnet_wallet_key();
+    let wallet = Address::from_pubkey(&key.public());
+    let (identity, vrf) = devnet_validator_keys(index);
+    let info = MasternodeInfo {
+        tier: Tier::Bronze,
+        identity: &identity,
+        vrf_key: vrf.public(),
+        listen_addr: joiner_addr(options, index),
+        payout: Address::from_pubkey(&identity.public()),
+    };
+    let funds = [Spendable {
+        outpoint: coin.0,
+        value: coin.1,
+        key: &key,
+    }];
+    let fee = spec.config.ledger.min_fee;
+    let tx = match build_registration(&funds, &info, wallet, fee, wallet, spec.chain_id()) {
+        Ok(tx) => tx,
+        Err(e) => {
+            println!("devnet: demo wallet cannot register node{index}: {e}");
+            return Some(coin);
+        }
+    };
+    let id = hex::encode(identity.public().0);
+    match submit_final(client, &tx) {
+        Ok(ms) => println!(
+            "masternode node{index} {} registered (bronze, weight {}) in tx {} finalized in {ms} ms; \
+             it votes from the epoch after next",
+            id.get(..16).unwrap_or(&id),
+            Tier::Bronze.weight(),
+            tx.txid()
+        ),
+        Err(e) => {
+            println!("devnet: registration of node{index}: {e}");
+            return Some(coin);
+        }
+    }
+    change_of(&tx)
+}
+
+/// Prints the epoch node 0 votes in whenever it changes: its committee's
+/// size and weight. Returns the epoch seen (`last` if node 0 did not answer).
+fn print_epoch(client: &RpcClient, last: Option<u64>) -> Option<u64> {
+    let Ok(info) = client.call("getconsensusinfo", json!([])) else {
+        return last;
+    };
+    let Some(epoch) = info["epoch"].as_u64() else {
+        return last;
+    };
+    if last != Some(epoch) {
+        println!(
+            "epoch {epoch}: {} validators vote, weight {} (quorum {})",
+            info["validators"], info["total_weight"], info["required_weight"]
+        );
+    }
+    Some(epoch)
 }
 
 /// Blocks a line is printed for once certified, or once this many blocks

@@ -94,6 +94,11 @@ enum Sub {
 struct DevnetArgs {
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Also start this many nodes outside the genesis set and register each
+    /// as a Bronze masternode from the demo wallet: they vote from the epoch
+    /// after next
+    #[arg(long, default_value_t = 0)]
+    joiners: usize,
     /// Directory of the chain config, node datadirs, keys and demo wallet (reused)
     #[arg(long, default_value = "devnet")]
     dir: PathBuf,
@@ -332,6 +337,7 @@ fn run_devnet(args: &DevnetArgs) -> Result<(), StartError> {
     signals::spawn_listener(stop_tx).map_err(StartError::Signals)?;
     let options = DevnetOptions {
         validators: args.validators,
+        joiners: args.joiners,
         dir: args.dir.clone(),
         base_port: args.base_port,
         quiet: args.quiet,

@@ -105,7 +105,8 @@ pub struct BlockEffects<'a> {
     pub height: u64,
     /// The block's archived transactions, in block order.
     pub txs: &'a [&'a Tx],
-    /// The validators whose endorsements certified it.
+    /// The validators seen live in it: its certificate's signers and the
+    /// voters of the window votes its proofs carry.
     pub signers: &'a [PublicKeyBytes],
     /// Identities whose equivocation evidence the block carries.
     pub slashed: &'a [PublicKeyBytes],

@@ -23,6 +23,7 @@ use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
 use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 
 /// The genesis as the chain config defines it (the store derives its first
 /// tip the same way).
@@ -262,18 +263,26 @@ pub fn genesis_registry(spec: &ChainSpec) -> Registry {
     Registry::genesis(spec.epoch_rules, &spec.validators, payout_address)
 }
 
-/// Applies one final block to `registry`.
+/// Applies one final block to `registry`. A member shows it is live by
+/// endorsing the block (`endorsers`, its certificate's signers) or by a
+/// window vote one of its proofs carries (DESIGN §7).
 pub fn apply_final_block(
     registry: &mut Registry,
     height: u64,
     block: &Block,
-    signers: &[PublicKeyBytes],
+    endorsers: &[PublicKeyBytes],
 ) -> Result<crate::masternode::Applied, RegistryError> {
     let txs: Vec<&Tx> = block.entries.iter().map(|proof| &proof.tx).collect();
+    let voters = block
+        .entries
+        .iter()
+        .flat_map(|proof| proof.votes.iter().map(|(vote, _)| vote.voter));
+    let signers: BTreeSet<PublicKeyBytes> = endorsers.iter().copied().chain(voters).collect();
+    let signers: Vec<PublicKeyBytes> = signers.into_iter().collect();
     registry.apply(&BlockEffects {
         height,
         txs: &txs,
-        signers,
+        signers: &signers,
         slashed: &[],
     })
 }
