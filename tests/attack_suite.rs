@@ -40,8 +40,9 @@
 //! each other again after each attack, none scoring another, no ban on any
 //! node but the target; the restarted validator admitted and a tx through
 //! it final on node 0; the consensus work charged to each attacker identity
-//! within its budget; big frames before the handshake adding at most
-//! 8 MiB to RSS, and all peers' buffers within the buffer budget after it; under the
+//! within its budget; under big frames before the handshake, at most 8 MiB
+//! added to RSS and the target's RSS (VmHWM) ≤ 64 MiB; all peers' buffers
+//! within the buffer budget under big frames after it; under the
 //! storm, catch-up proofs within the stranger catch-up budget and no
 //! message to a peer dropped; every RPC call answered within 1 s (as
 //! `rpc_limits.rs` asserts in CI already); the wrong-version peer
@@ -49,10 +50,10 @@
 //! then admitted. **Reported only** (timing or allocator behaviour on a
 //! shared machine): honest p50 within 2× of quiet, the CPU an attack added
 //! against its work budget, the consensus thread's CPU under the storm and
-//! the storm's rate, and RSS ≤ 64 MiB under big frames, total and
-//! anonymous (absolute: they count the state the node holds too; the total
-//! also counts LMDB's map pages, which grow with the store to its whole
-//! file once read, and which the kernel drops under pressure).
+//! the storm's rate, anonymous RSS ≤ 64 MiB under big frames before the
+//! handshake, and total RSS ≤ 64 MiB under big frames after it (the net
+//! layer's 32 MiB buffer budget and the allocator's slack on top of the
+//! node's state).
 //!
 //! The attackers run on the same 2 cores as the 4 nodes: an attacker's own
 //! CPU slows honest finality too, which a remote attacker's would not.
@@ -554,13 +555,11 @@ fn big_frames(devnet: &mut Devnet, load: &Load, variant: &Variant, handshake: bo
             held <= bound,
         );
     } else {
-        // What the attack pins, asserted; the absolute figure also counts
-        // the state the node holds (the long variant's 10,000 txs), so it
-        // is reported.
+        // The must-show, asserted: the total counts the state the node
+        // holds (the long variant's 10,000 txs) and LMDB's map pages, which
+        // the ledger thread unmaps every second (`store::map_pages`).
         row.check(increase, added <= RSS_ADDED_MAX_KIB);
-        row.report(absolute, peak <= RSS_MAX_KIB);
-        // What the node itself holds: LMDB's map pages in RSS grow with the
-        // store (its whole file once read) and are the kernel's to drop.
+        row.check(absolute, peak <= RSS_MAX_KIB);
         let anon = row.attacked.anon_max_kib;
         row.report(
             format!(

@@ -8,18 +8,26 @@
 //! drops its sender, after a final commit of everything it received.
 
 use super::channels::{Durable, LedgerCommand};
-use super::heap_trim::{HeapTrim, TRIM_EVERY_MS};
+use super::heap_trim::HeapTrim;
 use super::tx_notify::TxFinalNotify;
 use crate::metrics::Metrics;
 use crate::rpc::notify::Waiters;
 use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
-use crate::time::Clock;
+use crate::time::{Clock, MonoTime};
 use crate::types::{Hash, Tx};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often the ledger thread unmaps the store's map at most
+/// ([`Store::release_mapped_pages`]). The kernel maps 64 KiB to 256 KiB
+/// around each page a read touches (`store::map_pages`), so without it the
+/// map's RSS soon is the whole file; with it, what a second's reads mapped.
+/// A release costs one read of `/proc/self/maps` and one `madvise`, and
+/// the pages in use come back as minor faults.
+pub const MAP_RELEASE_EVERY_MS: u64 = 1_000;
 
 pub struct LedgerThread<C: Clock> {
     pub store: Arc<Store>,
@@ -64,13 +72,15 @@ impl Batch {
 impl<C: Clock> LedgerThread<C> {
     pub fn run(self) -> Result<(), StoreError> {
         let mut heap = HeapTrim::default();
-        let idle_after = Duration::from_millis(TRIM_EVERY_MS);
+        let mut map_released = self.clock.mono();
+        // Wakes when quiet too: other threads' reads map pages without a commit.
+        let wake_every = Duration::from_millis(MAP_RELEASE_EVERY_MS);
         loop {
-            let first = match self.commands.recv_timeout(idle_after) {
+            let first = match self.commands.recv_timeout(wake_every) {
                 Ok(first) => first,
-                // Quiet for a while: the last burst's memory is freed by now.
+                // Quiet for a second: the last burst's memory is freed by now.
                 Err(RecvTimeoutError::Timeout) => {
-                    heap.idle(self.clock.mono());
+                    self.idle(&mut heap, &mut map_released);
                     continue;
                 }
                 // The consensus thread is gone: shutdown.
@@ -84,8 +94,26 @@ impl<C: Clock> LedgerThread<C> {
             self.commit(batch)?;
             heap.worked();
             if self.commands.is_empty() {
-                heap.idle(self.clock.mono());
+                self.idle(&mut heap, &mut map_released);
             }
+        }
+    }
+
+    /// Between batches: the heap's free pages back to the kernel (after
+    /// work, at most once per [`heap_trim::TRIM_EVERY_MS`]), and the store's
+    /// map pages unmapped (at most once per [`MAP_RELEASE_EVERY_MS`]; they
+    /// stay in the page cache, and what the next reads touch is mapped again).
+    ///
+    /// [`heap_trim::TRIM_EVERY_MS`]: super::heap_trim::TRIM_EVERY_MS
+    fn idle(&self, heap: &mut HeapTrim, map_released: &mut MonoTime) {
+        let now = self.clock.mono();
+        heap.idle(now);
+        if now.saturating_since(*map_released).as_millis() < u128::from(MAP_RELEASE_EVERY_MS) {
+            return;
+        }
+        *map_released = now;
+        if let Err(e) = self.store.release_mapped_pages() {
+            log::warn!("cannot give back the store's mapped pages: {e}");
         }
     }
 

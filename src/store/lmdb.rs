@@ -523,6 +523,20 @@ impl Store {
         }
     }
 
+    /// Unmaps the map's pages from this process; they stay in the page
+    /// cache and the next read maps what it touches (`map_pages`). For an
+    /// idle moment: it waits for a resize to finish, never for readers.
+    pub fn release_mapped_pages(&self) -> Result<(), StoreError> {
+        let _gate = self
+            .resize_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        super::map_pages::release(&self.path.join("data.mdb")).map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Doubles the map, up to the limit. Waits until no transaction of this
     /// process is open, as LMDB requires.
     fn grow_map(&self) -> Result<u64, StoreError> {

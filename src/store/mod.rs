@@ -20,12 +20,14 @@
 //! * `recent_proofs`: the latest proofs in finalization order, for catch-up.
 //! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.
+//! * `map_pages`: [`Store::release_mapped_pages`], the map's pages given back.
 
 mod blocks;
 mod certified;
 mod chain_check;
 mod error;
 pub mod lmdb;
+mod map_pages;
 mod masternodes;
 mod recent_proofs;
 mod safety;

@@ -1191,3 +1191,41 @@ fn registry_steps_are_stored_in_order_and_survive_reopen() {
         Some(first)
     );
 }
+
+/// KiB of `path`'s mappings resident in this process (`/proc/self/smaps`).
+#[cfg(target_os = "linux")]
+fn mapped_kib(path: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut ours = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        if let Some(rss) = line.strip_prefix("Rss:") {
+            if ours {
+                kib += rss
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        } else if line.contains('-') && line.split_whitespace().count() >= 5 {
+            // A mapping's header line: address range, perms, offset, dev, inode [path].
+            ours = line.ends_with(name);
+        }
+    }
+    kib
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn released_map_pages_leave_the_process_and_reads_see_the_same_records() {
+    let f = Fixture::new();
+    let before = f.dump();
+    let data = f.dir.path().join("chain").join("data.mdb");
+    assert!(mapped_kib(&data) > 0, "reads map the pages they touch");
+    f.store.release_mapped_pages().unwrap();
+    assert_eq!(mapped_kib(&data), 0);
+    assert_eq!(f.dump(), before);
+    assert!(mapped_kib(&data) > 0);
+}
