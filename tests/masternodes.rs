@@ -10,11 +10,12 @@
 //! `verifychain` replays the registry and checks every stored set, and
 //! fails on a set the final blocks did not decide. CI time: about 30 s.
 //!
-//! The engines follow the epochs: the deregistration, finalized once the
-//! joiner's epoch began, carries votes of that epoch, weighed against its
-//! committee (the joiner never runs: the genesis 40 of 50 still clear two
-//! thirds), and `time-cli proof` checks it offline against that committee.
-//! Block production still follows the genesis set.
+//! The engines follow the epochs: the joiner, running from the start with
+//! its `--masternode-key`, votes once its epoch begins, and its votes are in
+//! the proofs nodes assemble; the deregistration, finalized in the joiner's
+//! epoch, carries votes of that epoch, weighed against its committee, and
+//! `time-cli proof` checks it offline against that committee. Block
+//! production and certification still follow the genesis set.
 
 mod devnet_support;
 
@@ -81,12 +82,14 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
         )
     });
     let spec = devnet.spec.clone();
-    let node0 = &devnet.nodes[0];
     let files = tempfile::tempdir().unwrap();
     let wallet = files.path().join("wallet.json");
     let key_file = files.path().join("masternode.json");
     let identity = Keypair::from_seed_label("masternodes test joiner");
     write_key_file(&key_file, &identity).unwrap();
+    // The joiner runs from the start: a non-voting node until its epoch.
+    let joiner = devnet.add_masternode(key_file.clone());
+    let node0 = &devnet.nodes[0];
     let key_arg = key_file.to_str().unwrap();
     let id = hex::encode(identity.public().0);
     cli(node0.datadir(), &wallet, &["devnet-wallet"]).unwrap();
@@ -181,6 +184,23 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
             (info["epoch"].as_u64()? >= active_from).then_some(())
         });
     }
+
+    // The joiner votes: its engine is seated, and its window votes count in
+    // the proofs nodes assemble (each proof needs any 4 of the 5 voters).
+    let paid: Vec<Hash> = (0..6)
+        .map(|_| cli_final(node0, &wallet, &["send", &owner, "1"]))
+        .collect();
+    let info = devnet.nodes[joiner].call("getconsensusinfo", json!([]));
+    assert_eq!(info["is_validator"], json!(true), "{info}");
+    assert!(info["finality_votes_signed"].as_u64() > Some(0), "{info}");
+    let counted = devnet.nodes.iter().any(|node| {
+        node.wait_finalized(&paid);
+        paid.iter().any(|txid| {
+            let proof = node.call("getfinalityproof", json!([txid.to_string()]));
+            proof["voters"].as_array().unwrap().contains(&json!(id))
+        })
+    });
+    assert!(counted, "the joiner's votes are in no proof of {paid:?}");
 
     // Deregistering spends the collateral.
     let deregister = ["masternode", "deregister", "--identity-key", key_arg];

@@ -197,6 +197,18 @@ impl Devnet {
     /// Adds and launches a non-voting node with an empty datadir that
     /// knows only node `peer`'s address; returns its index.
     pub fn add_node(&mut self, peer: usize) -> usize {
+        let peer_ports = vec![self.nodes[peer].p2p_port];
+        self.push_node(None, peer_ports)
+    }
+
+    /// Adds and launches a masternode outside the genesis set, signing with
+    /// `key_file` (`--masternode-key`) once registered, that dials the
+    /// genesis validators; returns its index.
+    pub fn add_masternode(&mut self, key_file: PathBuf) -> usize {
+        self.push_node(Some(key_file), Vec::new())
+    }
+
+    fn push_node(&mut self, key_file: Option<PathBuf>, peer_ports: Vec<u16>) -> usize {
         let index = self.nodes.len();
         let datadir = self._dir.path().join(format!("node{index}"));
         std::fs::create_dir_all(&datadir).unwrap();
@@ -204,8 +216,8 @@ impl Devnet {
             index,
             datadir,
             p2p_port: free_ports(1)[0],
-            key_file: None,
-            peer_ports: vec![self.nodes[peer].p2p_port],
+            key_file,
+            peer_ports,
             child: None,
             client: None,
         });
