@@ -355,7 +355,7 @@ impl Engine {
                 kept: limits.windows_kept,
                 tallies: limits.vote_tallies,
             }),
-            signed_spends: SignedSpends::new(limits.signed_spends),
+            signed_spends: SignedSpends::new(limits.signed_spends, validators.len()),
             shared_trees: None,
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
@@ -1044,7 +1044,7 @@ impl Engine {
             if tally.is_complete() || tally.has_voted(member) {
                 continue;
             }
-            if let Ok(VoteAdded::Complete) = tally.add(validators, window, index) {
+            if let Ok(VoteAdded::Complete) = tally.add_member(validators, member, window, index) {
                 complete.push(*txid);
             }
         }
