@@ -38,12 +38,14 @@ use crate::finality::{
 use crate::ledger::{
     check_structure, validate, validate_with, TxError, UtxoView, ValidTx, ValidationParams,
 };
-use crate::mempool::{Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
+use crate::mempool::{
+    Deadlines, Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus,
+};
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 mod stuck;
@@ -290,7 +292,7 @@ pub struct Engine {
     unproven: Unproven,
     polls: Polls,
     fetches: Fetches,
-    poll_schedule: BTreeSet<(MonoTime, Hash)>,
+    poll_schedule: Deadlines<Hash>,
     /// Our window (validators only).
     own_window: OwnWindow,
     windows: WindowBook,
@@ -348,7 +350,7 @@ impl Engine {
             unproven: Unproven::new(limits.unproven),
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
-            poll_schedule: BTreeSet::new(),
+            poll_schedule: Deadlines::new(),
             own_window: OwnWindow::new(config.window_session),
             windows: WindowBook::new(WindowLimits {
                 seen: limits.windows_seen,
@@ -515,7 +517,7 @@ impl Engine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         let poll_due = (self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls)
-            .then(|| self.poll_schedule.first().map(|(at, _)| *at))
+            .then(|| self.poll_schedule.next_at())
             .flatten();
         // Held poll slots whose validator answered may go at once.
         let released = self.polls.has_releasable().then_some(MonoTime(0));
@@ -1779,7 +1781,7 @@ fn durably_final(view: &impl UtxoView, txid: &Hash) -> bool {
 
 /// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.
 fn reschedule(
-    schedule: &mut BTreeSet<(MonoTime, Hash)>,
+    schedule: &mut Deadlines<Hash>,
     due: &mut Option<MonoTime>,
     txid: Hash,
     at: MonoTime,
