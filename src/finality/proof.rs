@@ -3,9 +3,9 @@
 //! holding the snapshot reaches the same verdict, with no local state.
 //! Pure: never trusts a weight or membership claim carried by the proof.
 
+use super::member_bits::MemberBits;
 use super::validator_set::ValidatorSet;
 use super::vote::FinalityVote;
-use super::member_bits::MemberBits;
 use super::window::WindowTree;
 use crate::crypto::merkle::MerklePath;
 use crate::types::{ChainId, Hash, PublicKeyBytes, Tx};
@@ -283,17 +283,16 @@ impl ProofBuilder {
     /// The proof for `tx` (whose txid must be the builder's).
     pub fn to_proof(&self, tx: &Tx) -> FinalityProof {
         debug_assert_eq!(tx.txid(), self.txid);
+        // Sized once: collecting from `filter_map` grew it by doubling.
+        let mut votes = Vec::with_capacity(self.votes.len());
+        // Every leaf was checked in range when added, so each has a path.
+        votes.extend(self.votes.iter().filter_map(|(window, leaf)| {
+            let path = window.path(*leaf)?;
+            Some((window.vote().clone(), path))
+        }));
         FinalityProof {
             tx: tx.clone(),
-            // Every leaf was checked in range when added, so each has a path.
-            votes: self
-                .votes
-                .iter()
-                .filter_map(|(window, leaf)| {
-                    let path = window.path(*leaf)?;
-                    Some((window.vote().clone(), path))
-                })
-                .collect(),
+            votes,
         }
     }
 }
