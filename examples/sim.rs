@@ -14,6 +14,12 @@ use std::time::Instant;
 use timecoin::sim::rng::{concern_rng, PPM};
 use timecoin::sim::{self, ChurnConfig, Crash, Partition, SimConfig, Strategy, TierMix};
 
+/// A thousand engines allocate and free a proof's Merkle paths, query
+/// lists and window records by the million: glibc's allocator was a tenth
+/// of the 1,000-validator run. The node binaries keep the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic simulation of timecoin validators")]
 struct Args {

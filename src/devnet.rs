@@ -258,7 +258,11 @@ fn wait_ready(
     let deadline = Instant::now() + STARTUP_DEADLINE;
     let all_others = nodes.len().saturating_sub(1) as u64;
     for i in 0..nodes.len() {
-        let others = if i < genesis { all_others } else { genesis as u64 };
+        let others = if i < genesis {
+            all_others
+        } else {
+            genesis as u64
+        };
         let Some(node) = nodes.get_mut(i) else {
             continue;
         };

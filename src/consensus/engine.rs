@@ -39,12 +39,14 @@ use crate::finality::{
 use crate::ledger::{
     check_structure, validate, validate_with, TxError, UtxoView, ValidTx, ValidationParams,
 };
-use crate::mempool::{Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus};
+use crate::mempool::{
+    Deadlines, Entry, Mempool, MempoolError, OrphanPool, OverlayView, RecentMap, TxStatus,
+};
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 mod stuck;
@@ -297,7 +299,7 @@ pub struct Engine {
     unproven: Unproven,
     polls: Polls,
     fetches: Fetches,
-    poll_schedule: BTreeSet<(MonoTime, Hash)>,
+    poll_schedule: Deadlines<Hash>,
     /// Our window (validators only).
     own_window: OwnWindow,
     windows: WindowBook,
@@ -358,14 +360,14 @@ impl Engine {
             unproven: Unproven::new(limits.unproven),
             polls: Polls::default(),
             fetches: Fetches::new(limits.max_fetches, limits.max_fetches_per_peer),
-            poll_schedule: BTreeSet::new(),
+            poll_schedule: Deadlines::new(),
             own_window: OwnWindow::new(config.window_session),
             windows: WindowBook::new(WindowLimits {
                 seen: limits.windows_seen,
                 kept: limits.windows_kept,
                 tallies: limits.vote_tallies,
             }),
-            signed_spends: SignedSpends::new(limits.signed_spends),
+            signed_spends: SignedSpends::new(limits.signed_spends, validators.len()),
             shared_trees: None,
             seen_proofs: RecentMap::new(limits.seen_proofs),
             verified_votes: VerifiedVotes::new(limits.verified_votes),
@@ -528,7 +530,7 @@ impl Engine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         let poll_due = (self.polls.outstanding_polls() < self.config.limits.max_outstanding_polls)
-            .then(|| self.poll_schedule.first().map(|(at, _)| *at))
+            .then(|| self.poll_schedule.next_at())
             .flatten();
         // Held poll slots whose validator answered may go at once.
         let released = self.polls.has_releasable().then_some(MonoTime(0));
@@ -642,7 +644,9 @@ impl Engine {
     /// The chain decided the committee of the next epoch: early votes of
     /// its members (from nodes that crossed the boundary first) count.
     pub fn learn_next_epoch(&mut self, next: EpochCommittee) -> Result<(), EpochError> {
-        self.committees.learn_next(next)
+        self.committees.learn_next(next)?;
+        self.signed_spends.set_members(self.committees.voter_span());
+        Ok(())
     }
 
     /// The chain reached epoch `to` (DESIGN §7): its committee polls and
@@ -652,6 +656,7 @@ impl Engine {
     /// epoch's votes); newly seated, we start polling what we hold.
     pub fn enter_epoch(&mut self, now: MonoTime, to: EpochCommittee) -> Result<(), EpochError> {
         self.committees.advance(to)?;
+        self.signed_spends.set_members(self.committees.voter_span());
         self.config.scope.epoch = self.committees.epoch();
         let committee = self.committees.current();
         let weights: Vec<u64> = committee.validators().iter().map(|v| v.weight).collect();
@@ -1137,7 +1142,7 @@ impl Engine {
             if tally.is_complete() || tally.has_voted(member) {
                 continue;
             }
-            if let Ok(VoteAdded::Complete) = tally.add(set, window, index) {
+            if let Ok(VoteAdded::Complete) = tally.add_member(set, member, window, index) {
                 complete.push(*txid);
             }
         }
@@ -1876,7 +1881,7 @@ fn durably_final(view: &impl UtxoView, txid: &Hash) -> bool {
 
 /// Moves `txid`'s timer in `schedule` to `at` unless it is already due earlier.
 fn reschedule(
-    schedule: &mut BTreeSet<(MonoTime, Hash)>,
+    schedule: &mut Deadlines<Hash>,
     due: &mut Option<MonoTime>,
     txid: Hash,
     at: MonoTime,

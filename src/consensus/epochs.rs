@@ -88,6 +88,11 @@ impl Committees {
         self.voter_ids.get(id).copied()
     }
 
+    /// Voter numbers handed out so far (every number is below it).
+    pub fn voter_span(&self) -> usize {
+        self.next_voter_id as usize
+    }
+
     /// The chain decided the committee of the epoch after the current one.
     pub fn learn_next(&mut self, next: EpochCommittee) -> Result<(), EpochError> {
         let current = self.current.epoch;

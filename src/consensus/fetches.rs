@@ -4,16 +4,16 @@
 //! transactions through the fetch path.
 
 use super::messages::NodeId;
+use crate::mempool::Deadlines;
 use crate::time::MonoTime;
 use crate::types::Hash;
 use foldhash::{HashMap, HashMapExt};
-use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub struct Fetches {
     pending: HashMap<Hash, (NodeId, MonoTime)>,
     per_peer: HashMap<NodeId, usize>,
-    deadlines: BTreeSet<(MonoTime, Hash)>,
+    deadlines: Deadlines<Hash>,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -23,7 +23,7 @@ impl Fetches {
         Fetches {
             pending: HashMap::new(),
             per_peer: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::new(),
             max_total,
             max_per_peer,
         }
@@ -67,7 +67,7 @@ impl Fetches {
     }
 
     pub fn next_deadline(&self) -> Option<MonoTime> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.next_at()
     }
 
     pub fn len(&self) -> usize {

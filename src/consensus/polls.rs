@@ -15,6 +15,7 @@
 
 use super::messages::{NodeId, Verdict};
 use super::snowball::PollTally;
+use crate::mempool::Deadlines;
 use crate::time::MonoTime;
 use crate::types::Hash;
 use foldhash::{HashMap, HashSet, HashSetExt};
@@ -63,7 +64,7 @@ pub struct Request {
 pub struct Polls {
     polls: HashMap<PollId, Poll>,
     requests: HashMap<u64, Request>,
-    deadlines: BTreeSet<(MonoTime, u64)>,
+    deadlines: Deadlines<u64>,
     next_poll_id: PollId,
     next_request_id: u64,
     /// Poll queries in flight per validator.
@@ -258,7 +259,7 @@ impl Polls {
     }
 
     pub fn next_deadline(&self) -> Option<MonoTime> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.next_at()
     }
 }
 

@@ -5,10 +5,15 @@
 //! that tx, so the record is dense: per outpoint (one map entry), the
 //! txids signed for it and, per txid, its signers by voter number (stable
 //! across epochs, see `epochs::Committees::voter_id`) with the window seq. An outpoint almost always has one txid, and a signer costs
-//! a bit and 16 bytes instead of a map entry keyed by its 32-byte id. Bounded:
+//! a bit and 8 bytes instead of a map entry keyed by its 32-byte id; both
+//! arrays are sized for every voter number when the txid is first recorded, as
+//! nearly every member signs every txid (growing them signer by signer
+//! cost a reallocation each time the set's share doubled). Bounded:
 //! oldest outpoints are forgotten first, at most
-//! [`MAX_TXIDS_PER_OUTPOINT`] txids each, signers bounded by the set.
+//! [`MAX_TXIDS_PER_OUTPOINT`] txids each, signers bounded by the voters
+//! of the committees held.
 
+use crate::finality::MemberBits;
 use crate::mempool::RecentMap;
 use crate::types::{Hash, OutPoint};
 
@@ -20,45 +25,45 @@ pub const MAX_TXIDS_PER_OUTPOINT: usize = 4;
 #[derive(Debug)]
 struct Signers {
     txid: Hash,
-    /// Bit `m`: voter number `m` signed it (the common question, answered
+    /// Voter numbers that signed it (the common question, answered
     /// without a scan).
-    signed: Vec<u64>,
-    /// Its signers by voter number, each with its window's seq (one list, so
-    /// recording a signer touches one place, not two).
-    seqs: Vec<(u32, u64)>,
+    signed: MemberBits,
+    /// Per voter number, the seq of the window it signed this txid in
+    /// (meaningful where its bit is set).
+    seqs: Vec<u64>,
 }
 
 impl Signers {
-    fn new(txid: Hash) -> Signers {
+    /// Sized for voter numbers `0..members`.
+    fn new(txid: Hash, members: usize) -> Signers {
         Signers {
             txid,
-            signed: Vec::new(),
-            seqs: Vec::new(),
+            signed: MemberBits::new(members),
+            seqs: vec![0; members],
         }
     }
 
     fn has(&self, member: u32) -> bool {
-        let (word, bit) = (member as usize / 64, member % 64);
-        self.signed.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        self.signed.contains(member as usize)
     }
 
     fn add(&mut self, member: u32, seq: u64) {
-        let (word, bit) = (member as usize / 64, member % 64);
-        if self.signed.len() <= word {
-            self.signed.resize(word + 1, 0);
+        self.signed.insert(member as usize);
+        // A voter numbered after the record was sized (an epoch change
+        // brought new members) grows it.
+        if self.seqs.len() <= member as usize {
+            self.seqs.resize(member as usize + 1, 0);
         }
-        if let Some(w) = self.signed.get_mut(word) {
-            *w |= 1 << bit;
+        if let Some(s) = self.seqs.get_mut(member as usize) {
+            *s = seq;
         }
-        self.seqs.push((member, seq));
     }
 
     fn seq_of(&self, member: u32) -> Option<u64> {
         if !self.has(member) {
             return None;
         }
-        let (_, seq) = self.seqs.iter().find(|(m, _)| *m == member)?;
-        Some(*seq)
+        self.seqs.get(member as usize).copied()
     }
 }
 
@@ -89,14 +94,23 @@ impl Spends {
 
 pub struct SignedSpends {
     by_outpoint: RecentMap<OutPoint, Spends>,
+    /// Voter numbers in use: what a new record is sized for.
+    members: usize,
 }
 
 impl SignedSpends {
-    /// Remembers at most `outpoints` outpoints.
-    pub fn new(outpoints: usize) -> SignedSpends {
+    /// Remembers at most `outpoints` outpoints, signed by voter numbers
+    /// `0..members`.
+    pub fn new(outpoints: usize, members: usize) -> SignedSpends {
         SignedSpends {
             by_outpoint: RecentMap::new(outpoints),
+            members,
         }
+    }
+
+    /// Voter numbers now run up to `members` (an epoch brought new ones).
+    pub fn set_members(&mut self, members: usize) {
+        self.members = members;
     }
 
     /// Records that voter number `member` signed `txid`, spending `outpoint`,
@@ -109,8 +123,9 @@ impl SignedSpends {
         txid: Hash,
         seq: u64,
     ) -> Option<(Hash, u64)> {
+        let members = self.members;
         let signed = self.by_outpoint.get_or_insert_with(outpoint, || Spends {
-            first: Signers::new(txid),
+            first: Signers::new(txid, members),
             others: Vec::new(),
         });
         if let Some(group) = signed.iter().find(|g| g.has(member)) {
@@ -123,7 +138,7 @@ impl SignedSpends {
         match signed.group_mut(&txid) {
             Some(group) => group.add(member, seq),
             None if !full => {
-                let mut group = Signers::new(txid);
+                let mut group = Signers::new(txid, members);
                 group.add(member, seq);
                 signed.others.push(group);
             }
@@ -146,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_second_txid_for_one_outpoint_names_the_first_and_its_window() {
-        let mut spends = SignedSpends::new(8);
+        let mut spends = SignedSpends::new(8, 16);
         let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
         assert_eq!(spends.record(7, outpoint(0), a, 1), None);
         assert_eq!(spends.record(7, outpoint(0), a, 2), None);
@@ -160,14 +175,14 @@ mod tests {
 
     #[test]
     fn the_oldest_outpoints_and_extra_txids_are_forgotten() {
-        let mut spends = SignedSpends::new(2);
+        let mut spends = SignedSpends::new(2, 16);
         let a = Hash::digest(b"a");
         spends.record(1, outpoint(0), a, 1);
         spends.record(1, outpoint(1), a, 1);
         spends.record(1, outpoint(2), a, 1);
         // Outpoint 0 was forgotten: a conflict there goes unseen.
         assert_eq!(spends.record(1, outpoint(0), Hash::digest(b"b"), 2), None);
-        let mut spends = SignedSpends::new(2);
+        let mut spends = SignedSpends::new(2, 16);
         for n in 0..=MAX_TXIDS_PER_OUTPOINT as u8 {
             spends.record(u32::from(n), outpoint(0), Hash::digest(&[n]), 1);
         }

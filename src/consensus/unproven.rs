@@ -13,10 +13,10 @@
 //! (`UnprovenLimits::max_txs`), which refuses new admissions at the cap and
 //! never forgets an acceptance (the vote-safety record outlives any cap).
 
+use crate::mempool::Deadlines;
 use crate::time::MonoTime;
 use crate::types::Hash;
 use foldhash::{HashMap, HashMapExt};
-use std::collections::BTreeSet;
 
 /// The re-ask schedule and the cap of accepted-but-unproven txs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ struct Entry {
 pub struct Unproven {
     limits: UnprovenLimits,
     entries: HashMap<Hash, Entry>,
-    schedule: BTreeSet<(MonoTime, Hash)>,
+    schedule: Deadlines<Hash>,
 }
 
 impl Unproven {
@@ -64,7 +64,7 @@ impl Unproven {
         Unproven {
             limits,
             entries: HashMap::new(),
-            schedule: BTreeSet::new(),
+            schedule: Deadlines::new(),
         }
     }
 
@@ -113,7 +113,7 @@ impl Unproven {
 
     /// When the next re-ask is due.
     pub fn next_due(&self) -> Option<MonoTime> {
-        self.schedule.first().map(|(at, _)| *at)
+        self.schedule.next_at()
     }
 
     /// The txids to re-ask now. Each due txid whose tally (`weight_of`)

@@ -6,6 +6,7 @@
 
 pub mod committee;
 pub mod evidence;
+pub mod member_bits;
 pub mod proof;
 pub mod validator_set;
 pub mod vote;
@@ -16,6 +17,7 @@ pub use evidence::{
     max_evidence_bytes, EvidenceError, SignedSpend, WindowEquivocation,
     MAX_WINDOW_EVIDENCE_PER_VOTER,
 };
+pub use member_bits::MemberBits;
 pub use proof::{
     verify_proof, verify_proof_parts_with, verify_proof_with, FinalityProof, ProofBuilder,
     ProofError, VoteAdded, MAX_PROOF_VOTES,

@@ -7,10 +7,12 @@
 //! from `Sampling` on, and the per-transaction consensus state rides along
 //! as the opaque `S`.
 
+pub mod deadlines;
 pub mod orphans;
 pub mod overlay;
 pub mod recent;
 
+pub use deadlines::Deadlines;
 pub use orphans::OrphanPool;
 pub use overlay::OverlayView;
 pub use recent::RecentMap;
@@ -18,7 +20,6 @@ pub use recent::RecentMap;
 use crate::time::MonoTime;
 use crate::types::{Hash, OutPoint, Tx};
 use foldhash::{HashMap, HashMapExt};
-use std::collections::BTreeSet;
 
 /// Where a transaction is in its life (DESIGN §4): `Seen → Sampling →
 /// LocallyAccepted → Finalized`, or `Rejected`/`Expired`.
@@ -64,7 +65,7 @@ pub enum MempoolError {
 pub struct Mempool<S> {
     entries: HashMap<Hash, Entry<S>>,
     conflict_sets: HashMap<OutPoint, Vec<Hash>>,
-    expiries: BTreeSet<(MonoTime, Hash)>,
+    expiries: Deadlines<Hash>,
     /// How recently removed transactions ended: `Finalized` (durable),
     /// `Rejected` or `Expired`.
     settled: RecentMap<Hash, TxStatus>,
@@ -77,7 +78,7 @@ impl<S> Mempool<S> {
         Mempool {
             entries: HashMap::new(),
             conflict_sets: HashMap::new(),
-            expiries: BTreeSet::new(),
+            expiries: Deadlines::new(),
             settled: RecentMap::new(settled_capacity),
             max_txs,
             max_conflicts_per_outpoint: max_conflicts_per_outpoint.max(1),
@@ -261,7 +262,7 @@ impl<S> Mempool<S> {
     }
 
     pub fn next_expiry(&self) -> Option<MonoTime> {
-        self.expiries.first().map(|(at, _)| *at)
+        self.expiries.next_at()
     }
 
     /// How a transaction no longer in the pool ended, if still remembered.

@@ -2,6 +2,7 @@
 //! parent is still pending here). Held, bounded in total and per peer, until
 //! the parent finalizes or they expire. Never sampled, never voted for.
 
+use super::Deadlines;
 use crate::time::MonoTime;
 use crate::types::{Hash, PublicKeyBytes, Tx};
 use foldhash::{HashMap, HashMapExt};
@@ -21,7 +22,7 @@ pub struct OrphanPool {
     /// (missing parent txid, orphan txid).
     by_parent: BTreeSet<(Hash, Hash)>,
     per_peer: HashMap<PublicKeyBytes, usize>,
-    expiries: BTreeSet<(MonoTime, Hash)>,
+    expiries: Deadlines<Hash>,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -32,7 +33,7 @@ impl OrphanPool {
             orphans: HashMap::new(),
             by_parent: BTreeSet::new(),
             per_peer: HashMap::new(),
-            expiries: BTreeSet::new(),
+            expiries: Deadlines::new(),
             max_total,
             max_per_peer,
         }
@@ -108,7 +109,7 @@ impl OrphanPool {
     }
 
     pub fn next_expiry(&self) -> Option<MonoTime> {
-        self.expiries.first().map(|(at, _)| *at)
+        self.expiries.next_at()
     }
 
     fn remove(&mut self, txid: &Hash) -> Option<Orphan> {

@@ -280,7 +280,7 @@ impl Cluster {
         while let Some((at_ms, action)) = self.queue.pop_due(end_ms) {
             self.now_ms = at_ms;
             match action {
-                Action::Deliver { from, to, packet } => self.deliver(from, to, &packet),
+                Action::Deliver { from, to, packet } => self.deliver(from, to, packet),
                 Action::Timer { node } => self.fire_timer(node, at_ms),
                 Action::Submit { index } => self.submit(index),
                 Action::Crash { node } => self.crash(node),
@@ -333,8 +333,7 @@ impl Cluster {
         n.fired_ms = None;
     }
 
-    fn deliver(&mut self, from: usize, to: usize, packet: &Packet) {
-        let msg = &packet.msg;
+    fn deliver(&mut self, from: usize, to: usize, packet: Rc<Packet>) {
         let now = self.now();
         let Some(from_id) = self.nodes.get(from).map(|n| n.key.public()) else {
             return;
@@ -348,9 +347,12 @@ impl Cluster {
         };
         self.traffic.delivered += 1;
         self.traffic.bytes_delivered += packet.bytes;
-        engine.handle_message(now, from_id, msg.clone(), &node.ledger);
         let mut detail = (from as u64).to_le_bytes().to_vec();
         detail.extend_from_slice(packet.hash.as_bytes());
+        // The last delivery of a packet (most are sent to one node) hands
+        // over the message instead of copying its txid lists.
+        let msg = Rc::try_unwrap(packet).map_or_else(|shared| shared.msg.clone(), |p| p.msg);
+        engine.handle_message(now, from_id, msg, &node.ledger);
         self.record(b'D', to, &detail);
         self.drain(to);
     }
@@ -552,10 +554,12 @@ impl Cluster {
     }
 
     fn transmit(&mut self, from: usize, targets: Vec<usize>, msg: ConsensusMessage) {
-        let encoded = encoding::encode(&msg);
+        // Hashed and measured as it is encoded, without a buffer.
+        let mut sink = CountingHasher::default();
+        encoding::encode_into(&msg, &mut sink);
         let packet = Rc::new(Packet {
-            hash: Hash::digest(&encoded),
-            bytes: encoded.len() as u64,
+            hash: Hash(*sink.hasher.finalize().as_bytes()),
+            bytes: sink.bytes,
             msg,
         });
         for to in targets {
@@ -735,6 +739,25 @@ impl Cluster {
                 .for_each(|m| totals.add(m));
         }
         totals
+    }
+}
+
+/// Hashes the bytes written into it and counts them.
+#[derive(Default)]
+struct CountingHasher {
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl std::io::Write for CountingHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
