@@ -580,12 +580,18 @@ fn a_gap_in_a_voters_seqs_is_asked_of_the_relay_and_answered_from_memory() {
 /// An observer that saw validator 3 sign two spends of coin 0 in two
 /// windows; returns their txids.
 fn caught_equivocating() -> (Observer, Hash, Hash) {
+    caught_equivocating_across(|_| {})
+}
+
+/// [`caught_equivocating`] with `between` run between the two windows.
+fn caught_equivocating_across(between: impl FnOnce(&mut Observer)) -> (Observer, Hash, Hash) {
     let mut o = Observer::new(&[1; 4], sequential(20));
     let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
     let (tx_x, tx_y) = (x.txid(), y.txid());
     o.deliver(o.id(1), ConsensusMessage::Tx(x));
     o.deliver(o.id(2), ConsensusMessage::Tx(y));
     o.window_votes(&[3], &[tx_x]);
+    between(&mut o);
     o.window_votes(&[3], &[tx_y]);
     (o, tx_x, tx_y)
 }
@@ -1476,16 +1482,11 @@ fn a_node_seated_by_an_epoch_change_starts_polling() {
 /// caught, and that evidence verifies against the two epochs' committees.
 #[test]
 fn equivocation_across_an_epoch_boundary_is_caught() {
-    let mut o = Observer::new(&[1; 4], sequential(20));
-    let (x, y) = (o.wallet.pay(0, "x"), o.wallet.pay(0, "y"));
-    let (tx_x, tx_y) = (x.txid(), y.txid());
-    o.deliver(o.id(1), ConsensusMessage::Tx(x));
-    o.deliver(o.id(2), ConsensusMessage::Tx(y));
-    o.window_votes(&[3], &[tx_x]);
     let next = committee(1, &[3, 2, 1, 0]);
-    o.engine.enter_epoch(o.now, next.clone()).unwrap();
-    o.epoch = 1;
-    o.window_votes(&[3], &[tx_y]);
+    let (o, tx_x, tx_y) = caught_equivocating_across(|o| {
+        o.engine.enter_epoch(o.now, next.clone()).unwrap();
+        o.epoch = 1;
+    });
     assert!(o.events().contains(&Event::Equivocation {
         voter: o.id(3),
         outpoint: o.wallet.coins[0],
