@@ -312,6 +312,7 @@ impl Forger {
             now,
             slot_clock,
             validators: &self.set,
+            parent_certificate: None,
             max_block_bytes: 1 << 20,
         };
         build_block(
@@ -587,6 +588,7 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
             now,
             slot_clock,
             validators: &set,
+            parent_certificate: None,
             max_block_bytes: 1 << 20,
         };
         let block = build_block(&template, &vrf, &identity, proofs).unwrap();

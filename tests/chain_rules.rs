@@ -10,13 +10,15 @@ use proptest::prelude::*;
 use timecoin::chain::fixed_point::ln_q60;
 use timecoin::chain::{
     block_reward, build_block, publish_delay_ms, split_reward, validate_block, Block,
-    BlockRejection, BlockSummary, BuildError, ChainAction, ChainView, ForkChoice, ForkChoiceConfig,
-    ForkChoiceError, IgnoreReason, Placement, Ticket, ValidBlock, MAX_BLOCK_BYTES,
-    MAX_BLOCK_ENTRIES,
+    BlockRejection, BlockSummary, BlockVote, BuildError, Certificate, CertificateError,
+    ChainAction, ChainView, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement,
+    Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
 use timecoin::crypto::Keypair;
 use timecoin::finality::{ProofError, ValidatorSet};
+use timecoin::masternode::{BlockEffects, EpochRules, Registry};
+use timecoin::rpc::archive::apply_final_block;
 use timecoin::time::Timestamp;
 use timecoin::types::amount::UNITS_PER_TIME;
 use timecoin::types::{
@@ -518,6 +520,136 @@ fn short_proof_is_refused_with_its_index_and_txid() {
             source: ProofError::ShortWeight { have: 10, need: 27 }
         }
     );
+}
+
+/// Block 1 on the fixture's chain, applied, and validator 1's block for
+/// the next slot carrying `certificate` as its parent's.
+fn child_carrying(
+    f: &mut Fixture,
+    certificate: impl FnOnce(&Fixture, &Block) -> Certificate,
+) -> Block {
+    let first = block_with(f, 0);
+    f.chain.apply(&first);
+    f.chain.now = slot_start(NEXT + 1);
+    let certificate = certificate(f, &first);
+    let mut template = f.chain.template(NEXT + 1);
+    template.parent_certificate = Some(&certificate);
+    build_block(
+        &template,
+        &f.validators.vrfs[1],
+        &f.validators.ids[1],
+        Vec::new(),
+    )
+    .unwrap()
+}
+
+/// Validators `signers`' endorsements of `block`, as a certificate.
+fn certificate_by(f: &Fixture, block: &Block, signers: &[usize]) -> Certificate {
+    let mut votes: Vec<BlockVote> = signers
+        .iter()
+        .map(|&i| {
+            BlockVote::sign(
+                &f.validators.ids[i],
+                CHAIN,
+                chain_genesis_hash(),
+                block.header.height,
+                block.hash(),
+            )
+        })
+        .collect();
+    votes.sort_by_key(|v| v.voter);
+    Certificate {
+        height: block.header.height,
+        hash: block.hash(),
+        votes,
+    }
+}
+
+#[test]
+fn a_block_carries_its_parents_certificate_and_the_header_commits_to_it() {
+    let mut f = Fixture::new(0);
+    let block = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 1, 2]));
+    assert_ne!(block.header.parent_certificate, Hash::ZERO);
+    let bytes = block.encode();
+    assert_eq!(Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap(), block);
+    f.validate(block.clone());
+    // Stripping (or swapping) the certificate after signing breaks the digest.
+    let mut stripped = block;
+    stripped.parent_certificate = None;
+    assert!(matches!(
+        reject(&f, stripped),
+        BlockRejection::CertificateDigestMismatch { .. }
+    ));
+}
+
+#[test]
+fn a_carried_certificate_of_another_block_is_refused() {
+    let mut f = Fixture::new(0);
+    let block = child_carrying(&mut f, |f, parent| {
+        let mut other = parent.clone();
+        other.header.timestamp_ms += 1;
+        certificate_by(f, &other, &[0, 1, 2])
+    });
+    assert!(matches!(
+        reject(&f, block),
+        BlockRejection::CertificateNotOfParent { height: 1, .. }
+    ));
+}
+
+#[test]
+fn a_carried_certificate_below_quorum_or_forged_is_refused() {
+    let mut f = Fixture::new(0);
+    let short = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 1]));
+    let rejection = reject(&f, short);
+    assert_eq!(
+        rejection,
+        BlockRejection::InvalidParentCertificate(CertificateError::InsufficientWeight {
+            weight: 20,
+            required: 27
+        })
+    );
+    assert!(rejection.is_peer_fault());
+
+    let mut f = Fixture::new(0);
+    let forged = child_carrying(&mut f, |f, parent| {
+        let mut certificate = certificate_by(f, parent, &[0, 1, 2]);
+        certificate.votes[1].sig.0[0] ^= 1;
+        certificate
+    });
+    assert!(matches!(
+        reject(&f, forged),
+        BlockRejection::InvalidParentCertificate(CertificateError::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() {
+    let mut f = Fixture::with_weights(&[10, 10, 10, 10, 1], 0);
+    let block = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 2, 3]));
+    f.validate(block.clone());
+    let rules = EpochRules::new(10, 2, 3).unwrap();
+    let mut registry =
+        Registry::genesis(rules, f.validators.set.validators(), |_| Address([0; 20]));
+    for height in 1..10 {
+        let nothing = BlockEffects {
+            height,
+            txs: &[],
+            signers: &[],
+            slashed: &[],
+        };
+        registry.apply(&nothing).unwrap();
+    }
+    // Applied as height 10, the first of epoch 1: the producer (validator
+    // 1) and the carried certificate's signers (0, 2 and 3) are seen
+    // there; validator 4, in neither, is not.
+    apply_final_block(&mut registry, 10, &block).unwrap();
+    let seen: Vec<u64> = f
+        .validators
+        .ids
+        .iter()
+        .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
+        .collect();
+    assert_eq!(seen, [1, 1, 1, 1, 0]);
 }
 
 #[test]

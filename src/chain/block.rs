@@ -5,6 +5,7 @@
 //! Plain data and hashing only: it never judges validity (see
 //! `chain::validity`) and never reads a clock.
 
+use super::certificate::Certificate;
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{merkle, signing_message, Domain, Keypair};
 use crate::finality::FinalityProof;
@@ -42,6 +43,9 @@ pub struct BlockHeader {
     pub vrf_proof: VrfProofBytes,
     /// Merkle root over the entries' txids in order, then the reward id.
     pub entries_root: Hash,
+    /// Digest of the parent's certificate the body carries
+    /// ([`certificate_digest`]; zero when it carries none).
+    pub parent_certificate: Hash,
     /// When the producer built the block; must lie in the slot (± skew).
     pub timestamp_ms: u64,
 }
@@ -110,6 +114,11 @@ pub struct Block {
     /// Finalized transactions with their proofs, strictly ascending by txid.
     pub entries: Vec<FinalityProof>,
     pub reward: RewardTx,
+    /// The certificate of the parent block, if the producer held one. Its
+    /// signers are the endorsements the chain itself records, so every node
+    /// that applies this block credits the same validators as live (DESIGN
+    /// §7), whatever certificates it happens to hold itself.
+    pub parent_certificate: Option<Certificate>,
 }
 
 impl Block {
@@ -150,6 +159,12 @@ pub fn entries_root(entry_txids: &[Hash], reward_id: Hash) -> Hash {
     merkle::root(&leaves)
 }
 
+/// The header's `parent_certificate`: the hash of the certificate the body
+/// carries, or zero.
+pub fn certificate_digest(certificate: Option<&Certificate>) -> Hash {
+    certificate.map_or(Hash::ZERO, Hash::of)
+}
+
 /// Canonical encoded length of `value`, counted without allocating it.
 pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
     let mut counter = ByteCounter(0);
@@ -187,6 +202,7 @@ mod tests {
                 vrf_output: VrfOutputBytes([2; 32]),
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
+                parent_certificate: Hash::ZERO,
                 timestamp_ms: 35_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -198,6 +214,7 @@ mod tests {
                     address: Address([6; 20]),
                 }],
             },
+            parent_certificate: None,
         }
     }
 

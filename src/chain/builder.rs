@@ -6,9 +6,10 @@
 //! `validate_block` would refuse on the same view.
 
 use super::block::{
-    encoded_len, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES,
-    MAX_BLOCK_ENTRIES,
+    certificate_digest, encoded_len, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
+use super::certificate::Certificate;
 use super::reward::expected_reward;
 use super::slot::SlotClock;
 use super::validity::ChainTip;
@@ -30,6 +31,9 @@ pub struct BlockTemplate<'a> {
     pub slot_clock: SlotClock,
     /// The validator-set snapshot for `slot`.
     pub validators: &'a ValidatorSet,
+    /// The parent's certificate, when this node holds one: the block
+    /// carries it so the chain records who endorsed the parent.
+    pub parent_certificate: Option<&'a Certificate>,
     /// Byte budget (e.g. to fit the network's frame limit); never above
     /// [`MAX_BLOCK_BYTES`].
     pub max_block_bytes: usize,
@@ -95,6 +99,7 @@ pub fn build_block(
             vrf_output,
             vrf_proof,
             entries_root: Hash::ZERO,
+            parent_certificate: certificate_digest(t.parent_certificate),
             timestamp_ms: block_timestamp_ms(t.slot_clock, t.slot, t.now),
         },
         producer_sig: SignatureBytes([0; 64]),
@@ -103,6 +108,7 @@ pub fn build_block(
             height,
             outputs: Vec::new(),
         },
+        parent_certificate: t.parent_certificate.cloned(),
     };
     let (entries, fees) = select_entries(&block, t, finalized)?;
     block.entries = entries;
@@ -173,6 +179,7 @@ fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
         + encoded_len(&skeleton.producer_sig)
         + encoded_len(&Vec::<FinalityProof>::new())
         + encoded_len(&reward)
+        + encoded_len(&skeleton.parent_certificate)
 }
 
 #[cfg(test)]

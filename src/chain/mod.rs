@@ -20,7 +20,8 @@ pub mod validity;
 pub mod verify;
 
 pub use block::{
-    entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    certificate_digest, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES,
+    MAX_BLOCK_ENTRIES,
 };
 pub use builder::{build_block, BlockTemplate, BuildError};
 pub use certificate::{

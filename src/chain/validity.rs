@@ -8,8 +8,10 @@
 //! never take a weight, a membership, a fee or a time from the block itself.
 
 use super::block::{
-    encoded_len, entries_root, Block, BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    certificate_digest, encoded_len, entries_root, Block, BLOCK_VERSION, MAX_BLOCK_BYTES,
+    MAX_BLOCK_ENTRIES,
 };
+use super::certificate::{CertificateError, VoteContext};
 use super::reward::expected_reward;
 use super::slot::SlotClock;
 use super::sortition::Ticket;
@@ -165,6 +167,14 @@ pub enum BlockRejection {
         txid: Hash,
         source: ProofError,
     },
+    #[error(
+        "the header's parent_certificate {found} does not match the body (computed {expected})"
+    )]
+    CertificateDigestMismatch { found: Hash, expected: Hash },
+    #[error("the carried certificate is for height {height} block {hash}, not the parent")]
+    CertificateNotOfParent { height: u64, hash: Hash },
+    #[error("the carried certificate of the parent is invalid: {0}")]
+    InvalidParentCertificate(CertificateError),
     #[error(transparent)]
     View(#[from] ChainViewError),
 }
@@ -236,6 +246,7 @@ pub fn validate_block_with(
     let txids = check_body(&block, view)?;
     check_reward(&block, &txids, set, view)?;
     check_signatures(&block, set)?;
+    check_parent_certificate(&block, set, view)?;
     for (index, (proof, txid)) in block.entries.iter().zip(&txids).enumerate() {
         if view.holds_proof(txid, proof) {
             continue;
@@ -383,6 +394,13 @@ fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRe
             expected,
         });
     }
+    let expected = certificate_digest(block.parent_certificate.as_ref());
+    if block.header.parent_certificate != expected {
+        return Err(BlockRejection::CertificateDigestMismatch {
+            found: block.header.parent_certificate,
+            expected,
+        });
+    }
     let mut spenders: HashMap<OutPoint, usize> = HashMap::new();
     for (second, entry) in block.entries.iter().enumerate() {
         for input in &entry.tx.inputs {
@@ -441,6 +459,34 @@ fn check_reward(
         });
     }
     Ok(())
+}
+
+/// The parent's certificate, if the block carries one: for the parent
+/// and valid under the set that certifies blocks.
+fn check_parent_certificate(
+    block: &Block,
+    set: &ValidatorSet,
+    view: &impl ChainView,
+) -> Result<(), BlockRejection> {
+    let Some(certificate) = &block.parent_certificate else {
+        return Ok(());
+    };
+    let h = &block.header;
+    if certificate.hash != h.prev_hash || certificate.height.saturating_add(1) != h.height {
+        return Err(BlockRejection::CertificateNotOfParent {
+            height: certificate.height,
+            hash: certificate.hash,
+        });
+    }
+    let context = VoteContext {
+        chain_id: view.chain_id(),
+        genesis_hash: view.genesis_hash(),
+        validators: set,
+    };
+    certificate
+        .verify(&context)
+        .map(|_| ())
+        .map_err(BlockRejection::InvalidParentCertificate)
 }
 
 /// The producer's VRF ticket, then its signature over the header: the

@@ -181,6 +181,9 @@ fn rejection_reason(rejection: &BlockRejection) -> &'static str {
         R::BadVrf { .. } => "bad_vrf",
         R::BadProducerSignature { .. } => "bad_producer_signature",
         R::InvalidProof { .. } => "invalid_proof",
+        R::CertificateDigestMismatch { .. } => "certificate_digest_mismatch",
+        R::CertificateNotOfParent { .. } => "certificate_not_of_parent",
+        R::InvalidParentCertificate(_) => "invalid_parent_certificate",
         R::View(_) => "read_failed",
     }
 }
@@ -505,6 +508,7 @@ mod tests {
                 vrf_output: VrfOutputBytes([2; 32]),
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
+                parent_certificate: Hash::ZERO,
                 timestamp_ms: (10 + height) * 1_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -513,6 +517,7 @@ mod tests {
                 height,
                 outputs: Vec::new(),
             },
+            parent_certificate: None,
         }
     }
 

@@ -33,9 +33,9 @@ use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainVi
 use super::channels::NodeEvent;
 use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
-    BlockRequest, BlockSummary, BlockSync, BlockTemplate, ChainAction, ChainTip, Endorsements,
-    ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement, SlotClock,
-    SlotClockError, SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction, ChainTip,
+    Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement,
+    SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -50,7 +50,7 @@ use crate::net::peer::INVALID_BLOCK_PENALTY;
 use crate::net::{Message, MessageLimits, NetClient, NetCommand, NetEvent, RateLimits};
 use crate::rpc::archive::EpochCommitteeError;
 use crate::rpc::notify::Waiters;
-use crate::store::{FinalizedTx, LedgerBatch, Store, StoreError};
+use crate::store::{FinalizedTx, LedgerBatch, ReadView, Store, StoreError};
 use crate::time::{Clock, MonoTime, Now, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
@@ -720,13 +720,16 @@ impl<C: Clock> BlockThread<C> {
                 Err(e) => log::warn!("cannot compute the fee of {txid}: {e}"),
             }
         }
+        let parent = plan.parent.tip();
+        let parent_certificate = held_certificate(&view.read, parent.height, parent.hash)?;
         let template = BlockTemplate {
             chain_id: self.settings.chain_id,
-            parent: plan.parent.tip(),
+            parent,
             slot: plan.slot,
             now: now.wall,
             slot_clock: self.settings.slot_clock,
             validators: &self.validators,
+            parent_certificate: parent_certificate.as_ref(),
             max_block_bytes: self.settings.max_block_bytes(),
         };
         match build_block(&template, &producer.vrf, &producer.identity, finalized) {
@@ -1400,6 +1403,25 @@ fn load_fork_choice(
     Ok(fork_choice)
 }
 
+/// The stored certificate of block `hash` at `height`, if this node holds
+/// one (a record that does not decode is logged and left out).
+fn held_certificate(
+    read: &ReadView<'_>,
+    height: u64,
+    hash: Hash,
+) -> Result<Option<Certificate>, BlockThreadError> {
+    let Some(record) = read.certificate_at(height)?.filter(|r| r.hash == hash) else {
+        return Ok(None);
+    };
+    match Certificate::decode(&record.certificate) {
+        Ok(certificate) => Ok(Some(certificate)),
+        Err(e) => {
+            log::warn!("the stored certificate of height {height} does not decode: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// The variant name of a rejection, as the log's short reason.
 fn variant_name(rejection: &BlockRejection) -> String {
     format!("{rejection:?}")
@@ -1472,6 +1494,7 @@ mod tests {
                 vrf_output: VrfOutputBytes([2; 32]),
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
+                parent_certificate: Hash::ZERO,
                 timestamp_ms: 0,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -1480,6 +1503,7 @@ mod tests {
                 height,
                 outputs: Vec::new(),
             },
+            parent_certificate: None,
         }
     }
 

@@ -224,37 +224,24 @@ impl ChainVerification {
 pub enum FinalBlockError {
     #[error("no block is stored at final height {height}")]
     Missing { height: u64 },
-    #[error("the block or certificate stored at height {height} does not decode: {source}")]
+    #[error("the block stored at height {height} does not decode: {source}")]
     Undecodable { height: u64, source: DecodeError },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The canonical block at `height` and the signers of its certificate, if
-/// the block is final (at or below the final height). A final block below
-/// a certified one may have no certificate of its own: no signers.
-pub fn final_block(
-    view: &ReadView<'_>,
-    height: u64,
-) -> Result<Option<(Block, Vec<PublicKeyBytes>)>, FinalBlockError> {
+/// The canonical block at `height`, if it is final (at or below the final
+/// height).
+pub fn final_block(view: &ReadView<'_>, height: u64) -> Result<Option<Block>, FinalBlockError> {
     if height > view.final_height()? {
         return Ok(None);
     }
     let missing = || FinalBlockError::Missing { height };
     let hash = view.block_hash_at(height)?.ok_or_else(missing)?;
     let bytes = view.block(&hash)?.ok_or_else(missing)?;
-    let undecodable = |source| FinalBlockError::Undecodable { height, source };
-    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(undecodable)?;
-    let signers = match view.certificate_at(height)? {
-        Some(record) if record.hash == hash => Certificate::decode(&record.certificate)
-            .map_err(undecodable)?
-            .votes
-            .iter()
-            .map(|vote| vote.voter)
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Some((block, signers)))
+    let block = Block::decode(&bytes, MAX_BLOCK_BYTES)
+        .map_err(|source| FinalBlockError::Undecodable { height, source })?;
+    Ok(Some(block))
 }
 
 /// The registry at `spec`'s genesis: its validators, paid at their
@@ -264,20 +251,27 @@ pub fn genesis_registry(spec: &ChainSpec) -> Registry {
 }
 
 /// Applies one final block to `registry`. A member shows it is live by
-/// endorsing the block (`endorsers`, its certificate's signers) or by a
-/// window vote one of its proofs carries (DESIGN §7).
+/// producing the block, by endorsing its parent (the certificate the block
+/// carries) or by a window vote one of its proofs carries (DESIGN §7):
+/// only what the block itself holds, so every node credits the same.
 pub fn apply_final_block(
     registry: &mut Registry,
     height: u64,
     block: &Block,
-    endorsers: &[PublicKeyBytes],
 ) -> Result<crate::masternode::Applied, RegistryError> {
     let txs: Vec<&Tx> = block.entries.iter().map(|proof| &proof.tx).collect();
     let voters = block
         .entries
         .iter()
         .flat_map(|proof| proof.votes.iter().map(|(vote, _)| vote.voter));
-    let signers: BTreeSet<PublicKeyBytes> = endorsers.iter().copied().chain(voters).collect();
+    let endorsers = block
+        .parent_certificate
+        .iter()
+        .flat_map(|certificate| certificate.votes.iter().map(|vote| vote.voter));
+    let signers: BTreeSet<PublicKeyBytes> = std::iter::once(block.header.producer)
+        .chain(endorsers)
+        .chain(voters)
+        .collect();
     let signers: Vec<PublicKeyBytes> = signers.into_iter().collect();
     registry.apply(&BlockEffects {
         height,
@@ -310,9 +304,8 @@ pub fn verify_registry(view: &ReadView<'_>, spec: &ChainSpec) -> Result<u64, Reg
     let applied_to = view.registry_next_height()?;
     let mut epochs = 0u64;
     for height in 1..applied_to {
-        let (block, signers) =
-            final_block(view, height)?.ok_or(FinalBlockError::Missing { height })?;
-        let applied = apply_final_block(&mut registry, height, &block, &signers)?;
+        let block = final_block(view, height)?.ok_or(FinalBlockError::Missing { height })?;
+        let applied = apply_final_block(&mut registry, height, &block)?;
         if let Some(snapshot) = applied.snapshot {
             if view.epoch_snapshot(snapshot.epoch)?.as_ref() != Some(&snapshot) {
                 return Err(RegistryFault::SetMismatch {

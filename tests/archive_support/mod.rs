@@ -147,6 +147,7 @@ impl ArchiveChain {
             now: slot_start(slot),
             slot_clock: slot_clock(),
             validators: &self.validators.set,
+            parent_certificate: None,
             max_block_bytes: MAX_BLOCK_BYTES,
         };
         build_block(

@@ -193,6 +193,7 @@ impl MemChain {
             now: slot_start(slot),
             slot_clock: slot_clock(),
             validators: &self.set,
+            parent_certificate: None,
             max_block_bytes: MAX_BLOCK_BYTES,
         }
     }

@@ -117,12 +117,10 @@ impl<C: Clock> BlockThread<C> {
         for _ in 0..BLOCKS_PER_TURN {
             let height = self.registry.next_height();
             let read = final_block(&self.store.read()?, height);
-            let Some((block, signers)) =
-                read.map_err(|e| BlockThreadError::Registry(e.to_string()))?
-            else {
+            let Some(block) = read.map_err(|e| BlockThreadError::Registry(e.to_string()))? else {
                 break;
             };
-            let applied = apply_final_block(&mut self.registry, height, &block, &signers)
+            let applied = apply_final_block(&mut self.registry, height, &block)
                 .map_err(|e| BlockThreadError::Registry(e.to_string()))?;
             self.store.put_registry_step(
                 height.saturating_add(1),
