@@ -6,7 +6,9 @@
 //! set of the epoch after next (`getmasternodes`), with `getmasternode` and
 //! `getepochinfo` agreeing; registering the same identity again is refused
 //! with a typed error; `time-cli masternode deregister` spends the
-//! collateral, and the set of the epoch after next no longer holds it;
+//! collateral, and the set of the epoch after next no longer holds it; the
+//! coins that spend returned are refused (typed) until its unbonding ends,
+//! then move;
 //! `verifychain` replays the registry and checks every stored set, and
 //! fails on a set the final blocks did not decide. CI time: about 30 s.
 //!
@@ -80,6 +82,7 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
             &format!("epoch_blocks = {EPOCH_BLOCKS}"),
             1,
         )
+        .replacen("unbonding_epochs = 3", "unbonding_epochs = 2", 1)
     });
     let spec = devnet.spec.clone();
     let files = tempfile::tempdir().unwrap();
@@ -247,6 +250,37 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     )
     .unwrap();
     assert!(status.contains("\"deregistered\""), "{status}");
+    // The coins the deregistration returned stay bound until the unbonding
+    // ends: refused with a typed error, not spendable in `gettxout`, and
+    // not offered by `listunspent` (so `send` leaves them alone).
+    let unbonded_at = node0.call("getmasternode", json!([id]))["unbonded_at_epoch"]
+        .as_u64()
+        .unwrap();
+    let returned = node0.call("gettxout", json!([deregistered.to_string(), 0]));
+    assert_eq!(returned["spendable"], json!(false), "{returned}");
+    let value = timecoin::types::Amount(returned["value_units"].as_u64().unwrap());
+    let returned_coin = (
+        timecoin::types::OutPoint {
+            txid: deregistered,
+            vout: 0,
+        },
+        value,
+    );
+    let early = devnet_support::pay(&spec, returned_coin, "after unbonding");
+    let refused = node0
+        .submit(&early)
+        .expect_err("spent before the unbonding ends");
+    assert!(
+        refused
+            .message
+            .contains(&format!("unbonding ends (epoch {unbonded_at})")),
+        "{refused:?}"
+    );
+    let listed = node0.call("listunspent", json!([0, 9_999_999, [owner]]));
+    assert!(
+        !listed.to_string().contains(&deregistered.to_string()),
+        "{listed}"
+    );
 
     // A new node syncs the whole history from the genesis, through every
     // epoch change so far: each block's proofs against their epoch's
@@ -268,6 +302,20 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
             .call("getconsensusinfo", json!([]));
         (info.ok()?["epoch"].as_u64()? >= tip / EPOCH_BLOCKS).then_some(())
     });
+
+    // Once the chain reaches the unbonding epoch, the same spend finalizes.
+    let node0 = &devnet.nodes[0];
+    let late = wait_for("the unbonding to end", || match node0.submit(&early) {
+        Ok(txid) => Some(txid),
+        Err(e) if e.message.contains("unbonding ends") => None,
+        Err(e) => panic!("spend after unbonding refused: {e:?}"),
+    });
+    assert_eq!(late, early.txid());
+    node0.wait_finalized(&[late]);
+    let tip = node0.call("getblockchaininfo", json!([]))["blocks"]
+        .as_u64()
+        .unwrap();
+    assert!(tip >= unbonded_at * EPOCH_BLOCKS, "tip {tip}");
 
     // verifychain replays the registry from the genesis on every node.
     for node in &devnet.nodes {

@@ -11,40 +11,53 @@ use std::collections::BTreeSet;
 use timecoin::crypto::Keypair;
 use timecoin::crypto::{signing_message, Domain};
 use timecoin::ledger::{
-    check_structure, validate, MemUtxoSet, TxError, UtxoEntry, UtxoView, ValidationParams,
-    ViewError,
+    check_structure, validate, Bond, BondState, MemUtxoSet, TxError, UtxoEntry, UtxoView,
+    ValidationParams, ViewError,
 };
 use timecoin::types::{
     Address, Amount, Hash, Network, OutPoint, PublicKeyBytes, SignatureBytes, Tier, Tx, TxIn, TxOut,
 };
 use timecoin::wallet::{build_transfer, Spendable};
 
-/// Where a case looks its inputs up: the ledger, or a store that fails.
+/// Where a case looks its inputs up: the ledger, the ledger with the
+/// registry answering one state for every bond, or a store that fails.
 #[derive(Clone)]
 enum View {
     Ledger(MemUtxoSet),
+    Bonds(MemUtxoSet, BondState),
     Failing,
+}
+
+impl View {
+    fn ledger(&self) -> Result<&MemUtxoSet, ViewError> {
+        match self {
+            View::Ledger(set) | View::Bonds(set, _) => Ok(set),
+            View::Failing => Err(ViewError("disk read failed".to_string())),
+        }
+    }
 }
 
 impl UtxoView for View {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ViewError> {
-        match self {
-            View::Ledger(set) => set.utxo(outpoint),
-            View::Failing => Err(ViewError("disk read failed".to_string())),
-        }
+        self.ledger()?.utxo(outpoint)
     }
 
     fn tip_height(&self) -> Result<u64, ViewError> {
-        match self {
-            View::Ledger(set) => set.tip_height(),
-            View::Failing => Err(ViewError("disk read failed".to_string())),
-        }
+        self.ledger()?.tip_height()
     }
 
     fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
+        self.ledger()?.registered_at(identity)
+    }
+
+    fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, ViewError> {
+        self.ledger()?.bond(outpoint)
+    }
+
+    fn bond_state(&self, bond: &Bond) -> Result<BondState, ViewError> {
         match self {
-            View::Ledger(set) => set.registered_at(identity),
-            View::Failing => Err(ViewError("disk read failed".to_string())),
+            View::Bonds(_, state) => Ok(*state),
+            _ => self.ledger()?.bond_state(bond),
         }
     }
 }
@@ -171,10 +184,12 @@ fn rule(err: &TxError) -> &'static str {
         TxError::BadIdentityKey => "BadIdentityKey",
         TxError::BadIdentitySignature { .. } => "BadIdentitySignature",
         TxError::AlreadyRegistered { .. } => "AlreadyRegistered",
+        TxError::CollateralUnbonding { .. } => "CollateralUnbonding",
+        TxError::CollateralBurned { .. } => "CollateralBurned",
     }
 }
 
-const ALL_RULES: [&str; 24] = [
+const ALL_RULES: [&str; 26] = [
     "UnsupportedVersion",
     "TooLarge",
     "NoInputs",
@@ -199,6 +214,8 @@ const ALL_RULES: [&str; 24] = [
     "BadIdentityKey",
     "BadIdentitySignature",
     "AlreadyRegistered",
+    "CollateralUnbonding",
+    "CollateralBurned",
 ];
 
 /// The devnet's chain id as `BadSignature` reports it.
@@ -349,6 +366,141 @@ fn already_registered() -> Case {
         ),
     )
     .with_bad_view(View::Ledger(registered))
+}
+
+/// The ledger after [`TestChain::registration`] and a deregistration
+/// spending its collateral back to wallet 0: the collateral, the
+/// deregistration, and a spend of the deregistration's output.
+fn deregistered(chain: &TestChain) -> (MemUtxoSet, OutPoint, Tx, Tx) {
+    let mut set = chain.utxos();
+    let registration = chain.registration();
+    set.apply(&registration);
+    let collateral = registration.outpoint(0);
+    let spend = |outpoint: OutPoint, value: Amount| {
+        let input = Spendable {
+            outpoint,
+            value,
+            key: &chain.wallets[0],
+        };
+        let back = TxOut {
+            value: value.checked_sub(chain.min_fee()).unwrap(),
+            address: chain.address(0),
+        };
+        build_transfer(
+            &[input],
+            &[back],
+            chain.min_fee(),
+            chain.address(0),
+            chain.chain_id(),
+        )
+        .unwrap()
+    };
+    let deregistration = spend(collateral, Tier::Bronze.collateral());
+    set.apply(&deregistration);
+    let unbonding = spend(deregistration.outpoint(0), deregistration.outputs[0].value);
+    (set, collateral, deregistration, unbonding)
+}
+
+/// Coins out of a collateral's spend, before and after the unbonding ends.
+fn collateral_unbonding() -> Case {
+    let chain = TestChain::devnet();
+    let (set, _, deregistration, tx) = deregistered(&chain);
+    let outpoint = deregistration.outpoint(0);
+    let identity = masternode_key().public();
+    Case::on_ledger(
+        &chain,
+        View::Bonds(set.clone(), BondState::Released),
+        tx.clone(),
+        tx,
+        TxError::CollateralUnbonding {
+            index: 0,
+            outpoint,
+            identity,
+            until_epoch: Some(7),
+        },
+        &format!(
+            "input 0 spends {outpoint}, an output of masternode {identity:?}'s collateral \
+             spend: it stays locked until the masternode's unbonding ends (epoch 7). Retry then"
+        ),
+    )
+    .with_bad_view(View::Bonds(set, BondState::Unbonding { until_epoch: 7 }))
+}
+
+/// The collateral of a registered masternode, and of a slashed one.
+fn collateral_burned() -> Case {
+    let chain = TestChain::devnet();
+    let (_, collateral, tx, _) = deregistered(&chain);
+    let mut set = chain.utxos();
+    set.apply(&chain.registration());
+    let identity = masternode_key().public();
+    Case::on_ledger(
+        &chain,
+        View::Bonds(set.clone(), BondState::Bonded),
+        tx.clone(),
+        tx,
+        TxError::CollateralBurned {
+            index: 0,
+            outpoint: collateral,
+            identity,
+        },
+        &format!(
+            "input 0 spends {collateral}, collateral of masternode {identity:?}, which was \
+             slashed for equivocating: the coins are burned and never move again"
+        ),
+    )
+    .with_bad_view(View::Bonds(set, BondState::Burned))
+}
+
+/// Every registry state against the collateral itself and against its
+/// spend's output: a collateral moves unless burned; its spend's coins only
+/// once released (a deregistration not yet final keeps them bound).
+#[test]
+fn bonds_hold_coins_exactly_as_the_registry_says() {
+    let chain = TestChain::devnet();
+    let (set, collateral, deregistration, unbonding) = deregistered(&chain);
+    let mut registered = chain.utxos();
+    registered.apply(&chain.registration());
+    let states = [
+        BondState::Bonded,
+        BondState::Unbonding { until_epoch: 3 },
+        BondState::Released,
+        BondState::Burned,
+    ];
+    for state in states {
+        let spent_collateral = validate(
+            &deregistration,
+            &View::Bonds(registered.clone(), state),
+            &chain.params(),
+        );
+        assert_eq!(
+            spent_collateral.is_ok(),
+            state != BondState::Burned,
+            "{state:?}"
+        );
+        let unbonded = validate(
+            &unbonding,
+            &View::Bonds(set.clone(), state),
+            &chain.params(),
+        );
+        assert_eq!(unbonded.is_ok(), state == BondState::Released, "{state:?}");
+    }
+    // The model's registry never lets go: a fresh spend's coins stay bound.
+    let err = validate(&unbonding, &set, &chain.params()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TxError::CollateralUnbonding {
+                until_epoch: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        set.bond(&collateral).unwrap().unwrap().collateral,
+        collateral
+    );
+    assert!(set.bond(&unbonding.inputs[0].prev).unwrap().is_some());
 }
 
 /// Someone registering an identity whose key they do not hold.
@@ -707,7 +859,7 @@ fn view_failure() -> Case {
 }
 
 /// One case per rule; the variations of a rule have their own tests below.
-const CASES: [fn() -> Case; 24] = [
+const CASES: [fn() -> Case; 26] = [
     unsupported_version,
     too_large,
     no_inputs,
@@ -732,6 +884,8 @@ const CASES: [fn() -> Case; 24] = [
     bad_identity_key,
     bad_identity_signature,
     already_registered,
+    collateral_unbonding,
+    collateral_burned,
 ];
 
 #[test]

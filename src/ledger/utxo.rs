@@ -2,9 +2,11 @@
 //! needs. `MemUtxoSet` is the in-memory twin of the LMDB store, used by the
 //! simulator, by tests and as the model the store is checked against.
 
+use super::bond::{bonds_created, Bond, BondState};
 use crate::types::{Address, Amount, Hash, OutPoint, PublicKeyBytes, Tx, TxOut};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 
 /// Durable state of an outpoint. `Locked` lives only in the mempool (a pending
 /// spend), so it is not stored here; archival is a property of the spending
@@ -53,6 +55,12 @@ pub trait UtxoView {
     /// The height at which the final chain registered masternode
     /// `identity`, if it did (DESIGN §7: an identity registers once).
     fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError>;
+
+    /// The bond `outpoint` is under, if any (see [`super::bond`]).
+    fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, ViewError>;
+
+    /// Where `bond` stands in the final chain's registry, as of the tip.
+    fn bond_state(&self, bond: &Bond) -> Result<BondState, ViewError>;
 }
 
 /// In-memory UTXO set with an address index, at a tip height.
@@ -63,6 +71,8 @@ pub struct MemUtxoSet {
     tip_height: u64,
     /// Registered masternode identities, with the height that registered them.
     masternodes: BTreeMap<PublicKeyBytes, u64>,
+    /// Outputs bound to a collateral, as finalized txs created them.
+    bonds: BTreeMap<OutPoint, Bond>,
 }
 
 impl MemUtxoSet {
@@ -108,6 +118,14 @@ impl MemUtxoSet {
             }
         }
         self.add_outputs(txid, &tx.outputs);
+        let collateral_of = |op: &OutPoint| {
+            let bond = self.bonds.get(op).filter(|b| b.is_collateral(op));
+            Ok::<_, Infallible>(bond.copied())
+        };
+        let Ok(bonds) = bonds_created(tx, collateral_of);
+        for (vout, bond) in bonds {
+            self.bonds.insert(OutPoint { txid, vout }, bond);
+        }
     }
 
     pub fn unspent_of(&self, address: &Address) -> Vec<(OutPoint, TxOut)> {
@@ -147,5 +165,14 @@ impl UtxoView for MemUtxoSet {
 
     fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ViewError> {
         Ok(self.masternodes.get(identity).copied())
+    }
+
+    fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, ViewError> {
+        Ok(self.bonds.get(outpoint).copied())
+    }
+
+    /// The model keeps no registry statuses: a bond stays bonded.
+    fn bond_state(&self, _bond: &Bond) -> Result<BondState, ViewError> {
+        Ok(BondState::Bonded)
     }
 }

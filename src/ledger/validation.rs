@@ -2,6 +2,7 @@
 //! message a wallet developer can act on and a verdict on whether the sender
 //! is at fault. Cheap structural checks run first, signatures last.
 
+use super::bond::{Bond, BondState};
 use super::utxo::{UtxoState, UtxoView, ViewError};
 use crate::crypto::{signing_message, Domain, PublicKey};
 use crate::types::{
@@ -105,6 +106,26 @@ pub enum TxError {
         tip: u64,
     },
     #[error(
+        "input {index} spends {outpoint}, an output of masternode {identity:?}'s collateral \
+         spend: it stays locked until the masternode's unbonding ends ({}). Retry then",
+        until_epoch.map_or("its deregistration is not final yet".to_string(), |e| format!("epoch {e}"))
+    )]
+    CollateralUnbonding {
+        index: usize,
+        outpoint: OutPoint,
+        identity: PublicKeyBytes,
+        until_epoch: Option<u64>,
+    },
+    #[error(
+        "input {index} spends {outpoint}, collateral of masternode {identity:?}, which was \
+         slashed for equivocating: the coins are burned and never move again"
+    )]
+    CollateralBurned {
+        index: usize,
+        outpoint: OutPoint,
+        identity: PublicKeyBytes,
+    },
+    #[error(
         "input {index}: public key does not match the address {address:?} that owns {outpoint}"
     )]
     KeyMismatch {
@@ -145,6 +166,8 @@ impl TxError {
             TxError::UnknownOutpoint { .. }
                 | TxError::AlreadySpent { .. }
                 | TxError::ImmatureReward { .. }
+                | TxError::CollateralUnbonding { .. }
+                | TxError::CollateralBurned { .. }
                 | TxError::AlreadyRegistered { .. }
                 | TxError::View(_)
         )
@@ -201,6 +224,9 @@ pub fn validate_with(
                 }
             }
         }
+        if let Some(bond) = view.bond(&outpoint)? {
+            check_bond(index, outpoint, &bond, view.bond_state(&bond)?)?;
+        }
         if Address::from_pubkey(&input.pubkey) != entry.output.address {
             return Err(TxError::KeyMismatch {
                 index,
@@ -232,6 +258,37 @@ pub fn validate_with(
     }
     signatures(tx, &txid, params.chain_id)?;
     Ok(ValidTx { txid, fee })
+}
+
+/// A bound input moves only as its bond allows (DESIGN §7): a collateral
+/// unless burned (spending it deregisters), its spend's outputs once the
+/// member's unbonding is over.
+fn check_bond(
+    index: usize,
+    outpoint: OutPoint,
+    bond: &Bond,
+    state: BondState,
+) -> Result<(), TxError> {
+    let identity = bond.identity;
+    let until_epoch = match state {
+        BondState::Burned => {
+            return Err(TxError::CollateralBurned {
+                index,
+                outpoint,
+                identity,
+            })
+        }
+        BondState::Released => return Ok(()),
+        _ if bond.is_collateral(&outpoint) => return Ok(()),
+        BondState::Bonded => None,
+        BondState::Unbonding { until_epoch } => Some(until_epoch),
+    };
+    Err(TxError::CollateralUnbonding {
+        index,
+        outpoint,
+        identity,
+        until_epoch,
+    })
 }
 
 /// The registered identity key signed this txid: the operator holds it.

@@ -7,6 +7,7 @@
 
 use super::EpochRules;
 use crate::finality::{ValidatorSet, ValidatorSetError};
+use crate::ledger::{Bond, BondState};
 use crate::types::{Address, OutPoint, PublicKeyBytes, Registration, Tier, Tx, Validator};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +71,25 @@ impl Member {
                     .saturating_add(rules.unbonding_epochs()),
             ),
             MemberStatus::Registered | MemberStatus::Slashed { .. } => None,
+        }
+    }
+
+    /// Where `bond` stands with this member, the chain's tip at
+    /// `tip_height`: a bond names a collateral, and only the member that
+    /// holds that collateral keeps it bound.
+    pub fn bond_state(&self, bond: &Bond, rules: &EpochRules, tip_height: u64) -> BondState {
+        if self.collateral != Some(bond.collateral) {
+            return BondState::Released;
+        }
+        match self.status {
+            MemberStatus::Registered => BondState::Bonded,
+            MemberStatus::Slashed { .. } => BondState::Burned,
+            MemberStatus::Deregistered { .. } => match self.unbonded_at(rules) {
+                Some(until_epoch) if rules.epoch_of(tip_height) < until_epoch => {
+                    BondState::Unbonding { until_epoch }
+                }
+                _ => BondState::Released,
+            },
         }
     }
 
@@ -502,6 +522,24 @@ mod tests {
         assert_eq!(member.leaves_at(reg.rules()), Some(4));
         assert_eq!(member.unbonded_at(reg.rules()), Some(4 + 3));
         assert!(reg.collateral_owner(&tx.outpoint(0)).is_none());
+        // Its spend's coins unbond at the first height of epoch 7 (10 blocks
+        // each); a bond naming another collateral is void.
+        let bond = Bond {
+            identity: PublicKeyBytes([9; 32]),
+            collateral: tx.outpoint(0),
+        };
+        let rules = reg.rules();
+        let until_epoch = 7;
+        assert_eq!(
+            member.bond_state(&bond, rules, 69),
+            BondState::Unbonding { until_epoch }
+        );
+        assert_eq!(member.bond_state(&bond, rules, 70), BondState::Released);
+        let other = Bond {
+            collateral: out.outpoint(0),
+            ..bond
+        };
+        assert_eq!(member.bond_state(&other, rules, 0), BondState::Released);
         // Still live when epoch 4 is decided: it leaves because it deregistered.
         let decided = run_to(&mut reg, 29, &[]);
         assert_eq!((decided[0].epoch, ids(&decided[0])), (4, vec![1, 2, 3, 4]));
@@ -578,6 +616,14 @@ mod tests {
         let nine = reg.member(&PublicKeyBytes([9; 32])).unwrap();
         assert_eq!(nine.status, MemberStatus::Slashed { height: 3 });
         assert_eq!(nine.unbonded_at(reg.rules()), None);
+        let bond = Bond {
+            identity: PublicKeyBytes([9; 32]),
+            collateral: tx.outpoint(0),
+        };
+        assert_eq!(
+            nine.bond_state(&bond, reg.rules(), u64::MAX),
+            BondState::Burned
+        );
         let decided = run_to(&mut reg, 9, &[]);
         assert_eq!(ids(&decided[0]), [1, 3, 4]);
     }

@@ -9,12 +9,11 @@
 use super::bitcoin;
 use super::errors::{self, RpcError};
 use super::RpcContext;
+use crate::ledger::BondState;
 use crate::ledger::UtxoState;
-use crate::masternode::MemberStatus;
 use crate::store::{ReadView, TxStatus};
 use crate::types::{Address, Amount, Hash, OutPoint};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 
 /// `listunspent` returns at most this many outputs.
 pub const MAX_LISTUNSPENT: usize = 10_000;
@@ -45,6 +44,29 @@ fn confirmations(
     })
 }
 
+/// How a masternode bond holds an unspent output (DESIGN §7).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Free, or a bond that let go.
+    None,
+    /// A bonded collateral: spending it deregisters its masternode.
+    Collateral,
+    /// Unbonding or burned: it cannot move now.
+    Locked,
+}
+
+fn hold(view: &ReadView<'_>, outpoint: &OutPoint) -> Result<Hold, RpcError> {
+    let Some(bond) = view.bond(outpoint)? else {
+        return Ok(Hold::None);
+    };
+    Ok(match view.bond_state(&bond)? {
+        BondState::Released => Hold::None,
+        BondState::Burned => Hold::Locked,
+        BondState::Bonded if bond.is_collateral(outpoint) => Hold::Collateral,
+        BondState::Bonded | BondState::Unbonding { .. } => Hold::Locked,
+    })
+}
+
 pub(super) fn tx_out(ctx: &RpcContext, outpoint: OutPoint) -> Result<Value, RpcError> {
     let view = ctx.store.read()?;
     let tip = view.tip()?;
@@ -56,7 +78,7 @@ pub(super) fn tx_out(ctx: &RpcContext, outpoint: OutPoint) -> Result<Value, RpcE
         UtxoState::Unspent => true,
         UtxoState::Immature { matures_at } => tip.height >= matures_at,
         UtxoState::Spent { .. } => return Ok(Value::Null),
-    };
+    } && hold(&view, &outpoint)? != Hold::Locked;
     let network = ctx.spec.config.network;
     Ok(json!({
         "bestblock": tip.hash.to_string(),
@@ -78,18 +100,17 @@ pub(super) fn list_unspent(
     let view = ctx.store.read()?;
     let tip = view.tip()?.height;
     let network = ctx.spec.config.network;
-    // Spending a collateral deregisters its masternode: wallets skip these.
-    let collateral: BTreeSet<OutPoint> = view
-        .masternodes()?
-        .into_iter()
-        .filter(|m| m.status == MemberStatus::Registered)
-        .filter_map(|m| m.collateral)
-        .collect();
     let mut listed = Vec::new();
     for address in addresses {
         let room = MAX_LISTUNSPENT.saturating_sub(listed.len());
         for (outpoint, output) in view.unspent_by_address(address, room)? {
-            // Every output listed here is spendable (immature rewards are skipped).
+            // Every output listed here is spendable (immature rewards and
+            // unbonding or burned masternode coins are skipped); spending a
+            // collateral deregisters its masternode, so it is flagged.
+            let hold = hold(&view, &outpoint)?;
+            if hold == Hold::Locked {
+                continue;
+            }
             let state = view
                 .utxo(&outpoint)?
                 .map_or(UtxoState::Unspent, |e| e.state);
@@ -108,7 +129,7 @@ pub(super) fn list_unspent(
                 "solvable": true,
                 "safe": true,
                 "amount_units": output.value.units(),
-                "masternode_collateral": collateral.contains(&outpoint),
+                "masternode_collateral": hold == Hold::Collateral,
             }));
         }
     }
@@ -140,7 +161,7 @@ pub(super) fn balance(
 }
 
 /// `gettxoutsetinfo`: the UTXO set's size, its total (the supply less what
-/// fees burned) and a digest of its contents in key order, which two nodes
+/// fees burned), how much of it slashing burned, and a digest of its contents in key order, which two nodes
 /// at the same state report alike.
 pub(super) fn tx_out_set_info(ctx: &RpcContext) -> Result<Value, RpcError> {
     let view = ctx.store.read()?;
@@ -166,6 +187,7 @@ pub(super) fn tx_out_set_info(ctx: &RpcContext) -> Result<Value, RpcError> {
             transactions += 1;
         }
     }
+    let burned = burned_total(&view)?;
     Ok(json!({
         "height": tip.height,
         "bestblock": tip.hash.to_string(),
@@ -174,7 +196,28 @@ pub(super) fn tx_out_set_info(ctx: &RpcContext) -> Result<Value, RpcError> {
         "hash_serialized_3": hex::encode(hasher.finalize().as_bytes()),
         "total_amount": bitcoin::amount(total),
         "total_amount_units": total.units(),
+        "burned_amount": bitcoin::amount(burned),
+        "burned_amount_units": burned.units(),
     }))
+}
+
+/// Unspent outputs bound to a slashed masternode: they count in the UTXO
+/// set's total, but never move again.
+fn burned_total(view: &ReadView<'_>) -> Result<Amount, RpcError> {
+    let overflow = || RpcError::new(errors::STORE_ERROR, "UTXO values overflow; run verifychain");
+    let mut burned = Amount::ZERO;
+    for item in view.scan_bonds()? {
+        let (outpoint, bond) = item?;
+        let Some(entry) = view.utxo(&outpoint)? else {
+            continue;
+        };
+        if entry.state.is_unspent() && view.bond_state(&bond)? == BondState::Burned {
+            burned = burned
+                .checked_add(entry.output.value)
+                .ok_or_else(overflow)?;
+        }
+    }
+    Ok(burned)
 }
 
 pub(super) fn validate_address(ctx: &RpcContext, text: &str) -> Value {

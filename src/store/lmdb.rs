@@ -21,6 +21,7 @@
 //! on it forever. Only one process may use a datadir at a time (another
 //! process would not see the new map size).
 
+use super::masternodes::put_bonds;
 use super::schema::{self, ChainTip, TableSpec, TxRecord, TxStatus};
 use super::sequence_index::{SequenceIndex, SequencedKeys, StagedChanges};
 use super::{
@@ -28,7 +29,8 @@ use super::{
     StoreOptions, StoreStats,
 };
 use crate::config::ChainSpec;
-use crate::ledger::{UtxoEntry, UtxoState, UtxoView, ViewError};
+use crate::ledger::{Bond, BondState, UtxoEntry, UtxoState, UtxoView, ViewError};
+use crate::masternode::EpochRules;
 use crate::types::encoding::{decode, encode, DecodeError};
 use crate::types::tx::MAX_TX_BYTES_HARD;
 use crate::types::{Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx, TxOut};
@@ -77,6 +79,7 @@ pub(super) struct Tables {
     pub(super) safety_violations: Table,
     pub(super) masternodes: Table,
     pub(super) epochs: Table,
+    pub(super) bonds: Table,
 }
 
 impl Tables {
@@ -100,6 +103,7 @@ impl Tables {
             self.safety_violations,
             self.masternodes,
             self.epochs,
+            self.bonds,
         ]
     }
 }
@@ -116,6 +120,8 @@ pub struct Store {
     resize_gate: RwLock<()>,
     /// Blocks a reward waits before it may mature (the chain config's).
     reward_maturity_blocks: u64,
+    /// When bonds let go (the chain config's epochs).
+    epoch_rules: EpochRules,
     /// Where each entry of the sequence-keyed tables sits; held for a whole
     /// ledger commit, the only writer of those tables.
     indexes: Mutex<Indexes>,
@@ -218,6 +224,7 @@ impl Store {
             safety_violations: table(schema::SAFETY_VIOLATIONS)?,
             masternodes: table(schema::MASTERNODES)?,
             epochs: table(schema::EPOCHS)?,
+            bonds: table(schema::BONDS)?,
         };
         debug_assert!(tables.all().map(|t| t.spec) == schema::TABLES);
         let mut store = Store {
@@ -227,6 +234,7 @@ impl Store {
             max_map_size_bytes: round_map_size(options.max_map_size_bytes).max(map_size),
             resize_gate: RwLock::new(()),
             reward_maturity_blocks: u64::from(spec.config.ledger.reward_maturity_blocks),
+            epoch_rules: spec.epoch_rules,
             indexes: Mutex::default(),
         };
         store.initialize_or_check(spec)?;
@@ -760,6 +768,7 @@ fn apply_one(
         create_output(txn, t, &outpoint, output, UtxoState::Unspent)?;
         writes += 2;
     }
+    writes += put_bonds(txn, t, tx, txid)?;
     let record = TxRecord {
         status: TxStatus::Finalized,
         sequence,
@@ -933,6 +942,10 @@ impl<'s> ReadView<'s> {
 
     pub(super) fn reward_maturity_blocks(&self) -> u64 {
         self.store.reward_maturity_blocks
+    }
+
+    pub(super) fn epoch_rules(&self) -> &EpochRules {
+        &self.store.epoch_rules
     }
 
     pub(super) fn get_decoded<T: DeserializeOwned>(
@@ -1276,6 +1289,18 @@ impl UtxoView for Store {
             .map_err(|e| ViewError(e.to_string()))
             .and_then(|view| view.registered_at(identity))
     }
+
+    fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, ViewError> {
+        self.read()
+            .map_err(|e| ViewError(e.to_string()))
+            .and_then(|view| UtxoView::bond(&view, outpoint))
+    }
+
+    fn bond_state(&self, bond: &Bond) -> Result<BondState, ViewError> {
+        self.read()
+            .map_err(|e| ViewError(e.to_string()))
+            .and_then(|view| UtxoView::bond_state(&view, bond))
+    }
 }
 
 impl UtxoView for ReadView<'_> {
@@ -1293,6 +1318,14 @@ impl UtxoView for ReadView<'_> {
         self.masternode(identity)
             .map(|member| member.map(|m| m.registered_at))
             .map_err(|e| ViewError(e.to_string()))
+    }
+
+    fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, ViewError> {
+        ReadView::bond(self, outpoint).map_err(|e| ViewError(e.to_string()))
+    }
+
+    fn bond_state(&self, bond: &Bond) -> Result<BondState, ViewError> {
+        ReadView::bond_state(self, bond).map_err(|e| ViewError(e.to_string()))
     }
 }
 

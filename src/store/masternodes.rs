@@ -4,12 +4,14 @@
 //! kill -9 leaves the registry at a block boundary; a restart replays the
 //! certified blocks above it.
 
-use super::lmdb::{get_decoded, put};
+use super::lmdb::{decode_value, get_decoded, put, Tables};
 use super::schema::{self, META_LATEST_EPOCH, META_REGISTRY_HEIGHT};
-use super::{ReadView, StoreError};
+use super::{ReadView, Scan, StoreError};
+use crate::ledger::{bonds_created, Bond, BondState};
 use crate::masternode::{Member, Snapshot};
 use crate::types::encoding::encode;
-use crate::types::PublicKeyBytes;
+use crate::types::{Hash, OutPoint, PublicKeyBytes, Tx};
+use lmdb::RwTransaction;
 
 impl super::Store {
     /// Records one applied block: the members it changed, the snapshot it
@@ -46,7 +48,58 @@ impl super::Store {
     }
 }
 
+/// Records the bonds `tx` (finalized, `txid`) puts its outputs under, in
+/// the write transaction that creates them.
+pub(super) fn put_bonds(
+    txn: &mut RwTransaction<'_>,
+    t: &Tables,
+    tx: &Tx,
+    txid: Hash,
+) -> Result<usize, StoreError> {
+    let collateral_of = |outpoint: &OutPoint| -> Result<Option<Bond>, StoreError> {
+        let key = schema::outpoint_key(outpoint);
+        let bond: Option<Bond> = get_decoded(&*txn, t.bonds, &key)?;
+        Ok(bond.filter(|b| b.is_collateral(outpoint)))
+    };
+    let bonds = bonds_created(tx, collateral_of)?;
+    for (vout, bond) in &bonds {
+        let key = schema::outpoint_key(&OutPoint { txid, vout: *vout });
+        put(txn, t.bonds, &key, &encode(bond))?;
+    }
+    Ok(bonds.len())
+}
+
 impl ReadView<'_> {
+    /// The bond `outpoint` is under, if any.
+    pub fn bond(&self, outpoint: &OutPoint) -> Result<Option<Bond>, StoreError> {
+        self.get_decoded(self.tables().bonds, &schema::outpoint_key(outpoint))
+    }
+
+    /// Every bond ever made (spent outputs' too), in outpoint order: few,
+    /// one per collateral and per output of a collateral's spend.
+    pub fn scan_bonds(&self) -> Result<Scan<'_, (OutPoint, Bond)>, StoreError> {
+        let bonds = self.tables().bonds;
+        self.scan(bonds, None, move |key, value| {
+            let outpoint = schema::outpoint_from_key(key)
+                .ok_or_else(|| "key is not an outpoint".to_string())?;
+            Ok((
+                outpoint,
+                decode_value(bonds, value).map_err(|e| e.to_string())?,
+            ))
+        })
+    }
+
+    /// Where `bond` stands in the registry, the tip at the maturity height
+    /// (the one rewards mature against). A member not yet registered here
+    /// (its block is not final yet) keeps it bound.
+    pub fn bond_state(&self, bond: &Bond) -> Result<BondState, StoreError> {
+        let tip = self.maturity_height()?;
+        Ok(match self.masternode(&bond.identity)? {
+            Some(member) => member.bond_state(bond, self.epoch_rules(), tip),
+            None => BondState::Bonded,
+        })
+    }
+
     /// The certified height the registry applies next (1: none applied).
     pub fn registry_next_height(&self) -> Result<u64, StoreError> {
         Ok(self

@@ -16,7 +16,7 @@
 //! * `blocks`: apply and undo the tip block; chain reads.
 //! * `certified`: the endorsement guard, certificates and evidence.
 //! * `safety`: window-vote evidence, safety violations and the halt.
-//! * `masternodes`: the masternode registry's members and epoch snapshots.
+//! * `masternodes`: the masternode registry's members, epoch snapshots and collateral bonds.
 //! * `recent_proofs`: the latest proofs in finalization order, for catch-up.
 //! * `sequence_index`: id → key of each entry in `mempool` and `accepted`.
 //! * `chain_check`: [`Store::check_chain_consistency`], the audit of the chain tables.

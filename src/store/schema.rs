@@ -28,6 +28,7 @@
 //! | `safety_violations` | conflicting txid (32)           | encoded [`SafetyViolationRecord`] |
 //! | `masternodes` | identity key (32)                     | encoded `masternode::Member` |
 //! | `epochs`     | epoch `u64` BE (8)                     | encoded `masternode::Snapshot` |
+//! | `bonds`      | outpoint (36)                          | encoded `ledger::Bond`       |
 //!
 //! `meta` `safety_halt` names the `safety_violations` entry that halts the
 //! node until an operator clears it (`timed --clear-safety-halt`).
@@ -132,8 +133,9 @@ use serde::{Deserialize, Serialize};
 /// `window_evidence`, `safety_violations` and the `safety_halt` meta record
 /// (a version-5 build would ignore a persisted halt and finalize again).
 /// Version 7 added the masternode registry: `masternodes`, `epochs` and
-/// the `registry_height` and `latest_epoch` meta records.
-pub const SCHEMA_VERSION: u32 = 7;
+/// the `registry_height` and `latest_epoch` meta records; version 8 the
+/// `bonds` of collateral outputs.
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
@@ -238,8 +240,14 @@ pub const EPOCHS: TableSpec = TableSpec {
     max_value_bytes: 16 * 1024 * 1024,
 };
 
+/// An output bound to a masternode's collateral: an encoded `ledger::Bond`.
+pub const BONDS: TableSpec = TableSpec {
+    name: "bonds",
+    max_value_bytes: 128,
+};
+
 /// Every named database, in creation order.
-pub const TABLES: [TableSpec; 18] = [
+pub const TABLES: [TableSpec; 19] = [
     META,
     BLOCKS,
     BLOCK_RECORDS,
@@ -258,6 +266,7 @@ pub const TABLES: [TableSpec; 18] = [
     SAFETY_VIOLATIONS,
     MASTERNODES,
     EPOCHS,
+    BONDS,
 ];
 
 /// `meta` keys.

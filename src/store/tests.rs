@@ -1229,3 +1229,79 @@ fn released_map_pages_leave_the_process_and_reads_see_the_same_records() {
     assert_eq!(f.dump(), before);
     assert!(mapped_kib(&data) > 0);
 }
+
+/// A registration's output 0 and every output of its collateral's spend are
+/// bound when they finalize, in the same write; the registry's record of the
+/// member then says when the bond lets go.
+#[test]
+fn bonds_are_stored_with_the_outputs_and_let_go_as_the_registry_says() {
+    use crate::ledger::{Bond, BondState};
+    use crate::masternode::{Member, MemberStatus};
+    use crate::types::{
+        PublicKeyBytes, Registration, Tier, Validator, VrfPublicBytes, TX_VERSION_REGISTRATION,
+    };
+    let f = Fixture::new();
+    let identity = PublicKeyBytes([9; 32]);
+    let mut registration = f.spend(&[f.genesis_coin()], 2);
+    registration.version = TX_VERSION_REGISTRATION;
+    registration.registration = Some(Box::new(Registration {
+        tier: Tier::Bronze,
+        identity,
+        vrf_key: VrfPublicBytes([0; 32]),
+        listen_addr: "127.0.0.1:1".parse().unwrap(),
+        payout: f.wallet(),
+        identity_sig: crate::types::SignatureBytes([0; 64]),
+    }));
+    let collateral = registration.outpoint(0);
+    let deregistration = f.spend(&coins(&registration)[..1], 2);
+    let unrelated = f.spend(&coins(&registration)[1..], 1);
+    f.store
+        .apply_finalized(&finalized_all(&[
+            &registration,
+            &deregistration,
+            &unrelated,
+        ]))
+        .unwrap();
+    let f = f.reopen();
+    let view = f.store.read().unwrap();
+    let bond = Bond {
+        identity,
+        collateral,
+    };
+    assert_eq!(view.bond(&collateral).unwrap(), Some(bond));
+    assert_eq!(view.bond(&registration.outpoint(1)).unwrap(), None);
+    for vout in 0..2 {
+        assert_eq!(
+            view.bond(&deregistration.outpoint(vout)).unwrap(),
+            Some(bond)
+        );
+    }
+    assert_eq!(view.bond(&unrelated.outpoint(0)).unwrap(), None);
+    let listed: Vec<_> = view.scan_bonds().unwrap().map(Result::unwrap).collect();
+    assert_eq!(listed.len(), 3);
+    // Not in the registry yet (its block is not final): bound.
+    assert_eq!(view.bond_state(&bond).unwrap(), BondState::Bonded);
+    drop(view);
+    let member = Member {
+        validator: Validator {
+            id: identity,
+            vrf_key: VrfPublicBytes([0; 32]),
+            weight: Tier::Bronze.weight(),
+        },
+        tier: Some(Tier::Bronze),
+        collateral: Some(collateral),
+        listen_addr: None,
+        payout: f.wallet(),
+        registered_at: 1,
+        status: MemberStatus::Deregistered { height: 1 },
+        last_seen_epoch: 1,
+    };
+    f.store.put_registry_step(2, &[member], None).unwrap();
+    let view = f.store.read().unwrap();
+    let rules = f.spec.epoch_rules;
+    let until_epoch = rules.effective_epoch(1) + rules.unbonding_epochs();
+    assert_eq!(
+        view.bond_state(&bond).unwrap(),
+        BondState::Unbonding { until_epoch }
+    );
+}
