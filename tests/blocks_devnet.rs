@@ -313,6 +313,7 @@ impl Forger {
             slot_clock,
             validators: &self.set,
             parent_certificate: None,
+            evidence: &[],
             max_block_bytes: 1 << 20,
         };
         build_block(
@@ -589,6 +590,7 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
             slot_clock,
             validators: &set,
             parent_certificate: None,
+            evidence: &[],
             max_block_bytes: 1 << 20,
         };
         let block = build_block(&template, &vrf, &identity, proofs).unwrap();

@@ -1,5 +1,6 @@
 //! Checkpoint blocks (DESIGN §6): the VRF lottery, block validity (one test
-//! per `BlockRejection`), rewards, and fork choice among rival candidates.
+//! per `BlockRejection`), rewards, slashing evidence (§7), and fork choice
+//! among rival candidates.
 
 mod chain_support;
 mod consensus_support;
@@ -9,20 +10,23 @@ use consensus_support::{CHAIN, COIN, FEE};
 use proptest::prelude::*;
 use timecoin::chain::fixed_point::ln_q60;
 use timecoin::chain::{
-    block_reward, build_block, publish_delay_ms, split_reward, validate_block, Block,
-    BlockRejection, BlockSummary, BlockVote, BuildError, Certificate, CertificateError,
-    ChainAction, ChainView, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement,
-    Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    block_reward, build_block, evidence_digest, publish_delay_ms, select_evidence, split_reward,
+    validate_block, Block, BlockRejection, BlockSummary, BlockVote, BuildError, Certificate,
+    CertificateError, ChainAction, ChainView, Equivocation, ForkChoice, ForkChoiceConfig,
+    ForkChoiceError, IgnoreReason, InvalidEvidence, Placement, SlashingEvidence, Standing, Ticket,
+    ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES, MAX_BLOCK_EVIDENCE,
 };
 use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
 use timecoin::crypto::Keypair;
-use timecoin::finality::{ProofError, ValidatorSet};
-use timecoin::masternode::{BlockEffects, EpochRules, Registry};
+use timecoin::finality::{
+    EvidenceError, ProofError, SignedSpend, ValidatorSet, VoteScope, WindowEquivocation, WindowTree,
+};
+use timecoin::masternode::{BlockEffects, EpochRules, MemberStatus, Registry};
 use timecoin::rpc::archive::apply_final_block;
 use timecoin::time::Timestamp;
 use timecoin::types::amount::UNITS_PER_TIME;
 use timecoin::types::{
-    Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, TxOut, Validator, VrfPublicBytes,
+    Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx, TxOut, Validator, VrfPublicBytes,
 };
 
 const NEXT: u64 = GENESIS_SLOT + 1;
@@ -650,6 +654,296 @@ fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() 
         .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
         .collect();
     assert_eq!(seen, [1, 1, 1, 1, 0]);
+}
+
+// ---------------------------------------------------------------- slashing
+
+/// `key`'s two window votes of `scope`'s epoch covering two payments of
+/// wallet coin 0 (the fixture needs one coin).
+fn window_equivocation(f: &Fixture, key: &Keypair, scope: VoteScope) -> SlashingEvidence {
+    let txs: [Tx; 2] = [f.wallet.pay(0, "alice"), f.wallet.pay(0, "bob")];
+    let [first, second] = [0, 1].map(|i| {
+        let window = WindowTree::sign(key, scope, 1_000 + i as u64, vec![txs[i].txid()]);
+        SignedSpend::from_window(&window, txs[i].clone()).unwrap()
+    });
+    SlashingEvidence::Window(WindowEquivocation { first, second })
+}
+
+/// `key`'s endorsements of two different blocks at height 1.
+fn endorsement_equivocation(key: &Keypair) -> SlashingEvidence {
+    let [first, second] = [b"one", b"two"]
+        .map(|salt| BlockVote::sign(key, CHAIN, chain_genesis_hash(), 1, Hash::digest(salt)));
+    SlashingEvidence::Endorsement(Equivocation { first, second })
+}
+
+/// Validator `i`'s window equivocation on this chain.
+fn caught(f: &Fixture, i: usize) -> SlashingEvidence {
+    window_equivocation(f, &f.validators.ids[i], f.validators.vote_scope())
+}
+
+/// Validator 0's block for the slot after the tip's carrying `evidence`
+/// (the chain's clock must have reached that slot).
+fn block_carrying(f: &Fixture, evidence: &[SlashingEvidence]) -> Block {
+    let slot = f.chain.tip().slot + 1;
+    let mut template = f.chain.template(slot);
+    template.evidence = evidence;
+    build_block(
+        &template,
+        &f.validators.vrfs[0],
+        &f.validators.ids[0],
+        Vec::new(),
+    )
+    .unwrap()
+}
+
+/// `block` with its body's evidence replaced, committed and signed again,
+/// so the rule under test is the one that fires.
+fn with_evidence(f: &Fixture, mut block: Block, evidence: Vec<SlashingEvidence>) -> Block {
+    block.header.evidence = evidence_digest(&evidence);
+    block.evidence = evidence;
+    block.sign(&f.validators.ids[0]);
+    block
+}
+
+#[test]
+fn a_block_carrying_evidence_slashes_the_offender_and_its_effective_epoch_drops_it() {
+    let mut f = Fixture::new(1);
+    let evidence = [
+        caught(&f, 3),
+        endorsement_equivocation(&f.validators.ids[2]),
+    ];
+    let block = block_carrying(&f, &evidence);
+    assert_eq!(block.evidence.len(), 2);
+    assert_ne!(block.header.evidence, Hash::ZERO);
+    let bytes = block.encode();
+    assert_eq!(Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap(), block);
+    f.validate(block.clone());
+
+    // Final at height 1 (epoch 0): both leave from epoch 2, decided when
+    // epoch 0 ends, though they keep signing; the others stay.
+    let rules = EpochRules::new(10, 2, 3).unwrap();
+    let mut registry =
+        Registry::genesis(rules, f.validators.set.validators(), |_| Address([0; 20]));
+    let applied = apply_final_block(&mut registry, 1, &block).unwrap();
+    assert_eq!(
+        applied.changed.len(),
+        4,
+        "the first step stores every member"
+    );
+    let ids: Vec<PublicKeyBytes> = f.validators.ids.iter().map(|k| k.public()).collect();
+    for offender in [ids[2], ids[3]] {
+        let member = registry.member(&offender).unwrap();
+        assert_eq!(member.status, MemberStatus::Slashed { height: 1 });
+        assert_eq!(member.leaves_at(registry.rules()), Some(2));
+        assert_eq!(
+            registry.standing(&offender, 1),
+            Standing::Slashed { height: 1 }
+        );
+        assert_eq!(registry.standing(&offender, 0), Standing::Member);
+    }
+    assert!(registry
+        .latest()
+        .members
+        .iter()
+        .any(|m| m.validator.id == ids[3]));
+    let mut decided = Vec::new();
+    for height in 2..10 {
+        let everyone = BlockEffects {
+            height,
+            txs: &[],
+            signers: &ids,
+            slashed: &[],
+        };
+        decided.extend(registry.apply(&everyone).unwrap().snapshot);
+    }
+    let set: Vec<PublicKeyBytes> = decided[0].members.iter().map(|m| m.validator.id).collect();
+    assert_eq!((decided[0].epoch, set), (2, vec![ids[0], ids[1]]));
+
+    // The chain itself knows them slashed from that block on: the producer
+    // selects nothing more against them.
+    f.chain.apply(&block);
+    let again = select_evidence(evidence.to_vec(), &f.chain, |v| {
+        v.verify_signature().is_ok()
+    });
+    assert_eq!(again, Ok(Vec::new()));
+}
+
+#[test]
+fn the_header_commits_to_the_evidence() {
+    let f = Fixture::new(1);
+    let block = block_carrying(&f, &[caught(&f, 1)]);
+    let mut stripped = block.clone();
+    stripped.evidence.clear();
+    assert!(matches!(
+        reject(&f, stripped),
+        BlockRejection::EvidenceDigestMismatch { .. }
+    ));
+    let mut smuggled = block_carrying(&f, &[]);
+    assert_eq!(smuggled.header.evidence, Hash::ZERO);
+    smuggled.evidence = block.evidence;
+    let rejection = reject(&f, smuggled);
+    assert!(
+        matches!(rejection, BlockRejection::EvidenceDigestMismatch { found, .. } if found == Hash::ZERO)
+    );
+    assert!(rejection.is_peer_fault());
+}
+
+#[test]
+fn forged_or_unproving_evidence_is_refused() {
+    let f = Fixture::new(1);
+    let SlashingEvidence::Window(mut forged) = caught(&f, 1) else {
+        unreachable!()
+    };
+    forged.second.vote.sig.0[0] ^= 1;
+    let rejection = reject(&f, block_carrying(&f, &[SlashingEvidence::Window(forged)]));
+    assert_eq!(
+        rejection,
+        BlockRejection::InvalidEvidence {
+            index: 0,
+            offender: f.validators.ids[1].public(),
+            source: InvalidEvidence::Window(EvidenceError::BadSignature(
+                f.validators.ids[1].public()
+            )),
+        }
+    );
+    assert!(rejection.is_peer_fault());
+
+    // Two endorsements of one block prove nothing.
+    let key = &f.validators.ids[2];
+    let vote = BlockVote::sign(key, CHAIN, chain_genesis_hash(), 1, Hash::digest(b"one"));
+    let same = SlashingEvidence::Endorsement(Equivocation {
+        first: vote.clone(),
+        second: vote,
+    });
+    assert!(matches!(
+        reject(&f, block_carrying(&f, &[same])),
+        BlockRejection::InvalidEvidence {
+            source: InvalidEvidence::Endorsement(CertificateError::NotConflicting),
+            ..
+        }
+    ));
+
+    // Votes of an epoch whose set is not decided here: not the sender's fault.
+    let scope = VoteScope {
+        epoch: 5,
+        ..f.validators.vote_scope()
+    };
+    let early = window_equivocation(&f, &f.validators.ids[1], scope);
+    let rejection = reject(&f, block_carrying(&f, &[early]));
+    assert!(matches!(
+        rejection,
+        BlockRejection::InvalidEvidence {
+            source: InvalidEvidence::Window(EvidenceError::UnknownEpoch(5)),
+            ..
+        }
+    ));
+    assert!(!rejection.is_peer_fault());
+}
+
+#[test]
+fn evidence_against_a_non_member_or_an_already_slashed_member_is_refused() {
+    let mut f = Fixture::new(1);
+    let outsider = Keypair::from_seed_label("not a masternode");
+    let scope = f.validators.vote_scope();
+    let against_outsider = window_equivocation(&f, &outsider, scope);
+    let rejection = reject(&f, block_carrying(&f, &[against_outsider]));
+    assert_eq!(
+        rejection,
+        BlockRejection::OffenderNotAMember {
+            index: 0,
+            offender: outsider.public()
+        }
+    );
+    // Its registration may be in a block not final here yet.
+    assert!(!rejection.is_peer_fault());
+
+    let first = block_carrying(&f, &[caught(&f, 2)]);
+    f.chain.apply(&f.validate(first).into_block());
+    f.chain.now = slot_start(NEXT + 1);
+    // Other evidence against the same offender, in a later block.
+    let again = endorsement_equivocation(&f.validators.ids[2]);
+    let rejection = reject(&f, block_carrying(&f, &[again]));
+    assert_eq!(
+        rejection,
+        BlockRejection::OffenderAlreadySlashed {
+            index: 0,
+            offender: f.validators.ids[2].public(),
+            height: 1
+        }
+    );
+    assert!(rejection.is_peer_fault());
+}
+
+#[test]
+fn evidence_must_be_one_piece_per_offender_ascending() {
+    let f = Fixture::new(1);
+    let one = caught(&f, 1);
+    let two = endorsement_equivocation(&f.validators.ids[1]);
+    // The builder keeps one piece per offender.
+    let block = block_carrying(&f, &[one.clone(), two.clone()]);
+    assert_eq!(block.evidence, std::slice::from_ref(&one));
+    let offender = one.offender();
+    let doubled = with_evidence(&f, block.clone(), vec![one.clone(), one.clone()]);
+    assert_eq!(
+        reject(&f, doubled),
+        BlockRejection::DuplicateEvidence { index: 1, offender }
+    );
+    let twice = with_evidence(&f, block.clone(), vec![one, two]);
+    assert_eq!(
+        reject(&f, twice),
+        BlockRejection::DuplicateEvidence { index: 1, offender }
+    );
+
+    let mut pieces = vec![caught(&f, 2), caught(&f, 3)];
+    pieces.sort_by_key(|e| std::cmp::Reverse(e.offender()));
+    let low = pieces[1].offender();
+    let unsorted = with_evidence(&f, block, pieces);
+    assert_eq!(
+        reject(&f, unsorted),
+        BlockRejection::EvidenceNotSorted {
+            index: 1,
+            offender: low
+        }
+    );
+}
+
+#[test]
+fn evidence_beyond_the_block_limits_is_refused() {
+    let f = Fixture::new(1);
+    let block = block_carrying(&f, &[]);
+    // Counted before anything is verified: offenders need not be members.
+    let mut many: Vec<SlashingEvidence> = (0..=MAX_BLOCK_EVIDENCE)
+        .map(|i| endorsement_equivocation(&Keypair::from_seed_label(&format!("crowd {i}"))))
+        .collect();
+    many.sort_by_key(|e| e.offender());
+    assert_eq!(
+        reject(&f, with_evidence(&f, block.clone(), many)),
+        BlockRejection::TooMuchEvidence {
+            count: MAX_BLOCK_EVIDENCE + 1,
+            max: MAX_BLOCK_EVIDENCE
+        }
+    );
+
+    // Two pieces whose transactions are near the hard size limit.
+    let bulky = |i: u8| {
+        let key = Keypair::from_seed_label(&format!("bulky {i}"));
+        let SlashingEvidence::Window(mut e) = caught(&f, 1) else {
+            unreachable!()
+        };
+        for side in [&mut e.first, &mut e.second] {
+            let out = side.tx.outputs[0];
+            side.tx.outputs = vec![out; 30_000];
+        }
+        e.first.vote.voter = key.public();
+        e.second.vote.voter = key.public();
+        SlashingEvidence::Window(e)
+    };
+    let mut large = vec![bulky(1), bulky(2)];
+    large.sort_by_key(|e| e.offender());
+    assert!(matches!(
+        reject(&f, with_evidence(&f, block, large)),
+        BlockRejection::EvidenceTooLarge { .. }
+    ));
 }
 
 #[test]

@@ -6,15 +6,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use timecoin::chain::{Block, BlockHeader, BlockVote, Certificate, Equivocation, RewardTx};
+use timecoin::chain::{
+    Block, BlockHeader, BlockVote, Certificate, Equivocation, RewardTx, SlashingEvidence,
+};
 use timecoin::config::{DEVNET_TOML, TESTNET_TOML};
 use timecoin::consensus::{ConsensusMessage, Verdict};
 use timecoin::crypto::{merkle, Keypair};
 use timecoin::finality::{FinalityProof, FinalityVote, VoteScope, WindowVote};
+use timecoin::genesis::validator_vrf_key;
 use timecoin::net::frame::encode_frame;
 use timecoin::net::{Hello, Message, PROTOCOL_VERSION};
 use timecoin::types::validator::{VrfOutputBytes, VrfProofBytes};
-use timecoin::genesis::validator_vrf_key;
 use timecoin::types::{encoding, Address, Amount, ChainId, Hash, OutPoint, Tier, Tx, TxOut};
 use timecoin::wallet::{build_registration, build_transfer, MasternodeInfo, Spendable};
 
@@ -113,6 +115,13 @@ fn block(tx: &Tx) -> Block {
     };
     let entries = vec![proof(tx)];
     let root = timecoin::chain::block::entries_root(&[tx.txid()], reward.id());
+    let key = &keys()[1];
+    let [first, second] = [b"one", b"two"]
+        .map(|salt| BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 4, Hash::digest(salt)));
+    let evidence = vec![SlashingEvidence::Endorsement(Equivocation {
+        first,
+        second,
+    })];
     let mut block = Block {
         header: BlockHeader {
             version: 1,
@@ -124,11 +133,15 @@ fn block(tx: &Tx) -> Block {
             vrf_output: VrfOutputBytes([7; 32]),
             vrf_proof: VrfProofBytes([9; 64]),
             entries_root: root,
+            parent_certificate: Hash::ZERO,
+            evidence: timecoin::chain::evidence_digest(&evidence),
             timestamp_ms: 45_000,
         },
         producer_sig: keys()[0].sign(b"placeholder"),
         entries,
         reward,
+        parent_certificate: None,
+        evidence,
     };
     block.sign(&keys()[0]);
     block

@@ -1,11 +1,13 @@
 //! Checkpoint blocks (DESIGN §6): the header, the body of finalized
-//! transactions with their proofs, the reward transaction, and their one
-//! canonical encoding with its byte limit.
+//! transactions with their proofs, the reward transaction, the parent's
+//! certificate and slashing evidence (§7), and their one canonical
+//! encoding with its byte limit.
 //!
 //! Plain data and hashing only: it never judges validity (see
 //! `chain::validity`) and never reads a clock.
 
 use super::certificate::Certificate;
+use super::slashing::SlashingEvidence;
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{merkle, signing_message, Domain, Keypair};
 use crate::finality::FinalityProof;
@@ -28,7 +30,7 @@ pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
 const REWARD_TAG: [u8; 16] = *b"timecoin/reward1";
 
 /// Everything the block hash commits to. The body is committed through
-/// `entries_root`.
+/// `entries_root`, `parent_certificate` and `evidence`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct BlockHeader {
     pub version: u32,
@@ -46,6 +48,9 @@ pub struct BlockHeader {
     /// Digest of the parent's certificate the body carries
     /// ([`certificate_digest`]; zero when it carries none).
     pub parent_certificate: Hash,
+    /// Digest of the slashing evidence the body carries
+    /// ([`evidence_digest`]; zero when it carries none).
+    pub evidence: Hash,
     /// When the producer built the block; must lie in the slot (± skew).
     pub timestamp_ms: u64,
 }
@@ -119,6 +124,9 @@ pub struct Block {
     /// that applies this block credits the same validators as live (DESIGN
     /// §7), whatever certificates it happens to hold itself.
     pub parent_certificate: Option<Certificate>,
+    /// Equivocation evidence (DESIGN §7), strictly ascending by offender:
+    /// once this block is final, each offender is slashed.
+    pub evidence: Vec<SlashingEvidence>,
 }
 
 impl Block {
@@ -165,6 +173,16 @@ pub fn certificate_digest(certificate: Option<&Certificate>) -> Hash {
     certificate.map_or(Hash::ZERO, Hash::of)
 }
 
+/// The header's `evidence`: the hash of the evidence the body carries, or
+/// zero when it carries none.
+pub fn evidence_digest(evidence: &[SlashingEvidence]) -> Hash {
+    if evidence.is_empty() {
+        Hash::ZERO
+    } else {
+        Hash::of(evidence)
+    }
+}
+
 /// Canonical encoded length of `value`, counted without allocating it.
 pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
     let mut counter = ByteCounter(0);
@@ -203,6 +221,7 @@ mod tests {
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
+                evidence: Hash::ZERO,
                 timestamp_ms: 35_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -215,6 +234,7 @@ mod tests {
                 }],
             },
             parent_certificate: None,
+            evidence: Vec::new(),
         }
     }
 

@@ -1,16 +1,17 @@
-//! Producing a checkpoint block: choose the entries, pay the reward, draw
-//! the VRF ticket and sign.
+//! Producing a checkpoint block: choose the evidence and the entries, pay
+//! the reward, draw the VRF ticket and sign.
 //!
 //! Pure: the caller passes the finalized-not-archived proofs with their
-//! fees, the keys and `now`. It must never build a block that
+//! fees, the evidence `select_evidence` chose, the keys and `now`. It must never build a block that
 //! `validate_block` would refuse on the same view.
 
 use super::block::{
-    certificate_digest, encoded_len, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION,
-    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    certificate_digest, encoded_len, entries_root, evidence_digest, Block, BlockHeader, RewardTx,
+    BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use super::certificate::Certificate;
 use super::reward::expected_reward;
+use super::slashing::{SlashingEvidence, MAX_BLOCK_EVIDENCE, MAX_BLOCK_EVIDENCE_BYTES};
 use super::slot::SlotClock;
 use super::validity::ChainTip;
 use crate::crypto::vrf::{SortitionInput, VrfKeypair};
@@ -34,6 +35,9 @@ pub struct BlockTemplate<'a> {
     /// The parent's certificate, when this node holds one: the block
     /// carries it so the chain records who endorsed the parent.
     pub parent_certificate: Option<&'a Certificate>,
+    /// Equivocation evidence to carry, as `select_evidence` chose it for
+    /// `parent` (verified, against members not yet slashed).
+    pub evidence: &'a [SlashingEvidence],
     /// Byte budget (e.g. to fit the network's frame limit); never above
     /// [`MAX_BLOCK_BYTES`].
     pub max_block_bytes: usize,
@@ -100,6 +104,7 @@ pub fn build_block(
             vrf_proof,
             entries_root: Hash::ZERO,
             parent_certificate: certificate_digest(t.parent_certificate),
+            evidence: Hash::ZERO,
             timestamp_ms: block_timestamp_ms(t.slot_clock, t.slot, t.now),
         },
         producer_sig: SignatureBytes([0; 64]),
@@ -109,7 +114,12 @@ pub fn build_block(
             outputs: Vec::new(),
         },
         parent_certificate: t.parent_certificate.cloned(),
+        evidence: Vec::new(),
     };
+    let budget = t.max_block_bytes.min(MAX_BLOCK_BYTES);
+    let room = budget.saturating_sub(skeleton_len(&block, t.validators));
+    block.evidence = take_evidence(t.evidence, room);
+    block.header.evidence = evidence_digest(&block.evidence);
     let (entries, fees) = select_entries(&block, t, finalized)?;
     block.entries = entries;
     block.reward =
@@ -125,6 +135,30 @@ fn block_timestamp_ms(clock: SlotClock, slot: u64, now: Timestamp) -> u64 {
     let start = clock.slot_start_ms(slot);
     let last = clock.slot_end_ms(slot).saturating_sub(1).max(start);
     now.as_millis().clamp(start, last)
+}
+
+/// `evidence` ascending by offender, one piece each, within
+/// [`MAX_BLOCK_EVIDENCE`] and `room` (at most [`MAX_BLOCK_EVIDENCE_BYTES`]):
+/// a piece too large is skipped, as a smaller one after it may still fit.
+fn take_evidence(evidence: &[SlashingEvidence], room: usize) -> Vec<SlashingEvidence> {
+    let mut sorted: Vec<&SlashingEvidence> = evidence.iter().collect();
+    sorted.sort_by_key(|e| e.offender());
+    sorted.dedup_by_key(|e| e.offender());
+    let max_bytes = room.min(MAX_BLOCK_EVIDENCE_BYTES);
+    let mut bytes = encoded_len(&Vec::<SlashingEvidence>::new());
+    let mut kept = Vec::new();
+    for piece in sorted {
+        if kept.len() >= MAX_BLOCK_EVIDENCE {
+            break;
+        }
+        let len = encoded_len(piece);
+        if bytes.saturating_add(len) > max_bytes {
+            continue;
+        }
+        bytes += len;
+        kept.push(piece.clone());
+    }
+    kept
 }
 
 /// Entries by ascending txid within the limits, and the sum of their fees.
@@ -164,8 +198,9 @@ fn select_entries(
     Ok((entries, fees))
 }
 
-/// Encoded length of `skeleton` with no entries and the largest reward the
-/// set can produce (one output per validator plus the producer).
+/// Encoded length of `skeleton` (with its evidence) with no entries and
+/// the largest reward the set can produce (one output per validator plus
+/// the producer).
 fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
     let widest = TxOut {
         value: Amount(0),
@@ -180,6 +215,7 @@ fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
         + encoded_len(&Vec::<FinalityProof>::new())
         + encoded_len(&reward)
         + encoded_len(&skeleton.parent_certificate)
+        + encoded_len(&skeleton.evidence)
 }
 
 #[cfg(test)]

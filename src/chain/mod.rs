@@ -1,5 +1,6 @@
 //! Checkpoint blocks (DESIGN §6): slots, VRF sortition, block building and
-//! validation, rewards, and the fork choice among competing candidates.
+//! validation, rewards, slashing evidence (§7), and the fork choice among
+//! competing candidates.
 //!
 //! Pure: no clocks, threads, I/O or global RNG; `now` is passed in and the
 //! chain state is read through the [`ChainView`] trait, which the store
@@ -13,6 +14,7 @@ pub mod certificate;
 pub mod fixed_point;
 pub mod fork_choice;
 pub mod reward;
+pub mod slashing;
 pub mod slot;
 pub mod sortition;
 pub mod sync;
@@ -20,8 +22,8 @@ pub mod validity;
 pub mod verify;
 
 pub use block::{
-    certificate_digest, entries_root, Block, BlockHeader, RewardTx, BLOCK_VERSION, MAX_BLOCK_BYTES,
-    MAX_BLOCK_ENTRIES,
+    certificate_digest, entries_root, evidence_digest, Block, BlockHeader, RewardTx, BLOCK_VERSION,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 pub use builder::{build_block, BlockTemplate, BuildError};
 pub use certificate::{
@@ -32,6 +34,10 @@ pub use fork_choice::{
     Placement,
 };
 pub use reward::{block_reward, expected_reward, split_reward};
+pub use slashing::{
+    select_evidence, InvalidEvidence, SlashingEvidence, Standing, MAX_BLOCK_EVIDENCE,
+    MAX_BLOCK_EVIDENCE_BYTES,
+};
 pub use slot::{SlotClock, SlotClockError};
 pub use sortition::{publish_delay_ms, Ticket};
 pub use sync::{BlockRequest, BlockSync, SyncConfig};

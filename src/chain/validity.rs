@@ -8,11 +8,12 @@
 //! never take a weight, a membership, a fee or a time from the block itself.
 
 use super::block::{
-    certificate_digest, encoded_len, entries_root, Block, BLOCK_VERSION, MAX_BLOCK_BYTES,
-    MAX_BLOCK_ENTRIES,
+    certificate_digest, encoded_len, entries_root, evidence_digest, Block, BLOCK_VERSION,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use super::certificate::{CertificateError, VoteContext};
 use super::reward::expected_reward;
+use super::slashing::{InvalidEvidence, Standing, MAX_BLOCK_EVIDENCE, MAX_BLOCK_EVIDENCE_BYTES};
 use super::slot::SlotClock;
 use super::sortition::Ticket;
 use crate::crypto::vrf::{verify_slot, VrfError};
@@ -54,6 +55,16 @@ pub trait ChainView {
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
         (epoch == 0).then(|| self.validators_for_slot(0)).flatten()
     }
+    /// The set whose block endorsements of vote epoch `epoch` count, which
+    /// endorsement evidence is checked against: the genesis set for every
+    /// epoch until certification follows the registry's sets (DESIGN §7).
+    fn endorsers_for_epoch(&self, _epoch: u64) -> Option<&ValidatorSet> {
+        self.validators_for_slot(0)
+    }
+    /// Where `identity` stands in the masternode registry once every block
+    /// up to [`ChainView::tip`] is applied, final or not: a function of
+    /// the chain, so every node judges a block's evidence alike.
+    fn standing(&self, identity: &PublicKeyBytes) -> Result<Standing, ChainViewError>;
     /// Whether `txid` was archived by [`ChainView::tip`] or an ancestor.
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError>;
     /// Inputs minus outputs of a finalized transaction; `None` if its
@@ -175,6 +186,47 @@ pub enum BlockRejection {
     CertificateNotOfParent { height: u64, hash: Hash },
     #[error("the carried certificate of the parent is invalid: {0}")]
     InvalidParentCertificate(CertificateError),
+    #[error("block carries {count} pieces of evidence, more than the {max} allowed")]
+    TooMuchEvidence { count: usize, max: usize },
+    #[error("block carries {bytes} bytes of evidence, more than the {max} allowed")]
+    EvidenceTooLarge { bytes: usize, max: usize },
+    #[error(
+        "evidence {index} (against {offender:?}) is not above the previous one's offender: \
+         evidence must be strictly ascending by offender"
+    )]
+    EvidenceNotSorted {
+        index: usize,
+        offender: PublicKeyBytes,
+    },
+    #[error("evidence {index} is a second piece against {offender:?}: one per offender")]
+    DuplicateEvidence {
+        index: usize,
+        offender: PublicKeyBytes,
+    },
+    #[error("the header's evidence digest {found} does not match the body (computed {expected})")]
+    EvidenceDigestMismatch { found: Hash, expected: Hash },
+    #[error(
+        "evidence {index} accuses {offender:?}, not a registered masternode as of the parent \
+         (or registered in a block not final here yet)"
+    )]
+    OffenderNotAMember {
+        index: usize,
+        offender: PublicKeyBytes,
+    },
+    #[error(
+        "evidence {index} accuses {offender:?}, already slashed by the block at height {height}"
+    )]
+    OffenderAlreadySlashed {
+        index: usize,
+        offender: PublicKeyBytes,
+        height: u64,
+    },
+    #[error("evidence {index} (against {offender:?}) is invalid: {source}")]
+    InvalidEvidence {
+        index: usize,
+        offender: PublicKeyBytes,
+        source: InvalidEvidence,
+    },
     #[error(transparent)]
     View(#[from] ChainViewError),
 }
@@ -184,20 +236,23 @@ impl BlockRejection {
     /// another tip, a little early, or needing state we lack can be an
     /// honest race; everything else is provably wrong.
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             BlockRejection::PrevNotTip { .. }
-                | BlockRejection::FutureSlot { .. }
-                | BlockRejection::FutureTimestamp { .. }
-                | BlockRejection::UnknownValidatorSet { .. }
-                | BlockRejection::UnknownFee { .. }
-                | BlockRejection::View(_)
-                // A proof of an epoch whose set is not decided here yet.
-                | BlockRejection::InvalidProof {
-                    source: ProofError::UnknownEpoch { .. },
-                    ..
-                }
-        )
+            | BlockRejection::FutureSlot { .. }
+            | BlockRejection::FutureTimestamp { .. }
+            | BlockRejection::UnknownValidatorSet { .. }
+            | BlockRejection::UnknownFee { .. }
+            | BlockRejection::View(_)
+            // A member registered in a block not final here yet.
+            | BlockRejection::OffenderNotAMember { .. } => false,
+            // A proof of an epoch whose set is not decided here yet.
+            BlockRejection::InvalidProof {
+                source: ProofError::UnknownEpoch { .. },
+                ..
+            } => false,
+            BlockRejection::InvalidEvidence { source, .. } => source.is_peer_fault(),
+            _ => true,
+        }
     }
 }
 
@@ -247,6 +302,7 @@ pub fn validate_block_with(
     check_reward(&block, &txids, set, view)?;
     check_signatures(&block, set)?;
     check_parent_certificate(&block, set, view)?;
+    check_evidence(&block, view, &mut signature_ok)?;
     for (index, (proof, txid)) in block.entries.iter().zip(&txids).enumerate() {
         if view.holds_proof(txid, proof) {
             continue;
@@ -359,8 +415,8 @@ fn check_times(
     Ok(())
 }
 
-/// Body rules that need no signature: limits, order, root, conflicts,
-/// archival. Returns the entries' txids.
+/// Body rules that need no signature: limits, order, root and digests,
+/// conflicts, archival. Returns the entries' txids.
 fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRejection> {
     let count = block.entries.len();
     if count > MAX_BLOCK_ENTRIES {
@@ -401,6 +457,7 @@ fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRe
             expected,
         });
     }
+    check_evidence_shape(block)?;
     let mut spenders: HashMap<OutPoint, usize> = HashMap::new();
     for (second, entry) in block.entries.iter().enumerate() {
         for input in &entry.tx.inputs {
@@ -422,6 +479,78 @@ fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRe
         }
     }
     Ok(txids)
+}
+
+/// The evidence's limits, its order (strictly ascending by offender: one
+/// piece each) and the header's digest of it.
+fn check_evidence_shape(block: &Block) -> Result<(), BlockRejection> {
+    let count = block.evidence.len();
+    if count > MAX_BLOCK_EVIDENCE {
+        return Err(BlockRejection::TooMuchEvidence {
+            count,
+            max: MAX_BLOCK_EVIDENCE,
+        });
+    }
+    let bytes = encoded_len(&block.evidence);
+    if bytes > MAX_BLOCK_EVIDENCE_BYTES {
+        return Err(BlockRejection::EvidenceTooLarge {
+            bytes,
+            max: MAX_BLOCK_EVIDENCE_BYTES,
+        });
+    }
+    let offenders: Vec<PublicKeyBytes> = block.evidence.iter().map(|e| e.offender()).collect();
+    for (index, pair) in offenders.windows(2).enumerate() {
+        if let [prev, offender] = pair {
+            let (index, offender) = (index + 1, *offender);
+            if offender == *prev {
+                return Err(BlockRejection::DuplicateEvidence { index, offender });
+            }
+            if offender < *prev {
+                return Err(BlockRejection::EvidenceNotSorted { index, offender });
+            }
+        }
+    }
+    let expected = evidence_digest(&block.evidence);
+    if block.header.evidence != expected {
+        return Err(BlockRejection::EvidenceDigestMismatch {
+            found: block.header.evidence,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Each piece accuses a member not slashed as of the parent (a lookup,
+/// first) and proves its equivocation (signatures, last).
+fn check_evidence(
+    block: &Block,
+    view: &impl ChainView,
+    mut signature_ok: impl FnMut(&FinalityVote) -> bool,
+) -> Result<(), BlockRejection> {
+    for (index, evidence) in block.evidence.iter().enumerate() {
+        let offender = evidence.offender();
+        match view.standing(&offender)? {
+            Standing::Member => {}
+            Standing::NotAMember => {
+                return Err(BlockRejection::OffenderNotAMember { index, offender })
+            }
+            Standing::Slashed { height } => {
+                return Err(BlockRejection::OffenderAlreadySlashed {
+                    index,
+                    offender,
+                    height,
+                })
+            }
+        }
+        evidence.verify(view, &mut signature_ok).map_err(|source| {
+            BlockRejection::InvalidEvidence {
+                index,
+                offender,
+                source,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// The reward must be exactly what the rules give for this block's fees.

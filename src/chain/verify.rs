@@ -11,17 +11,19 @@
 //! Pure: the archive is read through [`ArchiveView`] (the store implements
 //! it in `rpc::archive`; tests may use memory), `now` is passed in. It only
 //! reads and never repairs. Memory is bounded by one block: nothing is
-//! carried from block to block but the parent's tip, so a transaction
+//! carried from block to block but the parent's tip and the offenders
+//! slashed so far (one entry per member at most), so a transaction
 //! archived twice is caught by its record, which can name only one block.
 
 use super::block::{Block, MAX_BLOCK_BYTES};
+use super::slashing::Standing;
 use super::slot::SlotClock;
 use super::validity::{validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError};
 use crate::finality::ValidatorSet;
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
-use crate::types::{Amount, ChainId, Hash, Tx};
-use std::collections::HashSet;
+use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
+use std::collections::{BTreeMap, HashSet};
 
 /// Where the archive says a finalized transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub trait ArchiveView {
     fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
     /// The finality committee proofs of vote epoch `epoch` are checked against.
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
+    /// The height of the block that registered `identity` (0: the
+    /// genesis), if the archive's masternode registry knows it.
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ChainViewError>;
 }
 
 /// The chain rules the replay needs beyond the archive.
@@ -184,6 +189,14 @@ fn rejection_reason(rejection: &BlockRejection) -> &'static str {
         R::CertificateDigestMismatch { .. } => "certificate_digest_mismatch",
         R::CertificateNotOfParent { .. } => "certificate_not_of_parent",
         R::InvalidParentCertificate(_) => "invalid_parent_certificate",
+        R::TooMuchEvidence { .. } => "too_much_evidence",
+        R::EvidenceTooLarge { .. } => "evidence_too_large",
+        R::EvidenceNotSorted { .. } => "evidence_not_sorted",
+        R::DuplicateEvidence { .. } => "duplicate_evidence",
+        R::EvidenceDigestMismatch { .. } => "evidence_digest_mismatch",
+        R::OffenderNotAMember { .. } => "offender_not_a_member",
+        R::OffenderAlreadySlashed { .. } => "offender_already_slashed",
+        R::InvalidEvidence { .. } => "invalid_evidence",
         R::View(_) => "read_failed",
     }
 }
@@ -244,8 +257,9 @@ pub fn verify_chain(archive: &impl ArchiveView, params: &VerifyParams) -> Verify
     };
     report.tip = claimed;
     let mut parent = genesis;
+    let mut slashed = BTreeMap::new();
     for height in 1..=claimed.height {
-        match verify_block(archive, params, &parent, height) {
+        match verify_block(archive, params, &parent, &mut slashed, height) {
             Ok(checked) => {
                 report.blocks += 1;
                 report.txs += checked.txs;
@@ -275,10 +289,13 @@ struct Checked {
     votes: u64,
 }
 
+/// Checks the block at `height` on `parent`; `slashed` holds the offenders
+/// the blocks below slashed, and gains this block's.
 fn verify_block(
     archive: &impl ArchiveView,
     params: &VerifyParams,
     parent: &ChainTip,
+    slashed: &mut BTreeMap<PublicKeyBytes, u64>,
     height: u64,
 ) -> Result<Checked, Box<VerifyFailure>> {
     let failure = |block, fault| {
@@ -323,10 +340,12 @@ fn verify_block(
         height,
         slot: h.slot,
     };
+    let offenders: Vec<PublicKeyBytes> = block.evidence.iter().map(|e| e.offender()).collect();
     let on_parent = ReplayView {
         archive,
         parent: *parent,
         params,
+        slashed,
     };
     // Votes cover batches of txids: verify each distinct one once per block.
     let mut verified: HashSet<Hash> = HashSet::new();
@@ -336,6 +355,9 @@ fn verify_block(
             || (vote.verify_signature().is_ok() && verified.insert(vote_hash))
     })
     .map_err(|rejection| fail(ChainFault::Rejected(rejection)))?;
+    for offender in offenders {
+        slashed.insert(offender, height);
+    }
     let here = TxLocation::Archived {
         height,
         block: hash,
@@ -387,12 +409,14 @@ fn check_indexed(
 }
 
 /// The archive as it stood when the block at `parent.height + 1` was
-/// added: its tip is `parent`, and a tx counts as archived only if an
-/// ancestor archived it.
+/// added: its tip is `parent`, a tx counts as archived only if an
+/// ancestor archived it, and a member as slashed only if an ancestor
+/// carried evidence against it.
 struct ReplayView<'a, A> {
     archive: &'a A,
     parent: ChainTip,
     params: &'a VerifyParams,
+    slashed: &'a BTreeMap<PublicKeyBytes, u64>,
 }
 
 impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
@@ -425,6 +449,16 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
 
     fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError> {
         self.archive.fee_of(tx)
+    }
+
+    fn standing(&self, identity: &PublicKeyBytes) -> Result<Standing, ChainViewError> {
+        if let Some(&height) = self.slashed.get(identity) {
+            return Ok(Standing::Slashed { height });
+        }
+        Ok(match self.archive.registered_at(identity)? {
+            Some(at) if at <= self.parent.height => Standing::Member,
+            _ => Standing::NotAMember,
+        })
     }
 
     fn now(&self) -> Timestamp {
@@ -476,6 +510,9 @@ mod tests {
         fn committee_for_epoch(&self, _: u64) -> Option<&ValidatorSet> {
             None
         }
+        fn registered_at(&self, _: &PublicKeyBytes) -> Result<Option<u64>, ChainViewError> {
+            Ok(None)
+        }
     }
 
     fn genesis() -> ChainTip {
@@ -509,6 +546,7 @@ mod tests {
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
+                evidence: Hash::ZERO,
                 timestamp_ms: (10 + height) * 1_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -518,6 +556,7 @@ mod tests {
                 outputs: Vec::new(),
             },
             parent_certificate: None,
+            evidence: Vec::new(),
         }
     }
 

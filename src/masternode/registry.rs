@@ -6,6 +6,7 @@
 //! holds the same certified chain holds the same snapshots.
 
 use super::EpochRules;
+use crate::chain::Standing;
 use crate::finality::{ValidatorSet, ValidatorSetError};
 use crate::ledger::{Bond, BondState};
 use crate::types::{Address, OutPoint, PublicKeyBytes, Registration, Tier, Tx, Validator};
@@ -244,6 +245,20 @@ impl Registry {
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.values()
+    }
+
+    /// Where `identity` stands as of the block at `height` (at or above
+    /// the last block applied: the registry knows no later block).
+    pub fn standing(&self, identity: &PublicKeyBytes, height: u64) -> Standing {
+        match self.members.get(identity) {
+            Some(m) if m.registered_at <= height => match m.status {
+                MemberStatus::Slashed { height: at } if at <= height => {
+                    Standing::Slashed { height: at }
+                }
+                _ => Standing::Member,
+            },
+            _ => Standing::NotAMember,
+        }
     }
 
     /// The member whose collateral is `outpoint`, while it is locked.

@@ -26,6 +26,7 @@
 
 mod certify;
 mod epochs;
+mod slashing;
 
 pub use epochs::epoch_committees;
 
@@ -55,6 +56,7 @@ use crate::time::{Clock, MonoTime, Now, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -701,7 +703,7 @@ impl<C: Clock> BlockThread<C> {
         let view = chain_view(
             &self.store,
             &self.settings,
-            (&self.validators, &self.committees),
+            (&self.validators, &self.committees, &self.registry),
             plan.parent.tip(),
             now,
         )?;
@@ -722,6 +724,7 @@ impl<C: Clock> BlockThread<C> {
         }
         let parent = plan.parent.tip();
         let parent_certificate = held_certificate(&view.read, parent.height, parent.hash)?;
+        let evidence = slashing::evidence_to_carry(&view)?;
         let template = BlockTemplate {
             chain_id: self.settings.chain_id,
             parent,
@@ -730,6 +733,7 @@ impl<C: Clock> BlockThread<C> {
             slot_clock: self.settings.slot_clock,
             validators: &self.validators,
             parent_certificate: parent_certificate.as_ref(),
+            evidence: &evidence,
             max_block_bytes: self.settings.max_block_bytes(),
         };
         match build_block(&template, &producer.vrf, &producer.identity, finalized) {
@@ -868,7 +872,7 @@ impl<C: Clock> BlockThread<C> {
         let validated = {
             // The vote cache is borrowed beside the view, not through `self`.
             let cache = &mut self.verified_votes;
-            let sets = (&self.validators, &self.committees);
+            let sets = (&self.validators, &self.committees, &self.registry);
             let view = chain_view(&self.store, &self.settings, sets, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
@@ -1333,12 +1337,12 @@ fn hears_peers(net: &Option<NetClient>, validators: &ValidatorSet) -> bool {
 }
 
 /// The chain state a block on `parent` is validated against, read from one
-/// store snapshot; `sets` are the whole validator set and the recent
-/// epochs' committees.
+/// store snapshot; `sets` are the whole validator set, the recent epochs'
+/// committees and the registry.
 fn chain_view<'a>(
     store: &'a Store,
     settings: &BlockSettings,
-    (validators, committees): (&'a ValidatorSet, &'a CommitteeBook),
+    (validators, committees, registry): (&'a ValidatorSet, &'a CommitteeBook, &'a Registry),
     parent: ChainTip,
     now: Now,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
@@ -1348,9 +1352,11 @@ fn chain_view<'a>(
         genesis_hash: settings.genesis.hash,
         validators,
         committees,
+        registry,
         parent,
         now: now.wall,
         slot_clock: settings.slot_clock,
+        slashed_above_registry: OnceCell::new(),
     })
 }
 
@@ -1495,6 +1501,7 @@ mod tests {
                 vrf_proof: VrfProofBytes([3; 64]),
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
+                evidence: Hash::ZERO,
                 timestamp_ms: 0,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -1504,6 +1511,7 @@ mod tests {
                 outputs: Vec::new(),
             },
             parent_certificate: None,
+            evidence: Vec::new(),
         }
     }
 

@@ -8,19 +8,25 @@
 //! rival of an adopted block it is positioned at that block's parent, and
 //! only txs archived at or below the parent's height count, so the
 //! entries the rival would re-archive after the undo are not refused.
+//! A member's standing is the registry's (final blocks) plus the evidence
+//! the parent and its ancestors above the registry carry, so it depends on
+//! the chain only, not on how far this node's registry has got.
 //! Read-only: nothing here writes, and a thread holding a view must drop
 //! it before it writes the store.
 
-use crate::chain::{Block, ChainTip, ChainView, ChainViewError, SlotClock};
+use crate::chain::{
+    Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing, MAX_BLOCK_BYTES,
+};
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
-use crate::masternode::CommitteeBook;
+use crate::masternode::{CommitteeBook, Registry};
 use crate::store::schema::PROOFS;
 use crate::store::{BlockCommit, ReadView, StoreError, TxStatus};
 use crate::time::Timestamp;
 use crate::types::encoding::{decode, encode};
-use crate::types::{Amount, ChainId, Hash, OutPoint, Tx};
-use std::collections::HashSet;
+use crate::types::{Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashSet};
 
 pub struct StoreChainView<'s> {
     pub read: ReadView<'s>,
@@ -31,10 +37,42 @@ pub struct StoreChainView<'s> {
     /// Recent epochs' finality committees: proofs are checked against
     /// their epoch's.
     pub committees: &'s CommitteeBook,
+    /// The registry over the final blocks applied so far.
+    pub registry: &'s Registry,
     /// The block a candidate must extend.
     pub parent: ChainTip,
     pub now: Timestamp,
     pub slot_clock: SlotClock,
+    /// Offenders slashed by `parent` and its ancestors the registry has not
+    /// applied, with the lowest such height: read once, when first asked.
+    pub slashed_above_registry: OnceCell<BTreeMap<PublicKeyBytes, u64>>,
+}
+
+impl StoreChainView<'_> {
+    /// Walks from `parent` down to the registry's last applied block,
+    /// decoding only blocks whose header commits to evidence.
+    fn read_slashed_above_registry(&self) -> Result<BTreeMap<PublicKeyBytes, u64>, ChainViewError> {
+        let applied = self.registry.next_height().saturating_sub(1);
+        let (mut hash, mut height) = (self.parent.hash, self.parent.height);
+        let mut slashed = BTreeMap::new();
+        while height > applied {
+            let bytes = self.read.block(&hash).map_err(view_error)?.ok_or_else(|| {
+                ChainViewError(format!("block {hash} at height {height} is not stored"))
+            })?;
+            let undecodable = |e| ChainViewError(format!("block {hash} does not decode: {e}"));
+            let header = Block::decode_header(&bytes).map_err(undecodable)?;
+            if header.evidence != Hash::ZERO {
+                let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(undecodable)?;
+                // Walking down: the lowest height is inserted last.
+                for evidence in &block.evidence {
+                    slashed.insert(evidence.offender(), height);
+                }
+            }
+            hash = header.prev_hash;
+            height -= 1;
+        }
+        Ok(slashed)
+    }
 }
 
 fn view_error(e: StoreError) -> ChainViewError {
@@ -79,6 +117,20 @@ impl ChainView for StoreChainView<'_> {
         self.read
             .fee_of(tx)
             .map_err(|e| ChainViewError(e.to_string()))
+    }
+
+    fn standing(&self, identity: &PublicKeyBytes) -> Result<Standing, ChainViewError> {
+        let above = match self.slashed_above_registry.get() {
+            Some(above) => above,
+            None => {
+                let read = self.read_slashed_above_registry()?;
+                self.slashed_above_registry.get_or_init(|| read)
+            }
+        };
+        match above.get(identity) {
+            Some(&height) => Ok(Standing::Slashed { height }),
+            None => Ok(self.registry.standing(identity, self.parent.height)),
+        }
     }
 
     fn now(&self) -> Timestamp {

@@ -181,6 +181,15 @@ impl ArchiveView for StoreArchive<'_> {
         Some(&self.validators)
     }
 
+    /// From the stored registry records (which `verify_registry` checks
+    /// against a replay), or the genesis set before the first step.
+    fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ChainViewError> {
+        if let Some(member) = self.view.masternode(identity).map_err(read_failed)? {
+            return Ok(Some(member.registered_at));
+        }
+        Ok(self.validators.contains(identity).then_some(0))
+    }
+
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
         if epoch <= 1 {
             return Some(&self.genesis_committee);
@@ -252,8 +261,9 @@ pub fn genesis_registry(spec: &ChainSpec) -> Registry {
 
 /// Applies one final block to `registry`. A member shows it is live by
 /// producing the block, by endorsing its parent (the certificate the block
-/// carries) or by a window vote one of its proofs carries (DESIGN §7):
-/// only what the block itself holds, so every node credits the same.
+/// carries) or by a window vote one of its proofs carries (DESIGN §7), and
+/// is slashed by the evidence the block carries: only what the block
+/// itself holds, so every node derives the same statuses and sets.
 pub fn apply_final_block(
     registry: &mut Registry,
     height: u64,
@@ -273,11 +283,12 @@ pub fn apply_final_block(
         .chain(voters)
         .collect();
     let signers: Vec<PublicKeyBytes> = signers.into_iter().collect();
+    let slashed: Vec<PublicKeyBytes> = block.evidence.iter().map(|e| e.offender()).collect();
     registry.apply(&BlockEffects {
         height,
         txs: &txs,
         signers: &signers,
-        slashed: &[],
+        slashed: &slashed,
     })
 }
 

@@ -222,6 +222,12 @@ pub(super) fn block(
         "nTx": block.entries.len(),
         "tx": txs,
         "reward": reward,
+        // Offenders whose equivocation evidence the block carries (§7).
+        "slashed": block
+            .evidence
+            .iter()
+            .map(|e| hex::encode(e.offender().0))
+            .collect::<Vec<_>>(),
         "certified": certificate.is_some(),
         "certified_weight": certificate.as_ref().map_or(0, |c| c.weight),
         "total_weight": set.total_weight(),

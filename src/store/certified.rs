@@ -16,6 +16,19 @@ use crate::types::encoding::encode;
 use crate::types::{Hash, PublicKeyBytes};
 use ::lmdb::RwTransaction;
 
+/// Which stored equivocation evidence: both tables key it by voter first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvidenceKind {
+    /// Two endorsements of one height (`evidence`).
+    Endorsement,
+    /// Two window votes over conflicting spends (`window_evidence`).
+    Window,
+}
+
+/// Longer than any evidence key's suffix after the voter, and above it:
+/// seeking `voter ‖ this` lands past every piece against `voter`.
+const PAST_VOTER: [u8; 64] = [0xFF; 64];
+
 /// What the endorsement guard said about signing `hash` at a height.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndorseGuard {
@@ -88,6 +101,14 @@ impl super::Store {
             Ok(true)
         })
     }
+}
+
+/// The voter an evidence key starts with.
+fn voter_of(key: &[u8]) -> Result<PublicKeyBytes, String> {
+    key.get(..32)
+        .and_then(|prefix| <[u8; 32]>::try_from(prefix).ok())
+        .map(PublicKeyBytes)
+        .ok_or_else(|| "key does not start with a voter".to_string())
 }
 
 /// Raises the final height to `height` if `hash` is both its canonical
@@ -169,6 +190,67 @@ impl ReadView<'_> {
     /// Stored evidence, at most `limit` pieces, by voter then height.
     pub fn evidence(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.opaque_values(self.tables().evidence, limit)
+    }
+
+    fn evidence_table(&self, kind: EvidenceKind) -> super::lmdb::Table {
+        match kind {
+            EvidenceKind::Endorsement => self.tables().evidence,
+            EvidenceKind::Window => self.tables().window_evidence,
+        }
+    }
+
+    /// The voters stored evidence of `kind` accuses, ascending, at most
+    /// `limit`: one seek each, however many pieces a voter has.
+    pub fn accused_voters(
+        &self,
+        kind: EvidenceKind,
+        limit: usize,
+    ) -> Result<Vec<PublicKeyBytes>, StoreError> {
+        let table = self.evidence_table(kind);
+        let mut voters: Vec<PublicKeyBytes> = Vec::new();
+        let mut seek = Vec::with_capacity(32 + PAST_VOTER.len());
+        while voters.len() < limit {
+            let from = (!seek.is_empty()).then_some(seek.as_slice());
+            let next = self.scan(table, from, |key, _| voter_of(key))?.next();
+            let Some(voter) = next.transpose()? else {
+                break;
+            };
+            seek.clear();
+            seek.extend_from_slice(&voter.0);
+            seek.extend_from_slice(&PAST_VOTER);
+            voters.push(voter);
+        }
+        Ok(voters)
+    }
+
+    /// Stored evidence of `kind` against `voter`, at most `limit` pieces,
+    /// as stored (each within the table's size limit).
+    pub fn evidence_against(
+        &self,
+        kind: EvidenceKind,
+        voter: &PublicKeyBytes,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let table = self.evidence_table(kind);
+        let max = table.spec.max_value_bytes;
+        let scan = self.scan(table, Some(&voter.0), move |key, value| {
+            if value.len() > max {
+                return Err(format!(
+                    "value is {} bytes, over the limit of {max}",
+                    value.len()
+                ));
+            }
+            Ok((voter_of(key)?, value.to_vec()))
+        })?;
+        let mut pieces = Vec::new();
+        for item in scan.take(limit) {
+            let (accused, bytes) = item?;
+            if accused != *voter {
+                break;
+            }
+            pieces.push(bytes);
+        }
+        Ok(pieces)
     }
 
     /// The first `limit` values of `table`, as stored, each within the

@@ -38,7 +38,7 @@ mod sequence_index;
 mod tests;
 
 pub use self::lmdb::{ReadView, Scan, Store};
-pub use certified::EndorseGuard;
+pub use certified::{EndorseGuard, EvidenceKind};
 pub use error::StoreError;
 pub use schema::{
     BlockRecord, CertificateRecord, ChainTip, SafetyViolationRecord, TxRecord, TxStatus,

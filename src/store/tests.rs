@@ -1156,6 +1156,44 @@ fn window_evidence_is_kept_once_per_key_and_capped_per_voter() {
     );
 }
 
+/// The block builder lists accused voters with one seek each and reads a
+/// voter's pieces alone, however many another voter has.
+#[test]
+fn evidence_is_listed_by_accused_voter() {
+    let f = Fixture::new();
+    let [a, b, c] = ["a", "b", "c"].map(|l| Keypair::from_seed_label(l).public());
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    for height in [3, 1, u64::MAX] {
+        assert!(f.store.put_evidence(&first, height, &[1]).unwrap());
+    }
+    assert!(f.store.put_evidence(&second, 2, &[2]).unwrap());
+    let coin = OutPoint {
+        txid: Hash::digest(b"coin"),
+        vout: u32::MAX,
+    };
+    assert!(f.store.put_window_evidence(&c, &coin, &[3]).unwrap());
+    let read = f.store.read().unwrap();
+    let endorsements = EvidenceKind::Endorsement;
+    assert_eq!(
+        read.accused_voters(endorsements, 10).unwrap(),
+        [first, second]
+    );
+    assert_eq!(read.accused_voters(endorsements, 1).unwrap(), [first]);
+    assert_eq!(read.accused_voters(EvidenceKind::Window, 10).unwrap(), [c]);
+    assert_eq!(
+        read.evidence_against(endorsements, &first, 2).unwrap(),
+        [vec![1], vec![1]]
+    );
+    assert_eq!(
+        read.evidence_against(endorsements, &second, 10).unwrap(),
+        [vec![2]]
+    );
+    assert!(read
+        .evidence_against(EvidenceKind::Window, &a, 10)
+        .unwrap()
+        .is_empty());
+}
+
 /// The registry's steps land whole and in order, and survive a reopen.
 #[test]
 fn registry_steps_are_stored_in_order_and_survive_reopen() {

@@ -148,6 +148,7 @@ impl ArchiveChain {
             slot_clock: slot_clock(),
             validators: &self.validators.set,
             parent_certificate: None,
+            evidence: &[],
             max_block_bytes: MAX_BLOCK_BYTES,
         };
         build_block(

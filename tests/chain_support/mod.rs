@@ -12,7 +12,7 @@ use crate::consensus_support::{validator_key, Wallet, CHAIN};
 use std::collections::HashMap;
 use timecoin::chain::{
     build_block, entries_root, Block, BlockSummary, BlockTemplate, ChainTip, ChainView,
-    ChainViewError, SlotClock, ValidBlock, MAX_BLOCK_BYTES,
+    ChainViewError, SlotClock, Standing, ValidBlock, MAX_BLOCK_BYTES,
 };
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::vrf::VrfKeypair;
@@ -20,7 +20,7 @@ use timecoin::crypto::Keypair;
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope};
 use timecoin::ledger::{MemUtxoSet, UtxoView};
 use timecoin::time::Timestamp;
-use timecoin::types::{Amount, ChainId, Hash, Tx, Validator};
+use timecoin::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx, Validator};
 
 /// Devnet timing: 5 s slots, 500 ms skew.
 pub const BLOCK_INTERVAL_MS: u64 = 5_000;
@@ -147,6 +147,9 @@ pub struct MemChain {
     pub archived: HashMap<Hash, u64>,
     /// Proofs this "node" finalized its txs with (see `ChainView::holds_proof`).
     pub held_proofs: HashMap<Hash, FinalityProof>,
+    /// Offender → height of the first applied block carrying evidence
+    /// against it. Members are `set`'s validators.
+    pub slashed: HashMap<PublicKeyBytes, u64>,
 }
 
 impl MemChain {
@@ -164,6 +167,7 @@ impl MemChain {
             }],
             archived: HashMap::new(),
             held_proofs: HashMap::new(),
+            slashed: HashMap::new(),
         }
     }
 
@@ -171,11 +175,15 @@ impl MemChain {
         BlockSummary::genesis(self.tips[0].hash, GENESIS_SLOT)
     }
 
-    /// Archives `block`'s entries and makes it the tip (the caller validated it).
+    /// Archives `block`'s entries, slashes its offenders and makes it the
+    /// tip (the caller validated it).
     pub fn apply(&mut self, block: &Block) {
         let h = &block.header;
         for entry in &block.entries {
             self.archived.insert(entry.tx.txid(), h.height);
+        }
+        for evidence in &block.evidence {
+            self.slashed.entry(evidence.offender()).or_insert(h.height);
         }
         self.tips.push(ChainTip {
             hash: block.hash(),
@@ -194,6 +202,7 @@ impl MemChain {
             slot_clock: slot_clock(),
             validators: &self.set,
             parent_certificate: None,
+            evidence: &[],
             max_block_bytes: MAX_BLOCK_BYTES,
         }
     }
@@ -234,6 +243,14 @@ impl ChainView for MemChain {
         }
         let outputs = Amount::checked_sum(tx.outputs.iter().map(|o| o.value)).unwrap();
         Ok(inputs.checked_sub(outputs))
+    }
+
+    fn standing(&self, identity: &PublicKeyBytes) -> Result<Standing, ChainViewError> {
+        Ok(match self.slashed.get(identity) {
+            Some(&height) => Standing::Slashed { height },
+            None if self.set.contains(identity) => Standing::Member,
+            None => Standing::NotAMember,
+        })
     }
 
     fn now(&self) -> Timestamp {
