@@ -21,8 +21,8 @@
 
 mod devnet_support;
 
-use devnet_support::{wait_for, Devnet, Validator};
-use serde_json::{json, Value};
+use devnet_support::{member_ids, wait_for, Devnet, Validator};
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use timecoin::crypto::Keypair;
@@ -65,24 +65,10 @@ fn cli_final(node: &Validator, wallet: &Path, args: &[&str]) -> Hash {
     txid
 }
 
-fn ids(set: &Value) -> Vec<String> {
-    set["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it() {
-    let mut devnet = Devnet::start_with(4, |text| {
-        text.replacen(
-            "epoch_blocks = 10",
-            &format!("epoch_blocks = {EPOCH_BLOCKS}"),
-            1,
-        )
-        .replacen("unbonding_epochs = 3", "unbonding_epochs = 2", 1)
+    let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, |text| {
+        text.replacen("unbonding_epochs = 3", "unbonding_epochs = 2", 1)
     });
     let spec = devnet.spec.clone();
     let files = tempfile::tempdir().unwrap();
@@ -134,10 +120,14 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
                     .ok()
             },
         );
-        assert!(ids(&set).contains(&id), "node{}: {set}", node.index);
+        assert!(member_ids(&set).contains(&id), "node{}: {set}", node.index);
         assert_eq!(set["total_weight"], json!(4 * 10 + 10), "{set}");
         let before = node.call("getmasternodes", json!([active_from - 1]));
-        assert!(!ids(&before).contains(&id), "node{}: {before}", node.index);
+        assert!(
+            !member_ids(&before).contains(&id),
+            "node{}: {before}",
+            node.index
+        );
     }
     // The gauges show the latest decided set (published after the step).
     let gauge = |name: &str| {
@@ -241,7 +231,7 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
                     .ok()
             },
         );
-        assert!(!ids(&set).contains(&id), "node{}: {set}", node.index);
+        assert!(!member_ids(&set).contains(&id), "node{}: {set}", node.index);
     }
     let status = cli(
         node0.datadir(),

@@ -13,7 +13,7 @@
 mod devnet_support;
 mod net_support;
 
-use devnet_support::{funded_coins, pay, wait_for, Devnet, Validator};
+use devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet, Validator};
 use net_support::RawPeer;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -56,24 +56,12 @@ fn set_of(node: &Validator, epoch: u64) -> Vec<String> {
         &format!("node{} to decide epoch {epoch}", node.index),
         || node.client().call("getmasternodes", json!([epoch])).ok(),
     );
-    set["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
+    member_ids(&set)
 }
 
 #[test]
 fn an_equivocating_masternode_is_slashed_on_every_node_and_leaves_its_effective_epoch() {
-    let mut devnet = Devnet::start_with(4, |text| {
-        text.replacen(
-            "epoch_blocks = 10",
-            &format!("epoch_blocks = {EPOCH_BLOCKS}"),
-            1,
-        )
-    });
-    devnet.wait_connected();
+    let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, |text| text);
     let spec = devnet.spec.clone();
     let (chain_id, genesis_hash) = (spec.chain_id(), spec.genesis_hash());
     // Coins for the double spend and for a payment after it, before the

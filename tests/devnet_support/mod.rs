@@ -87,6 +87,22 @@ impl Devnet {
         devnet
     }
 
+    /// [`Devnet::start_with`] on epochs of `epoch_blocks` blocks, so
+    /// masternodes join, leave and unbond within a test.
+    pub fn start_with_epochs(
+        n: usize,
+        epoch_blocks: u64,
+        edit: impl FnOnce(String) -> String,
+    ) -> Devnet {
+        Devnet::start_with(n, |text| {
+            edit(text.replacen(
+                "epoch_blocks = 10",
+                &format!("epoch_blocks = {epoch_blocks}"),
+                1,
+            ))
+        })
+    }
+
     /// Lays out the chain config, datadirs and keys of `n` validators
     /// without starting any (e.g. to fill a datadir first).
     pub fn prepare(n: usize, edit: impl FnOnce(String) -> String) -> Devnet {
@@ -456,4 +472,14 @@ pub fn percentiles(mut ms: Vec<u64>) -> String {
     ms.sort_unstable();
     let at = |q: usize| ms[(ms.len() - 1) * q / 100];
     format!("p50 {} ms, p99 {} ms, max {} ms", at(50), at(99), at(100))
+}
+
+/// The member identities (hex) of a `getmasternodes` answer.
+pub fn member_ids(set: &Value) -> Vec<String> {
+    set["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
 }
