@@ -21,7 +21,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use timecoin::chain::{
-    build_block, entries_root, Block, BlockTemplate, ChainTip, SlotClock, MAX_BLOCK_BYTES,
+    build_block, entries_root, Block, BlockTemplate, ChainTip, Payouts, SlotClock, MAX_BLOCK_BYTES,
 };
 use timecoin::crypto::vrf::{SortitionInput, SortitionScore, VrfKeypair};
 use timecoin::finality::{FinalityProof, ValidatorSet};
@@ -312,6 +312,7 @@ impl Forger {
             now,
             slot_clock,
             validators: &self.set,
+            payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
             max_block_bytes: 1 << 20,
@@ -589,6 +590,7 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
             now,
             slot_clock,
             validators: &set,
+            payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
             max_block_bytes: 1 << 20,

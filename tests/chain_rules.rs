@@ -216,14 +216,14 @@ fn timestamp_ahead_of_our_clock_beyond_the_skew_is_refused() {
 }
 
 #[test]
-fn slot_without_a_known_validator_set_is_refused() {
+fn a_block_of_an_undecided_epoch_is_refused_but_not_the_senders_fault() {
     let mut f = Fixture::new(1);
     let block = block_with(&f, 1);
-    f.chain.known_sets_until_slot = GENESIS_SLOT;
-    assert_eq!(
-        reject(&f, block),
-        BlockRejection::UnknownValidatorSet { slot: NEXT }
-    );
+    // Height 1 is epoch 1's, whose set this chain has not decided.
+    f.chain.epoch_blocks = 1;
+    let rejection = reject(&f, block);
+    assert_eq!(rejection, BlockRejection::UnknownValidatorSet { height: 1 });
+    assert!(!rejection.is_peer_fault());
 }
 
 #[test]
@@ -500,8 +500,10 @@ fn winning_ticket_cannot_be_reused_with_another_body() {
     let mut block = block_with(&f, 1);
     block.entries = f.validators.proofs(&f.payments(1..2), GENESIS_SLOT);
     let fees = Amount(FEE.0);
-    block.reward =
-        timecoin::chain::expected_reward(1, &block.header.producer, &f.chain.set, fees).unwrap();
+    let producer = block.header.producer;
+    block.reward = timecoin::chain::expected_reward(1, &producer, &f.chain.set, fees, at_identity)
+        .unwrap()
+        .unwrap();
     fix_root(&mut block);
     block.sign(&Keypair::from_seed_label("thief"));
     assert!(matches!(
@@ -549,6 +551,12 @@ fn child_carrying(
 
 /// Validators `signers`' endorsements of `block`, as a certificate.
 fn certificate_by(f: &Fixture, block: &Block, signers: &[usize]) -> Certificate {
+    let epoch = f.chain.epoch_of(block.header.height);
+    certificate_naming(f, block, signers, epoch)
+}
+
+/// [`certificate_by`] with votes that name `epoch`.
+fn certificate_naming(f: &Fixture, block: &Block, signers: &[usize], epoch: u64) -> Certificate {
     let mut votes: Vec<BlockVote> = signers
         .iter()
         .map(|&i| {
@@ -556,6 +564,7 @@ fn certificate_by(f: &Fixture, block: &Block, signers: &[usize]) -> Certificate 
                 &f.validators.ids[i],
                 CHAIN,
                 chain_genesis_hash(),
+                epoch,
                 block.header.height,
                 block.hash(),
             )
@@ -626,6 +635,107 @@ fn a_carried_certificate_below_quorum_or_forged_is_refused() {
     ));
 }
 
+/// Validators' set without validator `left`, as an epoch decided it.
+fn set_without(f: &Fixture, left: usize) -> ValidatorSet {
+    let gone = f.validators.ids[left].public();
+    let members = f.validators.set.validators().iter();
+    ValidatorSet::new(members.filter(|v| v.id != gone).copied().collect()).unwrap()
+}
+
+#[test]
+fn a_carried_certificates_votes_name_the_parents_epoch_and_the_genesis_set_weighs_them() {
+    // One block per epoch: the parent (height 1) is epoch 1's, which
+    // validator 3 left; the child (height 2) is epoch 2's.
+    let epoch_chain = |f: &mut Fixture| {
+        f.chain.epoch_blocks = 1;
+        let later = set_without(f, 3);
+        f.chain.epoch_sets = [(1, later.clone()), (2, later)].into();
+    };
+    let mut f = Fixture::new(0);
+    epoch_chain(&mut f);
+    let block = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 1, 2]));
+    f.validate(block);
+
+    let mut f = Fixture::new(0);
+    epoch_chain(&mut f);
+    let genesis_epoch = child_carrying(&mut f, |f, parent| {
+        certificate_naming(f, parent, &[0, 1, 2], 0)
+    });
+    let rejection = reject(&f, genesis_epoch);
+    assert!(matches!(
+        rejection,
+        BlockRejection::InvalidParentCertificate(CertificateError::WrongEpoch {
+            found: 0,
+            expected: 1,
+            ..
+        })
+    ));
+    assert!(rejection.is_peer_fault());
+
+    // Validator 3 left epoch 1's set, but endorses as a genesis member.
+    let mut f = Fixture::new(0);
+    epoch_chain(&mut f);
+    let left = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 1, 3]));
+    f.validate(left);
+}
+
+#[test]
+fn a_block_is_produced_and_paid_by_its_own_epochs_set() {
+    let mut f = Fixture::new(0);
+    let id = |f: &Fixture, i: usize| f.validators.ids[i].public();
+    // Built while height 1 is still the genesis set's.
+    let by_leaver = f.build(0, NEXT, &[]);
+    let by_old_rules = f.build(1, NEXT, &[]);
+    // Height 1 opens epoch 1, decided without validator 0, with validator
+    // 1 at triple weight and validator 2 paid at the address it registered.
+    f.chain.epoch_blocks = 1;
+    let (tripled, registered) = (id(&f, 1), Address([7; 20]));
+    let stayed = set_without(&f, 0);
+    let members = stayed.validators().iter().map(|v| Validator {
+        weight: if v.id == tripled {
+            3 * v.weight
+        } else {
+            v.weight
+        },
+        ..*v
+    });
+    let epoch_set = ValidatorSet::new(members.collect()).unwrap();
+    let paid_there = id(&f, 2);
+    f.chain.payouts = timecoin::chain::Payouts::of(&epoch_set, |m| {
+        Ok::<_, ()>(if *m == paid_there {
+            registered
+        } else {
+            Address::from_pubkey(m)
+        })
+    })
+    .unwrap();
+    f.chain.epoch_sets = [(1, epoch_set.clone())].into();
+
+    assert_eq!(
+        reject(&f, by_leaver),
+        BlockRejection::NotAValidator {
+            producer: id(&f, 0),
+            slot: NEXT
+        }
+    );
+    assert!(matches!(
+        reject(&f, by_old_rules),
+        BlockRejection::WrongReward { .. }
+    ));
+    let block = f.validate(f.build(1, NEXT, &[])).into_block();
+    let total = block_reward(epoch_set.len()).0;
+    let pool = total - total / 10;
+    let outputs = &block.reward.outputs;
+    // Weights 30 + 10 + 10: validator 2's fifth of the pool goes to its
+    // payout address, validator 3's to its identity, the rest (its 3/5,
+    // the producer's tenth, the dust) to the producer.
+    assert_eq!(paid_to_address(outputs, registered), pool / 5);
+    assert_eq!(paid_to(outputs, &paid_there), 0);
+    assert_eq!(paid_to(outputs, &id(&f, 3)), pool / 5);
+    assert_eq!(paid_to(outputs, &id(&f, 0)), 0);
+    assert_eq!(paid_to(outputs, &tripled), total - 2 * (pool / 5));
+}
+
 #[test]
 fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() {
     let mut f = Fixture::with_weights(&[10, 10, 10, 10, 1], 0);
@@ -672,7 +782,7 @@ fn window_equivocation(f: &Fixture, key: &Keypair, scope: VoteScope) -> Slashing
 /// `key`'s endorsements of two different blocks at height 1.
 fn endorsement_equivocation(key: &Keypair) -> SlashingEvidence {
     let [first, second] = [b"one", b"two"]
-        .map(|salt| BlockVote::sign(key, CHAIN, chain_genesis_hash(), 1, Hash::digest(salt)));
+        .map(|salt| BlockVote::sign(key, CHAIN, chain_genesis_hash(), 0, 1, Hash::digest(salt)));
     SlashingEvidence::Endorsement(Equivocation { first, second })
 }
 
@@ -810,7 +920,7 @@ fn forged_or_unproving_evidence_is_refused() {
 
     // Two endorsements of one block prove nothing.
     let key = &f.validators.ids[2];
-    let vote = BlockVote::sign(key, CHAIN, chain_genesis_hash(), 1, Hash::digest(b"one"));
+    let vote = BlockVote::sign(key, CHAIN, chain_genesis_hash(), 0, 1, Hash::digest(b"one"));
     let same = SlashingEvidence::Endorsement(Equivocation {
         first: vote.clone(),
         second: vote,
@@ -1104,8 +1214,20 @@ fn set_of(weights: &[u64]) -> ValidatorSet {
     .unwrap()
 }
 
+/// The genesis members' payout: their identity's address.
+fn at_identity(id: &PublicKeyBytes) -> Result<Address, std::convert::Infallible> {
+    Ok(Address::from_pubkey(id))
+}
+
+fn split(total: u64, producer: &PublicKeyBytes, set: &ValidatorSet) -> Vec<TxOut> {
+    split_reward(Amount(total), producer, set, at_identity).unwrap()
+}
+
 fn paid_to(outputs: &[TxOut], id: &PublicKeyBytes) -> u64 {
-    let address = Address::from_pubkey(id);
+    paid_to_address(outputs, Address::from_pubkey(id))
+}
+
+fn paid_to_address(outputs: &[TxOut], address: Address) -> u64 {
     outputs
         .iter()
         .filter(|o| o.address == address)
@@ -1118,11 +1240,11 @@ fn split_pays_producer_a_tenth_plus_dust_and_the_rest_by_weight() {
     let set = set_of(&[1, 1, 1]);
     let ids: Vec<PublicKeyBytes> = set.validators().iter().map(|v| v.id).collect();
     // 1000 units: producer 100; pool 900 → 300 each; no dust.
-    let outputs = split_reward(Amount(1_000), &ids[0], &set);
+    let outputs = split(1_000, &ids[0], &set);
     assert_eq!(paid_to(&outputs, &ids[0]), 400);
     assert_eq!(paid_to(&outputs, &ids[1]), 300);
     // 1001 units: producer 100; pool 901 → 300 each, dust 1 to the producer.
-    let outputs = split_reward(Amount(1_001), &ids[2], &set);
+    let outputs = split(1_001, &ids[2], &set);
     assert_eq!(paid_to(&outputs, &ids[2]), 100 + 300 + 1);
     assert_eq!(paid_to(&outputs, &ids[0]), 300);
     // One output per address, ascending, no zero outputs.
@@ -1130,7 +1252,7 @@ fn split_pays_producer_a_tenth_plus_dust_and_the_rest_by_weight() {
     assert!(outputs.windows(2).all(|w| w[0].address < w[1].address));
     // 2 units: nobody's floor reaches 1; the dust is the producer's, and no
     // zero outputs are written.
-    let tiny = split_reward(Amount(2), &ids[0], &set);
+    let tiny = split(2, &ids[0], &set);
     assert_eq!(
         tiny,
         vec![TxOut {
@@ -1151,7 +1273,7 @@ proptest! {
     ) {
         let set = set_of(&weights);
         let producer = set.validators()[producer % weights.len()].id;
-        let outputs = split_reward(Amount(total), &producer, &set);
+        let outputs = split(total, &producer, &set);
         prop_assert_eq!(outputs.iter().map(|o| o.value.0 as u128).sum::<u128>(), total as u128);
         prop_assert!(outputs.iter().all(|o| o.value.0 > 0));
         prop_assert!(outputs.windows(2).all(|w| w[0].address < w[1].address));
@@ -1257,7 +1379,7 @@ fn better_rival_undoes_exactly_the_worse_block() {
     );
     let now = slot_start(NEXT + OLD_SWITCH_WINDOW);
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set),
+        fc.place(&better.block().header, Some(&f.validators.set)),
         Ok(Placement::Replaces {
             parent: f.chain.tip(),
             rival: worse.hash()
@@ -1294,7 +1416,7 @@ fn a_certified_block_is_never_undone_by_a_better_rival() {
         height: worse.block().header.height,
     };
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set),
+        fc.place(&better.block().header, Some(&f.validators.set)),
         Err(expected)
     );
     assert_eq!(
@@ -1333,7 +1455,7 @@ fn a_rival_of_a_certified_block_is_ignored_and_certified_blocks_above_the_tip_ar
     let elsewhere = Hash::digest(b"certified elsewhere");
     fc.certify(worse.block().header.height, elsewhere);
     assert_eq!(
-        fc.place(&better.block().header, &f.validators.set),
+        fc.place(&better.block().header, Some(&f.validators.set)),
         Err(IgnoreReason::ConflictsWithCertified {
             hash: better.hash(),
             height: better.block().header.height,

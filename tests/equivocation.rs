@@ -35,11 +35,13 @@ fn two_endorsements_of_one_height_are_caught_everywhere_and_verify_offline() {
         .unwrap();
     let height = tip + AHEAD;
     let offender = devnet_validator_keys(OFFENDER).0;
+    let epoch = devnet.spec.epoch_rules.epoch_of(height);
     let votes = [b"first block".as_slice(), b"second block"].map(|label| {
         BlockVote::sign(
             &offender,
             chain_id,
             genesis_hash,
+            epoch,
             height,
             Hash::digest(label),
         )
@@ -58,6 +60,7 @@ fn two_endorsements_of_one_height_are_caught_everywhere_and_verify_offline() {
     let context = VoteContext {
         chain_id,
         genesis_hash,
+        epoch,
         validators: &set,
     };
     for node in &devnet.nodes {

@@ -117,7 +117,7 @@ fn block(tx: &Tx) -> Block {
     let root = timecoin::chain::block::entries_root(&[tx.txid()], reward.id());
     let key = &keys()[1];
     let [first, second] = [b"one", b"two"]
-        .map(|salt| BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 4, Hash::digest(salt)));
+        .map(|salt| BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 0, 4, Hash::digest(salt)));
     let evidence = vec![SlashingEvidence::Endorsement(Equivocation {
         first,
         second,
@@ -151,8 +151,8 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
     let key = &keys()[1];
     let txid = tx.txid();
     let window = WindowVote::sign(key, scope(), 200, vec![txid, Hash::ZERO]);
-    let block_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 5, block.hash());
-    let other_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 5, Hash::digest(b"x"));
+    let block_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 0, 5, block.hash());
+    let other_vote = BlockVote::sign(key, CHAIN, Hash::digest(b"g"), 0, 5, Hash::digest(b"x"));
     vec![
         Message::Hello(Hello {
             chain_id: CHAIN,

@@ -10,7 +10,7 @@ use super::block::{
     BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use super::certificate::Certificate;
-use super::reward::expected_reward;
+use super::reward::{expected_reward, Payouts};
 use super::slashing::{SlashingEvidence, MAX_BLOCK_EVIDENCE, MAX_BLOCK_EVIDENCE_BYTES};
 use super::slot::SlotClock;
 use super::validity::ChainTip;
@@ -18,7 +18,9 @@ use crate::crypto::vrf::{SortitionInput, VrfKeypair};
 use crate::crypto::Keypair;
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::time::Timestamp;
-use crate::types::{Address, Amount, ChainId, Hash, OutPoint, SignatureBytes, TxOut};
+use crate::types::{
+    Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, SignatureBytes, TxOut,
+};
 use std::collections::HashSet;
 
 /// Where and when a block is built.
@@ -30,8 +32,10 @@ pub struct BlockTemplate<'a> {
     pub slot: u64,
     pub now: Timestamp,
     pub slot_clock: SlotClock,
-    /// The validator-set snapshot for `slot`.
+    /// The decided set of the block's epoch: its producers.
     pub validators: &'a ValidatorSet,
+    /// Where the members' reward shares go.
+    pub payouts: &'a Payouts,
     /// The parent's certificate, when this node holds one: the block
     /// carries it so the chain records who endorsed the parent.
     pub parent_certificate: Option<&'a Certificate>,
@@ -122,8 +126,9 @@ pub fn build_block(
     block.header.evidence = evidence_digest(&block.evidence);
     let (entries, fees) = select_entries(&block, t, finalized)?;
     block.entries = entries;
-    block.reward =
-        expected_reward(height, &producer, t.validators, fees).ok_or(BuildError::FeeOverflow)?;
+    let payout = |id: &PublicKeyBytes| Ok::<_, BuildError>(t.payouts.address_of(id));
+    block.reward = expected_reward(height, &producer, t.validators, fees, payout)?
+        .ok_or(BuildError::FeeOverflow)?;
     let txids: Vec<Hash> = block.entries.iter().map(|e| e.tx.txid()).collect();
     block.header.entries_root = entries_root(&txids, block.reward.id());
     block.sign(identity);

@@ -31,7 +31,7 @@ pub const MAX_CERTIFICATE_BYTES: usize = MAX_CERTIFICATE_VOTES * 256 + 1024;
 pub struct BlockVote {
     pub chain_id: ChainId,
     pub genesis_hash: Hash,
-    /// The validator-set epoch (0 until epochs exist).
+    /// The epoch of `height` (DESIGN §7): its committee weighs the vote.
     pub epoch: u64,
     pub voter: PublicKeyBytes,
     pub height: u64,
@@ -40,18 +40,19 @@ pub struct BlockVote {
 }
 
 impl BlockVote {
-    /// `identity`'s endorsement of `hash` at `height`.
+    /// `identity`'s endorsement of `hash` at `height`, of `epoch`.
     pub fn sign(
         identity: &Keypair,
         chain_id: ChainId,
         genesis_hash: Hash,
+        epoch: u64,
         height: u64,
         hash: Hash,
     ) -> BlockVote {
         let mut vote = BlockVote {
             chain_id,
             genesis_hash,
-            epoch: 0,
+            epoch,
             voter: identity.public(),
             height,
             hash,
@@ -96,6 +97,14 @@ pub enum CertificateError {
     },
     #[error("voter {0:?} is not a validator")]
     NotAValidator(PublicKeyBytes),
+    #[error("vote of {voter:?} names epoch {found}; its height is of epoch {expected}")]
+    WrongEpoch {
+        voter: PublicKeyBytes,
+        found: u64,
+        expected: u64,
+    },
+    #[error("the endorsers of epoch {epoch} (height {height}) are not known here")]
+    UnknownEpoch { height: u64, epoch: u64 },
     #[error("signature of voter {voter:?} does not verify: {source}")]
     BadSignature {
         voter: PublicKeyBytes,
@@ -119,28 +128,61 @@ pub enum CertificateError {
 
 impl CertificateError {
     /// Every variant is the sender's fault except a vote for another chain,
-    /// which a misconfigured honest peer can relay.
+    /// which a misconfigured honest peer can relay, and one of an epoch
+    /// this node has not decided yet.
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, CertificateError::WrongChain { .. })
+        !matches!(
+            self,
+            CertificateError::WrongChain { .. } | CertificateError::UnknownEpoch { .. }
+        )
     }
 }
 
-/// The chain a vote must name, and the set whose weight counts.
+/// The chain and epoch a vote must name, and the set whose weight counts.
 #[derive(Clone, Copy, Debug)]
 pub struct VoteContext<'a> {
     pub chain_id: ChainId,
     pub genesis_hash: Hash,
+    pub epoch: u64,
     pub validators: &'a ValidatorSet,
 }
 
-impl VoteContext<'_> {
-    /// Chain, membership and signature of one vote; returns the voter's weight.
+impl<'a> VoteContext<'a> {
+    /// The context of endorsements of a block at `height` (DESIGN §6, §7):
+    /// they name its epoch, and that epoch's `endorsers` weigh them; an
+    /// error while those are unknown here.
+    pub fn at_height(
+        (chain_id, genesis_hash): (ChainId, Hash),
+        height: u64,
+        epoch_of: impl FnOnce(u64) -> u64,
+        endorsers: impl FnOnce(u64) -> Option<&'a ValidatorSet>,
+    ) -> Result<VoteContext<'a>, CertificateError> {
+        let epoch = epoch_of(height);
+        let validators =
+            endorsers(epoch).ok_or(CertificateError::UnknownEpoch { height, epoch })?;
+        Ok(VoteContext {
+            chain_id,
+            genesis_hash,
+            epoch,
+            validators,
+        })
+    }
+
+    /// Chain, epoch, membership and signature of one vote; returns the
+    /// voter's weight.
     pub fn check(&self, vote: &BlockVote) -> Result<u64, CertificateError> {
         if vote.chain_id != self.chain_id || vote.genesis_hash != self.genesis_hash {
             return Err(CertificateError::WrongChain {
                 found: vote.chain_id,
                 genesis: vote.genesis_hash,
                 expected: self.chain_id,
+            });
+        }
+        if vote.epoch != self.epoch {
+            return Err(CertificateError::WrongEpoch {
+                voter: vote.voter,
+                found: vote.epoch,
+                expected: self.epoch,
             });
         }
         let weight = self
@@ -416,12 +458,13 @@ mod tests {
         VoteContext {
             chain_id: CHAIN,
             genesis_hash: genesis(),
+            epoch: 0,
             validators: set,
         }
     }
 
     fn vote(key: &Keypair, height: u64, hash: Hash) -> BlockVote {
-        BlockVote::sign(key, CHAIN, genesis(), height, hash)
+        BlockVote::sign(key, CHAIN, genesis(), 0, height, hash)
     }
 
     fn block(n: u8) -> Hash {
@@ -577,15 +620,28 @@ mod tests {
             tally.handle_vote(vote(&k[4], 5, block(1)), &c),
             VoteOutcome::Invalid(CertificateError::NotAValidator(k[4].public()))
         );
-        let other_chain = BlockVote::sign(&k[1], ChainId(8), genesis(), 5, block(1));
+        let other_chain = BlockVote::sign(&k[1], ChainId(8), genesis(), 0, 5, block(1));
         let VoteOutcome::Invalid(e) = tally.handle_vote(other_chain, &c) else {
             panic!("another chain's vote must be refused");
         };
         assert!(!e.is_peer_fault());
-        let other_genesis = BlockVote::sign(&k[1], CHAIN, block(9), 5, block(1));
+        let other_genesis = BlockVote::sign(&k[1], CHAIN, block(9), 0, 5, block(1));
         assert!(matches!(
             tally.handle_vote(other_genesis, &c),
             VoteOutcome::Invalid(CertificateError::WrongChain { .. })
+        ));
+        let other_epoch = BlockVote::sign(&k[1], CHAIN, genesis(), 1, 5, block(1));
+        let VoteOutcome::Invalid(e) = tally.handle_vote(other_epoch, &c) else {
+            panic!("a vote naming another epoch than its height's must be refused");
+        };
+        assert!(e.is_peer_fault());
+        assert!(matches!(
+            e,
+            CertificateError::WrongEpoch {
+                found: 1,
+                expected: 0,
+                ..
+            }
         ));
         let mut forged = vote(&k[2], 5, block(1));
         forged.hash = block(2);
@@ -593,6 +649,44 @@ mod tests {
             tally.handle_vote(forged, &c),
             VoteOutcome::Invalid(CertificateError::BadSignature { .. })
         ));
+    }
+
+    #[test]
+    fn a_heights_votes_name_its_epoch_and_its_endorsers_weigh_them() {
+        // Ten heights per epoch; epoch 1's endorsers are validators 1..4 only.
+        let k = keys(4);
+        let (first, second) = (set(&k, &[1, 1, 1, 1]), set(&k[1..], &[1, 1, 1]));
+        let committee = |epoch: u64| match epoch {
+            0 => Some(&first),
+            1 => Some(&second),
+            _ => None,
+        };
+        let at = |height| VoteContext::at_height((CHAIN, genesis()), height, |h| h / 10, committee);
+        let c = at(12).unwrap();
+        assert_eq!(c.epoch, 1);
+        let sign = |key, epoch| BlockVote::sign(key, CHAIN, genesis(), epoch, 12, block(1));
+        assert_eq!(c.check(&sign(&k[1], 1)), Ok(1));
+        assert_eq!(
+            c.check(&sign(&k[0], 1)),
+            Err(CertificateError::NotAValidator(k[0].public()))
+        );
+        assert!(matches!(
+            c.check(&sign(&k[1], 0)),
+            Err(CertificateError::WrongEpoch {
+                found: 0,
+                expected: 1,
+                ..
+            })
+        ));
+        let undecided = at(25).unwrap_err();
+        assert_eq!(
+            undecided,
+            CertificateError::UnknownEpoch {
+                height: 25,
+                epoch: 2
+            }
+        );
+        assert!(!undecided.is_peer_fault());
     }
 
     #[test]

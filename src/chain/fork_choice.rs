@@ -101,14 +101,15 @@ pub struct BlockSummary {
 
 impl BlockSummary {
     /// `header`'s summary, its ticket weighted by the producer's weight in
-    /// `set` (the slot's validator set).
-    pub fn of(header: &BlockHeader, set: &ValidatorSet) -> BlockSummary {
+    /// `producers` (its epoch's set; `None` while undecided: no weight).
+    pub fn of(header: &BlockHeader, producers: Option<&ValidatorSet>) -> BlockSummary {
+        let weight = producers.and_then(|set| set.weight_of(&header.producer));
         BlockSummary {
             hash: header.hash(),
             prev_hash: header.prev_hash,
             height: header.height,
             slot: header.slot,
-            ticket: Ticket::new(header.score(), &header.producer, set),
+            ticket: Ticket::of_weight(header.score(), weight.unwrap_or(0)),
         }
     }
 
@@ -318,13 +319,13 @@ impl ForkChoice {
 
     /// Where `header`'s block would go, or why it would be ignored, so the
     /// caller validates only blocks that can matter, against the right
-    /// parent. `set` is the slot's validator set (it weights the ticket).
+    /// parent. `producers` is the block's epoch's set (it weights the ticket).
     pub fn place(
         &self,
         header: &BlockHeader,
-        set: &ValidatorSet,
+        producers: Option<&ValidatorSet>,
     ) -> Result<Placement, IgnoreReason> {
-        self.place_summary(&BlockSummary::of(header, set))
+        self.place_summary(&BlockSummary::of(header, producers))
     }
 
     fn place_summary(&self, block: &BlockSummary) -> Result<Placement, IgnoreReason> {

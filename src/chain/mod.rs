@@ -33,7 +33,7 @@ pub use fork_choice::{
     BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
     Placement,
 };
-pub use reward::{block_reward, expected_reward, split_reward};
+pub use reward::{block_reward, expected_reward, split_reward, Payouts};
 pub use slashing::{
     select_evidence, InvalidEvidence, SlashingEvidence, Standing, MAX_BLOCK_EVIDENCE,
     MAX_BLOCK_EVIDENCE_BYTES,
@@ -42,8 +42,8 @@ pub use slot::{SlotClock, SlotClockError};
 pub use sortition::{publish_delay_ms, Ticket};
 pub use sync::{BlockRequest, BlockSync, SyncConfig};
 pub use validity::{
-    check_signatures, validate_block, validate_block_with, BlockRejection, ChainTip, ChainView,
-    ChainViewError, ValidBlock,
+    check_signatures, endorsement_context, validate_block, validate_block_with, BlockRejection,
+    ChainTip, ChainView, ChainViewError, ValidBlock,
 };
 pub use verify::{
     reward_matures_at, verify_chain, ArchiveView, ArchivedBlock, ChainFault, IndexedFacts,

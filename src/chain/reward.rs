@@ -1,6 +1,7 @@
 //! Block rewards (DESIGN §6): `100 TIME · (1 + ln N)` for a set of `N`
 //! validators, plus the block's fees; 10 % to the producer, 90 % split by
-//! weight over the set.
+//! weight over the block's epoch's set, each share to the payout address
+//! its member registered.
 //!
 //! Consensus arithmetic, so integers only: it must never use floating
 //! point (libm's `ln` is not guaranteed bit-identical across platforms, and
@@ -34,15 +35,48 @@ pub fn block_reward(n_validators: usize) -> Amount {
     Amount(u64::try_from(units).unwrap_or(u64::MAX))
 }
 
-/// Where a validator's reward goes: the address of its identity key.
+/// Where a genesis validator's reward goes: the address of its identity
+/// key (a registered masternode names its own).
 pub fn payout_address(id: &PublicKeyBytes) -> Address {
     Address::from_pubkey(id)
 }
 
+/// The payout addresses of a set's members, as a builder pays them: a
+/// member missing here is paid at its identity's address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payouts(BTreeMap<PublicKeyBytes, Address>);
+
+impl Payouts {
+    /// `set`'s members' addresses, as `payout` gives them.
+    pub fn of<E>(
+        set: &ValidatorSet,
+        mut payout: impl FnMut(&PublicKeyBytes) -> Result<Address, E>,
+    ) -> Result<Payouts, E> {
+        let mut addresses = BTreeMap::new();
+        for v in set.validators() {
+            addresses.insert(v.id, payout(&v.id)?);
+        }
+        Ok(Payouts(addresses))
+    }
+
+    pub fn address_of(&self, id: &PublicKeyBytes) -> Address {
+        self.0
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| payout_address(id))
+    }
+}
+
 /// Splits `total` between `producer` (10 % plus the rounding dust) and the
-/// set by weight (90 %). One output per address, ascending by address, no
-/// zero outputs; the values sum to exactly `total`.
-pub fn split_reward(total: Amount, producer: &PublicKeyBytes, set: &ValidatorSet) -> Vec<TxOut> {
+/// set by weight (90 %), each share to `payout(member)`. One output per
+/// address, ascending by address, no zero outputs; the values sum to
+/// exactly `total`. `payout`'s first error is returned.
+pub fn split_reward<E>(
+    total: Amount,
+    producer: &PublicKeyBytes,
+    set: &ValidatorSet,
+    mut payout: impl FnMut(&PublicKeyBytes) -> Result<Address, E>,
+) -> Result<Vec<TxOut>, E> {
     let total = total.units();
     let producer_cut = total / 10;
     let pool = total - producer_cut;
@@ -56,36 +90,39 @@ pub fn split_reward(total: Amount, producer: &PublicKeyBytes, set: &ValidatorSet
         // weight ≤ total_weight, so share ≤ pool, and the shares sum to ≤ pool.
         let share = u64::try_from(share).unwrap_or(0);
         paid = paid.saturating_add(share);
-        let entry = payouts.entry(payout_address(&v.id)).or_default();
+        let entry = payouts.entry(payout(&v.id)?).or_default();
         *entry = entry.saturating_add(share);
     }
     let dust = pool.saturating_sub(paid);
-    let entry = payouts.entry(payout_address(producer)).or_default();
+    let entry = payouts.entry(payout(producer)?).or_default();
     *entry = entry.saturating_add(producer_cut + dust);
-    payouts
+    Ok(payouts
         .into_iter()
         .filter(|&(_, units)| units > 0)
         .map(|(address, units)| TxOut {
             value: Amount(units),
             address,
         })
-        .collect()
+        .collect())
 }
 
 /// The reward transaction a block at `height` by `producer` must carry:
 /// `block_reward(|set|) + fees`, split by [`split_reward`]. `None` if the
 /// sum overflows (only absurd fees can do that).
-pub fn expected_reward(
+pub fn expected_reward<E>(
     height: u64,
     producer: &PublicKeyBytes,
     set: &ValidatorSet,
     fees: Amount,
-) -> Option<RewardTx> {
-    let total = block_reward(set.len()).checked_add(fees)?;
-    Some(RewardTx {
+    payout: impl FnMut(&PublicKeyBytes) -> Result<Address, E>,
+) -> Result<Option<RewardTx>, E> {
+    let Some(total) = block_reward(set.len()).checked_add(fees) else {
+        return Ok(None);
+    };
+    Ok(Some(RewardTx {
         height,
-        outputs: split_reward(total, producer, set),
-    })
+        outputs: split_reward(total, producer, set, payout)?,
+    }))
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@
 //! view (the registry as of the parent), never from the evidence.
 
 use super::block::MAX_BLOCK_BYTES;
-use super::certificate::{CertificateError, Equivocation, VoteContext};
-use super::validity::{ChainView, ChainViewError};
+use super::certificate::{CertificateError, Equivocation};
+use super::validity::{endorsement_context, ChainView, ChainViewError};
 use crate::finality::{max_evidence_bytes, EvidenceError, FinalityVote, WindowEquivocation};
 use crate::types::tx::MAX_TX_BYTES_HARD;
 use crate::types::PublicKeyBytes;
@@ -55,8 +55,6 @@ pub enum InvalidEvidence {
     Window(EvidenceError),
     #[error("endorsement evidence: {0}")]
     Endorsement(CertificateError),
-    #[error("endorsement evidence of epoch {0}, whose endorsers are not known here")]
-    UnknownEndorsementEpoch(u64),
 }
 
 impl InvalidEvidence {
@@ -66,7 +64,7 @@ impl InvalidEvidence {
         !matches!(
             self,
             InvalidEvidence::Window(EvidenceError::UnknownEpoch(_))
-                | InvalidEvidence::UnknownEndorsementEpoch(_)
+                | InvalidEvidence::Endorsement(CertificateError::UnknownEpoch { .. })
         )
     }
 }
@@ -83,35 +81,25 @@ impl SlashingEvidence {
     /// Checks it offline against the sets `view` holds for the epochs its
     /// votes name: window votes against that epoch's finality committee
     /// (their signatures through `signature_ok`, so a node can use its
-    /// cache), endorsements against the set that certifies blocks.
+    /// cache), endorsements against their height's epoch's endorsers.
     pub fn verify(
         &self,
         view: &impl ChainView,
         signature_ok: impl FnMut(&FinalityVote) -> bool,
     ) -> Result<(), InvalidEvidence> {
-        let (chain_id, genesis_hash) = (view.chain_id(), view.genesis_hash());
         match self {
             SlashingEvidence::Window(e) => e
                 .verify_with(
-                    chain_id,
-                    genesis_hash,
+                    view.chain_id(),
+                    view.genesis_hash(),
                     |epoch| view.committee_for_epoch(epoch),
                     signature_ok,
                 )
                 .map(|_| ())
                 .map_err(InvalidEvidence::Window),
-            SlashingEvidence::Endorsement(e) => {
-                let epoch = e.first.epoch;
-                let validators = view
-                    .endorsers_for_epoch(epoch)
-                    .ok_or(InvalidEvidence::UnknownEndorsementEpoch(epoch))?;
-                let context = VoteContext {
-                    chain_id,
-                    genesis_hash,
-                    validators,
-                };
-                e.verify(&context).map_err(InvalidEvidence::Endorsement)
-            }
+            SlashingEvidence::Endorsement(e) => endorsement_context(view, e.first.height)
+                .and_then(|context| e.verify(&context))
+                .map_err(InvalidEvidence::Endorsement),
         }
     }
 }

@@ -31,7 +31,11 @@ pub struct Ticket {
 impl Ticket {
     /// The ticket of `producer`'s `score`, weighted by its weight in `set`.
     pub fn new(score: SortitionScore, producer: &PublicKeyBytes, set: &ValidatorSet) -> Ticket {
-        let weight = set.weight_of(producer).unwrap_or(0);
+        Ticket::of_weight(score, set.weight_of(producer).unwrap_or(0))
+    }
+
+    /// The ticket of `score` for a producer of `weight` (0: outside the set).
+    pub fn of_weight(score: SortitionScore, weight: u64) -> Ticket {
         Ticket {
             rank: weighted_rank(&score, weight),
             score,

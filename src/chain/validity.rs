@@ -20,7 +20,7 @@ use crate::crypto::vrf::{verify_slot, VrfError};
 use crate::crypto::PublicKey;
 use crate::finality::{verify_proof_with, FinalityProof, FinalityVote, ProofError, ValidatorSet};
 use crate::time::Timestamp;
-use crate::types::{Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
 use std::collections::HashMap;
 
 /// The block a view extends: what a new block's header must follow.
@@ -45,22 +45,23 @@ pub trait ChainView {
     fn genesis_hash(&self) -> Hash;
     /// The block the candidate must extend.
     fn tip(&self) -> ChainTip;
-    /// The validator-set snapshot for `slot` (block producers).
-    fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
-    /// The finality committee of vote epoch `epoch` (DESIGN §5 "Bigger
-    /// sets"), which proof votes are checked against: one, epoch 0's,
-    /// until registration (DESIGN §7) brings epochs. A view over a set no
-    /// larger than its seats may keep this default: the set is its own
-    /// committee.
-    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
-        (epoch == 0).then(|| self.validators_for_slot(0)).flatten()
-    }
-    /// The set whose block endorsements of vote epoch `epoch` count, which
-    /// endorsement evidence is checked against: the genesis set for every
-    /// epoch until certification follows the registry's sets (DESIGN §7).
-    fn endorsers_for_epoch(&self, _epoch: u64) -> Option<&ValidatorSet> {
-        self.validators_for_slot(0)
-    }
+    /// The epoch that holds `height` (DESIGN §7).
+    fn epoch_of(&self, height: u64) -> u64;
+    /// The decided set of the epoch of the block extending
+    /// [`ChainView::tip`]: its members produce it, by weight, and share
+    /// its reward; `None` while that epoch is undecided here.
+    fn producers(&self) -> Option<&ValidatorSet>;
+    /// Where `identity`'s share of a reward goes: the payout address it
+    /// registered (the genesis members': their identity's address).
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError>;
+    /// The finality committee of epoch `epoch` (DESIGN §5 "Bigger sets"),
+    /// which proof votes of that epoch are checked against.
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
+    /// The set whose endorsements of a block of epoch `epoch` count: the
+    /// genesis set, for every epoch. Certification must go on while a
+    /// seated member holding over a third of the weight is down, or the
+    /// epoch that removes it never arrives (DESIGN §7, liveness).
+    fn endorsers_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
     /// Where `identity` stands in the masternode registry once every block
     /// up to [`ChainView::tip`] is applied, final or not: a function of
     /// the chain, so every node judges a block's evidence alike.
@@ -126,8 +127,8 @@ pub enum BlockRejection {
         now_ms: u64,
         max_skew_ms: u64,
     },
-    #[error("no validator set is known for slot {slot}")]
-    UnknownValidatorSet { slot: u64 },
+    #[error("the validator set of height {height}'s epoch is not decided here yet")]
+    UnknownValidatorSet { height: u64 },
     #[error("producer {producer:?} is not a validator in slot {slot}")]
     NotAValidator { producer: PublicKeyBytes, slot: u64 },
     #[error("block has {count} entries, more than the {max} allowed")]
@@ -250,6 +251,10 @@ impl BlockRejection {
                 source: ProofError::UnknownEpoch { .. },
                 ..
             } => false,
+            // A parent of an epoch whose set is not decided here yet.
+            BlockRejection::InvalidParentCertificate(CertificateError::UnknownEpoch { .. }) => {
+                false
+            }
             BlockRejection::InvalidEvidence { source, .. } => source.is_peer_fault(),
             _ => true,
         }
@@ -301,7 +306,7 @@ pub fn validate_block_with(
     let txids = check_body(&block, view)?;
     check_reward(&block, &txids, set, view)?;
     check_signatures(&block, set)?;
-    check_parent_certificate(&block, set, view)?;
+    check_parent_certificate(&block, view)?;
     check_evidence(&block, view, &mut signature_ok)?;
     for (index, (proof, txid)) in block.entries.iter().zip(&txids).enumerate() {
         if view.holds_proof(txid, proof) {
@@ -370,8 +375,8 @@ fn check_header<'v>(
     }
     check_times(h.slot, h.timestamp_ms, view.slot_clock(), view.now())?;
     let set = view
-        .validators_for_slot(h.slot)
-        .ok_or(BlockRejection::UnknownValidatorSet { slot: h.slot })?;
+        .producers()
+        .ok_or(BlockRejection::UnknownValidatorSet { height: h.height })?;
     if !set.contains(&h.producer) {
         return Err(BlockRejection::NotAValidator {
             producer: h.producer,
@@ -574,8 +579,10 @@ fn check_reward(
             .ok_or(BlockRejection::UnknownFee { index, txid: *txid })?;
         fees = fees.checked_add(fee).ok_or(BlockRejection::FeeOverflow)?;
     }
-    let expected =
-        expected_reward(h.height, &h.producer, set, fees).ok_or(BlockRejection::FeeOverflow)?;
+    let expected = expected_reward(h.height, &h.producer, set, fees, |id| {
+        view.payout_address(id)
+    })?
+    .ok_or(BlockRejection::FeeOverflow)?;
     if block.reward != expected {
         let total = |outputs: &[crate::types::TxOut]| {
             Amount::checked_sum(outputs.iter().map(|o| o.value)).unwrap_or(Amount(u64::MAX))
@@ -590,13 +597,9 @@ fn check_reward(
     Ok(())
 }
 
-/// The parent's certificate, if the block carries one: for the parent
-/// and valid under the set that certifies blocks.
-fn check_parent_certificate(
-    block: &Block,
-    set: &ValidatorSet,
-    view: &impl ChainView,
-) -> Result<(), BlockRejection> {
+/// The parent's certificate, if the block carries one: for the parent,
+/// its votes naming the parent's epoch, and valid under its endorsers.
+fn check_parent_certificate(block: &Block, view: &impl ChainView) -> Result<(), BlockRejection> {
     let Some(certificate) = &block.parent_certificate else {
         return Ok(());
     };
@@ -607,15 +610,23 @@ fn check_parent_certificate(
             hash: certificate.hash,
         });
     }
-    let context = VoteContext {
-        chain_id: view.chain_id(),
-        genesis_hash: view.genesis_hash(),
-        validators: set,
-    };
-    certificate
-        .verify(&context)
+    endorsement_context(view, certificate.height)
+        .and_then(|context| certificate.verify(&context))
         .map(|_| ())
         .map_err(BlockRejection::InvalidParentCertificate)
+}
+
+/// How endorsements of a block at `height` are judged on `view`'s chain.
+pub fn endorsement_context(
+    view: &impl ChainView,
+    height: u64,
+) -> Result<VoteContext<'_>, CertificateError> {
+    VoteContext::at_height(
+        (view.chain_id(), view.genesis_hash()),
+        height,
+        |h| view.epoch_of(h),
+        |epoch| view.endorsers_for_epoch(epoch),
+    )
 }
 
 /// The producer's VRF ticket, then its signature over the header: the

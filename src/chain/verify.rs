@@ -22,7 +22,7 @@ use super::validity::{validate_block_with, BlockRejection, ChainTip, ChainView, 
 use crate::finality::ValidatorSet;
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
-use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
+use crate::types::{Address, Amount, ChainId, Hash, PublicKeyBytes, Tx};
 use std::collections::{BTreeMap, HashSet};
 
 /// Where the archive says a finalized transaction is.
@@ -84,9 +84,19 @@ pub trait ArchiveView {
     fn tx_location(&self, txid: &Hash) -> Result<TxLocation, ChainViewError>;
     /// Inputs minus outputs of `tx`; `None` if an input is unknown.
     fn fee_of(&self, tx: &Tx) -> Result<Option<Amount>, ChainViewError>;
-    fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet>;
-    /// The finality committee proofs of vote epoch `epoch` are checked against.
+    /// The epoch that holds `height`.
+    fn epoch_of(&self, height: u64) -> u64;
+    /// The decided set of `epoch`: its block producers.
+    fn producers_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
+    /// The finality committee of `epoch`: its proof votes are checked
+    /// against it.
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
+    /// Whose endorsements of `epoch`'s blocks count (see
+    /// [`ChainView::endorsers_for_epoch`]).
+    fn endorsers_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet>;
+    /// The payout address `identity` registered (its identity's address
+    /// for a genesis member).
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError>;
     /// The height of the block that registered `identity` (0: the
     /// genesis), if the archive's masternode registry knows it.
     fn registered_at(&self, identity: &PublicKeyBytes) -> Result<Option<u64>, ChainViewError>;
@@ -432,12 +442,26 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
         self.parent
     }
 
-    fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet> {
-        self.archive.validators_for_slot(slot)
+    fn epoch_of(&self, height: u64) -> u64 {
+        self.archive.epoch_of(height)
+    }
+
+    fn producers(&self) -> Option<&ValidatorSet> {
+        let height = self.parent.height.saturating_add(1);
+        self.archive
+            .producers_for_epoch(self.archive.epoch_of(height))
+    }
+
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError> {
+        self.archive.payout_address(identity)
     }
 
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
         self.archive.committee_for_epoch(epoch)
+    }
+
+    fn endorsers_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.archive.endorsers_for_epoch(epoch)
     }
 
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {
@@ -504,11 +528,20 @@ mod tests {
         fn fee_of(&self, _: &Tx) -> Result<Option<Amount>, ChainViewError> {
             Ok(None)
         }
-        fn validators_for_slot(&self, _: u64) -> Option<&ValidatorSet> {
+        fn epoch_of(&self, _: u64) -> u64 {
+            0
+        }
+        fn producers_for_epoch(&self, _: u64) -> Option<&ValidatorSet> {
             None
         }
         fn committee_for_epoch(&self, _: u64) -> Option<&ValidatorSet> {
             None
+        }
+        fn endorsers_for_epoch(&self, _: u64) -> Option<&ValidatorSet> {
+            None
+        }
+        fn payout_address(&self, id: &PublicKeyBytes) -> Result<Address, ChainViewError> {
+            Ok(Address::from_pubkey(id))
         }
         fn registered_at(&self, _: &PublicKeyBytes) -> Result<Option<u64>, ChainViewError> {
             Ok(None)

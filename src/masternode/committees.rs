@@ -1,7 +1,8 @@
-//! Each epoch's finality committee (DESIGN §5 "Bigger sets", §7): drawn
-//! from the epoch's decided set with a seed the certified chain fixed
-//! before the epoch began, so every node and every offline verifier draws
-//! the same one. Pure: callers read the set and the deciding block.
+//! Each epoch's sets (DESIGN §5 "Bigger sets", §6, §7): the decided set
+//! weighs block producers and rewards; its finality committee, drawn with
+//! a seed the certified chain fixed before the epoch began (so every node
+//! and every offline verifier draws the same one), weighs proof votes.
+//! Pure: callers read the set and the deciding block.
 
 use super::EpochRules;
 use crate::config::ChainSpec;
@@ -50,6 +51,12 @@ impl CommitteeRules {
         }
     }
 
+    /// `epoch`'s decided `set` with its committee (see [`Self::committee`]).
+    pub fn sets(&self, epoch: u64, set: ValidatorSet, deciding_block: Option<Hash>) -> EpochSets {
+        let committee = self.committee(epoch, &set, deciding_block);
+        EpochSets { set, committee }
+    }
+
     /// The epoch a node is in once the final chain reaches `final_height`:
     /// the one of the next block to certify.
     pub fn current_epoch(&self, final_height: u64) -> u64 {
@@ -57,40 +64,61 @@ impl CommitteeRules {
     }
 }
 
-/// Recent epochs' committees, as a node's chain decided them: what blocks'
-/// proofs are checked against. Holds the genesis committee (epochs 0 and
-/// 1) and the [`COMMITTEES_KEPT`] newest others.
-#[derive(Clone, Debug)]
-pub struct CommitteeBook {
-    genesis: ValidatorSet,
-    later: BTreeMap<u64, ValidatorSet>,
+/// One decided epoch's sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochSets {
+    /// The whole decided set: who produces blocks, by weight, and who
+    /// shares their rewards.
+    pub set: ValidatorSet,
+    /// Its finality committee: whose votes proofs count.
+    pub committee: EpochCommittee,
 }
 
-/// Later epochs' committees a [`CommitteeBook`] keeps: proofs in the blocks
-/// a node checks are of its last few epochs (older ones it already holds).
+/// Recent epochs' sets, as a node's chain decided them: what blocks'
+/// producers, rewards and proofs are checked against. Holds the genesis
+/// sets (epochs 0 and 1) and the [`COMMITTEES_KEPT`] newest others.
+#[derive(Clone, Debug)]
+pub struct CommitteeBook {
+    genesis: EpochSets,
+    later: BTreeMap<u64, EpochSets>,
+}
+
+/// Later epochs' sets a [`CommitteeBook`] keeps: the blocks a node checks
+/// are of its last few epochs (older ones it already holds).
 pub const COMMITTEES_KEPT: usize = 8;
 
 impl CommitteeBook {
-    pub fn new(genesis: ValidatorSet) -> CommitteeBook {
+    pub fn new(genesis: EpochSets) -> CommitteeBook {
         CommitteeBook {
             genesis,
             later: BTreeMap::new(),
         }
     }
 
-    pub fn get(&self, epoch: u64) -> Option<&ValidatorSet> {
+    fn sets(&self, epoch: u64) -> Option<&EpochSets> {
         match epoch {
             0 | 1 => Some(&self.genesis),
             _ => self.later.get(&epoch),
         }
     }
 
-    /// Adds a decided committee, forgetting the oldest beyond the cap.
-    pub fn insert(&mut self, c: EpochCommittee) {
-        if c.epoch <= 1 {
+    /// `epoch`'s finality committee.
+    pub fn get(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.sets(epoch).map(|s| &s.committee.committee)
+    }
+
+    /// `epoch`'s whole set: its block producers.
+    pub fn producers(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.sets(epoch).map(|s| &s.set)
+    }
+
+    /// Adds a decided epoch's sets, forgetting the oldest beyond the cap.
+    pub fn insert(&mut self, sets: EpochSets) {
+        let epoch = sets.committee.epoch;
+        if epoch <= 1 {
             return;
         }
-        self.later.insert(c.epoch, c.committee);
+        self.later.insert(epoch, sets);
         while self.later.len() > COMMITTEES_KEPT {
             self.later.pop_first();
         }
@@ -155,13 +183,15 @@ mod tests {
     #[test]
     fn the_book_keeps_the_genesis_and_the_newest_epochs() {
         let r = rules(128);
-        let mut book = CommitteeBook::new(set(3));
+        let mut book = CommitteeBook::new(r.sets(0, set(3), None));
         for epoch in 2..20 {
-            book.insert(r.committee(epoch, &set(4), Some(Hash::digest(b"x"))));
+            book.insert(r.sets(epoch, set(4), Some(Hash::digest(b"x"))));
         }
         assert!(book.get(0).is_some() && book.get(1).is_some());
+        assert_eq!(book.producers(1), Some(&set(3)));
         assert_eq!(book.get(11), None);
-        assert!(book.get(12).is_some() && book.get(19).is_some());
+        assert!(book.get(12).is_some() && book.producers(19).is_some());
         assert_eq!(book.get(20), None);
+        assert_eq!(book.producers(20), None);
     }
 }

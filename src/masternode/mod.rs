@@ -9,7 +9,7 @@ mod committees;
 mod epochs;
 mod registry;
 
-pub use committees::{CommitteeBook, CommitteeRules, COMMITTEES_KEPT};
+pub use committees::{CommitteeBook, CommitteeRules, EpochSets, COMMITTEES_KEPT};
 pub use epochs::{EpochRules, EpochRulesError};
 pub use registry::{
     Applied, BlockEffects, Member, MemberStatus, Registry, RegistryError, Snapshot,

@@ -621,7 +621,7 @@ mod tests {
                 .unwrap(),
             tx: tx(),
         };
-        let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 4, Hash::ZERO);
+        let block_vote = BlockVote::sign(&key, ChainId(3), Hash::digest(b"g"), 0, 4, Hash::ZERO);
         vec![
             Message::Hello(Hello {
                 chain_id: ChainId(3),

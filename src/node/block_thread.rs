@@ -35,8 +35,9 @@ use super::channels::NodeEvent;
 use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
     BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction, ChainTip,
-    Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason, Placement,
-    SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError,
+    IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -127,6 +128,8 @@ pub enum BlockThreadError {
     #[error("masternode registry: {0}")]
     Registry(String),
     #[error(transparent)]
+    ChainView(#[from] ChainViewError),
+    #[error(transparent)]
     Committee(#[from] EpochCommitteeError),
     #[error(
         "the store holds no validator set for epoch {epoch}, which its final chain is in; the \
@@ -205,34 +208,42 @@ impl BlockSettings {
     }
 }
 
-/// A validator's keys for producing blocks.
+/// A masternode's keys for producing and endorsing blocks: it does so in
+/// the epochs whose sets hold it.
 pub struct Producer {
     identity: Keypair,
     vrf: VrfKeypair,
 }
 
 impl Producer {
-    /// `Some` if `identity` is in `validators` with the VRF key derived from
-    /// it; a validator whose registered VRF key differs cannot produce and
-    /// is told so in the log.
-    pub fn for_validator(identity: &Keypair, validators: &ValidatorSet) -> Option<Producer> {
-        let registered = validators
+    /// The keys of `identity` (its VRF key derived from it); a genesis
+    /// member registered with another VRF key is told in the log that it
+    /// cannot produce.
+    pub fn new(identity: &Keypair, genesis: &ValidatorSet) -> Producer {
+        let producer = Producer {
+            identity: identity.clone(),
+            vrf: validator_vrf_key(identity),
+        };
+        let registered = genesis
             .index_of(&identity.public())
-            .and_then(|i| validators.validators().get(i))?;
-        let vrf = validator_vrf_key(identity);
-        if registered.vrf_key != vrf.public() {
+            .and_then(|i| genesis.validators().get(i));
+        if let Some(registered) = registered.filter(|_| !producer.registered_in(genesis)) {
             log::warn!(
                 "our VRF key {:?} is not the one the genesis registers for our identity ({:?}): \
                  this node validates blocks but cannot produce any",
-                vrf.public(),
+                producer.vrf.public(),
                 registered.vrf_key
             );
-            return None;
         }
-        Some(Producer {
-            identity: identity.clone(),
-            vrf,
-        })
+        producer
+    }
+
+    /// Whether `producers` hold our identity with our VRF key.
+    fn registered_in(&self, producers: &ValidatorSet) -> bool {
+        producers
+            .index_of(&self.identity.public())
+            .and_then(|i| producers.validators().get(i))
+            .is_some_and(|v| v.vrf_key == self.vrf.public())
     }
 }
 
@@ -329,10 +340,12 @@ struct SyncProgress {
 pub struct BlockThread<C: Clock> {
     settings: BlockSettings,
     store: Arc<Store>,
-    /// The whole set: block producers and certification (DESIGN §6).
+    /// The genesis set: the endorsers of every epoch's blocks (see
+    /// `ChainView::endorsers_for_epoch`).
     validators: ValidatorSet,
-    /// Recent epochs' finality committees: the signers of the proofs
-    /// blocks carry (§5, §7), as the final chain decided them.
+    /// Recent epochs' sets, as the final chain decided them (§7): a
+    /// block's producers and reward shares are its epoch's set, the
+    /// signers of its proofs its epoch's committee.
     committees: CommitteeBook,
     /// The epoch the consensus thread was last told of (see `epochs`).
     epoch_published: u64,
@@ -379,7 +392,9 @@ impl<C: Clock> BlockThread<C> {
         channels: BlockChannels,
         clock: C,
     ) -> Result<BlockThread<C>, BlockThreadError> {
-        let fork_choice = load_fork_choice(&store, &settings, &validators)?;
+        let (committees, epoch_published) =
+            epochs::load_committees(&store, &settings.committee_rules(), &validators)?;
+        let fork_choice = load_fork_choice(&store, &settings, &committees)?;
         let tip = fork_choice.tip();
         log::info!(
             "chain tip: height {} slot {} block {}",
@@ -392,8 +407,6 @@ impl<C: Clock> BlockThread<C> {
         let catch_up = hears_peers(&net, &validators).then(|| CatchUp::new(now.mono, "starting"));
         let registry =
             epochs::load_registry(&store, settings.epoch_rules, validators.validators())?;
-        let (committees, epoch_published) =
-            epochs::load_committees(&store, &settings.committee_rules(), &validators)?;
         let thread = BlockThread {
             sync: BlockSync::new(settings.sync, tip.height),
             settings,
@@ -421,6 +434,13 @@ impl<C: Clock> BlockThread<C> {
         };
         thread.publish_set();
         Ok(thread)
+    }
+
+    /// The decided set of the epoch holding `height`: its block producers;
+    /// `None` while undecided here.
+    fn producers_at(&self, height: u64) -> Option<&ValidatorSet> {
+        let epoch = self.settings.epoch_rules.epoch_of(height);
+        self.committees.producers(epoch)
     }
 
     /// Runs until the stop channel closes; a store failure ends the thread
@@ -631,6 +651,14 @@ impl<C: Clock> BlockThread<C> {
         } else {
             return;
         };
+        let height = parent.height.saturating_add(1);
+        let Some(producers) = self.producers_at(height) else {
+            log::debug!("slot {slot}: the set of height {height}'s epoch is not decided here yet");
+            return;
+        };
+        if !producer.registered_in(producers) {
+            return;
+        }
         let input = SortitionInput {
             chain_id: self.settings.chain_id,
             prev_hash: parent.hash,
@@ -640,12 +668,12 @@ impl<C: Clock> BlockThread<C> {
         let ticket = Ticket::new(
             SortitionScore::of(&output),
             &producer.identity.public(),
-            &self.validators,
+            producers,
         );
         let delay_ms = if self.settings.all_producers_publish {
             0
         } else {
-            publish_delay_ms(&ticket, &self.validators, self.settings.publish_step_ms)
+            publish_delay_ms(&ticket, producers, self.settings.publish_step_ms)
         };
         self.plan = Some(PlannedBlock {
             slot,
@@ -703,10 +731,14 @@ impl<C: Clock> BlockThread<C> {
         let view = chain_view(
             &self.store,
             &self.settings,
-            (&self.validators, &self.committees, &self.registry),
+            (&self.committees, &self.validators, &self.registry),
             plan.parent.tip(),
             now,
         )?;
+        let Some(producers) = view.producers() else {
+            return Ok(None);
+        };
+        let payouts = Payouts::of(producers, |id| view.payout_address(id))?;
         let mut txids = view.read.unarchived(MAX_BLOCK_ENTRIES)?;
         if let Some(record) = rival_of.map(|h| view.read.block_record(&h)).transpose()? {
             txids.extend(record.into_iter().flat_map(|r| r.archived));
@@ -716,7 +748,7 @@ impl<C: Clock> BlockThread<C> {
             let Some(proof) = stored_proof(&view.read, &txid)? else {
                 continue;
             };
-            match crate::chain::ChainView::fee_of(&view, &proof.tx) {
+            match view.fee_of(&proof.tx) {
                 Ok(Some(fee)) => finalized.push((proof, fee)),
                 Ok(None) => log::warn!("finalized tx {txid} has unknown inputs; not archiving it"),
                 Err(e) => log::warn!("cannot compute the fee of {txid}: {e}"),
@@ -731,7 +763,8 @@ impl<C: Clock> BlockThread<C> {
             slot: plan.slot,
             now: now.wall,
             slot_clock: self.settings.slot_clock,
-            validators: &self.validators,
+            validators: producers,
+            payouts: &payouts,
             parent_certificate: parent_certificate.as_ref(),
             evidence: &evidence,
             max_block_bytes: self.settings.max_block_bytes(),
@@ -761,7 +794,8 @@ impl<C: Clock> BlockThread<C> {
                 // arrive more than once: a copy of a canonical block is
                 // dropped before its body (megabytes) is decoded.
                 let held = matches!(
-                    self.fork_choice.place(&header, &self.validators),
+                    self.fork_choice
+                        .place(&header, self.producers_at(header.height)),
                     Err(IgnoreReason::AlreadyCanonical(_))
                 );
                 let body = (!held)
@@ -849,7 +883,8 @@ impl<C: Clock> BlockThread<C> {
     ) -> Result<(), BlockThreadError> {
         let hash = block.hash();
         let height = block.header.height;
-        let parent = match self.fork_choice.place(&block.header, &self.validators) {
+        let producers = self.producers_at(height);
+        let parent = match self.fork_choice.place(&block.header, producers) {
             Ok(Placement::ExtendsTip(parent)) => parent,
             Ok(Placement::Replaces { parent, .. }) => parent,
             Err(IgnoreReason::AlreadyCanonical(_)) => return Ok(()),
@@ -872,7 +907,7 @@ impl<C: Clock> BlockThread<C> {
         let validated = {
             // The vote cache is borrowed beside the view, not through `self`.
             let cache = &mut self.verified_votes;
-            let sets = (&self.validators, &self.committees, &self.registry);
+            let sets = (&self.committees, &self.validators, &self.registry);
             let view = chain_view(&self.store, &self.settings, sets, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
@@ -974,9 +1009,10 @@ impl<C: Clock> BlockThread<C> {
             let mut unknown = Vec::new();
             // Only blocks a validator made get per-entry work: a stranger's
             // block costs one VRF and one signature check, never its proofs.
-            let made_by_validators = blocks
-                .iter()
-                .filter(|b| check_signatures(b, &self.validators).is_ok());
+            let made_by_validators = blocks.iter().filter(|b| {
+                let producers = self.producers_at(b.header.height);
+                producers.is_some_and(|set| check_signatures(b, set).is_ok())
+            });
             for block in made_by_validators {
                 let is_live = now_slot.saturating_sub(block.header.slot) <= LIVE_SLOTS;
                 for proof in &block.entries {
@@ -1095,7 +1131,7 @@ impl<C: Clock> BlockThread<C> {
                     return Err(e.into());
                 }
                 log::error!("the store refused a fork-choice action ({e}); reloading the chain");
-                self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
+                self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.committees)?;
                 break;
             }
         }
@@ -1107,7 +1143,7 @@ impl<C: Clock> BlockThread<C> {
 
     /// Rebuilds fork choice from the store (after a deep undo).
     fn reload_fork_choice(&mut self) -> Result<(), BlockThreadError> {
-        self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.validators)?;
+        self.fork_choice = load_fork_choice(&self.store, &self.settings, &self.committees)?;
         let tip = self.fork_choice.tip().height;
         self.sync.on_tip(tip);
         self.endorsements.on_tip(tip);
@@ -1337,12 +1373,12 @@ fn hears_peers(net: &Option<NetClient>, validators: &ValidatorSet) -> bool {
 }
 
 /// The chain state a block on `parent` is validated against, read from one
-/// store snapshot; `sets` are the whole validator set, the recent epochs'
-/// committees and the registry.
+/// store snapshot; `sets` are the recent epochs' sets, the genesis set (the
+/// endorsers) and the registry.
 fn chain_view<'a>(
     store: &'a Store,
     settings: &BlockSettings,
-    (validators, committees, registry): (&'a ValidatorSet, &'a CommitteeBook, &'a Registry),
+    (committees, endorsers, registry): (&'a CommitteeBook, &'a ValidatorSet, &'a Registry),
     parent: ChainTip,
     now: Now,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
@@ -1350,8 +1386,8 @@ fn chain_view<'a>(
         read: store.read()?,
         chain_id: settings.chain_id,
         genesis_hash: settings.genesis.hash,
-        validators,
         committees,
+        endorsers,
         registry,
         parent,
         now: now.wall,
@@ -1365,7 +1401,7 @@ fn chain_view<'a>(
 fn load_fork_choice(
     store: &Store,
     settings: &BlockSettings,
-    validators: &ValidatorSet,
+    sets: &CommitteeBook,
 ) -> Result<ForkChoice, BlockThreadError> {
     let read = store.read()?;
     let tip = read.tip()?;
@@ -1395,7 +1431,8 @@ fn load_fork_choice(
                 hash,
                 source,
             })?;
-        recent.push(BlockSummary::of(&header, validators));
+        let epoch = settings.epoch_rules.epoch_of(height);
+        recent.push(BlockSummary::of(&header, sets.producers(epoch)));
     }
     let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
     for height in first..=tip.height {

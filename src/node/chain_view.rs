@@ -14,6 +14,7 @@
 //! Read-only: nothing here writes, and a thread holding a view must drop
 //! it before it writes the store.
 
+use crate::chain::reward::payout_address;
 use crate::chain::{
     Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing, MAX_BLOCK_BYTES,
 };
@@ -24,7 +25,7 @@ use crate::store::schema::PROOFS;
 use crate::store::{BlockCommit, ReadView, StoreError, TxStatus};
 use crate::time::Timestamp;
 use crate::types::encoding::{decode, encode};
-use crate::types::{Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
+use crate::types::{Address, Amount, ChainId, Hash, OutPoint, PublicKeyBytes, Tx};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
 
@@ -32,11 +33,11 @@ pub struct StoreChainView<'s> {
     pub read: ReadView<'s>,
     pub chain_id: ChainId,
     pub genesis_hash: Hash,
-    /// The genesis validator set: the snapshot of every slot so far.
-    pub validators: &'s ValidatorSet,
-    /// Recent epochs' finality committees: proofs are checked against
-    /// their epoch's.
+    /// Recent epochs' sets: a block's producer and reward are checked
+    /// against its epoch's set, proofs against their epoch's committee.
     pub committees: &'s CommitteeBook,
+    /// The genesis set: the endorsers of every epoch.
+    pub endorsers: &'s ValidatorSet,
     /// The registry over the final blocks applied so far.
     pub registry: &'s Registry,
     /// The block a candidate must extend.
@@ -92,12 +93,30 @@ impl ChainView for StoreChainView<'_> {
         self.parent
     }
 
-    fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
-        Some(self.validators)
+    fn epoch_of(&self, height: u64) -> u64 {
+        self.registry.rules().epoch_of(height)
+    }
+
+    fn producers(&self) -> Option<&ValidatorSet> {
+        let height = self.parent.height.saturating_add(1);
+        self.committees.producers(self.epoch_of(height))
+    }
+
+    /// A producer of a decided epoch registered in a final block, which
+    /// the registry has applied.
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError> {
+        Ok(self
+            .registry
+            .member(identity)
+            .map_or_else(|| payout_address(identity), |m| m.payout))
     }
 
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
         self.committees.get(epoch)
+    }
+
+    fn endorsers_for_epoch(&self, _epoch: u64) -> Option<&ValidatorSet> {
+        Some(self.endorsers)
     }
 
     /// Byte-equal to the proof stored at finalization (read errors: no).

@@ -230,11 +230,9 @@ impl Node {
             }
             None => None,
         };
-        let producer = identity
-            .as_ref()
-            .and_then(|id| Producer::for_validator(id, &validators));
+        let producer = identity.as_ref().map(|id| Producer::new(id, &validators));
         // Finality is decided by the committee of the epoch the final chain
-        // is in (DESIGN §7); blocks by the whole genesis set.
+        // is in (DESIGN §7); blocks by their own epoch's sets.
         let (current, next) = block_thread::epoch_committees(&store, &spec, &validators)?;
         engine_config.scope.epoch = current.epoch;
         let validator_ids = validators.validators().iter().map(|v| v.id).collect();

@@ -15,13 +15,12 @@ use crate::chain::{
     VerifyReport, VoteContext, MAX_BLOCK_BYTES,
 };
 use crate::config::ChainSpec;
-use crate::consensus::EpochCommittee;
 use crate::finality::{ValidatorSet, ValidatorSetError};
-use crate::masternode::{BlockEffects, CommitteeRules, Member, Registry, RegistryError};
+use crate::masternode::{BlockEffects, CommitteeRules, EpochSets, Member, Registry, RegistryError};
 use crate::store::{ChainSummary, ReadView, Store, StoreError, TxStatus};
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
-use crate::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx};
+use crate::types::{Address, Amount, ChainId, Hash, PublicKeyBytes, Tx};
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
@@ -54,18 +53,16 @@ pub struct StoreArchive<'s> {
     view: ReadView<'s>,
     chain_id: ChainId,
     genesis: ChainTip,
-    validators: ValidatorSet,
-    /// Proofs are judged by their epoch's committee: the genesis one for
-    /// epochs 0 and 1, later ones drawn from the stored sets when first
-    /// asked for (`later[i]` is epoch `i + 2`'s; `None` if undecided).
-    genesis_committee: ValidatorSet,
-    later: Vec<OnceCell<Option<ValidatorSet>>>,
+    /// Blocks and proofs are judged by their epoch's sets: the genesis
+    /// ones for epochs 0 and 1, later ones read from the stored sets when
+    /// first asked for (`later[i]` is epoch `i + 2`'s; `None` if undecided).
+    genesis_sets: EpochSets,
+    later: Vec<OnceCell<Option<EpochSets>>>,
     rules: CommitteeRules,
 }
 
 impl<'s> StoreArchive<'s> {
-    /// `validators`: the set every slot's blocks are judged by (the
-    /// genesis set until block production follows the epochs).
+    /// `validators`: the genesis set.
     pub fn new(
         view: ReadView<'s>,
         spec: &ChainSpec,
@@ -73,15 +70,31 @@ impl<'s> StoreArchive<'s> {
     ) -> Result<Self, StoreError> {
         let decided = view.latest_epoch()?.unwrap_or(1);
         let later = (2..=decided).map(|_| OnceCell::new()).collect();
+        let rules = CommitteeRules::of(spec);
         Ok(StoreArchive {
             view,
             chain_id: spec.chain_id(),
             genesis: genesis_tip(spec),
-            genesis_committee: spec.finality_committee(&validators),
-            validators,
+            genesis_sets: rules.sets(0, validators, None),
             later,
-            rules: CommitteeRules::of(spec),
+            rules,
         })
+    }
+
+    /// `epoch`'s sets, read once.
+    fn sets(&self, epoch: u64) -> Option<&EpochSets> {
+        if epoch <= 1 {
+            return Some(&self.genesis_sets);
+        }
+        let cell = self.later.get(usize::try_from(epoch - 2).ok()?)?;
+        cell.get_or_init(|| match stored_sets(&self.view, &self.rules, epoch) {
+            Ok(sets) => sets,
+            Err(e) => {
+                log::warn!("cannot read the sets of epoch {epoch}: {e}");
+                None
+            }
+        })
+        .as_ref()
     }
 }
 
@@ -97,13 +110,13 @@ pub enum EpochCommitteeError {
     },
 }
 
-/// The finality committee of epoch `epoch` ≥ 2 as the store decided it,
-/// `None` while the final chain has not decided its set.
-pub fn stored_committee(
+/// The sets of epoch `epoch` ≥ 2 as the store decided them, `None` while
+/// the final chain has not decided them.
+pub fn stored_sets(
     view: &ReadView<'_>,
     rules: &CommitteeRules,
     epoch: u64,
-) -> Result<Option<EpochCommittee>, EpochCommitteeError> {
+) -> Result<Option<EpochSets>, EpochCommitteeError> {
     let Some(height) = rules.deciding_height(epoch) else {
         return Ok(None);
     };
@@ -117,7 +130,18 @@ pub fn stored_committee(
     let set = snapshot
         .validator_set()
         .map_err(|source| EpochCommitteeError::Set { epoch, source })?;
-    Ok(Some(rules.committee(epoch, &set, Some(block))))
+    Ok(Some(rules.sets(epoch, set, Some(block))))
+}
+
+/// Where `identity`'s reward shares go, by the stored registry records
+/// (which `verify_registry` checks against a replay): the payout address
+/// it registered, or its identity's for a genesis member.
+pub fn registered_payout(
+    view: &ReadView<'_>,
+    identity: &PublicKeyBytes,
+) -> Result<Address, StoreError> {
+    let member = view.masternode(identity)?;
+    Ok(member.map_or_else(|| payout_address(identity), |m| m.payout))
 }
 
 fn read_failed(e: StoreError) -> ChainViewError {
@@ -177,8 +201,16 @@ impl ArchiveView for StoreArchive<'_> {
         self.view.fee_of(tx).map_err(read_failed)
     }
 
-    fn validators_for_slot(&self, _slot: u64) -> Option<&ValidatorSet> {
-        Some(&self.validators)
+    fn epoch_of(&self, height: u64) -> u64 {
+        self.rules.epochs.epoch_of(height)
+    }
+
+    fn producers_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.sets(epoch).map(|s| &s.set)
+    }
+
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError> {
+        registered_payout(&self.view, identity).map_err(read_failed)
     }
 
     /// From the stored registry records (which `verify_registry` checks
@@ -187,22 +219,15 @@ impl ArchiveView for StoreArchive<'_> {
         if let Some(member) = self.view.masternode(identity).map_err(read_failed)? {
             return Ok(Some(member.registered_at));
         }
-        Ok(self.validators.contains(identity).then_some(0))
+        Ok(self.genesis_sets.set.contains(identity).then_some(0))
     }
 
     fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
-        if epoch <= 1 {
-            return Some(&self.genesis_committee);
-        }
-        let cell = self.later.get(usize::try_from(epoch - 2).ok()?)?;
-        cell.get_or_init(|| match stored_committee(&self.view, &self.rules, epoch) {
-            Ok(committee) => committee.map(|c| c.committee),
-            Err(e) => {
-                log::warn!("cannot draw the committee of epoch {epoch}: {e}");
-                None
-            }
-        })
-        .as_ref()
+        self.sets(epoch).map(|s| &s.committee.committee)
+    }
+
+    fn endorsers_for_epoch(&self, _epoch: u64) -> Option<&ValidatorSet> {
+        Some(&self.genesis_sets.set)
     }
 }
 
@@ -374,20 +399,12 @@ impl CertificateFault {
     }
 }
 
-/// Checks every stored certificate: it decodes, its votes verify and
-/// reach the weight, its record agrees, and at a height the chain holds it
-/// certifies the canonical block (a certificate above the tip is for a
-/// block not synced yet).
-pub fn verify_certificates(
-    view: &ReadView<'_>,
-    spec: &ChainSpec,
-    validators: &ValidatorSet,
-) -> Result<u64, CertificateFault> {
-    let context = VoteContext {
-        chain_id: spec.chain_id(),
-        genesis_hash: spec.genesis_hash(),
-        validators,
-    };
+/// Checks every stored certificate: it decodes, its votes name its epoch,
+/// verify and reach the weight of its endorsers, its record agrees, and at a
+/// height the chain holds it certifies the canonical block (a certificate
+/// above the tip is for a block not synced yet).
+fn verify_certificates(archive: &StoreArchive<'_>) -> Result<u64, CertificateFault> {
+    let view = &archive.view;
     let tip = view.tip()?;
     let mut checked = 0u64;
     for item in view.scan_certificates_from(0)? {
@@ -400,9 +417,14 @@ pub fn verify_certificates(
                 found: certificate.height,
             });
         }
-        let weight = certificate
-            .verify(&context)
-            .map_err(|source| CertificateFault::Invalid { height, source })?;
+        let weight = VoteContext::at_height(
+            (archive.chain_id, archive.genesis.hash),
+            height,
+            |h| archive.epoch_of(h),
+            |epoch| archive.endorsers_for_epoch(epoch),
+        )
+        .and_then(|context| certificate.verify(&context))
+        .map_err(|source| CertificateFault::Invalid { height, source })?;
         if certificate.hash != record.hash || weight != record.weight {
             return Err(CertificateFault::RecordMismatch { height });
         }
@@ -430,11 +452,13 @@ pub fn verify_store(
     validators: ValidatorSet,
     params: &VerifyParams,
 ) -> Result<ChainVerification, StoreError> {
-    let certificates = verify_certificates(&store.read()?, spec, &validators);
     let registry = verify_registry(&store.read()?, spec);
-    let replay = {
+    let (certificates, replay) = {
         let archive = StoreArchive::new(store.read()?, spec, validators)?;
-        verify_chain(&archive, params)
+        (
+            verify_certificates(&archive),
+            verify_chain(&archive, params),
+        )
     };
     Ok(ChainVerification {
         replay,

@@ -8,7 +8,7 @@
 //! with the block limit; one that does not decode is a store error that
 //! points at `verifychain`, never a panic.
 
-use super::archive::StoreArchive;
+use super::archive::{registered_payout, StoreArchive};
 use super::errors::{self, RpcError};
 use super::RpcContext;
 use super::{archive, bitcoin};
@@ -214,7 +214,7 @@ pub(super) fn block(
         "previousblockhash": h.prev_hash.to_string(),
         "nextblockhash": next.map(|n| n.to_string()),
         "producer": hex::encode(h.producer.0),
-        "producer_address": payout_address(&h.producer).to_text(network),
+        "producer_address": registered_payout(&view, &h.producer)?.to_text(network),
         "vrf_output": hex::encode(h.vrf_output.0),
         "vrf_proof": hex::encode(h.vrf_proof.0),
         "entries_root": h.entries_root.to_string(),
@@ -520,9 +520,10 @@ pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value
             if let Some(map) = reward.as_object_mut() {
                 map.insert("height".into(), json!(height));
                 map.insert("blockhash".into(), json!(hash.to_string()));
+                let payout = registered_payout(&view, &block.header.producer)?;
                 map.insert(
                     "producer_address".into(),
-                    json!(payout_address(&block.header.producer).to_text(ctx.spec.config.network)),
+                    json!(payout.to_text(ctx.spec.config.network)),
                 );
             }
             reward
@@ -656,14 +657,8 @@ pub(super) fn chain_tips(ctx: &RpcContext) -> Result<Value, RpcError> {
 /// endorsements then window votes, each saying its `kind` and checked again
 /// against the validator set.
 pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
-    let set = super::methods::validator_set(ctx)?;
     let committees = super::methods::committees(ctx)?;
     let (chain_id, genesis_hash) = (ctx.spec.chain_id(), ctx.spec.genesis_hash());
-    let context = VoteContext {
-        chain_id,
-        genesis_hash,
-        validators: &set,
-    };
     let view = ctx.store.read()?;
     let stored = view.evidence(MAX_EVIDENCE_LISTED)?;
     let windows = view.window_evidence(MAX_EVIDENCE_LISTED.saturating_sub(stored.len()))?;
@@ -691,7 +686,14 @@ pub(super) fn evidence(ctx: &RpcContext) -> Result<Value, RpcError> {
                 "voter": hex::encode(e.first.voter.0),
                 "height": e.first.height,
                 "blocks": [e.first.hash.to_string(), e.second.hash.to_string()],
-                "valid": e.verify(&context).is_ok(),
+                "valid": VoteContext::at_height(
+                    (chain_id, genesis_hash),
+                    e.first.height,
+                    |h| committees.epoch_of(h),
+                    |epoch| committees.endorsers_for_epoch(epoch),
+                )
+                .and_then(|context| e.verify(&context))
+                .is_ok(),
                 "hex": hex::encode(bytes),
             }),
             Err(e) => undecodable(e),

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use timecoin::chain::{
-    build_block, reward_matures_at, Block, BlockTemplate, ChainTip, VerifyParams, MAX_BLOCK_BYTES,
-    MAX_BLOCK_ENTRIES,
+    build_block, reward_matures_at, Block, BlockTemplate, ChainTip, Payouts, VerifyParams,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use timecoin::config::ChainSpec;
 use timecoin::finality::FinalityProof;
@@ -147,6 +147,7 @@ impl ArchiveChain {
             now: slot_start(slot),
             slot_clock: slot_clock(),
             validators: &self.validators.set,
+            payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
             max_block_bytes: MAX_BLOCK_BYTES,

@@ -12,7 +12,7 @@ use crate::consensus_support::{validator_key, Wallet, CHAIN};
 use std::collections::HashMap;
 use timecoin::chain::{
     build_block, entries_root, Block, BlockSummary, BlockTemplate, ChainTip, ChainView,
-    ChainViewError, SlotClock, Standing, ValidBlock, MAX_BLOCK_BYTES,
+    ChainViewError, Payouts, SlotClock, Standing, ValidBlock, MAX_BLOCK_BYTES,
 };
 use timecoin::crypto::merkle::MerkleTree;
 use timecoin::crypto::vrf::VrfKeypair;
@@ -20,7 +20,7 @@ use timecoin::crypto::Keypair;
 use timecoin::finality::{FinalityProof, FinalityVote, ValidatorSet, VoteScope};
 use timecoin::ledger::{MemUtxoSet, UtxoView};
 use timecoin::time::Timestamp;
-use timecoin::types::{Amount, ChainId, Hash, PublicKeyBytes, Tx, Validator};
+use timecoin::types::{Address, Amount, ChainId, Hash, PublicKeyBytes, Tx, Validator};
 
 /// Devnet timing: 5 s slots, 500 ms skew.
 pub const BLOCK_INTERVAL_MS: u64 = 5_000;
@@ -139,8 +139,13 @@ pub struct MemChain {
     pub set: ValidatorSet,
     pub utxos: MemUtxoSet,
     pub now: Timestamp,
-    /// Validator sets are known for slots up to this one.
-    pub known_sets_until_slot: u64,
+    /// Heights per epoch (`u64::MAX`: every block is of epoch 0, `set`'s).
+    pub epoch_blocks: u64,
+    /// The decided sets of epochs after 0 (each its own committee); an
+    /// epoch missing here is undecided.
+    pub epoch_sets: HashMap<u64, ValidatorSet>,
+    /// Registered payout addresses; other members are paid at their identity.
+    pub payouts: Payouts,
     /// `tips[h]` is the canonical block at height `h`; `tips[0]` the genesis.
     pub tips: Vec<ChainTip>,
     /// txid → height of the block that archived it.
@@ -159,7 +164,9 @@ impl MemChain {
             set,
             utxos,
             now: slot_start(GENESIS_SLOT + 1),
-            known_sets_until_slot: u64::MAX,
+            epoch_blocks: u64::MAX,
+            epoch_sets: HashMap::new(),
+            payouts: Payouts::default(),
             tips: vec![ChainTip {
                 hash: chain_genesis_hash(),
                 height: 0,
@@ -200,7 +207,8 @@ impl MemChain {
             slot,
             now: slot_start(slot),
             slot_clock: slot_clock(),
-            validators: &self.set,
+            validators: self.producers().unwrap_or(&self.set),
+            payouts: &self.payouts,
             parent_certificate: None,
             evidence: &[],
             max_block_bytes: MAX_BLOCK_BYTES,
@@ -221,8 +229,28 @@ impl ChainView for MemChain {
         *self.tips.last().unwrap()
     }
 
-    fn validators_for_slot(&self, slot: u64) -> Option<&ValidatorSet> {
-        (slot <= self.known_sets_until_slot).then_some(&self.set)
+    fn epoch_of(&self, height: u64) -> u64 {
+        height / self.epoch_blocks
+    }
+
+    fn producers(&self) -> Option<&ValidatorSet> {
+        let height = self.tip().height + 1;
+        self.committee_for_epoch(self.epoch_of(height))
+    }
+
+    fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError> {
+        Ok(self.payouts.address_of(identity))
+    }
+
+    fn committee_for_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        match epoch {
+            0 => Some(&self.set),
+            _ => self.epoch_sets.get(&epoch),
+        }
+    }
+
+    fn endorsers_for_epoch(&self, _epoch: u64) -> Option<&ValidatorSet> {
+        Some(&self.set)
     }
 
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {

@@ -9,9 +9,12 @@
 //! a node that wakes on a stale tip never endorses it. Only votes of the
 //! set count; each distinct vote is verified once and relayed once.
 
-use super::{BlockThread, BlockThreadError};
-use crate::chain::{BlockVote, Certificate, Equivocation, VoteContext, VoteOutcome};
+use super::{BlockSettings, BlockThread, BlockThreadError};
+use crate::chain::{
+    BlockVote, Certificate, CertificateError, Equivocation, VoteContext, VoteOutcome,
+};
 use crate::consensus::NodeId;
+use crate::finality::ValidatorSet;
 use crate::net::{Message, NetCommand};
 use crate::store::{CertificateRecord, EndorseGuard};
 use crate::time::Clock;
@@ -22,17 +25,29 @@ pub(super) const VOTE_WINDOW_HEIGHTS: u64 = 16;
 /// Most heights walked down to find the last certified canonical block.
 const CERTIFIED_BASE_WALK_MAX: u64 = 100_000;
 
+/// How endorsements of height `height` are judged: they name its epoch,
+/// and the endorsers (the genesis set, `endorsers`) weigh them.
+fn vote_context<'a>(
+    settings: &BlockSettings,
+    endorsers: &'a ValidatorSet,
+    height: u64,
+) -> Result<VoteContext<'a>, CertificateError> {
+    VoteContext::at_height(
+        (settings.chain_id, settings.genesis.hash),
+        height,
+        |h| settings.epoch_rules.epoch_of(h),
+        |_| Some(endorsers),
+    )
+}
+
 impl<C: Clock> BlockThread<C> {
-    fn vote_context(&self) -> VoteContext<'_> {
-        VoteContext {
-            chain_id: self.settings.chain_id,
-            genesis_hash: self.settings.genesis.hash,
-            validators: &self.validators,
-        }
+    fn vote_context(&self, height: u64) -> Result<VoteContext<'_>, CertificateError> {
+        vote_context(&self.settings, &self.validators, height)
     }
 
-    /// Endorses the tip if this node is a validator, caught up, and has not
-    /// endorsed it yet; the guard is committed before the vote is sent.
+    /// Endorses the tip if this node is one of its endorsers, is caught
+    /// up, and has not endorsed it yet; the guard is committed before the
+    /// vote is sent.
     pub(super) fn endorse_tip(&mut self) -> Result<(), BlockThreadError> {
         let tip = self.fork_choice.tip();
         if tip.height == 0
@@ -46,6 +61,13 @@ impl<C: Clock> BlockThread<C> {
         let Some(producer) = &self.producer else {
             return Ok(());
         };
+        let Ok(context) = self.vote_context(tip.height) else {
+            return Ok(());
+        };
+        let epoch = context.epoch;
+        if !context.validators.contains(&producer.identity.public()) {
+            return Ok(());
+        }
         self.endorsed_tip = Some(tip.hash);
         match self.store.record_endorsement(tip.height, &tip.hash)? {
             EndorseGuard::Recorded | EndorseGuard::AlreadyEndorsed => {}
@@ -62,6 +84,7 @@ impl<C: Clock> BlockThread<C> {
             &producer.identity,
             self.settings.chain_id,
             self.settings.genesis.hash,
+            epoch,
             tip.height,
             tip.hash,
         );
@@ -75,11 +98,14 @@ impl<C: Clock> BlockThread<C> {
         from: Option<NodeId>,
         vote: BlockVote,
     ) -> Result<(), BlockThreadError> {
-        let context = VoteContext {
-            chain_id: self.settings.chain_id,
-            genesis_hash: self.settings.genesis.hash,
-            validators: &self.validators,
+        let context = match vote_context(&self.settings, &self.validators, vote.height) {
+            Ok(context) => context,
+            Err(e) => {
+                log::debug!("ignored a block vote: {e}");
+                return Ok(());
+            }
         };
+        let committee_weight = context.validators.total_weight();
         match self.endorsements.handle_vote(vote.clone(), &context) {
             VoteOutcome::Duplicate | VoteOutcome::Ignored => Ok(()),
             VoteOutcome::Invalid(e) => {
@@ -96,13 +122,16 @@ impl<C: Clock> BlockThread<C> {
                 certified,
                 evidence,
             } => {
+                let certified = certified.map(|certificate| {
+                    let weight = certificate.signers_weight(context.validators);
+                    (certificate, (weight, committee_weight))
+                });
                 self.broadcast(Message::BlockVote(Box::new(vote)), from);
                 if let Some(evidence) = evidence {
                     self.keep_evidence(from, *evidence)?;
                 }
-                if let Some(certificate) = certified {
-                    let weight = certificate.signers_weight(&self.validators);
-                    self.on_certified(from, certificate, weight)?;
+                if let Some((certificate, weights)) = certified {
+                    self.on_certified(from, certificate, weights)?;
                 }
                 Ok(())
             }
@@ -125,8 +154,12 @@ impl<C: Clock> BlockThread<C> {
             {
                 continue;
             }
-            match certificate.verify(&self.vote_context()) {
-                Ok(weight) => self.on_certified(Some(from), certificate, weight)?,
+            let verified = self.vote_context(certificate.height).and_then(|context| {
+                let weight = certificate.verify(&context)?;
+                Ok((weight, context.validators.total_weight()))
+            });
+            match verified {
+                Ok(weights) => self.on_certified(Some(from), certificate, weights)?,
                 Err(e) if e.is_peer_fault() => {
                     log::warn!("refused a certificate from {from:?}: {e}");
                     self.penalize(from, "invalid certificate");
@@ -148,7 +181,10 @@ impl<C: Clock> BlockThread<C> {
         if self.store.read()?.has_evidence(&voter, height)? {
             return Ok(());
         }
-        match evidence.verify(&self.vote_context()) {
+        match self
+            .vote_context(height)
+            .and_then(|context| evidence.verify(&context))
+        {
             Ok(()) => self.keep_evidence(Some(from), evidence),
             Err(e) => {
                 if e.is_peer_fault() {
@@ -187,7 +223,7 @@ impl<C: Clock> BlockThread<C> {
         &mut self,
         from: Option<NodeId>,
         certificate: Certificate,
-        weight: u64,
+        (weight, committee_weight): (u64, u64),
     ) -> Result<(), BlockThreadError> {
         let (height, hash) = (certificate.height, certificate.hash);
         let record = CertificateRecord {
@@ -201,8 +237,8 @@ impl<C: Clock> BlockThread<C> {
         self.endorsements.mark_certified(height);
         self.fork_choice.certify(height, hash);
         log::info!(
-            "block {hash} at height {height} certified: weight {weight} of {} by {} signers",
-            self.validators.total_weight(),
+            "block {hash} at height {height} certified: weight {weight} of {committee_weight} \
+             by {} signers",
             certificate.votes.len()
         );
         self.broadcast(

@@ -3,11 +3,11 @@
 //! applied to the registry once, in height order, and each step is one
 //! store write, so a restart resumes from the last step.
 //!
-//! Each decided set gives its epoch's finality committee: the block thread
-//! checks blocks' proofs against it and, once the final chain enters an
-//! epoch, hands it (and the next one's) to the consensus thread. Block
-//! production, certification and the net layer still follow the genesis
-//! set.
+//! Each decided set weighs its epoch's block producers and rewards, and
+//! gives its finality committee: the block thread checks proofs and block
+//! endorsements against it and, once the final chain enters an epoch,
+//! hands it (and the next one's) to the consensus thread. The net layer
+//! still follows the genesis set.
 
 use super::{BlockThread, BlockThreadError};
 use crate::chain::reward::payout_address;
@@ -18,7 +18,7 @@ use crate::masternode::{
     CommitteeBook, CommitteeRules, EpochRules, Member, MemberStatus, Registry, Snapshot,
 };
 use crate::node::channels::NodeEvent;
-use crate::rpc::archive::{apply_final_block, final_block, stored_committee};
+use crate::rpc::archive::{apply_final_block, final_block, stored_sets};
 use crate::store::{ReadView, Store, StoreError};
 use crate::time::Clock;
 use crate::types::Validator;
@@ -63,7 +63,7 @@ fn committee_of(
     if epoch <= 1 {
         return Ok(Some(rules.committee(epoch, genesis, None)));
     }
-    Ok(stored_committee(view, rules, epoch)?)
+    Ok(stored_sets(view, rules, epoch)?.map(|s| s.committee))
 }
 
 /// The epoch the registry's final chain is in: the one of the next block.
@@ -91,20 +91,20 @@ pub fn epoch_committees(
     }
 }
 
-/// The committees blocks' proofs may name after a restart (the current
-/// epoch's neighbours) and the epoch the consensus thread starts in.
+/// The sets blocks may name after a restart (the current epoch's
+/// neighbours) and the epoch the consensus thread starts in.
 pub(super) fn load_committees(
     store: &Store,
     rules: &CommitteeRules,
     genesis: &ValidatorSet,
 ) -> Result<(CommitteeBook, u64), BlockThreadError> {
     let view = store.read()?;
-    let mut book = CommitteeBook::new(rules.committee(0, genesis, None).committee);
+    let mut book = CommitteeBook::new(rules.sets(0, genesis.clone(), None));
     let current = registry_epoch(&view, rules)?;
     let latest = view.latest_epoch()?.unwrap_or(1);
     for epoch in current.saturating_sub(2).max(2)..=latest {
-        if let Some(c) = stored_committee(&view, rules, epoch)? {
-            book.insert(c);
+        if let Some(sets) = stored_sets(&view, rules, epoch)? {
+            book.insert(sets);
         }
     }
     Ok((book, current))
@@ -134,8 +134,8 @@ impl<C: Clock> BlockThread<C> {
                 log_epoch(snapshot);
                 self.publish_set();
                 let rules = self.settings.committee_rules();
-                if let Some(c) = stored_committee(&self.store.read()?, &rules, snapshot.epoch)? {
-                    self.committees.insert(c);
+                if let Some(sets) = stored_sets(&self.store.read()?, &rules, snapshot.epoch)? {
+                    self.committees.insert(sets);
                 }
             }
         }

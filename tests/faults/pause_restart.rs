@@ -10,13 +10,10 @@
 //!
 //! CI runs one round with [`PAUSE_CI`] pauses and one with the issue's
 //! 15 s pauses; the 10 rounds (about 6 minutes) are ignored:
-//! `cargo test --release --test pause_restart -- --ignored`.
+//! `cargo test --release --test faults pause_restart -- --ignored`.
 
-mod devnet_support;
-mod fault_support;
-
-use devnet_support::{funded_coins, pay, Devnet};
-use fault_support::{
+use crate::devnet_support::{funded_coins, pay, Devnet};
+use crate::fault_support::{
     fresh_transfer_finalizes, verify_all, wait_full_mesh_without_bans, wait_one_tip, Stopwatch,
 };
 use serde_json::json;

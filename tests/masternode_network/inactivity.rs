@@ -8,11 +8,9 @@
 //! validators finalize again, with proofs of an epoch without it (it stays
 //! registered: inactive, not deregistered). CI time: about 60 s.
 
-mod devnet_support;
-
-use devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet};
+use crate::cli_ok;
+use crate::devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet};
 use serde_json::json;
-use std::process::Command;
 use timecoin::crypto::Keypair;
 use timecoin::node::key_file::write_key_file;
 use timecoin::types::Hash;
@@ -33,18 +31,7 @@ fn a_stopped_heavy_masternode_halts_finality_until_its_inactivity_removes_it() {
     write_key_file(&key_file, &identity).unwrap();
     let joiner = devnet.add_masternode(key_file.clone());
     let id = hex::encode(identity.public().0);
-    let time_cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_time-cli"))
-            .arg("--datadir")
-            .arg(devnet.nodes[0].datadir())
-            .arg("--wallet")
-            .arg(&wallet)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let time_cli = |args: &[&str]| cli_ok(devnet.nodes[0].datadir(), &wallet, args);
     time_cli(&["devnet-wallet"]);
     let key_arg = key_file.to_str().unwrap();
     let registration: Hash = time_cli(&[

@@ -17,14 +17,13 @@
 //! the proofs nodes assemble; the deregistration, finalized in the joiner's
 //! epoch, carries votes of that epoch, weighed against its committee, and
 //! `time-cli proof` checks it offline against that committee. Block
-//! production and certification still follow the genesis set.
+//! production by epoch is `production.rs`'s; certification stays with the
+//! genesis set.
 
-mod devnet_support;
-
-use devnet_support::{member_ids, wait_for, Devnet, Validator};
+use crate::devnet_support::{self, member_ids, wait_for, Devnet};
+use crate::{cli, cli_final};
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use timecoin::crypto::Keypair;
 use timecoin::finality::ValidatorSet;
 use timecoin::node::key_file::write_key_file;
@@ -33,37 +32,6 @@ use timecoin::time::{Clock, SystemClock};
 use timecoin::types::{encoding, Hash, Tier};
 
 const EPOCH_BLOCKS: u64 = 5;
-
-/// Runs `time-cli` against `node`'s datadir with `wallet`; its stdout, or
-/// its stderr as the error.
-fn cli(node: &Path, wallet: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_time-cli"))
-        .arg("--datadir")
-        .arg(node)
-        .arg("--wallet")
-        .arg(wallet)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    if out.status.success() {
-        Ok(text(out.stdout))
-    } else {
-        Err(text(out.stderr))
-    }
-}
-
-/// Runs a `time-cli` command that prints a txid, and waits until `node`
-/// finalized it.
-fn cli_final(node: &Validator, wallet: &Path, args: &[&str]) -> Hash {
-    let txid: Hash = cli(node.datadir(), wallet, args)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    node.wait_finalized(&[txid]);
-    txid
-}
 
 #[test]
 fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it() {

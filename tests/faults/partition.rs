@@ -16,12 +16,9 @@
 //! (`full_partition_sequence`: 60 s 2|2, then 60 s 3|1, cut) and a silent
 //! 2|2 of [`SPLIT_SHORT`]; the short cuts are quick reproducers.
 
-mod devnet_support;
-mod fault_support;
-
-use devnet_support::{funded_coins, pay, Devnet};
-use fault_support::proxy::FaultProxy;
-use fault_support::{
+use crate::devnet_support::{funded_coins, pay, Devnet};
+use crate::fault_support::proxy::FaultProxy;
+use crate::fault_support::{
     describe_links, describe_tips, fresh_transfer_finalizes, links_of, poll_within,
     start_behind_proxy, tip_of, verify_all, wait_finalized_on, wait_full_mesh_without_bans,
     wait_one_tip, wait_peers, Stopwatch, TipKind,

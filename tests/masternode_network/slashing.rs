@@ -10,15 +10,11 @@
 //! counted in `gettxoutsetinfo`), `verifychain` replays it, and the
 //! genesis validators keep finalizing. CI time: about 60 s.
 
-mod devnet_support;
-mod net_support;
-
-use devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet, Validator};
-use net_support::RawPeer;
+use crate::cli_ok;
+use crate::devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet, Validator};
+use crate::net_support::RawPeer;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use timecoin::consensus::ConsensusMessage;
 use timecoin::crypto::Keypair;
@@ -31,24 +27,6 @@ use timecoin::types::{Hash, OutPoint, Tier};
 const EPOCH_BLOCKS: u64 = 5;
 /// Window numbers far above (another session than) the masternode's own.
 const SEQ: u64 = 1 << 40;
-
-/// `time-cli` on `node`'s datadir with `wallet`; its stdout.
-fn cli(node: &Validator, wallet: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_time-cli"))
-        .arg("--datadir")
-        .arg(node.datadir())
-        .arg("--wallet")
-        .arg(wallet)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "time-cli {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The identities in `node`'s set of `epoch`, once decided.
 fn set_of(node: &Validator, epoch: u64) -> Vec<String> {
@@ -76,9 +54,9 @@ fn an_equivocating_masternode_is_slashed_on_every_node_and_leaves_its_effective_
     devnet.add_masternode(key_file.clone());
     let id = hex::encode(identity.public().0);
     let node0 = &devnet.nodes[0];
-    cli(node0, &wallet, &["devnet-wallet"]);
-    let txid: Hash = cli(
-        node0,
+    cli_ok(node0.datadir(), &wallet, &["devnet-wallet"]);
+    let txid: Hash = cli_ok(
+        node0.datadir(),
         &wallet,
         &[
             "masternode",

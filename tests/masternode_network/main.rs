@@ -1,0 +1,50 @@
+//! The open masternode network across real `timed` processes (DESIGN §6,
+//! §7), one module per property. They share one test binary so their
+//! devnets, which mostly wait for slots and epochs, run side by side.
+
+#[path = "../devnet_support/mod.rs"]
+mod devnet_support;
+#[path = "../net_support/mod.rs"]
+mod net_support;
+
+mod inactivity;
+mod production;
+mod registration;
+mod slashing;
+
+use devnet_support::Validator;
+use std::path::Path;
+use std::process::Command;
+use timecoin::types::Hash;
+
+/// Runs `time-cli` against `node`'s datadir with `wallet`; its stdout, or
+/// its stderr as the error.
+fn cli(node: &Path, wallet: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_time-cli"))
+        .arg("--datadir")
+        .arg(node)
+        .arg("--wallet")
+        .arg(wallet)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    if out.status.success() {
+        Ok(text(out.stdout))
+    } else {
+        Err(text(out.stderr))
+    }
+}
+
+/// [`cli`] that must succeed: its stdout.
+fn cli_ok(node: &Path, wallet: &Path, args: &[&str]) -> String {
+    cli(node, wallet, args).unwrap_or_else(|e| panic!("time-cli {args:?}: {e}"))
+}
+
+/// Runs a `time-cli` command that prints a txid, and waits until `node`
+/// finalized it.
+fn cli_final(node: &Validator, wallet: &Path, args: &[&str]) -> Hash {
+    let txid: Hash = cli_ok(node.datadir(), wallet, args).trim().parse().unwrap();
+    node.wait_finalized(&[txid]);
+    txid
+}
