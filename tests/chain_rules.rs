@@ -10,11 +10,11 @@ use consensus_support::{CHAIN, COIN, FEE};
 use proptest::prelude::*;
 use timecoin::chain::fixed_point::ln_q60;
 use timecoin::chain::{
-    block_reward, build_block, evidence_digest, publish_delay_ms, select_evidence, split_reward,
-    validate_block, Block, BlockRejection, BlockSummary, BlockVote, BuildError, Certificate,
-    CertificateError, ChainAction, ChainView, Equivocation, ForkChoice, ForkChoiceConfig,
-    ForkChoiceError, IgnoreReason, InvalidEvidence, Placement, SlashingEvidence, Standing, Ticket,
-    ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES, MAX_BLOCK_EVIDENCE,
+    block_reward, build_block, evidence_digest, producing_epoch, publish_delay_ms, select_evidence,
+    split_reward, validate_block, Block, BlockRejection, BlockSummary, BlockVote, BuildError,
+    Certificate, CertificateError, ChainAction, ChainView, Equivocation, ForkChoice,
+    ForkChoiceConfig, ForkChoiceError, IgnoreReason, InvalidEvidence, Placement, SlashingEvidence,
+    Standing, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES, MAX_BLOCK_EVIDENCE,
 };
 use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
 use timecoin::crypto::Keypair;
@@ -677,6 +677,22 @@ fn a_carried_certificates_votes_name_the_parents_epoch_and_the_genesis_set_weigh
     epoch_chain(&mut f);
     let left = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 1, 3]));
     f.validate(left);
+}
+
+#[test]
+fn a_branch_that_cannot_certify_keeps_producing_under_the_last_set_it_decided() {
+    let epoch_of = |h: u64| h / 10;
+    // Certified through height 9, the end of epoch 0: epoch 2's set is decided.
+    assert_eq!(producing_epoch(25, 9, epoch_of), 2);
+    // Only through 8 (a partition since): epoch 2 is undecided, however
+    // long the branch grows, and it keeps epoch 1's set.
+    assert_eq!(producing_epoch(25, 8, epoch_of), 1);
+    assert_eq!(producing_epoch(95, 8, epoch_of), 1);
+    // A block's own epoch whenever the certified prefix decided it.
+    assert_eq!(producing_epoch(5, 0, epoch_of), 0);
+    assert_eq!(producing_epoch(15, 0, epoch_of), 1);
+    assert_eq!(producing_epoch(55, 39, epoch_of), 5);
+    assert_eq!(producing_epoch(65, 39, epoch_of), 5);
 }
 
 #[test]

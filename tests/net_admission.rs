@@ -1,5 +1,6 @@
 //! Peer admission against a real net thread on 127.0.0.1 (DESIGN §8): a
-//! node full of sybils still admits a validator, strangers cannot pin
+//! node full of sybils still admits a validator, the validators named as
+//! the epochs change (§7) move in and out of reserved slots, strangers cannot pin
 //! memory with large frames before or after the handshake, one address
 //! holds only a few slots, and an honest peer on another release or a slow
 //! link is disconnected without a ban. The same attacks on a real `timed`
@@ -9,7 +10,8 @@
 mod net_support;
 
 use net_support::*;
-use timecoin::net::{NetConfig, NetHandle, Refusal, PROTOCOL_VERSION};
+use std::collections::BTreeSet;
+use timecoin::net::{NetCommand, NetConfig, NetHandle, Refusal, PROTOCOL_VERSION};
 
 /// A server that lets one host take every inbound slot: these tests are
 /// about what happens when the slots or the memory are full, not about
@@ -73,6 +75,32 @@ fn two_hundred_sybils_fill_the_node_and_a_validator_still_gets_in_by_evicting_on
         strangers(&server, &[validator.node_id()]) == max_inbound - 1
     });
     drop(sybils);
+}
+
+#[test]
+fn peers_named_validators_as_the_epochs_change_move_in_and_out_of_reserved_slots() {
+    let server = start("server", config(73, &[]));
+    let _joiner = handshaked(&server, "joiner");
+    let id = key("joiner").public();
+    let slot = || {
+        let peers = server.peers();
+        let info = peers.iter().find(|p| p.node_id == Some(id))?;
+        Some((info.validator, info.reserved))
+    };
+    eventually("the joiner to connect as a stranger", || {
+        slot() == Some((false, false))
+    });
+    server.send(NetCommand::SetValidators([id].into())).unwrap();
+    eventually("its connection to hold a validator slot", || {
+        slot() == Some((true, true))
+    });
+    server
+        .send(NetCommand::SetValidators(BTreeSet::new()))
+        .unwrap();
+    eventually(
+        "a former validator to fall back to a stranger's slot",
+        || slot() == Some((false, false)),
+    );
 }
 
 #[test]

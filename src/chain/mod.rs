@@ -42,8 +42,8 @@ pub use slot::{SlotClock, SlotClockError};
 pub use sortition::{publish_delay_ms, Ticket};
 pub use sync::{BlockRequest, BlockSync, SyncConfig};
 pub use validity::{
-    check_signatures, endorsement_context, validate_block, validate_block_with, BlockRejection,
-    ChainTip, ChainView, ChainViewError, ValidBlock,
+    check_signatures, endorsement_context, producing_epoch, validate_block, validate_block_with,
+    BlockRejection, ChainTip, ChainView, ChainViewError, ValidBlock,
 };
 pub use verify::{
     reward_matures_at, verify_chain, ArchiveView, ArchivedBlock, ChainFault, IndexedFacts,

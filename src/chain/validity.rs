@@ -47,9 +47,9 @@ pub trait ChainView {
     fn tip(&self) -> ChainTip;
     /// The epoch that holds `height` (DESIGN §7).
     fn epoch_of(&self, height: u64) -> u64;
-    /// The decided set of the epoch of the block extending
-    /// [`ChainView::tip`]: its members produce it, by weight, and share
-    /// its reward; `None` while that epoch is undecided here.
+    /// The decided set of the [`producing_epoch`] of the block extending
+    /// [`ChainView::tip`]: its members produce it, by weight, and share its
+    /// reward; `None` while that set is not known here.
     fn producers(&self) -> Option<&ValidatorSet>;
     /// Where `identity`'s share of a reward goes: the payout address it
     /// registered (the genesis members': their identity's address).
@@ -614,6 +614,19 @@ fn check_parent_certificate(block: &Block, view: &impl ChainView) -> Result<(), 
         .and_then(|context| certificate.verify(&context))
         .map(|_| ())
         .map_err(BlockRejection::InvalidParentCertificate)
+}
+
+/// The epoch whose decided set produces the block at `height` on a branch
+/// that carries certificates up to height `certified` (DESIGN §7,
+/// carry-over): the block's own epoch once that certified prefix decided
+/// it (its deciding block, the last of epoch e − 2, is certified), else
+/// the latest epoch the prefix decided. A branch that cannot certify (a
+/// partition side, a quorum down) keeps producing under the last set it
+/// knows, so it can heal; the rule reads only the branch, so every node
+/// judges a block alike.
+pub fn producing_epoch(height: u64, certified: u64, epoch_of: impl Fn(u64) -> u64) -> u64 {
+    let decided = epoch_of(certified.saturating_add(1)).saturating_add(1);
+    epoch_of(height).min(decided)
 }
 
 /// How endorsements of a block at `height` are judged on `view`'s chain.

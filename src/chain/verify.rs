@@ -18,7 +18,9 @@
 use super::block::{Block, MAX_BLOCK_BYTES};
 use super::slashing::Standing;
 use super::slot::SlotClock;
-use super::validity::{validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError};
+use super::validity::{
+    producing_epoch, validate_block_with, BlockRejection, ChainTip, ChainView, ChainViewError,
+};
 use crate::finality::ValidatorSet;
 use crate::time::Timestamp;
 use crate::types::encoding::DecodeError;
@@ -267,14 +269,22 @@ pub fn verify_chain(archive: &impl ArchiveView, params: &VerifyParams) -> Verify
     };
     report.tip = claimed;
     let mut parent = genesis;
+    let mut certified = 0;
     let mut slashed = BTreeMap::new();
     for height in 1..=claimed.height {
-        match verify_block(archive, params, &parent, &mut slashed, height) {
+        let on = Replayed {
+            parent: &parent,
+            certified,
+        };
+        match verify_block(archive, params, on, &mut slashed, height) {
             Ok(checked) => {
                 report.blocks += 1;
                 report.txs += checked.txs;
                 report.votes += checked.votes;
                 parent = checked.tip;
+                if checked.carries_certificate {
+                    certified = height - 1;
+                }
             }
             Err(failure) => {
                 report.failure = Some(*failure);
@@ -297,6 +307,16 @@ struct Checked {
     tip: ChainTip,
     txs: u64,
     votes: u64,
+    /// It carries its parent's certificate.
+    carries_certificate: bool,
+}
+
+/// The replayed chain a block extends.
+#[derive(Clone, Copy)]
+struct Replayed<'a> {
+    parent: &'a ChainTip,
+    /// The highest height a certificate carried by the chain covers.
+    certified: u64,
 }
 
 /// Checks the block at `height` on `parent`; `slashed` holds the offenders
@@ -304,7 +324,7 @@ struct Checked {
 fn verify_block(
     archive: &impl ArchiveView,
     params: &VerifyParams,
-    parent: &ChainTip,
+    Replayed { parent, certified }: Replayed<'_>,
     slashed: &mut BTreeMap<PublicKeyBytes, u64>,
     height: u64,
 ) -> Result<Checked, Box<VerifyFailure>> {
@@ -351,9 +371,11 @@ fn verify_block(
         slot: h.slot,
     };
     let offenders: Vec<PublicKeyBytes> = block.evidence.iter().map(|e| e.offender()).collect();
+    let carries_certificate = block.parent_certificate.is_some();
     let on_parent = ReplayView {
         archive,
         parent: *parent,
+        certified,
         params,
         slashed,
     };
@@ -388,6 +410,7 @@ fn verify_block(
         tip,
         txs: txids.len() as u64,
         votes: verified.len() as u64,
+        carries_certificate,
     })
 }
 
@@ -425,6 +448,8 @@ fn check_indexed(
 struct ReplayView<'a, A> {
     archive: &'a A,
     parent: ChainTip,
+    /// The highest height a certificate carried by `parent`'s branch covers.
+    certified: u64,
     params: &'a VerifyParams,
     slashed: &'a BTreeMap<PublicKeyBytes, u64>,
 }
@@ -448,8 +473,8 @@ impl<A: ArchiveView> ChainView for ReplayView<'_, A> {
 
     fn producers(&self) -> Option<&ValidatorSet> {
         let height = self.parent.height.saturating_add(1);
-        self.archive
-            .producers_for_epoch(self.archive.epoch_of(height))
+        let epoch = producing_epoch(height, self.certified, |h| self.archive.epoch_of(h));
+        self.archive.producers_for_epoch(epoch)
     }
 
     fn payout_address(&self, identity: &PublicKeyBytes) -> Result<Address, ChainViewError> {

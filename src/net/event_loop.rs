@@ -168,6 +168,9 @@ pub enum NetCommand {
     /// Dial `addr` now and keep redialing it like a configured peer (`addnode`).
     AddPeer(SocketAddr),
     SetTipHeight(u64),
+    /// Replaces the validators' node ids as the epochs change (DESIGN §7):
+    /// they hold reserved slots and are never scored for our limits.
+    SetValidators(BTreeSet<NodeId>),
     Shutdown,
 }
 
@@ -203,6 +206,10 @@ pub struct PeerInfo {
     /// Its share of the buffer budget: the frame being received plus `queued_bytes`.
     pub buffered_bytes: usize,
     pub misbehaviour_score: u32,
+    /// It proved a validator's id (see [`NetCommand::SetValidators`]).
+    pub validator: bool,
+    /// It holds a reserved slot (a validator or a configured peer).
+    pub reserved: bool,
 }
 
 /// Why a command was not accepted.
@@ -1017,8 +1024,29 @@ impl NetLoop {
                 } => self.penalize(node_id, points, reason, now),
                 NetCommand::AddPeer(addr) => self.book.add_configured(addr, now),
                 NetCommand::SetTipHeight(h) => self.local.tip_height = h,
+                NetCommand::SetValidators(ids) => self.set_validators(ids),
                 NetCommand::Shutdown => return true,
             }
+        }
+    }
+
+    /// New validators' established connections move to reserved slots at
+    /// once; former ones fall back to the strangers' rules.
+    fn set_validators(&mut self, ids: BTreeSet<NodeId>) {
+        let ids = Arc::new(ids);
+        self.limits.validators = Arc::clone(&ids);
+        self.book.keep_validators(&ids);
+        for conn in self.conns.values_mut() {
+            conn.peer.set_validators(Arc::clone(&ids));
+            // A handshaking peer is judged when its hello arrives.
+            let Some(node_id) = conn.peer.node_id() else {
+                continue;
+            };
+            let validator = ids.contains(&node_id);
+            if validator {
+                self.book.validator_seen(node_id, conn.peer.addr.ip());
+            }
+            conn.reserved = validator || self.book.is_configured_node(&node_id);
         }
     }
 
@@ -1109,6 +1137,8 @@ impl NetLoop {
                 queued_bytes: c.peer.queued_bytes(),
                 buffered_bytes: c.accounted_bytes,
                 misbehaviour_score: c.peer.score(),
+                validator: c.peer.is_validator(),
+                reserved: c.reserved,
             })
             .collect();
         let max_queue = infos.iter().map(|p| p.queued_bytes).max().unwrap_or(0);

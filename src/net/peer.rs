@@ -265,6 +265,11 @@ impl Peer {
             .saturating_add(self.queue.bytes())
     }
 
+    /// The validators' node ids from now on.
+    pub fn set_validators(&mut self, ids: Arc<BTreeSet<NodeId>>) {
+        self.limits.validators = ids;
+    }
+
     /// Whether the peer proved a node id of the validator set.
     pub fn is_validator(&self) -> bool {
         self.node_id()

@@ -310,6 +310,11 @@ impl PeerBook {
         self.protected_ips.contains(ip) || self.validator_ips.values().any(|v| v == ip)
     }
 
+    /// Forgets the addresses of former validators (no longer exempt).
+    pub fn keep_validators(&mut self, validators: &BTreeSet<NodeId>) {
+        self.validator_ips.retain(|id, _| validators.contains(id));
+    }
+
     /// `validator` proved its key from `ip`: protect that address from IP bans.
     pub fn validator_seen(&mut self, validator: NodeId, ip: IpAddr) {
         self.validator_ips.insert(validator, ip);

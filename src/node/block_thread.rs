@@ -30,14 +30,16 @@ mod slashing;
 
 pub use epochs::epoch_committees;
 
-use super::chain_view::{block_commit, spending_order, stored_proof, StoreChainView};
+use super::chain_view::{
+    block_commit, carried_certified, spending_order, stored_proof, StoreChainView,
+};
 use super::channels::NodeEvent;
 use crate::chain::{
-    build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
-    BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction, ChainTip,
-    ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError,
-    IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock,
-    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    build_block, check_signatures, producing_epoch, publish_delay_ms, validate_block_with, Block,
+    BlockRejection, BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction,
+    ChainTip, ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig,
+    ForkChoiceError, IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig,
+    Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -349,6 +351,9 @@ pub struct BlockThread<C: Clock> {
     committees: CommitteeBook,
     /// The epoch the consensus thread was last told of (see `epochs`).
     epoch_published: u64,
+    /// The epoch whose validators the net layer was last given (`None`:
+    /// not yet since the start).
+    net_epoch_published: Option<u64>,
     producer: Option<Producer>,
     fork_choice: ForkChoice,
     sync: BlockSync<NodeId>,
@@ -414,6 +419,7 @@ impl<C: Clock> BlockThread<C> {
             validators,
             committees,
             epoch_published,
+            net_epoch_published: None,
             producer,
             fork_choice,
             net,
@@ -436,10 +442,16 @@ impl<C: Clock> BlockThread<C> {
         Ok(thread)
     }
 
-    /// The decided set of the epoch holding `height`: its block producers;
-    /// `None` while undecided here.
-    fn producers_at(&self, height: u64) -> Option<&ValidatorSet> {
-        let epoch = self.settings.epoch_rules.epoch_of(height);
+    /// The producers of a block on `parent` (at `parent_height`): the
+    /// decided set of its `producing_epoch`, by the certificates the
+    /// parent's branch carries; `None` if the parent is not stored or the
+    /// set is not decided here.
+    fn producers_on(&self, parent: Hash, parent_height: u64) -> Option<&ValidatorSet> {
+        let read = self.store.read().ok()?;
+        let certified = carried_certified(&read, parent, parent_height).ok()?;
+        let height = parent_height.saturating_add(1);
+        let rules = self.settings.epoch_rules;
+        let epoch = producing_epoch(height, certified, |h| rules.epoch_of(h));
         self.committees.producers(epoch)
     }
 
@@ -651,9 +663,11 @@ impl<C: Clock> BlockThread<C> {
         } else {
             return;
         };
-        let height = parent.height.saturating_add(1);
-        let Some(producers) = self.producers_at(height) else {
-            log::debug!("slot {slot}: the set of height {height}'s epoch is not decided here yet");
+        let Some(producers) = self.producers_on(parent.hash, parent.height) else {
+            log::debug!(
+                "slot {slot}: the producers on {} are not known here yet",
+                parent.hash
+            );
             return;
         };
         if !producer.registered_in(producers) {
@@ -794,8 +808,7 @@ impl<C: Clock> BlockThread<C> {
                 // arrive more than once: a copy of a canonical block is
                 // dropped before its body (megabytes) is decoded.
                 let held = matches!(
-                    self.fork_choice
-                        .place(&header, self.producers_at(header.height)),
+                    self.fork_choice.place(&header, None),
                     Err(IgnoreReason::AlreadyCanonical(_))
                 );
                 let body = (!held)
@@ -883,7 +896,7 @@ impl<C: Clock> BlockThread<C> {
     ) -> Result<(), BlockThreadError> {
         let hash = block.hash();
         let height = block.header.height;
-        let producers = self.producers_at(height);
+        let producers = self.producers_on(block.header.prev_hash, height.saturating_sub(1));
         let parent = match self.fork_choice.place(&block.header, producers) {
             Ok(Placement::ExtendsTip(parent)) => parent,
             Ok(Placement::Replaces { parent, .. }) => parent,
@@ -1010,7 +1023,8 @@ impl<C: Clock> BlockThread<C> {
             // Only blocks a validator made get per-entry work: a stranger's
             // block costs one VRF and one signature check, never its proofs.
             let made_by_validators = blocks.iter().filter(|b| {
-                let producers = self.producers_at(b.header.height);
+                let parent_height = b.header.height.saturating_sub(1);
+                let producers = self.producers_on(b.header.prev_hash, parent_height);
                 producers.is_some_and(|set| check_signatures(b, set).is_ok())
             });
             for block in made_by_validators {
@@ -1393,6 +1407,7 @@ fn chain_view<'a>(
         now: now.wall,
         slot_clock: settings.slot_clock,
         slashed_above_registry: OnceCell::new(),
+        certified: OnceCell::new(),
     })
 }
 
@@ -1431,7 +1446,9 @@ fn load_fork_choice(
                 hash,
                 source,
             })?;
-        let epoch = settings.epoch_rules.epoch_of(height);
+        let certified = carried_certified(&read, header.prev_hash, height - 1)?;
+        let rules = settings.epoch_rules;
+        let epoch = producing_epoch(height, certified, |h| rules.epoch_of(h));
         recent.push(BlockSummary::of(&header, sets.producers(epoch)));
     }
     let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;

@@ -16,7 +16,8 @@
 
 use crate::chain::reward::payout_address;
 use crate::chain::{
-    Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing, MAX_BLOCK_BYTES,
+    producing_epoch, Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing,
+    MAX_BLOCK_BYTES,
 };
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
@@ -47,6 +48,33 @@ pub struct StoreChainView<'s> {
     /// Offenders slashed by `parent` and its ancestors the registry has not
     /// applied, with the lowest such height: read once, when first asked.
     pub slashed_above_registry: OnceCell<BTreeMap<PublicKeyBytes, u64>>,
+    /// [`carried_certified`] of `parent`: read once, when first asked.
+    pub certified: OnceCell<Option<u64>>,
+}
+
+/// The highest height a certificate carried by the branch ending at block
+/// `hash` (height `height`) covers: walking down from it, the first block
+/// that carries its parent's certificate (0, the genesis, if none). Chain
+/// data only, so every node reads the same for one branch.
+pub fn carried_certified(
+    read: &ReadView<'_>,
+    hash: Hash,
+    height: u64,
+) -> Result<u64, ChainViewError> {
+    let (mut hash, mut height) = (hash, height);
+    while height > 0 {
+        let bytes = read.block(&hash).map_err(view_error)?.ok_or_else(|| {
+            ChainViewError(format!("block {hash} at height {height} is not stored"))
+        })?;
+        let header = Block::decode_header(&bytes)
+            .map_err(|e| ChainViewError(format!("block {hash} does not decode: {e}")))?;
+        if header.parent_certificate != Hash::ZERO {
+            return Ok(height - 1);
+        }
+        hash = header.prev_hash;
+        height -= 1;
+    }
+    Ok(0)
 }
 
 impl StoreChainView<'_> {
@@ -98,8 +126,19 @@ impl ChainView for StoreChainView<'_> {
     }
 
     fn producers(&self) -> Option<&ValidatorSet> {
+        let certified = self.certified.get_or_init(|| {
+            carried_certified(&self.read, self.parent.hash, self.parent.height)
+                .map_err(|e| {
+                    log::warn!(
+                        "cannot read the certified prefix of {}: {e}",
+                        self.parent.hash
+                    )
+                })
+                .ok()
+        });
         let height = self.parent.height.saturating_add(1);
-        self.committees.producers(self.epoch_of(height))
+        let epoch = producing_epoch(height, (*certified)?, |h| self.epoch_of(h));
+        self.committees.producers(epoch)
     }
 
     /// A producer of a decided epoch registered in a final block, which

@@ -579,6 +579,8 @@ pub fn call(ctx: &RpcContext, method: Method) -> Result<Value, RpcError> {
                         "tip_height": p.tip_height,
                         "queued_bytes": p.queued_bytes,
                         "misbehaviour_score": p.misbehaviour_score,
+                        "validator": p.validator,
+                        "reserved": p.reserved,
                         "consensus_work_charged": w.unwrap_or_default().charged,
                         "consensus_work_dropped": w.unwrap_or_default().dropped,
                     })

@@ -7,8 +7,9 @@
 //! of its binomial expectation `60 · w / 150` (the Silver one's 40 ± 11;
 //! while blocks followed the genesis set it was 0), and every block pays
 //! the Silver one's share to the address it registered (`getblock` names
-//! it as the producer's address). The sets stay put
-//! (`inactive_epochs` far above the run). CI time: about 90 s.
+//! it as the producer's address). The net layer follows the sets too: node
+//! 0's connections to both hold validator slots (`getpeerinfo`). The sets
+//! stay put (`inactive_epochs` far above the run). CI time: about 70 s.
 
 use crate::devnet_support::{member_ids, wait_for, Devnet};
 use crate::{cli_final, cli_ok};
@@ -40,13 +41,14 @@ fn seated_masternodes_produce_blocks_at_the_rate_their_weight_implies() {
         .iter()
         .map(|v| (hex::encode(v.id.0), v.weight))
         .collect();
-    let mut key_files = Vec::new();
+    let (mut key_files, mut joiners) = (Vec::new(), Vec::new());
     for (tier, weight) in [("bronze", 10), ("silver", 100)] {
         let key_file = files.path().join(format!("{tier}.json"));
         let identity = Keypair::from_seed_label(&format!("production test {tier}"));
         write_key_file(&key_file, &identity).unwrap();
         devnet.add_masternode(key_file.clone());
         weights.insert(hex::encode(identity.public().0), weight);
+        joiners.push(hex::encode(identity.public().0));
         key_files.push((tier, key_file));
     }
     let node0 = &devnet.nodes[0];
@@ -103,6 +105,19 @@ fn seated_masternodes_produce_blocks_at_the_rate_their_weight_implies() {
         assert!(block["reward"].to_string().contains(&payout), "{block}");
     }
     println!("producers of heights {first}..={last}: {produced:?}");
+    // The net layer follows the sets too: their connections to node 0
+    // hold validator slots.
+    wait_for("node0 to give the masternodes validator slots", || {
+        let peers = node0.call("getpeerinfo", json!([]));
+        let slotted = |id: &String| {
+            peers.as_array().into_iter().flatten().any(|p| {
+                p["node_id"] == json!(id)
+                    && p["validator"] == json!(true)
+                    && p["reserved"] == json!(true)
+            })
+        };
+        joiners.iter().all(slotted).then_some(())
+    });
     let n = BLOCKS as f64;
     for (id, &weight) in &weights {
         let p = weight as f64 / total as f64;

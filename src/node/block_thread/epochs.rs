@@ -6,23 +6,26 @@
 //! Each decided set weighs its epoch's block producers and rewards, and
 //! gives its finality committee: the block thread checks proofs and block
 //! endorsements against it and, once the final chain enters an epoch,
-//! hands it (and the next one's) to the consensus thread. The net layer
-//! still follows the genesis set.
+//! hands it (and the next one's) to the consensus thread, and the sets'
+//! node ids to the net layer (reserved slots).
 
 use super::{BlockThread, BlockThreadError};
 use crate::chain::reward::payout_address;
 use crate::config::ChainSpec;
 use crate::consensus::EpochCommittee;
+use crate::consensus::NodeId;
 use crate::finality::ValidatorSet;
 use crate::masternode::{
     CommitteeBook, CommitteeRules, EpochRules, Member, MemberStatus, Registry, Snapshot,
 };
+use crate::net::{NetCommand, NetSendError};
 use crate::node::channels::NodeEvent;
 use crate::rpc::archive::{apply_final_block, final_block, stored_sets};
 use crate::store::{ReadView, Store, StoreError};
 use crate::time::Clock;
 use crate::types::Validator;
 use crossbeam_channel::TrySendError;
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Most final blocks applied per loop turn, so a long catch-up (a synced
@@ -140,6 +143,7 @@ impl<C: Clock> BlockThread<C> {
             }
         }
         self.publish_epoch();
+        self.publish_net_validators();
         Ok(())
     }
 
@@ -170,6 +174,34 @@ impl<C: Clock> BlockThread<C> {
         {
             Ok(()) | Err(TrySendError::Disconnected(_)) => self.epoch_published = epoch,
             Err(TrySendError::Full(_)) => {}
+        }
+    }
+
+    /// Tells the net layer, at the start and once the final chain enters
+    /// a new epoch, whose connections hold validator slots: the genesis set
+    /// (the endorsers) and the sets of this epoch and the next, so a joiner
+    /// holds one from before it votes. Again next turn if the command
+    /// channel was full.
+    fn publish_net_validators(&mut self) {
+        let rules = self.settings.committee_rules();
+        let epoch = rules.current_epoch(self.registry.next_height().saturating_sub(1));
+        let Some(net) = &self.net else {
+            return;
+        };
+        if self.net_epoch_published.is_some_and(|e| e >= epoch) {
+            return;
+        }
+        let genesis = self.validators.validators().iter();
+        let mut ids: BTreeSet<NodeId> = genesis.map(|v| v.id).collect();
+        for set in [epoch, epoch.saturating_add(1)].map(|e| self.committees.producers(e)) {
+            ids.extend(
+                set.into_iter()
+                    .flat_map(|s| s.validators().iter().map(|v| v.id)),
+            );
+        }
+        match net.send(NetCommand::SetValidators(ids)) {
+            Ok(()) | Err(NetSendError::Stopped) => self.net_epoch_published = Some(epoch),
+            Err(NetSendError::Full) => {}
         }
     }
 
