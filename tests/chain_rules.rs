@@ -1485,6 +1485,31 @@ fn a_rival_of_a_certified_block_is_ignored_and_certified_blocks_above_the_tip_ar
 }
 
 #[test]
+fn a_rival_of_a_block_certified_before_it_arrived_is_refused_even_on_the_tip() {
+    // The votes certifying a block can reach a node before the block does.
+    let f = Fixture::new(2);
+    let (worse, better) = worse_and_better(&f);
+    let mut fc = fork_choice(&f);
+    fc.certify(worse.block().header.height, worse.hash());
+    let expected = IgnoreReason::ConflictsWithCertified {
+        hash: better.hash(),
+        height: better.block().header.height,
+        certified: worse.hash(),
+    };
+    assert_eq!(
+        fc.place(&better.block().header, Some(&f.validators.set)),
+        Err(expected)
+    );
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT), better),
+        vec![ChainAction::Ignore(expected)]
+    );
+    let _ = fc.handle_block(slot_start(NEXT), worse.clone());
+    assert_eq!(fc.tip().hash, worse.hash());
+    assert_eq!(fc.final_height(), worse.block().header.height);
+}
+
+#[test]
 fn switch_undoes_the_descendants_of_the_worse_block_too() {
     let mut f = Fixture::new(2);
     let (worse, better) = worse_and_better(&f);

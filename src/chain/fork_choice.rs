@@ -340,7 +340,17 @@ impl ForkChoice {
             prev_hash: block.prev_hash,
         })?;
         let certified = self.certified.get(&block.height).copied();
+        let conflicts = |certified: Hash| IgnoreReason::ConflictsWithCertified {
+            hash: block.hash,
+            height: block.height,
+            certified,
+        };
         let Some(rival) = from_parent.next() else {
+            // The votes certifying a block can come before the block: its
+            // rival must not take the height meanwhile, even on our tip.
+            if let Some(c) = certified.filter(|c| *c != block.hash) {
+                return Err(conflicts(c));
+            }
             return Ok(Placement::ExtendsTip(parent.tip()));
         };
         if rival.height <= self.final_height {
@@ -356,13 +366,7 @@ impl ForkChoice {
                     rival: rival.hash,
                 })
             }
-            Some(c) => {
-                return Err(IgnoreReason::ConflictsWithCertified {
-                    hash: block.hash,
-                    height: block.height,
-                    certified: c,
-                })
-            }
+            Some(c) => return Err(conflicts(c)),
             None => {}
         }
         if block.rank() >= rival.rank() {
