@@ -1419,6 +1419,16 @@ fn better_rival_undoes_exactly_the_worse_block() {
     );
 }
 
+/// `block` is ignored for `reason`, by `place` and `handle_block` alike.
+fn assert_ignored(fc: &mut ForkChoice, f: &Fixture, block: ValidBlock, reason: IgnoreReason) {
+    let header = &block.block().header;
+    assert_eq!(fc.place(header, Some(&f.validators.set)), Err(reason));
+    assert_eq!(
+        fc.handle_block(slot_start(NEXT), block),
+        vec![ChainAction::Ignore(reason)]
+    );
+}
+
 #[test]
 fn a_certified_block_is_never_undone_by_a_better_rival() {
     let f = Fixture::new(2);
@@ -1431,14 +1441,7 @@ fn a_certified_block_is_never_undone_by_a_better_rival() {
         held: worse.hash(),
         height: worse.block().header.height,
     };
-    assert_eq!(
-        fc.place(&better.block().header, Some(&f.validators.set)),
-        Err(expected)
-    );
-    assert_eq!(
-        fc.handle_block(slot_start(NEXT), better),
-        vec![ChainAction::Ignore(expected)]
-    );
+    assert_ignored(&mut fc, &f, better, expected);
     assert_eq!(fc.tip().hash, worse.hash());
 }
 
@@ -1496,14 +1499,7 @@ fn a_rival_of_a_block_certified_before_it_arrived_is_refused_even_on_the_tip() {
         height: better.block().header.height,
         certified: worse.hash(),
     };
-    assert_eq!(
-        fc.place(&better.block().header, Some(&f.validators.set)),
-        Err(expected)
-    );
-    assert_eq!(
-        fc.handle_block(slot_start(NEXT), better),
-        vec![ChainAction::Ignore(expected)]
-    );
+    assert_ignored(&mut fc, &f, better, expected);
     let _ = fc.handle_block(slot_start(NEXT), worse.clone());
     assert_eq!(fc.tip().hash, worse.hash());
     assert_eq!(fc.final_height(), worse.block().header.height);

@@ -60,7 +60,7 @@ use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -453,6 +453,34 @@ impl<C: Clock> BlockThread<C> {
         let rules = self.settings.epoch_rules;
         let epoch = producing_epoch(height, certified, |h| rules.epoch_of(h));
         self.committees.producers(epoch)
+    }
+
+    /// Whether each of `blocks` (a batch, each on the one before it or on
+    /// a stored block) has a valid ticket and signature of one of its
+    /// producers. The certified prefix is carried along the batch, so a
+    /// block whose parent is earlier in it needs no stored parent.
+    fn made_by_producers(&self, read: &ReadView<'_>, blocks: &[Block]) -> Vec<bool> {
+        let rules = self.settings.epoch_rules;
+        let mut certified_of: HashMap<Hash, u64> = HashMap::new();
+        blocks
+            .iter()
+            .map(|b| {
+                let h = &b.header;
+                let parent_height = h.height.saturating_sub(1);
+                let certified = certified_of
+                    .get(&h.prev_hash)
+                    .copied()
+                    .or_else(|| carried_certified(read, h.prev_hash, parent_height).ok());
+                let Some(certified) = certified else {
+                    return false;
+                };
+                let carries = b.parent_certificate.is_some();
+                certified_of.insert(b.hash(), if carries { parent_height } else { certified });
+                let epoch = producing_epoch(h.height, certified, |x| rules.epoch_of(x));
+                let producers = self.committees.producers(epoch);
+                producers.is_some_and(|set| check_signatures(b, set).is_ok())
+            })
+            .collect()
     }
 
     /// Runs until the stop channel closes; a store failure ends the thread
@@ -927,8 +955,13 @@ impl<C: Clock> BlockThread<C> {
         self.count_verified_votes();
         match validated {
             Ok(valid) => {
+                let carried = valid.block().parent_certificate.clone();
                 let actions = self.fork_choice.handle_block(now.wall, valid);
-                self.execute(now, from, actions)
+                self.execute(now, from, actions)?;
+                match carried {
+                    Some(certificate) => self.keep_carried_certificate(&certificate),
+                    None => Ok(()),
+                }
             }
             Err(rejection) => {
                 self.refuse(from, hash, height, &rejection);
@@ -1022,11 +1055,8 @@ impl<C: Clock> BlockThread<C> {
             let mut unknown = Vec::new();
             // Only blocks a validator made get per-entry work: a stranger's
             // block costs one VRF and one signature check, never its proofs.
-            let made_by_validators = blocks.iter().filter(|b| {
-                let parent_height = b.header.height.saturating_sub(1);
-                let producers = self.producers_on(b.header.prev_hash, parent_height);
-                producers.is_some_and(|set| check_signatures(b, set).is_ok())
-            });
+            let made = self.made_by_producers(&read, blocks);
+            let made_by_validators = blocks.iter().zip(made).filter(|(_, m)| *m).map(|(b, _)| b);
             for block in made_by_validators {
                 let is_live = now_slot.saturating_sub(block.header.slot) <= LIVE_SLOTS;
                 for proof in &block.entries {

@@ -8,11 +8,9 @@
 //! validators finalize again, with proofs of an epoch without it (it stays
 //! registered: inactive, not deregistered). CI time: about 60 s.
 
-use crate::cli_ok;
 use crate::devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet};
+use crate::{cli_ok, start_masternode};
 use serde_json::json;
-use timecoin::crypto::Keypair;
-use timecoin::node::key_file::write_key_file;
 use timecoin::types::Hash;
 
 const EPOCH_BLOCKS: u64 = 4;
@@ -26,10 +24,8 @@ fn a_stopped_heavy_masternode_halts_finality_until_its_inactivity_removes_it() {
     let coins = funded_coins(&devnet, 1, 4);
     let files = tempfile::tempdir().unwrap();
     let wallet = files.path().join("wallet.json");
-    let key_file = files.path().join("masternode.json");
-    let identity = Keypair::from_seed_label("inactivity test masternode");
-    write_key_file(&key_file, &identity).unwrap();
-    let joiner = devnet.add_masternode(key_file.clone());
+    let (joiner, key_file, identity) =
+        start_masternode(&mut devnet, files.path(), "inactivity test masternode");
     let id = hex::encode(identity.public().0);
     let time_cli = |args: &[&str]| cli_ok(devnet.nodes[0].datadir(), &wallet, args);
     time_cli(&["devnet-wallet"]);

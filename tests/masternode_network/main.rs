@@ -12,10 +12,21 @@ mod production;
 mod registration;
 mod slashing;
 
-use devnet_support::Validator;
-use std::path::Path;
+use devnet_support::{Devnet, Validator};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use timecoin::crypto::Keypair;
+use timecoin::node::key_file::write_key_file;
 use timecoin::types::Hash;
+
+/// Starts a node for the masternode identity of `label`, its key file
+/// written in `dir`: the node's index, the key file and the identity.
+fn start_masternode(devnet: &mut Devnet, dir: &Path, label: &str) -> (usize, PathBuf, Keypair) {
+    let key_file = dir.join(format!("{}.json", label.replace(' ', "-")));
+    let identity = Keypair::from_seed_label(label);
+    write_key_file(&key_file, &identity).unwrap();
+    (devnet.add_masternode(key_file.clone()), key_file, identity)
+}
 
 /// Runs `time-cli` against `node`'s datadir with `wallet`; its stdout, or
 /// its stderr as the error.

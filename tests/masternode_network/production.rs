@@ -12,11 +12,10 @@
 //! stay put (`inactive_epochs` far above the run). CI time: about 70 s.
 
 use crate::devnet_support::{member_ids, wait_for, Devnet};
-use crate::{cli_final, cli_ok};
+use crate::{cli_final, cli_ok, start_masternode};
 use serde_json::json;
 use std::collections::BTreeMap;
 use timecoin::crypto::Keypair;
-use timecoin::node::key_file::write_key_file;
 use timecoin::types::Address;
 
 const EPOCH_BLOCKS: u64 = 4;
@@ -43,10 +42,8 @@ fn seated_masternodes_produce_blocks_at_the_rate_their_weight_implies() {
         .collect();
     let (mut key_files, mut joiners) = (Vec::new(), Vec::new());
     for (tier, weight) in [("bronze", 10), ("silver", 100)] {
-        let key_file = files.path().join(format!("{tier}.json"));
-        let identity = Keypair::from_seed_label(&format!("production test {tier}"));
-        write_key_file(&key_file, &identity).unwrap();
-        devnet.add_masternode(key_file.clone());
+        let label = format!("production test {tier}");
+        let (_, key_file, identity) = start_masternode(&mut devnet, files.path(), &label);
         weights.insert(hex::encode(identity.public().0), weight);
         joiners.push(hex::encode(identity.public().0));
         key_files.push((tier, key_file));

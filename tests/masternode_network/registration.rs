@@ -21,12 +21,10 @@
 //! genesis set.
 
 use crate::devnet_support::{self, member_ids, wait_for, Devnet};
-use crate::{cli, cli_final};
+use crate::{cli, cli_final, start_masternode};
 use serde_json::json;
 use std::path::Path;
-use timecoin::crypto::Keypair;
 use timecoin::finality::ValidatorSet;
-use timecoin::node::key_file::write_key_file;
 use timecoin::rpc::archive::{replay_params, verify_store, RegistryFault};
 use timecoin::time::{Clock, SystemClock};
 use timecoin::types::{encoding, Hash, Tier};
@@ -41,11 +39,9 @@ fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it()
     let spec = devnet.spec.clone();
     let files = tempfile::tempdir().unwrap();
     let wallet = files.path().join("wallet.json");
-    let key_file = files.path().join("masternode.json");
-    let identity = Keypair::from_seed_label("masternodes test joiner");
-    write_key_file(&key_file, &identity).unwrap();
     // The joiner runs from the start: a non-voting node until its epoch.
-    let joiner = devnet.add_masternode(key_file.clone());
+    let (joiner, key_file, identity) =
+        start_masternode(&mut devnet, files.path(), "masternodes test joiner");
     let node0 = &devnet.nodes[0];
     let key_arg = key_file.to_str().unwrap();
     let id = hex::encode(identity.public().0);

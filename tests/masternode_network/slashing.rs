@@ -10,18 +10,16 @@
 //! counted in `gettxoutsetinfo`), `verifychain` replays it, and the
 //! genesis validators keep finalizing. CI time: about 60 s.
 
-use crate::cli_ok;
 use crate::devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet, Validator};
 use crate::net_support::RawPeer;
+use crate::{cli_ok, start_masternode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use timecoin::consensus::ConsensusMessage;
-use timecoin::crypto::Keypair;
 use timecoin::finality::{VoteScope, WindowVote};
 use timecoin::net::frame::encode_frame;
 use timecoin::net::Message;
-use timecoin::node::key_file::write_key_file;
 use timecoin::types::{Hash, OutPoint, Tier};
 
 const EPOCH_BLOCKS: u64 = 5;
@@ -48,10 +46,8 @@ fn an_equivocating_masternode_is_slashed_on_every_node_and_leaves_its_effective_
 
     let files = tempfile::tempdir().unwrap();
     let wallet = files.path().join("wallet.json");
-    let key_file = files.path().join("masternode.json");
-    let identity = Keypair::from_seed_label("slashing test masternode");
-    write_key_file(&key_file, &identity).unwrap();
-    devnet.add_masternode(key_file.clone());
+    let (_, key_file, identity) =
+        start_masternode(&mut devnet, files.path(), "slashing test masternode");
     let id = hex::encode(identity.public().0);
     let node0 = &devnet.nodes[0];
     cli_ok(node0.datadir(), &wallet, &["devnet-wallet"]);

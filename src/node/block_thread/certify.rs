@@ -217,6 +217,38 @@ impl<C: Clock> BlockThread<C> {
         Ok(())
     }
 
+    /// Stores a verified certificate (one write) and makes its block
+    /// final; false if one for its height was held already.
+    fn store_certificate(
+        &mut self,
+        certificate: &Certificate,
+        weight: u64,
+    ) -> Result<bool, BlockThreadError> {
+        let (height, hash) = (certificate.height, certificate.hash);
+        let record = CertificateRecord {
+            hash,
+            weight,
+            certificate: certificate.encode(),
+        };
+        if !self.store.put_certificate(height, &record)? {
+            return Ok(false);
+        }
+        self.endorsements.mark_certified(height);
+        self.fork_choice.certify(height, hash);
+        Ok(true)
+    }
+
+    /// The parent's certificate an adopted block carries (verified with
+    /// it): stored if new, so a syncing node's chain becomes final, and
+    /// its registry decides the epochs' sets, as it adopts the blocks.
+    pub(super) fn keep_carried_certificate(
+        &mut self,
+        certificate: &Certificate,
+    ) -> Result<(), BlockThreadError> {
+        let weight = certificate.signers_weight(&self.validators);
+        self.store_certificate(certificate, weight).map(|_| ())
+    }
+
     /// A verified certificate: stored once (one write), gossiped once, and
     /// followed if it certifies a block our chain does not hold.
     fn on_certified(
@@ -226,16 +258,9 @@ impl<C: Clock> BlockThread<C> {
         (weight, committee_weight): (u64, u64),
     ) -> Result<(), BlockThreadError> {
         let (height, hash) = (certificate.height, certificate.hash);
-        let record = CertificateRecord {
-            hash,
-            weight,
-            certificate: certificate.encode(),
-        };
-        if !self.store.put_certificate(height, &record)? {
+        if !self.store_certificate(&certificate, weight)? {
             return Ok(());
         }
-        self.endorsements.mark_certified(height);
-        self.fork_choice.certify(height, hash);
         log::info!(
             "block {hash} at height {height} certified: weight {weight} of {committee_weight} \
              by {} signers",
