@@ -5,6 +5,7 @@
 //! Pure: callers read the set and the deciding block.
 
 use super::EpochRules;
+use crate::chain::producing_epoch;
 use crate::config::ChainSpec;
 use crate::consensus::EpochCommittee;
 use crate::finality::{draw_committee, epoch_seed, ValidatorSet};
@@ -110,6 +111,17 @@ impl CommitteeBook {
     /// `epoch`'s whole set: its block producers.
     pub fn producers(&self, epoch: u64) -> Option<&ValidatorSet> {
         self.sets(epoch).map(|s| &s.set)
+    }
+
+    /// The producers of a block at `height` on a branch whose carried
+    /// certificates reach `certified` (see [`producing_epoch`]).
+    pub fn producers_at(
+        &self,
+        rules: &EpochRules,
+        height: u64,
+        certified: u64,
+    ) -> Option<&ValidatorSet> {
+        self.producers(producing_epoch(height, certified, |h| rules.epoch_of(h)))
     }
 
     /// Adds a decided epoch's sets, forgetting the oldest beyond the cap.

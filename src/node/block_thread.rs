@@ -35,11 +35,11 @@ use super::chain_view::{
 };
 use super::channels::NodeEvent;
 use crate::chain::{
-    build_block, check_signatures, producing_epoch, publish_delay_ms, validate_block_with, Block,
-    BlockRejection, BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction,
-    ChainTip, ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig,
-    ForkChoiceError, IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig,
-    Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
+    BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction, ChainTip,
+    ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError,
+    IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock,
+    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -450,9 +450,8 @@ impl<C: Clock> BlockThread<C> {
         let read = self.store.read().ok()?;
         let certified = carried_certified(&read, parent, parent_height).ok()?;
         let height = parent_height.saturating_add(1);
-        let rules = self.settings.epoch_rules;
-        let epoch = producing_epoch(height, certified, |h| rules.epoch_of(h));
-        self.committees.producers(epoch)
+        self.committees
+            .producers_at(&self.settings.epoch_rules, height, certified)
     }
 
     /// Whether each of `blocks` (a batch, each on the one before it or on
@@ -460,7 +459,7 @@ impl<C: Clock> BlockThread<C> {
     /// producers. The certified prefix is carried along the batch, so a
     /// block whose parent is earlier in it needs no stored parent.
     fn made_by_producers(&self, read: &ReadView<'_>, blocks: &[Block]) -> Vec<bool> {
-        let rules = self.settings.epoch_rules;
+        let rules = &self.settings.epoch_rules;
         let mut certified_of: HashMap<Hash, u64> = HashMap::new();
         blocks
             .iter()
@@ -476,8 +475,7 @@ impl<C: Clock> BlockThread<C> {
                 };
                 let carries = b.parent_certificate.is_some();
                 certified_of.insert(b.hash(), if carries { parent_height } else { certified });
-                let epoch = producing_epoch(h.height, certified, |x| rules.epoch_of(x));
-                let producers = self.committees.producers(epoch);
+                let producers = self.committees.producers_at(rules, h.height, certified);
                 producers.is_some_and(|set| check_signatures(b, set).is_ok())
             })
             .collect()
@@ -1477,9 +1475,8 @@ fn load_fork_choice(
                 source,
             })?;
         let certified = carried_certified(&read, header.prev_hash, height - 1)?;
-        let rules = settings.epoch_rules;
-        let epoch = producing_epoch(height, certified, |h| rules.epoch_of(h));
-        recent.push(BlockSummary::of(&header, sets.producers(epoch)));
+        let producers = sets.producers_at(&settings.epoch_rules, height, certified);
+        recent.push(BlockSummary::of(&header, producers));
     }
     let mut fork_choice = ForkChoice::new(settings.fork_choice, recent)?;
     for height in first..=tip.height {

@@ -16,8 +16,7 @@
 
 use crate::chain::reward::payout_address;
 use crate::chain::{
-    producing_epoch, Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing,
-    MAX_BLOCK_BYTES,
+    Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing, MAX_BLOCK_BYTES,
 };
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
@@ -137,8 +136,8 @@ impl ChainView for StoreChainView<'_> {
                 .ok()
         });
         let height = self.parent.height.saturating_add(1);
-        let epoch = producing_epoch(height, (*certified)?, |h| self.epoch_of(h));
-        self.committees.producers(epoch)
+        self.committees
+            .producers_at(self.registry.rules(), height, (*certified)?)
     }
 
     /// A producer of a decided epoch registered in a final block, which

@@ -105,7 +105,6 @@ impl<C: Clock> BlockThread<C> {
                 return Ok(());
             }
         };
-        let committee_weight = context.validators.total_weight();
         match self.endorsements.handle_vote(vote.clone(), &context) {
             VoteOutcome::Duplicate | VoteOutcome::Ignored => Ok(()),
             VoteOutcome::Invalid(e) => {
@@ -122,16 +121,13 @@ impl<C: Clock> BlockThread<C> {
                 certified,
                 evidence,
             } => {
-                let certified = certified.map(|certificate| {
-                    let weight = certificate.signers_weight(context.validators);
-                    (certificate, (weight, committee_weight))
-                });
                 self.broadcast(Message::BlockVote(Box::new(vote)), from);
                 if let Some(evidence) = evidence {
                     self.keep_evidence(from, *evidence)?;
                 }
-                if let Some((certificate, weights)) = certified {
-                    self.on_certified(from, certificate, weights)?;
+                if let Some(certificate) = certified {
+                    let weight = certificate.signers_weight(&self.validators);
+                    self.on_certified(from, certificate, weight)?;
                 }
                 Ok(())
             }
@@ -154,12 +150,11 @@ impl<C: Clock> BlockThread<C> {
             {
                 continue;
             }
-            let verified = self.vote_context(certificate.height).and_then(|context| {
-                let weight = certificate.verify(&context)?;
-                Ok((weight, context.validators.total_weight()))
-            });
+            let verified = self
+                .vote_context(certificate.height)
+                .and_then(|context| certificate.verify(&context));
             match verified {
-                Ok(weights) => self.on_certified(Some(from), certificate, weights)?,
+                Ok(weight) => self.on_certified(Some(from), certificate, weight)?,
                 Err(e) if e.is_peer_fault() => {
                     log::warn!("refused a certificate from {from:?}: {e}");
                     self.penalize(from, "invalid certificate");
@@ -255,15 +250,15 @@ impl<C: Clock> BlockThread<C> {
         &mut self,
         from: Option<NodeId>,
         certificate: Certificate,
-        (weight, committee_weight): (u64, u64),
+        weight: u64,
     ) -> Result<(), BlockThreadError> {
         let (height, hash) = (certificate.height, certificate.hash);
         if !self.store_certificate(&certificate, weight)? {
             return Ok(());
         }
         log::info!(
-            "block {hash} at height {height} certified: weight {weight} of {committee_weight} \
-             by {} signers",
+            "block {hash} at height {height} certified: weight {weight} of {} by {} signers",
+            self.validators.total_weight(),
             certificate.votes.len()
         );
         self.broadcast(
