@@ -305,10 +305,14 @@ impl ForkChoice {
     /// A certified block above our tip (one we lack): sync towards it
     /// rather than produce beside it.
     pub fn certified_above_tip(&self) -> Option<(u64, Hash)> {
+        self.all_certified_above_tip().next_back()
+    }
+
+    /// Every known certified block above our tip, lowest first.
+    pub fn all_certified_above_tip(&self) -> impl DoubleEndedIterator<Item = (u64, Hash)> + '_ {
         let tip = self.tip().height;
         self.certified
             .range(tip.saturating_add(1)..)
-            .next_back()
             .map(|(h, hash)| (*h, *hash))
     }
 

@@ -27,6 +27,7 @@
 mod certify;
 mod epochs;
 mod slashing;
+mod undone;
 
 pub use epochs::epoch_committees;
 
@@ -64,6 +65,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use undone::UndoneBlocks;
 
 /// Sync requests in flight at once, each to a different peer.
 pub const SYNC_REQUESTS_IN_FLIGHT: usize = 4;
@@ -373,6 +375,8 @@ pub struct BlockThread<C: Clock> {
     fork_probes: BTreeMap<NodeId, MonoTime>,
     /// Recent blocks of branches that lost to ours (see [`LOST_BLOCKS_KEPT`]).
     lost: LostBlocks,
+    /// Blocks this node undid, should a certificate name one (see `undone`).
+    undone: UndoneBlocks,
     /// When the loop last turned, to notice a pause.
     last_turn: MonoTime,
     /// Endorsements of recent heights (see `certify`).
@@ -433,6 +437,7 @@ impl<C: Clock> BlockThread<C> {
             catch_up,
             fork_probes: BTreeMap::new(),
             lost: LostBlocks::default(),
+            undone: UndoneBlocks::default(),
             last_turn: now.mono,
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
@@ -591,6 +596,7 @@ impl<C: Clock> BlockThread<C> {
     }
 
     fn on_time(&mut self, now: Now) -> Result<(), BlockThreadError> {
+        self.readopt_certified(now)?;
         self.sync.handle_timeout(now.mono);
         self.advance_catch_up(now);
         self.request_blocks(now);
@@ -913,7 +919,8 @@ impl<C: Clock> BlockThread<C> {
         !recent
     }
 
-    /// Places, validates and adopts one block (ours when `from` is `None`).
+    /// Places, validates and adopts one block (ours, or one we undid, when
+    /// `from` is `None`).
     fn accept_block(
         &mut self,
         now: Now,
@@ -1126,7 +1133,8 @@ impl<C: Clock> BlockThread<C> {
                 "not adopting block {hash} at height {height} from {peer:?} ({name}): {rejection}"
             ),
             None => log::error!(
-                "our own block {hash} at height {height} is invalid ({name}): {rejection}"
+                "block {hash} at height {height}, ours or one we undid, is invalid ({name}): \
+                 {rejection}"
             ),
         }
     }
@@ -1192,7 +1200,9 @@ impl<C: Clock> BlockThread<C> {
         Ok(())
     }
 
+    /// Undoes the tip `hash` (one write) and keeps its block in `undone`.
     fn undo(&mut self, hash: Hash) -> Result<(), StoreError> {
+        let bytes = self.store.block(&hash)?;
         let report = self.store.undo_tip(&hash)?;
         self.count_writes(report.writes);
         self.channels.waiters.publish_block();
@@ -1200,6 +1210,36 @@ impl<C: Clock> BlockThread<C> {
             "undid block {hash}: a better rival replaces it; tip back to height {}",
             report.tip.height
         );
+        match bytes.map(|b| Block::decode(&b, self.settings.max_block_bytes())) {
+            Some(Ok(block)) => self.undone.insert(block),
+            Some(Err(e)) => log::warn!("undone block {hash} does not decode ({e}): not kept"),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A certified block above our tip that this node undid (every node
+    /// may have, for a better-ranked rival) is adopted again with the
+    /// undone blocks that link it to our tip: no peer may hold it any more.
+    fn readopt_certified(&mut self, now: Now) -> Result<(), BlockThreadError> {
+        let tip = self.fork_choice.tip().hash;
+        let undone = &mut self.undone;
+        let Some(branch) = self
+            .fork_choice
+            .all_certified_above_tip()
+            .rev()
+            .find_map(|(_, hash)| undone.take_branch(tip, hash))
+        else {
+            return Ok(());
+        };
+        for block in branch {
+            log::info!(
+                "adopting block {} at height {} again: certified after we undid it",
+                block.hash(),
+                block.header.height
+            );
+            self.accept_block(now, None, block)?;
+        }
         Ok(())
     }
 
@@ -1569,7 +1609,7 @@ mod tests {
         assert!(catch_up.heard(timeout), "a paused peer holds nobody up");
     }
 
-    fn block_at(height: u64) -> Block {
+    pub(super) fn block_at(height: u64) -> Block {
         Block {
             header: BlockHeader {
                 version: BLOCK_VERSION,

@@ -33,6 +33,8 @@ const WALL_OFFSET_FILE: &str = "wall_offset_ms";
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
+/// Ports an added node tries before its test fails.
+const PORT_RETRIES: usize = 5;
 
 /// Polls `ready` until it returns `Some`, failing with `what` at the deadline.
 pub fn wait_for<T>(what: &str, ready: impl FnMut() -> Option<T>) -> T {
@@ -164,6 +166,14 @@ impl Devnet {
 
     /// Starts node `i`'s process on its datadir and waits for its RPC.
     pub fn launch(&mut self, i: usize) {
+        if let Err(log) = self.try_launch(i) {
+            panic!("node {i} exited at start:\n{log}");
+        }
+    }
+
+    /// [`Devnet::launch`]; if the process exits before its RPC is up, its
+    /// log as the error.
+    fn try_launch(&mut self, i: usize) -> Result<(), String> {
         let chain_file = self.chain_file.clone();
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {i} is running");
@@ -194,20 +204,25 @@ impl Devnet {
             .stderr(log)
             .spawn()
             .unwrap();
-        node.child = Some(child);
         let datadir = node.datadir.clone();
-        let port: u16 = wait_for("rpc.port", || {
-            std::fs::read_to_string(datadir.join("rpc.port"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
+        let child = node.child.insert(child);
+        let port = wait_for(&format!("node {i}'s rpc.port"), || {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(None);
+            }
+            let text = std::fs::read_to_string(datadir.join("rpc.port")).ok()?;
+            Some(Some(text.trim().parse::<u16>().ok()?))
         });
+        let Some(port) = port else {
+            node.child = None;
+            return Err(node.log());
+        };
         node.client = Some(RpcClient::new(
             ([127, 0, 0, 1], port).into(),
             read_cookie(&datadir).unwrap(),
             Duration::from_secs(30),
         ));
+        Ok(())
     }
 
     /// Adds and launches a non-voting node with an empty datadir that
@@ -237,8 +252,23 @@ impl Devnet {
             child: None,
             client: None,
         });
-        self.launch(index);
-        index
+        // A port picked free can be taken before the node binds it (another
+        // devnet's outgoing connection): such a node gets another port.
+        for _ in 0..PORT_RETRIES {
+            match self.try_launch(index) {
+                Ok(()) => return index,
+                Err(log)
+                    if log
+                        .lines()
+                        .last()
+                        .is_some_and(|l| l.contains("Address already in use")) =>
+                {
+                    self.nodes[index].p2p_port = free_ports(1)[0];
+                }
+                Err(log) => panic!("node {index} exited at start:\n{log}"),
+            }
+        }
+        panic!("node {index} found no free port in {PORT_RETRIES} tries");
     }
 
     /// Node `i`'s LMDB store, opened beside the running node (LMDB is
@@ -283,12 +313,32 @@ impl Devnet {
     }
 }
 
+/// Set to keep a failed test's devnet directory (datadirs, full logs).
+const KEEP_FAILED_ENV: &str = "TIMECOIN_KEEP_FAILED_DEVNET";
+/// Lines of each node's log a failed test prints.
+const FAILED_LOG_LINES: usize = 60;
+
 impl Drop for Devnet {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
                 let _ = child.kill();
                 let _ = child.wait();
+            }
+        }
+        // A failing multi-process test is diagnosed from its nodes' logs:
+        // their tails go to the test's output, the whole directory stays
+        // on request.
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(FAILED_LOG_LINES)..];
+                eprintln!("--- node{} log tail ---\n{}", node.index, tail.join("\n"));
+            }
+            if std::env::var_os(KEEP_FAILED_ENV).is_some() {
+                let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+                eprintln!("devnet kept at {}", dir.keep().display());
             }
         }
     }
