@@ -1188,9 +1188,9 @@ fn best_possible_ticket_publishes_at_once() {
     let id = f.validators.ids[0].public();
     let best = Ticket::new(SortitionScore([0; 32]), &id, set);
     let worst = Ticket::new(SortitionScore([0xff; 32]), &id, set);
-    assert_eq!(publish_delay_ms(&best, set, 100), 0);
+    assert_eq!(publish_delay_ms(&best, set, 100, 60_000), 0);
     assert_eq!(
-        publish_delay_ms(&worst, set, 100),
+        publish_delay_ms(&worst, set, 100, 60_000),
         set.len() as u64 * 100 - 1,
         "the worst ticket waits until just before the last rank's turn ends"
     );

@@ -297,8 +297,9 @@ impl Equivocation {
 pub enum VoteOutcome {
     /// Seen before (same voter, height and block): nothing to do, not relayed.
     Duplicate,
-    /// Outside the kept heights, or at a height already certified or whose
-    /// voter already equivocated: dropped without a signature check.
+    /// Outside the kept heights, for another block than the one certified
+    /// at its height, or by a voter who already equivocated there: dropped
+    /// without a signature check.
     Ignored,
     /// Invalid; the sender is at fault if [`CertificateError::is_peer_fault`].
     Invalid(CertificateError),
@@ -312,13 +313,13 @@ pub enum VoteOutcome {
 }
 
 /// Votes of one height: the first vote of each voter, the weight behind
-/// each block, and the voters caught equivocating.
+/// each block, the voters caught equivocating, and the block certified.
 #[derive(Default, Debug)]
 struct HeightVotes {
     by_voter: BTreeMap<PublicKeyBytes, BlockVote>,
     weight: BTreeMap<Hash, u64>,
     equivocators: BTreeSet<PublicKeyBytes>,
-    certified: bool,
+    certified: Option<Hash>,
 }
 
 /// The sans-IO vote tally of recent heights.
@@ -349,11 +350,35 @@ impl Endorsements {
         let _ = self.heights.split_off(&newest.saturating_add(1));
     }
 
-    /// Marks `height` certified (a certificate learned whole, or loaded),
-    /// so its later votes cost nothing.
-    pub fn mark_certified(&mut self, height: u64) {
+    /// Marks `hash` certified at `height` (a certificate learned whole, or
+    /// loaded), so later votes for other blocks there cost nothing.
+    pub fn mark_certified(&mut self, height: u64, hash: Hash) {
         if self.keeps(height) {
-            self.heights.entry(height).or_default().certified = true;
+            self.heights.entry(height).or_default().certified = Some(hash);
+        }
+    }
+
+    /// `certificate` with every vote for its block counted here since:
+    /// endorsements that came after the quorum are carried too, so the
+    /// final chain shows every endorser that is live (DESIGN §7 liveness),
+    /// not only the fastest two thirds.
+    pub fn completed(&self, certificate: Certificate) -> Certificate {
+        let Some(at) = self.heights.get(&certificate.height) else {
+            return certificate;
+        };
+        let mut votes: BTreeMap<PublicKeyBytes, BlockVote> = certificate
+            .votes
+            .into_iter()
+            .map(|vote| (vote.voter, vote))
+            .collect();
+        let late = at.by_voter.values().filter(|v| v.hash == certificate.hash);
+        for vote in late {
+            votes.entry(vote.voter).or_insert_with(|| vote.clone());
+        }
+        Certificate {
+            height: certificate.height,
+            hash: certificate.hash,
+            votes: votes.into_values().collect(),
         }
     }
 
@@ -380,7 +405,7 @@ impl Endorsements {
         if earlier.is_some_and(|e| e.hash == vote.hash) {
             return VoteOutcome::Duplicate;
         }
-        if at.certified && earlier.is_none() {
+        if at.certified.is_some_and(|c| c != vote.hash) && earlier.is_none() {
             return VoteOutcome::Ignored;
         }
         let weight = match context.check(&vote) {
@@ -403,8 +428,8 @@ impl Endorsements {
         let reached = *total >= context.validators.required_weight();
         let (height, hash) = (vote.height, vote.hash);
         at.by_voter.insert(vote.voter, vote);
-        let certified = (reached && !at.certified).then(|| {
-            at.certified = true;
+        let certified = (reached && at.certified.is_none()).then(|| {
+            at.certified = Some(hash);
             Certificate {
                 height,
                 hash,
@@ -503,9 +528,23 @@ mod tests {
         };
         assert_eq!(cert.verify(&c), Ok(67));
         assert_eq!(cert.hash, block(1));
-        // A later vote for the certified block is counted, never certifies twice.
+        // A later vote for the certified block is counted, never certifies
+        // twice, and the carried certificate shows it.
         let late = tally.handle_vote(vote(&k[3], 5, block(1)), &c);
-        assert_eq!(late, VoteOutcome::Ignored);
+        assert!(matches!(
+            late,
+            VoteOutcome::Counted {
+                certified: None,
+                evidence: None
+            }
+        ));
+        let completed = tally.completed(cert.clone());
+        assert_eq!(completed.verify(&c), Ok(80));
+        let voters: Vec<PublicKeyBytes> = completed.votes.iter().map(|v| v.voter).collect();
+        let mut expected: Vec<PublicKeyBytes> = cert.votes.iter().map(|v| v.voter).collect();
+        expected.push(k[3].public());
+        expected.sort();
+        assert_eq!(voters, expected, "the late voter joins, ascending");
 
         let s = set(&k, &[40, 26, 20, 14]);
         let c = context(&s);
@@ -520,6 +559,26 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn after_the_quorum_a_first_vote_for_another_block_costs_nothing() {
+        let k = keys(4);
+        let s = set(&k, &[1, 1, 1, 1]);
+        let c = context(&s);
+        let mut tally = Endorsements::new(8, 5);
+        for key in &k[..3] {
+            tally.handle_vote(vote(key, 5, block(1)), &c);
+        }
+        let rival = tally.handle_vote(vote(&k[3], 5, block(2)), &c);
+        assert_eq!(rival, VoteOutcome::Ignored);
+        // Marked from a certificate learned whole: the same.
+        let mut tally = Endorsements::new(8, 5);
+        tally.mark_certified(5, block(1));
+        let rival = tally.handle_vote(vote(&k[3], 5, block(2)), &c);
+        assert_eq!(rival, VoteOutcome::Ignored);
+        let late = tally.handle_vote(vote(&k[2], 5, block(1)), &c);
+        assert!(matches!(late, VoteOutcome::Counted { .. }));
     }
 
     #[test]

@@ -67,19 +67,20 @@ pub fn weighted_rank(score: &SortitionScore, weight: u64) -> u128 {
 /// expected rank among the set, `rank · total_weight` (the best of all
 /// tickets has `rank · total_weight` of mean 1), times `step_ms`, capped
 /// below `n_validators · step_ms` so every rank publishes within the slot.
+/// A set that outgrew `slot_ms / step_ms` ranks (masternodes joined since
+/// the configuration was checked against the genesis set) gets a shorter
+/// step, so that still holds.
 /// The best possible ticket waits 0 ms, so the likely winner publishes at
 /// once and worse tickets only publish if it stayed silent. The rank is not
 /// rounded, so two tickets of one whole rank do not publish at one moment.
 /// A lone validator has no rival to wait for.
-pub fn publish_delay_ms(ticket: &Ticket, set: &ValidatorSet, step_ms: u64) -> u64 {
-    let n = set.len();
+pub fn publish_delay_ms(ticket: &Ticket, set: &ValidatorSet, step_ms: u64, slot_ms: u64) -> u64 {
+    let n = u64::try_from(set.len()).unwrap_or(u64::MAX);
     if n <= 1 {
         return 0;
     }
-    let cap = u64::try_from(n)
-        .unwrap_or(u64::MAX)
-        .saturating_mul(step_ms)
-        .saturating_sub(1);
+    let step_ms = step_ms.min(slot_ms.saturating_sub(1) / n);
+    let cap = n.saturating_mul(step_ms).saturating_sub(1);
     let spread = u128::from(set.total_weight()).saturating_mul(u128::from(step_ms));
     let delay = ticket.rank.saturating_mul(spread) >> FRAC_BITS;
     u64::try_from(delay).unwrap_or(u64::MAX).min(cap)
@@ -176,15 +177,18 @@ mod tests {
         let set = set(&[1, 1, 1, 1]);
         let id = PublicKeyBytes([1; 32]);
         let best = Ticket::new(SortitionScore([0; 32]), &id, &set);
-        assert_eq!(publish_delay_ms(&best, &set, 100), 0);
+        assert_eq!(publish_delay_ms(&best, &set, 100, 2_000), 0);
         let mut half = [0u8; 32];
         half[0] = 0x80;
         let middle = Ticket::new(SortitionScore(half), &id, &set);
         // ln 2 · 4 · 100 ms = 277.26 ms.
-        assert_eq!(publish_delay_ms(&middle, &set, 100), 277);
+        assert_eq!(publish_delay_ms(&middle, &set, 100, 2_000), 277);
         let worst = Ticket::new(SortitionScore([0xff; 32]), &id, &set);
-        assert_eq!(publish_delay_ms(&worst, &set, 100), 399);
+        assert_eq!(publish_delay_ms(&worst, &set, 100, 2_000), 399);
         let alone = self::set(&[5]);
-        assert_eq!(publish_delay_ms(&worst, &alone, 100), 0);
+        assert_eq!(publish_delay_ms(&worst, &alone, 100, 2_000), 0);
+        // Four ranks of 100 ms do not fit a 300 ms slot: the step is 74 ms.
+        assert_eq!(publish_delay_ms(&middle, &set, 100, 300), 205);
+        assert_eq!(publish_delay_ms(&worst, &set, 100, 300), 295);
     }
 }

@@ -719,7 +719,8 @@ impl<C: Clock> BlockThread<C> {
         let delay_ms = if self.settings.all_producers_publish {
             0
         } else {
-            publish_delay_ms(&ticket, producers, self.settings.publish_step_ms)
+            let step_ms = self.settings.publish_step_ms;
+            publish_delay_ms(&ticket, producers, step_ms, clock.block_interval_ms())
         };
         self.plan = Some(PlannedBlock {
             slot,
@@ -801,7 +802,8 @@ impl<C: Clock> BlockThread<C> {
             }
         }
         let parent = plan.parent.tip();
-        let parent_certificate = held_certificate(&view.read, parent.height, parent.hash)?;
+        let parent_certificate = held_certificate(&view.read, parent.height, parent.hash)?
+            .map(|certificate| self.endorsements.completed(certificate));
         let evidence = slashing::evidence_to_carry(&view)?;
         let template = BlockTemplate {
             chain_id: self.settings.chain_id,

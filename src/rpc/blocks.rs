@@ -493,10 +493,9 @@ pub(super) fn validators(ctx: &RpcContext) -> Result<Value, RpcError> {
     }))
 }
 
-/// The reward rules for the current set, and the reward of the block at
-/// `height` (default: the tip; none at the genesis).
+/// The reward rules of the set that pays the block at `height` (default:
+/// the tip; none at the genesis), and that block's reward.
 pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value, RpcError> {
-    let set = super::methods::validator_set(ctx)?;
     let view = ctx.store.read()?;
     let tip = view.tip()?;
     if height == Some(0) {
@@ -509,7 +508,8 @@ pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value
     if height > tip.height {
         return Err(out_of_range(height, tip.height));
     }
-    let base = block_reward(set.len());
+    let set = super::masternodes::paying_set(ctx, &view, height)?;
+    let base = block_reward(set.members.len());
     let producer_cut = Amount(base.units() / 10);
     let block = match view.block_hash_at(height)?.filter(|_| height > 0) {
         None => Value::Null,
@@ -530,7 +530,8 @@ pub(super) fn reward_info(ctx: &RpcContext, height: Option<u64>) -> Result<Value
         }
     };
     Ok(json!({
-        "validators": set.len(),
+        "epoch": set.epoch,
+        "validators": set.members.len(),
         "total_weight": set.total_weight(),
         // 100 TIME x (1 + ln N), before the block's fees are added.
         "block_reward": json::amount(base),

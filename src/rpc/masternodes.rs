@@ -18,12 +18,35 @@ fn snapshot_of(
     epoch: u64,
 ) -> Result<Option<Snapshot>, RpcError> {
     if epoch <= 1 {
-        return Ok(Some(Snapshot {
-            epoch,
-            members: genesis_registry(&ctx.spec).latest().members.clone(),
-        }));
+        return Ok(Some(genesis_snapshot(ctx, epoch)));
     }
     Ok(view.epoch_snapshot(epoch)?)
+}
+
+fn genesis_snapshot(ctx: &RpcContext, epoch: u64) -> Snapshot {
+    Snapshot {
+        epoch,
+        members: genesis_registry(&ctx.spec).latest().members.clone(),
+    }
+}
+
+/// The set that pays the block at `height`: its epoch's, or while that
+/// is undecided (a branch that certified nothing for a while keeps the
+/// last set it decided, DESIGN §7) the latest decided one before it.
+pub(super) fn paying_set(
+    ctx: &RpcContext,
+    view: &ReadView<'_>,
+    height: u64,
+) -> Result<Snapshot, RpcError> {
+    let epoch = ctx.spec.epoch_rules.epoch_of(height);
+    if let Some(snapshot) = snapshot_of(ctx, view, epoch)? {
+        return Ok(snapshot);
+    }
+    // Epochs are decided in order: the latest decided one is before it.
+    match view.latest_snapshot()? {
+        Some(latest) if latest.epoch < epoch => Ok(latest),
+        _ => Ok(genesis_snapshot(ctx, 1)),
+    }
 }
 
 fn set_summary(snapshot: &Snapshot) -> Value {

@@ -33,8 +33,12 @@ const WALL_OFFSET_FILE: &str = "wall_offset_ms";
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
-/// Ports an added node tries before its test fails.
-const PORT_RETRIES: usize = 5;
+/// Starts of a node whose port is taken before its test fails.
+const PORT_RETRIES: usize = 10;
+/// How long a validator waits for its taken port between two starts.
+const PORT_RETRY_GAP: Duration = Duration::from_secs(1);
+/// How `timed` says its port is taken (the last line of its log).
+const PORT_TAKEN: &str = "Address already in use";
 
 /// Polls `ready` until it returns `Some`, failing with `what` at the deadline.
 pub fn wait_for<T>(what: &str, ready: impl FnMut() -> Option<T>) -> T {
@@ -165,10 +169,26 @@ impl Devnet {
     }
 
     /// Starts node `i`'s process on its datadir and waits for its RPC.
+    /// A port picked free can be taken before the node binds it, by an
+    /// outgoing connection (the tests' RPC polls open many short ones): a
+    /// validator, whose port its peers know, tries it again a moment later.
     pub fn launch(&mut self, i: usize) {
-        if let Err(log) = self.try_launch(i) {
-            panic!("node {i} exited at start:\n{log}");
+        self.launch_retrying(i, |_| std::thread::sleep(PORT_RETRY_GAP));
+    }
+
+    /// [`Devnet::try_launch`], calling `on_port_taken` before each retry
+    /// while the node cannot bind its port.
+    fn launch_retrying(&mut self, i: usize, mut on_port_taken: impl FnMut(&mut Validator)) {
+        for _ in 0..PORT_RETRIES {
+            match self.try_launch(i) {
+                Ok(()) => return,
+                Err(log) if log.lines().last().is_some_and(|l| l.contains(PORT_TAKEN)) => {
+                    on_port_taken(&mut self.nodes[i]);
+                }
+                Err(log) => panic!("node {i} exited at start:\n{log}"),
+            }
         }
+        panic!("node {i} found its port taken {PORT_RETRIES} times");
     }
 
     /// [`Devnet::launch`]; if the process exits before its RPC is up, its
@@ -252,23 +272,9 @@ impl Devnet {
             child: None,
             client: None,
         });
-        // A port picked free can be taken before the node binds it (another
-        // devnet's outgoing connection): such a node gets another port.
-        for _ in 0..PORT_RETRIES {
-            match self.try_launch(index) {
-                Ok(()) => return index,
-                Err(log)
-                    if log
-                        .lines()
-                        .last()
-                        .is_some_and(|l| l.contains("Address already in use")) =>
-                {
-                    self.nodes[index].p2p_port = free_ports(1)[0];
-                }
-                Err(log) => panic!("node {index} exited at start:\n{log}"),
-            }
-        }
-        panic!("node {index} found no free port in {PORT_RETRIES} tries");
+        // Nobody knows an added node's port yet: it takes another.
+        self.launch_retrying(index, |node| node.p2p_port = free_ports(1)[0]);
+        index
     }
 
     /// Node `i`'s LMDB store, opened beside the running node (LMDB is

@@ -31,6 +31,14 @@ const MAX_UNCERTIFIED_WALK: u64 = 500;
 /// ports (each listens on a port of its own behind it) and waits until all
 /// are connected, through the proxy.
 pub fn start_behind_proxy(n: usize) -> (Devnet, FaultProxy) {
+    start_behind_proxy_with(n, |text| text)
+}
+
+/// [`start_behind_proxy`] on the generated chain config as `edit` changes it.
+pub fn start_behind_proxy_with(
+    n: usize,
+    edit: impl FnOnce(String) -> String,
+) -> (Devnet, FaultProxy) {
     // Bound first, so the nodes' free ports cannot collide with them.
     let fronts: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -39,7 +47,7 @@ pub fn start_behind_proxy(n: usize) -> (Devnet, FaultProxy) {
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect();
-    let mut devnet = Devnet::prepare_on(&free_ports(n), &advertised, |text| text);
+    let mut devnet = Devnet::prepare_on(&free_ports(n), &advertised, edit);
     let targets = devnet
         .nodes
         .iter()

@@ -18,17 +18,22 @@
 //! by the handshake signature, so this needs no key.) After the `Hello`s,
 //! frames pass untouched.
 //!
+//! A node can also be made slow: every frame it sends is held for a set
+//! delay (kept in order, so the link's throughput is unchanged), as a
+//! distant or loaded validator's are.
+//!
 //! Threads: one acceptor per front port, one thread per direction of each
 //! forwarded connection. Every blocking call has a timeout and every loop
 //! checks the stop flag, so dropping the proxy ends and joins them all.
 //! Nothing is random: a connection is cut exactly when a partition says so.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use timecoin::consensus::messages::NodeId;
 use timecoin::net::frame::{encode_frame, FrameDecoder, FRAME_HEADER_BYTES};
 use timecoin::net::{Message, MessageLimits};
@@ -85,6 +90,8 @@ struct Shared {
 struct State {
     /// `side[i]`: nodes on different sides cannot reach each other.
     side: Vec<usize>,
+    /// `delay[i]`: how long every frame node `i` sends is held.
+    delay: Vec<Duration>,
     links: Vec<Link>,
     next_link: u64,
 }
@@ -113,6 +120,7 @@ impl FaultProxy {
             fronts: fronts.iter().map(|l| l.local_addr().unwrap()).collect(),
             state: Mutex::new(State {
                 side: vec![0; targets.len()],
+                delay: vec![Duration::ZERO; targets.len()],
                 links: Vec::new(),
                 next_link: 0,
             }),
@@ -153,6 +161,11 @@ impl FaultProxy {
     /// and carry nothing until [`FaultProxy::heal`].
     pub fn silence(&self, groups: &[&[usize]]) {
         self.set_sides(sides_of(self.shared.targets.len(), groups), false);
+    }
+
+    /// Holds every frame node `i` sends for `delay` from now on (zero: none).
+    pub fn delay(&self, i: usize, delay: Duration) {
+        self.shared.state.lock().unwrap().delay[i] = delay;
     }
 
     /// Every node on one side again: frames and dials pass, nothing is closed.
@@ -253,6 +266,11 @@ impl Shared {
         self.state.lock().unwrap().allowed(from, to)
     }
 
+    fn delay_of(&self, sender: Option<usize>) -> Duration {
+        let state = self.state.lock().unwrap();
+        sender.map_or(Duration::ZERO, |i| state.delay[i])
+    }
+
     /// Registers a forwarded link unless a partition now separates its ends.
     fn register(
         &self,
@@ -325,9 +343,9 @@ fn forward(shared: &Arc<Shared>, mut client: TcpStream, to: usize) -> io::Result
     shared.forwarded.fetch_add(1, Ordering::Relaxed);
     let (back_from, back_to) = (server.try_clone()?, client.try_clone()?);
     shared.spawn(format!("proxy-{to}-back"), move |shared| {
-        pump(shared, (from, to), back_from, back_to);
+        pump(shared, (from, to), Some(to), back_from, back_to);
     });
-    pump(shared, (from, to), client, server);
+    pump(shared, (from, to), from, client, server);
     shared.unregister(id);
     Ok(())
 }
@@ -361,15 +379,32 @@ fn write_hello(stream: &mut TcpStream, hello: timecoin::net::Hello) -> io::Resul
 
 /// Copies the frames of `from` to `to` until either closes, a cut shuts
 /// them, or the proxy stops (then shuts both so the other direction ends
-/// too); drops each frame while a silent partition separates `ends`.
-fn pump(shared: &Shared, ends: (Option<usize>, usize), mut from: TcpStream, mut to: TcpStream) {
+/// too); drops each frame while a silent partition separates `ends`, and
+/// holds each for the delay of `sender` (the node writing to `from`).
+#[allow(clippy::disallowed_methods)] // a test proxy's delay; no protocol logic
+fn pump(
+    shared: &Shared,
+    ends: (Option<usize>, usize),
+    sender: Option<usize>,
+    mut from: TcpStream,
+    mut to: TcpStream,
+) {
     let _ = from.set_read_timeout(Some(TICK));
     let _ = to.set_write_timeout(Some(TICK));
     let max_frame = MessageLimits::default().max_frame_bytes;
     let mut decoder = FrameDecoder::new(max_frame);
     let mut frames = Vec::new();
+    let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut buf = vec![0u8; 64 * 1024];
     'copy: while !shared.stopped() {
+        while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+            let Some((_, frame)) = held.pop_front() else {
+                break;
+            };
+            if !write_until_stopped(shared, &mut to, &frame) {
+                break 'copy;
+            }
+        }
         let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -387,8 +422,13 @@ fn pump(shared: &Shared, ends: (Option<usize>, usize), mut from: TcpStream, mut 
             let Ok(frame) = encode_frame(&payload, max_frame) else {
                 break 'copy;
             };
-            if !write_until_stopped(shared, &mut to, &frame) {
-                break 'copy;
+            let delay = shared.delay_of(sender);
+            if delay.is_zero() && held.is_empty() {
+                if !write_until_stopped(shared, &mut to, &frame) {
+                    break 'copy;
+                }
+            } else {
+                held.push_back((Instant::now() + delay, frame));
             }
         }
     }

@@ -228,7 +228,7 @@ impl<C: Clock> BlockThread<C> {
         if !self.store.put_certificate(height, &record)? {
             return Ok(false);
         }
-        self.endorsements.mark_certified(height);
+        self.endorsements.mark_certified(height, hash);
         self.fork_choice.certify(height, hash);
         Ok(true)
     }

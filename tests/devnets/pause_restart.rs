@@ -10,7 +10,7 @@
 //!
 //! CI runs one round with [`PAUSE_CI`] pauses and one with the issue's
 //! 15 s pauses; the 10 rounds (about 6 minutes) are ignored:
-//! `cargo test --release --test faults pause_restart -- --ignored`.
+//! `cargo test --release --test devnets pause_restart -- --ignored`.
 
 use crate::devnet_support::{funded_coins, pay, Devnet};
 use crate::fault_support::{

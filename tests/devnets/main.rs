@@ -1,13 +1,21 @@
-//! The open masternode network across real `timed` processes (DESIGN §6,
-//! §7), one module per property. They share one test binary so their
-//! devnets, which mostly wait for slots and epochs, run side by side.
+//! The long multi-process tests, one module per property: the open
+//! masternode network (DESIGN §6, §7: registration, production, slashing,
+//! inactivity, a late endorser's liveness) and faults between real `timed` processes (issue 12:
+//! partitions through a fault proxy, pauses and restarts under load). They
+//! share one test binary so their devnets, which mostly wait for slots,
+//! epochs and splits, run side by side (CI's two test threads).
 
 #[path = "../devnet_support/mod.rs"]
 mod devnet_support;
+#[path = "../fault_support/mod.rs"]
+mod fault_support;
 #[path = "../net_support/mod.rs"]
 mod net_support;
 
 mod inactivity;
+mod late_endorser;
+mod partition;
+mod pause_restart;
 mod production;
 mod registration;
 mod slashing;

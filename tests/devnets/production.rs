@@ -7,9 +7,10 @@
 //! of its binomial expectation `60 · w / 150` (the Silver one's 40 ± 11;
 //! while blocks followed the genesis set it was 0), and every block pays
 //! the Silver one's share to the address it registered (`getblock` names
-//! it as the producer's address). The net layer follows the sets too: node
-//! 0's connections to both hold validator slots (`getpeerinfo`). The sets
-//! stay put (`inactive_epochs` far above the run). CI time: about 70 s.
+//! it as the producer's address; `getrewardinfo` shows that set's rules).
+//! The net layer follows the sets too: node 0's connections to both hold
+//! validator slots (`getpeerinfo`). The sets stay put (`inactive_epochs`
+//! far above the run). CI time: about 70 s.
 
 use crate::devnet_support::{member_ids, wait_for, Devnet};
 use crate::{cli_final, cli_ok, start_masternode};
@@ -102,6 +103,11 @@ fn seated_masternodes_produce_blocks_at_the_rate_their_weight_implies() {
         assert!(block["reward"].to_string().contains(&payout), "{block}");
     }
     println!("producers of heights {first}..={last}: {produced:?}");
+    // The reward rules shown are those of the set that paid the block.
+    let info = node0.call("getrewardinfo", json!([first]));
+    assert_eq!(info["epoch"], json!(seated), "{info}");
+    assert_eq!(info["validators"], json!(weights.len()), "{info}");
+    assert_eq!(info["total_weight"], json!(total), "{info}");
     // The net layer follows the sets too: their connections to node 0
     // hold validator slots.
     wait_for("node0 to give the masternodes validator slots", || {
