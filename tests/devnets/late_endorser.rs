@@ -11,6 +11,7 @@
 
 use crate::devnet_support::{member_ids, wait_for};
 use crate::fault_support::start_behind_proxy_with;
+use crate::one_second_slots;
 use serde_json::json;
 use std::time::Duration;
 use timecoin::genesis::devnet_validator_keys;
@@ -23,9 +24,8 @@ const LAG: Duration = Duration::from_millis(300);
 #[test]
 fn a_late_endorser_stays_in_every_decided_set() {
     let (devnet, proxy) = start_behind_proxy_with(4, |text| {
-        text.replacen("epoch_blocks = 10", "epoch_blocks = 4", 1)
-            .replacen("block_interval_secs = 2", "block_interval_secs = 1", 1)
-            .replacen("publish_step_ms = 250", "publish_step_ms = 100", 1)
+        one_second_slots(text)
+            .replacen("epoch_blocks = 10", "epoch_blocks = 4", 1)
             .replacen("inactive_epochs = 2", "inactive_epochs = 1", 1)
     });
     proxy.delay(LATE, LAG);

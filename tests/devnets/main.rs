@@ -27,6 +27,13 @@ use timecoin::crypto::Keypair;
 use timecoin::node::key_file::write_key_file;
 use timecoin::types::Hash;
 
+/// The generated chain config with 1 s slots (ranks 100 ms apart): the
+/// epochs these tests wait for pass twice as fast as on the 2 s default.
+fn one_second_slots(text: String) -> String {
+    text.replacen("block_interval_secs = 2", "block_interval_secs = 1", 1)
+        .replacen("publish_step_ms = 250", "publish_step_ms = 100", 1)
+}
+
 /// Starts a node for the masternode identity of `label`, its key file
 /// written in `dir`: the node's index, the key file and the identity.
 fn start_masternode(devnet: &mut Devnet, dir: &Path, label: &str) -> (usize, PathBuf, Keypair) {

@@ -13,7 +13,7 @@
 //! far above the run). CI time: about 70 s.
 
 use crate::devnet_support::{member_ids, wait_for, Devnet};
-use crate::{cli_final, cli_ok, start_masternode};
+use crate::{cli_final, cli_ok, one_second_slots, start_masternode};
 use serde_json::json;
 use std::collections::BTreeMap;
 use timecoin::crypto::Keypair;
@@ -26,9 +26,7 @@ const BLOCKS: u64 = 60;
 #[test]
 fn seated_masternodes_produce_blocks_at_the_rate_their_weight_implies() {
     let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, |text| {
-        text.replacen("block_interval_secs = 2", "block_interval_secs = 1", 1)
-            .replacen("publish_step_ms = 250", "publish_step_ms = 100", 1)
-            .replacen("inactive_epochs = 2", "inactive_epochs = 1000", 1)
+        one_second_slots(text).replacen("inactive_epochs = 2", "inactive_epochs = 1000", 1)
     });
     let network = devnet.spec.config.network;
     let files = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! The masternode registry across real `timed` processes (DESIGN §7), on a
-//! 4-validator devnet with 5-block epochs (2 s slots), driven the way an
+//! 4-validator devnet with 5-block epochs (1 s slots), driven the way an
 //! operator would: `time-cli masternode register` locks Bronze collateral
 //! from the demo wallet; the registration finalizes like any tx, its block
 //! becomes final, and every node's registry admits the masternode into the
@@ -21,7 +21,7 @@
 //! genesis set.
 
 use crate::devnet_support::{self, member_ids, wait_for, Devnet};
-use crate::{cli, cli_final, start_masternode};
+use crate::{cli, cli_final, one_second_slots, start_masternode};
 use serde_json::json;
 use std::path::Path;
 use timecoin::finality::ValidatorSet;
@@ -34,7 +34,7 @@ const EPOCH_BLOCKS: u64 = 5;
 #[test]
 fn a_registration_joins_the_set_two_epochs_on_and_a_collateral_spend_leaves_it() {
     let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, |text| {
-        text.replacen("unbonding_epochs = 3", "unbonding_epochs = 2", 1)
+        one_second_slots(text).replacen("unbonding_epochs = 3", "unbonding_epochs = 2", 1)
     });
     let spec = devnet.spec.clone();
     let files = tempfile::tempdir().unwrap();

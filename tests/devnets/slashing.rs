@@ -1,5 +1,5 @@
 //! Slashing across real `timed` processes (DESIGN §7): on a 4-validator
-//! devnet with 5-block epochs (2 s slots), a Bronze masternode registered
+//! devnet with 5-block epochs (1 s slots), a Bronze masternode registered
 //! with `time-cli masternode register` (and running as its own node) is
 //! seated in its epoch's committee; then a peer holding its identity key
 //! sends node 0 two conflicting transactions and the masternode's window
@@ -12,7 +12,7 @@
 
 use crate::devnet_support::{funded_coins, member_ids, pay, wait_for, Devnet, Validator};
 use crate::net_support::RawPeer;
-use crate::{cli_ok, start_masternode};
+use crate::{cli_ok, one_second_slots, start_masternode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ fn set_of(node: &Validator, epoch: u64) -> Vec<String> {
 
 #[test]
 fn an_equivocating_masternode_is_slashed_on_every_node_and_leaves_its_effective_epoch() {
-    let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, |text| text);
+    let mut devnet = Devnet::start_with_epochs(4, EPOCH_BLOCKS, one_second_slots);
     let spec = devnet.spec.clone();
     let (chain_id, genesis_hash) = (spec.chain_id(), spec.genesis_hash());
     // Coins for the double spend and for a payment after it, before the
