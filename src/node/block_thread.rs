@@ -1224,6 +1224,10 @@ impl<C: Clock> BlockThread<C> {
     /// may have, for a better-ranked rival) is adopted again with the
     /// undone blocks that link it to our tip: no peer may hold it any more.
     fn readopt_certified(&mut self, now: Now) -> Result<(), BlockThreadError> {
+        // Every loop turn: nothing undone, nothing to look up.
+        if self.undone.is_empty() {
+            return Ok(());
+        }
         let tip = self.fork_choice.tip().hash;
         let undone = &mut self.undone;
         let Some(branch) = self

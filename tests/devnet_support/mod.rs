@@ -342,8 +342,10 @@ impl Drop for Devnet {
                 let tail = &lines[lines.len().saturating_sub(FAILED_LOG_LINES)..];
                 eprintln!("--- node{} log tail ---\n{}", node.index, tail.join("\n"));
             }
-            if std::env::var_os(KEEP_FAILED_ENV).is_some() {
-                let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+            // No unwrap: a panic while unwinding would abort the test run.
+            let fresh = std::env::var_os(KEEP_FAILED_ENV).and_then(|_| tempfile::tempdir().ok());
+            if let Some(fresh) = fresh {
+                let dir = std::mem::replace(&mut self._dir, fresh);
                 eprintln!("devnet kept at {}", dir.keep().display());
             }
         }

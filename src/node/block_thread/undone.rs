@@ -76,6 +76,10 @@ impl UndoneBlocks {
         Some(block)
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.blocks.len()
