@@ -315,6 +315,7 @@ impl Forger {
             payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
+            heartbeats: &[],
             max_block_bytes: 1 << 20,
         };
         build_block(
@@ -609,6 +610,7 @@ fn build_chain_offline(devnet: &Devnet, blocks: u64, entries: usize) {
             payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
+            heartbeats: &[],
             max_block_bytes: 1 << 20,
         };
         let block = build_block(&template, &vrf, &identity, proofs).unwrap();

@@ -10,11 +10,12 @@ use consensus_support::{CHAIN, COIN, FEE};
 use proptest::prelude::*;
 use timecoin::chain::fixed_point::ln_q60;
 use timecoin::chain::{
-    block_reward, build_block, evidence_digest, producing_epoch, publish_delay_ms, select_evidence,
-    split_reward, validate_block, Block, BlockRejection, BlockSummary, BlockVote, BuildError,
-    Certificate, CertificateError, ChainAction, ChainView, Equivocation, ForkChoice,
-    ForkChoiceConfig, ForkChoiceError, IgnoreReason, InvalidEvidence, Placement, SlashingEvidence,
-    Standing, Ticket, ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES, MAX_BLOCK_EVIDENCE,
+    block_reward, build_block, evidence_digest, heartbeats_digest, producing_epoch,
+    publish_delay_ms, select_evidence, split_reward, validate_block, Block, BlockRejection,
+    BlockSummary, BlockVote, BuildError, Certificate, CertificateError, ChainAction, ChainView,
+    Equivocation, ForkChoice, ForkChoiceConfig, ForkChoiceError, Heartbeat, IgnoreReason,
+    InvalidEvidence, Placement, SlashingEvidence, Standing, Ticket, ValidBlock, MAX_BLOCK_BYTES,
+    MAX_BLOCK_ENTRIES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_HEARTBEATS,
 };
 use timecoin::crypto::vrf::{verify_slot, SortitionInput, SortitionScore, VrfError, VrfKeypair};
 use timecoin::crypto::Keypair;
@@ -780,6 +781,131 @@ fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() 
         .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
         .collect();
     assert_eq!(seen, [1, 1, 1, 1, 0]);
+}
+
+// ---------------------------------------------------------------- heartbeats
+
+/// Validator `i`'s heartbeat for `epoch` on this chain.
+fn heartbeat(f: &Fixture, i: usize, epoch: u64) -> Heartbeat {
+    Heartbeat::sign(&f.validators.ids[i], (CHAIN, chain_genesis_hash()), epoch)
+}
+
+/// `block` with its body's heartbeats replaced, committed and signed
+/// again, so the rule under test is the one that fires.
+fn with_heartbeats(f: &Fixture, mut block: Block, heartbeats: Vec<Heartbeat>) -> Block {
+    block.header.heartbeats = heartbeats_digest(&heartbeats);
+    block.heartbeats = heartbeats;
+    block.sign(&f.validators.ids[0]);
+    block
+}
+
+#[test]
+fn a_block_carries_its_members_heartbeats_and_the_registry_sees_them_live() {
+    let f = Fixture::with_weights(&[10, 10, 10, 10, 1], 0);
+    // Unsorted, with a repeat: the builder orders and dedups them.
+    let offered = [
+        heartbeat(&f, 4, 0),
+        heartbeat(&f, 3, 0),
+        heartbeat(&f, 4, 0),
+    ];
+    let mut template = f.chain.template(NEXT);
+    template.heartbeats = &offered;
+    let block = build_block(
+        &template,
+        &f.validators.vrfs[0],
+        &f.validators.ids[0],
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(block.heartbeats.len(), 2);
+    assert_eq!(
+        block.header.heartbeats,
+        heartbeats_digest(&block.heartbeats)
+    );
+    let bytes = block.encode();
+    assert_eq!(Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap(), block);
+    f.validate(block.clone());
+
+    // Applied as height 10, the first of epoch 1: the producer (0) and
+    // the heartbeats' validators (3 and 4) are seen there; 1 and 2 not.
+    let rules = EpochRules::new(10, 2, 3).unwrap();
+    let mut registry =
+        Registry::genesis(rules, f.validators.set.validators(), |_| Address([0; 20]));
+    for height in 1..10 {
+        let nothing = BlockEffects {
+            height,
+            txs: &[],
+            signers: &[],
+            slashed: &[],
+        };
+        registry.apply(&nothing).unwrap();
+    }
+    apply_final_block(&mut registry, 10, &block).unwrap();
+    let seen: Vec<u64> = f
+        .validators
+        .ids
+        .iter()
+        .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
+        .collect();
+    assert_eq!(seen, [1, 0, 0, 1, 1]);
+}
+
+#[test]
+fn heartbeats_must_be_of_the_blocks_epoch_by_its_members_signed_sorted_and_committed() {
+    let f = Fixture::with_weights(&[10, 10, 10, 10, 1], 0);
+    let block = block_with(&f, 0);
+    let valid = |i| heartbeat(&f, i, 0);
+    let carrying = |heartbeats| with_heartbeats(&f, block.clone(), heartbeats);
+    let mut ascending = vec![valid(1), valid(2), valid(4)];
+    ascending.sort_by_key(|h| h.validator);
+    f.validate(carrying(ascending.clone()));
+
+    let rejections = [
+        reject(&f, carrying(vec![heartbeat(&f, 1, 1)])),
+        reject(&f, {
+            let stranger = Keypair::from_seed_label("not a member");
+            carrying(vec![Heartbeat::sign(
+                &stranger,
+                (CHAIN, chain_genesis_hash()),
+                0,
+            )])
+        }),
+        reject(&f, {
+            let mut forged = valid(2);
+            forged.sig = valid(3).sig;
+            carrying(vec![forged])
+        }),
+        reject(&f, {
+            let other_chain = (ChainId(CHAIN.0 + 1), chain_genesis_hash());
+            carrying(vec![Heartbeat::sign(&f.validators.ids[2], other_chain, 0)])
+        }),
+        reject(&f, carrying(ascending.iter().rev().cloned().collect())),
+        reject(&f, carrying(vec![valid(2), valid(2)])),
+        reject(&f, {
+            let mut block = carrying(ascending.clone());
+            block.heartbeats.pop();
+            block.sign(&f.validators.ids[0]);
+            block
+        }),
+        reject(&f, carrying(vec![valid(2); MAX_BLOCK_HEARTBEATS + 1])),
+    ];
+    let expected = [
+        "HeartbeatWrongEpoch",
+        "HeartbeatNotAMember",
+        "BadHeartbeatSignature",
+        "BadHeartbeatSignature",
+        "HeartbeatsNotSorted",
+        "HeartbeatsNotSorted",
+        "HeartbeatsDigestMismatch",
+        "TooManyHeartbeats",
+    ];
+    for (rejection, name) in rejections.iter().zip(expected) {
+        assert!(
+            format!("{rejection:?}").starts_with(name),
+            "{name}: {rejection:?}"
+        );
+        assert!(rejection.is_peer_fault(), "{rejection:?}");
+    }
 }
 
 // ---------------------------------------------------------------- slashing

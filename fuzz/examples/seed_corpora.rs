@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 use timecoin::chain::{
-    Block, BlockHeader, BlockVote, Certificate, Equivocation, RewardTx, SlashingEvidence,
+    Block, BlockHeader, BlockVote, Certificate, Equivocation, Heartbeat, RewardTx,
+    SlashingEvidence,
 };
 use timecoin::config::{DEVNET_TOML, TESTNET_TOML};
 use timecoin::consensus::{ConsensusMessage, Verdict};
@@ -122,6 +123,7 @@ fn block(tx: &Tx) -> Block {
         first,
         second,
     })];
+    let heartbeats = vec![Heartbeat::sign(key, (CHAIN, Hash::digest(b"g")), 0)];
     let mut block = Block {
         header: BlockHeader {
             version: 1,
@@ -135,6 +137,7 @@ fn block(tx: &Tx) -> Block {
             entries_root: root,
             parent_certificate: Hash::ZERO,
             evidence: timecoin::chain::evidence_digest(&evidence),
+            heartbeats: timecoin::chain::heartbeats_digest(&heartbeats),
             timestamp_ms: 45_000,
         },
         producer_sig: keys()[0].sign(b"placeholder"),
@@ -142,6 +145,7 @@ fn block(tx: &Tx) -> Block {
         reward,
         parent_certificate: None,
         evidence,
+        heartbeats,
     };
     block.sign(&keys()[0]);
     block
@@ -216,6 +220,11 @@ fn messages(tx: &Tx, block: &Block) -> Vec<Message> {
             first: block_vote,
             second: other_vote,
         })),
+        Message::Heartbeat(Box::new(Heartbeat::sign(
+            key,
+            (CHAIN, Hash::digest(b"g")),
+            1,
+        ))),
         Message::GetRecentProofs { max: 2_000 },
     ]
 }

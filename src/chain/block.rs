@@ -1,12 +1,13 @@
 //! Checkpoint blocks (DESIGN §6): the header, the body of finalized
 //! transactions with their proofs, the reward transaction, the parent's
-//! certificate and slashing evidence (§7), and their one canonical
+//! certificate, slashing evidence and heartbeats (§7), and their one canonical
 //! encoding with its byte limit.
 //!
 //! Plain data and hashing only: it never judges validity (see
 //! `chain::validity`) and never reads a clock.
 
 use super::certificate::Certificate;
+use super::heartbeat::Heartbeat;
 use super::slashing::SlashingEvidence;
 use crate::crypto::vrf::{SortitionInput, SortitionScore};
 use crate::crypto::{merkle, signing_message, Domain, Keypair};
@@ -30,7 +31,7 @@ pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
 const REWARD_TAG: [u8; 16] = *b"timecoin/reward1";
 
 /// Everything the block hash commits to. The body is committed through
-/// `entries_root`, `parent_certificate` and `evidence`.
+/// `entries_root`, `parent_certificate`, `evidence` and `heartbeats`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct BlockHeader {
     pub version: u32,
@@ -51,6 +52,10 @@ pub struct BlockHeader {
     /// Digest of the slashing evidence the body carries
     /// ([`evidence_digest`]; zero when it carries none).
     pub evidence: Hash,
+    /// Digest of the heartbeats the body carries
+    /// ([`heartbeats_digest`](super::heartbeat::heartbeats_digest); zero
+    /// when it carries none).
+    pub heartbeats: Hash,
     /// When the producer built the block; must lie in the slot (± skew).
     pub timestamp_ms: u64,
 }
@@ -127,6 +132,10 @@ pub struct Block {
     /// Equivocation evidence (DESIGN §7), strictly ascending by offender:
     /// once this block is final, each offender is slashed.
     pub evidence: Vec<SlashingEvidence>,
+    /// Heartbeats of members of the block's set (DESIGN §7), of the
+    /// block's epoch, strictly ascending by validator: once this block is
+    /// final, each is seen live in that epoch.
+    pub heartbeats: Vec<Heartbeat>,
 }
 
 impl Block {
@@ -222,6 +231,7 @@ mod tests {
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
                 evidence: Hash::ZERO,
+                heartbeats: Hash::ZERO,
                 timestamp_ms: 35_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -235,6 +245,7 @@ mod tests {
             },
             parent_certificate: None,
             evidence: Vec::new(),
+            heartbeats: Vec::new(),
         }
     }
 

@@ -1,8 +1,9 @@
-//! Producing a checkpoint block: choose the evidence and the entries, pay
-//! the reward, draw the VRF ticket and sign.
+//! Producing a checkpoint block: choose the evidence, the heartbeats and
+//! the entries, pay the reward, draw the VRF ticket and sign.
 //!
 //! Pure: the caller passes the finalized-not-archived proofs with their
-//! fees, the evidence `select_evidence` chose, the keys and `now`. It must never build a block that
+//! fees, the evidence `select_evidence` chose, the heartbeats of the
+//! block's epoch, the keys and `now`. It must never build a block that
 //! `validate_block` would refuse on the same view.
 
 use super::block::{
@@ -10,6 +11,7 @@ use super::block::{
     BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use super::certificate::Certificate;
+use super::heartbeat::{heartbeats_digest, Heartbeat, MAX_BLOCK_HEARTBEATS};
 use super::reward::{expected_reward, Payouts};
 use super::slashing::{SlashingEvidence, MAX_BLOCK_EVIDENCE, MAX_BLOCK_EVIDENCE_BYTES};
 use super::slot::SlotClock;
@@ -42,6 +44,9 @@ pub struct BlockTemplate<'a> {
     /// Equivocation evidence to carry, as `select_evidence` chose it for
     /// `parent` (verified, against members not yet slashed).
     pub evidence: &'a [SlashingEvidence],
+    /// Heartbeats to carry: of the block's epoch, by members of
+    /// `validators`, verified (see `heartbeat`).
+    pub heartbeats: &'a [Heartbeat],
     /// Byte budget (e.g. to fit the network's frame limit); never above
     /// [`MAX_BLOCK_BYTES`].
     pub max_block_bytes: usize,
@@ -109,6 +114,7 @@ pub fn build_block(
             entries_root: Hash::ZERO,
             parent_certificate: certificate_digest(t.parent_certificate),
             evidence: Hash::ZERO,
+            heartbeats: Hash::ZERO,
             timestamp_ms: block_timestamp_ms(t.slot_clock, t.slot, t.now),
         },
         producer_sig: SignatureBytes([0; 64]),
@@ -119,11 +125,15 @@ pub fn build_block(
         },
         parent_certificate: t.parent_certificate.cloned(),
         evidence: Vec::new(),
+        heartbeats: Vec::new(),
     };
     let budget = t.max_block_bytes.min(MAX_BLOCK_BYTES);
     let room = budget.saturating_sub(skeleton_len(&block, t.validators));
     block.evidence = take_evidence(t.evidence, room);
     block.header.evidence = evidence_digest(&block.evidence);
+    let room = budget.saturating_sub(skeleton_len(&block, t.validators));
+    block.heartbeats = take_heartbeats(t.heartbeats, room);
+    block.header.heartbeats = heartbeats_digest(&block.heartbeats);
     let (entries, fees) = select_entries(&block, t, finalized)?;
     block.entries = entries;
     let payout = |id: &PublicKeyBytes| Ok::<_, BuildError>(t.payouts.address_of(id));
@@ -166,6 +176,24 @@ fn take_evidence(evidence: &[SlashingEvidence], room: usize) -> Vec<SlashingEvid
     kept
 }
 
+/// `heartbeats` ascending by validator, one each, within
+/// [`MAX_BLOCK_HEARTBEATS`] and `room` (they are all of one size).
+fn take_heartbeats(heartbeats: &[Heartbeat], room: usize) -> Vec<Heartbeat> {
+    let mut sorted: Vec<&Heartbeat> = heartbeats.iter().collect();
+    sorted.sort_by_key(|h| h.validator);
+    sorted.dedup_by_key(|h| h.validator);
+    let each = sorted.first().map_or(1, |h| encoded_len(*h)).max(1);
+    let fit = room
+        .saturating_sub(encoded_len(&Vec::<Heartbeat>::new()))
+        .checked_div(each)
+        .unwrap_or_default();
+    sorted
+        .into_iter()
+        .take(fit.min(MAX_BLOCK_HEARTBEATS))
+        .cloned()
+        .collect()
+}
+
 /// Entries by ascending txid within the limits, and the sum of their fees.
 fn select_entries(
     skeleton: &Block,
@@ -203,7 +231,7 @@ fn select_entries(
     Ok((entries, fees))
 }
 
-/// Encoded length of `skeleton` (with its evidence) with no entries and
+/// Encoded length of `skeleton` (with its evidence and heartbeats) with no entries and
 /// the largest reward the set can produce (one output per validator plus
 /// the producer).
 fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
@@ -221,6 +249,7 @@ fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
         + encoded_len(&reward)
         + encoded_len(&skeleton.parent_certificate)
         + encoded_len(&skeleton.evidence)
+        + encoded_len(&skeleton.heartbeats)
 }
 
 #[cfg(test)]

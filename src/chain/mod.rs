@@ -13,6 +13,7 @@ pub mod builder;
 pub mod certificate;
 pub mod fixed_point;
 pub mod fork_choice;
+pub mod heartbeat;
 pub mod reward;
 pub mod slashing;
 pub mod slot;
@@ -33,6 +34,7 @@ pub use fork_choice::{
     BlockSummary, ChainAction, ForkChoice, ForkChoiceConfig, ForkChoiceError, IgnoreReason,
     Placement,
 };
+pub use heartbeat::{heartbeats_digest, Heartbeat, MAX_BLOCK_HEARTBEATS};
 pub use reward::{block_reward, expected_reward, split_reward, Payouts};
 pub use slashing::{
     select_evidence, InvalidEvidence, SlashingEvidence, Standing, MAX_BLOCK_EVIDENCE,

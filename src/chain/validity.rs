@@ -12,6 +12,7 @@ use super::block::{
     MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use super::certificate::{CertificateError, VoteContext};
+use super::heartbeat::{heartbeats_digest, MAX_BLOCK_HEARTBEATS};
 use super::reward::expected_reward;
 use super::slashing::{InvalidEvidence, Standing, MAX_BLOCK_EVIDENCE, MAX_BLOCK_EVIDENCE_BYTES};
 use super::slot::SlotClock;
@@ -228,6 +229,37 @@ pub enum BlockRejection {
         offender: PublicKeyBytes,
         source: InvalidEvidence,
     },
+    #[error("block carries {count} heartbeats, more than the {max} allowed")]
+    TooManyHeartbeats { count: usize, max: usize },
+    #[error(
+        "heartbeat {index} (of {validator:?}) is not above the previous one's validator: \
+         heartbeats must be strictly ascending by validator, one each"
+    )]
+    HeartbeatsNotSorted {
+        index: usize,
+        validator: PublicKeyBytes,
+    },
+    #[error(
+        "the header's heartbeats digest {found} does not match the body (computed {expected})"
+    )]
+    HeartbeatsDigestMismatch { found: Hash, expected: Hash },
+    #[error("heartbeat {index} (of {validator:?}) names epoch {found}; the block is of epoch {expected}")]
+    HeartbeatWrongEpoch {
+        index: usize,
+        validator: PublicKeyBytes,
+        found: u64,
+        expected: u64,
+    },
+    #[error("heartbeat {index} is of {validator:?}, not a member of the block's set")]
+    HeartbeatNotAMember {
+        index: usize,
+        validator: PublicKeyBytes,
+    },
+    #[error("heartbeat {index} (of {validator:?}) has an invalid signature")]
+    BadHeartbeatSignature {
+        index: usize,
+        validator: PublicKeyBytes,
+    },
     #[error(transparent)]
     View(#[from] ChainViewError),
 }
@@ -308,6 +340,7 @@ pub fn validate_block_with(
     check_signatures(&block, set)?;
     check_parent_certificate(&block, view)?;
     check_evidence(&block, view, &mut signature_ok)?;
+    check_heartbeats(&block, set, view)?;
     for (index, (proof, txid)) in block.entries.iter().zip(&txids).enumerate() {
         if view.holds_proof(txid, proof) {
             continue;
@@ -463,6 +496,7 @@ fn check_body(block: &Block, view: &impl ChainView) -> Result<Vec<Hash>, BlockRe
         });
     }
     check_evidence_shape(block)?;
+    check_heartbeats_shape(block)?;
     let mut spenders: HashMap<OutPoint, usize> = HashMap::new();
     for (second, entry) in block.entries.iter().enumerate() {
         for input in &entry.tx.inputs {
@@ -521,6 +555,70 @@ fn check_evidence_shape(block: &Block) -> Result<(), BlockRejection> {
             found: block.header.evidence,
             expected,
         });
+    }
+    Ok(())
+}
+
+/// The heartbeats' limit, their order (strictly ascending by validator:
+/// one each) and the header's digest of them.
+fn check_heartbeats_shape(block: &Block) -> Result<(), BlockRejection> {
+    let count = block.heartbeats.len();
+    if count > MAX_BLOCK_HEARTBEATS {
+        return Err(BlockRejection::TooManyHeartbeats {
+            count,
+            max: MAX_BLOCK_HEARTBEATS,
+        });
+    }
+    for (index, pair) in block.heartbeats.windows(2).enumerate() {
+        if let [prev, next] = pair {
+            if next.validator <= prev.validator {
+                return Err(BlockRejection::HeartbeatsNotSorted {
+                    index: index + 1,
+                    validator: next.validator,
+                });
+            }
+        }
+    }
+    let expected = heartbeats_digest(&block.heartbeats);
+    if block.header.heartbeats != expected {
+        return Err(BlockRejection::HeartbeatsDigestMismatch {
+            found: block.header.heartbeats,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Each heartbeat is of the block's epoch, by a member of the set that
+/// produces the block (lookups first), and signed by it (last).
+fn check_heartbeats(
+    block: &Block,
+    set: &ValidatorSet,
+    view: &impl ChainView,
+) -> Result<(), BlockRejection> {
+    let expected = view.epoch_of(block.header.height);
+    for (index, heartbeat) in block.heartbeats.iter().enumerate() {
+        let validator = heartbeat.validator;
+        if heartbeat.epoch != expected {
+            return Err(BlockRejection::HeartbeatWrongEpoch {
+                index,
+                validator,
+                found: heartbeat.epoch,
+                expected,
+            });
+        }
+        if !set.contains(&validator) {
+            return Err(BlockRejection::HeartbeatNotAMember { index, validator });
+        }
+    }
+    let chain = (view.chain_id(), view.genesis_hash());
+    for (index, heartbeat) in block.heartbeats.iter().enumerate() {
+        if heartbeat.verify_signature(chain).is_err() {
+            return Err(BlockRejection::BadHeartbeatSignature {
+                index,
+                validator: heartbeat.validator,
+            });
+        }
     }
     Ok(())
 }

@@ -209,6 +209,12 @@ fn rejection_reason(rejection: &BlockRejection) -> &'static str {
         R::OffenderNotAMember { .. } => "offender_not_a_member",
         R::OffenderAlreadySlashed { .. } => "offender_already_slashed",
         R::InvalidEvidence { .. } => "invalid_evidence",
+        R::TooManyHeartbeats { .. } => "too_many_heartbeats",
+        R::HeartbeatsNotSorted { .. } => "heartbeats_not_sorted",
+        R::HeartbeatsDigestMismatch { .. } => "heartbeats_digest_mismatch",
+        R::HeartbeatWrongEpoch { .. } => "heartbeat_wrong_epoch",
+        R::HeartbeatNotAMember { .. } => "heartbeat_not_a_member",
+        R::BadHeartbeatSignature { .. } => "bad_heartbeat_signature",
         R::View(_) => "read_failed",
     }
 }
@@ -605,6 +611,7 @@ mod tests {
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
                 evidence: Hash::ZERO,
+                heartbeats: Hash::ZERO,
                 timestamp_ms: (10 + height) * 1_000,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -615,6 +622,7 @@ mod tests {
             },
             parent_certificate: None,
             evidence: Vec::new(),
+            heartbeats: Vec::new(),
         }
     }
 

@@ -18,6 +18,8 @@ pub enum Domain {
     BlockVote,
     /// A masternode identity key binding itself to a registration, payload = txid.
     Registration,
+    /// A masternode's per-epoch heartbeat, payload = hash of its body.
+    Heartbeat,
 }
 
 impl Domain {
@@ -29,6 +31,7 @@ impl Domain {
             Domain::Block => b"timecoin/block/1",
             Domain::BlockVote => b"timecoin/bvote/1",
             Domain::Registration => b"timecoin/mnreg/1",
+            Domain::Heartbeat => b"timecoin/beat/v1",
         }
     }
 }

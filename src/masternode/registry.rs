@@ -126,8 +126,9 @@ pub struct BlockEffects<'a> {
     pub height: u64,
     /// The block's archived transactions, in block order.
     pub txs: &'a [&'a Tx],
-    /// The validators seen live in it: its certificate's signers and the
-    /// voters of the window votes its proofs carry.
+    /// The validators seen live in it: its producer, its certificate's
+    /// signers, the voters of the window votes its proofs carry and the
+    /// validators of its heartbeats.
     pub signers: &'a [PublicKeyBytes],
     /// Identities whose equivocation evidence the block carries.
     pub slashed: &'a [PublicKeyBytes],

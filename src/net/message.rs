@@ -8,6 +8,7 @@
 //! allocates more than the bytes received). This module never touches a socket.
 
 use crate::chain::certificate::{BlockVote, Certificate, Equivocation, MAX_CERTIFICATE_VOTES};
+use crate::chain::heartbeat::Heartbeat;
 use crate::consensus::messages::{ConsensusMessage, NodeId, Verdict};
 use crate::finality::{
     max_evidence_bytes, FinalityProof, WindowVote, MAX_PROOF_VOTES, MAX_WINDOW_TXS,
@@ -51,10 +52,11 @@ pub enum MessageTag {
     BlockVote = 0x0204,
     Certificates = 0x0205,
     Evidence = 0x0206,
+    Heartbeat = 0x0207,
 }
 
 impl MessageTag {
-    pub const ALL: [MessageTag; 22] = [
+    pub const ALL: [MessageTag; 23] = [
         MessageTag::Hello,
         MessageTag::HelloAck,
         MessageTag::Ping,
@@ -77,6 +79,7 @@ impl MessageTag {
         MessageTag::BlockVote,
         MessageTag::Certificates,
         MessageTag::Evidence,
+        MessageTag::Heartbeat,
     ];
 
     pub fn from_u16(tag: u16) -> Option<MessageTag> {
@@ -115,6 +118,7 @@ impl MessageTag {
             MessageTag::BlockVote => "blockvote",
             MessageTag::Certificates => "certificates",
             MessageTag::Evidence => "evidence",
+            MessageTag::Heartbeat => "heartbeat",
         }
     }
 
@@ -150,7 +154,8 @@ impl MessageTag {
             | MessageTag::Blocks
             | MessageTag::BlockVote
             | MessageTag::Certificates
-            | MessageTag::Evidence => MessageClass::Block,
+            | MessageTag::Evidence
+            | MessageTag::Heartbeat => MessageClass::Block,
         }
     }
 }
@@ -247,6 +252,8 @@ pub enum Message {
     },
     /// Two endorsements of different blocks at one height by one voter.
     Evidence(Box<Equivocation>),
+    /// A member's heartbeat for an epoch (DESIGN §7); relayed once.
+    Heartbeat(Box<Heartbeat>),
     /// Asks for the finality proofs of the latest `max` (at most
     /// [`MAX_RECENT_PROOFS`]) transactions finalized at the receiver,
     /// oldest first: catch-up after a restart or a partition. Served
@@ -326,6 +333,8 @@ const VERDICT_BYTES_MAX: usize = HASH_BYTES + 4;
 const VOTE_BYTES_MAX: usize = 320;
 /// Upper bound of an encoded `BlockVote` (about 230 bytes, generous).
 const BLOCK_VOTE_BYTES_MAX: usize = 512;
+/// Upper bound of an encoded `Heartbeat` (about 110 bytes, generous).
+const HEARTBEAT_BYTES_MAX: usize = 256;
 
 impl Message {
     pub fn tag(&self) -> MessageTag {
@@ -353,6 +362,7 @@ impl Message {
             Message::BlockVote(_) => MessageTag::BlockVote,
             Message::Certificates { .. } => MessageTag::Certificates,
             Message::Evidence(_) => MessageTag::Evidence,
+            Message::Heartbeat(_) => MessageTag::Heartbeat,
             Message::GetRecentProofs { .. } => MessageTag::GetRecentProofs,
         }
     }
@@ -399,6 +409,7 @@ impl Message {
             Message::BlockVote(vote) => encoding::encode_into(vote, &mut out),
             Message::Certificates { certificates } => encoding::encode_into(certificates, &mut out),
             Message::Evidence(evidence) => encoding::encode_into(evidence, &mut out),
+            Message::Heartbeat(heartbeat) => encoding::encode_into(heartbeat, &mut out),
             Message::GetRecentProofs { max } => encoding::encode_into(max, &mut out),
         }
         out
@@ -543,6 +554,9 @@ impl Message {
             MessageTag::Evidence => {
                 Message::Evidence(encoding::decode(body, max, name).map_err(body_err)?)
             }
+            MessageTag::Heartbeat => {
+                Message::Heartbeat(encoding::decode(body, max, name).map_err(body_err)?)
+            }
             MessageTag::GetRecentProofs => {
                 let wanted: u32 = encoding::decode(body, max, name).map_err(body_err)?;
                 count(
@@ -580,6 +594,7 @@ fn body_limit(tag: MessageTag, limits: &MessageLimits) -> usize {
         MessageTag::GetRecentProofs => 4,
         MessageTag::BlockVote => BLOCK_VOTE_BYTES_MAX,
         MessageTag::Evidence => 2 * BLOCK_VOTE_BYTES_MAX,
+        MessageTag::Heartbeat => HEARTBEAT_BYTES_MAX,
         MessageTag::Txs | MessageTag::Proof | MessageTag::Blocks | MessageTag::Certificates => {
             frame
         }
@@ -678,6 +693,7 @@ mod tests {
                 blocks: vec![vec![1, 2, 3]],
             },
             Message::BlockVote(Box::new(block_vote.clone())),
+            Message::Heartbeat(Box::new(Heartbeat::sign(&key, (ChainId(3), Hash::ZERO), 2))),
             Message::Certificates {
                 certificates: vec![Certificate {
                     height: 4,

@@ -26,6 +26,7 @@
 
 mod certify;
 mod epochs;
+mod heartbeats;
 mod slashing;
 mod undone;
 
@@ -60,6 +61,7 @@ use crate::time::{Clock, MonoTime, Now, Timestamp};
 use crate::types::encoding::{encode, DecodeError};
 use crate::types::{ChainId, Hash};
 use crossbeam_channel::{never, select, Receiver, Sender, TryRecvError};
+use heartbeats::HeartbeatPool;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -386,6 +388,8 @@ pub struct BlockThread<C: Clock> {
     endorsed_tip: Option<Hash>,
     /// Who may vote in which epoch, as the final blocks decide (see `epochs`).
     registry: Registry,
+    /// Members' heartbeats our blocks may carry, and when we sent ours.
+    heartbeats: HeartbeatPool,
 }
 
 impl<C: Clock> BlockThread<C> {
@@ -442,6 +446,7 @@ impl<C: Clock> BlockThread<C> {
             endorsements: Endorsements::new(certify::VOTE_WINDOW_HEIGHTS, tip.height),
             endorsed_tip: None,
             registry,
+            heartbeats: HeartbeatPool::default(),
         };
         thread.publish_set();
         Ok(thread)
@@ -604,6 +609,7 @@ impl<C: Clock> BlockThread<C> {
         if self.plan.is_some_and(|p| p.publish_at <= now.wall) {
             self.publish(now)?;
         }
+        self.send_heartbeat(now);
         self.endorse_tip()
     }
 
@@ -637,6 +643,7 @@ impl<C: Clock> BlockThread<C> {
                     self.on_certificates(from, certificates)?
                 }
                 Message::Evidence(evidence) => self.on_evidence(from, *evidence)?,
+                Message::Heartbeat(heartbeat) => self.on_heartbeat(from, *heartbeat)?,
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
             },
         }
@@ -805,6 +812,11 @@ impl<C: Clock> BlockThread<C> {
         let parent_certificate = held_certificate(&view.read, parent.height, parent.hash)?
             .map(|certificate| self.endorsements.completed(certificate));
         let evidence = slashing::evidence_to_carry(&view)?;
+        let epoch = self
+            .settings
+            .epoch_rules
+            .epoch_of(parent.height.saturating_add(1));
+        let heartbeats = self.heartbeats.to_carry(epoch, producers);
         let template = BlockTemplate {
             chain_id: self.settings.chain_id,
             parent,
@@ -815,6 +827,7 @@ impl<C: Clock> BlockThread<C> {
             payouts: &payouts,
             parent_certificate: parent_certificate.as_ref(),
             evidence: &evidence,
+            heartbeats: &heartbeats,
             max_block_bytes: self.settings.max_block_bytes(),
         };
         match build_block(&template, &producer.vrf, &producer.identity, finalized) {
@@ -1213,7 +1226,10 @@ impl<C: Clock> BlockThread<C> {
             report.tip.height
         );
         match bytes.map(|b| Block::decode(&b, self.settings.max_block_bytes())) {
-            Some(Ok(block)) => self.undone.insert(block),
+            Some(Ok(block)) => {
+                self.heartbeats.set_carried(&block.heartbeats, false);
+                self.undone.insert(block);
+            }
             Some(Err(e)) => log::warn!("undone block {hash} does not decode ({e}): not kept"),
             None => {}
         }
@@ -1273,6 +1289,7 @@ impl<C: Clock> BlockThread<C> {
         );
         let report = self.store.apply_block(&commit)?;
         self.count_writes(report.writes);
+        self.heartbeats.set_carried(&block.heartbeats, true);
         self.channels.waiters.publish_block();
         let producer = self
             .validators
@@ -1629,6 +1646,7 @@ mod tests {
                 entries_root: Hash::ZERO,
                 parent_certificate: Hash::ZERO,
                 evidence: Hash::ZERO,
+                heartbeats: Hash::ZERO,
                 timestamp_ms: 0,
             },
             producer_sig: SignatureBytes([4; 64]),
@@ -1639,6 +1657,7 @@ mod tests {
             },
             parent_certificate: None,
             evidence: Vec::new(),
+            heartbeats: Vec::new(),
         }
     }
 

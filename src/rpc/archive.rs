@@ -286,7 +286,8 @@ pub fn genesis_registry(spec: &ChainSpec) -> Registry {
 
 /// Applies one final block to `registry`. A member shows it is live by
 /// producing the block, by endorsing its parent (the certificate the block
-/// carries) or by a window vote one of its proofs carries (DESIGN §7), and
+/// carries), by a window vote one of its proofs carries or by a heartbeat
+/// it carries (DESIGN §7), and
 /// is slashed by the evidence the block carries: only what the block
 /// itself holds, so every node derives the same statuses and sets.
 pub fn apply_final_block(
@@ -303,9 +304,11 @@ pub fn apply_final_block(
         .parent_certificate
         .iter()
         .flat_map(|certificate| certificate.votes.iter().map(|vote| vote.voter));
+    let heartbeats = block.heartbeats.iter().map(|h| h.validator);
     let signers: BTreeSet<PublicKeyBytes> = std::iter::once(block.header.producer)
         .chain(endorsers)
         .chain(voters)
+        .chain(heartbeats)
         .collect();
     let signers: Vec<PublicKeyBytes> = signers.into_iter().collect();
     let slashed: Vec<PublicKeyBytes> = block.evidence.iter().map(|e| e.offender()).collect();

@@ -228,6 +228,12 @@ pub(super) fn block(
             .iter()
             .map(|e| hex::encode(e.offender().0))
             .collect::<Vec<_>>(),
+        // Members whose heartbeat the block carries (§7, liveness).
+        "heartbeats": block
+            .heartbeats
+            .iter()
+            .map(|h| hex::encode(h.validator.0))
+            .collect::<Vec<_>>(),
         "certified": certificate.is_some(),
         "certified_weight": certificate.as_ref().map_or(0, |c| c.weight),
         "total_weight": set.total_weight(),

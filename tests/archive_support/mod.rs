@@ -150,6 +150,7 @@ impl ArchiveChain {
             payouts: &Payouts::default(),
             parent_certificate: None,
             evidence: &[],
+            heartbeats: &[],
             max_block_bytes: MAX_BLOCK_BYTES,
         };
         build_block(

@@ -211,6 +211,7 @@ impl MemChain {
             payouts: &self.payouts,
             parent_certificate: None,
             evidence: &[],
+            heartbeats: &[],
             max_block_bytes: MAX_BLOCK_BYTES,
         }
     }

@@ -404,7 +404,7 @@ impl<C: Clock> BlockThread<C> {
     }
 
     /// Sends `msg` to every peer but `from`.
-    fn broadcast(&self, msg: Message, from: Option<NodeId>) {
+    pub(super) fn broadcast(&self, msg: Message, from: Option<NodeId>) {
         self.send(NetCommand::Broadcast {
             msg,
             skip: from.into_iter().collect(),
