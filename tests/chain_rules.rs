@@ -904,8 +904,31 @@ fn heartbeats_must_be_of_the_blocks_epoch_by_its_members_signed_sorted_and_commi
             format!("{rejection:?}").starts_with(name),
             "{name}: {rejection:?}"
         );
-        assert!(rejection.is_peer_fault(), "{rejection:?}");
+        // A stranger may be registered in a block not final at the receiver.
+        let fault = name != "HeartbeatNotAMember";
+        assert_eq!(rejection.is_peer_fault(), fault, "{rejection:?}");
     }
+}
+
+#[test]
+fn a_member_dropped_from_the_set_may_carry_a_heartbeat_to_return_unless_slashed() {
+    // One block per epoch: height 1 is epoch 1's, whose set dropped
+    // validator 3 (inactive), still registered.
+    let mut f = Fixture::new(0);
+    f.chain.epoch_blocks = 1;
+    f.chain.epoch_sets = [(1, set_without(&f, 3))].into();
+    let block = |f: &Fixture| with_heartbeats(f, f.build(0, NEXT, &[]), vec![heartbeat(f, 3, 1)]);
+    f.validate(block(&f));
+    // Slashed, it never returns.
+    f.chain.slashed.insert(f.validators.ids[3].public(), 1);
+    let rejection = reject(&f, block(&f));
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::HeartbeatNotAMember { index: 0, .. }
+        ),
+        "{rejection:?}"
+    );
 }
 
 // ---------------------------------------------------------------- slashing

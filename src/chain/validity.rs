@@ -250,7 +250,10 @@ pub enum BlockRejection {
         found: u64,
         expected: u64,
     },
-    #[error("heartbeat {index} is of {validator:?}, not a member of the block's set")]
+    #[error(
+        "heartbeat {index} is of {validator:?}, neither in the block's set nor a registered \
+         masternode as of the parent (or registered in a block not final here yet)"
+    )]
     HeartbeatNotAMember {
         index: usize,
         validator: PublicKeyBytes,
@@ -277,7 +280,8 @@ impl BlockRejection {
             | BlockRejection::UnknownFee { .. }
             | BlockRejection::View(_)
             // A member registered in a block not final here yet.
-            | BlockRejection::OffenderNotAMember { .. } => false,
+            | BlockRejection::OffenderNotAMember { .. }
+            | BlockRejection::HeartbeatNotAMember { .. } => false,
             // A proof of an epoch whose set is not decided here yet.
             BlockRejection::InvalidProof {
                 source: ProofError::UnknownEpoch { .. },
@@ -590,7 +594,9 @@ fn check_heartbeats_shape(block: &Block) -> Result<(), BlockRejection> {
 }
 
 /// Each heartbeat is of the block's epoch, by a member of the set that
-/// produces the block (lookups first), and signed by it (last).
+/// produces the block or a registered member outside it (one dropped as
+/// inactive signs to return: DESIGN §7 "until it signs again"), lookups
+/// first, and signed by it (last).
 fn check_heartbeats(
     block: &Block,
     set: &ValidatorSet,
@@ -607,7 +613,7 @@ fn check_heartbeats(
                 expected,
             });
         }
-        if !set.contains(&validator) {
+        if !set.contains(&validator) && view.standing(&validator)? != Standing::Member {
             return Err(BlockRejection::HeartbeatNotAMember { index, validator });
         }
     }

@@ -40,8 +40,8 @@ use crate::chain::{
     build_block, check_signatures, publish_delay_ms, validate_block_with, Block, BlockRejection,
     BlockRequest, BlockSummary, BlockSync, BlockTemplate, Certificate, ChainAction, ChainTip,
     ChainView, ChainViewError, Endorsements, ForkChoice, ForkChoiceConfig, ForkChoiceError,
-    IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, SyncConfig, Ticket, ValidBlock,
-    MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
+    IgnoreReason, Payouts, Placement, SlotClock, SlotClockError, Standing, SyncConfig, Ticket,
+    ValidBlock, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES,
 };
 use crate::config::ChainSpec;
 use crate::consensus::{NodeId, VerifiedVotes};
@@ -816,7 +816,9 @@ impl<C: Clock> BlockThread<C> {
             .settings
             .epoch_rules
             .epoch_of(parent.height.saturating_add(1));
-        let heartbeats = self.heartbeats.to_carry(epoch, producers);
+        let heartbeats = self.heartbeats.to_carry(epoch, |id| {
+            producers.contains(id) || matches!(view.standing(id), Ok(Standing::Member))
+        });
         let template = BlockTemplate {
             chain_id: self.settings.chain_id,
             parent,

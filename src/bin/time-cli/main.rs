@@ -742,19 +742,18 @@ fn submit(client: &RpcClient, tx: &Tx, params: &ValidationParams) -> Result<Stri
     Ok(pretty(&txid))
 }
 
-/// The wallet's unspent outputs, greedy in the node's order, until they
-/// cover `needed`; never a masternode's collateral (`masternode deregister`
-/// spends that).
+/// The wallet's unspent outputs, largest first, until they cover
+/// `needed`: the fewest inputs, so the smallest tx and fee, and small
+/// coins stay for small payments. Never a masternode's collateral
+/// (`masternode deregister` spends that).
 fn select_coins<'w>(
     client: &RpcClient,
     wallet: &'w Wallet,
     network: Network,
     needed: Amount,
 ) -> Result<Vec<Spendable<'w>>, CliError> {
-    // Greedy, in the node's order, until amount plus fee is covered.
-    let mut chosen = Vec::new();
-    let mut available = Amount::ZERO;
-    'keys: for key in wallet.keys() {
+    let mut coins = Vec::new();
+    for key in wallet.keys() {
         let address = key.address().to_text(network);
         let unspent = client.call("listunspent", json!([0, LISTUNSPENT_MAXCONF, [address]]))?;
         for output in unspent.as_array().into_iter().flatten() {
@@ -773,16 +772,22 @@ fn select_coins<'w>(
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| CliError::Unexpected(format!("bad listunspent entry {output}")))?;
             let amount = amount_of(output.get("amount").unwrap_or(&Value::Null))?;
-            chosen.push(Spendable {
+            coins.push(Spendable {
                 outpoint: OutPoint { txid, vout },
                 value: amount,
                 key: key.keypair(),
             });
-            available = available.checked_add(amount).unwrap_or(available);
-            if available >= needed {
-                break 'keys;
-            }
         }
+    }
+    coins.sort_by(|a, b| b.value.cmp(&a.value).then(a.outpoint.cmp(&b.outpoint)));
+    let mut chosen = Vec::new();
+    let mut available = Amount::ZERO;
+    for coin in coins {
+        if available >= needed && !chosen.is_empty() {
+            break;
+        }
+        available = available.checked_add(coin.value).unwrap_or(available);
+        chosen.push(coin);
     }
     if available < needed {
         return Err(CliError::InsufficientFunds { available, needed });

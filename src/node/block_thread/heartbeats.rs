@@ -11,7 +11,6 @@
 use super::{BlockThread, BlockThreadError};
 use crate::chain::Heartbeat;
 use crate::consensus::NodeId;
-use crate::finality::ValidatorSet;
 use crate::masternode::MemberStatus;
 use crate::net::Message;
 use crate::time::{Clock, MonoTime, Now};
@@ -58,14 +57,18 @@ impl HeartbeatPool {
             });
     }
 
-    /// The held heartbeats of `epoch` by members of `set` that no block on
-    /// our chain carries, ascending by validator.
-    pub(super) fn to_carry(&self, epoch: u64, set: &ValidatorSet) -> Vec<Heartbeat> {
+    /// The held heartbeats of `epoch` that no block on our chain carries,
+    /// by validators `may_carry` admits, ascending by validator.
+    pub(super) fn to_carry(
+        &self,
+        epoch: u64,
+        mut may_carry: impl FnMut(&PublicKeyBytes) -> bool,
+    ) -> Vec<Heartbeat> {
         let from = (epoch, PublicKeyBytes([0; 32]));
         self.held
             .range(from..)
             .take_while(|((e, _), _)| *e == epoch)
-            .filter(|((_, id), held)| !held.carried && set.contains(id))
+            .filter(|((_, id), held)| !held.carried && may_carry(id))
             .map(|(_, held)| held.heartbeat.clone())
             .collect()
     }
@@ -103,7 +106,8 @@ impl<C: Clock> BlockThread<C> {
 
     /// Sends our heartbeat for the next block's epoch when it is due, if
     /// this node is caught up, does not endorse (endorsements show the
-    /// endorsers live) and is in the set that produces the next block.
+    /// endorsers live) and is a registered member from that epoch on:
+    /// seated, or dropped as inactive and signing to return.
     pub(super) fn send_heartbeat(&mut self, now: Now) {
         let epoch = self.next_block_epoch();
         self.heartbeats.advance(epoch);
@@ -120,13 +124,13 @@ impl<C: Clock> BlockThread<C> {
         {
             return;
         }
-        // Marked first: the membership check reads the store, at most once a gap.
         self.heartbeats.own_sent = Some((epoch, now.mono));
-        let tip = self.fork_choice.tip();
-        let seated = self
-            .producers_on(tip.hash, tip.height)
-            .is_some_and(|set| set.contains(&me));
-        if !seated {
+        let rules = &self.settings.epoch_rules;
+        let member = self
+            .registry
+            .member(&me)
+            .is_some_and(|m| m.status == MemberStatus::Registered && m.active_from(rules) <= epoch);
+        if !member {
             return;
         }
         let chain = (self.settings.chain_id, self.settings.genesis.hash);
@@ -175,6 +179,7 @@ impl<C: Clock> BlockThread<C> {
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
+    use crate::finality::ValidatorSet;
     use crate::types::{ChainId, Hash, Validator, VrfPublicBytes};
 
     const CHAIN: (ChainId, Hash) = (ChainId(1), Hash::ZERO);
@@ -198,12 +203,13 @@ mod tests {
     fn a_pool_offers_uncarried_heartbeats_of_one_epoch_by_members_in_order() {
         let keys = keys(4);
         let members = set(&keys[..3]);
+        let members = |id: &PublicKeyBytes| members.contains(id);
         let mut pool = HeartbeatPool::default();
         for key in keys.iter().rev() {
             pool.insert(Heartbeat::sign(key, CHAIN, 5));
             pool.insert(Heartbeat::sign(key, CHAIN, 6));
         }
-        let offered = pool.to_carry(5, &members);
+        let offered = pool.to_carry(5, members);
         // The fourth key is no member; the rest ascend by validator.
         assert_eq!(offered.len(), 3);
         assert!(offered.windows(2).all(|w| w[0].validator < w[1].validator));
@@ -211,13 +217,13 @@ mod tests {
 
         let first = offered[..1].to_vec();
         pool.set_carried(&first, true);
-        assert_eq!(pool.to_carry(5, &members).len(), 2);
+        assert_eq!(pool.to_carry(5, members).len(), 2);
         // Its block undone: offered again.
         pool.set_carried(&first, false);
-        assert_eq!(pool.to_carry(5, &members).len(), 3);
+        assert_eq!(pool.to_carry(5, members).len(), 3);
 
         pool.advance(6);
-        assert!(pool.to_carry(5, &members).is_empty());
+        assert!(pool.to_carry(5, members).is_empty());
         assert!(!pool.holds(5, &keys[0].public()));
         assert!(pool.holds(6, &keys[0].public()));
     }
