@@ -44,8 +44,8 @@ pub struct BlockTemplate<'a> {
     /// Equivocation evidence to carry, as `select_evidence` chose it for
     /// `parent` (verified, against members not yet slashed).
     pub evidence: &'a [SlashingEvidence],
-    /// Heartbeats to carry: of the block's epoch, by members of
-    /// `validators`, verified (see `heartbeat`).
+    /// Heartbeats to carry: of the block's epoch, verified, by members of
+    /// `validators` or registered members outside it (the validity rule).
     pub heartbeats: &'a [Heartbeat],
     /// Byte budget (e.g. to fit the network's frame limit); never above
     /// [`MAX_BLOCK_BYTES`].
@@ -231,9 +231,9 @@ fn select_entries(
     Ok((entries, fees))
 }
 
-/// Encoded length of `skeleton` (with its evidence and heartbeats) with no entries and
-/// the largest reward the set can produce (one output per validator plus
-/// the producer).
+/// Encoded length of `skeleton` (with its evidence and heartbeats) with
+/// no entries and the largest reward the set can produce (one output per
+/// validator plus the producer).
 fn skeleton_len(skeleton: &Block, set: &ValidatorSet) -> usize {
     let widest = TxOut {
         value: Amount(0),

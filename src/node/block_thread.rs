@@ -643,7 +643,7 @@ impl<C: Clock> BlockThread<C> {
                     self.on_certificates(from, certificates)?
                 }
                 Message::Evidence(evidence) => self.on_evidence(from, *evidence)?,
-                Message::Heartbeat(heartbeat) => self.on_heartbeat(from, *heartbeat)?,
+                Message::Heartbeat(heartbeat) => self.on_heartbeat(from, *heartbeat),
                 other => log::debug!("block thread ignores {:?} from {from:?}", other.tag()),
             },
         }

@@ -8,7 +8,7 @@
 //! Each distinct one is verified and relayed once; a forged one is its
 //! sender's fault.
 
-use super::{BlockThread, BlockThreadError};
+use super::BlockThread;
 use crate::chain::Heartbeat;
 use crate::consensus::NodeId;
 use crate::masternode::MemberStatus;
@@ -26,6 +26,8 @@ const RESEND_SLOTS: u64 = 3;
 #[derive(Default)]
 pub(super) struct HeartbeatPool {
     held: BTreeMap<(u64, PublicKeyBytes), Held>,
+    /// The oldest epoch held (see `advance`).
+    from_epoch: u64,
     /// Our own: the epoch we last sent one for (or found we need none), and when.
     own_sent: Option<(u64, MonoTime)>,
 }
@@ -37,9 +39,13 @@ struct Held {
 }
 
 impl HeartbeatPool {
-    /// Forgets the heartbeats of epochs before `epoch`.
+    /// Forgets the heartbeats of epochs before `epoch` (called every loop
+    /// turn: free until the epoch moves on).
     pub(super) fn advance(&mut self, epoch: u64) {
-        self.held = self.held.split_off(&(epoch, PublicKeyBytes([0; 32])));
+        if epoch > self.from_epoch {
+            self.from_epoch = epoch;
+            self.held = self.held.split_off(&(epoch, PublicKeyBytes([0; 32])));
+        }
     }
 
     pub(super) fn holds(&self, epoch: u64, validator: &PublicKeyBytes) -> bool {
@@ -143,16 +149,12 @@ impl<C: Clock> BlockThread<C> {
     /// A peer's heartbeat: kept and relayed once if it is of a registered
     /// member, for the next block's epoch or the one after, and signed by
     /// that member.
-    pub(super) fn on_heartbeat(
-        &mut self,
-        from: NodeId,
-        heartbeat: Heartbeat,
-    ) -> Result<(), BlockThreadError> {
+    pub(super) fn on_heartbeat(&mut self, from: NodeId, heartbeat: Heartbeat) {
         let epoch = self.next_block_epoch();
         self.heartbeats.advance(epoch);
         let (of, validator) = (heartbeat.epoch, heartbeat.validator);
         if of < epoch || of > epoch.saturating_add(1) || self.heartbeats.holds(of, &validator) {
-            return Ok(());
+            return;
         }
         let registered = self
             .registry
@@ -161,17 +163,16 @@ impl<C: Clock> BlockThread<C> {
         if !registered {
             // Perhaps registered in a block not final here yet.
             log::debug!("ignored a heartbeat of {validator:?}: not a registered member here");
-            return Ok(());
+            return;
         }
         let chain = (self.settings.chain_id, self.settings.genesis.hash);
         if let Err(e) = heartbeat.verify_signature(chain) {
             log::warn!("refused a heartbeat of {validator:?} from {from:?}: {e}");
             self.penalize(from, "invalid heartbeat");
-            return Ok(());
+            return;
         }
         self.heartbeats.insert(heartbeat.clone());
         self.broadcast(Message::Heartbeat(Box::new(heartbeat)), Some(from));
-        Ok(())
     }
 }
 
