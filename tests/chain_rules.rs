@@ -758,6 +758,15 @@ fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() 
     let mut f = Fixture::with_weights(&[10, 10, 10, 10, 1], 0);
     let block = child_carrying(&mut f, |f, parent| certificate_by(f, parent, &[0, 2, 3]));
     f.validate(block.clone());
+    // Applied as height 10, the first of epoch 1: the producer (validator
+    // 1) and the carried certificate's signers (0, 2 and 3) are seen
+    // there; validator 4, in neither, is not.
+    assert_eq!(last_seen_after(&f, &block), [1, 1, 1, 1, 0]);
+}
+
+/// Each validator's `last_seen_epoch` once `block` is applied as height
+/// 10, the first of epoch 1 (10-block epochs), after nine empty blocks.
+fn last_seen_after(f: &Fixture, block: &Block) -> Vec<u64> {
     let rules = EpochRules::new(10, 2, 3).unwrap();
     let mut registry =
         Registry::genesis(rules, f.validators.set.validators(), |_| Address([0; 20]));
@@ -770,17 +779,12 @@ fn the_registry_credits_only_what_a_block_holds_producer_endorsers_and_voters() 
         };
         registry.apply(&nothing).unwrap();
     }
-    // Applied as height 10, the first of epoch 1: the producer (validator
-    // 1) and the carried certificate's signers (0, 2 and 3) are seen
-    // there; validator 4, in neither, is not.
-    apply_final_block(&mut registry, 10, &block).unwrap();
-    let seen: Vec<u64> = f
-        .validators
+    apply_final_block(&mut registry, 10, block).unwrap();
+    f.validators
         .ids
         .iter()
         .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
-        .collect();
-    assert_eq!(seen, [1, 1, 1, 1, 0]);
+        .collect()
 }
 
 // ---------------------------------------------------------------- heartbeats
@@ -828,26 +832,7 @@ fn a_block_carries_its_members_heartbeats_and_the_registry_sees_them_live() {
 
     // Applied as height 10, the first of epoch 1: the producer (0) and
     // the heartbeats' validators (3 and 4) are seen there; 1 and 2 not.
-    let rules = EpochRules::new(10, 2, 3).unwrap();
-    let mut registry =
-        Registry::genesis(rules, f.validators.set.validators(), |_| Address([0; 20]));
-    for height in 1..10 {
-        let nothing = BlockEffects {
-            height,
-            txs: &[],
-            signers: &[],
-            slashed: &[],
-        };
-        registry.apply(&nothing).unwrap();
-    }
-    apply_final_block(&mut registry, 10, &block).unwrap();
-    let seen: Vec<u64> = f
-        .validators
-        .ids
-        .iter()
-        .map(|id| registry.member(&id.public()).unwrap().last_seen_epoch)
-        .collect();
-    assert_eq!(seen, [1, 0, 0, 1, 1]);
+    assert_eq!(last_seen_after(&f, &block), [1, 0, 0, 1, 1]);
 }
 
 #[test]
