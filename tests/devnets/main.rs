@@ -12,6 +12,7 @@ mod fault_support;
 #[path = "../net_support/mod.rs"]
 mod net_support;
 
+mod heartbeat_gossip;
 mod inactivity;
 mod late_endorser;
 mod partition;
