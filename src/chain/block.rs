@@ -132,8 +132,8 @@ pub struct Block {
     /// Equivocation evidence (DESIGN §7), strictly ascending by offender:
     /// once this block is final, each offender is slashed.
     pub evidence: Vec<SlashingEvidence>,
-    /// Heartbeats of members of the block's set (DESIGN §7), of the
-    /// block's epoch, strictly ascending by validator: once this block is
+    /// Heartbeats (DESIGN §7) of the block's epoch by registered members,
+    /// seated or not, strictly ascending by validator: once this block is
     /// final, each is seen live in that epoch.
     pub heartbeats: Vec<Heartbeat>,
 }

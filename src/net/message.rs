@@ -333,7 +333,7 @@ const VERDICT_BYTES_MAX: usize = HASH_BYTES + 4;
 const VOTE_BYTES_MAX: usize = 320;
 /// Upper bound of an encoded `BlockVote` (about 230 bytes, generous).
 const BLOCK_VOTE_BYTES_MAX: usize = 512;
-/// Upper bound of an encoded `Heartbeat` (about 110 bytes, generous).
+/// Upper bound of an encoded `Heartbeat` (120 bytes, generous).
 const HEARTBEAT_BYTES_MAX: usize = 256;
 
 impl Message {

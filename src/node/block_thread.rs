@@ -26,7 +26,7 @@
 
 mod certify;
 mod epochs;
-mod heartbeats;
+pub(super) mod heartbeats;
 mod slashing;
 mod undone;
 
@@ -786,6 +786,7 @@ impl<C: Clock> BlockThread<C> {
             &self.store,
             &self.settings,
             (&self.committees, &self.validators, &self.registry),
+            &self.heartbeats,
             plan.parent.tip(),
             now,
         )?;
@@ -971,7 +972,8 @@ impl<C: Clock> BlockThread<C> {
             // The vote cache is borrowed beside the view, not through `self`.
             let cache = &mut self.verified_votes;
             let sets = (&self.committees, &self.validators, &self.registry);
-            let view = chain_view(&self.store, &self.settings, sets, parent, now)?;
+            let heartbeats = &self.heartbeats;
+            let view = chain_view(&self.store, &self.settings, sets, heartbeats, parent, now)?;
             validate_block_with(block, &view, |vote| cache.check(vote))
         };
         self.count_verified_votes();
@@ -1486,6 +1488,7 @@ fn chain_view<'a>(
     store: &'a Store,
     settings: &BlockSettings,
     (committees, endorsers, registry): (&'a CommitteeBook, &'a ValidatorSet, &'a Registry),
+    heartbeats: &'a HeartbeatPool,
     parent: ChainTip,
     now: Now,
 ) -> Result<StoreChainView<'a>, BlockThreadError> {
@@ -1496,6 +1499,7 @@ fn chain_view<'a>(
         committees,
         endorsers,
         registry,
+        heartbeats,
         parent,
         now: now.wall,
         slot_clock: settings.slot_clock,

@@ -14,9 +14,10 @@
 //! Read-only: nothing here writes, and a thread holding a view must drop
 //! it before it writes the store.
 
+use super::block_thread::heartbeats::HeartbeatPool;
 use crate::chain::reward::payout_address;
 use crate::chain::{
-    Block, ChainTip, ChainView, ChainViewError, SlotClock, Standing, MAX_BLOCK_BYTES,
+    Block, ChainTip, ChainView, ChainViewError, Heartbeat, SlotClock, Standing, MAX_BLOCK_BYTES,
 };
 use crate::finality::{FinalityProof, ValidatorSet};
 use crate::ledger::UtxoState;
@@ -40,6 +41,8 @@ pub struct StoreChainView<'s> {
     pub endorsers: &'s ValidatorSet,
     /// The registry over the final blocks applied so far.
     pub registry: &'s Registry,
+    /// The heartbeats this node verified from gossip.
+    pub(in crate::node) heartbeats: &'s HeartbeatPool,
     /// The block a candidate must extend.
     pub parent: ChainTip,
     pub now: Timestamp,
@@ -160,6 +163,10 @@ impl ChainView for StoreChainView<'_> {
     /// Byte-equal to the proof stored at finalization (read errors: no).
     fn holds_proof(&self, txid: &Hash, proof: &FinalityProof) -> bool {
         matches!(self.read.proof(txid), Ok(Some(stored)) if stored == encode(proof))
+    }
+
+    fn holds_heartbeat(&self, heartbeat: &Heartbeat) -> bool {
+        self.heartbeats.holds_verified(heartbeat)
     }
 
     fn is_archived(&self, txid: &Hash) -> Result<bool, ChainViewError> {

@@ -24,7 +24,7 @@ const RESEND_SLOTS: u64 = 3;
 
 /// The heartbeats of the next block's epoch and the one after.
 #[derive(Default)]
-pub(super) struct HeartbeatPool {
+pub(in crate::node) struct HeartbeatPool {
     held: BTreeMap<(u64, PublicKeyBytes), Held>,
     /// The oldest epoch held (see `advance`).
     from_epoch: u64,
@@ -50,6 +50,13 @@ impl HeartbeatPool {
 
     pub(super) fn holds(&self, epoch: u64, validator: &PublicKeyBytes) -> bool {
         self.held.contains_key(&(epoch, *validator))
+    }
+
+    /// Whether exactly `heartbeat` is held: verified when it came in.
+    pub(in crate::node) fn holds_verified(&self, heartbeat: &Heartbeat) -> bool {
+        self.held
+            .get(&(heartbeat.epoch, heartbeat.validator))
+            .is_some_and(|held| held.heartbeat == *heartbeat)
     }
 
     /// Keeps a verified heartbeat (a second one of its member and epoch
@@ -222,6 +229,15 @@ mod tests {
         // Its block undone: offered again.
         pool.set_carried(&first, false);
         assert_eq!(pool.to_carry(5, members).len(), 3);
+
+        // Held means verified only for the very same bytes.
+        let held = Heartbeat::sign(&keys[0], CHAIN, 5);
+        assert!(pool.holds_verified(&held));
+        let forged = Heartbeat {
+            sig: Heartbeat::sign(&keys[1], CHAIN, 5).sig,
+            ..held
+        };
+        assert!(!pool.holds_verified(&forged));
 
         pool.advance(6);
         assert!(pool.to_carry(5, members).is_empty());
