@@ -134,8 +134,10 @@ use serde::{Deserialize, Serialize};
 /// (a version-5 build would ignore a persisted halt and finalize again).
 /// Version 7 added the masternode registry: `masternodes`, `epochs` and
 /// the `registry_height` and `latest_epoch` meta records; version 8 the
-/// `bonds` of collateral outputs.
-pub const SCHEMA_VERSION: u32 = 8;
+/// `bonds` of collateral outputs. Version 9 stores blocks that carry
+/// heartbeats (a header field and a body list): a version-8 datadir's
+/// blocks no longer decode.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// A named database and the largest value it may hold; every read of it is
 /// decoded with that limit.
